@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+// Package collect defines what every crmon collector is and runs a set of
+// them once per tick.
+//
+// A collector reads one part of the world (procfs, sysfs, cgroupfs, BPF
+// maps, the Docker API) in Update, keeps the result, and serves it twice:
+// as Prometheus metrics in Collect, without doing any I/O, so a scrape never
+// triggers a slow read; and as its part of the seed's snapshot in Fill.
+package collect
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmon-dev/crmon/pkg/metrics"
+)
+
+// ErrNoData is returned by Update when the host lacks what the collector
+// reads (no sensor, no cgroup2 mount). It is logged at debug level and
+// counted as success=0, never as a failure of the agent.
+var ErrNoData = errors.New("collector returned no data")
+
+// Collector is one source of metrics.
+type Collector interface {
+	// Name is short and stable: "cpu", "meminfo", "ebpf", "docker".
+	Name() string
+	// Update reads the world once. The agent calls it once per tick and
+	// never concurrently with itself; now is the tick's time.
+	Update(ctx context.Context, now time.Time) error
+	// Describe and Collect emit the metrics of the last Update. They may be
+	// called concurrently with Update and must not do I/O.
+	prometheus.Collector
+	// Fill writes this collector's part of the snapshot from the last
+	// Update. It is called after every collector's Update of a tick.
+	Fill(m *metrics.ResourceMetrics)
+}
+
+// Paths roots every file a collector reads, so that tests run on fixture
+// trees and a sidecar reads the host's /proc mounted elsewhere.
+type Paths struct {
+	ProcFS string // default "/proc"
+	SysFS  string // default "/sys"
+	RootFS string // default "/"; utmp, mountpoints are read below it
+}
+
+// DefaultPaths are the host's own.
+func DefaultPaths() Paths { return Paths{ProcFS: "/proc", SysFS: "/sys", RootFS: "/"} }
+
+// Options is what every collector factory gets.
+type Options struct {
+	Paths  Paths
+	Logger *slog.Logger
+	// TopN is how many processes the per-process lists keep.
+	TopN int
+}
+
+// Registration names a collector and how to build it, node_exporter style:
+// the agent turns the list into --collector.NAME flags.
+type Registration struct {
+	Name           string
+	DefaultEnabled bool
+	Help           string
+	New            func(Options) (Collector, error)
+}
+
+// ContainerRef is what crmon knows of the container that owns a cgroup.
+type ContainerRef struct {
+	ID     string
+	Name   string
+	Image  string
+	Labels map[string]string
+}
+
+// ContainerLookup maps a cgroup's path in the cgroup2 hierarchy
+// ("/docker/<id>") to the container that owns it. The containers collector
+// implements it; the eBPF collector uses it to add name and image labels.
+type ContainerLookup interface {
+	LookupCgroup(path string) (ContainerRef, bool)
+}

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+// Package testenv decides what a test does when the machine lacks what it
+// needs (root, eBPF, Docker, a server): outside CI it skips; with CI=true it
+// fails, so that CI can never pass by skipping.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI (CI=true).
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Unavailable skips the test outside CI and fails it in CI.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("CI=true and this test cannot run: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// RequireRoot stops the test unless it runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Unavailable(t, "needs root")
+	}
+}
+
+// RequireCommand stops the test unless name is on PATH, and returns its path.
+func RequireCommand(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Unavailable(t, "needs %s on PATH (make test installs it)", name)
+	}
+	return p
+}
