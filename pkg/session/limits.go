@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package session
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Units of limits and their values.
+const (
+	UnitSeconds = "seconds"
+	UnitBytes   = "bytes"
+	UnitPercent = "percent"
+)
+
+// Scopes of a limit.
+const (
+	ScopeRun  = "run"
+	ScopeHost = "host"
+	// ScopeContainerPrefix prefixes a container's name in LimitResult.Scope.
+	ScopeContainerPrefix = "container:"
+)
+
+// Limit is one budget. Container, when set, is a glob (path.Match syntax:
+// "db-*") on container names; the limit then applies to every matching
+// container on its own. Host limits take no Container.
+type Limit struct {
+	Name      string  `json:"name"`
+	Container string  `json:"container,omitempty"`
+	Value     float64 `json:"value"`
+}
+
+// Limits is a set of budgets, checked in order.
+type Limits []Limit
+
+type limitDef struct {
+	name string
+	unit string
+	host bool
+	get  func(*Report, *Measures) float64
+}
+
+// limitDefs lists every limit crmon knows, in the order reports list them.
+var limitDefs = []limitDef{
+	{"max_cpu_usage_percent", UnitPercent, true, func(r *Report, _ *Measures) float64 { return r.Host.CPUUsagePercent }},
+	{"max_memory_usage_percent", UnitPercent, true, func(r *Report, _ *Measures) float64 { return r.Host.MemoryUsagePercent }},
+	{"max_disk_usage_percent", UnitPercent, true, func(r *Report, _ *Measures) float64 { return r.Host.DiskUsagePercent }},
+	{"cpu_seconds", UnitSeconds, false, func(_ *Report, m *Measures) float64 { return m.CPUSeconds }},
+	{"peak_memory_bytes", UnitBytes, false, func(_ *Report, m *Measures) float64 { return float64(m.PeakMemoryBytes) }},
+	{"block_read_bytes", UnitBytes, false, func(_ *Report, m *Measures) float64 { return float64(m.BlockReadBytes) }},
+	{"block_write_bytes", UnitBytes, false, func(_ *Report, m *Measures) float64 { return float64(m.BlockWriteBytes) }},
+	{"net_rx_bytes", UnitBytes, false, func(_ *Report, m *Measures) float64 { return float64(m.NetRxBytes) }},
+	{"net_tx_bytes", UnitBytes, false, func(_ *Report, m *Measures) float64 { return float64(m.NetTxBytes) }},
+	{"runqueue_wait_p99_seconds", UnitSeconds, false, func(_ *Report, m *Measures) float64 { return m.RunqueueWaitP99Seconds }},
+}
+
+func findDef(name string) (limitDef, bool) {
+	for _, d := range limitDefs {
+		if d.name == name {
+			return d, true
+		}
+	}
+	return limitDef{}, false
+}
+
+// LimitNames lists every valid limit name.
+func LimitNames() []string {
+	names := make([]string, len(limitDefs))
+	for i, d := range limitDefs {
+		names[i] = d.name
+	}
+	return names
+}
+
+// LimitUnit returns the unit of the named limit, "" when unknown.
+func LimitUnit(name string) string {
+	d, _ := findDef(name)
+	return d.unit
+}
+
+func unknownLimit(name string) error {
+	return fmt.Errorf("unknown limit %q: valid limits are %s", name, strings.Join(LimitNames(), ", "))
+}
+
+// Validate returns every problem of ls at once.
+func (ls Limits) Validate() error {
+	var errs []error
+	for _, l := range ls {
+		d, ok := findDef(l.Name)
+		switch {
+		case !ok:
+			errs = append(errs, unknownLimit(l.Name))
+		case d.host && l.Container != "":
+			errs = append(errs, fmt.Errorf("limit %s is host-wide and cannot be set per container (%q)", l.Name, l.Container))
+		case l.Value < 0 || math.IsNaN(l.Value) || math.IsInf(l.Value, 0):
+			errs = append(errs, fmt.Errorf("limit %s: value %v must be a finite number >= 0", l.Name, l.Value))
+		}
+		if l.Container != "" {
+			if _, err := path.Match(l.Container, ""); err != nil {
+				errs = append(errs, fmt.Errorf("limit %s: bad container pattern %q: %w", l.Name, l.Container, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LimitError is one limit exceeded, the seed's
+// resource_limit_exceeded(resource, limit, actual).
+type LimitError struct {
+	Result LimitResult
+}
+
+func (e *LimitError) Error() string {
+	r := e.Result
+	return fmt.Sprintf("resource limit exceeded: %s (%s): limit %s, actual %s",
+		r.Name, r.Scope, FormatValue(r.Unit, r.Limit), FormatValue(r.Unit, r.Actual))
+}
+
+// Evaluate checks r against ls and returns one result per limit and scope:
+// run and host limits once, container limits once per matching container
+// (none when no container matches).
+func (r *Report) Evaluate(ls Limits) []LimitResult {
+	var res []LimitResult
+	for _, l := range ls {
+		d, ok := findDef(l.Name)
+		if !ok {
+			continue
+		}
+		add := func(scope string, m *Measures) {
+			actual := d.get(r, m)
+			res = append(res, LimitResult{
+				Name: l.Name, Scope: scope, Limit: l.Value, Actual: actual, Unit: d.unit,
+				OK: actual <= l.Value,
+			})
+		}
+		switch {
+		case d.host:
+			add(ScopeHost, nil)
+		case l.Container == "":
+			add(ScopeRun, &r.Totals)
+		default:
+			for i := range r.Containers {
+				c := &r.Containers[i]
+				if ok, _ := path.Match(l.Container, strings.TrimPrefix(c.Name, "/")); ok {
+					add(ScopeContainerPrefix+c.Name, &c.Measures)
+				}
+			}
+		}
+	}
+	return res
+}
+
+// Check evaluates ls, records the results in r.Limits and returns nil when
+// every limit holds, or an error joining one *LimitError per exceeded
+// limit. Unknown limit names are reported by ls.Validate, which Check runs
+// first.
+func (r *Report) Check(ls Limits) error {
+	if err := ls.Validate(); err != nil {
+		return err
+	}
+	r.Limits = r.Evaluate(ls)
+	var errs []error
+	for _, lr := range r.Limits {
+		if !lr.OK {
+			errs = append(errs, &LimitError{Result: lr})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Exceeded reports whether any recorded limit result failed.
+func (r *Report) Exceeded() bool {
+	for _, lr := range r.Limits {
+		if !lr.OK {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseLimitFlag parses one --limit flag: "NAME=VALUE" for the run or the
+// host, "container:GLOB:NAME=VALUE" for every container whose name matches
+// GLOB.
+func ParseLimitFlag(s string) (Limit, error) {
+	key, val, ok := strings.Cut(s, "=")
+	if !ok {
+		return Limit{}, fmt.Errorf("limit %q: want NAME=VALUE or container:PATTERN:NAME=VALUE", s)
+	}
+	var l Limit
+	l.Name = strings.TrimSpace(key)
+	if rest, ok := strings.CutPrefix(l.Name, ScopeContainerPrefix); ok {
+		i := strings.LastIndexByte(rest, ':')
+		if i <= 0 {
+			return Limit{}, fmt.Errorf("limit %q: want container:PATTERN:NAME=VALUE", s)
+		}
+		l.Container, l.Name = rest[:i], rest[i+1:]
+	}
+	d, ok := findDef(l.Name)
+	if !ok {
+		return Limit{}, unknownLimit(l.Name)
+	}
+	v, err := parseValue(d.unit, strings.TrimSpace(val))
+	if err != nil {
+		return Limit{}, fmt.Errorf("limit %s: %w", l.Name, err)
+	}
+	l.Value = v
+	if err := (Limits{l}).Validate(); err != nil {
+		return Limit{}, err
+	}
+	return l, nil
+}
+
+// ParseLimitsTOML reads limits from a TOML document in the seed's shape:
+//
+//	[cleanroom.resource_limits]
+//	max_cpu_usage_percent = 90.0
+//	cpu_seconds = "1.5s"
+//	peak_memory_bytes = "512MiB"
+//
+//	[[cleanroom.resource_limits.containers]]
+//	name = "db-*"
+//	cpu_seconds = 2
+//
+// Other tables (e.g. [cleanroom.monitoring]) are ignored, so one file can
+// hold crmon's whole configuration.
+func ParseLimitsTOML(data []byte) (Limits, error) {
+	var doc struct {
+		Cleanroom struct {
+			ResourceLimits map[string]any `toml:"resource_limits"`
+		} `toml:"cleanroom"`
+	}
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return nil, fmt.Errorf("line %d, column %d: %s (durations and sizes with units must be quoted strings, e.g. \"1.5s\", \"32MiB\")", row, col, de.Error())
+		}
+		return nil, err
+	}
+	var ls Limits
+	var errs []error
+	tbl := doc.Cleanroom.ResourceLimits
+	for _, k := range sortedKeys(tbl) {
+		if k == "containers" {
+			continue
+		}
+		l, err := limitFromTOML(k, tbl[k], "")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("[cleanroom.resource_limits] %w", err))
+			continue
+		}
+		ls = append(ls, l)
+	}
+	if cs, ok := tbl["containers"]; ok {
+		arr, ok := cs.([]any)
+		if !ok {
+			errs = append(errs, errors.New("cleanroom.resource_limits.containers must be an array of tables: [[cleanroom.resource_limits.containers]]"))
+		}
+		for i, c := range arr {
+			ct, ok := c.(map[string]any)
+			if !ok {
+				errs = append(errs, fmt.Errorf("cleanroom.resource_limits.containers[%d] is not a table", i))
+				continue
+			}
+			name, _ := ct["name"].(string)
+			if name == "" {
+				errs = append(errs, fmt.Errorf("[[cleanroom.resource_limits.containers]] #%d: name = \"PATTERN\" is required", i+1))
+				continue
+			}
+			for _, k := range sortedKeys(ct) {
+				if k == "name" {
+					continue
+				}
+				l, err := limitFromTOML(k, ct[k], name)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("[[cleanroom.resource_limits.containers]] name = %q: %w", name, err))
+					continue
+				}
+				ls = append(ls, l)
+			}
+		}
+	}
+	errs = append(errs, ls.Validate())
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return ls, nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	// Definition order reads better than alphabetical, and is stable.
+	order := func(k string) int {
+		for i, d := range limitDefs {
+			if d.name == k {
+				return i
+			}
+		}
+		return len(limitDefs)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		oi, oj := order(keys[i]), order(keys[j])
+		if oi != oj {
+			return oi < oj
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}
+
+func limitFromTOML(key string, v any, container string) (Limit, error) {
+	d, ok := findDef(key)
+	if !ok {
+		return Limit{}, unknownLimit(key)
+	}
+	var f float64
+	var err error
+	switch x := v.(type) {
+	case int64:
+		f = float64(x)
+	case float64:
+		f = x
+	case string:
+		f, err = parseValue(d.unit, x)
+	default:
+		err = fmt.Errorf("want a number or a string, got %T", v)
+	}
+	if err != nil {
+		return Limit{}, fmt.Errorf("%s: %w", key, err)
+	}
+	return Limit{Name: key, Container: container, Value: f}, nil
+}
+
+func parseValue(unit, s string) (float64, error) {
+	switch unit {
+	case UnitBytes:
+		b, err := ParseBytes(s)
+		return float64(b), err
+	case UnitSeconds:
+		return ParseSeconds(s)
+	default:
+		s = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%"))
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bad percentage %q: want a number like 80 or \"80%%\"", s)
+		}
+		return f, nil
+	}
+}
+
+var byteUnits = []struct {
+	suffix string
+	mult   float64
+}{
+	// Longest suffixes first so that "MiB" is not read as "B".
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40},
+	{"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12},
+	{"B", 1},
+}
+
+// ParseBytes parses a byte count: an integer, or a number with an IEC
+// (KiB, MiB, GiB, TiB) or SI (kB, MB, GB, TB) unit: "32MiB", "1.5 GB".
+func ParseBytes(s string) (uint64, error) {
+	t := strings.TrimSpace(s)
+	mult := 1.0
+	for _, u := range byteUnits {
+		if n, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, fmt.Errorf("bad byte size %q: want an integer or a size like \"32MiB\", \"1.5GB\"", s)
+	}
+	return uint64(math.Round(f * mult)), nil
+}
+
+// ParseSeconds parses seconds: a number ("1.5") or a Go duration ("1.5s",
+// "250ms", "2m").
+func ParseSeconds(s string) (float64, error) {
+	t := strings.TrimSpace(s)
+	if f, err := strconv.ParseFloat(t, 64); err == nil {
+		return f, nil
+	}
+	d, err := time.ParseDuration(t)
+	if err != nil {
+		return 0, fmt.Errorf("bad duration %q: want seconds like 1.5 or a duration like \"1.5s\", \"250ms\"", s)
+	}
+	return d.Seconds(), nil
+}
+
+// FormatValue renders v in unit for people: "1.50s", "32.0MiB", "85.0%".
+func FormatValue(unit string, v float64) string {
+	switch unit {
+	case UnitBytes:
+		return FormatBytes(v)
+	case UnitSeconds:
+		return FormatSeconds(v)
+	case UnitPercent:
+		return strconv.FormatFloat(v, 'f', 1, 64) + "%"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// FormatBytes renders a byte count with an IEC unit.
+func FormatBytes(v float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if i == 0 {
+		return strconv.FormatFloat(v, 'f', 0, 64) + "B"
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + units[i]
+}
+
+// FormatSeconds renders seconds with a precision that suits their size.
+func FormatSeconds(v float64) string {
+	switch {
+	case v == 0:
+		return "0s"
+	case v < 0.001:
+		return strconv.FormatFloat(v*1e6, 'f', 0, 64) + "µs"
+	case v < 1:
+		return strconv.FormatFloat(v*1e3, 'f', 1, 64) + "ms"
+	}
+	return strconv.FormatFloat(v, 'f', 3, 64) + "s"
+}
