@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright The crmon Authors.
+
+GO        ?= go
+BINARY    ?= crmon
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/crmon-dev/crmon/internal/version.Version=$(VERSION)
+RUN_ARGS  ?= --collection-interval 1s
+export PATH := $(PATH):/usr/local/go/bin
+
+.DEFAULT_GOAL := help
+.PHONY: help deps docker-env generate check-generated build run test test-unit e2e bench bench-agent lint format
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## Install build and test dependencies with apt-get (as root)
+	@scripts/deps.sh
+
+docker-env: deps ## Start dockerd and build the local test image (as root)
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/docker-env.sh; else echo "docker-env: not root, skipping"; fi
+
+generate: ## Regenerate vmlinux.h-based eBPF objects and Go bindings (needs clang-19)
+	$(GO) generate ./internal/probe/...
+
+check-generated: ## Fail if the committed eBPF objects do not match their sources
+	@scripts/check-generated.sh
+
+build: ## Build the crmon binary (no clang needed: eBPF objects are committed)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/crmon
+
+run: build ## Build and run the agent with the default config (root for eBPF)
+	@if [ "$$(id -u)" -eq 0 ] && command -v dockerd >/dev/null; then scripts/docker-env.sh >/dev/null || true; fi
+	./$(BINARY) run $(RUN_ARGS)
+
+test: deps docker-env check-generated ## Run every test: unit, fixtures, golden e2e, eBPF and Docker ground truth
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) test -count=1 -p 1 -timeout 40m ./...
+
+test-unit: ## Run only the tests that need no root, eBPF or Docker
+	$(GO) test -count=1 -short ./...
+
+e2e: ## Run the golden end-to-end test (-update to rewrite testdata/e2e-output.txt)
+	$(GO) test -count=1 -run TestEndToEnd ./cmd/crmon/ $(if $(UPDATE),-args -update)
+
+bench: ## Run the Go benchmarks (collection cycle, scrape)
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/... | tee bench.out
+
+bench-agent: build ## Agent CPU (% of one core) and RSS after a few minutes at 1 s (as root)
+	@scripts/bench-agent.sh
+
+lint: ## go vet, gofmt and staticcheck-style checks
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+format: ## gofmt every Go file
+	gofmt -w $$(git ls-files '*.go')

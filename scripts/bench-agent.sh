@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Copyright The crmon Authors.
+#
+# Measures the agent's own cost: CPU (% of one core) and RSS of `crmon run`
+# at a 1 s interval, with N idle containers running, after a warm-up.
+#
+#   scripts/bench-agent.sh                  # 0, 10 and 50 containers, 120 s each
+#   CONTAINERS="50" SECONDS_PER_RUN=300 scripts/bench-agent.sh
+#   EBPF=disabled scripts/bench-agent.sh    # procfs/cgroupfs only
+#
+# CPU is utime+stime from /proc/PID/stat over the measured window (after
+# WARMUP seconds), so it is the agent's whole cost, probes' user-space side
+# included; the in-kernel cost of the probes is measured separately by
+# bench/probe. RSS is the median of VmRSS read once a second; the peak is
+# printed too. A scrape of /metrics every 15 s, as Prometheus would do,
+# is part of the load, and its median time is reported.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-./crmon}
+CONTAINERS=${CONTAINERS:-"0 10 50"}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-120}
+WARMUP=${WARMUP:-20}
+EBPF=${EBPF:-auto}
+ADDR=${ADDR:-127.0.0.1:9799}
+IMAGE=${CRMON_TEST_IMAGE:-crmon-test/busybox:latest}
+DOCKER=docker; [[ -x /usr/bin/docker ]] && DOCKER=/usr/bin/docker
+
+[[ -x $BIN ]] || { echo "build first: make build" >&2; exit 1; }
+tck=$(getconf CLK_TCK)
+
+cleanup() {
+	[[ -n ${pid:-} ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+	$DOCKER ps -aq --filter label=crmon-bench=1 2>/dev/null | xargs -r $DOCKER rm -f >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "nan"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
+
+printf '%-11s %-8s %-10s %-12s %-12s %-12s\n' containers ebpf cpu_%core rss_MiB_med rss_MiB_peak scrape_ms_med
+for n in $CONTAINERS; do
+	cleanup
+	if ((n > 0)); then
+		scripts/docker-env.sh >/dev/null
+		for i in $(seq 1 "$n"); do
+			$DOCKER run -d --label crmon-bench=1 --name "crmon-bench-$i" "$IMAGE" sleep 86400 >/dev/null
+		done
+	fi
+	$BIN run --collection-interval 1s --ebpf "$EBPF" --web.listen-address "$ADDR" --log.level warn &
+	pid=$!
+	sleep "$WARMUP"
+	read -r u0 s0 < <(awk '{print $14, $15}' /proc/$pid/stat)
+	t0=$(date +%s.%N)
+	rss=(); scrapes=()
+	for ((i = 0; i < SECONDS_PER_RUN; i++)); do
+		rss+=("$(awk '/VmRSS/ {print $2}' /proc/$pid/status)")
+		if ((i % 15 == 0)); then
+			scrapes+=("$(curl -s -o /dev/null -w '%{time_total}' "http://$ADDR/metrics")")
+		fi
+		sleep 1
+	done
+	read -r u1 s1 < <(awk '{print $14, $15}' /proc/$pid/stat)
+	t1=$(date +%s.%N)
+	cpu=$(awk -v a="$u0" -v b="$s0" -v c="$u1" -v d="$s1" -v t0="$t0" -v t1="$t1" -v hz="$tck" \
+		'BEGIN {printf "%.3f", ((c+d)-(a+b))/hz/(t1-t0)*100}')
+	rss_med=$(printf '%s\n' "${rss[@]}" | median | awk '{printf "%.1f", $1/1024}')
+	rss_max=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1 | awk '{printf "%.1f", $1/1024}')
+	scr=$(printf '%s\n' "${scrapes[@]}" | median | awk '{printf "%.2f", $1*1000}')
+	printf '%-11s %-8s %-10s %-12s %-12s %-12s\n' "$n" "$EBPF" "$cpu" "$rss_med" "$rss_max" "$scr"
+	kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+done
