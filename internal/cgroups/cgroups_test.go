@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package cgroups
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+const (
+	id1 = "4c9699121accb82def3cae8d5f9da64bf12acf692e0499cc1e66bad6555b5dca"
+	id2 = "9f2d3c5e7a1b4c6d8e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d"
+	id3 = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c"
+	id4 = "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f"
+	id5 = "c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4"
+)
+
+func TestParseContainerPath(t *testing.T) {
+	tests := []struct {
+		path string
+		rt   Runtime
+		id   string
+		ok   bool
+	}{
+		{"/docker/" + id1, RuntimeDocker, id1, true},
+		{"/system.slice/docker-" + id2 + ".scope", RuntimeDocker, id2, true},
+		{"/system.slice/docker-" + id2 + ".scope/init.scope", RuntimeDocker, id2, true},
+		{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1_2.slice/cri-containerd-" + id3 + ".scope", RuntimeContainerd, id3, true},
+		{"/kubepods/burstable/pod2d6ac3f1-7b0e-4c9a-9f3e-5a1b2c3d4e5f/" + id4, RuntimeCRI, id4, true},
+		{"/kubepods/pod2d6ac3f1/" + id4, RuntimeCRI, id4, true},
+		{"/kubepods.slice/kubepods-pod1.slice/crio-" + id4 + ".scope", RuntimeCRIO, id4, true},
+		{"/machine.slice/libpod-" + id5 + ".scope", RuntimePodman, id5, true},
+		{"/machine.slice/libpod-" + id5 + ".scope/container", RuntimePodman, id5, true},
+		{"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id5 + ".scope", RuntimePodman, id5, true},
+		{"/libpod_parent/libpod-" + id5, RuntimePodman, id5, true},
+		{"/machine.slice/libpod-conmon-" + id5 + ".scope", "", "", false},
+		{"/system.slice/docker.service", "", "", false},
+		{"/docker/" + id1[:63], "", "", false},
+		{"/docker/" + id1[:63] + "G", "", "", false},
+		{"/", "", "", false},
+		{"", "", "", false},
+	}
+	for _, tt := range tests {
+		rt, id, ok := ParseContainerPath(tt.path)
+		if rt != tt.rt || id != tt.id || ok != tt.ok {
+			t.Errorf("ParseContainerPath(%q) = %q, %q, %v; want %q, %q, %v", tt.path, rt, id, ok, tt.rt, tt.id, tt.ok)
+		}
+	}
+}
+
+func TestDockerPath(t *testing.T) {
+	tests := []struct {
+		l    Layout
+		want string
+	}{
+		{Layout{Driver: "cgroupfs"}, "/docker/" + id1},
+		{Layout{Driver: "cgroupfs", Parent: "/ci/jobs/"}, "/ci/jobs/" + id1},
+		{Layout{Driver: "cgroupfs", Parent: "ci"}, "/ci/" + id1},
+		{Layout{Driver: "systemd"}, "/system.slice/docker-" + id1 + ".scope"},
+		{Layout{Driver: "systemd", Parent: "ci-jobs.slice"}, "/ci.slice/ci-jobs.slice/docker-" + id1 + ".scope"},
+	}
+	for _, tt := range tests {
+		if got := DockerPath(tt.l, id1); got != tt.want {
+			t.Errorf("DockerPath(%+v) = %q, want %q", tt.l, got, tt.want)
+		}
+	}
+}
+
+func TestExpandSlice(t *testing.T) {
+	for in, want := range map[string]string{
+		"system.slice":       "/system.slice",
+		"a-b-c.slice":        "/a.slice/a-b.slice/a-b-c.slice",
+		"-.slice":            "/",
+		"/custom/parent":     "/custom/parent",
+		"kubepods.slice":     "/kubepods.slice",
+		"kubepods-pod.slice": "/kubepods.slice/kubepods-pod.slice",
+	} {
+		if got := ExpandSlice(in); got != want {
+			t.Errorf("ExpandSlice(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseProcCgroup(t *testing.T) {
+	got, err := parseProcCgroup([]byte("5:name=systemd:/a\n1:cpu,cpuacct:/b\n0::/c\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Paths{V2: "/c", V1: map[string]string{"name=systemd": "/a", "cpu": "/b", "cpuacct": "/b"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got)\n%s", diff)
+	}
+	if _, err := parseProcCgroup([]byte("garbage\n")); err == nil {
+		t.Error("want an error for a malformed line")
+	}
+}
+
+func TestParsers(t *testing.T) {
+	tests := []struct {
+		name  string
+		parse func([]byte, *Stats) error
+		in    string
+		want  Stats
+		err   bool
+	}{
+		{"cpuacct.usage_all", func(b []byte, s *Stats) error { return parseCPUAcctUsageAll(b, &s.CPU) },
+			"cpu user system\n0 10 20\n1 30 40\n", Stats{CPU: CPUStats{UsageNanos: 100, UserNanos: 40, SystemNanos: 60}}, false},
+		{"cpuacct.usage_all bad", func(b []byte, s *Stats) error { return parseCPUAcctUsageAll(b, &s.CPU) },
+			"cpu user system\n0 x 20\n", Stats{}, true},
+		{"cpu.stat v2", func(b []byte, s *Stats) error { return parseCPUStat(b, &s.CPU) },
+			"usage_usec 3\nuser_usec 2\nsystem_usec 1\nnr_periods 5\nnr_throttled 4\nthrottled_usec 7\n",
+			Stats{CPU: CPUStats{UsageNanos: 3000, UserNanos: 2000, SystemNanos: 1000, Periods: 5, ThrottledPeriods: 4, ThrottledNanos: 7000}}, false},
+		{"cpu.max unlimited", func(b []byte, s *Stats) error { return parseCPUMax(b, &s.CPU) },
+			"max 100000\n", Stats{CPU: CPUStats{PeriodMicros: 100000}}, false},
+		{"cpu.max", func(b []byte, s *Stats) error { return parseCPUMax(b, &s.CPU) },
+			"150000 100000\n", Stats{CPU: CPUStats{QuotaMicros: 150000, PeriodMicros: 100000}}, false},
+		{"cpu.max bad", func(b []byte, s *Stats) error { return parseCPUMax(b, &s.CPU) }, "150000\n", Stats{}, true},
+		{"memory.events", func(b []byte, s *Stats) error { return parseMemoryEventsV2(b, &s.Memory) },
+			"low 0\nhigh 1\nmax 2\noom 3\noom_kill 4\n", Stats{Memory: MemoryStats{Failcnt: 2, OOMEvents: 4}}, false},
+		{"memory.stat v1 ignores local fields", func(b []byte, s *Stats) error { return parseMemoryStatV1(b, &s.Memory) },
+			"rss 1\ncache 2\ninactive_file 3\ntotal_rss 10\ntotal_cache 20\ntotal_inactive_file 30\n",
+			Stats{Memory: MemoryStats{RSS: 10, Cache: 20, InactiveFile: 30}}, false},
+		{"memory.stat bad", func(b []byte, s *Stats) error { return parseMemoryStatV1(b, &s.Memory) }, "total_rss\n", Stats{}, true},
+		{"io.stat", func(b []byte, s *Stats) error { return parseIOStatV2(b, &s.IO) },
+			"8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6\n8:16 rbytes=7 wbytes=8 rios=9 wios=10\n",
+			Stats{IO: IOStats{Devices: []IODevice{{8, 0, 1, 2, 3, 4}, {8, 16, 7, 8, 9, 10}}}}, false},
+		{"io.stat bad device", func(b []byte, s *Stats) error { return parseIOStatV2(b, &s.IO) }, "sda rbytes=1\n", Stats{}, true},
+		{"blkio bytes", func(b []byte, s *Stats) error { return parseBlkioV1(b, &s.IO, true) },
+			"8:0 Read 10\n8:0 Write 20\n8:0 Sync 0\n8:0 Total 30\n8:16 Write 5\nTotal 35\n",
+			Stats{IO: IOStats{Devices: []IODevice{{Major: 8, Minor: 0, ReadBytes: 10, WriteBytes: 20}, {Major: 8, Minor: 16, WriteBytes: 5}}}}, false},
+		{"blkio ops empty", func(b []byte, s *Stats) error { return parseBlkioV1(b, &s.IO, false) }, "Total 0\n", Stats{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got Stats
+			err := tt.parse([]byte(tt.in), &got)
+			if (err != nil) != tt.err {
+				t.Fatalf("err = %v, want error %v", err, tt.err)
+			}
+			if tt.err {
+				if !errors.Is(err, ErrMalformed) {
+					t.Errorf("err = %v, want ErrMalformed", err)
+				}
+				return
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestWeightToShares(t *testing.T) {
+	// runc maps shares to weight as 1 + ((shares-2)*9999)/262142; these
+	// are the round trips of the shares Docker and the kubelet set.
+	for w, want := range map[uint64]uint64{1: 2, 100: 2597, 39: 998, 10000: 262144} {
+		if got := WeightToShares(w); got != want {
+			t.Errorf("WeightToShares(%d) = %d, want %d", w, got, want)
+		}
+	}
+}
+
+// TestLayouts runs the whole path on fixture trees of layouts this machine
+// cannot run: detect the mounts, find a process's cgroups, name the
+// container, read its counters.
+func TestLayouts(t *testing.T) {
+	tests := []struct {
+		layout string
+		pid    int
+		mode   Mode
+		onV2   bool
+		id     string
+		rt     Runtime
+		cid    string
+		want   Stats
+	}{
+		{
+			layout: "hybrid-docker-cgroupfs", pid: 4242, mode: ModeHybrid,
+			id: "/docker/" + id1, rt: RuntimeDocker, cid: id1,
+			want: Stats{
+				CPU: CPUStats{UsageNanos: 27658766, UserNanos: 8000000, SystemNanos: 19658766, Periods: 40, ThrottledPeriods: 12,
+					ThrottledNanos: 345000000, QuotaMicros: 50000, PeriodMicros: 100000, Shares: 1024},
+				Memory: MemoryStats{Usage: 10485760, WorkingSet: 10485760 - 3145728, RSS: 5242880, Cache: 4194304, MappedFile: 8192,
+					ActiveFile: 1048576, InactiveFile: 3145728, Limit: 268435456, MaxUsage: 12582912, Failcnt: 3, OOMEvents: 1},
+				Pids:      PidsStats{Current: 3},
+				IO:        IOStats{Devices: []IODevice{{Major: 254, ReadBytes: 4096, WriteBytes: 33554432, Reads: 1, Writes: 32}}},
+				Processes: 2,
+			},
+		},
+		{
+			layout: "unified-docker-systemd", pid: 777, mode: ModeUnified, onV2: true,
+			id: "/system.slice/docker-" + id2 + ".scope", rt: RuntimeDocker, cid: id2,
+			want: Stats{
+				CPU: CPUStats{UsageNanos: 1500000000, UserNanos: 1000000000, SystemNanos: 500000000, Periods: 30, ThrottledPeriods: 10,
+					ThrottledNanos: 250000000, QuotaMicros: 50000, PeriodMicros: 100000, Shares: 2597},
+				Memory: MemoryStats{Usage: 20971520, WorkingSet: 20971520 - 6291456, RSS: 8388608, Cache: 10485760, MappedFile: 65536,
+					ActiveFile: 4194304, InactiveFile: 6291456, MaxUsage: 25165824, Failcnt: 7, OOMEvents: 1},
+				Pids: PidsStats{Current: 2, Limit: 4096},
+				IO: IOStats{Devices: []IODevice{
+					{Major: 8, ReadBytes: 1048576, WriteBytes: 33554432, Reads: 16, Writes: 256},
+					{Major: 253, ReadBytes: 4096, Reads: 1},
+				}},
+				Processes: 1,
+			},
+		},
+		{
+			layout: "unified-kubepods-containerd", pid: 31337, mode: ModeUnified, onV2: true,
+			id: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod2d6ac3f1_7b0e_4c9a_9f3e_5a1b2c3d4e5f.slice/cri-containerd-" + id3 + ".scope",
+			rt: RuntimeContainerd, cid: id3,
+			want: Stats{
+				CPU:       CPUStats{UsageNanos: 1000000, UserNanos: 600000, SystemNanos: 400000, PeriodMicros: 100000, Shares: 998},
+				Memory:    MemoryStats{Usage: 1048576, WorkingSet: 1048576, RSS: 524288, Limit: 134217728},
+				Pids:      PidsStats{Current: 1},
+				Processes: 1,
+			},
+		},
+		{
+			layout: "legacy-kubepods-cgroupfs", pid: 555, mode: ModeLegacy,
+			id: "/kubepods/burstable/pod2d6ac3f1-7b0e-4c9a-9f3e-5a1b2c3d4e5f/" + id4, rt: RuntimeCRI, cid: id4,
+			want: Stats{
+				CPU:       CPUStats{UsageNanos: 2000, UserNanos: 1400, SystemNanos: 600, PeriodMicros: 100000, Shares: 102},
+				Memory:    MemoryStats{Usage: 2097152, WorkingSet: 2097152 - 262144, RSS: 1048576, Cache: 524288, ActiveFile: 262144, InactiveFile: 262144, MaxUsage: 4194304},
+				Pids:      PidsStats{Current: 5, Limit: 1024},
+				IO:        IOStats{Devices: []IODevice{{Major: 8, WriteBytes: 8192, Writes: 2}}},
+				Processes: 3,
+			},
+		},
+		{
+			layout: "unified-podman", pid: 9000, mode: ModeUnified, onV2: true,
+			id: "/machine.slice/libpod-" + id5 + ".scope/container", rt: RuntimePodman, cid: id5,
+			want: Stats{
+				CPU:       CPUStats{UsageNanos: 10000, UserNanos: 5000, SystemNanos: 5000},
+				Memory:    MemoryStats{Usage: 4096, WorkingSet: 4096, RSS: 4096},
+				Pids:      PidsStats{Current: 1},
+				Processes: 1,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.layout, func(t *testing.T) {
+			root := filepath.Join("..", "..", "testdata", "cgroups", tt.layout)
+			h, err := Detect(filepath.Join(root, "proc"), root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Mode != tt.mode || h.OnV2(Memory) != tt.onV2 || h.OnV2(CPU) != tt.onV2 {
+				t.Errorf("mode %v, memory on v2 %v; want %v, %v", h.Mode, h.OnV2(Memory), tt.mode, tt.onV2)
+			}
+			p, err := ProcCgroup(filepath.Join(root, "proc"), tt.pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.ID() != tt.id {
+				t.Errorf("ID() = %q, want %q", p.ID(), tt.id)
+			}
+			rt, cid, ok := ParseContainerPath(p.ID())
+			if !ok || rt != tt.rt || cid != tt.cid {
+				t.Errorf("ParseContainerPath = %q, %q, %v; want %q, %q", rt, cid, ok, tt.rt, tt.cid)
+			}
+			got, err := h.ReadStats(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+			// A Uniform path (no process to ask) reads the same files.
+			if tt.mode != ModeLegacy {
+				u, err := h.ReadStats(h.Uniform(p.ID()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(got, u, cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("Uniform (-proc +uniform)\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+func TestReadGone(t *testing.T) {
+	root := filepath.Join("..", "..", "testdata", "cgroups", "unified-docker-systemd")
+	h, err := Detect(filepath.Join(root, "proc"), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Open(h.Uniform("/system.slice/docker-gone.scope")); !errors.Is(err, ErrGone) {
+		t.Errorf("Open of a missing cgroup: err = %v, want ErrGone", err)
+	}
+}
+
+func TestParseMountinfo(t *testing.T) {
+	in := "24 18 0:20 / /sys/fs/cgroup ro - tmpfs tmpfs ro\n" +
+		"26 24 0:22 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n" +
+		"27 24 0:23 /sub /mnt/bind rw - cgroup cgroup rw,memory\n" +
+		"28 24 0:24 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n" +
+		"30 24 0:26 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,release_agent=/x,name=systemd\n"
+	h, err := parseMountinfo([]byte(in), "/host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"cpu":          "/host/sys/fs/cgroup/cpu,cpuacct",
+		"cpuacct":      "/host/sys/fs/cgroup/cpu,cpuacct",
+		"memory":       "/host/sys/fs/cgroup/memory",
+		"name=systemd": "/host/sys/fs/cgroup/systemd",
+	}
+	if diff := cmp.Diff(want, h.V1); diff != "" || h.Unified != "" {
+		t.Errorf("unified %q, (-want +got)\n%s", h.Unified, diff)
+	}
+}
