@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+// Package docker is crmon's view of a Docker engine: list, inspect, the
+// event stream and writable-layer sizes, behind the Client interface so that
+// the rest of crmon does not import the Docker packages.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+)
+
+// Container is what crmon needs to know of one container.
+type Container struct {
+	ID string
+	// Name has no leading slash.
+	Name string
+	// Image is the reference the container was created from
+	// ("crmon-test/busybox:latest"), not the image ID.
+	Image  string
+	Labels map[string]string
+	// State is Docker's: created, running, paused, restarting,
+	// removing, exited, dead.
+	State     string
+	Created   time.Time
+	Started   time.Time // zero when never started
+	Finished  time.Time // zero while running or never stopped
+	PID       int       // init process, 0 when not running
+	ExitCode  int
+	OOMKilled bool
+	// CgroupParent is HostConfig.CgroupParent, "" for the engine default.
+	CgroupParent string
+}
+
+// Running reports whether the container has processes.
+func (c Container) Running() bool {
+	return c.State == "running" || c.State == "paused" || c.State == "restarting"
+}
+
+// Event is a container life-cycle event.
+type Event struct {
+	// Action is Docker's: create, start, die, destroy, rename, update,
+	// pause, unpause, oom.
+	Action string
+	ID     string
+	Time   time.Time
+}
+
+// Info is what crmon needs of the engine.
+type Info struct {
+	ServerVersion string
+	APIVersion    string
+	// CgroupDriver is "cgroupfs" or "systemd".
+	CgroupDriver  string
+	CgroupVersion string
+	// DockerRootDir holds the writable layers ("/var/lib/docker").
+	DockerRootDir string
+}
+
+// Client is a Docker engine.
+type Client interface {
+	Info(ctx context.Context) (Info, error)
+	// List returns every container, running or not. It does not fill
+	// PID, Started or CgroupParent; Inspect does.
+	List(ctx context.Context) ([]Container, error)
+	Inspect(ctx context.Context, id string) (Container, error)
+	// Events streams container events until ctx ends or the connection
+	// drops; the error channel then yields why.
+	Events(ctx context.Context) (<-chan Event, <-chan error)
+	// Sizes returns each container's writable-layer size (SizeRw) by ID.
+	// The engine walks every layer for this, so it is slow.
+	Sizes(ctx context.Context) (map[string]int64, error)
+	Close() error
+}
+
+// IsNotFound reports whether err says the container does not exist (any
+// more).
+func IsNotFound(err error) bool { return client.IsErrNotFound(err) }
+
+// Engine is a Client talking to a real engine.
+type Engine struct {
+	c *client.Client
+}
+
+var _ Client = (*Engine)(nil)
+
+// New connects to host ("unix:///var/run/docker.sock", "tcp://h:2375"), or
+// to $DOCKER_HOST (default the local socket) when host is "". It negotiates
+// the API version on first use, so both old engines (API 1.41) and new ones
+// work; it does not fail when the engine is down.
+func New(host string) (*Engine, error) {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	c, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating docker client: %w", err)
+	}
+	return &Engine{c: c}, nil
+}
+
+// Info asks the engine for its version and cgroup layout.
+func (e *Engine) Info(ctx context.Context) (Info, error) {
+	i, err := e.c.Info(ctx)
+	if err != nil {
+		return Info{}, fmt.Errorf("docker info: %w", err)
+	}
+	return Info{
+		ServerVersion: i.ServerVersion,
+		APIVersion:    e.c.ClientVersion(),
+		CgroupDriver:  i.CgroupDriver,
+		CgroupVersion: i.CgroupVersion,
+		DockerRootDir: i.DockerRootDir,
+	}, nil
+}
+
+// List lists all containers.
+func (e *Engine) List(ctx context.Context) ([]Container, error) {
+	cs, err := e.c.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return nil, fmt.Errorf("listing containers: %w", err)
+	}
+	out := make([]Container, 0, len(cs))
+	for _, s := range cs {
+		c := Container{
+			ID:      s.ID,
+			Image:   s.Image,
+			Labels:  s.Labels,
+			State:   string(s.State),
+			Created: time.Unix(s.Created, 0),
+		}
+		if len(s.Names) > 0 {
+			c.Name = strings.TrimPrefix(s.Names[0], "/")
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Inspect reads one container's full state.
+func (e *Engine) Inspect(ctx context.Context, id string) (Container, error) {
+	j, err := e.c.ContainerInspect(ctx, id)
+	if err != nil {
+		return Container{}, fmt.Errorf("inspecting %.12s: %w", id, err)
+	}
+	c := Container{ID: j.ID, Name: strings.TrimPrefix(j.Name, "/"), Image: j.Image}
+	if j.Config != nil {
+		c.Image = j.Config.Image
+		c.Labels = j.Config.Labels
+	}
+	c.Created = parseTime(j.Created)
+	if s := j.State; s != nil {
+		c.State = string(s.Status)
+		c.PID = s.Pid
+		c.ExitCode = s.ExitCode
+		c.OOMKilled = s.OOMKilled
+		c.Started = parseTime(s.StartedAt)
+		c.Finished = parseTime(s.FinishedAt)
+	}
+	if j.HostConfig != nil {
+		c.CgroupParent = j.HostConfig.CgroupParent
+	}
+	return c, nil
+}
+
+// parseTime reads Docker's RFC 3339 times; "0001-01-01T00:00:00Z" (never)
+// stays the zero time.
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Year() <= 1 {
+		return time.Time{}
+	}
+	return t
+}
+
+// watchedActions are the events that change what crmon shows.
+var watchedActions = [...]events.Action{
+	events.ActionCreate, events.ActionStart, events.ActionDie, events.ActionDestroy,
+	events.ActionRename, events.ActionUpdate, events.ActionPause, events.ActionUnPause, events.ActionOOM,
+}
+
+// Events streams container events.
+func (e *Engine) Events(ctx context.Context) (<-chan Event, <-chan error) {
+	f := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))
+	for _, a := range watchedActions {
+		f.Add("event", string(a))
+	}
+	msgs, errs := e.c.Events(ctx, events.ListOptions{Filters: f})
+	out := make(chan Event, 64)
+	outErr := make(chan error, 1)
+	go func() {
+		defer close(out)
+		defer close(outErr)
+		for {
+			select {
+			case m := <-msgs:
+				ev := Event{Action: string(m.Action), ID: m.Actor.ID, Time: time.Unix(0, m.TimeNano)}
+				// Health checks arrive as "exec_start: sh -c ..." and
+				// "health_status: healthy"; keep the verb only.
+				if i := strings.IndexByte(ev.Action, ':'); i >= 0 {
+					ev.Action = ev.Action[:i]
+				}
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					outErr <- ctx.Err()
+					return
+				}
+			case err := <-errs:
+				if err == nil {
+					err = errors.New("docker events: stream closed")
+				}
+				outErr <- fmt.Errorf("docker events: %w", err)
+				return
+			}
+		}
+	}()
+	return out, outErr
+}
+
+// Sizes lists containers with their sizes. ContainerList with Size works on
+// every API version and only sizes containers, where /system/df before API
+// 1.42 would size images and volumes too.
+func (e *Engine) Sizes(ctx context.Context) (map[string]int64, error) {
+	cs, err := e.c.ContainerList(ctx, container.ListOptions{All: true, Size: true})
+	if err != nil {
+		return nil, fmt.Errorf("listing container sizes: %w", err)
+	}
+	m := make(map[string]int64, len(cs))
+	for _, c := range cs {
+		m[c.ID] = c.SizeRw
+	}
+	return m, nil
+}
+
+// Close releases the client's connections.
+func (e *Engine) Close() error { return e.c.Close() }

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package docker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crmon-dev/crmon/internal/docker/dockertest"
+)
+
+func newEngine(t *testing.T) *Engine {
+	t.Helper()
+	dockertest.Require(t)
+	e, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func TestEngineListInspect(t *testing.T) {
+	e := newEngine(t)
+	ctx := context.Background()
+	info, err := e.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.CgroupDriver == "" || info.APIVersion == "" || info.DockerRootDir == "" {
+		t.Errorf("Info = %+v, want driver, API version and root dir", info)
+	}
+	name := fmt.Sprintf("crmon-docker-test-%d", time.Now().UnixNano())
+	before := time.Now().Add(-time.Second)
+	id := dockertest.Run(t, []string{"--name", name, "--label", "crmon.test=yes", "--cgroup-parent", "/crmon-test"}, "sleep", "600")
+
+	cs, err := e.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *Container
+	for i := range cs {
+		if cs[i].ID == id {
+			found = &cs[i]
+		}
+	}
+	if found == nil {
+		t.Fatalf("List does not have %s", id)
+	}
+	if found.Name != name || found.Image != dockertest.Image || found.State != "running" || found.Labels["crmon.test"] != "yes" {
+		t.Errorf("List entry = %+v", *found)
+	}
+
+	c, err := e.Inspect(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != name || c.Image != dockertest.Image || !c.Running() || c.PID <= 0 || c.CgroupParent != "/crmon-test" {
+		t.Errorf("Inspect = %+v", c)
+	}
+	if c.Created.Before(before) || c.Started.Before(c.Created) || !c.Finished.IsZero() {
+		t.Errorf("times: created %v started %v finished %v, want created after %v <= started, no finish", c.Created, c.Started, c.Finished, before)
+	}
+	// The PID is the container's init: its cgroup names the container.
+	b, err := os.ReadFile(filepath.Join("/proc", fmt.Sprint(c.PID), "cgroup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), id) {
+		t.Errorf("/proc/%d/cgroup does not name %s:\n%s", c.PID, id, b)
+	}
+
+	if _, err := e.Inspect(ctx, strings.Repeat("0", 64)); !IsNotFound(err) {
+		t.Errorf("Inspect of a missing container: err = %v, want not found", err)
+	}
+}
+
+func TestEngineEvents(t *testing.T) {
+	e := newEngine(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	evs, errs := e.Events(ctx)
+	// A container that lives a moment: every life-cycle event must arrive.
+	id := dockertest.Docker(t, "run", "-d", dockertest.Image, "true")
+	dockertest.Docker(t, "wait", id)
+	dockertest.Docker(t, "rm", id)
+
+	want := []string{"create", "start", "die", "destroy"}
+	var got []string
+	for len(got) < len(want) {
+		select {
+		case ev := <-evs:
+			if ev.ID != id {
+				continue
+			}
+			if ev.Time.IsZero() {
+				t.Errorf("event %s has no time", ev.Action)
+			}
+			got = append(got, ev.Action)
+		case err := <-errs:
+			t.Fatalf("events: %v (got %v)", err, got)
+		case <-ctx.Done():
+			t.Fatalf("timed out; got %v, want %v", got, want)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("events = %v, want %v", got, want)
+	}
+}
+
+func TestEngineSizes(t *testing.T) {
+	e := newEngine(t)
+	const size = 3 << 20
+	id := dockertest.Run(t, nil, "sh", "-c", fmt.Sprintf("dd if=/dev/zero of=/tmp/f bs=%d count=1 2>/dev/null && sleep 600", size))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m, err := e.Sizes(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The writable layer holds the file plus a few directories.
+		if m[id] >= size && m[id] < size+64<<10 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SizeRw = %d, want about %d", m[id], size)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A daemon that is not there is an error to report, never a hang or a panic.
+func TestEngineMissingDaemon(t *testing.T) {
+	e, err := New("unix://" + filepath.Join(t.TempDir(), "no.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := e.Info(ctx); err == nil {
+		t.Error("Info against a missing daemon succeeded")
+	}
+	if _, err := e.List(ctx); err == nil {
+		t.Error("List against a missing daemon succeeded")
+	}
+	_, errs := e.Events(ctx)
+	select {
+	case err := <-errs:
+		if err == nil {
+			t.Error("events: nil error")
+		}
+	case <-ctx.Done():
+		t.Error("events against a missing daemon did not fail")
+	}
+}

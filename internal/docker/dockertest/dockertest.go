@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+// Package dockertest runs containers for tests against the real engine that
+// scripts/docker-env.sh prepares.
+package dockertest
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crmon-dev/crmon/internal/testenv"
+)
+
+// Image is the local test image docker-env.sh builds from busybox-static.
+const Image = "crmon-test/busybox:latest"
+
+// Require stops the test unless the docker CLI answers and the test image
+// exists; it returns the CLI's path.
+func Require(t testing.TB) string {
+	t.Helper()
+	testenv.RequireRoot(t)
+	cli := testenv.RequireCommand(t, "docker")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, cli, "version").CombinedOutput(); err != nil {
+		testenv.Unavailable(t, "dockerd does not answer (run scripts/docker-env.sh): %v: %s", err, out)
+	}
+	if out, err := exec.CommandContext(ctx, cli, "image", "inspect", Image).CombinedOutput(); err != nil {
+		testenv.Unavailable(t, "no %s image (run scripts/docker-env.sh): %v: %s", Image, err, out)
+	}
+	return cli
+}
+
+// Docker runs the docker CLI and returns its trimmed stdout, failing the
+// test on error.
+func Docker(t testing.TB, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).Output()
+	if err != nil {
+		msg := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = string(ee.Stderr)
+		}
+		t.Fatalf("docker %s: %v: %s", strings.Join(args, " "), err, msg)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Run starts a detached container with the given docker run arguments
+// (before the image) and command (after it), removes it when the test ends,
+// and returns its full ID.
+func Run(t testing.TB, runArgs []string, cmd ...string) string {
+	t.Helper()
+	args := append([]string{"run", "-d"}, runArgs...)
+	args = append(args, Image)
+	args = append(args, cmd...)
+	id := Docker(t, args...)
+	t.Cleanup(func() { Remove(id) })
+	return id
+}
+
+// Remove force-removes a container, ignoring errors (it may be gone).
+func Remove(ids ...string) {
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_ = exec.CommandContext(ctx, "docker", append([]string{"rm", "-f"}, ids...)...).Run()
+}
