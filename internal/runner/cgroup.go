@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+// Package runner runs one command in fresh cgroups of its own, so that
+// everything it and its descendants do is counted and nothing else is:
+// `crmon exec`.
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+)
+
+// v1Controllers are the v1 hierarchies a run joins on hybrid and legacy
+// hosts: memory for the peak, blkio for block I/O, cpuacct and cpu for CPU
+// time, pids for the task count. cpuset is left alone: a new v1 cpuset
+// cgroup needs cpus and mems before it accepts a task.
+var v1Controllers = []string{"memory", "blkio", "cpuacct", "cpu", "pids"}
+
+// Cgroup is a run's cgroups, one per hierarchy, all with the same path.
+type Cgroup struct {
+	// Path is the path under every hierarchy's root: "/crmon/exec-4242-1a2b".
+	Path string
+	// V2Dir is the cgroup2 directory, "" on a legacy host.
+	V2Dir string
+	// V1Dirs maps a v1 controller to the run's directory in it.
+	V1Dirs map[string]string
+	h      *cgroups.Hierarchy
+}
+
+// NewCgroup creates parent/name in the cgroup2 hierarchy and, on hybrid or
+// legacy hosts, in the v1 hierarchies the measures need. On a pure v2 host
+// it enables the memory, io and pids controllers for the run where the
+// root allows it, so memory.peak and io.stat exist.
+func NewCgroup(h *cgroups.Hierarchy, parent, name string) (c *Cgroup, err error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") {
+		return nil, fmt.Errorf("bad cgroup name %q", name)
+	}
+	p := "/" + strings.Trim(parent, "/")
+	if p != "/" {
+		p += "/"
+	}
+	c = &Cgroup{Path: p + name, V1Dirs: map[string]string{}, h: h}
+	defer func() {
+		if err != nil {
+			_ = c.Remove()
+		}
+	}()
+	if h.Unified != "" {
+		if h.Mode == cgroups.ModeUnified {
+			enableControllers(h.Unified, filepath.Join(h.Unified, parent))
+		}
+		dir := filepath.Join(h.Unified, c.Path)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating cgroup %s: %w", dir, err)
+		}
+		c.V2Dir = dir
+	}
+	if h.Mode != cgroups.ModeUnified {
+		for _, ctrl := range v1Controllers {
+			mnt, ok := h.V1[ctrl]
+			if !ok {
+				continue
+			}
+			dir := filepath.Join(mnt, c.Path)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("creating cgroup %s: %w", dir, err)
+			}
+			c.V1Dirs[ctrl] = dir
+		}
+	}
+	if c.V2Dir == "" && len(c.V1Dirs) == 0 {
+		return nil, errors.New("creating cgroup: no cgroup hierarchy mounted")
+	}
+	return c, nil
+}
+
+// enableControllers turns on memory, io and pids from the root down to
+// parent, so the run's cgroup gets their files. Failures are ignored: the
+// root may not offer a controller (then its measures are unavailable), and
+// a host where a manager owns the tree may refuse.
+func enableControllers(root, parent string) {
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return
+	}
+	rel, err := filepath.Rel(root, parent)
+	if err != nil {
+		return
+	}
+	dir := root
+	for _, part := range append([]string{""}, strings.Split(rel, "/")...) {
+		if part != "" && part != "." {
+			dir = filepath.Join(dir, part)
+		}
+		for _, ctrl := range []string{"memory", "io", "pids"} {
+			_ = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+ctrl), 0)
+		}
+	}
+}
+
+// Paths returns the cgroup's paths in the form internal/cgroups reads.
+func (c *Cgroup) Paths() cgroups.Paths {
+	p := cgroups.Paths{V1: map[string]string{}}
+	if c.V2Dir != "" {
+		p.V2 = c.Path
+	}
+	for ctrl := range c.V1Dirs {
+		p.V1[ctrl] = c.Path
+	}
+	return p
+}
+
+// Join moves pid into the v1 cgroups. The cgroup2 part is joined at clone
+// time (CLONE_INTO_CGROUP).
+func (c *Cgroup) joinV1(pid int) error {
+	b := []byte(strconv.Itoa(pid))
+	var errs []error
+	for ctrl, dir := range c.V1Dirs {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), b, 0); err != nil {
+			errs = append(errs, fmt.Errorf("joining %s cgroup: %w", ctrl, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Populated reports whether any process is left in the cgroup.
+func (c *Cgroup) Populated() (bool, error) {
+	if c.V2Dir != "" {
+		b, err := os.ReadFile(filepath.Join(c.V2Dir, "cgroup.events"))
+		if err != nil {
+			return false, fmt.Errorf("reading cgroup.events: %w", err)
+		}
+		return parsePopulated(b), nil
+	}
+	for _, dir := range c.V1Dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if err != nil {
+			return false, fmt.Errorf("reading cgroup.procs: %w", err)
+		}
+		return len(bytes.TrimSpace(b)) > 0, nil
+	}
+	return false, nil
+}
+
+// parsePopulated reads "populated 0|1" from cgroup.events.
+func parsePopulated(b []byte) bool {
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		if v, ok := bytes.CutPrefix(line, []byte("populated ")); ok {
+			return len(v) > 0 && v[0] == '1'
+		}
+	}
+	return false
+}
+
+// WaitEmpty returns once no process is left in the cgroup. On cgroup2 it
+// sleeps in inotify on cgroup.events, which the kernel modifies when
+// "populated" changes; elsewhere it polls.
+func (c *Cgroup) WaitEmpty(ctx context.Context) error {
+	var ifd = -1
+	if c.V2Dir != "" {
+		fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+		if err == nil {
+			if _, err := unix.InotifyAddWatch(fd, filepath.Join(c.V2Dir, "cgroup.events"), unix.IN_MODIFY); err == nil {
+				ifd = fd
+				defer unix.Close(fd)
+			} else {
+				unix.Close(fd)
+			}
+		}
+	}
+	buf := make([]byte, 4096)
+	wait := time.Millisecond
+	for {
+		pop, err := c.Populated()
+		if err != nil || !pop {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if ifd >= 0 {
+			fds := []unix.PollFd{{Fd: int32(ifd), Events: unix.POLLIN}}
+			// A bounded wait so a cancelled ctx is seen.
+			if _, err := unix.Poll(fds, 100); err != nil && !errors.Is(err, unix.EINTR) {
+				return fmt.Errorf("waiting for cgroup.events: %w", err)
+			}
+			_, _ = unix.Read(ifd, buf)
+			continue
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+// Kill kills every process left in the cgroup: cgroup.kill on cgroup2
+// (Linux 5.14+), else SIGKILL to each PID until none is left.
+func (c *Cgroup) Kill() error {
+	if c.V2Dir != "" {
+		if err := os.WriteFile(filepath.Join(c.V2Dir, "cgroup.kill"), []byte("1"), 0); err == nil {
+			return nil
+		}
+	}
+	dirs := []string{c.V2Dir}
+	for _, d := range c.V1Dirs {
+		dirs = append(dirs, d)
+	}
+	for range 100 {
+		killed := 0
+		for _, d := range dirs {
+			if d == "" {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = unix.Kill(pid, unix.SIGKILL)
+					killed++
+				}
+			}
+		}
+		if killed == 0 {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return errors.New("killing cgroup: processes keep appearing")
+}
+
+// Remove removes the run's cgroups. The cgroups must be empty.
+func (c *Cgroup) Remove() error {
+	var errs []error
+	rm := func(dir string) {
+		// rmdir can fail with EBUSY for a moment after the last task
+		// exits while the kernel finishes releasing it.
+		var err error
+		for i := 0; i < 50; i++ {
+			err = unix.Rmdir(dir)
+			if err == nil || errors.Is(err, unix.ENOENT) {
+				return
+			}
+			if !errors.Is(err, unix.EBUSY) {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		errs = append(errs, fmt.Errorf("removing cgroup %s: %w", dir, err))
+	}
+	if c.V2Dir != "" {
+		rm(c.V2Dir)
+	}
+	for _, d := range c.V1Dirs {
+		rm(d)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ForwardedSignals are passed on to CMD; after CMD exits, they kill what it
+// left behind.
+var ForwardedSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT}
+
+// Options describe the command to run.
+type Options struct {
+	// Args is CMD and its arguments; Args[0] is looked up in PATH.
+	Args []string
+	// Env is the environment; nil means the current one.
+	Env []string
+	Dir string
+	// Stdin, Stdout and Stderr are passed as is; when they are *os.File
+	// (the default: os.Stdin, os.Stdout, os.Stderr) CMD gets the file
+	// itself, so a terminal stays a terminal.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// KillStragglers kills the processes CMD leaves in the cgroup when it
+	// exits, instead of waiting for them to exit.
+	KillStragglers bool
+	// ForwardSignals passes SIGINT, SIGTERM, SIGHUP and SIGQUIT on to CMD.
+	ForwardSignals bool
+}
+
+// Result is how a run ended.
+type Result struct {
+	// ExitCode is CMD's exit code, or 128+signal when a signal killed it,
+	// as a shell reports it.
+	ExitCode int
+	// Signal is the signal that killed CMD, 0 when it exited.
+	Signal syscall.Signal
+	// Started is taken just before CMD is cloned into the cgroup; Exited
+	// when CMD was reaped; Ended when the cgroup was empty.
+	Started, Exited, Ended time.Time
+	// Stragglers is whether processes outlived CMD in the cgroup.
+	Stragglers bool
+}
+
+// Run runs opts.Args in cg and returns once CMD has exited and the cgroup
+// is empty. CMD is in every cgroup of cg before it runs its first
+// instruction: the cgroup2 one from clone on (CLONE_INTO_CGROUP), the v1
+// ones while it is stopped right after execve (PTRACE_TRACEME), so nothing
+// it does escapes the counts. A CMD that fails to start is an error;
+// everything after that is in Result.
+func Run(ctx context.Context, cg *Cgroup, opts Options) (Result, error) {
+	var res Result
+	if len(opts.Args) == 0 {
+		return res, errors.New("no command to run")
+	}
+	path, err := exec.LookPath(opts.Args[0])
+	if err != nil {
+		return res, err
+	}
+	cmd := &exec.Cmd{
+		Path: path, Args: opts.Args, Env: opts.Env, Dir: opts.Dir,
+		Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr,
+		SysProcAttr: &syscall.SysProcAttr{},
+	}
+	if cg.V2Dir != "" {
+		fd, err := unix.Open(cg.V2Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return res, fmt.Errorf("opening cgroup %s: %w", cg.V2Dir, err)
+		}
+		defer unix.Close(fd)
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = fd
+	}
+	needV1 := len(cg.V1Dirs) > 0
+	cmd.SysProcAttr.Ptrace = needV1
+
+	var sigs chan os.Signal
+	if opts.ForwardSignals {
+		// Before the start, so a signal that arrives while CMD starts is
+		// not lost, nor kills crmon before it can clean up.
+		sigs = make(chan os.Signal, 8)
+		signal.Notify(sigs, ForwardedSignals...)
+		defer signal.Stop(sigs)
+	}
+
+	if err := start(cmd, cg, needV1, &res); err != nil {
+		return res, err
+	}
+
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var werr error
+wait:
+	for {
+		select {
+		case werr = <-waited:
+			break wait
+		case s := <-sigs:
+			_ = cmd.Process.Signal(s)
+		case <-ctx.Done():
+			_ = cg.Kill()
+		}
+	}
+	res.Exited = time.Now()
+	var ee *exec.ExitError
+	if werr != nil && !errors.As(werr, &ee) {
+		return res, fmt.Errorf("waiting for %s: %w", opts.Args[0], werr)
+	}
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case ws.Signaled():
+		res.Signal = ws.Signal()
+		res.ExitCode = 128 + int(res.Signal)
+	default:
+		res.ExitCode = ws.ExitStatus()
+	}
+
+	if pop, _ := cg.Populated(); pop {
+		res.Stragglers = true
+		if opts.KillStragglers {
+			_ = cg.Kill()
+		}
+	}
+	// Processes CMD left behind are part of the run: wait for the last
+	// one. A signal or a cancelled ctx while waiting kills them.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			_ = cg.Kill()
+		case <-wctx.Done():
+		}
+	}()
+	if err := cg.WaitEmpty(wctx); err != nil && !errors.Is(err, context.Canceled) {
+		return res, err
+	}
+	if ctx.Err() != nil {
+		// Killed on cancel: wait for the kill to land so the cgroup can go.
+		_ = cg.WaitEmpty(context.Background())
+	}
+	res.Ended = time.Now()
+	return res, nil
+}
+
+// start starts cmd and, when v1 cgroups are needed, moves it into them
+// while it is stopped after execve.
+func start(cmd *exec.Cmd, cg *Cgroup, needV1 bool, res *Result) error {
+	if needV1 {
+		// ptrace requests must come from the thread that is the tracer:
+		// the one that cloned the child.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
+	res.Started = time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if !needV1 {
+		return nil
+	}
+	pid := cmd.Process.Pid
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("waiting for %s to exec: %w", cmd.Path, err)
+		}
+		break
+	}
+	if !ws.Stopped() {
+		return fmt.Errorf("%s did not stop after exec (status %v)", cmd.Path, ws)
+	}
+	jerr := cg.joinV1(pid)
+	if err := unix.PtraceDetach(pid); err != nil {
+		_ = cmd.Process.Kill()
+		return fmt.Errorf("releasing %s: %w", cmd.Path, err)
+	}
+	if jerr != nil {
+		_ = cmd.Process.Kill()
+		return jerr
+	}
+	return nil
+}

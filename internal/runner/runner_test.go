@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package runner
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/testenv"
+)
+
+func newTestCgroup(t *testing.T) *Cgroup {
+	t.Helper()
+	testenv.RequireRoot(t)
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		testenv.Unavailable(t, "no cgroups: %v", err)
+	}
+	name := fmt.Sprintf("test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	cg, err := NewCgroup(h, "crmon-test", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cg.Kill()
+		_ = cg.WaitEmpty(context.Background())
+		if err := cg.Remove(); err != nil {
+			t.Errorf("Remove: %v", err)
+		}
+	})
+	return cg
+}
+
+func TestParsePopulated(t *testing.T) {
+	for in, want := range map[string]bool{
+		"populated 0\nfrozen 0\n": false,
+		"populated 1\nfrozen 0\n": true,
+		"":                        false,
+	} {
+		if got := parsePopulated([]byte(in)); got != want {
+			t.Errorf("parsePopulated(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		script string
+		want   int
+	}{
+		{"exit 0", 0},
+		{"exit 7", 7},
+		{"kill -KILL $$", 128 + 9},
+		{"kill -TERM $$", 128 + 15},
+	} {
+		t.Run(tc.script, func(t *testing.T) {
+			cg := newTestCgroup(t)
+			res, err := Run(context.Background(), cg, Options{Args: []string{"sh", "-c", tc.script}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ExitCode != tc.want {
+				t.Errorf("exit code %d, want %d", res.ExitCode, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunNotFound(t *testing.T) {
+	cg := newTestCgroup(t)
+	if _, err := Run(context.Background(), cg, Options{Args: []string{"/nonexistent/cmd"}}); err == nil {
+		t.Error("no error for a missing command")
+	}
+}
+
+// TestRunInCgroup checks that CMD runs in every cgroup of the run, from its
+// first instruction on: /proc/self/cgroup as CMD itself reads it.
+func TestRunInCgroup(t *testing.T) {
+	cg := newTestCgroup(t)
+	var out bytes.Buffer
+	res, err := Run(context.Background(), cg, Options{Args: []string{"cat", "/proc/self/cgroup"}, Stdout: &out})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run: %v, exit %d", err, res.ExitCode)
+	}
+	got := out.String()
+	if cg.V2Dir != "" && !strings.Contains(got, "0::"+cg.Path+"\n") {
+		t.Errorf("not in the cgroup2 cgroup %s:\n%s", cg.Path, got)
+	}
+	for ctrl := range cg.V1Dirs {
+		found := false
+		for _, line := range strings.Split(got, "\n") {
+			parts := strings.SplitN(line, ":", 3)
+			if len(parts) == 3 && strings.Contains(","+parts[1]+",", ","+ctrl+",") && parts[2] == cg.Path {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("not in the v1 %s cgroup %s:\n%s", ctrl, cg.Path, got)
+		}
+	}
+}
+
+// TestRunWaitsForStragglers checks that a run ends with the last process of
+// its cgroup, not with CMD.
+func TestRunWaitsForStragglers(t *testing.T) {
+	cg := newTestCgroup(t)
+	res, err := Run(context.Background(), cg, Options{Args: []string{"sh", "-c", "sleep 0.4 >/dev/null 2>&1 </dev/null & exit 3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 3 || !res.Stragglers {
+		t.Errorf("exit %d stragglers %v, want 3 true", res.ExitCode, res.Stragglers)
+	}
+	if d := res.Ended.Sub(res.Started); d < 350*time.Millisecond {
+		t.Errorf("run ended after %v, before its straggler", d)
+	}
+	if pop, _ := cg.Populated(); pop {
+		t.Error("cgroup still populated")
+	}
+}
+
+func TestRunKillsStragglers(t *testing.T) {
+	cg := newTestCgroup(t)
+	res, err := Run(context.Background(), cg, Options{
+		Args:           []string{"sh", "-c", "sleep 30 >/dev/null 2>&1 </dev/null &"},
+		KillStragglers: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := res.Ended.Sub(res.Started); d > 5*time.Second {
+		t.Errorf("run took %v: straggler not killed", d)
+	}
+}
+
+func TestRemoveCleansUp(t *testing.T) {
+	testenv.RequireRoot(t)
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		testenv.Unavailable(t, "no cgroups: %v", err)
+	}
+	cg, err := NewCgroup(h, "crmon-test", fmt.Sprintf("rm-%d", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), cg, Options{Args: []string{"true"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cg.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	dirs := []string{cg.V2Dir}
+	for _, d := range cg.V1Dirs {
+		dirs = append(dirs, d)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s still exists", d)
+		}
+		_ = os.Remove(filepath.Dir(d))
+	}
+}
