@@ -1,0 +1,356 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+// Package config is crmon's TOML configuration, in the shape of ADR-006:
+// [cleanroom.monitoring] with its thresholds, alerting and exporters, plus
+// the sections crmon adds (ebpf, containers, store) and
+// [cleanroom.resource_limits].
+//
+// Every value has a default, so no file at all is a valid configuration.
+// The order is Default() → file (Load) → flags (the caller) → Validate().
+// Errors name the file, the line, the key and the fix, and Validate reports
+// every problem at once.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole configuration. Its TOML form nests everything under
+// [cleanroom], as the ADR's examples do.
+type Config struct {
+	Monitoring     Monitoring     `toml:"monitoring"`
+	ResourceLimits ResourceLimits `toml:"resource_limits"`
+
+	// src is where the values came from, so that Validate can name lines.
+	src *source
+}
+
+// Monitoring is [cleanroom.monitoring].
+type Monitoring struct {
+	// EnableMonitoring false keeps the agent up (health, the API) but
+	// collects nothing.
+	EnableMonitoring   bool     `toml:"enable_monitoring"`
+	CollectionInterval Duration `toml:"collection_interval"`
+	// RetentionPeriod is how long the local store keeps samples.
+	RetentionPeriod Duration `toml:"retention_period"`
+	// TopProcesses is how many processes the per-process CPU and memory
+	// lists of the snapshot keep.
+	TopProcesses int `toml:"top_processes"`
+
+	Thresholds Thresholds `toml:"thresholds"`
+	Alerting   Alerting   `toml:"alerting"`
+	Exporters  []Exporter `toml:"exporters"`
+	EBPF       EBPF       `toml:"ebpf"`
+	Containers Containers `toml:"containers"`
+	Store      Store      `toml:"store"`
+}
+
+// Thresholds is [cleanroom.monitoring.thresholds]: the ADR's built-in
+// warnings, checked on every sample. Zero turns a threshold off.
+type Thresholds struct {
+	CPUUsagePercent         float64 `toml:"cpu_usage_percent"`
+	MemoryUsagePercent      float64 `toml:"memory_usage_percent"`
+	DiskUsagePercent        float64 `toml:"disk_usage_percent"`
+	NetworkBandwidthPercent float64 `toml:"network_bandwidth_percent"`
+	ContainerCount          int     `toml:"container_count"`
+	ProcessCount            int     `toml:"process_count"`
+}
+
+// Alerting is [cleanroom.monitoring.alerting].
+type Alerting struct {
+	EnableAlerting bool `toml:"enable_alerting"`
+	// CooldownPeriod is the least time between two notifications of the
+	// same alert.
+	CooldownPeriod Duration       `toml:"cooldown_period"`
+	AlertChannels  []AlertChannel `toml:"alert_channels"`
+	AlertRules     []AlertRule    `toml:"alert_rules"`
+}
+
+// Channel types.
+const (
+	ChannelEmail        = "email"
+	ChannelSlack        = "slack"
+	ChannelWebhook      = "webhook"
+	ChannelAlertmanager = "alertmanager"
+)
+
+// ChannelTypes lists the valid alert channel types.
+var ChannelTypes = []string{ChannelEmail, ChannelSlack, ChannelWebhook, ChannelAlertmanager}
+
+// AlertChannel is one [[cleanroom.monitoring.alerting.alert_channels]].
+// Which keys apply depends on Type; a key of another type is an error.
+type AlertChannel struct {
+	Name string `toml:"name"`
+	// Type is one of ChannelTypes, lower case after loading.
+	Type string `toml:"type"`
+
+	// email
+	SMTPHost     string   `toml:"smtp_host,omitempty"`
+	SMTPPort     int      `toml:"smtp_port,omitempty"`
+	From         string   `toml:"from,omitempty"`
+	To           []string `toml:"to,omitempty"`
+	Username     string   `toml:"username,omitempty"`
+	Password     Secret   `toml:"password,omitempty"`
+	PasswordFile string   `toml:"password_file,omitempty"`
+	PasswordEnv  string   `toml:"password_env,omitempty"`
+
+	// slack
+	WebhookURL     Secret `toml:"webhook_url,omitempty"`
+	WebhookURLFile string `toml:"webhook_url_file,omitempty"`
+	WebhookURLEnv  string `toml:"webhook_url_env,omitempty"`
+	Channel        string `toml:"channel,omitempty"`
+
+	// webhook and alertmanager. A webhook URL often carries a token, so
+	// URL is a secret for both.
+	URL         Secret            `toml:"url,omitempty"`
+	URLFile     string            `toml:"url_file,omitempty"`
+	URLEnv      string            `toml:"url_env,omitempty"`
+	Headers     map[string]Secret `toml:"headers,omitempty"`
+	HeadersFile map[string]string `toml:"headers_file,omitempty"`
+	HeadersEnv  map[string]string `toml:"headers_env,omitempty"`
+}
+
+// Alert rule resources. The container_* ones are checked per container.
+const (
+	ResourceCPU             = "cpu"
+	ResourceMemory          = "memory"
+	ResourceDisk            = "disk"
+	ResourceNetwork         = "network"
+	ResourceContainers      = "containers"
+	ResourceProcesses       = "processes"
+	ResourceContainerCPU    = "container_cpu"
+	ResourceContainerMemory = "container_memory"
+	ResourceContainerDisk   = "container_disk"
+	ResourceContainerNet    = "container_network"
+)
+
+// RuleResources lists the valid alert rule resources; docs/config.md says
+// what each measures and in which unit.
+var RuleResources = []string{
+	ResourceCPU, ResourceMemory, ResourceDisk, ResourceNetwork,
+	ResourceContainers, ResourceProcesses,
+	ResourceContainerCPU, ResourceContainerMemory, ResourceContainerDisk, ResourceContainerNet,
+}
+
+// RuleConditions lists the valid alert rule conditions.
+var RuleConditions = []string{">", ">=", "<", "<="}
+
+// Severities.
+const (
+	SeverityInfo     = "info"
+	SeverityWarning  = "warning"
+	SeverityCritical = "critical"
+)
+
+// Severities lists the valid alert severities.
+var Severities = []string{SeverityInfo, SeverityWarning, SeverityCritical}
+
+// AlertRule is one [[cleanroom.monitoring.alerting.alert_rules]]: fire when
+// Resource Condition Threshold has held for For.
+type AlertRule struct {
+	Name      string   `toml:"name"`
+	Resource  string   `toml:"resource"`
+	Condition string   `toml:"condition"`
+	Threshold float64  `toml:"threshold"`
+	For       Duration `toml:"for"`
+	Severity  string   `toml:"severity"`
+	// Channels names alert_channels; empty means all of them.
+	Channels []string          `toml:"channels"`
+	Labels   map[string]string `toml:"labels"`
+}
+
+// Exporter types, as the ADR spells them. The file may use any case.
+const (
+	ExporterPrometheus    = "Prometheus"    // remote write 1.0
+	ExporterInfluxDB      = "InfluxDB"      // line protocol
+	ExporterElasticsearch = "Elasticsearch" // bulk API
+	ExporterCustom        = "Custom"        // the snapshot as JSON over HTTP
+)
+
+// ExporterTypes lists the valid exporter types.
+var ExporterTypes = []string{ExporterPrometheus, ExporterInfluxDB, ExporterElasticsearch, ExporterCustom}
+
+// Exporter is one [[cleanroom.monitoring.exporters]].
+type Exporter struct {
+	Name string `toml:"name"`
+	// ExporterType is one of ExporterTypes, in that spelling after loading.
+	ExporterType string      `toml:"exporter_type"`
+	Endpoint     string      `toml:"endpoint"`
+	Credentials  Credentials `toml:"credentials"`
+	// BatchSize is how many samples one request carries at most.
+	BatchSize     int      `toml:"batch_size"`
+	FlushInterval Duration `toml:"flush_interval"`
+	// Timeout bounds one request.
+	Timeout    Duration `toml:"timeout"`
+	MaxRetries int      `toml:"max_retries"`
+	// QueueSize bounds the samples waiting to be sent; the oldest are
+	// dropped (and counted) beyond it.
+	QueueSize   int               `toml:"queue_size"`
+	Headers     map[string]Secret `toml:"headers,omitempty"`
+	HeadersFile map[string]string `toml:"headers_file,omitempty"`
+	HeadersEnv  map[string]string `toml:"headers_env,omitempty"`
+
+	// InfluxDB: database for 1.x, org and bucket for 2.x.
+	Database  string `toml:"database,omitempty"`
+	Org       string `toml:"org,omitempty"`
+	Bucket    string `toml:"bucket,omitempty"`
+	Precision string `toml:"precision,omitempty"`
+
+	// Elasticsearch.
+	Index string `toml:"index,omitempty"`
+}
+
+// Credentials authenticate an exporter: basic auth (Username, Password) or
+// a bearer Token.
+type Credentials struct {
+	Username     string `toml:"username,omitempty"`
+	Password     Secret `toml:"password,omitempty"`
+	PasswordFile string `toml:"password_file,omitempty"`
+	PasswordEnv  string `toml:"password_env,omitempty"`
+	Token        Secret `toml:"token,omitempty"`
+	TokenFile    string `toml:"token_file,omitempty"`
+	TokenEnv     string `toml:"token_env,omitempty"`
+}
+
+// eBPF modes.
+const (
+	EBPFAuto     = "auto"     // probes when the kernel allows, else procfs/cgroupfs only
+	EBPFRequired = "required" // no probes is a start-up error
+	EBPFDisabled = "disabled" // never load probes
+)
+
+// EBPFModes lists the valid eBPF modes.
+var EBPFModes = []string{EBPFAuto, EBPFRequired, EBPFDisabled}
+
+// EBPF is [cleanroom.monitoring.ebpf].
+type EBPF struct {
+	Mode  string `toml:"mode"`
+	Sched bool   `toml:"sched"`
+	Block bool   `toml:"block"`
+	Net   bool   `toml:"net"`
+	// Include and Exclude are glob patterns (path.Match) on the cgroup's
+	// path in the cgroup2 hierarchy, e.g. "/docker/*". Empty Include
+	// means every cgroup; Exclude wins.
+	Include []string `toml:"include"`
+	Exclude []string `toml:"exclude"`
+	// MaxSeries caps the cgroups exported per family.
+	MaxSeries     int `toml:"max_series"`
+	MapMaxEntries int `toml:"map_max_entries"`
+}
+
+// Containers is [cleanroom.monitoring.containers].
+type Containers struct {
+	Enabled    bool   `toml:"enabled"`
+	DockerHost string `toml:"docker_host"`
+	// ContainerLabels are the Docker labels exported as container_label_*.
+	ContainerLabels []string `toml:"container_labels"`
+	// DiskUsageInterval is how often the writable layer's size is
+	// measured (it walks a tree, so it is slower than a tick); 0 never.
+	DiskUsageInterval Duration `toml:"disk_usage_interval"`
+	// Include and Exclude are glob patterns (path.Match) on container
+	// names. Empty Include means every container; Exclude wins.
+	Include []string `toml:"include"`
+	Exclude []string `toml:"exclude"`
+}
+
+// Store is [cleanroom.monitoring.store], the local history.
+type Store struct {
+	Enabled bool   `toml:"enabled"`
+	Path    string `toml:"path"`
+	// MaxBytes bounds the store on disk; 0 leaves only retention_period.
+	MaxBytes int64 `toml:"max_bytes"`
+}
+
+// ResourceLimits is [cleanroom.resource_limits]: the ADR's
+// check_resource_limits, used by crmon exec and sessions. Zero means no
+// limit.
+type ResourceLimits struct {
+	MaxCPUUsagePercent    float64 `toml:"max_cpu_usage_percent"`
+	MaxMemoryUsagePercent float64 `toml:"max_memory_usage_percent"`
+	MaxDiskUsagePercent   float64 `toml:"max_disk_usage_percent"`
+}
+
+// Defaults of values that live in list entries, applied to each entry for
+// the keys it leaves out.
+const (
+	DefaultBatchSize      = 100
+	DefaultFlushInterval  = 30 * time.Second
+	DefaultTimeout        = 10 * time.Second
+	DefaultMaxRetries     = 3
+	DefaultQueueSize      = 10000
+	DefaultSMTPPort       = 587
+	DefaultSeverity       = SeverityWarning
+	DefaultCondition      = ">"
+	DefaultInfluxPrecision = "ms"
+	DefaultElasticIndex   = "crmon"
+)
+
+// Default is the configuration with no file: what the ADR's examples use
+// where they agree, and documented choices where they differ (see
+// docs/config.md).
+func Default() *Config {
+	return &Config{
+		Monitoring: Monitoring{
+			EnableMonitoring:   true,
+			CollectionInterval: Duration(10 * time.Second),
+			RetentionPeriod:    Duration(7 * 24 * time.Hour),
+			TopProcesses:       10,
+			Thresholds: Thresholds{
+				// The development example's percentages: a CI host that
+				// is busy is doing its job, so warn late.
+				CPUUsagePercent:         80,
+				MemoryUsagePercent:      85,
+				DiskUsagePercent:        90,
+				NetworkBandwidthPercent: 80,
+				// The production example's counts: CI hosts run dozens
+				// of containers and thousands of processes.
+				ContainerCount: 50,
+				ProcessCount:   5000,
+			},
+			Alerting: Alerting{
+				EnableAlerting: true,
+				CooldownPeriod: Duration(5 * time.Minute),
+			},
+			EBPF: EBPF{
+				Mode:          EBPFAuto,
+				Sched:         true,
+				Block:         true,
+				Net:           true,
+				MaxSeries:     2000,
+				MapMaxEntries: 10240,
+			},
+			Containers: Containers{
+				Enabled:           true,
+				DockerHost:        "unix:///var/run/docker.sock",
+				DiskUsageInterval: Duration(time.Minute),
+			},
+			Store: Store{
+				Enabled: false,
+				Path:    "/var/lib/crmon",
+			},
+		},
+	}
+}
+
+// defaultExporter is what an [[exporters]] entry holds before its keys
+// are applied.
+func defaultExporter() Exporter {
+	return Exporter{
+		BatchSize:     DefaultBatchSize,
+		FlushInterval: Duration(DefaultFlushInterval),
+		Timeout:       Duration(DefaultTimeout),
+		MaxRetries:    DefaultMaxRetries,
+		QueueSize:     DefaultQueueSize,
+	}
+}
+
+// defaultChannel is what an [[alert_channels]] entry holds before its keys
+// are applied.
+func defaultChannel() AlertChannel { return AlertChannel{} }
+
+// defaultRule is what an [[alert_rules]] entry holds before its keys are
+// applied.
+func defaultRule() AlertRule {
+	return AlertRule{Condition: DefaultCondition, Severity: DefaultSeverity}
+}

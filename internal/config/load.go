@@ -1,0 +1,435 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	toml "github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+const (
+	rootKey        = "cleanroom"
+	monitoringPath = rootKey + ".monitoring"
+)
+
+// file is the document's shape: everything under [cleanroom].
+type file struct {
+	Cleanroom *Config `toml:"cleanroom"`
+}
+
+// ParseOptions says where a document's secrets come from.
+type ParseOptions struct {
+	// Dir is what relative <key>_file paths are relative to; Load sets it
+	// to the config file's directory.
+	Dir string
+	// LookupEnv reads <key>_env variables; nil means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+}
+
+// Load reads the TOML file at path over Default(), resolves its secrets and
+// validates the result. An empty path is no file: the defaults.
+//
+// The error lists every problem found, each as "file:line: key = value:
+// what is wrong; what to write", joined with errors.Join.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, doc, ParseOptions{Dir: filepath.Dir(path), LookupEnv: os.LookupEnv})
+}
+
+// Parse is Load for a document already in memory; name is how errors name
+// it.
+func Parse(name string, doc []byte, opts ParseOptions) (*Config, error) {
+	src := &source{name: name}
+	p := &problems{src: src}
+
+	doc = prescan(p, doc)
+	if err := index(src, doc); err != nil {
+		var perr *unstable.ParserError
+		if errors.As(err, &perr) {
+			p.addLine(lineOfOffset(doc, perr.Highlight), joinKey(perr.Key), "%s", syntaxMessage(doc, perr))
+		} else {
+			p.add("", "%v", err)
+		}
+		return nil, p.err()
+	}
+
+	cfg, ok := decode(p, src, doc)
+	if !ok {
+		return nil, p.err()
+	}
+	cfg.src = src
+	cfg.applyEntryDefaults()
+	cfg.canonicalize()
+	cfg.resolveSecrets(p, opts)
+	cfg.validate(p)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// maxDecodeErrors bounds the decode-blank-retry loop on a hostile file.
+const maxDecodeErrors = 50
+
+// decode decodes doc over Default(). go-toml stops at the first value it
+// cannot decode; decode reports it, blanks that key/value (keeping the
+// lines) and decodes again, so that one run reports every bad value.
+// Unknown keys are all reported at once by go-toml's strict mode.
+func decode(p *problems, src *source, doc []byte) (*Config, bool) {
+	cfg, ok := decodeAll(p, src, doc)
+	if ok {
+		bareNumberDurations(p, src)
+	}
+	return cfg, ok
+}
+
+func decodeAll(p *problems, src *source, doc []byte) (*Config, bool) {
+	doc = bytes.Clone(doc)
+	for range maxDecodeErrors {
+		cfg := Default()
+		dec := toml.NewDecoder(bytes.NewReader(doc))
+		dec.DisallowUnknownFields()
+		err := dec.Decode(&file{Cleanroom: cfg})
+		if err == nil {
+			return cfg, true
+		}
+		var strict *toml.StrictMissingError
+		if errors.As(err, &strict) {
+			for i := range strict.Errors {
+				unknownKey(p, src, &strict.Errors[i])
+			}
+			return cfg, true
+		}
+		var de *toml.DecodeError
+		if !errors.As(err, &de) {
+			p.add("", "%v", err)
+			return nil, false
+		}
+		row, _ := de.Position()
+		kv, found := src.kvAt(row)
+		if !found || len(de.Key()) == 0 {
+			p.addLine(row, joinKey(de.Key()), "%s", strings.TrimPrefix(de.Error(), "toml: "))
+			return nil, false
+		}
+		badValue(p, row, kv, de)
+		p.markBad(kv.path)
+		for i := kv.start; i < kv.end; i++ {
+			if doc[i] != '\n' {
+				doc[i] = ' '
+			}
+		}
+	}
+	p.add("", "too many errors; fix these first")
+	return nil, false
+}
+
+// bareNumberDurations reports durations written as numbers: go-toml
+// decodes collection_interval = 30 into a Duration as 30ns.
+func bareNumberDurations(p *problems, src *source) {
+	for _, path := range sortedKeys(src.values) {
+		raw := src.values[path]
+		if raw == "" || raw[0] == '"' || raw[0] == '\'' {
+			continue
+		}
+		if t, ok := fieldType(splitPath(path)); ok && t == reflect.TypeFor[Duration]() {
+			k := lastKey(path)
+			p.addAt(path, "%s = %s: durations are strings with a unit; write %s = \"%ss\" (or \"m\", \"h\", \"d\")", k, raw, k, raw)
+			p.markBad(path)
+		}
+	}
+}
+
+// splitPath turns "a.b[0].c" into the key a, b, c.
+func splitPath(path string) []string {
+	parts := strings.Split(path, ".")
+	for i, k := range parts {
+		if j := strings.IndexByte(k, '['); j >= 0 {
+			parts[i] = k[:j]
+		}
+	}
+	return parts
+}
+
+// badValue explains a value of the wrong type.
+func badValue(p *problems, row int, kv kvSpan, de *toml.DecodeError) {
+	key := []string(de.Key())
+	t, ok := fieldType(key)
+	msg := strings.TrimPrefix(de.Error(), "toml: ")
+	if !ok {
+		p.addLine(row, kv.path, "%s = %s: %s", kv.key, kv.value, msg)
+		return
+	}
+	name := key[len(key)-1]
+	switch {
+	case t == reflect.TypeFor[Duration]():
+		if strings.HasPrefix(kv.value, `"`) || strings.HasPrefix(kv.value, `'`) {
+			p.addLine(row, kv.path, "%s = %s: %s", kv.key, kv.value, msg)
+		} else {
+			p.addLine(row, kv.path, "%s = %s: durations are strings with a unit; write %s = \"%ss\" (or \"m\", \"h\", \"d\")", kv.key, kv.value, kv.key, kv.value)
+		}
+	default:
+		fix := ""
+		if s, err := strconv.Unquote(kv.value); err == nil {
+			// A quoted number or boolean: suggest it unquoted.
+			switch t.Kind() {
+			case reflect.Int, reflect.Int64:
+				if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+					fix = fmt.Sprintf("; write %s = %s", kv.key, s)
+				}
+			case reflect.Float64:
+				if _, err := strconv.ParseFloat(s, 64); err == nil {
+					fix = fmt.Sprintf("; write %s = %s", kv.key, s)
+				}
+			case reflect.Bool:
+				if s == "true" || s == "false" {
+					fix = fmt.Sprintf("; write %s = %s", kv.key, s)
+				}
+			}
+		}
+		if fix == "" {
+			if ex := example(t, name); ex != "" {
+				fix = "; e.g. " + ex
+			}
+		}
+		p.addLine(row, kv.path, "%s = %s: %s takes %s%s", kv.key, kv.value, name, describe(t), fix)
+	}
+}
+
+// unknownKey explains a key crmon does not know, suggesting the nearest.
+func unknownKey(p *problems, src *source, de *toml.DecodeError) {
+	row, _ := de.Position()
+	key := []string(de.Key())
+	if len(key) == 0 {
+		p.addLine(row, "", "%s", strings.TrimPrefix(de.Error(), "toml: "))
+		return
+	}
+	// go-toml leaves inline tables out of the key ("a.passwd" for
+	// a.credentials = { passwd = … }); the index has the whole path.
+	for path, l := range src.lines {
+		if l == row && lastKey(path) == key[len(key)-1] {
+			if k := splitPath(path); len(k) > len(key) {
+				key = k
+			}
+		}
+	}
+	name := key[len(key)-1]
+	parent := strings.Join(key[:len(key)-1], ".")
+	where := "at the top level"
+	if parent != "" {
+		where = "in [" + parent + "]"
+	}
+	known := knownKeys(key[:len(key)-1])
+	switch s, ok := nearest(name, known); {
+	case ok:
+		p.addLine(row, strings.Join(key, "."), "unknown key %s %s; did you mean %s?", name, where, s)
+	case len(known) > 0:
+		p.addLine(row, strings.Join(key, "."), "unknown key %s %s; the keys there are %s", name, where, strings.Join(known, ", "))
+	default:
+		p.addLine(row, strings.Join(key, "."), "unknown key %s %s", name, where)
+	}
+}
+
+// fieldType is the Go type that the TOML key decodes into.
+func fieldType(key []string) (reflect.Type, bool) {
+	t := reflect.TypeFor[file]()
+	for _, k := range key {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		switch t.Kind() {
+		case reflect.Struct:
+			f, ok := fieldByTag(t, k)
+			if !ok {
+				return nil, false
+			}
+			t = f.Type
+		case reflect.Map:
+			t = t.Elem()
+		default:
+			return nil, false
+		}
+	}
+	return t, true
+}
+
+// knownKeys lists the keys of the table at key, sorted.
+func knownKeys(key []string) []string {
+	t, ok := fieldType(key)
+	if !ok {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for i := range t.NumField() {
+		if n := tomlName(t.Field(i)); n != "" {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		if f := t.Field(i); tomlName(f) == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func tomlName(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
+	}
+	n, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+	return n
+}
+
+// describe says what a Go type is in TOML terms.
+func describe(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeFor[Duration]():
+		return `a duration string such as "30s"`
+	case t.Kind() == reflect.String:
+		return "a string in quotes"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
+		return "a whole number"
+	case t.Kind() == reflect.Float64:
+		return "a number"
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
+		return "a list of strings"
+	case t.Kind() == reflect.Slice:
+		return "a list of tables"
+	case t.Kind() == reflect.Map, t.Kind() == reflect.Struct:
+		return "a table"
+	}
+	return t.String()
+}
+
+// example is a well-formed value for a key of type t.
+func example(t reflect.Type, name string) string {
+	switch {
+	case t.Kind() == reflect.String:
+		return name + ` = "…"`
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
+		return name + ` = ["a", "b"]`
+	case t.Kind() == reflect.Map:
+		return name + ` = { key = "value" }`
+	}
+	return ""
+}
+
+func joinKey(k []string) string { return strings.Join(k, ".") }
+
+// lineOfOffset is the line of b, a subslice of doc.
+func lineOfOffset(doc, b []byte) int {
+	if len(b) == 0 && cap(b) == 0 {
+		return 0
+	}
+	off := cap(doc) - cap(b)
+	if off < 0 || off > len(doc) {
+		return 0
+	}
+	return bytes.Count(doc[:off], []byte("\n")) + 1
+}
+
+// syntaxMessage is go-toml's parse error with the offending text.
+func syntaxMessage(doc []byte, perr *unstable.ParserError) string {
+	msg := perr.Message
+	if len(perr.Highlight) > 0 {
+		return fmt.Sprintf("%s: %s; this is not valid TOML", strings.TrimSpace(string(perr.Highlight)), msg)
+	}
+	return msg + "; this is not valid TOML"
+}
+
+// applyEntryDefaults gives each list entry the defaults of the keys it
+// leaves out: go-toml starts new entries from zero values.
+func (c *Config) applyEntryDefaults() {
+	for i := range c.Monitoring.Exporters {
+		fillDefaults(c.src, fmt.Sprintf("%s.exporters[%d]", monitoringPath, i), &c.Monitoring.Exporters[i], defaultExporter())
+	}
+	for i := range c.Monitoring.Alerting.AlertChannels {
+		fillDefaults(c.src, fmt.Sprintf("%s.alerting.alert_channels[%d]", monitoringPath, i), &c.Monitoring.Alerting.AlertChannels[i], defaultChannel())
+	}
+	for i := range c.Monitoring.Alerting.AlertRules {
+		fillDefaults(c.src, fmt.Sprintf("%s.alerting.alert_rules[%d]", monitoringPath, i), &c.Monitoring.Alerting.AlertRules[i], defaultRule())
+	}
+}
+
+// fillDefaults copies def's fields into *dst for the keys the file does not
+// set at path.
+func fillDefaults[T any](src *source, path string, dst *T, def T) {
+	dv := reflect.ValueOf(dst).Elem()
+	df := reflect.ValueOf(def)
+	for i := range dv.NumField() {
+		name := tomlName(dv.Type().Field(i))
+		if name == "" || src.has(path+"."+name) {
+			continue
+		}
+		dv.Field(i).Set(df.Field(i))
+	}
+}
+
+// canonicalize spells enumerations the one way the rest of crmon compares
+// them, and applies the defaults that depend on a type.
+func (c *Config) canonicalize() {
+	m := &c.Monitoring
+	m.EBPF.Mode = strings.ToLower(strings.TrimSpace(m.EBPF.Mode))
+	for i := range m.Exporters {
+		e := &m.Exporters[i]
+		for _, t := range ExporterTypes {
+			if strings.EqualFold(strings.TrimSpace(e.ExporterType), t) {
+				e.ExporterType = t
+			}
+		}
+		p := fmt.Sprintf("%s.exporters[%d].", monitoringPath, i)
+		switch e.ExporterType {
+		case ExporterInfluxDB:
+			if !c.src.has(p + "precision") {
+				e.Precision = DefaultInfluxPrecision
+			}
+		case ExporterElasticsearch:
+			if !c.src.has(p + "index") {
+				e.Index = DefaultElasticIndex
+			}
+		}
+	}
+	for i := range m.Alerting.AlertChannels {
+		ch := &m.Alerting.AlertChannels[i]
+		ch.Type = strings.ToLower(strings.TrimSpace(ch.Type))
+		if ch.Type == ChannelEmail && !c.src.has(fmt.Sprintf("%s.alerting.alert_channels[%d].smtp_port", monitoringPath, i)) {
+			ch.SMTPPort = DefaultSMTPPort
+		}
+	}
+	for i := range m.Alerting.AlertRules {
+		r := &m.Alerting.AlertRules[i]
+		r.Resource = strings.ToLower(strings.TrimSpace(r.Resource))
+		r.Severity = strings.ToLower(strings.TrimSpace(r.Severity))
+		r.Condition = strings.TrimSpace(r.Condition)
+	}
+}

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Secret is a value that must not be printed: passwords, tokens, webhook
+// URLs. Every way of formatting it (fmt, TOML, JSON) gives "<secret>";
+// Reveal gives the value to the code that sends it.
+//
+// Each secret key of the file may instead be written as <key>_file (read
+// from that file, trailing newline trimmed; relative to the config file's
+// directory) or <key>_env (read from that environment variable).
+type Secret string
+
+const masked = "<secret>"
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String masks the secret; an unset one prints as "".
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return masked
+}
+
+// GoString masks the secret in %#v too.
+func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
+
+// MarshalText masks the secret, so encoders never write the value.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// secretRef is one secret key and its _file and _env variants.
+type secretRef struct {
+	path  string // "cleanroom.monitoring.alerting.alert_channels[0].password"
+	value *Secret
+	file  *string
+	env   *string
+}
+
+// headerRef is a map of secret headers and its _file and _env variants.
+type headerRef struct {
+	path   string // "cleanroom.monitoring.exporters[0].headers"
+	values *map[string]Secret
+	file   map[string]string
+	env    map[string]string
+}
+
+// secrets lists every secret of c.
+func (c *Config) secrets() ([]secretRef, []headerRef) {
+	var refs []secretRef
+	var hdrs []headerRef
+	for i := range c.Monitoring.Alerting.AlertChannels {
+		ch := &c.Monitoring.Alerting.AlertChannels[i]
+		p := fmt.Sprintf("%s.alerting.alert_channels[%d].", monitoringPath, i)
+		refs = append(refs,
+			secretRef{p + "password", &ch.Password, &ch.PasswordFile, &ch.PasswordEnv},
+			secretRef{p + "webhook_url", &ch.WebhookURL, &ch.WebhookURLFile, &ch.WebhookURLEnv},
+			secretRef{p + "url", &ch.URL, &ch.URLFile, &ch.URLEnv},
+		)
+		hdrs = append(hdrs, headerRef{p + "headers", &ch.Headers, ch.HeadersFile, ch.HeadersEnv})
+	}
+	for i := range c.Monitoring.Exporters {
+		e := &c.Monitoring.Exporters[i]
+		p := fmt.Sprintf("%s.exporters[%d].", monitoringPath, i)
+		refs = append(refs,
+			secretRef{p + "credentials.password", &e.Credentials.Password, &e.Credentials.PasswordFile, &e.Credentials.PasswordEnv},
+			secretRef{p + "credentials.token", &e.Credentials.Token, &e.Credentials.TokenFile, &e.Credentials.TokenEnv},
+		)
+		hdrs = append(hdrs, headerRef{p + "headers", &e.Headers, e.HeadersFile, e.HeadersEnv})
+	}
+	return refs, hdrs
+}
+
+// resolveSecrets reads every <key>_file and <key>_env into its secret.
+func (c *Config) resolveSecrets(p *problems, opts ParseOptions) {
+	refs, hdrs := c.secrets()
+	for _, r := range refs {
+		base, key := parentPath(r.path), lastKey(r.path)
+		k := secretKeys{
+			base: base, key: key, fileKey: key + "_file", envKey: key + "_env",
+			inline: *r.value != "", file: *r.file, env: *r.env,
+		}
+		if v, ok := k.resolve(p, opts); ok {
+			*r.value = v
+		}
+	}
+	for _, h := range hdrs {
+		names := make([]string, 0, len(h.file)+len(h.env))
+		for n := range h.file {
+			names = append(names, n)
+		}
+		for n := range h.env {
+			if _, dup := h.file[n]; !dup {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+		base, key := parentPath(h.path), lastKey(h.path)
+		for _, n := range names {
+			_, inline := (*h.values)[n]
+			k := secretKeys{
+				base: base, key: key + "." + n, fileKey: key + "_file." + n, envKey: key + "_env." + n,
+				inline: inline, file: h.file[n], env: h.env[n],
+			}
+			v, ok := k.resolve(p, opts)
+			if !ok {
+				continue
+			}
+			if *h.values == nil {
+				*h.values = make(map[string]Secret)
+			}
+			(*h.values)[n] = v
+		}
+	}
+}
+
+// secretKeys is one secret as the file may give it: inline, from a file or
+// from the environment.
+type secretKeys struct {
+	base                 string // the table's path
+	key, fileKey, envKey string // "password", "password_file", "password_env"
+	inline               bool
+	file, env            string
+}
+
+// resolve reads the secret from its file or environment variable. ok is
+// false when neither is set or when reading fails (then p has why).
+func (k secretKeys) resolve(p *problems, opts ParseOptions) (Secret, bool) {
+	var set []string
+	if k.inline {
+		set = append(set, k.key)
+	}
+	if k.file != "" {
+		set = append(set, k.fileKey)
+	}
+	if k.env != "" {
+		set = append(set, k.envKey)
+	}
+	if len(set) > 1 {
+		both := "both"
+		if len(set) > 2 {
+			both = "all"
+		}
+		p.add(join(k.base, k.key), "%s are %s set; they are alternatives, keep one", strings.Join(set, " and "), both)
+		return "", false
+	}
+	switch {
+	case k.file != "":
+		name := k.file
+		if !filepath.IsAbs(name) && opts.Dir != "" {
+			name = filepath.Join(opts.Dir, name)
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			// The path is not secret, the content is: say only why.
+			p.add(join(k.base, k.fileKey), "%s = %q: cannot read the secret: %v", k.fileKey, k.file, unwrapPathError(err))
+			return "", false
+		}
+		b = bytes.TrimSuffix(b, []byte("\n"))
+		b = bytes.TrimSuffix(b, []byte("\r"))
+		if len(b) == 0 {
+			p.add(join(k.base, k.fileKey), "%s = %q: the file is empty", k.fileKey, k.file)
+			return "", false
+		}
+		return Secret(b), true
+	case k.env != "":
+		lookup := opts.LookupEnv
+		if lookup == nil {
+			lookup = os.LookupEnv
+		}
+		v, ok := lookup(k.env)
+		if !ok || v == "" {
+			p.add(join(k.base, k.envKey), "%s = %q: the environment variable %s is not set or is empty", k.envKey, k.env, k.env)
+			return "", false
+		}
+		return Secret(v), true
+	}
+	return "", false
+}
+
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,485 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package config
+
+import (
+	"fmt"
+	"math"
+	"net/mail"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+// MinCollectionInterval is the shortest collection_interval: below it the
+// agent's own reads would be a visible share of a core.
+const MinCollectionInterval = 100 * time.Millisecond
+
+// Limits that keep a typo from costing memory.
+const (
+	maxTopProcesses  = 1000
+	maxMapMaxEntries = 1 << 20
+	maxSeries        = 1 << 20
+)
+
+// Validate checks the configuration as a whole and returns every problem
+// at once (errors.Join of *Error), or nil. Values that came from the file
+// are reported at their line.
+func (c *Config) Validate() error {
+	p := &problems{src: c.src}
+	c.validate(p)
+	return p.err()
+}
+
+func (c *Config) validate(p *problems) {
+	m := &c.Monitoring
+	mp := monitoringPath
+
+	if d := m.CollectionInterval.Std(); d < MinCollectionInterval {
+		p.add(mp+".collection_interval", "collection_interval = %q: must be at least %s; e.g. collection_interval = \"10s\"", m.CollectionInterval, Duration(MinCollectionInterval))
+	}
+	if m.RetentionPeriod <= 0 {
+		p.add(mp+".retention_period", "retention_period = %q: must be more than 0; e.g. retention_period = \"7d\"", m.RetentionPeriod)
+	}
+	if m.TopProcesses < 0 || m.TopProcesses > maxTopProcesses {
+		p.add(mp+".top_processes", "top_processes = %d: must be between 0 (no process lists) and %d", m.TopProcesses, maxTopProcesses)
+	}
+
+	t := &m.Thresholds
+	tp := mp + ".thresholds."
+	percent(p, tp+"cpu_usage_percent", t.CPUUsagePercent, "")
+	percent(p, tp+"memory_usage_percent", t.MemoryUsagePercent, "")
+	percent(p, tp+"disk_usage_percent", t.DiskUsagePercent, "")
+	percent(p, tp+"network_bandwidth_percent", t.NetworkBandwidthPercent, "")
+	nonNegative(p, tp+"container_count", t.ContainerCount, "")
+	nonNegative(p, tp+"process_count", t.ProcessCount, "")
+
+	c.validateAlerting(p)
+	c.validateExporters(p)
+	c.validateEBPF(p)
+	c.validateContainers(p)
+
+	s := &m.Store
+	if s.Enabled && s.Path == "" {
+		p.add(mp+".store.path", "path = \"\": the store is enabled and needs a directory; e.g. path = \"/var/lib/crmon\"")
+	}
+	if s.MaxBytes < 0 {
+		p.add(mp+".store.max_bytes", "max_bytes = %d: must be 0 (no size limit) or more", s.MaxBytes)
+	}
+
+	l := &c.ResourceLimits
+	lp := rootKey + ".resource_limits."
+	percent(p, lp+"max_cpu_usage_percent", l.MaxCPUUsagePercent, "")
+	percent(p, lp+"max_memory_usage_percent", l.MaxMemoryUsagePercent, "")
+	percent(p, lp+"max_disk_usage_percent", l.MaxDiskUsagePercent, "")
+}
+
+// channelKeys are the keys that only some channel types take.
+var channelKeys = map[string][]string{
+	"smtp_host": {ChannelEmail}, "smtp_port": {ChannelEmail}, "from": {ChannelEmail}, "to": {ChannelEmail},
+	"username": {ChannelEmail}, "password": {ChannelEmail}, "password_file": {ChannelEmail}, "password_env": {ChannelEmail},
+	"webhook_url": {ChannelSlack}, "webhook_url_file": {ChannelSlack}, "webhook_url_env": {ChannelSlack}, "channel": {ChannelSlack},
+	"url": {ChannelWebhook, ChannelAlertmanager}, "url_file": {ChannelWebhook, ChannelAlertmanager}, "url_env": {ChannelWebhook, ChannelAlertmanager},
+	"headers": {ChannelWebhook, ChannelAlertmanager}, "headers_file": {ChannelWebhook, ChannelAlertmanager}, "headers_env": {ChannelWebhook, ChannelAlertmanager},
+}
+
+func (c *Config) validateAlerting(p *problems) {
+	a := &c.Monitoring.Alerting
+	ap := monitoringPath + ".alerting."
+	if a.CooldownPeriod < 0 {
+		p.add(ap+"cooldown_period", "cooldown_period = %q: must be 0 or more", a.CooldownPeriod)
+	}
+
+	names := make([]string, 0, len(a.AlertChannels))
+	for i := range a.AlertChannels {
+		ch := &a.AlertChannels[i]
+		cp := fmt.Sprintf("%salert_channels[%d]", ap, i)
+		what := entryName("alert channel", ch.Name, i)
+		if ch.Name == "" {
+			p.add(cp+".name", "%s has no name; add name = \"…\" (alert rules name their channels)", what)
+		} else if slices.Contains(names, ch.Name) {
+			p.add(cp+".name", "name = %q: another alert channel has this name; names must be unique", ch.Name)
+		}
+		names = append(names, ch.Name)
+
+		if !slices.Contains(ChannelTypes, ch.Type) {
+			if ch.Type == "" {
+				p.add(cp+".type", "%s has no type; add type = one of %s", what, quoteList(ChannelTypes))
+			} else {
+				p.add(cp+".type", "type = %q: unknown channel type (%s); use one of %s", ch.Type, what, quoteList(ChannelTypes))
+			}
+			continue
+		}
+		if c.src != nil {
+			for _, k := range sortedKeys(channelKeys) {
+				if types := channelKeys[k]; c.src.has(cp+"."+k) && !slices.Contains(types, ch.Type) {
+					p.addAt(cp+"."+k, "%s: %s only applies to type = %s, and %s is type = %q; remove it", k, k, quoteList(types), what, ch.Type)
+				}
+			}
+		}
+		switch ch.Type {
+		case ChannelEmail:
+			if ch.SMTPHost == "" {
+				p.add(cp+".smtp_host", "%s: smtp_host is required; e.g. smtp_host = \"smtp.example.com\"", what)
+			}
+			if ch.SMTPPort < 1 || ch.SMTPPort > 65535 {
+				p.add(cp+".smtp_port", "smtp_port = %d: must be a port, 1-65535 (%s); 587 is the submission port", ch.SMTPPort, what)
+			}
+			if ch.From == "" {
+				p.add(cp+".from", "%s: from is required; e.g. from = \"crmon@example.com\"", what)
+			} else if _, err := mail.ParseAddress(ch.From); err != nil {
+				p.add(cp+".from", "from = %q: not an email address (%s)", ch.From, what)
+			}
+			if len(ch.To) == 0 {
+				p.add(cp+".to", "%s: to is required; e.g. to = [\"oncall@example.com\"]", what)
+			}
+			for _, to := range ch.To {
+				if _, err := mail.ParseAddress(to); err != nil {
+					p.add(cp+".to", "to: %q is not an email address (%s)", to, what)
+				}
+			}
+			if ch.Username != "" && ch.Password == "" {
+				p.add(cp+".password", "%s: username is set but password is not; add password, password_file or password_env", what)
+			}
+		case ChannelSlack:
+			secretURL(p, cp+".webhook_url", ch.WebhookURL, what, "https://hooks.slack.com/services/…")
+		case ChannelWebhook:
+			secretURL(p, cp+".url", ch.URL, what, "https://ci.example.com/hooks/crmon")
+			headerNames(p, cp+".headers", ch.Headers)
+		case ChannelAlertmanager:
+			secretURL(p, cp+".url", ch.URL, what, "http://alertmanager:9093")
+			headerNames(p, cp+".headers", ch.Headers)
+		}
+	}
+
+	rules := make([]string, 0, len(a.AlertRules))
+	for i := range a.AlertRules {
+		r := &a.AlertRules[i]
+		rp := fmt.Sprintf("%salert_rules[%d]", ap, i)
+		what := entryName("alert rule", r.Name, i)
+		if r.Name == "" {
+			p.add(rp+".name", "%s has no name; add name = \"…\" (alerts are named after their rule)", what)
+		} else if slices.Contains(rules, r.Name) {
+			p.add(rp+".name", "name = %q: another alert rule has this name; names must be unique", r.Name)
+		}
+		rules = append(rules, r.Name)
+		if !slices.Contains(RuleResources, r.Resource) {
+			hint := ""
+			if s, ok := nearest(r.Resource, RuleResources); ok && r.Resource != "" {
+				hint = fmt.Sprintf("did you mean %q? ", s)
+			}
+			p.add(rp+".resource", "resource = %q: unknown resource (%s); %suse one of %s", r.Resource, what, hint, quoteList(RuleResources))
+		}
+		if !slices.Contains(RuleConditions, r.Condition) {
+			p.add(rp+".condition", "condition = %q: unknown condition (%s); use one of %s", r.Condition, what, quoteList(RuleConditions))
+		}
+		if !slices.Contains(Severities, r.Severity) {
+			p.add(rp+".severity", "severity = %q: unknown severity (%s); use one of %s", r.Severity, what, quoteList(Severities))
+		}
+		switch {
+		case math.IsNaN(r.Threshold) || math.IsInf(r.Threshold, 0):
+			p.add(rp+".threshold", "threshold = %v: must be a finite number (%s)", r.Threshold, what)
+		case isPercentResource(r.Resource) && (r.Threshold < 0 || r.Threshold > 100):
+			p.add(rp+".threshold", "threshold = %v: %s is a percentage, so the threshold must be 0-100 (%s)", r.Threshold, r.Resource, what)
+		case r.Threshold < 0:
+			p.add(rp+".threshold", "threshold = %v: must be 0 or more (%s)", r.Threshold, what)
+		}
+		if r.For < 0 {
+			p.add(rp+".for", "for = %q: must be 0 or more (%s)", r.For, what)
+		}
+		for _, n := range r.Channels {
+			if slices.Contains(names, n) {
+				continue
+			}
+			hint := ""
+			if s, ok := nearest(n, names); ok {
+				hint = fmt.Sprintf("; did you mean %q?", s)
+			}
+			if len(names) == 0 {
+				p.add(rp+".channels", "channels: %s names channel %q, but no [[cleanroom.monitoring.alerting.alert_channels]] is defined", what, n)
+			} else {
+				p.add(rp+".channels", "channels: %s names channel %q, which is not defined; the channels are %s%s", what, n, quoteList(names), hint)
+			}
+		}
+		for k := range r.Labels {
+			if !isLabelName(k) {
+				p.add(rp+".labels", "labels: %q is not a valid label name (%s); use letters, digits and _, not starting with a digit", k, what)
+			}
+		}
+	}
+}
+
+// exporterKeys are the keys that only some exporter types take.
+var exporterKeys = map[string]string{
+	"database":  ExporterInfluxDB,
+	"org":       ExporterInfluxDB,
+	"bucket":    ExporterInfluxDB,
+	"precision": ExporterInfluxDB,
+	"index":     ExporterElasticsearch,
+}
+
+// InfluxPrecisions are the timestamp precisions of the line protocol.
+var InfluxPrecisions = []string{"ns", "us", "ms", "s"}
+
+func (c *Config) validateExporters(p *problems) {
+	names := make([]string, 0, len(c.Monitoring.Exporters))
+	for i := range c.Monitoring.Exporters {
+		e := &c.Monitoring.Exporters[i]
+		ep := fmt.Sprintf("%s.exporters[%d]", monitoringPath, i)
+		what := entryName("exporter", e.Name, i)
+		if e.Name == "" {
+			p.add(ep+".name", "%s has no name; add name = \"…\" (it labels the exporter's own metrics)", what)
+		} else if slices.Contains(names, e.Name) {
+			p.add(ep+".name", "name = %q: another exporter has this name; names must be unique", e.Name)
+		}
+		names = append(names, e.Name)
+
+		if !slices.Contains(ExporterTypes, e.ExporterType) {
+			if e.ExporterType == "" {
+				p.add(ep+".exporter_type", "%s has no exporter_type; add exporter_type = one of %s", what, quoteList(ExporterTypes))
+			} else {
+				p.add(ep+".exporter_type", "exporter_type = %q: unknown exporter type (%s); use one of %s (any case)", e.ExporterType, what, quoteList(ExporterTypes))
+			}
+		} else if c.src != nil {
+			for _, k := range sortedKeys(exporterKeys) {
+				if t := exporterKeys[k]; c.src.has(ep+"."+k) && t != e.ExporterType {
+					p.addAt(ep+"."+k, "%s: %s only applies to exporter_type = %q, and %s is %q; remove it", k, k, t, what, e.ExporterType)
+				}
+			}
+		}
+		if e.Endpoint == "" {
+			p.add(ep+".endpoint", "%s: endpoint is required; e.g. endpoint = %q", what, exampleEndpoint(e.ExporterType))
+		} else if err := checkHTTPURL(e.Endpoint); err != "" {
+			p.add(ep+".endpoint", "endpoint = %q: %s (%s); e.g. endpoint = %q", e.Endpoint, err, what, exampleEndpoint(e.ExporterType))
+		}
+		if e.BatchSize < 1 {
+			p.add(ep+".batch_size", "batch_size = %d: must be at least 1 (%s); the default is %d", e.BatchSize, what, DefaultBatchSize)
+		}
+		if e.QueueSize < e.BatchSize {
+			p.add(ep+".queue_size", "queue_size = %d: must hold at least one batch, batch_size = %d (%s); the default is %d", e.QueueSize, e.BatchSize, what, DefaultQueueSize)
+		}
+		if e.FlushInterval <= 0 {
+			p.add(ep+".flush_interval", "flush_interval = %q: must be more than 0 (%s); the default is \"%s\"", e.FlushInterval, what, Duration(DefaultFlushInterval))
+		}
+		if e.Timeout <= 0 {
+			p.add(ep+".timeout", "timeout = %q: must be more than 0 (%s); the default is \"%s\"", e.Timeout, what, Duration(DefaultTimeout))
+		}
+		if e.MaxRetries < 0 {
+			p.add(ep+".max_retries", "max_retries = %d: must be 0 (no retries) or more (%s)", e.MaxRetries, what)
+		}
+		cr := &e.Credentials
+		cp := ep + ".credentials"
+		switch {
+		case cr.Token != "" && (cr.Username != "" || cr.Password != ""):
+			p.add(cp+".token", "credentials: %s has both a token and a username/password; use one", what)
+		case cr.Username != "" && cr.Password == "":
+			p.add(cp+".password", "credentials: %s has a username but no password; add password, password_file or password_env", what)
+		case cr.Password != "" && cr.Username == "":
+			p.add(cp+".username", "credentials: %s has a password but no username; add username = \"…\"", what)
+		}
+		headerNames(p, ep+".headers", e.Headers)
+
+		switch e.ExporterType {
+		case ExporterInfluxDB:
+			if !slices.Contains(InfluxPrecisions, e.Precision) {
+				p.add(ep+".precision", "precision = %q: use one of %s (%s)", e.Precision, quoteList(InfluxPrecisions), what)
+			}
+			switch {
+			case e.Database == "" && e.Bucket == "":
+				p.add(ep, "%s: InfluxDB needs database = \"…\" (1.x) or org and bucket (2.x)", what)
+			case e.Database != "" && e.Bucket != "":
+				p.add(ep+".bucket", "%s: set database (InfluxDB 1.x) or bucket (2.x), not both", what)
+			case e.Bucket != "" && e.Org == "":
+				p.add(ep+".org", "%s: bucket is set, so InfluxDB 2.x needs org = \"…\" too", what)
+			}
+		case ExporterElasticsearch:
+			if e.Index == "" || e.Index != strings.ToLower(e.Index) || strings.ContainsAny(e.Index, ` "*\<|,>/?#:`) || strings.HasPrefix(e.Index, "_") || strings.HasPrefix(e.Index, "-") {
+				p.add(ep+".index", "index = %q: Elasticsearch index names are lower case, without spaces or any of \\/*?\"<>|,#:, and do not start with _ or - (%s)", e.Index, what)
+			}
+		}
+	}
+}
+
+func (c *Config) validateEBPF(p *problems) {
+	b := &c.Monitoring.EBPF
+	bp := monitoringPath + ".ebpf."
+	if !slices.Contains(EBPFModes, b.Mode) {
+		p.add(bp+"mode", "mode = %q: use one of %s", b.Mode, quoteList(EBPFModes))
+	}
+	globs(p, bp+"include", b.Include, true)
+	globs(p, bp+"exclude", b.Exclude, true)
+	if b.MaxSeries < 1 || b.MaxSeries > maxSeries {
+		p.add(bp+"max_series", "max_series = %d: must be between 1 and %d", b.MaxSeries, maxSeries)
+	}
+	if b.MapMaxEntries < 1 || b.MapMaxEntries > maxMapMaxEntries {
+		p.add(bp+"map_max_entries", "map_max_entries = %d: must be between 1 and %d", b.MapMaxEntries, maxMapMaxEntries)
+	}
+}
+
+func (c *Config) validateContainers(p *problems) {
+	ct := &c.Monitoring.Containers
+	cp := monitoringPath + ".containers."
+	if ct.Enabled {
+		if err := checkDockerHost(ct.DockerHost); err != "" {
+			p.add(cp+"docker_host", "docker_host = %q: %s; e.g. docker_host = \"unix:///var/run/docker.sock\" or \"tcp://127.0.0.1:2375\"", ct.DockerHost, err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, l := range ct.ContainerLabels {
+		switch {
+		case strings.TrimSpace(l) == "":
+			p.add(cp+"container_labels", "container_labels: an empty label name; list Docker label keys, e.g. [\"com.docker.compose.project\"]")
+		case seen[l]:
+			p.add(cp+"container_labels", "container_labels: %q is listed twice", l)
+		}
+		seen[l] = true
+	}
+	if ct.DiskUsageInterval < 0 {
+		p.add(cp+"disk_usage_interval", "disk_usage_interval = %q: must be 0 (never) or more", ct.DiskUsageInterval)
+	}
+	globs(p, cp+"include", ct.Include, false)
+	globs(p, cp+"exclude", ct.Exclude, false)
+}
+
+// percent checks a 0-100 percentage.
+func percent(p *problems, key string, v float64, what string) {
+	if v >= 0 && v <= 100 {
+		return
+	}
+	p.add(key, "%s = %v: must be a percentage, 0-100%s", lastKey(key), v, suffix(what))
+}
+
+func nonNegative(p *problems, key string, v int, what string) {
+	if v < 0 {
+		p.add(key, "%s = %d: must be 0 (off) or more%s", lastKey(key), v, suffix(what))
+	}
+}
+
+func suffix(what string) string {
+	if what == "" {
+		return ""
+	}
+	return " (" + what + ")"
+}
+
+// secretURL checks a URL that is a secret: the message never shows it.
+func secretURL(p *problems, key string, u Secret, what, example string) {
+	k := lastKey(key)
+	if u == "" {
+		p.add(key, "%s: %s is required (or %s_file, %s_env); e.g. %s = %q", what, k, k, k, k, example)
+		return
+	}
+	if err := checkHTTPURL(u.Reveal()); err != "" {
+		p.add(key, "%s: %s %s (the value is secret, so it is not shown); e.g. %q", what, k, err, example)
+	}
+}
+
+// checkHTTPURL returns why s is not an absolute http(s) URL, or "".
+func checkHTTPURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "is not a URL"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "must be an http:// or https:// URL"
+	case u.Host == "":
+		return "has no host"
+	}
+	return ""
+}
+
+func checkDockerHost(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "is not a URL"
+	}
+	switch u.Scheme {
+	case "unix":
+		if u.Path == "" {
+			return "a unix:// address needs the socket's path"
+		}
+	case "tcp", "http", "https":
+		if u.Host == "" {
+			return "has no host"
+		}
+	default:
+		return "must be unix://PATH or tcp://HOST:PORT"
+	}
+	return ""
+}
+
+// globs checks path.Match patterns; cgroup patterns are absolute paths.
+func globs(p *problems, key string, pats []string, cgroup bool) {
+	k := lastKey(key)
+	for _, pat := range pats {
+		if _, err := path.Match(pat, ""); err != nil {
+			p.add(key, "%s: %q is not a valid glob pattern (unbalanced [ or a trailing \\)", k, pat)
+			continue
+		}
+		if cgroup && !strings.HasPrefix(pat, "/") && !strings.HasPrefix(pat, "*") {
+			p.add(key, "%s: %q: cgroup patterns match paths in the cgroup2 hierarchy and start with /; e.g. \"/docker/*\"", k, pat)
+		}
+	}
+}
+
+func headerNames(p *problems, key string, h map[string]Secret) {
+	for _, n := range sortedKeys(h) {
+		if n == "" || strings.ContainsAny(n, " \t:\r\n") {
+			p.add(key, "headers: %q is not a valid HTTP header name", n)
+		}
+	}
+}
+
+func isPercentResource(r string) bool {
+	switch r {
+	case ResourceCPU, ResourceMemory, ResourceDisk, ResourceNetwork:
+		return true
+	}
+	return false
+}
+
+// isLabelName is Prometheus's classic label name syntax, which every
+// Alertmanager accepts.
+func isLabelName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return !strings.HasPrefix(s, "__")
+}
+
+func entryName(kind, name string, i int) string {
+	if name != "" {
+		return fmt.Sprintf("%s %q", kind, name)
+	}
+	return fmt.Sprintf("%s #%d", kind, i+1)
+}
+
+func exampleEndpoint(t string) string {
+	switch t {
+	case ExporterInfluxDB:
+		return "http://influxdb:8086"
+	case ExporterElasticsearch:
+		return "http://elasticsearch:9200"
+	case ExporterCustom:
+		return "https://metrics.example.com/ingest"
+	}
+	return "http://prometheus:9090/api/v1/write"
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
