@@ -274,16 +274,16 @@ type ResourceLimits struct {
 // Defaults of values that live in list entries, applied to each entry for
 // the keys it leaves out.
 const (
-	DefaultBatchSize      = 100
-	DefaultFlushInterval  = 30 * time.Second
-	DefaultTimeout        = 10 * time.Second
-	DefaultMaxRetries     = 3
-	DefaultQueueSize      = 10000
-	DefaultSMTPPort       = 587
-	DefaultSeverity       = SeverityWarning
-	DefaultCondition      = ">"
+	DefaultBatchSize       = 100
+	DefaultFlushInterval   = 30 * time.Second
+	DefaultTimeout         = 10 * time.Second
+	DefaultMaxRetries      = 3
+	DefaultQueueSize       = 10000
+	DefaultSMTPPort        = 587
+	DefaultSeverity        = SeverityWarning
+	DefaultCondition       = ">"
 	DefaultInfluxPrecision = "ms"
-	DefaultElasticIndex   = "crmon"
+	DefaultElasticIndex    = "crmon"
 )
 
 // Default is the configuration with no file: what the ADR's examples use
