@@ -53,6 +53,10 @@ type Event struct {
 	Action string
 	ID     string
 	Time   time.Time
+	// Name and Image come with the event, so a container that is gone
+	// before it can be inspected is still named.
+	Name  string
+	Image string
 }
 
 // Info is what crmon needs of the engine.
@@ -204,7 +208,10 @@ func (e *Engine) Events(ctx context.Context) (<-chan Event, <-chan error) {
 		for {
 			select {
 			case m := <-msgs:
-				ev := Event{Action: string(m.Action), ID: m.Actor.ID, Time: time.Unix(0, m.TimeNano)}
+				ev := Event{
+					Action: string(m.Action), ID: m.Actor.ID, Time: time.Unix(0, m.TimeNano),
+					Name: m.Actor.Attributes["name"], Image: m.Actor.Attributes["image"],
+				}
 				// Health checks arrive as "exec_start: sh -c ..." and
 				// "health_status: healthy"; keep the verb only.
 				if i := strings.IndexByte(ev.Action, ':'); i >= 0 {

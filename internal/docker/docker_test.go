@@ -99,8 +99,8 @@ func TestEngineEvents(t *testing.T) {
 			if ev.ID != id {
 				continue
 			}
-			if ev.Time.IsZero() {
-				t.Errorf("event %s has no time", ev.Action)
+			if ev.Time.IsZero() || ev.Image != dockertest.Image || ev.Name == "" {
+				t.Errorf("event %s: time %v, name %q, image %q", ev.Action, ev.Time, ev.Name, ev.Image)
 			}
 			got = append(got, ev.Action)
 		case err := <-errs:

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package containers
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/docker"
+)
+
+// container is one container and its last counters. Its fields are guarded
+// by Collector.mu.
+type container struct {
+	id, name, image string
+	labels          map[string]string
+	// labelValues are the values of Options.ContainerLabels, in order.
+	labelValues []string
+	state       string
+	created     time.Time
+	started     time.Time
+	pid         int
+
+	// cgroupPath is the cgroup2 path (the `id` label).
+	cgroupPath string
+	paths      cgroups.Paths
+	reader     *cgroups.Reader
+	exitWD     int
+
+	// netFD is /proc/<pid>/net/dev, kept open so that a tick is one
+	// pread; -1 when not read (not running, or host network).
+	netFD int
+	net   []netIface
+
+	stats, scratch cgroups.Stats
+	haveStats      bool
+	// finalRead is set when the counters were read as the last process
+	// left the cgroup, so they are the container's final values.
+	finalRead bool
+	lastRead  time.Time
+
+	prevUsage  uint64
+	prevAt     time.Time
+	cpuPercent float64
+
+	sizeRw int64 // -1 until the first size refresh
+
+	// stoppedTicks and removedTicks count ticks since die and destroy;
+	// the last values are served for Options.Linger ticks after each.
+	stoppedTicks int
+	removed      bool
+	removedTicks int
+}
+
+func newContainer(id string) *container {
+	return &container{id: id, netFD: -1, exitWD: -1, sizeRw: -1}
+}
+
+// running reports whether the container has processes to read.
+func (ct *container) running() bool {
+	return !ct.removed && (ct.state == "running" || ct.state == "paused" || ct.state == "restarting")
+}
+
+// setMeta copies what the engine says about the container.
+func (ct *container) setMeta(d docker.Container, labelKeys []string) {
+	if d.Name != "" {
+		ct.name = d.Name
+	}
+	if d.Image != "" {
+		ct.image = d.Image
+	}
+	if d.Labels != nil {
+		ct.labels = d.Labels
+	}
+	if len(ct.labelValues) != len(labelKeys) {
+		ct.labelValues = make([]string, len(labelKeys))
+	}
+	for i, k := range labelKeys {
+		ct.labelValues[i] = ct.labels[k]
+	}
+	ct.state = d.State
+	if !d.Created.IsZero() {
+		ct.created = d.Created
+	}
+	if !d.Started.IsZero() {
+		ct.started = d.Started
+	}
+}
+
+// closeFiles closes the cgroup reader and the net/dev file.
+func (ct *container) closeFiles() {
+	if ct.reader != nil {
+		ct.reader.Close()
+		ct.reader = nil
+	}
+	if ct.netFD >= 0 {
+		unix.Close(ct.netFD)
+		ct.netFD = -1
+	}
+}
+
+// read reads the cgroup and network counters. On error the previous values
+// stay: a cgroup that is gone keeps its last counters.
+func (ct *container) read(buf *[]byte, now time.Time) error {
+	if ct.reader == nil {
+		return nil
+	}
+	err := ct.reader.Read(&ct.scratch, buf)
+	if errors.Is(err, cgroups.ErrGone) {
+		ct.closeFiles()
+		return nil
+	}
+	ct.stats, ct.scratch = ct.scratch, ct.stats
+	ct.haveStats = true
+	ct.lastRead = now
+	if !ct.prevAt.IsZero() && now.After(ct.prevAt) && ct.stats.CPU.UsageNanos >= ct.prevUsage {
+		ct.cpuPercent = float64(ct.stats.CPU.UsageNanos-ct.prevUsage) / float64(now.Sub(ct.prevAt).Nanoseconds()) * 100
+	}
+	ct.prevUsage, ct.prevAt = ct.stats.CPU.UsageNanos, now
+	if ct.netFD >= 0 {
+		n, rerr := preadAll(ct.netFD, buf)
+		if rerr != nil {
+			unix.Close(ct.netFD)
+			ct.netFD = -1
+		} else {
+			ct.net = parseNetDev((*buf)[:n], ct.net)
+		}
+	}
+	return err
+}
+
+// preadAll reads fd from offset 0 into buf, growing it until the file fits.
+func preadAll(fd int, buf *[]byte) (int, error) {
+	if len(*buf) < 4096 {
+		*buf = make([]byte, 16384)
+	}
+	for {
+		n, err := unix.Pread(fd, *buf, 0)
+		if err != nil || n < len(*buf) {
+			return n, err
+		}
+		*buf = make([]byte, 2*len(*buf))
+	}
+}
+
+// readNetNS returns the network namespace of pid ("net:[4026531840]").
+func readNetNS(procFS string, pid int) string {
+	s, _ := os.Readlink(filepath.Join(procFS, strconv.Itoa(pid), "ns", "net"))
+	return s
+}

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+// Package containers is the "containers" collector: it follows the Docker
+// engine's containers (list once, then events), reads each one's cgroup and
+// network namespace counters once per tick, and exposes them with cAdvisor's
+// metric names and labels and in the snapshot's ContainerMetrics. It also
+// maps cgroup paths to containers for the eBPF collector's labels.
+package containers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/internal/docker"
+)
+
+// Options configure the collector.
+type Options struct {
+	// DockerHost is the engine's address ("unix:///var/run/docker.sock");
+	// "" uses $DOCKER_HOST or the local socket.
+	DockerHost string
+	// ContainerLabels lists the Docker labels exported as
+	// container_label_<sanitized key> on every container series. Each one
+	// is a label on every series, so keep the list short.
+	ContainerLabels []string
+	// DiskUsageInterval is how often writable-layer sizes are refreshed,
+	// in the background (default 1m; the engine walks every layer).
+	DiskUsageInterval time.Duration
+	// Include and Exclude are path.Match patterns on container names. A
+	// container is watched if it matches some Include (or Include is
+	// empty) and no Exclude.
+	Include, Exclude []string
+	// Linger is how many ticks a removed container's final values stay
+	// (default 2).
+	Linger int
+	Paths  collect.Paths
+	Logger *slog.Logger
+	// Client overrides the engine client built from DockerHost.
+	Client docker.Client
+}
+
+// Registration builds a "containers" registration from base; the agent's
+// Paths and Logger replace base's.
+func Registration(base Options) collect.Registration {
+	return collect.Registration{
+		Name:           "containers",
+		DefaultEnabled: true,
+		Help:           "Docker containers: cgroup, network and writable-layer metrics (cAdvisor names)",
+		New: func(o collect.Options) (collect.Collector, error) {
+			opts := base
+			opts.Paths = o.Paths
+			if o.Logger != nil {
+				opts.Logger = o.Logger
+			}
+			return New(opts)
+		},
+	}
+}
+
+// Collector is the containers collector. It implements collect.Collector,
+// collect.ContainerLookup and io.Closer; Close stops its goroutines.
+type Collector struct {
+	opts   Options
+	log    *slog.Logger
+	client docker.Client
+	h      *cgroups.Hierarchy
+	descs  descs
+	// labelNames are the sanitized container_label_* names, in
+	// ContainerLabels order.
+	labelNames []string
+	hostNetNS  string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	exits  *exitWatcher
+
+	mu         sync.RWMutex
+	byID       map[string]*container
+	byCgroup   map[string]*container
+	up         bool
+	layout     cgroups.Layout
+	fsDevice   string
+	lastUpdate time.Time
+	buf        []byte
+	devNames   map[uint64]string
+	// sample is what Collect and Fill serve, rebuilt by Update.
+	sample []*container
+}
+
+var (
+	_ collect.Collector       = (*Collector)(nil)
+	_ collect.ContainerLookup = (*Collector)(nil)
+)
+
+// New builds the collector and starts following the engine in the
+// background. An engine that is down is not an error: crmon_docker_up says
+// so and the collector reconnects.
+func New(o Options) (c *Collector, err error) {
+	if o.Paths == (collect.Paths{}) {
+		o.Paths = collect.DefaultPaths()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.DiskUsageInterval <= 0 {
+		o.DiskUsageInterval = time.Minute
+	}
+	if o.Linger <= 0 {
+		o.Linger = 2
+	}
+	var errs []error
+	for _, p := range append(append([]string(nil), o.Include...), o.Exclude...) {
+		if _, err := path.Match(p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("container name pattern %q: %w", p, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	h, err := cgroups.Detect(o.Paths.ProcFS, o.Paths.RootFS)
+	if err != nil {
+		return nil, fmt.Errorf("detecting cgroups: %w", err)
+	}
+	c = &Collector{
+		opts:     o,
+		log:      o.Logger.With("collector", "containers"),
+		h:        h,
+		byID:     map[string]*container{},
+		byCgroup: map[string]*container{},
+		devNames: map[uint64]string{},
+	}
+	c.labelNames = make([]string, len(o.ContainerLabels))
+	for i, l := range o.ContainerLabels {
+		c.labelNames[i] = "container_label_" + sanitizeLabel(l)
+	}
+	c.descs = newDescs(c.labelNames)
+	c.hostNetNS = readNetNS(o.Paths.ProcFS, 1)
+
+	c.client = o.Client
+	if c.client == nil {
+		e, err := docker.New(o.DockerHost)
+		if err != nil {
+			return nil, err
+		}
+		c.client = e
+	}
+	c.exits, err = newExitWatcher(c.onPopulatedZero)
+	if err != nil {
+		c.log.Debug("no exit watcher; short-lived containers keep their last tick's counters", "err", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Add(2)
+	go func() { defer c.wg.Done(); c.follow(ctx) }()
+	go func() { defer c.wg.Done(); c.refreshSizes(ctx) }()
+	if c.exits != nil {
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.exits.run() }()
+	}
+	return c, nil
+}
+
+// Name implements collect.Collector.
+func (c *Collector) Name() string { return "containers" }
+
+// Close stops following the engine and closes every open file.
+func (c *Collector) Close() error {
+	c.cancel()
+	var errs []error
+	if c.exits != nil {
+		errs = append(errs, c.exits.close())
+	}
+	c.wg.Wait()
+	c.mu.Lock()
+	for _, ct := range c.byID {
+		ct.closeFiles()
+	}
+	c.byID, c.byCgroup, c.sample = map[string]*container{}, map[string]*container{}, nil
+	c.mu.Unlock()
+	errs = append(errs, c.client.Close())
+	return errors.Join(errs...)
+}
+
+// Up reports whether the engine answered last.
+func (c *Collector) Up() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.up
+}
+
+// Known is the number of containers held, removed ones still lingering
+// included.
+func (c *Collector) Known() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.byID)
+}
+
+// LookupCgroup implements collect.ContainerLookup: path is a cgroup2 path
+// ("/docker/<id>"), or one of a container's own sub-cgroups.
+func (c *Collector) LookupCgroup(p string) (collect.ContainerRef, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ct, ok := c.byCgroup[p]
+	if !ok {
+		_, id, ok2 := cgroups.ParseContainerPath(p)
+		if !ok2 {
+			return collect.ContainerRef{}, false
+		}
+		if ct, ok = c.byID[id]; !ok {
+			return collect.ContainerRef{}, false
+		}
+	}
+	return collect.ContainerRef{ID: ct.id, Name: ct.name, Image: ct.image, Labels: ct.labels}, true
+}
+
+// watched applies Include and Exclude to a container name.
+func (c *Collector) watched(name string) bool {
+	for _, p := range c.opts.Exclude {
+		if ok, _ := path.Match(p, name); ok {
+			return false
+		}
+	}
+	if len(c.opts.Include) == 0 {
+		return true
+	}
+	for _, p := range c.opts.Include {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// sanitizeLabel makes a Docker label key a Prometheus label name, as
+// cAdvisor does: every character outside [a-zA-Z0-9_] becomes '_'.
+func sanitizeLabel(k string) string {
+	var b strings.Builder
+	for i := 0; i < len(k); i++ {
+		ch := k[i]
+		if ch == '_' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') {
+			b.WriteByte(ch)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) { c.descs.describe(ch) }

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package containers
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/crmon-dev/crmon/pkg/metrics"
+)
+
+// Update reads every running container's cgroup and network counters once,
+// and drops removed containers whose linger is over. The engine is not
+// asked anything here: the container list is kept by events.
+func (c *Collector) Update(ctx context.Context, now time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for id, ct := range c.byID {
+		switch {
+		case ct.removed:
+			ct.removedTicks++
+			if ct.removedTicks > c.opts.Linger {
+				delete(c.byID, id)
+				if c.byCgroup[ct.cgroupPath] == ct {
+					delete(c.byCgroup, ct.cgroupPath)
+				}
+				continue
+			}
+		case !ct.running():
+			ct.stoppedTicks++
+		}
+		if ct.reader != nil {
+			if err := ct.read(&c.buf, now); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if !ct.running() && !ct.lastRead.After(c.lastUpdate) {
+			ct.cpuPercent = 0
+		}
+		for i := range ct.stats.IO.Devices {
+			io := &ct.stats.IO.Devices[i]
+			c.devName(io.Major, io.Minor)
+		}
+	}
+	c.sample = c.sample[:0]
+	for _, ct := range c.byID {
+		c.sample = append(c.sample, ct)
+	}
+	slices.SortFunc(c.sample, func(a, b *container) int {
+		if n := strings.Compare(a.name, b.name); n != 0 {
+			return n
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	c.lastUpdate = now
+	if len(errs) > 0 {
+		c.log.Debug("reading container cgroups", "err", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Fill writes the snapshot's ContainerMetrics from the last Update.
+func (c *Collector) Fill(m *metrics.ResourceMetrics) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	cm := metrics.ContainerMetrics{ContainerDetails: make([]metrics.ContainerDetailMetrics, 0, len(c.sample))}
+	for _, ct := range c.sample {
+		cm.TotalContainers++
+		running := ct.running()
+		if running {
+			cm.RunningContainers++
+		} else {
+			cm.StoppedContainers++
+		}
+		d := metrics.ContainerDetailMetrics{
+			ContainerID:     ct.id,
+			ContainerName:   ct.name,
+			Image:           ct.image,
+			State:           ct.state,
+			CgroupPath:      ct.cgroupPath,
+			CPUUsagePercent: ct.cpuPercent,
+			CreatedAt:       ct.created,
+		}
+		if running {
+			d.MemoryUsageBytes = ct.stats.Memory.WorkingSet
+		}
+		if ct.sizeRw > 0 {
+			d.DiskUsageBytes = uint64(ct.sizeRw)
+		}
+		for i := range ct.net {
+			d.NetworkBytesSent += ct.net[i].txBytes
+			d.NetworkBytesReceived += ct.net[i].rxBytes
+		}
+		if !ct.started.IsZero() {
+			t := ct.started
+			d.StartedAt = &t
+		}
+		cm.ContainerDetails = append(cm.ContainerDetails, d)
+	}
+	m.Containers = cm
+}

@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package containers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/docker"
+)
+
+const (
+	minBackoff = 500 * time.Millisecond
+	maxBackoff = 30 * time.Second
+	apiTimeout = 10 * time.Second
+)
+
+// follow keeps a session with the engine open, reconnecting with
+// exponential backoff. The engine being down is logged once per outage.
+func (c *Collector) follow(ctx context.Context) {
+	backoff := minBackoff
+	loggedDown := false
+	for ctx.Err() == nil {
+		synced := false
+		err := c.session(ctx, func() {
+			synced = true
+			backoff = minBackoff
+			if loggedDown {
+				c.log.Info("docker engine is back")
+				loggedDown = false
+			}
+		})
+		c.setUp(false)
+		if ctx.Err() != nil {
+			return
+		}
+		if !loggedDown {
+			c.log.Warn("docker engine unavailable; retrying", "err", err)
+			loggedDown = true
+		} else {
+			c.log.Debug("docker engine still unavailable", "err", err, "synced", synced)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (c *Collector) setUp(up bool) {
+	c.mu.Lock()
+	c.up = up
+	c.mu.Unlock()
+}
+
+// session subscribes to events, then lists and inspects every container
+// (so that nothing starting in between is missed), then applies events until
+// the stream breaks.
+func (c *Collector) session(ctx context.Context, onSync func()) error {
+	ictx, cancel := context.WithTimeout(ctx, apiTimeout)
+	info, err := c.client.Info(ictx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	evs, errs := c.client.Events(sctx)
+
+	c.mu.Lock()
+	c.layout = cgroups.Layout{Driver: info.CgroupDriver}
+	c.fsDevice = c.deviceOfPath(info.DockerRootDir)
+	c.mu.Unlock()
+
+	lctx, lcancel := context.WithTimeout(ctx, apiTimeout)
+	list, err := c.client.List(lctx)
+	lcancel()
+	if err != nil {
+		return err
+	}
+	seen := make(map[string]bool, len(list))
+	for _, d := range list {
+		seen[d.ID] = true
+		if !c.watched(d.Name) {
+			continue
+		}
+		c.refresh(ctx, d.ID, docker.Event{Name: d.Name, Image: d.Image})
+	}
+	// Containers removed while the engine was unreachable.
+	c.mu.Lock()
+	for id, ct := range c.byID {
+		if !seen[id] && !ct.removed {
+			c.markRemoved(ct)
+		}
+	}
+	c.up = true
+	c.mu.Unlock()
+	onSync()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errs:
+			return err
+		case ev, ok := <-evs:
+			if !ok {
+				return fmt.Errorf("docker events: stream closed")
+			}
+			c.handle(ctx, ev)
+		}
+	}
+}
+
+// handle applies one event at once, so a container is seen when it starts,
+// not at the next tick or poll.
+func (c *Collector) handle(ctx context.Context, ev docker.Event) {
+	switch ev.Action {
+	case "destroy":
+		c.mu.Lock()
+		if ct, ok := c.byID[ev.ID]; ok {
+			c.markRemoved(ct)
+		}
+		c.mu.Unlock()
+	case "die":
+		// Try for the final counters; usually the cgroup is already gone
+		// (dockerd deletes the task before it emits die), and the exit
+		// watcher or the last tick has them.
+		c.mu.Lock()
+		if ct, ok := c.byID[ev.ID]; ok && ct.reader != nil {
+			ct.read(&c.buf, time.Now())
+		}
+		c.mu.Unlock()
+		c.refresh(ctx, ev.ID, ev)
+	case "create", "start", "rename", "update", "pause", "unpause", "oom":
+		if ev.Name != "" && !c.watched(ev.Name) {
+			return
+		}
+		c.refresh(ctx, ev.ID, ev)
+	}
+}
+
+// markRemoved starts a container's linger; it is dropped by Update.
+// c.mu must be held.
+func (c *Collector) markRemoved(ct *container) {
+	if ct.exitWD >= 0 && c.exits != nil {
+		c.exits.remove(ct.exitWD)
+		ct.exitWD = -1
+	}
+	ct.closeFiles()
+	ct.removed = true
+	ct.state = "removed"
+	ct.removedTicks = 0
+}
+
+// refresh inspects a container and brings its record up to date: opens its
+// cgroup and network files when it runs, closes them when it stopped.
+func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
+	ictx, cancel := context.WithTimeout(ctx, apiTimeout)
+	d, err := c.client.Inspect(ictx, id)
+	cancel()
+	if err != nil {
+		if !docker.IsNotFound(err) {
+			c.log.Debug("inspecting container", "id", id, "err", err)
+			return
+		}
+		// Gone before we could look: still count it, named from the event.
+		d = docker.Container{ID: id, Name: ev.Name, Image: ev.Image, State: "exited"}
+	}
+	if !c.watched(d.Name) {
+		return
+	}
+
+	c.mu.Lock()
+	ct, ok := c.byID[id]
+	if !ok {
+		ct = newContainer(id)
+		c.byID[id] = ct
+	}
+	if ct.removed {
+		c.mu.Unlock()
+		return
+	}
+	wasRunning := ct.running()
+	oldPID := ct.pid
+	ct.setMeta(d, c.opts.ContainerLabels)
+	layout := c.layout
+	layout.Parent = d.CgroupParent
+	c.mu.Unlock()
+
+	if !d.Running() {
+		c.mu.Lock()
+		ct.pid = 0
+		if wasRunning {
+			ct.stoppedTicks = 0
+		}
+		if ct.exitWD >= 0 && c.exits != nil {
+			c.exits.remove(ct.exitWD)
+			ct.exitWD = -1
+		}
+		ct.closeFiles()
+		if ct.cgroupPath == "" {
+			p := cgroups.DockerPath(layout, id)
+			c.setCgroup(ct, c.h.Uniform(p))
+		}
+		c.mu.Unlock()
+		return
+	}
+	if ct.reader != nil && oldPID == d.PID {
+		return
+	}
+
+	// A new or restarted container: find its cgroups from its init
+	// process (exact for every driver and parent), else from the layout.
+	paths, err := cgroups.ProcCgroup(c.opts.Paths.ProcFS, d.PID)
+	if err != nil {
+		paths = c.h.Uniform(cgroups.DockerPath(layout, id))
+	}
+	r, rerr := c.h.Open(paths)
+	netFD := -1
+	if ns := readNetNS(c.opts.Paths.ProcFS, d.PID); ns != "" && ns != c.hostNetNS {
+		if fd, err := unix.Open(filepath.Join(c.opts.Paths.ProcFS, strconv.Itoa(d.PID), "net", "dev"), unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+			netFD = fd
+		}
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ct.removed {
+		if r != nil {
+			r.Close()
+		}
+		if netFD >= 0 {
+			unix.Close(netFD)
+		}
+		return
+	}
+	ct.closeFiles()
+	ct.pid = d.PID
+	ct.reader, ct.netFD = r, netFD
+	ct.finalRead = false
+	ct.stoppedTicks = 0
+	ct.prevAt = time.Time{}
+	c.setCgroup(ct, paths)
+	if rerr != nil {
+		c.log.Debug("opening container cgroup", "id", id, "err", rerr)
+		return
+	}
+	ct.read(&c.buf, time.Now())
+	if c.exits != nil && c.h.Unified != "" && paths.V2 != "" && ct.exitWD < 0 {
+		wd, err := c.exits.add(filepath.Join(c.h.Unified, paths.V2, "cgroup.events"), id)
+		if err == nil {
+			ct.exitWD = wd
+		}
+	}
+}
+
+// setCgroup indexes ct under its cgroup2 path. c.mu must be held.
+func (c *Collector) setCgroup(ct *container, p cgroups.Paths) {
+	if ct.cgroupPath != "" && c.byCgroup[ct.cgroupPath] == ct {
+		delete(c.byCgroup, ct.cgroupPath)
+	}
+	ct.paths = p
+	ct.cgroupPath = p.ID()
+	c.byCgroup[ct.cgroupPath] = ct
+}
+
+// onPopulatedZero runs when a watched cgroup.events changes: if the cgroup
+// has no process left it reads the counters one last time, before the
+// runtime removes the cgroup.
+func (c *Collector) onPopulatedZero(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct, ok := c.byID[id]
+	if !ok || ct.reader == nil || ct.finalRead {
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(c.h.Unified, ct.paths.V2, "cgroup.events"))
+	if err != nil || !strings.Contains(string(b), "populated 0") {
+		return
+	}
+	ct.read(&c.buf, time.Now())
+	ct.finalRead = true
+}
+
+// refreshSizes refreshes writable-layer sizes every DiskUsageInterval, off
+// the tick: the engine walks each layer for them.
+func (c *Collector) refreshSizes(ctx context.Context) {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		sizes, err := c.client.Sizes(sctx)
+		cancel()
+		if err != nil {
+			c.log.Debug("refreshing container sizes", "err", err)
+			t.Reset(min(c.opts.DiskUsageInterval, 10*time.Second))
+			continue
+		}
+		c.mu.Lock()
+		for id, s := range sizes {
+			if ct, ok := c.byID[id]; ok {
+				ct.sizeRw = s
+			}
+		}
+		c.mu.Unlock()
+		t.Reset(c.opts.DiskUsageInterval)
+	}
+}
+
+// deviceOfPath names the block device holding dir (under RootFS), for
+// container_fs_usage_bytes' device label. c.mu must be held.
+func (c *Collector) deviceOfPath(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(c.opts.Paths.RootFS, dir), &st); err != nil {
+		return ""
+	}
+	return c.devName(unix.Major(st.Dev), unix.Minor(st.Dev))
+}
+
+// devName names a block device "/dev/<name>" from sysfs, as cAdvisor's
+// device label does, caching the answer. c.mu must be held.
+func (c *Collector) devName(major, minor uint32) string {
+	key := uint64(major)<<32 | uint64(minor)
+	if n, ok := c.devNames[key]; ok {
+		return n
+	}
+	name := strconv.FormatUint(uint64(major), 10) + ":" + strconv.FormatUint(uint64(minor), 10)
+	if b, err := os.ReadFile(filepath.Join(c.opts.Paths.SysFS, "dev", "block", name, "uevent")); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "DEVNAME="); ok {
+				name = "/dev/" + v
+			}
+		}
+	}
+	c.devNames[key] = name
+	return name
+}
