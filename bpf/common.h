@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// Copyright The crmon Authors.
+
+// Shared by crmon's BPF programs: histogram buckets and drop counters.
+
+#ifndef CRMON_COMMON_H
+#define CRMON_COMMON_H
+
+// HIST_BUCKETS log2 buckets of nanoseconds: bucket b counts values v with
+// 2^(b-1) <= v < 2^b (bucket 0 holds v == 0); the last bucket holds
+// everything from 2^(HIST_BUCKETS-2) ns (about 4.3 s) up.
+#define HIST_BUCKETS 34
+
+// TASK_RUNNING from include/linux/sched.h, not in BTF.
+#define TASK_RUNNING 0
+
+// hist_bucket returns the bucket of v: its bit length, capped. Branch-light
+// binary search rather than a loop so the verifier sees a fixed cost.
+static __always_inline __u32 hist_bucket(__u64 v)
+{
+	__u32 r = 0, shift;
+
+	if (!v)
+		return 0;
+	shift = (v > 0xffffffffULL) << 5;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0xffff) << 4;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0xff) << 3;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0xf) << 2;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0x3) << 1;
+	v >>= shift;
+	r |= shift;
+	r |= (v >> 1);
+	// r is floor(log2(v)); the bit length is one more.
+	r += 1;
+	if (r > HIST_BUCKETS - 1)
+		r = HIST_BUCKETS - 1;
+	return r;
+}
+
+// count_drop adds one to a per-CPU drop counter; user space sums and exports
+// them so that a full map is never silent.
+#define DEFINE_DROPS(name, n)                          \
+	struct {                                       \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); \
+		__uint(max_entries, n);                \
+		__type(key, __u32);                    \
+		__type(value, __u64);                  \
+	} name SEC(".maps")
+
+static __always_inline void count_drop(void *map, __u32 reason)
+{
+	__u64 *c = bpf_map_lookup_elem(map, &reason);
+
+	if (c)
+		*c += 1;
+}
+
+// lookup_or_init returns the value of key in a hash map, inserting zero
+// (from a zeroed global, to keep large values off the 512-byte stack) when
+// absent. NULL means the map is full.
+static __always_inline void *lookup_or_init(void *map, const void *key, const void *zero)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+
+	if (v)
+		return v;
+	// BPF_NOEXIST: a concurrent insert on another CPU wins, then we look
+	// it up again.
+	bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
+#endif
