@@ -78,6 +78,9 @@ func NewCgroup(h *cgroups.Hierarchy, parent, name string) (c *Cgroup, err error)
 				return nil, fmt.Errorf("creating cgroup %s: %w", dir, err)
 			}
 			c.V1Dirs[ctrl] = dir
+			if ctrl == "blkio" {
+				enableBlkioStats(dir, "/sys")
+			}
 		}
 	}
 	if c.V2Dir == "" && len(c.V1Dirs) == 0 {
@@ -106,6 +109,29 @@ func enableControllers(root, parent string) {
 		for _, ctrl := range []string{"memory", "io", "pids"} {
 			_ = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+ctrl), 0)
 		}
+	}
+}
+
+// unlimitedBps is a throttle far above any device: 1 PiB/s.
+const unlimitedBps = 1 << 50
+
+// enableBlkioStats sets a read and a write throttle no device reaches on
+// every disk. Linux (5.x on) counts a v1 cgroup's
+// blkio.throttle.io_service_bytes only for bios that pass a throttle rule;
+// without one they stay 0 whatever the cgroup writes.
+func enableBlkioStats(dir, sysFS string) {
+	disks, err := os.ReadDir(filepath.Join(sysFS, "block"))
+	if err != nil {
+		return
+	}
+	for _, d := range disks {
+		dev, err := os.ReadFile(filepath.Join(sysFS, "block", d.Name(), "dev"))
+		if err != nil {
+			continue
+		}
+		rule := []byte(strings.TrimSpace(string(dev)) + " " + strconv.Itoa(unlimitedBps))
+		_ = os.WriteFile(filepath.Join(dir, "blkio.throttle.read_bps_device"), rule, 0)
+		_ = os.WriteFile(filepath.Join(dir, "blkio.throttle.write_bps_device"), rule, 0)
 	}
 }
 

@@ -44,6 +44,13 @@ type StartRequest struct {
 	Cgroup string `json:"cgroup,omitempty"`
 	// SampleIntervalSeconds is the plots' sample interval; 0 means 0.2 s.
 	SampleIntervalSeconds float64 `json:"sample_interval_seconds,omitempty"`
+	// NewCgroup says Cgroup was created empty for this session (as
+	// `crmon exec` does), so its counters since creation, memory peak
+	// included, are the session's.
+	NewCgroup bool `json:"new_cgroup,omitempty"`
+	// V1Cgroup says Cgroup exists under the same path in the v1
+	// hierarchies too (memory, blkio, cpuacct, pids), on hybrid hosts.
+	V1Cgroup bool `json:"v1_cgroup,omitempty"`
 }
 
 // Info describes a running session, as GET /api/v1/sessions lists it.

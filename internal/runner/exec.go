@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/sessions"
+	"github.com/crmon-dev/crmon/pkg/session"
+)
+
+// DefaultParent is the cgroup under which runs get their own.
+const DefaultParent = "crmon"
+
+// ExecOptions configure Exec.
+type ExecOptions struct {
+	Options
+	Hierarchy *cgroups.Hierarchy
+	// Parent is DefaultParent when "".
+	Parent string
+	// Containers selects the containers reported ("label=value").
+	Containers []string
+	// AgentURL, when set, measures through the agent's session API;
+	// otherwise Tracker measures in this process.
+	AgentURL   string
+	HTTPClient *http.Client
+	Tracker    sessions.TrackerOptions
+}
+
+// Exec runs CMD in cgroups of its own, measures it and returns the report
+// with the command's fields filled. The cgroups are removed at the end.
+// Errors before CMD runs return no report; a failing CMD is not an error.
+func Exec(ctx context.Context, opts ExecOptions) (rep *session.Report, res Result, err error) {
+	h := opts.Hierarchy
+	if h == nil {
+		if h, err = cgroups.Detect("/proc", "/"); err != nil {
+			return nil, res, err
+		}
+		opts.Hierarchy = h
+	}
+	if opts.Parent == "" {
+		opts.Parent = DefaultParent
+	}
+	name := fmt.Sprintf("exec-%d-%08x", os.Getpid(), rand.Uint32())
+	cg, err := NewCgroup(h, opts.Parent, name)
+	if err != nil {
+		return nil, res, err
+	}
+	defer func() {
+		if rerr := cg.Remove(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+
+	var stop func() (*session.Report, error)
+	if opts.AgentURL != "" {
+		s, err := session.Start(ctx, session.Options{
+			AgentURL:   opts.AgentURL,
+			HTTPClient: opts.HTTPClient,
+			StartRequest: session.StartRequest{
+				Name: name, Containers: opts.Containers, Cgroup: cg.Path,
+				NewCgroup:             true,
+				V1Cgroup:              len(cg.V1Dirs) > 0,
+				SampleIntervalSeconds: opts.Tracker.SampleInterval.Seconds(),
+			},
+		})
+		if err != nil {
+			return nil, res, err
+		}
+		stop = func() (*session.Report, error) {
+			// The run is over: its end must not depend on ctx.
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return s.Stop(sctx)
+		}
+	} else {
+		tr, err := sessions.NewTracker(opts.Tracker, sessions.Target{
+			Name: name, Cgroup: cg.Paths(), Fresh: true, Containers: opts.Containers,
+		})
+		if err != nil {
+			return nil, res, err
+		}
+		stop = func() (*session.Report, error) { return tr.Stop(), nil }
+	}
+
+	res, runErr := Run(ctx, cg, opts.Options)
+	rep, stopErr := stop()
+	if runErr != nil {
+		return nil, res, errors.Join(runErr, stopErr)
+	}
+	if stopErr != nil {
+		return nil, res, stopErr
+	}
+	rep.Command = opts.Args
+	rep.ExitCode = res.ExitCode
+	rep.StartedAt = res.Started
+	rep.EndedAt = res.Ended
+	rep.DurationSeconds = res.Ended.Sub(res.Started).Seconds()
+	return rep, res, nil
+}

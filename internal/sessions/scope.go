@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package sessions
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/pkg/session"
+)
+
+// cgValues are the cgroup files' cumulative values a report uses.
+type cgValues struct {
+	cpuNanos              uint64
+	readBytes, writeBytes uint64
+	readOps, writeOps     uint64
+}
+
+// scope is one measured cgroup: the run's, or a container's.
+type scope struct {
+	name  string
+	meta  session.ContainerReport
+	paths cgroups.Paths
+	// fresh: created for or during the run, so counters since creation
+	// are the run's.
+	fresh bool
+
+	reader *cgroups.Reader
+	// cpuStat is the cgroup2 cpu.stat, read for CPU time when the cpu
+	// controller lives in v1: it counts from clone on, where the v1
+	// cpuacct cgroup is joined only after execve.
+	cpuStat   *os.File
+	opened    bool
+	gone      bool
+	stats     cgroups.Stats
+	cur, base cgValues
+	haveCG    bool
+	memUsage  uint64
+	memPeak   uint64 // highest sampled usage
+	memMax    uint64 // the kernel's own peak (max_usage_in_bytes, memory.peak)
+	meter     Counters
+	meterBase Counters
+	haveMeter bool
+	points    []session.Point
+}
+
+func (tr *Tracker) newScope(name string, p cgroups.Paths, fresh bool) *scope {
+	return &scope{name: name, paths: p, fresh: fresh}
+}
+
+// readScope reads the scope's cgroup files and probe counters. tr.mu held.
+func (tr *Tracker) readScope(s *scope) {
+	if tr.opts.Meter != nil && s.paths.V2 != "" {
+		if c, ok := tr.opts.Meter.Subtree(s.paths.V2); ok {
+			s.meter, s.haveMeter = c, true
+		}
+	}
+	if s.gone {
+		return
+	}
+	h := tr.opts.Hierarchy
+	if s.reader == nil {
+		r, err := h.Open(s.paths)
+		if err != nil {
+			// Not there yet (a container created, not started), or
+			// already removed.
+			if s.opened {
+				s.gone = true
+			}
+			return
+		}
+		s.reader, s.opened = r, true
+		if s.paths.V2 != "" && !h.OnV2(cgroups.CPU) && h.Unified != "" {
+			s.cpuStat, _ = os.Open(filepath.Join(h.Unified, s.paths.V2, "cpu.stat"))
+		}
+	}
+	err := s.reader.Read(&s.stats, &tr.buf)
+	if errors.Is(err, cgroups.ErrGone) {
+		s.gone = true
+		s.close()
+		return
+	}
+	st := &s.stats
+	v := cgValues{cpuNanos: st.CPU.UsageNanos}
+	for _, d := range st.IO.Devices {
+		v.readBytes += d.ReadBytes
+		v.writeBytes += d.WriteBytes
+		v.readOps += d.Reads
+		v.writeOps += d.Writes
+	}
+	if s.cpuStat != nil {
+		if n, err := s.cpuStat.ReadAt(tr.buf[:cap(tr.buf)][:4096], 0); n > 0 && (err == nil || n < 4096) {
+			if us, ok := parseUsageUsec(tr.buf[:n]); ok {
+				v.cpuNanos = us * 1000
+			}
+		}
+	}
+	s.cur, s.haveCG = v, true
+	s.memUsage = st.Memory.Usage
+	s.memPeak = max(s.memPeak, st.Memory.Usage)
+	s.memMax = max(s.memMax, st.Memory.MaxUsage)
+}
+
+// parseUsageUsec finds usage_usec in a cgroup2 cpu.stat.
+func parseUsageUsec(b []byte) (uint64, bool) {
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		if v, ok := bytes.CutPrefix(line, []byte("usage_usec ")); ok {
+			n, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// setBaseline makes the current values the zero of the run.
+func (s *scope) setBaseline() {
+	s.base = s.cur
+	s.meterBase = s.meter
+	s.memPeak = s.memUsage
+}
+
+func (s *scope) close() {
+	if s.reader != nil {
+		_ = s.reader.Close()
+		s.reader = nil
+	}
+	if s.cpuStat != nil {
+		_ = s.cpuStat.Close()
+		s.cpuStat = nil
+	}
+}
+
+func sub(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
+}
+
+// measures turns the scope's values into the report's, noting which
+// sources gave them and what nothing measured.
+func (s *scope) measures(sources, unavailable map[string]bool) session.Measures {
+	var m session.Measures
+	cg := cgValues{
+		cpuNanos:   sub(s.cur.cpuNanos, s.base.cpuNanos),
+		readBytes:  sub(s.cur.readBytes, s.base.readBytes),
+		writeBytes: sub(s.cur.writeBytes, s.base.writeBytes),
+		readOps:    sub(s.cur.readOps, s.base.readOps),
+		writeOps:   sub(s.cur.writeOps, s.base.writeOps),
+	}
+	m.CPUSeconds = float64(cg.cpuNanos) / 1e9
+	m.BlockReadBytes, m.BlockWriteBytes = cg.readBytes, cg.writeBytes
+	m.BlockReadOperations, m.BlockWriteOperations = cg.readOps, cg.writeOps
+	if s.haveMeter {
+		sources["ebpf"] = true
+		d := s.meter.sub(s.meterBase)
+		if d.CPUSeconds > 0 || !s.haveCG {
+			m.CPUSeconds = d.CPUSeconds
+		}
+		m.RunqueueWaitSeconds = d.RunqueueWaitSeconds
+		m.RunqueueWaitP50Seconds = HistQuantile(0.5, d.RunqueueWaitHist)
+		m.RunqueueWaitP99Seconds = HistQuantile(0.99, d.RunqueueWaitHist)
+		m.VoluntaryContextSwitches = d.VoluntaryContextSwitches
+		m.InvoluntaryContextSwitches = d.InvoluntaryContextSwitches
+		m.ContextSwitches = d.VoluntaryContextSwitches + d.InvoluntaryContextSwitches
+		// The probes charge a bio to the cgroup the kernel charges it to;
+		// the cgroup files are the fallback where they saw nothing.
+		if d.BlockReadBytes+d.BlockWriteBytes > 0 || cg.readBytes+cg.writeBytes == 0 {
+			m.BlockReadBytes, m.BlockWriteBytes = d.BlockReadBytes, d.BlockWriteBytes
+			m.BlockReadOperations, m.BlockWriteOperations = d.BlockReadOperations, d.BlockWriteOperations
+		}
+		m.BlockIOLatencyP99Seconds = HistQuantile(0.99, d.BlockLatencyHist)
+		m.NetRxBytes, m.NetTxBytes = d.NetRxBytes, d.NetTxBytes
+		if d.HasForks {
+			m.ProcessesStarted = d.Forks
+		}
+	}
+	if !s.haveMeter {
+		for _, k := range []string{"runqueue_wait", "context_switches", "block_io_latency", "net_rx_bytes", "net_tx_bytes"} {
+			unavailable[k] = true
+		}
+	}
+	if !s.haveMeter || !s.meter.HasForks {
+		unavailable["processes_started"] = true
+	}
+	m.PeakMemoryBytes = s.memPeak
+	if s.fresh {
+		m.PeakMemoryBytes = max(s.memMax, s.memPeak)
+	}
+	return m
+}
+
+// addPoint records the scope's values at t seconds since the start.
+func (s *scope) addPoint(t float64, meter bool) {
+	m := s.measures(map[string]bool{}, map[string]bool{})
+	s.points = append(s.points, session.Point{
+		T: t, CPUSeconds: m.CPUSeconds, MemoryBytes: s.memUsage,
+		BlockReadBytes: m.BlockReadBytes, BlockWriteBytes: m.BlockWriteBytes,
+		NetRxBytes: m.NetRxBytes, NetTxBytes: m.NetTxBytes,
+	})
+	if s.gone {
+		s.memUsage = 0
+	}
+}

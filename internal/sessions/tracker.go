@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+// Package sessions measures test runs: a Tracker follows one run's cgroup
+// and the containers created during it, from the eBPF probes' counters and
+// the cgroup files, and turns them into a session.Report; the Manager runs
+// named sessions inside the agent and serves them over HTTP.
+package sessions
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/docker"
+	"github.com/crmon-dev/crmon/pkg/session"
+)
+
+// DefaultSampleInterval is the plots' resolution: fine enough to show a
+// 200 ms container, cheap because a sample reads only cgroup files and BPF
+// maps.
+const DefaultSampleInterval = 200 * time.Millisecond
+
+// Docker is what a tracker needs of the container engine. It is asked once
+// per container created during the run, never per sample.
+type Docker interface {
+	Info(ctx context.Context) (docker.Info, error)
+	List(ctx context.Context) ([]docker.Container, error)
+	Inspect(ctx context.Context, id string) (docker.Container, error)
+	Events(ctx context.Context) (<-chan docker.Event, <-chan error)
+}
+
+// TrackerOptions are what a tracker reads from.
+type TrackerOptions struct {
+	Hierarchy *cgroups.Hierarchy
+	// Meter is the eBPF probes; nil measures from the cgroup files alone
+	// (no run-queue, context switches or network).
+	Meter Meter
+	// Docker finds containers created during the run; nil for none.
+	Docker Docker
+	// ProcFS is "/proc" by default; DiskPath, the filesystem whose usage
+	// max_disk_usage_percent checks, "/" by default.
+	ProcFS   string
+	DiskPath string
+	// SampleInterval is DefaultSampleInterval when 0.
+	SampleInterval time.Duration
+	Logger         *slog.Logger
+}
+
+// Target is what one run measures.
+type Target struct {
+	Name string
+	// Cgroup is the run's cgroup, "" for none: the totals then sum the
+	// selected containers.
+	Cgroup cgroups.Paths
+	// Fresh says Cgroup was created empty for this run, so its counters
+	// since creation are the run's (memory peak included).
+	Fresh bool
+	// Containers selects containers by label: "key=value" or "key".
+	Containers []string
+}
+
+// Tracker measures one run from NewTracker to Stop.
+type Tracker struct {
+	opts   TrackerOptions
+	target Target
+	start  time.Time
+	sel    []selector
+
+	mu         sync.Mutex
+	run        *scope
+	containers map[string]*scope // by container ID
+	order      []string
+	host       session.HostPeaks
+	hs         *hostSampler
+	buf        []byte
+	errs       map[string]bool
+	layout     *cgroups.Layout
+
+	inotify int
+	watches map[int]*scope
+
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// NewTracker takes the baseline of t and starts sampling. Call it before
+// the run starts.
+func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
+	if opts.Hierarchy == nil {
+		return nil, errors.New("tracker: no cgroup hierarchy")
+	}
+	if opts.ProcFS == "" {
+		opts.ProcFS = "/proc"
+	}
+	if opts.DiskPath == "" {
+		opts.DiskPath = "/"
+	}
+	if opts.SampleInterval <= 0 {
+		opts.SampleInterval = DefaultSampleInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	sel, err := parseSelectors(t.Containers)
+	if err != nil {
+		return nil, err
+	}
+	tr := &Tracker{
+		opts: opts, target: t, sel: sel,
+		containers: map[string]*scope{},
+		hs:         newHostSampler(opts.ProcFS, opts.DiskPath),
+		errs:       map[string]bool{},
+		inotify:    -1,
+		watches:    map[int]*scope{},
+	}
+	if fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK); err == nil {
+		tr.inotify = fd
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tr.cancel = cancel
+	if opts.Docker != nil {
+		// Subscribe before the start, so no container of the run is missed.
+		evs, errc := opts.Docker.Events(ctx)
+		tr.done.Add(1)
+		go tr.watchDocker(ctx, evs, errc)
+	}
+	tr.mu.Lock()
+	if t.Cgroup.V2 != "" || len(t.Cgroup.V1) > 0 {
+		tr.run = tr.newScope("run", t.Cgroup, t.Fresh)
+	}
+	tr.refreshMeter()
+	if tr.run != nil {
+		tr.readScope(tr.run)
+		tr.run.setBaseline()
+	}
+	tr.sampleHost()
+	tr.start = time.Now()
+	tr.mu.Unlock()
+
+	tr.done.Add(1)
+	go tr.loop(ctx)
+	if tr.inotify >= 0 {
+		tr.done.Add(1)
+		go tr.watchCgroups(ctx)
+	}
+	return tr, nil
+}
+
+// Start is when the baseline was taken.
+func (tr *Tracker) Start() time.Time { return tr.start }
+
+func (tr *Tracker) loop(ctx context.Context) {
+	defer tr.done.Done()
+	t := time.NewTicker(tr.opts.SampleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			tr.mu.Lock()
+			tr.sample(now)
+			tr.mu.Unlock()
+		}
+	}
+}
+
+// sample reads everything once and appends a point per scope. tr.mu held.
+func (tr *Tracker) sample(now time.Time) {
+	tr.refreshMeter()
+	tr.sampleHost()
+	t := now.Sub(tr.start).Seconds()
+	if tr.run != nil {
+		tr.readScope(tr.run)
+		tr.run.addPoint(t, tr.opts.Meter != nil)
+	}
+	for _, id := range tr.order {
+		s := tr.containers[id]
+		tr.readScope(s)
+		s.addPoint(t, tr.opts.Meter != nil)
+	}
+}
+
+func (tr *Tracker) refreshMeter() {
+	if tr.opts.Meter == nil {
+		return
+	}
+	if err := tr.opts.Meter.Refresh(time.Now()); err != nil {
+		tr.logOnce("meter", "reading the probes", err)
+	}
+}
+
+func (tr *Tracker) sampleHost() {
+	cpu, mem, disk, err := tr.hs.sample()
+	if err != nil {
+		tr.logOnce("host", "reading host usage", err)
+	}
+	tr.host.CPUUsagePercent = max(tr.host.CPUUsagePercent, cpu)
+	tr.host.MemoryUsagePercent = max(tr.host.MemoryUsagePercent, mem)
+	tr.host.DiskUsagePercent = max(tr.host.DiskUsagePercent, disk)
+}
+
+func (tr *Tracker) logOnce(key, msg string, err error) {
+	if tr.errs[key] {
+		return
+	}
+	tr.errs[key] = true
+	tr.opts.Logger.Warn(msg, "session", tr.target.Name, "err", err)
+}
+
+// Stop takes the final values and returns the report. The run's own
+// fields (command, exit code) are the caller's to fill.
+func (tr *Tracker) Stop() *session.Report {
+	tr.cancel()
+	tr.done.Wait()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	end := time.Now()
+	tr.catchUpContainers()
+	tr.sample(end)
+	if tr.inotify >= 0 {
+		unix.Close(tr.inotify)
+		tr.inotify = -1
+	}
+	r := &session.Report{
+		SchemaVersion:   session.SchemaVersion,
+		Name:            tr.target.Name,
+		StartedAt:       tr.start,
+		EndedAt:         end,
+		DurationSeconds: end.Sub(tr.start).Seconds(),
+		Cgroup:          tr.target.Cgroup.ID(),
+		Host:            tr.host,
+		Containers:      []session.ContainerReport{},
+		Series:          &session.Series{IntervalSeconds: tr.opts.SampleInterval.Seconds()},
+	}
+	unavailable := map[string]bool{}
+	sources := map[string]bool{"cgroupfs": true}
+	if tr.run != nil {
+		r.Totals = tr.run.measures(sources, unavailable)
+		r.Series.Run = tr.run.points
+		tr.run.close()
+	}
+	for _, id := range tr.order {
+		s := tr.containers[id]
+		c := s.meta
+		c.Measures = s.measures(sources, unavailable)
+		r.Containers = append(r.Containers, c)
+		if r.Series.Containers == nil {
+			r.Series.Containers = map[string][]session.Point{}
+		}
+		r.Series.Containers[c.Name] = s.points
+		s.close()
+		if tr.run == nil {
+			addMeasures(&r.Totals, &c.Measures)
+		}
+	}
+	if tr.run == nil && len(r.Containers) > 0 {
+		r.Series.Run = nil
+	}
+	for k := range sources {
+		r.Sources = append(r.Sources, k)
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(r.Sources))) // "ebpf" before "cgroupfs"
+	for k := range unavailable {
+		r.Unavailable = append(r.Unavailable, k)
+	}
+	sort.Strings(r.Unavailable)
+	return r
+}
+
+// addMeasures adds m to sum; percentiles and peaks take the maximum, which
+// bounds the true value of the union from below.
+func addMeasures(sum, m *session.Measures) {
+	sum.CPUSeconds += m.CPUSeconds
+	sum.RunqueueWaitSeconds += m.RunqueueWaitSeconds
+	sum.RunqueueWaitP50Seconds = max(sum.RunqueueWaitP50Seconds, m.RunqueueWaitP50Seconds)
+	sum.RunqueueWaitP99Seconds = max(sum.RunqueueWaitP99Seconds, m.RunqueueWaitP99Seconds)
+	sum.ContextSwitches += m.ContextSwitches
+	sum.VoluntaryContextSwitches += m.VoluntaryContextSwitches
+	sum.InvoluntaryContextSwitches += m.InvoluntaryContextSwitches
+	sum.BlockReadBytes += m.BlockReadBytes
+	sum.BlockWriteBytes += m.BlockWriteBytes
+	sum.BlockReadOperations += m.BlockReadOperations
+	sum.BlockWriteOperations += m.BlockWriteOperations
+	sum.BlockIOLatencyP99Seconds = max(sum.BlockIOLatencyP99Seconds, m.BlockIOLatencyP99Seconds)
+	sum.NetRxBytes += m.NetRxBytes
+	sum.NetTxBytes += m.NetTxBytes
+	sum.PeakMemoryBytes += m.PeakMemoryBytes
+	sum.ProcessesStarted += m.ProcessesStarted
+}
+
+// watchDocker adds every container created after the start that the
+// selectors match, as soon as the engine says it starts.
+func (tr *Tracker) watchDocker(ctx context.Context, evs <-chan docker.Event, errc <-chan error) {
+	defer tr.done.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case err, ok := <-errc:
+			if ok && err != nil && ctx.Err() == nil {
+				tr.mu.Lock()
+				tr.logOnce("docker", "watching container events", err)
+				tr.mu.Unlock()
+			}
+			return
+		case ev, ok := <-evs:
+			if !ok {
+				return
+			}
+			switch ev.Action {
+			case "create", "start":
+				tr.addContainer(ctx, ev.ID)
+			case "die":
+				tr.mu.Lock()
+				if s := tr.containers[ev.ID]; s != nil {
+					tr.readScope(s)
+				}
+				tr.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (tr *Tracker) addContainer(ctx context.Context, id string) {
+	tr.mu.Lock()
+	_, known := tr.containers[id]
+	start := tr.start
+	tr.mu.Unlock()
+	if known {
+		return
+	}
+	c, err := tr.opts.Docker.Inspect(ctx, id)
+	if err != nil {
+		if !docker.IsNotFound(err) {
+			tr.mu.Lock()
+			tr.logOnce("inspect", "inspecting a container", err)
+			tr.mu.Unlock()
+		}
+		return
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.addContainerLocked(ctx, c, start)
+}
+
+// addContainerLocked adds c if it was created after start and matches the
+// selectors. tr.mu held.
+func (tr *Tracker) addContainerLocked(ctx context.Context, c docker.Container, start time.Time) {
+	if _, known := tr.containers[c.ID]; known || (!start.IsZero() && c.Created.Before(start)) || !matches(tr.sel, c.Labels) {
+		return
+	}
+	if tr.layout == nil {
+		l := cgroups.Layout{Driver: "cgroupfs"}
+		if info, err := tr.opts.Docker.Info(ctx); err == nil && info.CgroupDriver != "" {
+			l.Driver = info.CgroupDriver
+		}
+		tr.layout = &l
+	}
+	l := *tr.layout
+	l.Parent = c.CgroupParent
+	p := cgroups.DockerPath(l, c.ID)
+	s := tr.newScope(c.Name, tr.opts.Hierarchy.Uniform(p), true)
+	s.meta = session.ContainerReport{ID: c.ID, Name: c.Name, Image: c.Image, Cgroup: p}
+	tr.containers[c.ID] = s
+	tr.order = append(tr.order, c.ID)
+	tr.readScope(s)
+	tr.watch(s)
+}
+
+// catchUpContainers lists containers at the end, for any created during
+// the run whose events came before the subscription was live. tr.mu held.
+func (tr *Tracker) catchUpContainers() {
+	if tr.opts.Docker == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cs, err := tr.opts.Docker.List(ctx)
+	if err != nil {
+		tr.logOnce("list", "listing containers", err)
+		return
+	}
+	for _, c := range cs {
+		if _, known := tr.containers[c.ID]; known || c.Created.Before(tr.start) || !matches(tr.sel, c.Labels) {
+			continue
+		}
+		if full, err := tr.opts.Docker.Inspect(ctx, c.ID); err == nil {
+			c = full
+		}
+		tr.addContainerLocked(ctx, c, tr.start)
+	}
+}
+
+// watch asks inotify to wake watchCgroups when the scope's cgroup2
+// cgroup.events changes, so the final values of a container are read the
+// moment its last process exits, before the runtime removes the cgroup.
+func (tr *Tracker) watch(s *scope) {
+	if tr.inotify < 0 || s.paths.V2 == "" {
+		return
+	}
+	wd, err := unix.InotifyAddWatch(tr.inotify, filepath.Join(tr.opts.Hierarchy.Unified, s.paths.V2, "cgroup.events"), unix.IN_MODIFY)
+	if err == nil {
+		tr.watches[wd] = s
+	}
+}
+
+func (tr *Tracker) watchCgroups(ctx context.Context) {
+	defer tr.done.Done()
+	buf := make([]byte, 4096)
+	for ctx.Err() == nil {
+		fds := []unix.PollFd{{Fd: int32(tr.inotify), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 50)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return
+		}
+		if n <= 0 {
+			continue
+		}
+		m, err := unix.Read(tr.inotify, buf)
+		if err != nil || m < unix.SizeofInotifyEvent {
+			continue
+		}
+		tr.mu.Lock()
+		for off := 0; off+unix.SizeofInotifyEvent <= m; {
+			wd := int(int32(uint32(buf[off]) | uint32(buf[off+1])<<8 | uint32(buf[off+2])<<16 | uint32(buf[off+3])<<24))
+			nameLen := int(uint32(buf[off+12]) | uint32(buf[off+13])<<8 | uint32(buf[off+14])<<16 | uint32(buf[off+15])<<24)
+			if s := tr.watches[wd]; s != nil {
+				tr.refreshMeter()
+				tr.readScope(s)
+			}
+			off += unix.SizeofInotifyEvent + nameLen
+		}
+		tr.mu.Unlock()
+	}
+}
+
+type selector struct {
+	key, value string
+	any        bool
+}
+
+func parseSelectors(ss []string) ([]selector, error) {
+	var out []selector
+	for _, s := range ss {
+		k, v, ok := strings.Cut(s, "=")
+		if strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("container selector %q: want label=value or label", s)
+		}
+		out = append(out, selector{key: k, value: v, any: !ok})
+	}
+	return out, nil
+}
+
+func matches(sel []selector, labels map[string]string) bool {
+	for _, s := range sel {
+		v, ok := labels[s.key]
+		if !ok || (!s.any && v != s.value) {
+			return false
+		}
+	}
+	return true
+}
+
+// readFileInto reads a small file into buf with one read.
+func readFileInto(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	n, err := f.Read(buf)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimSpace(buf[:n]), nil
+}
