@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package sessions_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/runner"
+	"github.com/crmon-dev/crmon/internal/sessions"
+	"github.com/crmon-dev/crmon/internal/testenv"
+	"github.com/crmon-dev/crmon/pkg/session"
+)
+
+func newServer(t *testing.T) (*httptest.Server, *cgroups.Hierarchy) {
+	testenv.RequireRoot(t)
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		testenv.Unavailable(t, "no cgroups: %v", err)
+	}
+	m := sessions.NewManager(sessions.ManagerOptions{Hierarchy: h})
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/sessions", m)
+	mux.Handle("/api/v1/sessions/", m)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { srv.Close(); m.Close() })
+	return srv, h
+}
+
+// TestSessionOverHTTP measures a burner through the agent's API with the
+// Go client, as a test framework would.
+func TestSessionOverHTTP(t *testing.T) {
+	srv, h := newServer(t)
+	cg, err := runner.NewCgroup(h, "crmon-test", fmt.Sprintf("session-%d", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cg.Remove()
+	ctx := context.Background()
+	s, err := session.Start(ctx, session.Options{
+		AgentURL:     srv.URL,
+		StartRequest: session.StartRequest{Name: "it", Cgroup: cg.Path, NewCgroup: true, V1Cgroup: len(cg.V1Dirs) > 0},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := session.List(ctx, srv.URL, nil)
+	if err != nil || len(list) != 1 || list[0].Name != "it" {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+	// A shell loop that burns CPU for about 0.3 s of wall time.
+	res, err := runner.Run(ctx, cg, runner.Options{Args: []string{"sh", "-c", `end=$(($(date +%s%N)+300000000)); while [ $(date +%s%N) -lt $end ]; do :; done`}})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("run: %v exit %d", err, res.ExitCode)
+	}
+	rep, err := s.Stop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals.CPUSeconds < 0.1 || rep.Totals.CPUSeconds > 1 {
+		t.Errorf("cpu_seconds = %v, want about 0.3", rep.Totals.CPUSeconds)
+	}
+	if rep.Series == nil || len(rep.Series.Run) == 0 {
+		t.Error("no series in the report")
+	}
+	if err := rep.Check(session.Limits{{Name: "cpu_seconds", Value: 0.01}}); err == nil {
+		t.Error("Check passed a 10 ms CPU budget")
+	}
+	if list, _ := session.List(ctx, srv.URL, nil); len(list) != 0 {
+		t.Errorf("sessions left after Stop: %+v", list)
+	}
+}
+
+func TestSessionAPIErrors(t *testing.T) {
+	srv, _ := newServer(t)
+	ctx := context.Background()
+	if _, err := session.Start(ctx, session.Options{AgentURL: srv.URL, StartRequest: session.StartRequest{Name: "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		method string
+		path   string
+		body   string
+		code   int
+	}{
+		{"duplicate", "POST", "/api/v1/sessions", `{"name":"a"}`, http.StatusConflict},
+		{"bad name", "POST", "/api/v1/sessions", `{"name":"a/b"}`, http.StatusBadRequest},
+		{"unknown field", "POST", "/api/v1/sessions", `{"name":"b","cgroups":"/x"}`, http.StatusBadRequest},
+		{"missing cgroup", "POST", "/api/v1/sessions", `{"name":"b","cgroup":"/no/such/cgroup"}`, http.StatusBadRequest},
+		{"relative cgroup", "POST", "/api/v1/sessions", `{"name":"b","cgroup":"../etc"}`, http.StatusBadRequest},
+		{"bad selector", "POST", "/api/v1/sessions", `{"name":"b","containers":["=x"]}`, http.StatusBadRequest},
+		{"unknown session", "POST", "/api/v1/sessions/zz/stop", ``, http.StatusNotFound},
+		{"unknown limit", "POST", "/api/v1/sessions/a/stop", `{"limits":[{"name":"cpu","value":1}]}`, http.StatusBadRequest},
+		{"get one", "GET", "/api/v1/sessions/a", ``, http.StatusOK},
+		{"stop with limits", "POST", "/api/v1/sessions/a/stop", `{"limits":[{"name":"cpu_seconds","value":1}]}`, http.StatusOK},
+		{"gone", "GET", "/api/v1/sessions/a", ``, http.StatusNotFound},
+		{"method", "PUT", "/api/v1/sessions", ``, http.StatusMethodNotAllowed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, bytes.NewBufferString(tc.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.code {
+				t.Errorf("%s %s: HTTP %d, want %d", tc.method, tc.path, resp.StatusCode, tc.code)
+			}
+		})
+	}
+	_, err := session.Start(ctx, session.Options{AgentURL: srv.URL, StartRequest: session.StartRequest{Name: "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = session.Start(ctx, session.Options{AgentURL: srv.URL, StartRequest: session.StartRequest{Name: "a"}})
+	var ae *session.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict {
+		t.Errorf("second Start: %v, want an APIError 409", err)
+	}
+}
