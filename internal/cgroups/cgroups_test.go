@@ -108,10 +108,10 @@ func TestParsers(t *testing.T) {
 		want  Stats
 		err   bool
 	}{
-		{"cpuacct.usage_all", func(b []byte, s *Stats) error { return parseCPUAcctUsageAll(b, &s.CPU) },
-			"cpu user system\n0 10 20\n1 30 40\n", Stats{CPU: CPUStats{UsageNanos: 100, UserNanos: 40, SystemNanos: 60}}, false},
-		{"cpuacct.usage_all bad", func(b []byte, s *Stats) error { return parseCPUAcctUsageAll(b, &s.CPU) },
-			"cpu user system\n0 x 20\n", Stats{}, true},
+		{"cpuacct.stat", func(b []byte, s *Stats) error { return parseCPUAcctStat(b, &s.CPU) },
+			"user 12\nsystem 34\n", Stats{CPU: CPUStats{UserNanos: 120000000, SystemNanos: 340000000}}, false},
+		{"cpuacct.stat bad", func(b []byte, s *Stats) error { return parseCPUAcctStat(b, &s.CPU) },
+			"user x\n", Stats{}, true},
 		{"cpu.stat v2", func(b []byte, s *Stats) error { return parseCPUStat(b, &s.CPU) },
 			"usage_usec 3\nuser_usec 2\nsystem_usec 1\nnr_periods 5\nnr_throttled 4\nthrottled_usec 7\n",
 			Stats{CPU: CPUStats{UsageNanos: 3000, UserNanos: 2000, SystemNanos: 1000, Periods: 5, ThrottledPeriods: 4, ThrottledNanos: 7000}}, false},
@@ -183,7 +183,7 @@ func TestLayouts(t *testing.T) {
 			layout: "hybrid-docker-cgroupfs", pid: 4242, mode: ModeHybrid,
 			id: "/docker/" + id1, rt: RuntimeDocker, cid: id1,
 			want: Stats{
-				CPU: CPUStats{UsageNanos: 27658766, UserNanos: 8000000, SystemNanos: 19658766, Periods: 40, ThrottledPeriods: 12,
+				CPU: CPUStats{UsageNanos: 27658766, UserNanos: 10000000, SystemNanos: 20000000, Periods: 40, ThrottledPeriods: 12,
 					ThrottledNanos: 345000000, QuotaMicros: 50000, PeriodMicros: 100000, Shares: 1024},
 				Memory: MemoryStats{Usage: 10485760, WorkingSet: 10485760 - 3145728, RSS: 5242880, Cache: 4194304, MappedFile: 8192,
 					ActiveFile: 1048576, InactiveFile: 3145728, Limit: 268435456, MaxUsage: 12582912, Failcnt: 3, OOMEvents: 1},
@@ -223,7 +223,7 @@ func TestLayouts(t *testing.T) {
 			layout: "legacy-kubepods-cgroupfs", pid: 555, mode: ModeLegacy,
 			id: "/kubepods/burstable/pod2d6ac3f1-7b0e-4c9a-9f3e-5a1b2c3d4e5f/" + id4, rt: RuntimeCRI, cid: id4,
 			want: Stats{
-				CPU:       CPUStats{UsageNanos: 2000, UserNanos: 1400, SystemNanos: 600, PeriodMicros: 100000, Shares: 102},
+				CPU:       CPUStats{UsageNanos: 2345678, UserNanos: 0, SystemNanos: 10000000, PeriodMicros: 100000, Shares: 102},
 				Memory:    MemoryStats{Usage: 2097152, WorkingSet: 2097152 - 262144, RSS: 1048576, Cache: 524288, ActiveFile: 262144, InactiveFile: 262144, MaxUsage: 4194304},
 				Pids:      PidsStats{Current: 5, Limit: 1024},
 				IO:        IOStats{Devices: []IODevice{{Major: 8, WriteBytes: 8192, Writes: 2}}},

@@ -23,7 +23,7 @@ type file struct {
 }
 
 // The files read per controller, v1 then v2. A file missing at Open (an
-// older kernel without memory.peak, a v1 host without cpuacct.usage_all) is
+// older kernel without memory.peak or memory.swap.current) is
 // skipped and its fields stay 0.
 var (
 	v1Files = [numControllers][]file{
@@ -42,7 +42,8 @@ var (
 			{"memory", "memory.oom_control", func(b []byte, s *Stats) error { return parseOOMControlV1(b, &s.Memory) }},
 		},
 		CPU: {
-			{"cpuacct", "cpuacct.usage_all", func(b []byte, s *Stats) error { return parseCPUAcctUsageAll(b, &s.CPU) }},
+			{"cpuacct", "cpuacct.usage", func(b []byte, s *Stats) (err error) { s.CPU.UsageNanos, err = parseSingle(b); return }},
+			{"cpuacct", "cpuacct.stat", func(b []byte, s *Stats) error { return parseCPUAcctStat(b, &s.CPU) }},
 			{"cpu", "cpu.stat", func(b []byte, s *Stats) error { return parseCPUStat(b, &s.CPU) }},
 			{"cpu", "cpu.cfs_quota_us", func(b []byte, s *Stats) (err error) { s.CPU.QuotaMicros, err = parseSingle(b); return }},
 			{"cpu", "cpu.cfs_period_us", func(b []byte, s *Stats) (err error) { s.CPU.PeriodMicros, err = parseSingle(b); return }},

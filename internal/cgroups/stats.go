@@ -20,7 +20,8 @@ type Stats struct {
 
 // CPUStats are cumulative CPU counters and the CFS settings.
 type CPUStats struct {
-	UsageNanos  uint64 // cpuacct.usage_all (v1) or cpu.stat usage_usec (v2)
+	UsageNanos  uint64 // cpuacct.usage (v1) or cpu.stat usage_usec (v2)
+	// UserNanos and SystemNanos are tick-sampled on v1 (cpuacct.stat).
 	UserNanos   uint64
 	SystemNanos uint64
 
@@ -222,30 +223,22 @@ func parseCPUStat(b []byte, c *CPUStats) error {
 	})
 }
 
-// parseCPUAcctUsageAll reads v1 cpuacct.usage_all, per-CPU user and system
-// nanoseconds: "cpu user system\n0 123 456\n...". Their sum is
-// cpuacct.usage, so one file gives all three.
-func parseCPUAcctUsageAll(b []byte, c *CPUStats) error {
-	_, b, _ = bytes.Cut(b, []byte{'\n'}) // header
-	c.UserNanos, c.SystemNanos = 0, 0
-	for len(b) > 0 {
-		var line []byte
-		line, b, _ = bytes.Cut(b, []byte{'\n'})
-		if len(line) == 0 {
-			continue
+// userHZ is the unit of cpuacct.stat, USER_HZ, 100 on every Linux ABI.
+const userHZ = 100
+
+// parseCPUAcctStat reads v1 cpuacct.stat, user and system time in USER_HZ
+// ticks. On current kernels these (and cpuacct.usage_all's split) are sampled
+// at ticks, while cpuacct.usage is exact; so the total comes from
+// cpuacct.usage and only the split from here.
+func parseCPUAcctStat(b []byte, c *CPUStats) error {
+	return eachKV(b, func(k []byte, v uint64) {
+		switch string(k) {
+		case "user":
+			c.UserNanos = v * (1e9 / userHZ)
+		case "system":
+			c.SystemNanos = v * (1e9 / userHZ)
 		}
-		_, rest, ok := bytes.Cut(line, []byte{' '})
-		us, sy, ok2 := bytes.Cut(rest, []byte{' '})
-		u, ok3 := parseUint(us)
-		s, ok4 := parseUint(bytes.TrimSpace(sy))
-		if !ok || !ok2 || !ok3 || !ok4 {
-			return ErrMalformed
-		}
-		c.UserNanos += u
-		c.SystemNanos += s
-	}
-	c.UsageNanos = c.UserNanos + c.SystemNanos
-	return nil
+	})
 }
 
 // parseCPUMax reads v2 cpu.max: "max 100000" or "50000 100000".

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package containers
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseNetDev(t *testing.T) {
+	in := `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0
+  eth0:    1462      17    1    2    0     0          0         0  4300000    3000    3    4    0     0       0          0
+  eth1: 5 6 7 8 0 0 0 0 9 10 11 12 0 0 0 0
+`
+	want := []netIface{
+		{name: "eth0", rxBytes: 1462, rxPackets: 17, rxErrors: 1, rxDrops: 2, txBytes: 4300000, txPackets: 3000, txErrors: 3, txDrops: 4},
+		{name: "eth1", rxBytes: 5, rxPackets: 6, rxErrors: 7, rxDrops: 8, txBytes: 9, txPackets: 10, txErrors: 11, txDrops: 12},
+	}
+	got := parseNetDev([]byte(in), nil)
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(netIface{})); diff != "" {
+		t.Errorf("(-want +got)\n%s", diff)
+	}
+	// A second parse reuses the entries and their names.
+	again := parseNetDev([]byte(in), got)
+	if &again[0] != &got[0] {
+		t.Error("second parse did not reuse the slice")
+	}
+	b := []byte(in)
+	if n := testing.AllocsPerRun(100, func() { parseNetDev(b, got) }); n != 0 {
+		t.Errorf("parseNetDev allocates %v times per call on unchanged interfaces, want 0", n)
+	}
+}
+
+func TestSanitizeLabel(t *testing.T) {
+	for in, want := range map[string]string{
+		"com.docker.compose.project": "com_docker_compose_project",
+		"team":                       "team",
+		"a-b/c:d":                    "a_b_c_d",
+	} {
+		if got := sanitizeLabel(in); got != want {
+			t.Errorf("sanitizeLabel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestWatched(t *testing.T) {
+	c := &Collector{opts: Options{Include: []string{"ci-*", "build"}, Exclude: []string{"ci-cache*"}}}
+	for name, want := range map[string]bool{
+		"ci-job-1": true, "build": true, "ci-cache-1": false, "other": false,
+	} {
+		if got := c.watched(name); got != want {
+			t.Errorf("watched(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if _, err := New(Options{Include: []string{"["}}); err == nil {
+		t.Error("New accepted a bad pattern")
+	}
+}
