@@ -20,7 +20,7 @@ type Stats struct {
 
 // CPUStats are cumulative CPU counters and the CFS settings.
 type CPUStats struct {
-	UsageNanos  uint64 // cpuacct.usage (v1) or cpu.stat usage_usec (v2)
+	UsageNanos uint64 // cpuacct.usage (v1) or cpu.stat usage_usec (v2)
 	// UserNanos and SystemNanos are tick-sampled on v1 (cpuacct.stat).
 	UserNanos   uint64
 	SystemNanos uint64
