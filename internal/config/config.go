@@ -157,7 +157,7 @@ type AlertRule struct {
 	Severity  string   `toml:"severity"`
 	// Channels names alert_channels; empty means all of them.
 	Channels []string          `toml:"channels"`
-	Labels   map[string]string `toml:"labels"`
+	Labels   map[string]string `toml:"labels,omitempty"`
 }
 
 // Exporter types, as the ADR spells them. The file may use any case.
@@ -177,7 +177,7 @@ type Exporter struct {
 	// ExporterType is one of ExporterTypes, in that spelling after loading.
 	ExporterType string      `toml:"exporter_type"`
 	Endpoint     string      `toml:"endpoint"`
-	Credentials  Credentials `toml:"credentials"`
+	Credentials  Credentials `toml:"credentials,omitempty"`
 	// BatchSize is how many samples one request carries at most.
 	BatchSize     int      `toml:"batch_size"`
 	FlushInterval Duration `toml:"flush_interval"`

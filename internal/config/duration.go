@@ -4,7 +4,7 @@
 package config
 
 import (
-	"fmt"
+	"errors"
 	"strconv"
 	"time"
 
@@ -23,7 +23,7 @@ type Duration time.Duration
 func ParseDuration(s string) (Duration, error) {
 	d, err := model.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration: write a number with a unit (ms, s, m, h, d, w), e.g. \"30s\", \"1h30m\", \"7d\"", s)
+		return 0, errors.New(`not a duration; write a number with a unit (ms, s, m, h, d, w), largest first, e.g. "30s", "1h30m", "7d"`)
 	}
 	return Duration(d), nil
 }

@@ -48,21 +48,28 @@ func (c *Config) Clone() *Config {
 
 // Masked returns a copy of c fit to print: a secret read from a file or
 // the environment shows as its <key>_file or <key>_env only, and every
-// other secret prints as "<secret>" (Secret does that by itself).
+// other secret's value is replaced by "<secret>". (Secret masks itself in
+// fmt and JSON, but TOML encoders write string types as they are.)
 func (c *Config) Masked() *Config {
 	n := c.Clone()
 	refs, hdrs := n.secrets()
 	for _, r := range refs {
-		if *r.file != "" || *r.env != "" {
+		switch {
+		case *r.file != "" || *r.env != "":
 			*r.value = ""
+		case *r.value != "":
+			*r.value = masked
 		}
 	}
 	for _, h := range hdrs {
-		for k := range h.file {
-			delete(*h.values, k)
-		}
-		for k := range h.env {
-			delete(*h.values, k)
+		for k := range *h.values {
+			_, f := h.file[k]
+			_, e := h.env[k]
+			if f || e {
+				delete(*h.values, k)
+			} else {
+				(*h.values)[k] = masked
+			}
 		}
 		if len(*h.values) == 0 {
 			*h.values = nil

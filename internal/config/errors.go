@@ -20,8 +20,9 @@ type Error struct {
 	// Key is the full key, e.g.
 	// "cleanroom.monitoring.exporters[0].batch_size".
 	Key string
-	// Message starts with the key as the file writes it and ends with
-	// the fix: `batch_size = 0: must be at least 1; the default is 100`.
+	// Message names the key (with its value, where showing it helps and
+	// it is not a secret) and ends with the fix:
+	// `batch_size = 0: must be at least 1 (exporter "prom"); the default is 100`.
 	Message string
 }
 

@@ -63,7 +63,8 @@ func Parse(name string, doc []byte, opts ParseOptions) (*Config, error) {
 	if err := index(src, doc); err != nil {
 		var perr *unstable.ParserError
 		if errors.As(err, &perr) {
-			p.addLine(lineOfOffset(doc, perr.Highlight), joinKey(perr.Key), "%s", syntaxMessage(doc, perr))
+			line := lineOfOffset(doc, perr.Highlight)
+			p.addLine(line, joinKey(perr.Key), "%s", syntaxMessage(doc, line, perr))
 		} else {
 			p.add("", "%v", err)
 		}
@@ -124,11 +125,18 @@ func decodeAll(p *problems, src *source, doc []byte) (*Config, bool) {
 		}
 		row, _ := de.Position()
 		kv, found := src.kvAt(row)
-		if !found || len(de.Key()) == 0 {
-			p.addLine(row, joinKey(de.Key()), "%s", strings.TrimPrefix(de.Error(), "toml: "))
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if strings.Contains(msg, "already exists") || strings.Contains(msg, "already defined") {
+			duplicate(p, src, row, kv, found, de)
+		} else if !found || len(de.Key()) == 0 {
+			p.addLine(row, joinKey(de.Key()), "%s", msg)
+			return nil, false
+		} else {
+			badValue(p, row, kv, de)
+		}
+		if !found {
 			return nil, false
 		}
-		badValue(p, row, kv, de)
 		p.markBad(kv.path)
 		for i := kv.start; i < kv.end; i++ {
 			if doc[i] != '\n' {
@@ -138,6 +146,21 @@ func decodeAll(p *problems, src *source, doc []byte) (*Config, bool) {
 	}
 	p.add("", "too many errors; fix these first")
 	return nil, false
+}
+
+// duplicate explains a table or key given twice.
+func duplicate(p *problems, src *source, row int, kv kvSpan, isKV bool, de *toml.DecodeError) {
+	if isKV {
+		first := src.lines[kv.path]
+		p.addLine(row, kv.path, "%s = %s: %s is already set on line %d; TOML allows each key once, so delete one", kv.key, kv.value, kv.key, first)
+		return
+	}
+	key := joinKey(de.Key())
+	if first := src.lines[key]; first > 0 && first != row {
+		p.addLine(row, key, "[%s] appears twice (first on line %d); TOML allows each table once, so merge the two", key, first)
+		return
+	}
+	p.addLine(row, key, "[%s]: %s; TOML allows each table once", key, strings.TrimPrefix(de.Error(), "toml: "))
 }
 
 // bareNumberDurations reports durations written as numbers: go-toml
@@ -358,13 +381,29 @@ func lineOfOffset(doc, b []byte) int {
 	return bytes.Count(doc[:off], []byte("\n")) + 1
 }
 
-// syntaxMessage is go-toml's parse error with the offending text.
-func syntaxMessage(doc []byte, perr *unstable.ParserError) string {
-	msg := perr.Message
-	if len(perr.Highlight) > 0 {
-		return fmt.Sprintf("%s: %s; this is not valid TOML", strings.TrimSpace(string(perr.Highlight)), msg)
+// syntaxMessage is go-toml's parse error after the text of its line.
+func syntaxMessage(doc []byte, line int, perr *unstable.ParserError) string {
+	if line > 0 {
+		if text := strings.TrimSpace(lineText(doc, line)); text != "" {
+			return fmt.Sprintf("%s: %s; this is not valid TOML", text, perr.Message)
+		}
 	}
-	return msg + "; this is not valid TOML"
+	return perr.Message + "; this is not valid TOML"
+}
+
+// lineText is line n (1-based) of doc.
+func lineText(doc []byte, n int) string {
+	for i := 1; i < n; i++ {
+		j := bytes.IndexByte(doc, '\n')
+		if j < 0 {
+			return ""
+		}
+		doc = doc[j+1:]
+	}
+	if j := bytes.IndexByte(doc, '\n'); j >= 0 {
+		doc = doc[:j]
+	}
+	return string(doc)
 }
 
 // applyEntryDefaults gives each list entry the defaults of the keys it

@@ -116,7 +116,7 @@ func (c *Config) validateAlerting(p *problems) {
 		if c.src != nil {
 			for _, k := range sortedKeys(channelKeys) {
 				if types := channelKeys[k]; c.src.has(cp+"."+k) && !slices.Contains(types, ch.Type) {
-					p.addAt(cp+"."+k, "%s: %s only applies to type = %s, and %s is type = %q; remove it", k, k, quoteList(types), what, ch.Type)
+					p.addAt(cp+"."+k, "%s: %s only applies to type = %s, and %s is type = %q; remove it", k, k, strings.ReplaceAll(quoteList(types), ", ", " or "), what, ch.Type)
 				}
 			}
 		}
