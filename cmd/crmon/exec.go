@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/docker"
+	"github.com/crmon-dev/crmon/internal/report"
+	"github.com/crmon-dev/crmon/internal/runner"
+	"github.com/crmon-dev/crmon/internal/sessions"
+	"github.com/crmon-dev/crmon/pkg/session"
+)
+
+// ExitLimitExceeded is crmon exec's exit code when CMD succeeded but went
+// over a limit.
+const ExitLimitExceeded = 3
+
+// agentProbeTimeout bounds the /healthz probe: exec must stay cheap when no
+// agent runs.
+const agentProbeTimeout = 150 * time.Millisecond
+
+// reportFlags are the report options of `crmon exec` and `crmon session
+// stop`.
+func reportFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "json", Usage: "write the report as JSON (schema: docs/report.md) to `FILE` (- for stdout)"},
+		&cli.StringFlag{Name: "junit", Usage: "write the limits as JUnit XML to `FILE`, one test case per limit"},
+		&cli.StringFlag{Name: "html", Usage: "write a self-contained HTML report with plots to `FILE`"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no summary on stderr"},
+		&cli.StringFlag{Name: "limits", Usage: "read limits from the TOML `FILE` ([cleanroom.resource_limits])"},
+		&cli.StringSliceFlag{Name: "limit", Usage: "a limit `NAME=VALUE` or container:PATTERN:NAME=VALUE (repeatable); names: " + strings.Join(session.LimitNames(), ", ")},
+		&cli.StringFlag{Name: "agent-url", Value: session.DefaultAgentURL, Usage: "the crmon agent to use", EnvVars: []string{session.AgentURLEnv}},
+	}
+}
+
+func execCommand() *cli.Command {
+	flags := append(reportFlags(),
+		&cli.StringSliceFlag{Name: "containers", Usage: "report only containers with label `LABEL=VALUE` (repeatable; all must match); default: every container created during the run"},
+		&cli.BoolFlag{Name: "kill-stragglers", Usage: "kill the processes CMD leaves behind when it exits instead of waiting for them"},
+		&cli.DurationFlag{Name: "sample-interval", Value: sessions.DefaultSampleInterval, Usage: "sample interval of the plots"},
+		&cli.BoolFlag{Name: "no-agent", Usage: "measure in this process even when an agent is running"},
+		&cli.StringFlag{Name: "ebpf", Value: "auto", Usage: "without an agent: auto (load the probes when the kernel allows), required or disabled", EnvVars: []string{"CRMON_EBPF"}},
+		&cli.StringFlag{Name: "cgroup-parent", Value: runner.DefaultParent, Usage: "cgroup under which the run gets its own"},
+		&cli.StringFlag{Name: "docker-host", Usage: "Docker engine (default $DOCKER_HOST or the local socket)", EnvVars: []string{"DOCKER_HOST"}},
+	)
+	return &cli.Command{
+		Name:      "exec",
+		Usage:     "run a command in a cgroup of its own and report what it and its containers consumed",
+		ArgsUsage: "[options] -- CMD [ARGS...]",
+		Description: `crmon exec runs CMD in a fresh cgroup and measures it from its first instruction
+to the exit of the last process it started: CPU, run-queue wait, context switches, block
+I/O, network, peak memory and processes, and the same for every container created during
+the run. CMD's stdin, stdout, stderr, signals and exit code pass through; if CMD succeeds
+but a limit is exceeded, crmon exits 3. With an agent running (CRMON_AGENT_URL, default
+http://127.0.0.1:9717) the agent measures; otherwise exec loads the probes itself.`,
+		Flags:           flags,
+		SkipFlagParsing: false,
+		Action:          runExec,
+	}
+}
+
+func runExec(c *cli.Context) error {
+	args := c.Args().Slice()
+	if len(args) == 0 {
+		return cli.Exit("crmon exec: no command given: crmon exec [options] -- CMD [ARGS...]", 2)
+	}
+	logger, err := execLogger(c)
+	if err != nil {
+		return err
+	}
+	limits, err := loadLimits(c)
+	if err != nil {
+		return cli.Exit("crmon exec: "+err.Error(), 2)
+	}
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		return cli.Exit("crmon exec: "+err.Error(), 1)
+	}
+	opts := runner.ExecOptions{
+		Options: runner.Options{
+			Args: args, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+			KillStragglers: c.Bool("kill-stragglers"), ForwardSignals: true,
+		},
+		Hierarchy:  h,
+		Parent:     c.String("cgroup-parent"),
+		Containers: c.StringSlice("containers"),
+		Tracker: sessions.TrackerOptions{
+			Hierarchy: h, SampleInterval: c.Duration("sample-interval"), Logger: logger,
+		},
+	}
+	ctx := context.Background()
+	if url := c.String("agent-url"); !c.Bool("no-agent") && session.Healthy(ctx, url, agentProbeTimeout) {
+		opts.AgentURL = url
+	} else {
+		meter, closeMeter, err := newExecMeter(c.String("ebpf"), h, logger)
+		if err != nil {
+			return cli.Exit("crmon exec: "+err.Error(), 1)
+		}
+		defer closeMeter()
+		if meter != nil {
+			opts.Tracker.Meter = meter
+		}
+		if d, err := docker.New(c.String("docker-host")); err == nil {
+			defer d.Close()
+			opts.Tracker.Docker = d
+		}
+	}
+	rep, res, err := runner.Exec(ctx, opts)
+	if err != nil {
+		code := 1
+		if res.Started.IsZero() {
+			// CMD never ran: a shell's codes for not found / not runnable.
+			code = 126
+			if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+				code = 127
+			}
+		}
+		return cli.Exit("crmon exec: "+err.Error(), code)
+	}
+	return finishReport(c, rep, limits, res.ExitCode)
+}
+
+// finishReport checks the limits, writes the reports and decides the exit
+// code: CMD's own, or ExitLimitExceeded when CMD succeeded but a limit was
+// exceeded.
+func finishReport(c *cli.Context, rep *session.Report, limits session.Limits, code int) error {
+	limitErr := rep.Check(limits)
+	var errs []error
+	if !c.Bool("quiet") {
+		errs = append(errs, report.Summary(c.App.ErrWriter, rep))
+	}
+	if f := c.String("json"); f != "" {
+		errs = append(errs, writeReportFile(c, f, func(w io.Writer) error { return report.JSON(w, rep, false) }))
+	}
+	if f := c.String("junit"); f != "" {
+		host, _ := os.Hostname()
+		errs = append(errs, writeReportFile(c, f, func(w io.Writer) error { return report.JUnit(w, rep, host) }))
+	}
+	if f := c.String("html"); f != "" {
+		errs = append(errs, writeReportFile(c, f, func(w io.Writer) error { return report.HTML(w, rep) }))
+	}
+	if err := errors.Join(errs...); err != nil {
+		if code == 0 {
+			code = 1
+		}
+		return cli.Exit("crmon: "+err.Error(), code)
+	}
+	if limitErr != nil && code == 0 {
+		if c.Bool("quiet") {
+			fmt.Fprintln(c.App.ErrWriter, "crmon:", limitErr)
+		}
+		return cli.Exit("", ExitLimitExceeded)
+	}
+	if code != 0 {
+		return cli.Exit("", code)
+	}
+	return nil
+}
+
+func writeReportFile(c *cli.Context, name string, write func(io.Writer) error) error {
+	if name == "-" {
+		return write(c.App.Writer)
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return fmt.Errorf("writing report: %w", err)
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
+}
+
+// loadLimits reads --limits and then --limit, which add to the file's.
+func loadLimits(c *cli.Context) (session.Limits, error) {
+	var ls session.Limits
+	if f := c.String("limits"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading limits: %w", err)
+		}
+		if ls, err = session.ParseLimitsTOML(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	var errs []error
+	for _, s := range c.StringSlice("limit") {
+		l, err := session.ParseLimitFlag(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--limit %s", err))
+			continue
+		}
+		ls = append(ls, l)
+	}
+	return ls, errors.Join(errs...)
+}
+
+// execLogger logs warnings only: exec's stderr belongs to CMD.
+func execLogger(c *cli.Context) (*slog.Logger, error) {
+	level := slog.LevelWarn
+	if c.IsSet("log.level") {
+		if err := level.UnmarshalText([]byte(c.String("log.level"))); err != nil {
+			return nil, fmt.Errorf("--log.level: %w", err)
+		}
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("component", "crmon"), nil
+}
