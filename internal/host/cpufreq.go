@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package host
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/pkg/metrics"
+)
+
+// cpufreqFiles are read per CPU from cpuN/cpufreq, in kHz.
+var cpufreqFiles = [...]string{
+	"cpuinfo_cur_freq", "cpuinfo_max_freq", "cpuinfo_min_freq",
+	"scaling_cur_freq", "scaling_max_freq", "scaling_min_freq",
+}
+
+type cpufreqCPU struct {
+	id     string
+	lv     []string
+	files  [len(cpufreqFiles)]cpath
+	gov    cpath
+	govLV  []string // {cpu, governor}, rebuilt when the governor changes
+	govStr string
+}
+
+type cpufreqCollector struct {
+	metricSet
+	log     *slog.Logger
+	r       *reader
+	sysCPU  string
+	cpuinfo cpath
+	cpus    []cpufreqCPU
+	rescan  bool
+
+	descs [len(cpufreqFiles)]*prometheus.Desc
+	gov   *prometheus.Desc
+	mhz   float64
+}
+
+func newCPUFreqCollector(o collect.Options) (*cpufreqCollector, error) {
+	c := &cpufreqCollector{
+		log:     logger(o),
+		r:       newReader(16384),
+		sysCPU:  filepath.Join(o.Paths.SysFS, "devices/system/cpu"),
+		cpuinfo: mkpath(o.Paths.ProcFS, "cpuinfo"),
+		rescan:  true,
+		descs: [...]*prometheus.Desc{
+			newDesc("cpu", "frequency_hertz", "Current CPU thread frequency in hertz.", "cpu"),
+			newDesc("cpu", "frequency_max_hertz", "Maximum CPU thread frequency in hertz.", "cpu"),
+			newDesc("cpu", "frequency_min_hertz", "Minimum CPU thread frequency in hertz.", "cpu"),
+			newDesc("cpu", "scaling_frequency_hertz", "Current scaled CPU thread frequency in hertz.", "cpu"),
+			newDesc("cpu", "scaling_frequency_max_hertz", "Maximum scaled CPU thread frequency in hertz.", "cpu"),
+			newDesc("cpu", "scaling_frequency_min_hertz", "Minimum scaled CPU thread frequency in hertz.", "cpu"),
+		},
+		gov: newDesc("cpu", "scaling_governor", "Current enabled CPU frequency governor.", "cpu", "governor"),
+	}
+	return c, nil
+}
+
+func (c *cpufreqCollector) Name() string { return "cpufreq" }
+
+// scan lists the CPUs that have a cpufreq directory. It runs at the first
+// tick and again after a CPU's files vanish (hotplug), not every tick.
+func (c *cpufreqCollector) scan() {
+	c.cpus = c.cpus[:0]
+	ents, err := os.ReadDir(c.sysCPU)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, "cpu") {
+			continue
+		}
+		if _, err := strconv.Atoi(n[3:]); err != nil {
+			continue
+		}
+		dir := filepath.Join(c.sysCPU, n, "cpufreq")
+		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		cpu := cpufreqCPU{id: n[3:], lv: []string{n[3:]}, gov: mkpath(dir, "scaling_governor")}
+		for i, f := range cpufreqFiles {
+			// cpuinfo_cur_freq is root-only and absent on many drivers.
+			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+				cpu.files[i] = mkpath(dir, f)
+			}
+		}
+		c.cpus = append(c.cpus, cpu)
+	}
+	slices.SortFunc(c.cpus, func(a, b cpufreqCPU) int {
+		x, _ := strconv.Atoi(a.id)
+		y, _ := strconv.Atoi(b.id)
+		return x - y
+	})
+}
+
+func (c *cpufreqCollector) Update(_ context.Context, _ time.Time) error {
+	if c.rescan {
+		c.scan()
+		c.rescan = false
+	}
+	c.begin()
+	var sum float64
+	var n int
+	for i := range c.cpus {
+		cpu := &c.cpus[i]
+		for f := range cpufreqFiles {
+			if cpu.files[f] == nil {
+				continue
+			}
+			v, err := c.r.readUint(cpu.files[f])
+			if err != nil {
+				c.rescan = true // the CPU went offline
+				continue
+			}
+			c.add(c.descs[f], prometheus.GaugeValue, float64(v)*1000, cpu.lv)
+			if cpufreqFiles[f] == "scaling_cur_freq" {
+				sum += float64(v) / 1000
+				n++
+			}
+		}
+		if b, err := c.r.read(cpu.gov); err == nil {
+			g := bytes.TrimSpace(b)
+			if cpu.govLV == nil || string(g) != cpu.govStr {
+				cpu.govStr = string(g)
+				cpu.govLV = []string{cpu.id, cpu.govStr}
+			}
+			c.add(c.gov, prometheus.GaugeValue, 1, cpu.govLV)
+		}
+	}
+	mhz := 0.0
+	if n > 0 {
+		mhz = sum / float64(n)
+	} else if b, err := c.r.read(c.cpuinfo); err == nil {
+		mhz = parseCPUInfoMHz(b)
+	}
+	c.publish(func() { c.mhz = mhz })
+	if len(c.cpus) == 0 && mhz == 0 {
+		return noData(c.log, "cpufreq", fmt.Errorf("no cpufreq in %s and no cpu MHz in %s: %w", c.sysCPU, c.cpuinfo, os.ErrNotExist))
+	}
+	return nil
+}
+
+// parseCPUInfoMHz is the mean "cpu MHz" of /proc/cpuinfo, 0 when absent
+// (arm64 has none).
+func parseCPUInfoMHz(b []byte) float64 {
+	var sum float64
+	var n int
+	for len(b) > 0 {
+		var line []byte
+		line, b = nextLine(b)
+		if !bytes.HasPrefix(line, []byte("cpu MHz")) {
+			continue
+		}
+		i := bytes.IndexByte(line, ':')
+		if i < 0 {
+			continue
+		}
+		if v, ok := parseFloat(bytes.TrimSpace(line[i+1:])); ok {
+			sum += v
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+func (c *cpufreqCollector) Fill(m *metrics.ResourceMetrics) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	m.CPU.FrequencyMHz = c.mhz
+}

@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/pkg/metrics"
+)
+
+// node_exporter's Linux defaults.
+const (
+	defMountPointsExcluded = `^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)`
+	defFSTypesExcluded     = `^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$`
+)
+
+// Mount is one line of /proc/<pid>/mountinfo.
+type Mount struct {
+	Major, Minor uint32
+	MountPoint   string
+	Options      string // per-mount options
+	FSType       string
+	Source       string // the device
+	SuperOptions string
+}
+
+// ReadOnly reports whether the mount or its superblock is read-only.
+func (m Mount) ReadOnly() bool {
+	return hasOption(m.Options, "ro") || hasOption(m.SuperOptions, "ro")
+}
+
+func hasOption(opts, o string) bool {
+	for opts != "" {
+		var f string
+		f, opts, _ = strings.Cut(opts, ",")
+		if f == o {
+			return true
+		}
+	}
+	return false
+}
+
+// parseMountInfo parses /proc/<pid>/mountinfo (proc(5)).
+func parseMountInfo(b []byte) ([]Mount, error) {
+	var out []Mount
+	for len(b) > 0 {
+		var line []byte
+		line, b = nextLine(b)
+		if len(line) == 0 {
+			continue
+		}
+		f := strings.Fields(string(line))
+		sep := -1
+		for i := 6; i < len(f); i++ {
+			if f[i] == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || sep+2 >= len(f) {
+			return nil, fmt.Errorf("parsing mountinfo: bad line %q", line)
+		}
+		maj, min, ok := strings.Cut(f[2], ":")
+		ma, err1 := strconv.ParseUint(maj, 10, 32)
+		mi, err2 := strconv.ParseUint(min, 10, 32)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("parsing mountinfo: bad device %q", f[2])
+		}
+		m := Mount{
+			Major: uint32(ma), Minor: uint32(mi),
+			MountPoint: unescapeMount(f[4]),
+			Options:    f[5],
+			FSType:     f[sep+1],
+			Source:     unescapeMount(f[sep+2]),
+		}
+		if sep+3 < len(f) {
+			m.SuperOptions = f[sep+3]
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// unescapeMount undoes the kernel's octal escapes (\040 for space, ...).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+type fsMount struct {
+	Mount
+	statPath string
+	ro       bool
+	lvInfo   []string // device, major, minor, mountpoint
+	lvOK     []string // device, mountpoint, fstype, device_error=""
+	lvErr    []string // the same with the last error
+	partKey  string   // dedup key for the snapshot; "" when not a partition
+}
+
+type fsResult struct {
+	st  unix.Statfs_t
+	err error
+}
+
+// statfsWorker runs statfs calls one at a time. When a call outlives the
+// timeout the worker is abandoned to its call, and a new one serves the
+// next mounts; the stuck mount is skipped until its call returns.
+type statfsWorker struct {
+	req  chan string
+	resp chan fsResult
+}
+
+type filesystemCollector struct {
+	metricSet
+	log      *slog.Logger
+	r        *reader
+	paths    [2]cpath // 1/mountinfo, self/mountinfo
+	rootfs   string
+	mpEx     *regexp.Regexp
+	fsEx     *regexp.Regexp
+	timeout  time.Duration
+	noStatfs bool
+	sh       *shared
+
+	raw    []byte
+	mounts []fsMount
+	res    []fsResult
+	worker *statfsWorker
+	timer  *time.Timer
+
+	stuckMu sync.Mutex
+	stuck   map[string]struct{}
+
+	size, free, avail, files, filesFree, ro, devErr, purgeable, mountInfo *prometheus.Desc
+
+	parts    []metrics.PartitionMetrics
+	partDevs []uint64 // device number of each partition, for its I/O rates
+}
+
+func newFilesystemCollector(o collect.Options, ho Options, sh *shared) (*filesystemCollector, error) {
+	mp, err := regexp.Compile(ho.FilesystemMountPointsExclude)
+	if err != nil {
+		return nil, fmt.Errorf("parsing mount points exclude %q: %w", ho.FilesystemMountPointsExclude, err)
+	}
+	ft, err := regexp.Compile(ho.FilesystemFSTypesExclude)
+	if err != nil {
+		return nil, fmt.Errorf("parsing fs types exclude %q: %w", ho.FilesystemFSTypesExclude, err)
+	}
+	l := []string{"device", "mountpoint", "fstype", "device_error"}
+	d := func(name, help string) *prometheus.Desc { return newDesc("filesystem", name, help, l...) }
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &filesystemCollector{
+		log:       logger(o),
+		r:         newReader(16384),
+		paths:     [2]cpath{mkpath(o.Paths.ProcFS, "1/mountinfo"), mkpath(o.Paths.ProcFS, "self/mountinfo")},
+		rootfs:    o.Paths.RootFS,
+		mpEx:      mp,
+		fsEx:      ft,
+		timeout:   ho.FilesystemMountTimeout,
+		noStatfs:  ho.FilesystemNoStatfs,
+		sh:        sh,
+		timer:     t,
+		stuck:     map[string]struct{}{},
+		size:      d("size_bytes", "Filesystem size in bytes."),
+		free:      d("free_bytes", "Filesystem free space in bytes."),
+		avail:     d("avail_bytes", "Filesystem space available to non-root users in bytes."),
+		files:     d("files", "Filesystem total file nodes."),
+		filesFree: d("files_free", "Filesystem total free file nodes."),
+		ro:        d("readonly", "Filesystem read-only status."),
+		devErr:    d("device_error", "Whether an error occurred while getting statistics for the given device."),
+		purgeable: d("purgeable_bytes", "Filesystem space available including purgeable space (MacOS specific)."),
+		mountInfo: newDesc("filesystem", "mount_info", "Filesystem mount information.", "device", "major", "minor", "mountpoint"),
+	}, nil
+}
+
+func (c *filesystemCollector) Name() string { return "filesystem" }
+
+// isPartition says which mounts the snapshot lists: local filesystems on a
+// block device, as df(1) users think of disks. tmpfs and network mounts are
+// exported to Prometheus but are not partitions.
+func isPartition(m Mount) bool {
+	if m.FSType == "tmpfs" || m.FSType == "ramfs" || m.FSType == "devtmpfs" {
+		return false
+	}
+	return m.Major != 0 || strings.HasPrefix(m.Source, "/dev/")
+}
+
+// load re-parses mountinfo only when it changed, so a steady host costs one
+// read and a compare per tick.
+func (c *filesystemCollector) load() error {
+	b, err := c.r.read(c.paths[0])
+	if errors.Is(err, fs.ErrNotExist) {
+		// /proc/1 is hidden with hidepid; fall back to our own view.
+		b, err = c.r.read(c.paths[1])
+	}
+	if err != nil {
+		return err
+	}
+	if c.raw != nil && bytes.Equal(b, c.raw) {
+		return nil
+	}
+	ms, err := parseMountInfo(b)
+	if err != nil {
+		return err
+	}
+	c.raw = append(c.raw[:0], b...)
+	c.mounts = c.mounts[:0]
+	seen := map[string]bool{}
+	parts := map[string]bool{}
+	for _, m := range ms {
+		if c.mpEx.MatchString(m.MountPoint) || c.fsEx.MatchString(m.FSType) {
+			continue
+		}
+		// A device mounted twice on one mount point would repeat a label set.
+		if k := m.Source + "\x00" + m.MountPoint; seen[k] {
+			continue
+		} else {
+			seen[k] = true
+		}
+		maj, min := strconv.FormatUint(uint64(m.Major), 10), strconv.FormatUint(uint64(m.Minor), 10)
+		fm := fsMount{
+			Mount:    m,
+			statPath: filepath.Join(c.rootfs, m.MountPoint),
+			ro:       m.ReadOnly(),
+			lvInfo:   []string{m.Source, maj, min, m.MountPoint},
+			lvOK:     []string{m.Source, m.MountPoint, m.FSType, ""},
+		}
+		if isPartition(m) {
+			// Bind mounts and btrfs subvolumes show one device many times.
+			k := m.Source
+			if !strings.HasPrefix(k, "/dev/") {
+				k = maj + ":" + min
+			}
+			if !parts[k] {
+				parts[k] = true
+				fm.partKey = k
+			}
+		}
+		c.mounts = append(c.mounts, fm)
+	}
+	return nil
+}
+
+func (c *filesystemCollector) statfs(path string) (unix.Statfs_t, error) {
+	if c.worker == nil {
+		w := &statfsWorker{req: make(chan string), resp: make(chan fsResult, 1)}
+		go func() {
+			for p := range w.req {
+				var r fsResult
+				r.err = unix.Statfs(p, &r.st)
+				c.stuckMu.Lock()
+				delete(c.stuck, p)
+				c.stuckMu.Unlock()
+				w.resp <- r
+			}
+		}()
+		c.worker = w
+	}
+	w := c.worker
+	w.req <- path
+	c.timer.Reset(c.timeout)
+	select {
+	case r := <-w.resp:
+		c.timer.Stop()
+		return r.st, r.err
+	case <-c.timer.C:
+		c.stuckMu.Lock()
+		c.stuck[path] = struct{}{}
+		c.stuckMu.Unlock()
+		close(w.req) // the worker exits once its call returns
+		c.worker = nil
+		c.log.Debug("mount point timed out, skipping it until it responds", "path", path)
+		return unix.Statfs_t{}, errMountTimeout
+	}
+}
+
+var (
+	errMountTimeout = errors.New("mountpoint timeout")
+	errStatfsOff    = errors.New("statfs disabled")
+)
+
+func (c *filesystemCollector) Update(_ context.Context, _ time.Time) error {
+	if err := c.load(); err != nil {
+		return noData(c.log, "filesystem", fmt.Errorf("reading mountinfo: %w", err))
+	}
+	if cap(c.res) < len(c.mounts) {
+		c.res = make([]fsResult, len(c.mounts))
+	}
+	c.res = c.res[:len(c.mounts)]
+	c.begin()
+	var parts []metrics.PartitionMetrics
+	var devs []uint64
+	for i := range c.mounts {
+		m := &c.mounts[i]
+		r := &c.res[i]
+		switch {
+		case c.noStatfs:
+			r.err = errStatfsOff
+		default:
+			c.stuckMu.Lock()
+			_, stuck := c.stuck[m.statPath]
+			c.stuckMu.Unlock()
+			if stuck {
+				r.err = errMountTimeout
+			} else {
+				r.st, r.err = c.statfs(m.statPath)
+			}
+		}
+		ro := 0.0
+		if m.ro {
+			ro = 1
+		}
+		if r.err != nil {
+			msg := r.err.Error()
+			if m.lvErr == nil || m.lvErr[3] != msg {
+				m.lvErr = []string{m.Source, m.MountPoint, m.FSType, msg}
+			}
+			c.add(c.devErr, prometheus.GaugeValue, 1, m.lvErr)
+			c.add(c.ro, prometheus.GaugeValue, ro, m.lvErr)
+			continue
+		}
+		st := &r.st
+		bs := float64(st.Bsize)
+		c.add(c.devErr, prometheus.GaugeValue, 0, m.lvOK)
+		c.add(c.ro, prometheus.GaugeValue, ro, m.lvOK)
+		c.add(c.size, prometheus.GaugeValue, float64(st.Blocks)*bs, m.lvOK)
+		c.add(c.free, prometheus.GaugeValue, float64(st.Bfree)*bs, m.lvOK)
+		c.add(c.avail, prometheus.GaugeValue, float64(st.Bavail)*bs, m.lvOK)
+		c.add(c.files, prometheus.GaugeValue, float64(st.Files), m.lvOK)
+		c.add(c.filesFree, prometheus.GaugeValue, float64(st.Ffree), m.lvOK)
+		c.add(c.mountInfo, prometheus.GaugeValue, 1, m.lvInfo)
+		c.add(c.purgeable, prometheus.GaugeValue, 0, m.lvOK)
+		if m.partKey != "" {
+			parts = append(parts, partition(m, st))
+			devs = append(devs, devNum(m.Major, m.Minor))
+		}
+	}
+	c.publish(func() { c.parts, c.partDevs = parts, devs })
+	return nil
+}
+
+// partition is df(1)'s view of a filesystem: used is size minus free, and
+// the usage percentage is used over what non-root users could have
+// (used + avail), as df computes "Use%".
+func partition(m *fsMount, st *unix.Statfs_t) metrics.PartitionMetrics {
+	bs := uint64(st.Bsize)
+	total, free, avail := st.Blocks*bs, st.Bfree*bs, st.Bavail*bs
+	used := total - min(free, total)
+	p := metrics.PartitionMetrics{
+		Device:         m.Source,
+		MountPoint:     m.MountPoint,
+		FSType:         m.FSType,
+		TotalBytes:     total,
+		UsedBytes:      used,
+		FreeBytes:      free,
+		AvailableBytes: avail,
+		ReadOnly:       m.ro,
+	}
+	if used+avail > 0 {
+		p.UsagePercent = float64(used) / float64(used+avail) * 100
+	}
+	return p
+}
+
+// Fill lists the partitions and sums their capacity; each partition carries
+// its own block device's I/O rates from diskstats.
+func (c *filesystemCollector) Fill(m *metrics.ResourceMetrics) {
+	c.mu.RLock()
+	parts := make([]metrics.PartitionMetrics, len(c.parts))
+	copy(parts, c.parts)
+	devs := c.partDevs
+	c.mu.RUnlock()
+
+	c.sh.mu.Lock()
+	for i := range parts {
+		if r, ok := c.sh.diskRates[devs[i]]; ok {
+			parts[i].ReadBytesPerSec, parts[i].WriteBytesPerSec = r.readBytes, r.writeBytes
+			parts[i].ReadOpsPerSec, parts[i].WriteOpsPerSec = r.readOps, r.writeOps
+		}
+	}
+	c.sh.mu.Unlock()
+
+	d := &m.Disk
+	d.Partitions = parts
+	d.TotalBytes, d.UsedBytes, d.FreeBytes, d.UsagePercent = 0, 0, 0, 0
+	var avail uint64
+	for _, p := range parts {
+		d.TotalBytes += p.TotalBytes
+		d.UsedBytes += p.UsedBytes
+		d.FreeBytes += p.FreeBytes
+		avail += p.AvailableBytes
+	}
+	if d.UsedBytes+avail > 0 {
+		d.UsagePercent = float64(d.UsedBytes) / float64(d.UsedBytes+avail) * 100
+	}
+}

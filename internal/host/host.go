@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+// Package host holds crmon's host collectors: node_exporter's families for
+// CPU, memory, filesystems, disks, network and the system as a whole, read
+// from a configurable procfs/sysfs/rootfs, and the host part of the seed's
+// snapshot (CPU, Memory, Disk, Network, System).
+//
+// Each collector reads its files once per tick in Update, keeps the result,
+// and emits it from Collect and Fill without I/O. Descriptors are built once;
+// files are read into reused buffers, so a steady-state tick allocates little.
+package host
+
+import (
+	"errors"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmon-dev/crmon/internal/collect"
+)
+
+const namespace = "node"
+
+// userHZ is the unit of the tick counters in /proc/stat and /proc/<pid>/stat:
+// USER_HZ, which the kernel fixes at 100 on every architecture.
+const userHZ = 100
+
+// Options tune the collectors beyond collect.Options. The zero value means
+// node_exporter's defaults.
+type Options struct {
+	// FilesystemMountPointsExclude and FilesystemFSTypesExclude are
+	// regular expressions; empty means node_exporter's defaults.
+	FilesystemMountPointsExclude string
+	FilesystemFSTypesExclude     string
+	// FilesystemMountTimeout bounds one statfs call, so that a hung NFS
+	// mount cannot stall the tick; the mount is skipped until its stuck
+	// call returns. Default 5s, as node_exporter.
+	FilesystemMountTimeout time.Duration
+	// FilesystemNoStatfs skips statfs and reports every mount with
+	// node_filesystem_device_error 1 and device_error="statfs disabled", so
+	// that output from a fixture tree does not depend on the disks of the
+	// machine that runs it.
+	FilesystemNoStatfs bool
+	// DiskstatsDeviceExclude is a regular expression of block devices to
+	// leave out; empty means node_exporter's default.
+	DiskstatsDeviceExclude string
+	// NetclassRefresh is how often the per-interface sysfs properties
+	// (about twenty small files per interface) are re-read; they rarely
+	// change and reading them every second costs more than everything else
+	// together on a host with many veths. Default 15s.
+	NetclassRefresh time.Duration
+	// NetstatFields and VmstatFields select the /proc/net/{netstat,snmp,snmp6}
+	// and /proc/vmstat fields to export; empty means node_exporter's
+	// defaults.
+	NetstatFields string
+	VmstatFields  string
+}
+
+func (o Options) withDefaults() Options {
+	if o.FilesystemMountPointsExclude == "" {
+		o.FilesystemMountPointsExclude = defMountPointsExcluded
+	}
+	if o.FilesystemFSTypesExclude == "" {
+		o.FilesystemFSTypesExclude = defFSTypesExcluded
+	}
+	if o.FilesystemMountTimeout <= 0 {
+		o.FilesystemMountTimeout = 5 * time.Second
+	}
+	if o.DiskstatsDeviceExclude == "" {
+		o.DiskstatsDeviceExclude = defDiskstatsDeviceExclude
+	}
+	if o.NetclassRefresh <= 0 {
+		o.NetclassRefresh = 15 * time.Second
+	}
+	if o.NetstatFields == "" {
+		o.NetstatFields = defNetstatFields
+	}
+	if o.VmstatFields == "" {
+		o.VmstatFields = defVmstatFields
+	}
+	return o
+}
+
+// shared carries what one collector reads and another reports in the
+// snapshot: partitions show their device's I/O rates (diskstats), interfaces
+// their link speed (netclass). Writers fill it in Update, readers use it in
+// Fill, which runs after every Update of the tick, so the order of the
+// collectors does not matter.
+type shared struct {
+	mu        sync.Mutex
+	diskRates map[uint64]ioRates // by device number (major<<32 | minor)
+	speeds    map[string]uint64  // link speed in bytes/s, by interface
+}
+
+type ioRates struct {
+	readBytes, writeBytes, readOps, writeOps uint64
+}
+
+func devNum(major, minor uint32) uint64 { return uint64(major)<<32 | uint64(minor) }
+
+// Registrations lists the host collectors with node_exporter's defaults.
+func Registrations() []collect.Registration { return RegistrationsWithOptions(Options{}) }
+
+// RegistrationsWithOptions lists the host collectors. Collectors built from
+// one call's list share the data that joins them (partition I/O rates,
+// interface speeds); build each at most once per list.
+func RegistrationsWithOptions(o Options) []collect.Registration {
+	o = o.withDefaults()
+	sh := &shared{diskRates: map[uint64]ioRates{}, speeds: map[string]uint64{}}
+	reg := func(name string, on bool, help string, f func(collect.Options) (collect.Collector, error)) collect.Registration {
+		return collect.Registration{Name: name, DefaultEnabled: on, Help: help, New: f}
+	}
+	return []collect.Registration{
+		reg("arp", true, "ARP entries by device from /proc/net/arp.", func(co collect.Options) (collect.Collector, error) { return newARPCollector(co) }),
+		reg("conntrack", true, "Netfilter connection tracking table size and statistics.", func(co collect.Options) (collect.Collector, error) { return newConntrackCollector(co) }),
+		reg("cpu", true, "CPU time per CPU and mode from /proc/stat; host CPU usage, cores.", func(co collect.Options) (collect.Collector, error) { return newCPUCollector(co) }),
+		reg("cpufreq", true, "CPU frequency from cpufreq in sysfs, else /proc/cpuinfo.", func(co collect.Options) (collect.Collector, error) { return newCPUFreqCollector(co) }),
+		reg("diskstats", true, "Block device I/O statistics from /proc/diskstats.", func(co collect.Options) (collect.Collector, error) { return newDiskstatsCollector(co, o, sh) }),
+		reg("entropy", true, "Kernel entropy pool.", func(co collect.Options) (collect.Collector, error) { return newEntropyCollector(co) }),
+		reg("filefd", true, "Allocated and maximum file handles from /proc/sys/fs/file-nr.", func(co collect.Options) (collect.Collector, error) { return newFilefdCollector(co) }),
+		reg("filesystem", true, "Filesystem capacity (statfs) of mounted filesystems.", func(co collect.Options) (collect.Collector, error) { return newFilesystemCollector(co, o, sh) }),
+		reg("hwmon", true, "Temperature sensors from /sys/class/hwmon.", func(co collect.Options) (collect.Collector, error) { return newHwmonCollector(co) }),
+		reg("kernel_hung", true, "Hung task count from /proc/sys/kernel/hung_task_detect_count.", func(co collect.Options) (collect.Collector, error) { return newKernelHungCollector(co) }),
+		reg("loadavg", true, "Load averages from /proc/loadavg.", func(co collect.Options) (collect.Collector, error) { return newLoadavgCollector(co) }),
+		reg("meminfo", true, "Memory statistics from /proc/meminfo.", func(co collect.Options) (collect.Collector, error) { return newMeminfoCollector(co) }),
+		reg("netclass", true, "Network interface properties from /sys/class/net.", func(co collect.Options) (collect.Collector, error) { return newNetclassCollector(co, o, sh) }),
+		reg("netdev", true, "Network interface statistics from /proc/net/dev.", func(co collect.Options) (collect.Collector, error) { return newNetdevCollector(co, sh) }),
+		reg("netstat", true, "Network statistics from /proc/net/{netstat,snmp,snmp6}.", func(co collect.Options) (collect.Collector, error) { return newNetstatCollector(co, o) }),
+		reg("os", true, "OS release from etc/os-release under the root filesystem.", func(co collect.Options) (collect.Collector, error) { return newOSCollector(co) }),
+		reg("pressure", true, "Pressure stall information from /proc/pressure.", func(co collect.Options) (collect.Collector, error) { return newPressureCollector(co) }),
+		reg("processes", true, "Processes and threads from /proc/<pid>/stat; top processes by CPU and memory.", func(co collect.Options) (collect.Collector, error) { return newProcessesCollector(co) }),
+		reg("selinux", true, "SELinux status.", func(co collect.Options) (collect.Collector, error) { return newSELinuxCollector(co) }),
+		reg("sockstat", true, "Socket statistics from /proc/net/sockstat{,6}.", func(co collect.Options) (collect.Collector, error) { return newSockstatCollector(co) }),
+		reg("softnet", true, "Softnet statistics from /proc/net/softnet_stat.", func(co collect.Options) (collect.Collector, error) { return newSoftnetCollector(co) }),
+		reg("stat", true, "Boot time, context switches, forks, interrupts, runnable and blocked processes from /proc/stat; uptime.", func(co collect.Options) (collect.Collector, error) { return newStatCollector(co) }),
+		reg("thermal_zone", true, "Thermal zone temperatures from /sys/class/thermal.", func(co collect.Options) (collect.Collector, error) { return newThermalZoneCollector(co) }),
+		reg("time", true, "System time, time zone and clock sources.", func(co collect.Options) (collect.Collector, error) { return newTimeCollector(co) }),
+		reg("timex", true, "Kernel clock discipline (adjtimex) of the host crmon runs on.", func(co collect.Options) (collect.Collector, error) { return newTimexCollector(co) }),
+		reg("udp_queues", true, "UDP queue lengths from /proc/net/udp{,6}.", func(co collect.Options) (collect.Collector, error) { return newUDPQueuesCollector(co) }),
+		reg("uname", true, "Kernel and host name from /proc/sys/kernel.", func(co collect.Options) (collect.Collector, error) { return newUnameCollector(co) }),
+		reg("users", true, "Logged-in users from utmp under the root filesystem.", func(co collect.Options) (collect.Collector, error) { return newUsersCollector(co) }),
+		reg("vmstat", true, "Virtual memory statistics from /proc/vmstat.", func(co collect.Options) (collect.Collector, error) { return newVmstatCollector(co, o) }),
+	}
+}
+
+// sample is one metric of the last Update. Label value slices are cached
+// per device or state by the collectors and never mutated, so a steady-state
+// tick allocates none.
+type sample struct {
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+	value float64
+	lv    []string
+}
+
+// metricSet double-buffers a collector's samples: Update appends to next
+// without a lock and publishes with a swap; Collect reads cur under the read
+// lock. The write lock waits for readers, so nobody reads next while Update
+// fills it.
+type metricSet struct {
+	mu        sync.RWMutex
+	cur, next []sample
+}
+
+func (m *metricSet) begin() { m.next = m.next[:0] }
+
+func (m *metricSet) add(d *prometheus.Desc, t prometheus.ValueType, v float64, lv []string) {
+	m.next = append(m.next, sample{desc: d, typ: t, value: v, lv: lv})
+}
+
+// publish makes next current. extra, if set, runs under the write lock, for
+// a collector's own snapshot state.
+func (m *metricSet) publish(extra func()) {
+	m.mu.Lock()
+	m.cur, m.next = m.next, m.cur
+	if extra != nil {
+		extra()
+	}
+	m.mu.Unlock()
+}
+
+// clear drops the published samples, e.g. when the source disappeared.
+func (m *metricSet) clear() {
+	m.begin()
+	m.publish(nil)
+}
+
+// Describe sends nothing: the families depend on what the host has, so the
+// collectors are unchecked, as node_exporter's are.
+func (m *metricSet) Describe(chan<- *prometheus.Desc) {}
+
+// Collect emits the last Update's samples.
+func (m *metricSet) Collect(ch chan<- prometheus.Metric) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for i := range m.cur {
+		s := &m.cur[i]
+		ch <- prometheus.MustNewConstMetric(s.desc, s.typ, s.value, s.lv...)
+	}
+}
+
+func newDesc(subsystem, name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, name), help, labels, nil)
+}
+
+// noData turns a missing file into collect.ErrNoData with a debug log, so a
+// host without a feature is not a failing collector.
+func noData(log *slog.Logger, collector string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		log.Debug("source not present", "collector", collector, "err", err)
+		return collect.ErrNoData
+	}
+	return err
+}
+
+func logger(o collect.Options) *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// labelCache hands out one immutable label-value slice per key, so
+// per-device samples do not allocate each tick. Keys not seen since the last
+// sweep are dropped, so churning veths do not grow it.
+type labelCache struct {
+	m   map[string]*labelEntry
+	gen uint64
+}
+
+type labelEntry struct {
+	lv   []string
+	seen uint64
+}
+
+func newLabelCache() *labelCache { return &labelCache{m: map[string]*labelEntry{}} }
+
+func (c *labelCache) get(key []byte) []string {
+	e, ok := c.m[string(key)]
+	if !ok {
+		k := string(key)
+		e = &labelEntry{lv: []string{k}}
+		c.m[k] = e
+	}
+	e.seen = c.gen
+	return e.lv
+}
+
+func (c *labelCache) sweep() {
+	for k, e := range c.m {
+		if e.seen != c.gen {
+			delete(c.m, k)
+		}
+	}
+	c.gen++
+}

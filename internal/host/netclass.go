@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package host
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs/sysfs"
+
+	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/pkg/metrics"
+)
+
+type netclassProp struct {
+	name string
+	typ  prometheus.ValueType
+	get  func(*sysfs.NetClassIface) *int64
+}
+
+// netclassProps are node_exporter's numeric netclass properties.
+var netclassProps = []netclassProp{
+	{"address_assign_type", prometheus.GaugeValue, func(i *sysfs.NetClassIface) *int64 { return i.AddrAssignType }},
+	{"carrier", prometheus.GaugeValue, func(i *sysfs.NetClassIface) *int64 { return i.Carrier }},
+	{"carrier_changes_total", prometheus.CounterValue, func(i *sysfs.NetClassIface) *int64 { return i.CarrierChanges }},
+	{"carrier_up_changes_total", prometheus.CounterValue, func(i *sysfs.NetClassIface) *int64 { return i.CarrierUpCount }},
+	{"carrier_down_changes_total", prometheus.CounterValue, func(i *sysfs.NetClassIface) *int64 { return i.CarrierDownCount }},
+	{"device_id", prometheus.GaugeValue, func(i *sysfs.NetClassIface) *int64 { return i.DevID }},
+	{"dormant", prometheus.GaugeValue, func(i *sysfs.NetClassIface) *int64 { return i.Dormant }},
+	{"flags", prometheus.GaugeValue, func(i *sysfs.NetClassIface) *int64 { return i.Flags }},
+	{"iface_id", prometheus.GaugeValue, func(i *sysfs.NetClassIface) *int64 { return i.IfIndex }},
+	{"iface_link", prometheus.GaugeValue, func(i *sysfs.NetClassIface) *int64 { return i.IfLink }},
+	{"iface_link_mode", prometheus.GaugeValue, func(i *sysfs.NetClassIface) *int64 { return i.LinkMode }},
+	{"mtu_bytes", prometheus.GaugeValue, func(i *sysfs.NetClassIface) *int64 { return i.MTU }},
+	{"name_assign_type", prometheus.GaugeValue, func(i *sysfs.NetClassIface) *int64 { return i.NameAssignType }},
+	{"net_dev_group", prometheus.GaugeValue, func(i *sysfs.NetClassIface) *int64 { return i.NetDevGroup }},
+	{"transmit_queue_length", prometheus.GaugeValue, func(i *sysfs.NetClassIface) *int64 { return i.TxQueueLen }},
+	{"protocol_type", prometheus.GaugeValue, func(i *sysfs.NetClassIface) *int64 { return i.Type }},
+}
+
+type netclassCollector struct {
+	metricSet
+	log     *slog.Logger
+	fs      sysfs.FS
+	refresh time.Duration
+	sh      *shared
+	last    time.Time
+
+	props      []*prometheus.Desc
+	up, info   *prometheus.Desc
+	speedBytes *prometheus.Desc
+}
+
+func newNetclassCollector(o collect.Options, ho Options, sh *shared) (*netclassCollector, error) {
+	fs, err := sysfs.NewFS(o.Paths.SysFS)
+	if err != nil {
+		return nil, fmt.Errorf("opening sysfs: %w", err)
+	}
+	c := &netclassCollector{
+		log:        logger(o),
+		fs:         fs,
+		refresh:    ho.NetclassRefresh,
+		sh:         sh,
+		up:         newDesc("network", "up", "Value is 1 if operstate is 'up', 0 otherwise.", "device"),
+		info:       newDesc("network", "info", "Non-numeric data from /sys/class/net/<iface>, value is always 1.", "device", "address", "broadcast", "duplex", "operstate", "adminstate", "ifalias"),
+		speedBytes: newDesc("network", "speed_bytes", "Network device property: speed_bytes", "device"),
+	}
+	for _, p := range netclassProps {
+		c.props = append(c.props, newDesc("network", p.name, "Network device property: "+p.name, "device"))
+	}
+	return c, nil
+}
+
+func (c *netclassCollector) Name() string { return "netclass" }
+
+// Update re-reads the properties every NetclassRefresh; in between, Collect
+// serves the last reading.
+func (c *netclassCollector) Update(_ context.Context, now time.Time) error {
+	if !c.last.IsZero() && now.Sub(c.last) < c.refresh && now.After(c.last) {
+		return nil
+	}
+	nc, err := c.fs.NetClass()
+	if err != nil {
+		c.clear()
+		return noData(c.log, "netclass", fmt.Errorf("reading net class: %w", err))
+	}
+	c.last = now
+	names := make([]string, 0, len(nc))
+	for n := range nc {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	speeds := make(map[string]uint64, len(nc))
+	c.begin()
+	for _, n := range names {
+		i := nc[n]
+		lv := []string{n}
+		up := 0.0
+		if i.OperState == "up" {
+			up = 1
+		}
+		c.add(c.up, prometheus.GaugeValue, up, lv)
+		admin := "down"
+		if i.Flags != nil && *i.Flags&1 == 1 {
+			admin = "up"
+		}
+		c.add(c.info, prometheus.GaugeValue, 1, []string{n, i.Address, i.Broadcast, i.Duplex, i.OperState, admin, i.IfAlias})
+		for j, p := range netclassProps {
+			if v := p.get(&i); v != nil {
+				c.add(c.props[j], p.typ, float64(*v), lv)
+			}
+		}
+		// speed is in Mb/s; -1 or absent on virtual links.
+		if i.Speed != nil && *i.Speed >= 0 {
+			b := uint64(*i.Speed) * 1000 * 1000 / 8
+			c.add(c.speedBytes, prometheus.GaugeValue, float64(b), lv)
+			speeds[n] = b
+		}
+	}
+	c.publish(nil)
+	c.sh.mu.Lock()
+	c.sh.speeds = speeds
+	c.sh.mu.Unlock()
+	return nil
+}
+
+func (c *netclassCollector) Fill(*metrics.ResourceMetrics) {}

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package host
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/pkg/metrics"
+)
+
+// netdevFields are the columns of /proc/net/dev in order, named as
+// node_exporter names them.
+var netdevFields = [...]string{
+	"receive_bytes", "receive_packets", "receive_errs", "receive_drop",
+	"receive_fifo", "receive_frame", "receive_compressed", "receive_multicast",
+	"transmit_bytes", "transmit_packets", "transmit_errs", "transmit_drop",
+	"transmit_fifo", "transmit_colls", "transmit_carrier", "transmit_compressed",
+}
+
+const (
+	ndRxBytes   = 0
+	ndRxPackets = 1
+	ndRxErrs    = 2
+	ndTxBytes   = 8
+	ndTxPackets = 9
+	ndTxErrs    = 10
+)
+
+// NetDevLine is one interface of /proc/net/dev.
+type NetDevLine struct {
+	Name   []byte // valid until the next read
+	Fields [len(netdevFields)]uint64
+}
+
+// parseNetDev calls fn for each interface line of /proc/net/dev.
+func parseNetDev(b []byte, fn func(*NetDevLine)) error {
+	var l NetDevLine
+	for len(b) > 0 {
+		var line []byte
+		line, b = nextLine(b)
+		i := bytes.IndexByte(line, ':')
+		if i < 0 {
+			continue // the two header lines
+		}
+		l.Name = bytes.TrimSpace(line[:i])
+		rest := line[i+1:]
+		for j := range l.Fields {
+			var f []byte
+			f, rest = nextField(rest)
+			v, ok := parseUint(f)
+			if !ok {
+				return fmt.Errorf("parsing net/dev %s: bad value %q", l.Name, f)
+			}
+			l.Fields[j] = v
+		}
+		fn(&l)
+	}
+	return nil
+}
+
+type netIface struct {
+	lv       []string
+	prev     [2]uint64 // rx, tx bytes
+	havePrev bool
+	seen     uint64
+}
+
+type netdevCollector struct {
+	metricSet
+	log   *slog.Logger
+	r     *reader
+	path  cpath
+	sh    *shared
+	descs [len(netdevFields)]*prometheus.Desc
+
+	ifaces map[string]*netIface
+	gen    uint64
+	last   time.Time
+
+	snap     []metrics.InterfaceMetrics
+	nextSnap []metrics.InterfaceMetrics
+}
+
+func newNetdevCollector(o collect.Options, sh *shared) (*netdevCollector, error) {
+	c := &netdevCollector{
+		log:    logger(o),
+		r:      newReader(4096),
+		path:   mkpath(o.Paths.ProcFS, "net/dev"),
+		sh:     sh,
+		ifaces: map[string]*netIface{},
+	}
+	for i, f := range netdevFields {
+		c.descs[i] = newDesc("network", f+"_total", "Network device statistic "+f+".", "device")
+	}
+	return c, nil
+}
+
+func (c *netdevCollector) Name() string { return "netdev" }
+
+func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
+	b, err := c.r.read(c.path)
+	if err != nil {
+		return noData(c.log, "netdev", fmt.Errorf("reading net/dev: %w", err))
+	}
+	dt := now.Sub(c.last).Seconds()
+	haveDT := !c.last.IsZero() && dt > 0
+	c.gen++
+	c.begin()
+	snap := c.nextSnap[:0]
+	err = parseNetDev(b, func(l *NetDevLine) {
+		ifc, ok := c.ifaces[string(l.Name)]
+		if !ok {
+			n := string(l.Name)
+			ifc = &netIface{lv: []string{n}}
+			c.ifaces[n] = ifc
+		}
+		ifc.seen = c.gen
+		for i, v := range l.Fields {
+			c.add(c.descs[i], prometheus.CounterValue, float64(v), ifc.lv)
+		}
+		im := metrics.InterfaceMetrics{
+			Name:            ifc.lv[0],
+			BytesSent:       l.Fields[ndTxBytes],
+			BytesReceived:   l.Fields[ndRxBytes],
+			PacketsSent:     l.Fields[ndTxPackets],
+			PacketsReceived: l.Fields[ndRxPackets],
+			ErrorsSent:      l.Fields[ndTxErrs],
+			ErrorsReceived:  l.Fields[ndRxErrs],
+		}
+		if haveDT && ifc.havePrev {
+			im.BandwidthBytesPerSec = perSec(l.Fields[ndRxBytes], ifc.prev[0], dt) + perSec(l.Fields[ndTxBytes], ifc.prev[1], dt)
+		}
+		ifc.prev, ifc.havePrev = [2]uint64{l.Fields[ndRxBytes], l.Fields[ndTxBytes]}, true
+		snap = append(snap, im)
+	})
+	if err != nil {
+		return err
+	}
+	for n, ifc := range c.ifaces {
+		if ifc.seen != c.gen {
+			delete(c.ifaces, n)
+		}
+	}
+	c.last = now
+	c.publish(func() { c.snap, c.nextSnap = snap, c.snap })
+	return nil
+}
+
+// isLoopback leaves lo out of the host totals: its traffic never leaves the
+// host and is counted twice (sent and received).
+func isLoopback(name string) bool { return name == "lo" }
+
+// Fill lists every interface and sums all but loopback.
+func (c *netdevCollector) Fill(m *metrics.ResourceMetrics) {
+	c.mu.RLock()
+	ifs := make([]metrics.InterfaceMetrics, len(c.snap))
+	copy(ifs, c.snap)
+	c.mu.RUnlock()
+	c.sh.mu.Lock()
+	for i := range ifs {
+		ifs[i].SpeedBytesPerSec = c.sh.speeds[ifs[i].Name]
+	}
+	c.sh.mu.Unlock()
+	n := &m.Network
+	*n = metrics.NetworkMetrics{Interfaces: ifs}
+	for _, i := range ifs {
+		if isLoopback(i.Name) {
+			continue
+		}
+		n.BytesSent += i.BytesSent
+		n.BytesReceived += i.BytesReceived
+		n.PacketsSent += i.PacketsSent
+		n.PacketsReceived += i.PacketsReceived
+		n.ErrorsSent += i.ErrorsSent
+		n.ErrorsReceived += i.ErrorsReceived
+		n.BandwidthBytesPerSec += i.BandwidthBytesPerSec
+	}
+}

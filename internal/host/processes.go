@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package host
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/pkg/metrics"
+)
+
+// defaultTopN is how many processes the snapshot lists when Options.TopN
+// is not set.
+const defaultTopN = 10
+
+// maxCommand bounds a process's command line in the snapshot.
+const maxCommand = 4096
+
+// PIDStat is what crmon reads from /proc/<pid>/stat (proc_pid_stat(5)).
+type PIDStat struct {
+	Comm       []byte // valid until the next read
+	State      byte
+	UTime      uint64 // ticks
+	STime      uint64 // ticks
+	NumThreads uint64
+	StartTime  uint64 // ticks after boot
+	VSize      uint64 // bytes
+	RSS        uint64 // pages
+}
+
+// parsePIDStat parses /proc/<pid>/stat. comm may hold spaces and
+// parentheses, so the fields start after the last ')'.
+func parsePIDStat(b []byte, s *PIDStat) error {
+	l := bytes.IndexByte(b, '(')
+	r := bytes.LastIndexByte(b, ')')
+	if l < 0 || r < l {
+		return fmt.Errorf("parsing pid stat: no comm in %q", b)
+	}
+	s.Comm = b[l+1 : r]
+	rest := b[r+1:]
+	var f []byte
+	// Fields after comm, 0-based: 0 state, 11 utime, 12 stime,
+	// 17 num_threads, 19 starttime, 20 vsize, 21 rss.
+	for i := 0; i <= 21; i++ {
+		f, rest = nextField(rest)
+		if len(f) == 0 {
+			return fmt.Errorf("parsing pid stat: %d fields, want at least 24", i+2)
+		}
+		var dst *uint64
+		switch i {
+		case 0:
+			s.State = f[0]
+			continue
+		case 11:
+			dst = &s.UTime
+		case 12:
+			dst = &s.STime
+		case 17:
+			dst = &s.NumThreads
+		case 19:
+			dst = &s.StartTime
+		case 20:
+			dst = &s.VSize
+		case 21:
+			dst = &s.RSS
+		default:
+			continue
+		}
+		v, ok := parseUint(f)
+		if !ok {
+			return fmt.Errorf("parsing pid stat: bad field %d %q", i+3, f)
+		}
+		*dst = v
+	}
+	return nil
+}
+
+// procEntry is what the collector remembers of a process between ticks.
+type procEntry struct {
+	start   uint64 // starttime: a reused PID is a new process
+	ticks   uint64 // utime+stime at the last scan
+	name    string
+	cmd     string
+	haveCmd bool
+	seen    uint64
+}
+
+type procSample struct {
+	pid        int32
+	e          *procEntry
+	delta      uint64 // ticks since the previous scan
+	ticks      uint64
+	rss, vsize uint64
+}
+
+// processesCollector reads every /proc/<pid>/stat once per tick, the most
+// expensive read of the host collectors, and derives from it node_exporter's
+// processes families, the process and thread counts, and the top processes
+// by CPU and by memory. The directory is listed with getdents into a reused
+// buffer and the paths are built in place, so a steady tick allocates only
+// for processes it has not seen before.
+type processesCollector struct {
+	metricSet
+	log      *slog.Logger
+	r        *reader
+	procfs   string
+	dir      cpath
+	meminfo  cpath
+	pidMax   cpath
+	thrMax   cpath
+	topN     int
+	pageSize uint64
+
+	dents []byte
+	path  []byte
+	procs map[int32]*procEntry
+	gen   uint64
+	last  time.Time
+	buf   []procSample
+
+	threadsDesc, maxThreadsDesc, stateDesc, pidsDesc, maxPidsDesc *prometheus.Desc
+	stateLV                                                       [256][]string
+
+	nProcs, nThreads uint64
+	topCPU           []metrics.ProcessCPUMetrics
+	topMem           []metrics.ProcessMemoryMetrics
+}
+
+func newProcessesCollector(o collect.Options) (*processesCollector, error) {
+	n := o.TopN
+	if n <= 0 {
+		n = defaultTopN
+	}
+	return &processesCollector{
+		log:            logger(o),
+		r:              newReader(4096),
+		procfs:         o.Paths.ProcFS,
+		dir:            mkpath(o.Paths.ProcFS),
+		meminfo:        mkpath(o.Paths.ProcFS, "meminfo"),
+		pidMax:         mkpath(o.Paths.ProcFS, "sys/kernel/pid_max"),
+		thrMax:         mkpath(o.Paths.ProcFS, "sys/kernel/threads-max"),
+		topN:           n,
+		pageSize:       uint64(os.Getpagesize()),
+		dents:          make([]byte, 32<<10),
+		procs:          map[int32]*procEntry{},
+		threadsDesc:    newDesc("processes", "threads", "Allocated threads in system"),
+		maxThreadsDesc: newDesc("processes", "max_threads", "Limit of threads in the system"),
+		stateDesc:      newDesc("processes", "state", "Number of processes in each state.", "state"),
+		pidsDesc:       newDesc("processes", "pids", "Number of PIDs"),
+		maxPidsDesc:    newDesc("processes", "max_processes", "Number of max PIDs limit"),
+	}, nil
+}
+
+func (c *processesCollector) Name() string { return "processes" }
+
+// pidPath builds "<procfs>/<pid>/<file>\0" in the reused path buffer.
+func (c *processesCollector) pidPath(pid []byte, file string) cpath {
+	p := append(c.path[:0], c.procfs...)
+	p = append(p, '/')
+	p = append(p, pid...)
+	p = append(p, '/')
+	p = append(p, file...)
+	p = append(p, 0)
+	c.path = p
+	return p
+}
+
+// eachPID calls fn with the name of every numeric entry of the procfs root.
+func (c *processesCollector) eachPID(fn func(name []byte)) error {
+	fd, err := openat(c.dir, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: c.dir.String(), Err: err}
+	}
+	defer unix.Close(fd)
+	for {
+		n, err := unix.Getdents(fd, c.dents)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "getdents", Path: c.dir.String(), Err: err}
+		}
+		if n <= 0 {
+			return nil
+		}
+		for off := 0; off < n; {
+			// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
+			reclen := int(*(*uint16)(unsafe.Pointer(&c.dents[off+16])))
+			name := c.dents[off+19 : off+reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			off += reclen
+			if len(name) > 0 && name[0] >= '1' && name[0] <= '9' {
+				fn(name)
+			}
+		}
+	}
+}
+
+func (c *processesCollector) Update(_ context.Context, now time.Time) error {
+	dt := now.Sub(c.last).Seconds()
+	havePrev := !c.last.IsZero() && dt > 0
+	c.gen++
+	c.buf = c.buf[:0]
+	var states [256]uint64
+	var nProcs, nThreads uint64
+	var st PIDStat
+	err := c.eachPID(func(name []byte) {
+		pid, ok := parseUint(name)
+		if !ok {
+			return
+		}
+		b, err := c.r.read(c.pidPath(name, "stat"))
+		if err != nil {
+			return // exited since the listing
+		}
+		if parsePIDStat(b, &st) != nil {
+			return
+		}
+		nProcs++
+		nThreads += st.NumThreads
+		states[st.State]++
+		ticks := st.UTime + st.STime
+		e, ok := c.procs[int32(pid)]
+		var delta uint64
+		switch {
+		case ok && e.start == st.StartTime:
+			if ticks > e.ticks {
+				delta = ticks - e.ticks
+			}
+		case havePrev:
+			// New since the last scan: all its CPU time falls in this
+			// interval.
+			delta = ticks
+		}
+		if !ok || e.start != st.StartTime {
+			e = &procEntry{start: st.StartTime}
+			c.procs[int32(pid)] = e
+		}
+		if string(st.Comm) != e.name {
+			e.name = string(st.Comm)
+			e.haveCmd = false // exec changed it
+		}
+		e.ticks, e.seen = ticks, c.gen
+		c.buf = append(c.buf, procSample{pid: int32(pid), e: e, delta: delta, ticks: ticks,
+			rss: st.RSS * c.pageSize, vsize: st.VSize})
+	})
+	if err != nil {
+		return noData(c.log, "processes", fmt.Errorf("reading processes: %w", err))
+	}
+	for pid, e := range c.procs {
+		if e.seen != c.gen {
+			delete(c.procs, pid)
+		}
+	}
+	c.last = now
+
+	var memTotal uint64
+	if b, err := c.r.read(c.meminfo); err == nil {
+		_ = parseMeminfo(b, func(key []byte, v uint64, _ bool) {
+			if string(key) == "MemTotal" {
+				memTotal = v
+			}
+		})
+	}
+	topCPU := c.topByCPU(dt, havePrev)
+	topMem := c.topByMem(memTotal)
+
+	c.begin()
+	c.add(c.threadsDesc, prometheus.GaugeValue, float64(nThreads), nil)
+	if v, err := c.r.readUint(c.thrMax); err == nil {
+		c.add(c.maxThreadsDesc, prometheus.GaugeValue, float64(v), nil)
+	}
+	for s, n := range states {
+		if n == 0 {
+			continue
+		}
+		if c.stateLV[s] == nil {
+			c.stateLV[s] = []string{string(rune(s))}
+		}
+		c.add(c.stateDesc, prometheus.GaugeValue, float64(n), c.stateLV[s])
+	}
+	c.add(c.pidsDesc, prometheus.GaugeValue, float64(nProcs), nil)
+	if v, err := c.r.readUint(c.pidMax); err == nil {
+		c.add(c.maxPidsDesc, prometheus.GaugeValue, float64(v), nil)
+	}
+	c.publish(func() {
+		c.nProcs, c.nThreads = nProcs, nThreads
+		c.topCPU, c.topMem = topCPU, topMem
+	})
+	return nil
+}
+
+// insertTop keeps idx, the indexes of the best samples so far, sorted and at
+// most n long; better says whether sample a ranks above b.
+func insertTop(idx []int, n, i int, better func(a, b int) bool) []int {
+	pos := len(idx)
+	for pos > 0 && better(i, idx[pos-1]) {
+		pos--
+	}
+	if pos >= n {
+		return idx
+	}
+	if len(idx) < n {
+		idx = append(idx, 0)
+	}
+	copy(idx[pos+1:], idx[pos:len(idx)-1])
+	idx[pos] = i
+	return idx
+}
+
+func (c *processesCollector) topByCPU(dt float64, havePrev bool) []metrics.ProcessCPUMetrics {
+	var idxBuf [64]int
+	idx := idxBuf[:0]
+	n := min(c.topN, len(idxBuf))
+	better := func(a, b int) bool {
+		x, y := &c.buf[a], &c.buf[b]
+		if x.delta != y.delta {
+			return x.delta > y.delta
+		}
+		if x.ticks != y.ticks {
+			return x.ticks > y.ticks
+		}
+		return x.pid < y.pid
+	}
+	for i := range c.buf {
+		idx = insertTop(idx, n, i, better)
+	}
+	out := make([]metrics.ProcessCPUMetrics, 0, len(idx))
+	for _, i := range idx {
+		s := &c.buf[i]
+		p := metrics.ProcessCPUMetrics{
+			PID:        int(s.pid),
+			Name:       s.e.name,
+			Command:    c.command(s),
+			CPUSeconds: float64(s.ticks) / userHZ,
+		}
+		if havePrev {
+			p.UsagePercent = float64(s.delta) / userHZ / dt * 100
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (c *processesCollector) topByMem(memTotal uint64) []metrics.ProcessMemoryMetrics {
+	var idxBuf [64]int
+	idx := idxBuf[:0]
+	n := min(c.topN, len(idxBuf))
+	better := func(a, b int) bool {
+		x, y := &c.buf[a], &c.buf[b]
+		if x.rss != y.rss {
+			return x.rss > y.rss
+		}
+		return x.pid < y.pid
+	}
+	for i := range c.buf {
+		idx = insertTop(idx, n, i, better)
+	}
+	out := make([]metrics.ProcessMemoryMetrics, 0, len(idx))
+	for _, i := range idx {
+		s := &c.buf[i]
+		p := metrics.ProcessMemoryMetrics{
+			PID:          int(s.pid),
+			Name:         s.e.name,
+			Command:      c.command(s),
+			RSSBytes:     s.rss,
+			VirtualBytes: s.vsize,
+		}
+		if memTotal > 0 {
+			p.UsagePercent = float64(s.rss) / float64(memTotal) * 100
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// command returns the process's command line, read once per process (and
+// again after an exec); kernel threads have none and show as "[name]", as
+// ps(1) shows them.
+func (c *processesCollector) command(s *procSample) string {
+	if s.e.haveCmd {
+		return s.e.cmd
+	}
+	var pid [20]byte
+	b, err := c.r.read(c.pidPath(strconv.AppendInt(pid[:0], int64(s.pid), 10), "cmdline"))
+	if err != nil {
+		return "[" + s.e.name + "]"
+	}
+	b = bytes.TrimRight(b, "\x00")
+	if len(b) > maxCommand {
+		b = b[:maxCommand]
+	}
+	cmd := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+	if cmd == "" {
+		cmd = "[" + s.e.name + "]"
+	}
+	s.e.cmd, s.e.haveCmd = cmd, true
+	return cmd
+}
+
+func (c *processesCollector) Fill(m *metrics.ResourceMetrics) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	m.System.Processes = uint32(c.nProcs)
+	m.System.Threads = uint32(c.nThreads)
+	m.CPU.Processes = append([]metrics.ProcessCPUMetrics(nil), c.topCPU...)
+	m.Memory.Processes = append([]metrics.ProcessMemoryMetrics(nil), c.topMem...)
+}

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package host
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// cpath is a NUL-terminated path, built once, so that opening it each tick
+// does not allocate the C string that unix.Open would.
+type cpath []byte
+
+func mkpath(elem ...string) cpath {
+	p := filepath.Join(elem...)
+	return append([]byte(p), 0)
+}
+
+func (p cpath) String() string { return string(p[:len(p)-1]) }
+
+// reader reads whole procfs/sysfs files into one reused buffer. The slice
+// it returns is valid until the next read.
+type reader struct {
+	buf []byte
+}
+
+func newReader(size int) *reader { return &reader{buf: make([]byte, size)} }
+
+// read reads the file at p. procfs and sysfs report sizes of 0 or 4096, so
+// it reads until EOF and grows the buffer when it fills up.
+func (r *reader) read(p cpath) ([]byte, error) {
+	fd, err := openat(p, unix.O_RDONLY)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p.String(), Err: err}
+	}
+	defer unix.Close(fd)
+	n := 0
+	for {
+		if n == len(r.buf) {
+			nb := make([]byte, 2*len(r.buf)+512)
+			copy(nb, r.buf)
+			r.buf = nb
+		}
+		m, err := unix.Read(fd, r.buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: p.String(), Err: err}
+		}
+		if m == 0 {
+			return r.buf[:n], nil
+		}
+		n += m
+	}
+}
+
+func openat(p cpath, flags int) (int, error) {
+	dirfd := unix.AT_FDCWD
+	for {
+		fd, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&p[0])),
+			uintptr(flags|unix.O_CLOEXEC), 0, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return -1, e
+		}
+		return int(fd), nil
+	}
+}
+
+// readString reads a small sysfs/procfs file as a trimmed string; for files
+// read rarely (at construction or on change).
+func readString(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSpace(b)), nil
+}
+
+// --- allocation-free field parsing ---
+
+// nextField returns the next space-separated field of b and the rest.
+func nextField(b []byte) (field, rest []byte) {
+	i := 0
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
+		i++
+	}
+	j := i
+	for j < len(b) && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' {
+		j++
+	}
+	return b[i:j], b[j:]
+}
+
+// nextLine returns the first line of b (without '\n') and the rest.
+func nextLine(b []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i], b[i+1:]
+	}
+	return b, nil
+}
+
+// parseUint parses a decimal unsigned integer; ok is false for anything else.
+func parseUint(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
+}
+
+// parseInt parses a decimal integer with an optional sign.
+func parseInt(b []byte) (int64, bool) {
+	neg := false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	u, ok := parseUint(b)
+	if !ok {
+		return 0, false
+	}
+	if neg {
+		return -int64(u), true
+	}
+	return int64(u), true
+}
+
+func parseHex(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			v = v<<4 | uint64(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
+}
+
+// parseFloat parses a decimal such as "0.52" or "2596.142". It converts via
+// strconv on a stack copy so it does not allocate.
+func parseFloat(b []byte) (float64, bool) {
+	var tmp [64]byte
+	if len(b) == 0 || len(b) > len(tmp) {
+		return 0, false
+	}
+	n := copy(tmp[:], b)
+	f, err := strconv.ParseFloat(unsafe.String(&tmp[0], n), 64)
+	return f, err == nil
+}
+
+// readUint reads a file holding one unsigned integer.
+func (r *reader) readUint(p cpath) (uint64, error) {
+	b, err := r.read(p)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := parseUint(bytes.TrimSpace(b))
+	if !ok {
+		return 0, &os.PathError{Op: "parse", Path: p.String(), Err: strconv.ErrSyntax}
+	}
+	return v, nil
+}
