@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package containers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmon-dev/crmon/internal/docker/dockertest"
+	"github.com/crmon-dev/crmon/pkg/metrics"
+)
+
+// TestChurn runs short-lived containers through the collector: each must be
+// counted in some sample, and afterwards maps, series, open files and
+// inotify watches must be back at their baseline.
+func TestChurn(t *testing.T) {
+	r := churn(t, 12, 3)
+	t.Logf("%+v", r)
+}
+
+// BenchmarkChurn is the same with b.N containers; run it with
+// -benchtime=1000x for the 1000-cycle figure.
+func BenchmarkChurn(b *testing.B) {
+	r := churn(b, b.N, 4)
+	b.ReportMetric(float64(r.finalReads)/float64(r.cycles)*100, "%final-read")
+	b.ReportMetric(float64(r.rssBefore)/(1<<20), "MiB-rss-before")
+	b.ReportMetric(float64(r.rssAfter)/(1<<20), "MiB-rss-after")
+	b.ReportMetric(float64(r.heapBefore)/(1<<10), "KiB-heap-before")
+	b.ReportMetric(float64(r.heapAfter)/(1<<10), "KiB-heap-after")
+	b.ReportMetric(r.maxGone.Seconds(), "max-s-served-after-rm")
+}
+
+type churnResult struct {
+	cycles, counted, finalReads       int
+	seriesBefore, seriesAfter         int
+	fdsBefore, fdsAfter               int
+	rssBefore, rssAfter               uint64
+	heapBefore, heapAfter             uint64
+	maxGone                           time.Duration
+	knownAfter, watchesAfter, cgAfter int
+}
+
+func churn(tb testing.TB, n, parallel int) churnResult {
+	prefix := uniq("crmon-churn")
+	c := newTestCollector(tb, Options{Include: []string{prefix + "-*"}})
+	const tick = 100 * time.Millisecond
+
+	var (
+		mu      sync.Mutex
+		seen    = map[string]bool{}
+		final   = map[string]bool{}
+		ticks   int
+		goneAt  = map[string]time.Time{} // when the name was last served
+		stopped = make(chan struct{})
+		done    = make(chan struct{})
+	)
+	sample := func() {
+		c.Update(context.Background(), time.Now())
+		var m metrics.ResourceMetrics
+		c.Fill(&m)
+		c.mu.RLock()
+		for id, ct := range c.byID {
+			if ct.finalRead {
+				final[id] = true
+			}
+		}
+		c.mu.RUnlock()
+		mu.Lock()
+		ticks++
+		for _, d := range m.Containers.ContainerDetails {
+			seen[d.ContainerName] = true
+			goneAt[d.ContainerName] = time.Now()
+		}
+		mu.Unlock()
+	}
+	sample()
+	base := churnResult{
+		seriesBefore: collectAll(c),
+		fdsBefore:    openFDs(tb),
+	}
+	base.rssBefore, base.heapBefore = memNow()
+
+	go func() {
+		defer close(done)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopped:
+				return
+			case <-t.C:
+				sample()
+			}
+		}
+	}()
+
+	if b, ok := tb.(*testing.B); ok {
+		b.ResetTimer()
+	}
+	names := make(chan string)
+	var wg sync.WaitGroup
+	var lastDone sync.Map
+	for w := 0; w < parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range names {
+				// --rm: the CLI returns once the engine removed it.
+				dockertest.Docker(tb, "run", "--rm", "--name", name, dockertest.Image, "sh", "-c", "sleep 0.2")
+				mu.Lock()
+				lastDone.Store(name, time.Now())
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		names <- fmt.Sprintf("%s-%d", prefix, i)
+	}
+	close(names)
+	wg.Wait()
+	if b, ok := tb.(*testing.B); ok {
+		b.StopTimer()
+	}
+
+	// Every removed container is dropped after Linger ticks.
+	deadline := time.Now().Add(time.Duration(c.opts.Linger+10) * tick * 3)
+	for c.Known() != 0 && time.Now().Before(deadline) {
+		time.Sleep(tick)
+	}
+	time.Sleep(2 * tick)
+	close(stopped)
+	<-done
+
+	r := churnResult{cycles: n, seriesBefore: base.seriesBefore, fdsBefore: base.fdsBefore, rssBefore: base.rssBefore, heapBefore: base.heapBefore}
+	mu.Lock()
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		if seen[name] {
+			r.counted++
+		}
+		if v, ok := lastDone.Load(name); ok {
+			if d := goneAt[name].Sub(v.(time.Time)); d > r.maxGone {
+				r.maxGone = d
+			}
+		}
+	}
+	r.finalReads = len(final)
+	mu.Unlock()
+	r.seriesAfter = collectAll(c)
+	r.fdsAfter = openFDs(tb)
+	r.rssAfter, r.heapAfter = memNow()
+	c.mu.RLock()
+	r.knownAfter, r.cgAfter = len(c.byID), len(c.byCgroup)
+	c.mu.RUnlock()
+	if c.exits != nil {
+		r.watchesAfter = c.exits.size()
+	}
+
+	if r.counted != n {
+		tb.Errorf("%d of %d short-lived containers were counted in a sample", r.counted, n)
+	}
+	if r.knownAfter != 0 || r.cgAfter != 0 || r.watchesAfter != 0 {
+		tb.Errorf("after churn: %d containers, %d cgroup entries, %d watches held; want 0", r.knownAfter, r.cgAfter, r.watchesAfter)
+	}
+	if r.seriesAfter != r.seriesBefore {
+		tb.Errorf("series: %d before, %d after", r.seriesBefore, r.seriesAfter)
+	}
+	if r.fdsAfter > r.fdsBefore+2 {
+		tb.Errorf("open files: %d before, %d after", r.fdsBefore, r.fdsAfter)
+	}
+	// Served for Linger ticks after the destroy event, which arrives a
+	// moment after the CLI returns.
+	if limit := time.Duration(c.opts.Linger+1)*tick + time.Second; r.maxGone > limit {
+		tb.Errorf("a removed container was served %v after removal, want at most %v", r.maxGone, limit)
+	}
+	return r
+}
+
+// collectAll counts the series the collector serves.
+func collectAll(c *Collector) int {
+	ch := make(chan prometheus.Metric, 256)
+	go func() { c.Collect(ch); close(ch) }()
+	n := 0
+	for range ch {
+		n++
+	}
+	return n
+}
+
+func openFDs(tb testing.TB) int {
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return len(es)
+}
+
+// memNow is RSS and heap in use after a full GC.
+func memNow() (rss, heap uint64) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			rss = kb << 10
+		}
+	}
+	return rss, ms.HeapInuse
+}
