@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
@@ -91,6 +92,7 @@ func Exec(ctx context.Context, opts ExecOptions) (rep *session.Report, res Resul
 		stop = func() (*session.Report, error) { return tr.Stop(), nil }
 	}
 
+	opts.Options.CountProcesses = true
 	res, runErr := Run(ctx, cg, opts.Options)
 	rep, stopErr := stop()
 	if runErr != nil {
@@ -98,6 +100,10 @@ func Exec(ctx context.Context, opts ExecOptions) (rep *session.Report, res Resul
 	}
 	if stopErr != nil {
 		return nil, res, stopErr
+	}
+	if res.Counted {
+		rep.Totals.ProcessesStarted = res.ProcessesStarted
+		rep.Unavailable = slices.DeleteFunc(rep.Unavailable, func(s string) bool { return s == "processes_started" })
 	}
 	rep.Command = opts.Args
 	rep.ExitCode = res.ExitCode

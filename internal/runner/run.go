@@ -39,6 +39,9 @@ type Options struct {
 	KillStragglers bool
 	// ForwardSignals passes SIGINT, SIGTERM, SIGHUP and SIGQUIT on to CMD.
 	ForwardSignals bool
+	// CountProcesses counts the processes the run starts from the
+	// kernel's fork events (needs CAP_NET_ADMIN).
+	CountProcesses bool
 }
 
 // Result is how a run ended.
@@ -53,6 +56,11 @@ type Result struct {
 	Started, Exited, Ended time.Time
 	// Stragglers is whether processes outlived CMD in the cgroup.
 	Stragglers bool
+	// ProcessesStarted counts CMD and its descendants when
+	// Options.CountProcesses was set and the count is exact; Counted says
+	// whether it is.
+	ProcessesStarted uint64
+	Counted          bool
 }
 
 // Run runs opts.Args in cg and returns once CMD has exited and the cgroup
@@ -61,8 +69,7 @@ type Result struct {
 // ones while it is stopped right after execve (PTRACE_TRACEME), so nothing
 // it does escapes the counts. A CMD that fails to start is an error;
 // everything after that is in Result.
-func Run(ctx context.Context, cg *Cgroup, opts Options) (Result, error) {
-	var res Result
+func Run(ctx context.Context, cg *Cgroup, opts Options) (res Result, err error) {
 	if len(opts.Args) == 0 {
 		return res, errors.New("no command to run")
 	}
@@ -96,8 +103,19 @@ func Run(ctx context.Context, cg *Cgroup, opts Options) (Result, error) {
 		defer signal.Stop(sigs)
 	}
 
+	var forks *ForkCounter
+	if opts.CountProcesses {
+		forks, _ = NewForkCounter() // without it, the count is unavailable
+	}
 	if err := start(cmd, cg, needV1, &res); err != nil {
+		if forks != nil {
+			forks.Stop()
+		}
 		return res, err
+	}
+	if forks != nil {
+		forks.Root(cmd.Process.Pid)
+		defer func() { res.ProcessesStarted, res.Counted = forks.Stop() }()
 	}
 
 	waited := make(chan error, 1)

@@ -168,3 +168,22 @@ func TestRemoveCleansUp(t *testing.T) {
 		_ = os.Remove(filepath.Dir(d))
 	}
 }
+
+func TestRunCountsProcesses(t *testing.T) {
+	cg := newTestCgroup(t)
+	// sh, 3 forks for /bin/true, and a subshell that forks sleep and
+	// execs its last command: 6 processes.
+	res, err := Run(context.Background(), cg, Options{
+		Args:           []string{"sh", "-c", "for i in 1 2 3; do /bin/true; done; (sleep 0.01; /bin/true); exit 0"},
+		CountProcesses: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Counted {
+		testenv.Unavailable(t, "fork events unavailable")
+	}
+	if res.ProcessesStarted != 6 {
+		t.Errorf("processes started = %d, want 6", res.ProcessesStarted)
+	}
+}
