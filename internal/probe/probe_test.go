@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package probe
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/internal/cgroupid"
+	"github.com/crmon-dev/crmon/internal/testenv"
+)
+
+// The test binary re-executes itself as the workloads, selected by this
+// variable, so that each workload is a process of its own in a cgroup of
+// its own from its first instruction.
+const workloadEnv = "CRMON_PROBE_WORKLOAD"
+
+func TestMain(m *testing.M) {
+	if w := os.Getenv(workloadEnv); w != "" {
+		os.Exit(runWorkload(w, os.Args[len(os.Args)-1]))
+	}
+	os.Exit(m.Run())
+}
+
+// runWorkload waits for the go signal on fd 3 (the parent first moves it
+// into its v1 cgroups), then works.
+func runWorkload(name, arg string) int {
+	release := os.NewFile(3, "release")
+	var b [1]byte
+	if _, err := release.Read(b[:]); err != nil {
+		fmt.Fprintln(os.Stderr, "waiting for release:", err)
+		return 2
+	}
+	if err := workload(name, arg); err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		return 1
+	}
+	return 0
+}
+
+func workload(name, arg string) error {
+	switch name {
+	case "burn":
+		d, err := time.ParseDuration(arg)
+		if err != nil {
+			return err
+		}
+		burn(d)
+		// The run delay of all threads, for the run-queue test.
+		fmt.Println(runDelay())
+		return nil
+	case "idle":
+		d, _ := time.ParseDuration(arg)
+		time.Sleep(d)
+		return nil
+	case "direct-io":
+		return directIO(arg)
+	case "buffered-write":
+		return bufferedWrite(arg)
+	case "send":
+		return send(arg)
+	case "receive":
+		return receive(arg)
+	}
+	return fmt.Errorf("unknown workload %q", name)
+}
+
+// burn spins for d of CPU time of this thread.
+func burn(d time.Duration) {
+	runtime.LockOSThread()
+	start := threadCPU()
+	x := uint64(1)
+	for threadCPU()-start < d {
+		for range 100000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	_ = x
+}
+
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	return time.Duration(ts.Nano())
+}
+
+// runDelay sums the run delay (2nd field of /proc/<pid>/task/<tid>/schedstat)
+// of this process's threads.
+func runDelay() int64 {
+	dirs, _ := filepath.Glob("/proc/self/task/*/schedstat")
+	var sum int64
+	for _, d := range dirs {
+		b, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) >= 2 {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// directIO writes and then reads back size bytes with O_DIRECT.
+func directIO(arg string) error {
+	parts := strings.SplitN(arg, ",", 2)
+	size, _ := strconv.Atoi(parts[0])
+	path := parts[1]
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_TRUNC|syscall.O_DIRECT, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := alignedBuf(1 << 20)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	for off := 0; off < size; off += len(buf) {
+		if _, err := f.WriteAt(buf, int64(off)); err != nil {
+			return err
+		}
+	}
+	for off := 0; off < size; off += len(buf) {
+		if _, err := f.ReadAt(buf, int64(off)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+4096)
+	off := 4096 - int(uintptr(unsafe.Pointer(&b[0]))&4095)
+	return b[off : off+n]
+}
+
+func bufferedWrite(arg string) error {
+	parts := strings.SplitN(arg, ",", 2)
+	size, _ := strconv.Atoi(parts[0])
+	f, err := os.OpenFile(parts[1], os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := bytes.Repeat([]byte{0x5a}, 1<<20)
+	for off := 0; off < size; off += len(buf) {
+		if _, err := f.Write(buf); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
+}
+
+// send connects to addr and sends n bytes; arg is "n,addr".
+func send(arg string) error {
+	parts := strings.SplitN(arg, ",", 2)
+	n, _ := strconv.Atoi(parts[0])
+	c, err := net.Dial("tcp", parts[1])
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 64<<10)
+	for sent := 0; sent < n; {
+		k := min(len(buf), n-sent)
+		w, err := c.Write(buf[:k])
+		if err != nil {
+			return err
+		}
+		sent += w
+	}
+	return c.Close()
+}
+
+// receive listens on the address written to stdout, reads to EOF and
+// prints the count.
+func receive(string) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(l.Addr().String())
+	c, err := l.Accept()
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(io.Discard, c)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, n)
+	return nil
+}
+
+// testCgroup is a fresh cgroup in the cgroup2 hierarchy and, on hybrid
+// hosts, the blkio v1 cgroup of the same path.
+type testCgroup struct {
+	path   string // "/crmon-probe-test-…"
+	dirs   []string
+	v2     string
+	blkio  string
+	mounts cgroupid.Mounts
+}
+
+func newCgroup(t *testing.T, m cgroupid.Mounts, name string) *testCgroup {
+	t.Helper()
+	path := fmt.Sprintf("/crmon-probe-%s-%d-%d", name, os.Getpid(), time.Now().UnixNano()%1e9)
+	cg := &testCgroup{path: path, mounts: m, v2: filepath.Join(m.Unified.Dir, path)}
+	cg.dirs = append(cg.dirs, cg.v2)
+	if m.Blkio.Dir != "" {
+		cg.blkio = filepath.Join(m.Blkio.Dir, path)
+		cg.dirs = append(cg.dirs, cg.blkio)
+	}
+	for _, d := range cg.dirs {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(cg.remove)
+	return cg
+}
+
+func (cg *testCgroup) remove() {
+	for _, d := range cg.dirs {
+		// Retry: the last task leaves a moment after its parent reaps it.
+		for i := 0; i < 50; i++ {
+			if err := os.Remove(d); err == nil || os.IsNotExist(err) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// workloadProc is a started workload.
+type workloadProc struct {
+	cmd     *exec.Cmd
+	stdout  bytes.Buffer
+	stderr  bytes.Buffer
+	release *os.File
+}
+
+// start starts workload in cg: cloned straight into the cgroup2 cgroup
+// (CLONE_INTO_CGROUP), moved into the v1 blkio cgroup while it waits, then
+// released. cpu pins it to one CPU when >= 0.
+func start(t *testing.T, cg *testCgroup, cpu int, name, arg string) *workloadProc {
+	t.Helper()
+	dir, err := os.Open(cg.v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	wp := &workloadProc{release: w}
+	wp.cmd = exec.Command(os.Args[0], "-test.run=^$", arg)
+	wp.cmd.Env = append(os.Environ(), workloadEnv+"="+name, "GOMAXPROCS=1")
+	wp.cmd.ExtraFiles = []*os.File{r}
+	wp.cmd.Stdout = &wp.stdout
+	wp.cmd.Stderr = &wp.stderr
+	wp.cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	if cpu >= 0 {
+		// The child inherits the forking thread's affinity, for all its
+		// threads.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var old, set unix.CPUSet
+		_ = unix.SchedGetaffinity(0, &old)
+		set.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.SchedSetaffinity(0, &old)
+	}
+	if err := wp.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if cg.blkio != "" {
+		if err := os.WriteFile(filepath.Join(cg.blkio, "cgroup.procs"), []byte(strconv.Itoa(wp.cmd.Process.Pid)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return wp
+}
+
+func (wp *workloadProc) go_(t *testing.T) {
+	t.Helper()
+	if _, err := wp.release.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	wp.release.Close()
+}
+
+func (wp *workloadProc) wait(t *testing.T) *syscall.Rusage {
+	t.Helper()
+	if err := wp.cmd.Wait(); err != nil {
+		t.Fatalf("workload: %v\n%s", err, wp.stderr.String())
+	}
+	return wp.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+}
+
+func rusageCPU(ru *syscall.Rusage) time.Duration {
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadProbes loads the probes for one test.
+func loadProbes(t *testing.T, opts Options) *Probes {
+	t.Helper()
+	testenv.RequireRoot(t)
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		testenv.Unavailable(t, "no kernel BTF")
+	}
+	opts.Required = true
+	p, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return p
+}
+
+func mounts(t *testing.T) cgroupid.Mounts {
+	t.Helper()
+	m, err := cgroupid.FindMounts("/proc")
+	if err != nil {
+		testenv.Unavailable(t, "cgroup2: %v", err)
+	}
+	return m
+}
+
+// settle lets exited tasks' last context switch land before a read.
+func settle() { time.Sleep(100 * time.Millisecond) }
+
+func read(t *testing.T, p *Probes, path string) CgroupStats {
+	t.Helper()
+	snap, err := p.Read(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := snap.Cgroup(path)
+	return c
+}
+
+func within(t *testing.T, what string, got, want, lo, hi float64) {
+	t.Helper()
+	r := got / want
+	if r < 1+lo || r > 1+hi {
+		t.Errorf("%s = %.0f, ground truth %.0f: ratio %.4f outside [%.3f, %.3f]", what, got, want, r, 1+lo, 1+hi)
+	} else {
+		t.Logf("%s = %.0f, ground truth %.0f: ratio %.4f", what, got, want, r)
+	}
+}
+
+func TestSchedCPU(t *testing.T) {
+	p := loadProbes(t, Options{Sched: true})
+	m := mounts(t)
+	busy := newCgroup(t, m, "burn")
+	idle := newCgroup(t, m, "idle")
+
+	wi := start(t, idle, -1, "idle", "2s")
+	wb := start(t, busy, -1, "burn", "1500ms")
+	wi.go_(t)
+	wb.go_(t)
+	ru := wb.wait(t)
+	wi.wait(t)
+	settle()
+
+	c := read(t, p, busy.path)
+	within(t, "cpu ns", float64(c.CPU), float64(rusageCPU(ru)), -0.01, 0.01)
+	if c.VoluntarySwitches+c.InvoluntarySwitches == 0 {
+		t.Error("no context switches counted")
+	}
+	if c.RunqueueLatency.Count == 0 {
+		t.Error("empty run-queue histogram")
+	}
+	ic := read(t, p, idle.path)
+	if ic.CPU >= 50*time.Millisecond {
+		t.Errorf("idle cgroup CPU = %v, want < 50ms", ic.CPU)
+	}
+	t.Logf("idle cgroup CPU = %v", ic.CPU)
+}
+
+// TestSchedRunqueue runs two burners pinned to one CPU: each waits while
+// the other runs, and the kernel's schedstat run delay is ground truth.
+func TestSchedRunqueue(t *testing.T) {
+	p := loadProbes(t, Options{Sched: true})
+	m := mounts(t)
+	cg := newCgroup(t, m, "runq")
+	cpu := runtime.NumCPU() - 1
+	a := start(t, cg, cpu, "burn", "700ms")
+	b := start(t, cg, cpu, "burn", "700ms")
+	a.go_(t)
+	b.go_(t)
+	a.wait(t)
+	b.wait(t)
+	settle()
+	var truth int64
+	for _, w := range []*workloadProc{a, b} {
+		v, err := strconv.ParseInt(strings.TrimSpace(w.stdout.String()), 10, 64)
+		if err != nil {
+			t.Fatalf("run delay %q: %v", w.stdout.String(), err)
+		}
+		truth += v
+	}
+	c := read(t, p, cg.path)
+	within(t, "run-queue wait ns", float64(c.RunqueueWait), float64(truth), -0.02, 0.02)
+	if p50 := c.RunqueueLatency.Quantile(0.5); p50 <= 0 {
+		t.Errorf("p50 = %v", p50)
+	}
+}
+
+// TestShortLivedCgroup removes a cgroup right after its only process
+// exits, before any read: its work is still counted, under its path.
+func TestShortLivedCgroup(t *testing.T) {
+	p := loadProbes(t, Options{Sched: true})
+	m := mounts(t)
+	cg := newCgroup(t, m, "short")
+	w := start(t, cg, -1, "burn", "100ms")
+	w.go_(t)
+	ru := w.wait(t)
+	cg.remove()
+	if _, err := os.Stat(cg.v2); !os.IsNotExist(err) {
+		t.Fatalf("cgroup not removed: %v", err)
+	}
+	// Two reads: the first takes the final counts, the second (after the
+	// reap delay) deletes the entries; the counts must survive both.
+	settle()
+	c1 := read(t, p, cg.path)
+	time.Sleep(reapDelay + 100*time.Millisecond)
+	c2 := read(t, p, cg.path)
+	within(t, "cpu ns after removal", float64(c2.CPU), float64(rusageCPU(ru)), -0.01, 0.01)
+	if c2.CPU < c1.CPU {
+		t.Errorf("counter went backwards across the reap: %v then %v", c1.CPU, c2.CPU)
+	}
+	if !c2.Removed {
+		t.Error("removed cgroup not marked Removed")
+	}
+	var n uint64
+	key := c2.ID
+	if key != 0 {
+		if err := p.sched.SchedCgroups.Lookup(&key, &[]schedSchedValue{}); err == nil {
+			n++
+		}
+	}
+	if n != 0 {
+		t.Error("reaped cgroup's map entry still present")
+	}
+}
+
+func TestHistBucket(t *testing.T) {
+	testenv.RequireRoot(t)
+	var objs testObjects
+	if err := loadTestObjects(&objs, nil); err != nil {
+		testenv.Unavailable(t, "loading test programs: %v", err)
+	}
+	defer objs.Close()
+	tests := []struct {
+		v    uint64
+		want uint32
+	}{
+		{0, 0}, {1, 1}, {2, 2}, {3, 2}, {4, 3}, {1023, 10}, {1024, 11},
+		{1 << 31, 32}, {1<<32 - 1, 32}, {1 << 32, 33}, {1 << 40, 33}, {^uint64(0), 33},
+	}
+	for _, tt := range tests {
+		in := make([]byte, 16)
+		binary.LittleEndian.PutUint64(in, tt.v)
+		out := make([]byte, 16)
+		if _, err := objs.CrmonTestHistBucket.Run(&ebpf.RunOptions{Context: in, ContextOut: out}); err != nil {
+			t.Fatal(err)
+		}
+		if got := binary.LittleEndian.Uint32(out[8:]); got != tt.want {
+			t.Errorf("hist_bucket(%d) = %d, want %d", tt.v, got, tt.want)
+		}
+	}
+}
+

@@ -1,0 +1,572 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package probe
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// reapDelay lets the last task of a removed cgroup finish its final
+	// context switch (it leaves the cgroup in cgroup_exit(), before its
+	// last schedule) before the cgroup's entries are deleted.
+	reapDelay = time.Second
+	// staleSweepEvery is how often in-flight block requests are checked
+	// for ones that never completed.
+	staleSweepEvery = 10 * time.Second
+)
+
+// readState is what Read keeps between reads: the last value of each map
+// key, the final counts of reaped cgroups, and caches.
+type readState struct {
+	p *Probes
+
+	sched map[uint64]*schedAcc
+	block map[blockBlockKey]*blockAcc
+	net   map[uint64]*netAcc
+	// retired holds, per path, the final counts of reaped cgroups.
+	retired map[string]*retiredPath
+
+	devices map[uint32]string
+	// userDrops are drops user space counts: stale requests, unresolved
+	// cgroups.
+	userDrops map[[2]string]uint64
+	lastSweep time.Time
+
+	// Reused across reads.
+	schedVals []schedSchedValue
+	blockVals []blockBlockValue
+	netVals   []netNetValue
+	dropVals  []uint64
+}
+
+type schedAcc struct {
+	path string
+	v    schedSchedValue
+}
+
+type blockAcc struct {
+	path string
+	// id is the cgroup2 ID of path, 0 if none.
+	id uint64
+	v  blockBlockValue
+}
+
+type netAcc struct {
+	path string
+	v    netNetValue
+}
+
+type retiredPath struct {
+	stats     CgroupStats
+	removedAt time.Time
+}
+
+func newReadState(p *Probes) *readState {
+	return &readState{
+		p:         p,
+		sched:     make(map[uint64]*schedAcc),
+		block:     make(map[blockBlockKey]*blockAcc),
+		net:       make(map[uint64]*netAcc),
+		retired:   make(map[string]*retiredPath),
+		devices:   make(map[uint32]string),
+		userDrops: make(map[[2]string]uint64),
+	}
+}
+
+// Read reads every map once and returns all cgroups' cumulative counters.
+// now stamps the snapshot and times the retention of removed cgroups. It
+// also reaps removed cgroups after their final read.
+func (p *Probes) Read(now time.Time) (*Snapshot, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == nil {
+		return nil, errors.New("probes closed")
+	}
+	return p.state.read(now)
+}
+
+func monotonicNow() uint64 {
+	var ts unix.Timespec
+	// bpf_ktime_get_ns() is CLOCK_MONOTONIC.
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return uint64(ts.Nano())
+}
+
+func (s *readState) read(now time.Time) (*Snapshot, error) {
+	p := s.p
+	var errs []error
+	if p.sched != nil {
+		errs = append(errs, s.readSched())
+	}
+	if p.block != nil {
+		errs = append(errs, s.readBlock())
+		if now.Sub(s.lastSweep) >= staleSweepEvery {
+			s.lastSweep = now
+			errs = append(errs, s.sweepInflight())
+		}
+	}
+	if p.net != nil {
+		errs = append(errs, s.readNet())
+	}
+	if p.cgroups != nil {
+		errs = append(errs, s.reap(now))
+	}
+	snap := s.snapshot(now)
+	return snap, errors.Join(errs...)
+}
+
+// resolve returns the cgroup2 path of a cgroup id of hierarchy hier (0:
+// cgroup2, else the v1 blkio hierarchy).
+func (s *readState) resolve(id uint64, hier uint32) (string, bool) {
+	p := s.p
+	if hier == 0 && id == 0 {
+		// Block requests without a bio: the root pays, as blk-cgroup does.
+		return "/", true
+	}
+	r := p.unified
+	if hier != 0 {
+		r = p.blkio
+	}
+	if r == nil {
+		return "", false
+	}
+	// A cgroup created since load was named by the cgroup_mkdir program:
+	// cheaper than walking cgroupfs, and the only name of one already gone.
+	if p.cgroups != nil {
+		var name cgroupsCgroupName
+		key := cgroupsCgroupKey{Id: id, Hierarchy: hier}
+		if err := p.cgroups.CgroupNames.Lookup(&key, &name); err == nil {
+			path := cString(name.Path[:])
+			r.Add(id, path)
+			return path, true
+		}
+	}
+	return r.Path(id)
+}
+
+func cString(b []int8) string {
+	var sb strings.Builder
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		sb.WriteByte(byte(c))
+	}
+	return sb.String()
+}
+
+func (s *readState) unresolved(probe string) {
+	s.userDrops[[2]string{probe, "unresolved"}]++
+}
+
+func (s *readState) readSched() error {
+	var key uint64
+	it := s.p.sched.SchedCgroups.Iterate()
+	for it.Next(&key, &s.schedVals) {
+		a := s.sched[key]
+		if a == nil {
+			path, ok := s.resolve(key, 0)
+			if !ok {
+				s.unresolved(ProbeSched)
+				continue
+			}
+			a = &schedAcc{path: path}
+			s.sched[key] = a
+		}
+		var sum schedSchedValue
+		for i := range s.schedVals {
+			v := &s.schedVals[i]
+			sum.CpuNs += v.CpuNs
+			sum.WaitNs += v.WaitNs
+			sum.Waits += v.Waits
+			sum.Voluntary += v.Voluntary
+			sum.Involuntary += v.Involuntary
+			for b := range sum.WaitHist {
+				sum.WaitHist[b] += v.WaitHist[b]
+			}
+		}
+		a.v = sum
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("reading sched_cgroups: %w", err)
+	}
+	return nil
+}
+
+func (s *readState) readBlock() error {
+	var key blockBlockKey
+	it := s.p.block.BlockCgroups.Iterate()
+	for it.Next(&key, &s.blockVals) {
+		a := s.block[key]
+		if a == nil {
+			path, ok := s.resolve(key.Cgroup, key.Hierarchy)
+			if !ok {
+				s.unresolved(ProbeBlock)
+				continue
+			}
+			a = &blockAcc{path: path, id: key.Cgroup}
+			if key.Hierarchy != 0 {
+				// A v1 blkio cgroup: charge its cgroup2 twin of the same path.
+				a.id, _ = s.p.unified.ID(path)
+			}
+			s.block[key] = a
+		}
+		var sum blockBlockValue
+		for i := range s.blockVals {
+			v := &s.blockVals[i]
+			sum.Bytes += v.Bytes
+			sum.Ops += v.Ops
+			sum.LatencyNs += v.LatencyNs
+			for b := range sum.LatencyHist {
+				sum.LatencyHist[b] += v.LatencyHist[b]
+			}
+		}
+		a.v = sum
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("reading block_cgroups: %w", err)
+	}
+	return nil
+}
+
+func (s *readState) readNet() error {
+	var key uint64
+	it := s.p.net.NetCgroups.Iterate()
+	for it.Next(&key, &s.netVals) {
+		a := s.net[key]
+		if a == nil {
+			path, ok := s.resolve(key, 0)
+			if !ok {
+				s.unresolved(ProbeNet)
+				continue
+			}
+			a = &netAcc{path: path}
+			s.net[key] = a
+		}
+		var sum netNetValue
+		for i := range s.netVals {
+			v := &s.netVals[i]
+			sum.RxBytes += v.RxBytes
+			sum.RxPackets += v.RxPackets
+			sum.TxBytes += v.TxBytes
+			sum.TxPackets += v.TxPackets
+		}
+		a.v = sum
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("reading net_cgroups: %w", err)
+	}
+	return nil
+}
+
+// sweepInflight drops block requests issued more than StaleAfter ago that
+// never completed (a driver error path without block_rq_complete, a
+// request issued before a requeue we missed), so they cannot fill the map.
+func (s *readState) sweepInflight() error {
+	limit := monotonicNow() - uint64(s.p.opts.StaleAfter)
+	var (
+		key   uint64
+		val   blockInflight
+		stale []uint64
+	)
+	it := s.p.block.BlockInflight.Iterate()
+	for it.Next(&key, &val) {
+		if val.IssuedNs < limit {
+			stale = append(stale, key)
+		}
+	}
+	for _, k := range stale {
+		if err := s.p.block.BlockInflight.Delete(&k); err == nil {
+			s.userDrops[[2]string{ProbeBlock, "stale"}]++
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("reading block_inflight: %w", err)
+	}
+	return nil
+}
+
+// reap deletes the entries of cgroups removed at least reapDelay ago,
+// after this read took their final values, and keeps those values under
+// the cgroup's path.
+func (s *readState) reap(now time.Time) error {
+	p := s.p
+	mono := monotonicNow()
+	var (
+		key  cgroupsCgroupKey
+		ts   uint64
+		done []cgroupsCgroupKey
+	)
+	it := p.cgroups.CgroupRemoved.Iterate()
+	for it.Next(&key, &ts) {
+		if mono-ts < uint64(reapDelay) {
+			continue
+		}
+		done = append(done, key)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("reading cgroup_removed: %w", err)
+	}
+	for _, k := range done {
+		if k.Hierarchy == 0 {
+			if a := s.sched[k.Id]; a != nil {
+				s.retire(a.path, now).addSched(&a.v)
+				delete(s.sched, k.Id)
+				_ = p.sched.SchedCgroups.Delete(&k.Id)
+			}
+			if a := s.net[k.Id]; a != nil {
+				s.retire(a.path, now).addNet(&a.v)
+				delete(s.net, k.Id)
+				_ = p.net.NetCgroups.Delete(&k.Id)
+			}
+			p.unified.Forget(k.Id)
+		} else if p.blkio != nil {
+			p.blkio.Forget(k.Id)
+		}
+		for bk, a := range s.block {
+			if bk.Cgroup == k.Id && bk.Hierarchy == k.Hierarchy {
+				s.retire(a.path, now).addBlock(s.deviceName(bk.Dev), bk.Op, &a.v)
+				delete(s.block, bk)
+				_ = p.block.BlockCgroups.Delete(&bk)
+			}
+		}
+		_ = p.cgroups.CgroupNames.Delete(&k)
+		_ = p.cgroups.CgroupRemoved.Delete(&k)
+	}
+	// Forget removed cgroups' final counts after the retention.
+	for path, r := range s.retired {
+		if now.Sub(r.removedAt) > p.opts.RemovedRetention {
+			delete(s.retired, path)
+		}
+	}
+	return nil
+}
+
+func (s *readState) retire(path string, now time.Time) *retiredPath {
+	r := s.retired[path]
+	if r == nil {
+		r = &retiredPath{stats: CgroupStats{Path: path}}
+		s.retired[path] = r
+	}
+	r.removedAt = now
+	return r
+}
+
+func (r *retiredPath) addSched(v *schedSchedValue) { addSched(&r.stats, v) }
+func (r *retiredPath) addNet(v *netNetValue)       { addNet(&r.stats, v) }
+func (r *retiredPath) addBlock(dev string, op uint32, v *blockBlockValue) {
+	addBlock(&r.stats, dev, op, v)
+}
+
+func addSched(c *CgroupStats, v *schedSchedValue) {
+	c.CPU += time.Duration(v.CpuNs)
+	c.RunqueueWait += time.Duration(v.WaitNs)
+	c.VoluntarySwitches += v.Voluntary
+	c.InvoluntarySwitches += v.Involuntary
+	for b := range v.WaitHist {
+		c.RunqueueLatency.Buckets[b] += v.WaitHist[b]
+	}
+	c.RunqueueLatency.Count += v.Waits
+	c.RunqueueLatency.Sum += time.Duration(v.WaitNs)
+}
+
+func addNet(c *CgroupStats, v *netNetValue) {
+	c.NetReceiveBytes += v.RxBytes
+	c.NetReceivePackets += v.RxPackets
+	c.NetTransmitBytes += v.TxBytes
+	c.NetTransmitPackets += v.TxPackets
+}
+
+func addBlock(c *CgroupStats, dev string, op uint32, v *blockBlockValue) {
+	b := BlockStats{Device: dev, Op: OpRead, Bytes: v.Bytes, Ops: v.Ops}
+	if op == 1 {
+		b.Op = OpWrite
+	}
+	b.Latency.Buckets = v.LatencyHist
+	b.Latency.Count = v.Ops
+	b.Latency.Sum = time.Duration(v.LatencyNs)
+	c.addBlock(&b)
+}
+
+// deviceName maps a kernel dev_t (major << 20 | minor) to the kernel's
+// name of the device, from /sys/dev/block/MAJ:MIN/uevent.
+func (s *readState) deviceName(dev uint32) string {
+	if n, ok := s.devices[dev]; ok {
+		return n
+	}
+	majmin := fmt.Sprintf("%d:%d", dev>>20, dev&(1<<20-1))
+	name := majmin
+	if b, err := os.ReadFile(filepath.Join(s.p.opts.SysFS, "dev", "block", majmin, "uevent")); err == nil {
+		if n := parseUeventDevname(b); n != "" {
+			name = n
+		}
+	}
+	s.devices[dev] = name
+	return name
+}
+
+// parseUeventDevname returns DEVNAME from a sysfs uevent file.
+func parseUeventDevname(b []byte) string {
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("DEVNAME=")); ok {
+			return string(v)
+		}
+	}
+	return ""
+}
+
+func (s *readState) snapshot(now time.Time) *Snapshot {
+	p := s.p
+	byPath := make(map[string]*CgroupStats, len(s.sched)+len(s.retired))
+	get := func(path string) *CgroupStats {
+		c := byPath[path]
+		if c == nil {
+			c = &CgroupStats{Path: path}
+			byPath[path] = c
+		}
+		return c
+	}
+	for _, r := range s.retired {
+		c := get(r.stats.Path)
+		c.Add(&r.stats)
+		c.Removed = true
+	}
+	live := make(map[string]bool, len(s.sched))
+	for id, a := range s.sched {
+		c := get(a.path)
+		addSched(c, &a.v)
+		c.ID = id
+		live[a.path] = true
+	}
+	for id, a := range s.net {
+		c := get(a.path)
+		addNet(c, &a.v)
+		c.ID = id
+		live[a.path] = true
+	}
+	for k, a := range s.block {
+		c := get(a.path)
+		addBlock(c, s.deviceName(k.Dev), k.Op, &a.v)
+		if c.ID == 0 {
+			c.ID = a.id
+		}
+		live[a.path] = true
+	}
+
+	snap := &Snapshot{Time: now, Probes: p.Status()}
+	snap.Cgroups = make([]CgroupStats, 0, len(byPath))
+	for path, c := range byPath {
+		if live[path] {
+			c.Removed = false
+		}
+		snap.Cgroups = append(snap.Cgroups, *c)
+	}
+	sort.Slice(snap.Cgroups, func(i, j int) bool { return snap.Cgroups[i].Path < snap.Cgroups[j].Path })
+
+	for _, np := range p.programs() {
+		ps := ProgramStats{Probe: np.probe, Name: np.name}
+		if st, err := np.prog.Stats(); err == nil {
+			ps.RunCount = st.RunCount
+			ps.RunTime = st.Runtime
+		}
+		snap.Programs = append(snap.Programs, ps)
+	}
+	for _, nm := range p.maps() {
+		ms := MapStats{Name: nm.name}
+		if info, err := nm.m.Info(); err == nil {
+			if b, ok := info.Memlock(); ok {
+				ms.MemoryBytes = b
+			}
+		}
+		snap.Maps = append(snap.Maps, ms)
+	}
+	snap.Drops = s.drops()
+	return snap
+}
+
+var dropReasons = map[string][]string{
+	ProbeSched:   {"cgroup_map_full", "task_storage"},
+	ProbeBlock:   {"cgroup_map_full", "inflight_full"},
+	ProbeNet:     {"cgroup_map_full"},
+	ProbeCgroups: {"removed_map_full"},
+}
+
+func (s *readState) drops() []Drop {
+	p := s.p
+	counts := make(map[[2]string]uint64)
+	read := func(probe string, m *ebpf.Map) {
+		for i, reason := range dropReasons[probe] {
+			key := uint32(i)
+			if err := m.Lookup(&key, &s.dropVals); err != nil {
+				continue
+			}
+			var n uint64
+			for _, v := range s.dropVals {
+				n += v
+			}
+			counts[[2]string{probe, reason}] += n
+		}
+	}
+	if p.sched != nil {
+		read(ProbeSched, p.sched.SchedDrops)
+	}
+	if p.block != nil {
+		read(ProbeBlock, p.block.BlockDrops)
+		counts[[2]string{ProbeBlock, "stale"}] += 0
+	}
+	if p.net != nil {
+		read(ProbeNet, p.net.NetDrops)
+	}
+	if p.cgroups != nil {
+		read(ProbeCgroups, p.cgroups.CgroupsDrops)
+	}
+	for k, n := range s.userDrops {
+		counts[k] += n
+	}
+	out := make([]Drop, 0, len(counts))
+	for k, n := range counts {
+		out = append(out, Drop{Probe: k[0], Reason: k[1], Count: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Probe != out[j].Probe {
+			return out[i].Probe < out[j].Probe
+		}
+		return out[i].Reason < out[j].Reason
+	})
+	return out
+}
+
+// Cgroup reads the probes now and returns the counters of the cgroup at
+// path (in the cgroup2 hierarchy).
+func (p *Probes) Cgroup(path string) (CgroupStats, bool, error) {
+	snap, err := p.Read(time.Now())
+	if snap == nil {
+		return CgroupStats{}, false, err
+	}
+	c, ok := snap.Cgroup(path)
+	return c, ok, err
+}
+
+// Subtree reads the probes now and sums the cgroup at prefix and all
+// cgroups below it, removed ones included (see Snapshot.Subtree).
+func (p *Probes) Subtree(prefix string) (CgroupStats, error) {
+	snap, err := p.Read(time.Now())
+	if snap == nil {
+		return CgroupStats{}, err
+	}
+	return snap.Subtree(prefix), nil
+}
