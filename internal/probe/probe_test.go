@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -253,10 +254,30 @@ func (cg *testCgroup) remove() {
 // workloadProc is a started workload.
 type workloadProc struct {
 	cmd     *exec.Cmd
-	stdout  bytes.Buffer
+	stdout  lockedBuffer
 	stderr  bytes.Buffer
 	release *os.File
 }
+
+// lockedBuffer is read while the child writes to it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (wp *workloadProc) stdoutString() string { return wp.stdout.String() }
 
 // start starts workload in cg: cloned straight into the cgroup2 cgroup
 // (CLONE_INTO_CGROUP), moved into the v1 blkio cgroup while it waits, then
@@ -499,3 +520,101 @@ func TestHistBucket(t *testing.T) {
 	}
 }
 
+// testFile is a file on the root filesystem (ext4 on a block device), not
+// on a tmpfs: TMPDIR may be one.
+func testFile(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/var/tmp", "crmon-probe-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "data")
+}
+
+func TestBlockDirectIO(t *testing.T) {
+	p := loadProbes(t, Options{Block: true})
+	m := mounts(t)
+	cg := newCgroup(t, m, "dio")
+	idle := newCgroup(t, m, "dio-idle")
+	const size = 32 << 20
+	wi := start(t, idle, -1, "idle", "500ms")
+	w := start(t, cg, -1, "direct-io", fmt.Sprintf("%d,%s", size, testFile(t)))
+	wi.go_(t)
+	w.go_(t)
+	w.wait(t)
+	wi.wait(t)
+	settle()
+	c := read(t, p, cg.path)
+	within(t, "O_DIRECT write bytes", float64(c.BlockBytes(OpWrite)), size, 0, 0.01)
+	within(t, "O_DIRECT read bytes", float64(c.BlockBytes(OpRead)), size, 0, 0.01)
+	if c.BlockOps(OpWrite) == 0 || c.BlockLatency(OpWrite).Count == 0 {
+		t.Errorf("no write operations or latencies: %+v", c.Block)
+	}
+	if len(c.Block) > 0 && c.Block[0].Device == "" {
+		t.Error("empty device name")
+	}
+	t.Logf("block: %+v", summarizeBlock(c.Block))
+	if ic := read(t, p, idle.path); ic.BlockBytes(OpWrite)+ic.BlockBytes(OpRead) != 0 {
+		t.Errorf("idle cgroup has block I/O: %+v", ic.Block)
+	}
+}
+
+// TestBlockBufferedWrite checks that dirty pages written back by the
+// writer's fsync are charged to the writer's cgroup, not to a flusher.
+func TestBlockBufferedWrite(t *testing.T) {
+	p := loadProbes(t, Options{Block: true})
+	m := mounts(t)
+	cg := newCgroup(t, m, "buffered")
+	const size = 16 << 20
+	w := start(t, cg, -1, "buffered-write", fmt.Sprintf("%d,%s", size, testFile(t)))
+	w.go_(t)
+	w.wait(t)
+	settle()
+	c := read(t, p, cg.path)
+	within(t, "buffered write bytes", float64(c.BlockBytes(OpWrite)), size, 0, 0.01)
+}
+
+func summarizeBlock(bs []BlockStats) []string {
+	var out []string
+	for _, b := range bs {
+		out = append(out, fmt.Sprintf("%s/%s %d bytes %d ops p50 %v p99 %v", b.Device, b.Op, b.Bytes, b.Ops, b.Latency.Quantile(0.5), b.Latency.Quantile(0.99)))
+	}
+	return out
+}
+
+func TestNetLoopback(t *testing.T) {
+	p := loadProbes(t, Options{Net: true})
+	m := mounts(t)
+	sender := newCgroup(t, m, "tx")
+	receiver := newCgroup(t, m, "rx")
+	const size = 8 << 20
+
+	rw := start(t, receiver, -1, "receive", "")
+	rw.go_(t)
+	// The receiver prints its address once listening.
+	var addr string
+	for i := 0; i < 200 && addr == ""; i++ {
+		time.Sleep(10 * time.Millisecond)
+		addr = strings.TrimSpace(rw.stdoutString())
+	}
+	if addr == "" {
+		t.Fatal("receiver did not start")
+	}
+	sw := start(t, sender, -1, "send", fmt.Sprintf("%d,%s", size, addr))
+	sw.go_(t)
+	sw.wait(t)
+	rw.wait(t)
+	got, err := strconv.Atoi(strings.TrimSpace(rw.stderr.String()))
+	if err != nil || got != size {
+		t.Fatalf("receiver got %q bytes, want %d", rw.stderr.String(), size)
+	}
+	settle()
+	tx := read(t, p, sender.path)
+	rx := read(t, p, receiver.path)
+	within(t, "sender transmit bytes", float64(tx.NetTransmitBytes), size, 0, 0.06)
+	within(t, "receiver receive bytes", float64(rx.NetReceiveBytes), size, 0, 0.06)
+	if tx.NetTransmitPackets == 0 || rx.NetReceivePackets == 0 {
+		t.Errorf("packets: tx %d rx %d", tx.NetTransmitPackets, rx.NetReceivePackets)
+	}
+}
