@@ -28,6 +28,9 @@ type Counters struct {
 	// probes count them at all.
 	Forks    uint64
 	HasForks bool
+	// HasSched, HasBlock and HasNet say which probes are up: the counters
+	// of one that is not are 0 for want of a measure, not of work.
+	HasSched, HasBlock, HasNet bool
 }
 
 // Meter is the eBPF probes as sessions use them.
@@ -72,6 +75,9 @@ func (a Counters) sub(b Counters) Counters {
 		NetTxBytes:                 d(a.NetTxBytes, b.NetTxBytes),
 		Forks:                      d(a.Forks, b.Forks),
 		HasForks:                   a.HasForks,
+		HasSched:                   a.HasSched,
+		HasBlock:                   a.HasBlock,
+		HasNet:                     a.HasNet,
 	}
 }
 

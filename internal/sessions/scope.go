@@ -158,10 +158,14 @@ func (s *scope) measures(sources, unavailable map[string]bool) session.Measures 
 	m.CPUSeconds = float64(cg.cpuNanos) / 1e9
 	m.BlockReadBytes, m.BlockWriteBytes = cg.readBytes, cg.writeBytes
 	m.BlockReadOperations, m.BlockWriteOperations = cg.readOps, cg.writeOps
-	if s.haveMeter {
+	d := s.meter.sub(s.meterBase)
+	if s.haveMeter && (d.HasSched || d.HasBlock || d.HasNet) {
 		sources["ebpf"] = true
-		d := s.meter.sub(s.meterBase)
-		if d.CPUSeconds > 0 || !s.haveCG {
+	}
+	if s.haveMeter && d.HasSched {
+		// The cgroup's own cpu.stat is the kernel's accounting of the
+		// same clock; the probes' count stands in where there is none.
+		if !s.haveCG || s.cur.cpuNanos == 0 {
 			m.CPUSeconds = d.CPUSeconds
 		}
 		m.RunqueueWaitSeconds = d.RunqueueWaitSeconds
@@ -170,24 +174,30 @@ func (s *scope) measures(sources, unavailable map[string]bool) session.Measures 
 		m.VoluntaryContextSwitches = d.VoluntaryContextSwitches
 		m.InvoluntaryContextSwitches = d.InvoluntaryContextSwitches
 		m.ContextSwitches = d.VoluntaryContextSwitches + d.InvoluntaryContextSwitches
-		// The probes charge a bio to the cgroup the kernel charges it to;
-		// the cgroup files are the fallback where they saw nothing.
+	} else {
+		unavailable["runqueue_wait"] = true
+		unavailable["context_switches"] = true
+	}
+	if s.haveMeter && d.HasBlock {
+		// The probes charge a request to the cgroup the kernel charges
+		// it to; the cgroup files are the fallback where they saw none.
 		if d.BlockReadBytes+d.BlockWriteBytes > 0 || cg.readBytes+cg.writeBytes == 0 {
 			m.BlockReadBytes, m.BlockWriteBytes = d.BlockReadBytes, d.BlockWriteBytes
 			m.BlockReadOperations, m.BlockWriteOperations = d.BlockReadOperations, d.BlockWriteOperations
 		}
 		m.BlockIOLatencyP99Seconds = HistQuantile(0.99, d.BlockLatencyHist)
+	} else {
+		unavailable["block_io_latency"] = true
+	}
+	if s.haveMeter && d.HasNet {
 		m.NetRxBytes, m.NetTxBytes = d.NetRxBytes, d.NetTxBytes
-		if d.HasForks {
-			m.ProcessesStarted = d.Forks
-		}
+	} else {
+		unavailable["net_rx_bytes"] = true
+		unavailable["net_tx_bytes"] = true
 	}
-	if !s.haveMeter {
-		for _, k := range []string{"runqueue_wait", "context_switches", "block_io_latency", "net_rx_bytes", "net_tx_bytes"} {
-			unavailable[k] = true
-		}
-	}
-	if !s.haveMeter || !s.meter.HasForks {
+	if s.haveMeter && d.HasForks {
+		m.ProcessesStarted = d.Forks
+	} else {
 		unavailable["processes_started"] = true
 	}
 	m.PeakMemoryBytes = s.memPeak

@@ -344,7 +344,7 @@ func (tr *Tracker) addContainer(ctx context.Context, id string) {
 	}
 	c, err := tr.opts.Docker.Inspect(ctx, id)
 	if err != nil {
-		if !docker.IsNotFound(err) {
+		if !docker.IsNotFound(err) && ctx.Err() == nil {
 			tr.mu.Lock()
 			tr.logOnce("inspect", "inspecting a container", err)
 			tr.mu.Unlock()

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package sessions
+
+import (
+	"sync"
+	"time"
+
+	"github.com/crmon-dev/crmon/internal/probe"
+)
+
+// minProbeReadAge lets sessions sampling at the same moment (and the
+// inotify wake-ups of exiting containers) share one read of the maps.
+const minProbeReadAge = 10 * time.Millisecond
+
+// ProbeMeter is a Meter over the eBPF probes. The agent passes its own
+// probes; `crmon exec` without an agent loads them itself.
+type ProbeMeter struct {
+	p                 *probe.Probes
+	sched, block, net bool
+	mu                sync.Mutex
+	snap              *probe.Snapshot
+	readAt            time.Time
+}
+
+// NewProbeMeter wraps loaded probes.
+func NewProbeMeter(p *probe.Probes) *ProbeMeter {
+	return &ProbeMeter{
+		p:     p,
+		sched: p.Up(probe.ProbeSched),
+		block: p.Up(probe.ProbeBlock),
+		net:   p.Up(probe.ProbeNet),
+	}
+}
+
+// Refresh reads the maps unless the last read is younger than
+// minProbeReadAge.
+func (m *ProbeMeter) Refresh(now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.snap != nil && now.Sub(m.readAt) >= 0 && now.Sub(m.readAt) < minProbeReadAge {
+		return nil
+	}
+	s, err := m.p.Read(now)
+	if s != nil {
+		m.snap, m.readAt = s, now
+	}
+	return err
+}
+
+// Subtree sums path and its descendants, removed ones included.
+func (m *ProbeMeter) Subtree(path string) (Counters, bool) {
+	m.mu.Lock()
+	s := m.snap
+	m.mu.Unlock()
+	if s == nil {
+		return Counters{}, false
+	}
+	st := s.Subtree(path)
+	c := Counters{
+		HasSched: m.sched, HasBlock: m.block, HasNet: m.net,
+		CPUSeconds:                 st.CPU.Seconds(),
+		RunqueueWaitSeconds:        st.RunqueueWait.Seconds(),
+		RunqueueWaitHist:           append([]uint64(nil), st.RunqueueLatency.Buckets[:]...),
+		VoluntaryContextSwitches:   st.VoluntarySwitches,
+		InvoluntaryContextSwitches: st.InvoluntarySwitches,
+		BlockReadBytes:             st.BlockBytes(probe.OpRead),
+		BlockWriteBytes:            st.BlockBytes(probe.OpWrite),
+		BlockReadOperations:        st.BlockOps(probe.OpRead),
+		BlockWriteOperations:       st.BlockOps(probe.OpWrite),
+		NetRxBytes:                 st.NetReceiveBytes,
+		NetTxBytes:                 st.NetTransmitBytes,
+	}
+	lat := st.BlockLatency(probe.OpRead)
+	w := st.BlockLatency(probe.OpWrite)
+	lat.Add(&w)
+	c.BlockLatencyHist = append([]uint64(nil), lat.Buckets[:]...)
+	return c, true
+}
