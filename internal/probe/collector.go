@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package probe
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/pkg/metrics"
+)
+
+// CollectorOptions selects what the "ebpf" collector exports.
+type CollectorOptions struct {
+	// Lookup names the containers that own cgroups; nil leaves name and
+	// image empty.
+	Lookup collect.ContainerLookup
+	// Include and Exclude are path.Match globs on the cgroup path
+	// ("/docker/*"). A cgroup is exported when it matches an Include
+	// pattern (or Include is empty) and no Exclude pattern.
+	Include, Exclude []string
+	// MaxSeries caps the number of cgroups exported per update; the rest
+	// (the last by path) are counted in crmon_cgroups_series_cap_dropped_total.
+	// 0 means 1000.
+	MaxSeries int
+	Logger    *slog.Logger
+}
+
+// ValidatePatterns returns an error naming the first malformed glob.
+func ValidatePatterns(patterns []string) error {
+	for _, p := range patterns {
+		if _, err := path.Match(p, "/"); err != nil {
+			return fmt.Errorf("cgroup pattern %q: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// exported is one cgroup as the last update exports it.
+type exported struct {
+	stats       CgroupStats
+	name, image string
+}
+
+type collector struct {
+	p    *Probes
+	opts CollectorOptions
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	snap      *Snapshot
+	cgroups   []exported
+	capped    uint64
+	lastCount int
+
+	cpu, wait, waitHist, switches                    *prometheus.Desc
+	blockBytes, blockOps, blockHist                  *prometheus.Desc
+	netBytes, netPackets                             *prometheus.Desc
+	up, mapMem, progRuns, progTime, drops, nExported *prometheus.Desc
+	cappedDesc                                       *prometheus.Desc
+}
+
+// NewCollector returns the "ebpf" collector over p, which may be nil when
+// the probes could not be created at all (then every probe is down).
+func NewCollector(p *Probes, opts CollectorOptions) collect.Collector {
+	if opts.MaxSeries <= 0 {
+		opts.MaxSeries = 1000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cl := []string{"id", "name", "image"}
+	with := func(extra ...string) []string { return append(append([]string(nil), cl...), extra...) }
+	return &collector{
+		p: p, opts: opts, log: opts.Logger,
+		cpu: prometheus.NewDesc("crmon_container_cpu_seconds_total",
+			"CPU time of the cgroup's tasks, measured at context switch (se.sum_exec_runtime).", cl, nil),
+		wait: prometheus.NewDesc("crmon_container_runqueue_wait_seconds_total",
+			"Time the cgroup's tasks spent runnable, waiting for a CPU.", cl, nil),
+		waitHist: prometheus.NewDesc("crmon_container_runqueue_latency_seconds",
+			"Run-queue latency of the cgroup's tasks, from wakeup or preemption to running.", cl, nil),
+		switches: prometheus.NewDesc("crmon_container_context_switches_total",
+			"Context switches of the cgroup's tasks by type.", with("type"), nil),
+		blockBytes: prometheus.NewDesc("crmon_container_block_io_bytes_total",
+			"Block I/O bytes charged to the cgroup (the bio's blkcg) by device and op.", with("device", "op"), nil),
+		blockOps: prometheus.NewDesc("crmon_container_block_io_operations_total",
+			"Completed block I/O requests charged to the cgroup by device and op.", with("device", "op"), nil),
+		blockHist: prometheus.NewDesc("crmon_container_block_io_latency_seconds",
+			"Block I/O latency from issue to completion by op.", with("op"), nil),
+		netBytes: prometheus.NewDesc("crmon_container_network_bytes_total",
+			"Network bytes of the cgroup's sockets (IP packet length) by direction.", with("direction"), nil),
+		netPackets: prometheus.NewDesc("crmon_container_network_packets_total",
+			"Network packets of the cgroup's sockets by direction.", with("direction"), nil),
+		up: prometheus.NewDesc("crmon_probe_up",
+			"Whether the eBPF probe is loaded and attached.", []string{"probe"}, nil),
+		mapMem: prometheus.NewDesc("crmon_bpf_map_memory_bytes",
+			"Kernel memory of a BPF map.", []string{"map"}, nil),
+		progRuns: prometheus.NewDesc("crmon_bpf_program_run_count_total",
+			"Runs of a BPF program (BPF run-time statistics).", []string{"program"}, nil),
+		progTime: prometheus.NewDesc("crmon_bpf_program_run_seconds_total",
+			"Time spent in a BPF program (BPF run-time statistics).", []string{"program"}, nil),
+		drops: prometheus.NewDesc("crmon_bpf_dropped_events_total",
+			"Updates the probes could not make, by reason.", []string{"probe", "reason"}, nil),
+		nExported: prometheus.NewDesc("crmon_cgroups_exported",
+			"Cgroups exported by the last update.", nil, nil),
+		cappedDesc: prometheus.NewDesc("crmon_cgroups_series_cap_dropped_total",
+			"Cgroups left out of an update by the series cap, summed over updates.", nil, nil),
+	}
+}
+
+func (c *collector) Name() string { return "ebpf" }
+
+// Update reads the probes once.
+func (c *collector) Update(_ context.Context, now time.Time) error {
+	if c.p == nil {
+		return collect.ErrNoData
+	}
+	snap, err := c.p.Read(now)
+	if snap == nil {
+		return err
+	}
+	out := make([]exported, 0, min(len(snap.Cgroups), c.opts.MaxSeries))
+	var capped uint64
+	for i := range snap.Cgroups {
+		cg := &snap.Cgroups[i]
+		if !cg.Active() || !c.selected(cg.Path) {
+			continue
+		}
+		if len(out) >= c.opts.MaxSeries {
+			capped++
+			continue
+		}
+		e := exported{stats: *cg}
+		if c.opts.Lookup != nil {
+			if ref, ok := c.opts.Lookup.LookupCgroup(cg.Path); ok {
+				e.name, e.image = ref.Name, ref.Image
+			}
+		}
+		out = append(out, e)
+	}
+	c.mu.Lock()
+	c.snap = snap
+	c.cgroups = out
+	c.capped += capped
+	c.mu.Unlock()
+	return err
+}
+
+func (c *collector) selected(p string) bool {
+	if len(c.opts.Include) > 0 {
+		ok := false
+		for _, pat := range c.opts.Include {
+			if m, _ := path.Match(pat, p); m {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	for _, pat := range c.opts.Exclude {
+		if m, _ := path.Match(pat, p); m {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.cpu, c.wait, c.waitHist, c.switches, c.blockBytes, c.blockOps,
+		c.blockHist, c.netBytes, c.netPackets, c.up, c.mapMem, c.progRuns, c.progTime, c.drops,
+		c.nExported, c.cappedDesc} {
+		ch <- d
+	}
+}
+
+// promBuckets converts a log2 ns histogram into Prometheus buckets with
+// upper bounds 2^b ns for b in [firstBucket, NumBuckets-2]: 1.024e-06 s up
+// to 4.29 s; everything above is only in +Inf.
+const firstBucket = 10
+
+func promBuckets(h *Histogram) (count uint64, sum float64, buckets map[float64]uint64) {
+	buckets = make(map[float64]uint64, NumBuckets-1-firstBucket)
+	var cum uint64
+	for b := 0; b < NumBuckets-1; b++ {
+		// Bucket b holds values below 2^b ns, so it is within le=2^b.
+		cum += h.Buckets[b]
+		if b >= firstBucket {
+			buckets[float64(int64(1)<<b)/1e9] = cum
+		}
+	}
+	cum += h.Buckets[NumBuckets-1]
+	return cum, h.Sum.Seconds(), buckets
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	snap, cgroups, capped := c.snap, c.cgroups, c.capped
+	c.mu.Unlock()
+
+	if c.p == nil {
+		for _, probe := range []string{ProbeSched, ProbeBlock, ProbeNet} {
+			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0, probe)
+		}
+		return
+	}
+	for _, s := range c.p.Status() {
+		v := 0.0
+		if s.Up {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, v, s.Probe)
+	}
+	ch <- prometheus.MustNewConstMetric(c.nExported, prometheus.GaugeValue, float64(len(cgroups)))
+	ch <- prometheus.MustNewConstMetric(c.cappedDesc, prometheus.CounterValue, float64(capped))
+	if snap == nil {
+		return
+	}
+	for _, m := range snap.Maps {
+		ch <- prometheus.MustNewConstMetric(c.mapMem, prometheus.GaugeValue, float64(m.MemoryBytes), m.Name)
+	}
+	for _, pr := range snap.Programs {
+		ch <- prometheus.MustNewConstMetric(c.progRuns, prometheus.CounterValue, float64(pr.RunCount), pr.Name)
+		ch <- prometheus.MustNewConstMetric(c.progTime, prometheus.CounterValue, pr.RunTime.Seconds(), pr.Name)
+	}
+	for _, d := range snap.Drops {
+		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(d.Count), d.Probe, d.Reason)
+	}
+
+	sched, block, net := c.p.Up(ProbeSched), c.p.Up(ProbeBlock), c.p.Up(ProbeNet)
+	for i := range cgroups {
+		e := &cgroups[i]
+		s := &e.stats
+		id, name, image := s.Path, e.name, e.image
+		if sched {
+			ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, s.CPU.Seconds(), id, name, image)
+			ch <- prometheus.MustNewConstMetric(c.wait, prometheus.CounterValue, s.RunqueueWait.Seconds(), id, name, image)
+			n, sum, b := promBuckets(&s.RunqueueLatency)
+			ch <- prometheus.MustNewConstHistogram(c.waitHist, n, sum, b, id, name, image)
+			ch <- prometheus.MustNewConstMetric(c.switches, prometheus.CounterValue, float64(s.VoluntarySwitches), id, name, image, "voluntary")
+			ch <- prometheus.MustNewConstMetric(c.switches, prometheus.CounterValue, float64(s.InvoluntarySwitches), id, name, image, "involuntary")
+		}
+		if block {
+			for j := range s.Block {
+				b := &s.Block[j]
+				ch <- prometheus.MustNewConstMetric(c.blockBytes, prometheus.CounterValue, float64(b.Bytes), id, name, image, b.Device, string(b.Op))
+				ch <- prometheus.MustNewConstMetric(c.blockOps, prometheus.CounterValue, float64(b.Ops), id, name, image, b.Device, string(b.Op))
+			}
+			for _, op := range []Op{OpRead, OpWrite} {
+				h := s.BlockLatency(op)
+				if h.Count == 0 {
+					continue
+				}
+				n, sum, b := promBuckets(&h)
+				ch <- prometheus.MustNewConstHistogram(c.blockHist, n, sum, b, id, name, image, string(op))
+			}
+		}
+		if net {
+			ch <- prometheus.MustNewConstMetric(c.netBytes, prometheus.CounterValue, float64(s.NetReceiveBytes), id, name, image, "receive")
+			ch <- prometheus.MustNewConstMetric(c.netBytes, prometheus.CounterValue, float64(s.NetTransmitBytes), id, name, image, "transmit")
+			ch <- prometheus.MustNewConstMetric(c.netPackets, prometheus.CounterValue, float64(s.NetReceivePackets), id, name, image, "receive")
+			ch <- prometheus.MustNewConstMetric(c.netPackets, prometheus.CounterValue, float64(s.NetTransmitPackets), id, name, image, "transmit")
+		}
+	}
+}
+
+// Fill sets m.Cgroups and the Cgroup of every container whose cgroup was
+// exported.
+func (c *collector) Fill(m *metrics.ResourceMetrics) {
+	c.mu.Lock()
+	cgroups := c.cgroups
+	c.mu.Unlock()
+
+	m.Cgroups = make([]metrics.CgroupMetrics, 0, len(cgroups))
+	for i := range cgroups {
+		m.Cgroups = append(m.Cgroups, CgroupMetrics(&cgroups[i].stats))
+	}
+	sort.Slice(m.Cgroups, func(i, j int) bool { return m.Cgroups[i].ID < m.Cgroups[j].ID })
+	for i := range m.Containers.ContainerDetails {
+		d := &m.Containers.ContainerDetails[i]
+		if d.CgroupPath == "" {
+			continue
+		}
+		j := sort.Search(len(m.Cgroups), func(j int) bool { return m.Cgroups[j].ID >= d.CgroupPath })
+		if j < len(m.Cgroups) && m.Cgroups[j].ID == d.CgroupPath {
+			cg := m.Cgroups[j]
+			d.Cgroup = &cg
+		}
+	}
+}
+
+// CgroupMetrics converts one cgroup's counters into the snapshot's shape.
+func CgroupMetrics(s *CgroupStats) metrics.CgroupMetrics {
+	return metrics.CgroupMetrics{
+		ID:                         s.Path,
+		CgroupID:                   s.ID,
+		CPUSeconds:                 s.CPU.Seconds(),
+		RunqueueWaitSeconds:        s.RunqueueWait.Seconds(),
+		VoluntaryContextSwitches:   s.VoluntarySwitches,
+		InvoluntaryContextSwitches: s.InvoluntarySwitches,
+		BlockReadBytes:             s.BlockBytes(OpRead),
+		BlockWriteBytes:            s.BlockBytes(OpWrite),
+		BlockReadOperations:        s.BlockOps(OpRead),
+		BlockWriteOperations:       s.BlockOps(OpWrite),
+		NetworkReceiveBytes:        s.NetReceiveBytes,
+		NetworkTransmitBytes:       s.NetTransmitBytes,
+		NetworkReceivePackets:      s.NetReceivePackets,
+		NetworkTransmitPackets:     s.NetTransmitPackets,
+	}
+}
