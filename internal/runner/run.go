@@ -61,6 +61,9 @@ type Result struct {
 	// whether it is.
 	ProcessesStarted uint64
 	Counted          bool
+	// RusageSeconds is CMD's user+system CPU time as wait4 reports it:
+	// CMD's own and that of the descendants it waited for.
+	RusageSeconds float64
 }
 
 // Run runs opts.Args in cg and returns once CMD has exited and the cgroup
@@ -137,6 +140,7 @@ wait:
 	if werr != nil && !errors.As(werr, &ee) {
 		return res, fmt.Errorf("waiting for %s: %w", opts.Args[0], werr)
 	}
+	res.RusageSeconds = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	switch {
 	case ws.Signaled():
