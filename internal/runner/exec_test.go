@@ -11,10 +11,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/probe"
 	"github.com/crmon-dev/crmon/internal/sessions"
 	"github.com/crmon-dev/crmon/internal/testenv"
 	"github.com/crmon-dev/crmon/pkg/session"
@@ -136,5 +140,127 @@ func TestExecCgroupfs(t *testing.T) {
 	if len(rep.Series.Run) < 2 {
 		t.Errorf("%d samples, want at least 2 over %.2fs", len(rep.Series.Run), rep.DurationSeconds)
 	}
-	var _ = session.SchemaVersion
+}
+
+// loadMeter loads the eBPF probes, all of them.
+func loadMeter(t *testing.T, h *cgroups.Hierarchy) sessions.Meter {
+	t.Helper()
+	opts := probe.DefaultOptions()
+	opts.Required = true
+	opts.NoStats = true
+	opts.Cgroup2Root = h.Unified
+	p, err := probe.New(opts)
+	if err != nil {
+		testenv.Unavailable(t, "eBPF probes: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return sessions.NewProbeMeter(p)
+}
+
+func execWorkload(t *testing.T, h *cgroups.Hierarchy, m sessions.Meter, env map[string]string) (*session.Report, Result, workloadResult) {
+	t.Helper()
+	args, e, result := workloadCmd(t, env)
+	rep, res, err := Exec(context.Background(), ExecOptions{
+		Options:   Options{Args: args, Env: e, Stdout: os.Stdout, Stderr: os.Stderr},
+		Hierarchy: h,
+		Parent:    "crmon-test",
+		Tracker:   sessions.TrackerOptions{Hierarchy: h, Meter: m},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("workload exit %d", res.ExitCode)
+	}
+	return rep, res, readResult(t, result)
+}
+
+// TestExecPrecision is the ground-truth check of `crmon exec`: a run that
+// burns a known CPU time, writes a known number of bytes with O_DIRECT and
+// sends a known number of bytes over loopback TCP.
+func TestExecPrecision(t *testing.T) {
+	h := hierarchy(t)
+	m := loadMeter(t, h)
+	l := newListener(t)
+	const write, send = 32 << 20, 8 << 20
+	rep, res, w := execWorkload(t, h, m, map[string]string{
+		"CRMON_WORKLOAD_CPU":   "1",
+		"CRMON_WORKLOAD_WRITE": fmt.Sprint(write),
+		"CRMON_WORKLOAD_DIR":   directDir(t),
+		"CRMON_WORKLOAD_SEND":  fmt.Sprint(send),
+		"CRMON_WORKLOAD_ADDR":  l.ln.Addr().String(),
+	})
+	if w.Sent != send || w.Written != write {
+		t.Fatalf("workload did %+v", w)
+	}
+	// rusage from wait4 covers every thread of the workload.
+	within(t, "cpu_seconds", rep.Totals.CPUSeconds, res.RusageSeconds, -0.01, 0.01)
+	within(t, "block_write_bytes", float64(rep.Totals.BlockWriteBytes), write, 0, 0.01)
+	// Headers count: 0 to +6 % over the payload the listener got.
+	within(t, "net_tx_bytes", float64(rep.Totals.NetTxBytes), float64(l.got.Load()), 0, 0.06)
+	if rep.Totals.BlockWriteOperations == 0 || rep.Totals.BlockIOLatencyP99Seconds == 0 {
+		t.Errorf("block ops %d, latency p99 %v: want both > 0", rep.Totals.BlockWriteOperations, rep.Totals.BlockIOLatencyP99Seconds)
+	}
+	if rep.Totals.ContextSwitches == 0 {
+		t.Error("context_switches = 0")
+	}
+	if !slices.Contains(rep.Sources, "ebpf") || len(rep.Unavailable) != 0 {
+		t.Errorf("sources %v, unavailable %v", rep.Sources, rep.Unavailable)
+	}
+}
+
+// burn spins on this goroutine for d of wall time, outside any run.
+func burn(d time.Duration) {
+	end := time.Now().Add(d)
+	x := 1.0
+	for time.Now().Before(end) {
+		for i := 0; i < 10000; i++ {
+			x = x*1.0000001 + 1e-9
+		}
+	}
+	_ = x
+}
+
+// TestExecCountsOnlyItsOwnWork runs two workloads at once, with work
+// outside both just before, during and just after: each run reports its
+// own work and nothing else.
+func TestExecCountsOnlyItsOwnWork(t *testing.T) {
+	h := hierarchy(t)
+	m := loadMeter(t, h)
+	dir := directDir(t)
+
+	outside := make(chan struct{})
+	go func() {
+		defer close(outside)
+		burn(1500 * time.Millisecond)
+		// Outside work on disk too, with the same O_DIRECT writes.
+		_ = directWrite(dir, 8<<20)
+	}()
+
+	var wg sync.WaitGroup
+	var busy, idle *session.Report
+	var busyRes Result
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		busy, busyRes, _ = execWorkload(t, h, m, map[string]string{
+			"CRMON_WORKLOAD_CPU": "0.5", "CRMON_WORKLOAD_WRITE": fmt.Sprint(4 << 20), "CRMON_WORKLOAD_DIR": dir,
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		idle, _, _ = execWorkload(t, h, m, map[string]string{})
+	}()
+	wg.Wait()
+	<-outside
+	if t.Failed() {
+		return
+	}
+	within(t, "busy cpu_seconds", busy.Totals.CPUSeconds, busyRes.RusageSeconds, -0.01, 0.01)
+	within(t, "busy block_write_bytes", float64(busy.Totals.BlockWriteBytes), 4<<20, 0, 0.01)
+	// The idle run is a Go binary starting and exiting: a few ms of CPU,
+	// no block writes of its own.
+	if idle.Totals.CPUSeconds > 0.05 || idle.Totals.BlockWriteBytes > 64<<10 {
+		t.Errorf("idle run saw cpu %v s, block writes %d B: others' work", idle.Totals.CPUSeconds, idle.Totals.BlockWriteBytes)
+	}
 }
