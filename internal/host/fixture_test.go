@@ -85,10 +85,10 @@ func TestFixtureOutput(t *testing.T) {
 }
 
 // TestFixtureLint lints the output of every collector, the host-dependent
-// ones included, with client_golang's linter and with promtool when it is
-// installed.
+// and the default-off ones included, with client_golang's linter and with
+// promtool when it is installed.
 func TestFixtureLint(t *testing.T) {
-	s := newHostSet(t, fixturePaths(t), Options{FilesystemNoStatfs: true})
+	s := newFullSet(t, fixturePaths(t), Options{FilesystemNoStatfs: true})
 	for name, err := range s.update(fixtureTime) {
 		t.Errorf("%s: Update: %v", name, err)
 	}

@@ -36,13 +36,24 @@ type hostSet struct {
 
 func newHostSet(t testing.TB, paths collect.Paths, o Options, skip ...string) *hostSet {
 	t.Helper()
+	return buildSet(t, paths, o, false, skip...)
+}
+
+// newFullSet also builds the collectors that are off by default.
+func newFullSet(t testing.TB, paths collect.Paths, o Options) *hostSet {
+	t.Helper()
+	return buildSet(t, paths, o, true)
+}
+
+func buildSet(t testing.TB, paths collect.Paths, o Options, all bool, skip ...string) *hostSet {
+	t.Helper()
 	s := &hostSet{}
 	skipped := map[string]bool{}
 	for _, n := range skip {
 		skipped[n] = true
 	}
 	for _, r := range RegistrationsWithOptions(o) {
-		if !r.DefaultEnabled || skipped[r.Name] {
+		if (!r.DefaultEnabled && !all) || skipped[r.Name] {
 			continue
 		}
 		c, err := r.New(collect.Options{Paths: paths, TopN: 10})

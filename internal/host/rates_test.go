@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package host
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/pkg/metrics"
+)
+
+// copyProc copies the fixture procfs tree (plain files only) to a
+// temporary directory the test may change between ticks.
+func copyProc(t *testing.T) string {
+	t.Helper()
+	dst := t.TempDir()
+	if err := os.CopyFS(dst, os.DirFS(fixturePaths(t).ProcFS)); err != nil {
+		t.Fatalf("copying procfs fixture: %v", err)
+	}
+	return dst
+}
+
+func rewrite(t *testing.T, path, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%s has no %q", path, old)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRates takes two ticks two seconds apart while the counters move by
+// known amounts, and checks every rate of the snapshot.
+func TestRates(t *testing.T) {
+	proc := copyProc(t)
+	root := t.TempDir() // "/" of the mounts below resolves here and statfs works
+	if err := os.WriteFile(filepath.Join(proc, "1/mountinfo"),
+		[]byte("27 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	paths := collect.Paths{ProcFS: proc, SysFS: fixturePaths(t).SysFS, RootFS: root}
+	s := newHostSet(t, paths, Options{}, hostDependent...)
+	t0 := fixtureTime
+	for name, err := range s.update(t0) {
+		if !errors.Is(err, collect.ErrNoData) { // the empty rootfs has no os-release, no utmp
+			t.Fatalf("%s: first Update: %v", name, err)
+		}
+	}
+
+	// 2 s later: 200 more ticks on the host, half of them idle: 50 %.
+	rewrite(t, filepath.Join(proc, "stat"), "cpu  26654 0 13057 109137 501", "cpu  26754 0 13057 109237 501")
+	// vda: +200 reads of 4000 sectors, +50 writes of 1000 sectors; its
+	// partition vda1 sees the same reads only.
+	rewrite(t, filepath.Join(proc, "diskstats"), "vda 42400 6270 2462458 22937 20345 33660 5120128", "vda 42600 6270 2466458 22937 20395 33660 5121128")
+	rewrite(t, filepath.Join(proc, "diskstats"), "vda1 41900 6270 2440000", "vda1 42100 6270 2444000")
+	// nvme0n1 counts in the totals too: +20 writes of 800 sectors.
+	rewrite(t, filepath.Join(proc, "diskstats"), "nvme0n1 9000 12 720000 3100 4000 300 640000", "nvme0n1 9000 12 720000 3100 4020 300 640800")
+	// dm-0 is stacked on another disk and loop1 is excluded: neither adds.
+	rewrite(t, filepath.Join(proc, "diskstats"), "dm-0 8800 0 700000", "dm-0 9800 0 800000")
+	rewrite(t, filepath.Join(proc, "diskstats"), "loop1 112 0 2234", "loop1 1112 0 102234")
+	// eth0: +1000 bytes in, +3000 out; lo moves too but is not counted.
+	rewrite(t, filepath.Join(proc, "net/dev"), "eth0: 355079216   11818    3    0    0     1          0        12   772899", "eth0: 355080216   11818    3    0    0     1          0        12   775899")
+	rewrite(t, filepath.Join(proc, "net/dev"), "lo:   20808     185    0    0    0     0          0         0    20808", "lo:   30808     185    0    0    0     0          0         0    30808")
+	// pid 1234 used 150 ticks (0.75 of a core); pid 5555 is new with 20.
+	rewrite(t, filepath.Join(proc, "1234/stat"), "0 1500 500 0", "0 1600 550 0")
+	if err := os.MkdirAll(filepath.Join(proc, "5555"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "5555/stat"), []byte("5555 (burner) R 1 5555 5555 0 -1 4194304 0 0 0 0 20 0 0 0 20 0 1 0 75000 4096000 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "5555/cmdline"), []byte("burner\x00--hot\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	t1 := t0.Add(2 * time.Second)
+	for name, err := range s.update(t1) {
+		if !errors.Is(err, collect.ErrNoData) {
+			t.Fatalf("%s: second Update: %v", name, err)
+		}
+	}
+	m := s.fill(t1)
+
+	if m.CPU.UsagePercent != 50 {
+		t.Errorf("cpu usage = %v, want 50", m.CPU.UsagePercent)
+	}
+	wantDisk := [4]uint64{100, 4000 * 512 / 2, 25 + 10, (1000 + 800) * 512 / 2}
+	gotDisk := [4]uint64{m.Disk.ReadOpsPerSec, m.Disk.ReadBytesPerSec, m.Disk.WriteOpsPerSec, m.Disk.WriteBytesPerSec}
+	if diff := cmp.Diff(wantDisk, gotDisk); diff != "" {
+		t.Errorf("disk rates [read ops, read B, write ops, write B]/s (-want +got):\n%s", diff)
+	}
+	if len(m.Disk.Partitions) != 1 {
+		t.Fatalf("partitions = %+v, want the root", m.Disk.Partitions)
+	}
+	p := m.Disk.Partitions[0]
+	wantPart := [4]uint64{100, 4000 * 512 / 2, 0, 0}
+	gotPart := [4]uint64{p.ReadOpsPerSec, p.ReadBytesPerSec, p.WriteOpsPerSec, p.WriteBytesPerSec}
+	if diff := cmp.Diff(wantPart, gotPart); diff != "" {
+		t.Errorf("partition %s rates (-want +got):\n%s", p.Device, diff)
+	}
+	if p.TotalBytes == 0 || p.TotalBytes != m.Disk.TotalBytes || p.UsedBytes+p.FreeBytes != p.TotalBytes {
+		t.Errorf("partition capacity %+v, disk totals %+v", p, m.Disk)
+	}
+
+	if m.Network.BandwidthBytesPerSec != 2000 {
+		t.Errorf("bandwidth = %d B/s, want 2000 (loopback excluded)", m.Network.BandwidthBytesPerSec)
+	}
+	for _, i := range m.Network.Interfaces {
+		want := map[string]uint64{"eth0": 2000, "lo": 10000}[i.Name]
+		if i.BandwidthBytesPerSec != want {
+			t.Errorf("%s bandwidth = %d, want %d", i.Name, i.BandwidthBytesPerSec, want)
+		}
+	}
+
+	wantTop := []metrics.ProcessCPUMetrics{
+		{PID: 1234, Name: "my (weird) prog", Command: "python3 -m http.server", UsagePercent: 75, CPUSeconds: 21.5},
+		{PID: 5555, Name: "burner", Command: "burner --hot", UsagePercent: 10, CPUSeconds: 0.2},
+	}
+	if diff := cmp.Diff(wantTop, m.CPU.Processes[:2]); diff != "" {
+		t.Errorf("top processes by CPU (-want +got):\n%s", diff)
+	}
+	if m.System.Processes != 6 || m.System.Threads != 9 {
+		t.Errorf("processes, threads = %d, %d, want 6, 9", m.System.Processes, m.System.Threads)
+	}
+
+	// A process that exits is forgotten; one that reuses its PID is new.
+	if err := os.RemoveAll(filepath.Join(proc, "5555")); err != nil {
+		t.Fatal(err)
+	}
+	s.update(t1.Add(time.Second))
+	m = s.fill(t1.Add(time.Second))
+	for _, p := range m.CPU.Processes {
+		if p.PID == 5555 {
+			t.Errorf("exited process still listed: %+v", p)
+		}
+	}
+	if m.System.Processes != 5 {
+		t.Errorf("processes = %d after an exit, want 5", m.System.Processes)
+	}
+}
+
+// TestCPUCounterDip checks that a per-CPU counter going backwards (idle on
+// NO_HZ kernels) is exported as its previous value, never decreasing.
+func TestCPUCounterDip(t *testing.T) {
+	proc := copyProc(t)
+	c := build(t, "cpu", collect.Paths{ProcFS: proc, SysFS: fixturePaths(t).SysFS}, Options{})
+	if err := c.Update(t.Context(), fixtureTime); err != nil {
+		t.Fatal(err)
+	}
+	rewrite(t, filepath.Join(proc, "stat"), "cpu0 12810 0 6252 55534", "cpu0 12810 0 6252 55530")
+	if err := c.Update(t.Context(), fixtureTime.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	cc := c.(*cpuCollector)
+	for _, s := range cc.metricSet.cur {
+		if s.lv[0] == "0" && s.lv[1] == "idle" && s.desc == cc.cpuDesc {
+			if s.value != 555.34 {
+				t.Errorf("cpu0 idle = %v, want 555.34 (previous value kept)", s.value)
+			}
+			return
+		}
+	}
+	t.Error("no cpu0 idle sample")
+}
