@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/crmon-dev/crmon/internal/config"
+)
+
+func configCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "config",
+		Usage: "work with crmon's TOML configuration",
+		Subcommands: []*cli.Command{{
+			Name:      "check",
+			Usage:     "validate a config file and print the effective configuration, secrets masked",
+			ArgsUsage: "FILE",
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return cli.Exit("usage: crmon config check FILE", 2)
+				}
+				cfg, err := config.Load(c.Args().First())
+				if err != nil {
+					return cli.Exit(err.Error(), 1)
+				}
+				fmt.Fprintf(c.App.ErrWriter, "%s: valid\n", c.Args().First())
+				return cfg.WriteEffective(c.App.Writer)
+			},
+		}},
+	}
+}

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/crmon-dev/crmon/internal/testenv"
+)
+
+// volatile are the families whose values depend on when and where the test
+// runs, not on the fixture tree: the agent's own process, timings, clocks.
+var volatile = regexp.MustCompile(`^(go_|crmon_process_|process_|promhttp_|crmon_build_info|crmon_collector_duration_seconds|crmon_collection_duration_seconds|crmon_last_collection_timestamp_seconds|crmon_collections_total|node_time_|node_scrape_)`)
+
+// TestEndToEnd runs the agent on the fixture trees, scrapes /metrics and
+// compares it with testdata/e2e-output.txt (node_exporter's end-to-end
+// test, for crmon). `go test ./cmd/crmon -run TestEndToEnd -args -update`
+// rewrites the golden file.
+func TestEndToEnd(t *testing.T) {
+	root, err := filepath.Abs("../../testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startAgent(t,
+		"--path.procfs", filepath.Join(root, "proc"),
+		"--path.sysfs", filepath.Join(root, "sys"),
+		"--path.rootfs", filepath.Join(root, "rootfs"),
+		"--ebpf", "disabled",
+		"--collector.containers=false",
+		"--collector.filesystem.statfs=false",
+		"--collection-interval", "1h",
+	)
+	scrape := p.get(t, "/metrics")
+	checkPromtool(t, scrape)
+
+	got := stable(scrape)
+	golden := filepath.Join(root, "e2e-output.txt")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -args -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("/metrics on the fixture tree differs from %s (-want +got):\n%s", golden, diff)
+	}
+}
+
+// stable drops the volatile families, comments included.
+func stable(scrape string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(scrape, "\n") {
+		name := line
+		if strings.HasPrefix(line, "# ") {
+			f := strings.Fields(line)
+			if len(f) < 3 {
+				continue
+			}
+			name = f[2]
+		}
+		if line == "" || volatile.MatchString(name) {
+			continue
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
+// knownLint are the families whose node_exporter names break promtool's
+// naming lint (node_memory_MemTotal_bytes is CamelCase, node_entropy_*_bits
+// is not a base unit); crmon keeps the names so dashboards work, as
+// node_exporter's own checkmetrics.sh does.
+var knownLint = regexp.MustCompile(`^node_(entropy|memory|netstat)_`)
+
+// checkPromtool runs `promtool check metrics` on a scrape: the exposition
+// must parse (exit 1 is a parse error), and every lint finding (exit 3)
+// must be one of the known node_exporter names.
+func checkPromtool(t *testing.T, scrape string) {
+	t.Helper()
+	promtool := testenv.RequireCommand(t, "promtool")
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(scrape)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if !knownLint.MatchString(strings.TrimSpace(line)) {
+			t.Errorf("promtool check metrics: %s", line)
+		}
+	}
+}

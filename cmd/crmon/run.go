@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/urfave/cli/v2"
+
+	"github.com/crmon-dev/crmon/internal/agent"
+	"github.com/crmon-dev/crmon/internal/config"
+	"github.com/crmon-dev/crmon/internal/version"
+	"github.com/crmon-dev/crmon/internal/web"
+)
+
+// shutdownGrace bounds a clean stop: SIGTERM must end the agent within a
+// second, in-flight scrapes included.
+const shutdownGrace = 800 * time.Millisecond
+
+func configFlag() cli.Flag {
+	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML config file (every key has a default; none needed)", EnvVars: []string{"CRMON_CONFIG"}}
+}
+
+func runCommand() *cli.Command {
+	flags := []cli.Flag{
+		configFlag(),
+		&cli.StringFlag{Name: "web.listen-address", Value: web.DefaultListenAddress, Usage: "address for /metrics, /api/v1/… and /healthz", EnvVars: []string{"CRMON_WEB_LISTEN_ADDRESS"}},
+		&cli.StringFlag{Name: "web.config.file", Usage: "exporter-toolkit web config for TLS and basic auth", EnvVars: []string{"CRMON_WEB_CONFIG_FILE"}},
+		&cli.StringFlag{Name: "collection-interval", Usage: "override collection_interval from the config (e.g. 1s)", EnvVars: []string{"CRMON_COLLECTION_INTERVAL"}},
+	}
+	flags = append(flags, sourceFlags()...)
+	return &cli.Command{
+		Name:  "run",
+		Usage: "run the agent: collect every interval, serve /metrics and the JSON snapshot",
+		Description: `The agent collects host, container and eBPF metrics once per collection_interval
+and serves them on --web.listen-address: /metrics (Prometheus), /api/v1/snapshot (the
+latest sample as JSON), /api/v1/sessions (test-run sessions) and /healthz.
+SIGHUP reloads the config file (a bad file keeps the running config and logs why);
+SIGTERM or SIGINT stops the agent within a second.`,
+		Flags:  flags,
+		Action: runAgent,
+	}
+}
+
+func runAgent(c *cli.Context) error {
+	logger, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	if !cfg.Monitoring.EnableMonitoring {
+		logger.Warn("enable_monitoring = false in the config: collecting nothing, serving health only")
+	}
+
+	src, err := newSources(c, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+
+	interval := cfg.Monitoring.CollectionInterval.Std()
+	a := agent.New(src.Collectors(), interval, logger)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		a,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "crmon"}),
+		buildInfoCollector(),
+	)
+
+	srv := web.New(a, reg, web.Options{
+		ListenAddress: c.String("web.listen-address"),
+		WebConfigFile: c.String("web.config.file"),
+		Version:       version.Get().Version,
+		Logger:        logger,
+		Handlers:      src.Handlers(a),
+	})
+	if err := srv.Listen(); err != nil {
+		return fmt.Errorf("listening on %s: %w", c.String("web.listen-address"), err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+
+	// The first sample is taken before serving, so the first scrape is
+	// complete rather than empty.
+	first := time.Now()
+	a.Tick(ctx)
+	logger.Info("crmon started",
+		"version", version.Get().Version,
+		"url", "http://"+srv.Addr()+"/metrics",
+		"interval", interval,
+		"first_sample", time.Since(first).Round(time.Microsecond),
+		"probes", src.ProbeSummary())
+	fmt.Fprintf(c.App.ErrWriter, "crmon is serving http://%s/metrics and http://%s/api/v1/snapshot\n", srv.Addr(), srv.Addr())
+
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve() }()
+	go func() { errc <- a.Run(ctx) }()
+
+	for {
+		select {
+		case <-hup:
+			reloadConfig(c, src, a, logger)
+		case sig := <-stop:
+			logger.Info("stopping", "signal", sig.String())
+			cancel()
+			sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+			err := srv.Shutdown(sctx)
+			scancel()
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return err
+			}
+			return nil
+		case err := <-errc:
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// reloadConfig applies a changed config file. A file that doesn't load
+// leaves everything as it was.
+func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, logger *slog.Logger) {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		logger.Error("config reload failed; keeping the running config", "err", err)
+		return
+	}
+	old, err := src.Reload(cfg)
+	if err != nil {
+		logger.Error("config reload failed; keeping the running config", "err", err)
+		return
+	}
+	a.SetCollectors(src.Collectors())
+	if err := closeAll(old); err != nil {
+		logger.Warn("closing replaced collectors", "err", err)
+	}
+	a.SetInterval(cfg.Monitoring.CollectionInterval.Std())
+	logger.Info("config reloaded", "file", c.String("config"), "interval", cfg.Monitoring.CollectionInterval.Std())
+}
+
+// loadConfig is the config file (or the defaults) with the flags that
+// override it applied, validated once as a whole.
+func loadConfig(c *cli.Context) (*config.Config, error) {
+	var cfg *config.Config
+	if path := c.String("config"); path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			return nil, err
+		}
+	} else {
+		cfg = config.Default()
+	}
+	if s := c.String("collection-interval"); s != "" {
+		d, err := config.ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("--collection-interval %q: %w", s, err)
+		}
+		cfg.Monitoring.CollectionInterval = d
+	}
+	if c.IsSet("ebpf") {
+		cfg.Monitoring.EBPF.Mode = c.String("ebpf")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func buildInfoCollector() prometheus.Collector {
+	in := version.Get()
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "crmon_build_info",
+		Help:        "crmon's version, revision and Go version; always 1.",
+		ConstLabels: prometheus.Labels{"version": in.Version, "revision": in.Revision, "goversion": in.GoVersion},
+	}, func() float64 { return 1 })
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
