@@ -41,6 +41,8 @@ type ForkCounter struct {
 	quit     chan struct{}
 	done     chan struct{}
 	buf      []byte
+	// wake interrupts the loop's poll at Stop (an eventfd).
+	wake int
 }
 
 // NewForkCounter subscribes to fork events. Call it before CMD starts.
@@ -68,6 +70,10 @@ func NewForkCounter() (*ForkCounter, error) {
 	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("subscribing to fork events: %w", err)
+	}
+	if fc.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("creating eventfd: %w", err)
 	}
 	go fc.loop()
 	return fc, nil
@@ -99,8 +105,8 @@ func (fc *ForkCounter) loop() {
 			return
 		default:
 		}
-		fds := []unix.PollFd{{Fd: int32(fc.fd), Events: unix.POLLIN}}
-		if n, err := unix.Poll(fds, 50); n <= 0 || err != nil {
+		fds := []unix.PollFd{{Fd: int32(fc.fd), Events: unix.POLLIN}, {Fd: int32(fc.wake), Events: unix.POLLIN}}
+		if n, err := unix.Poll(fds, -1); n <= 0 || err != nil || fds[1].Revents != 0 {
 			continue
 		}
 		fc.recv()
@@ -129,8 +135,10 @@ func (fc *ForkCounter) recv() bool {
 // run started (CMD included), and false when events were lost.
 func (fc *ForkCounter) Stop() (uint64, bool) {
 	close(fc.quit)
+	_, _ = unix.Write(fc.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 	<-fc.done
 	defer unix.Close(fc.fd)
+	defer unix.Close(fc.wake)
 	for fc.recv() {
 	}
 	fc.mu.Lock()

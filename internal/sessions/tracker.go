@@ -90,6 +90,11 @@ type Tracker struct {
 
 	inotify int
 	watches map[int]*scope
+	// wake interrupts watchCgroups' poll at Stop (an eventfd).
+	wake int
+	// eventsFailed says the Docker event stream broke: Stop then lists
+	// containers to find those it missed.
+	eventsFailed bool
 
 	cancel context.CancelFunc
 	done   sync.WaitGroup
@@ -123,15 +128,21 @@ func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
 		hs:         newHostSampler(opts.ProcFS, opts.DiskPath),
 		errs:       map[string]bool{},
 		inotify:    -1,
+		wake:       -1,
 		watches:    map[int]*scope{},
 	}
 	if fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK); err == nil {
-		tr.inotify = fd
+		if w, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err == nil {
+			tr.inotify, tr.wake = fd, w
+		} else {
+			unix.Close(fd)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tr.cancel = cancel
 	if opts.Docker != nil {
-		// Subscribe before the start, so no container of the run is missed.
+		// Subscribe before the start, so no container of the run is
+		// missed: Events returns once the engine has answered.
 		evs, errc := opts.Docker.Events(ctx)
 		tr.done.Add(1)
 		go tr.watchDocker(ctx, evs, errc)
@@ -224,6 +235,9 @@ func (tr *Tracker) logOnce(key, msg string, err error) {
 // fields (command, exit code) are the caller's to fill.
 func (tr *Tracker) Stop() *session.Report {
 	tr.cancel()
+	if tr.wake >= 0 {
+		_, _ = unix.Write(tr.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
 	tr.done.Wait()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -232,7 +246,8 @@ func (tr *Tracker) Stop() *session.Report {
 	tr.sample(end)
 	if tr.inotify >= 0 {
 		unix.Close(tr.inotify)
-		tr.inotify = -1
+		unix.Close(tr.wake)
+		tr.inotify, tr.wake = -1, -1
 	}
 	r := &session.Report{
 		SchemaVersion:   session.SchemaVersion,
@@ -312,6 +327,7 @@ func (tr *Tracker) watchDocker(ctx context.Context, evs <-chan docker.Event, err
 		case err, ok := <-errc:
 			if ok && err != nil && ctx.Err() == nil {
 				tr.mu.Lock()
+				tr.eventsFailed = true
 				tr.logOnce("docker", "watching container events", err)
 				tr.mu.Unlock()
 			}
@@ -380,10 +396,10 @@ func (tr *Tracker) addContainerLocked(ctx context.Context, c docker.Container, s
 	tr.watch(s)
 }
 
-// catchUpContainers lists containers at the end, for any created during
-// the run whose events came before the subscription was live. tr.mu held.
+// catchUpContainers lists containers at the end when the event stream
+// broke during the run, to find those whose events were lost. tr.mu held.
 func (tr *Tracker) catchUpContainers() {
-	if tr.opts.Docker == nil {
+	if tr.opts.Docker == nil || !tr.eventsFailed {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -421,12 +437,12 @@ func (tr *Tracker) watchCgroups(ctx context.Context) {
 	defer tr.done.Done()
 	buf := make([]byte, 4096)
 	for ctx.Err() == nil {
-		fds := []unix.PollFd{{Fd: int32(tr.inotify), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 50)
+		fds := []unix.PollFd{{Fd: int32(tr.inotify), Events: unix.POLLIN}, {Fd: int32(tr.wake), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, -1)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return
 		}
-		if n <= 0 {
+		if n <= 0 || fds[1].Revents != 0 {
 			continue
 		}
 		m, err := unix.Read(tr.inotify, buf)
