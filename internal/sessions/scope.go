@@ -79,7 +79,7 @@ func (tr *Tracker) readScope(s *scope) {
 			s.cpuStat, _ = os.Open(filepath.Join(h.Unified, s.paths.V2, "cpu.stat"))
 		}
 	}
-	err := s.reader.Read(&s.stats, &tr.buf)
+	err := s.reader.Read(&s.stats, &tr.buf, cgroups.ReadCounters)
 	if errors.Is(err, cgroups.ErrGone) {
 		s.gone = true
 		s.close()
