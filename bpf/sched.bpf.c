@@ -4,6 +4,20 @@
 // Scheduler accounting per cgroup2 cgroup: on-CPU time, run-queue wait and
 // context switches, aggregated in the kernel and read by user space once per
 // tick.
+//
+// Everything is charged at switch-out, from the task's own cumulative
+// clocks, as deltas since the task was last charged (kept in task
+// storage):
+//   - CPU time from se.sum_exec_runtime, the clock rusage and cpuacct
+//     report;
+//   - run-queue wait from sched_info.run_delay, the kernel's own sum of the
+//     time from enqueue (sched_wakeup, sched_wakeup_new, or preemption
+//     while TASK_RUNNING) to switch-in, i.e. /proc/<pid>/schedstat. Between
+//     two switch-outs a task is switched in exactly once, so each delta is
+//     one wait: that makes the histogram.
+// This needs no sched_wakeup program and no timestamp per event: the hot
+// path is one program, one task-storage lookup and one map lookup per
+// context switch.
 
 #include "vmlinux.h"
 #include "bpf/bpf_helpers.h"
@@ -26,13 +40,18 @@ struct sched_value {
 };
 
 struct task_state {
-	// last_runtime is the se.sum_exec_runtime already charged.
+	// last_runtime and last_delay are the sum_exec_runtime and run_delay
+	// already charged.
 	__u64 last_runtime;
-	// enqueued_ns is when the task last became runnable; 0 while it runs or
-	// sleeps.
-	__u64 enqueued_ns;
-	// baseline is 1 once last_runtime is valid: tasks running before the
-	// probe attached are charged from their first switch-out on.
+	__u64 last_delay;
+	__u64 last_pcount;
+	// cset and cgroup cache the task's css_set and its cgroup2 id: a task
+	// that did not move keeps its css_set, and one pointer compare saves
+	// three dependent loads per switch.
+	__u64 cset;
+	__u64 cgroup;
+	// baseline is 1 once the last_* values are valid: tasks running before
+	// the probe attached are charged from their first switch-out on.
 	__u32 baseline;
 	__u32 pad;
 };
@@ -62,81 +81,82 @@ DEFINE_DROPS(sched_drops, SCHED_DROP_MAX);
 
 static struct sched_value zero_sched;
 
+// Task fields are read by direct access, not BPF_CORE_READ: vmlinux.h
+// marks every type preserve_access_index, so each access is the same CO-RE
+// relocation BPF_CORE_READ emits, but tp_btf arguments are BTF pointers the
+// verifier lets us load from (as exception-handled loads) without a
+// bpf_probe_read_kernel() call per field. sched_switch runs on every
+// context switch; those calls were most of its cost.
+
 // task_cgroup is the task's cgroup2 id, what bpf_get_current_cgroup_id()
 // returns for current: task->cgroups->dfl_cgrp->kn->id.
-static __always_inline __u64 task_cgroup(struct task_struct *t)
+static __always_inline __u64 task_cgroup(struct task_struct *t, struct task_state *ts)
 {
-	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+	struct css_set *cset = t->cgroups;
+
+	if (ts->cset == (__u64)cset)
+		return ts->cgroup;
+	ts->cset = (__u64)cset;
+	ts->cgroup = cset->dfl_cgrp->kn->id;
+	return ts->cgroup;
 }
 
-static __always_inline struct sched_value *cgroup_value(__u64 cg)
+// switch_out charges prev's slice and the wait before it. __schedule()
+// calls update_curr() (via put_prev_task) before trace_sched_switch, so
+// sum_exec_runtime includes the slice that just ended; sched_info_arrive()
+// added the wait before it when the task was switched in. This includes a
+// dying task's last switch (prev->__state == TASK_DEAD).
+static __always_inline void switch_out(struct task_struct *prev)
 {
-	struct sched_value *v = lookup_or_init(&sched_cgroups, &cg, &zero_sched);
+	struct task_state *ts;
+	struct sched_value *v;
+	__u64 runtime, delay, pcount, cpu = 0, wait = 0, waits = 0;
+	unsigned int state;
+	__u64 cg;
 
-	if (!v)
-		count_drop(&sched_drops, SCHED_DROP_CGROUP_MAP_FULL);
-	return v;
-}
-
-static __always_inline struct task_state *task_state(struct task_struct *t, __u64 flags)
-{
-	struct task_state *ts = bpf_task_storage_get(&sched_tasks, t, 0, flags);
-
-	if (!ts && flags)
+	ts = bpf_task_storage_get(&sched_tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!ts) {
 		count_drop(&sched_drops, SCHED_DROP_TASK_STORAGE);
-	return ts;
-}
-
-// switch_out charges prev's slice. __schedule() calls update_curr() (via
-// put_prev_task) before trace_sched_switch, so sum_exec_runtime already
-// includes the slice that just ended; this includes a dying task's last
-// switch (prev->__state == TASK_DEAD).
-static __always_inline void switch_out(struct task_struct *prev, __u64 now)
-{
-	__u64 runtime = BPF_CORE_READ(prev, se.sum_exec_runtime);
-	unsigned int state = BPF_CORE_READ(prev, __state);
-	struct task_state *ts = task_state(prev, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	struct sched_value *v = cgroup_value(task_cgroup(prev));
-	__u64 delta = 0;
-
-	if (ts) {
-		if (ts->baseline && runtime > ts->last_runtime)
-			delta = runtime - ts->last_runtime;
-		ts->last_runtime = runtime;
-		ts->baseline = 1;
-		// Still TASK_RUNNING at switch-out: preempted, back on the run
-		// queue from now.
-		ts->enqueued_ns = state == TASK_RUNNING ? now : 0;
-	}
-	if (!v)
 		return;
-	v->cpu_ns += delta;
+	}
+	runtime = prev->se.sum_exec_runtime;
+	delay = prev->sched_info.run_delay;
+	pcount = prev->sched_info.pcount;
+	state = prev->__state;
+	if (ts->baseline) {
+		if (runtime > ts->last_runtime)
+			cpu = runtime - ts->last_runtime;
+		if (delay > ts->last_delay)
+			wait = delay - ts->last_delay;
+		if (pcount > ts->last_pcount)
+			waits = pcount - ts->last_pcount;
+	}
+	ts->last_runtime = runtime;
+	ts->last_delay = delay;
+	ts->last_pcount = pcount;
+	ts->baseline = 1;
+
+	cg = task_cgroup(prev, ts);
+	v = lookup_or_init(&sched_cgroups, &cg, &zero_sched);
+	if (!v) {
+		count_drop(&sched_drops, SCHED_DROP_CGROUP_MAP_FULL);
+		return;
+	}
+	v->cpu_ns += cpu;
+	v->wait_ns += wait;
+	v->waits += waits;
+	// Still TASK_RUNNING at switch-out: preempted, not blocked.
 	if (state == TASK_RUNNING)
 		v->involuntary++;
 	else
 		v->voluntary++;
-}
-
-static __always_inline void switch_in(struct task_struct *next, __u64 now)
-{
-	struct task_state *ts = task_state(next, 0);
-	struct sched_value *v;
-	__u64 wait;
-
-	if (!ts || !ts->enqueued_ns)
-		return;
-	wait = now > ts->enqueued_ns ? now - ts->enqueued_ns : 0;
-	ts->enqueued_ns = 0;
-	v = cgroup_value(task_cgroup(next));
-	if (!v)
-		return;
-	v->wait_ns += wait;
-	v->waits++;
-	if (histograms) {
-		__u32 b = hist_bucket(wait);
+	if (histograms && waits) {
+		// With one switch-in since the last switch-out (the usual
+		// case), wait is that one wait; otherwise its mean.
+		__u32 b = hist_bucket(waits == 1 ? wait : wait / waits);
 
 		if (b < HIST_BUCKETS)
-			v->wait_hist[b]++;
+			v->wait_hist[b] += waits;
 	}
 }
 
@@ -144,39 +164,28 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(crmon_sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next, unsigned int prev_state)
 {
-	__u64 now = bpf_ktime_get_ns();
-
-	// pid 0 is the idle task: neither its time nor its waits are work.
-	if (BPF_CORE_READ(prev, pid))
-		switch_out(prev, now);
-	if (BPF_CORE_READ(next, pid))
-		switch_in(next, now);
-	return 0;
-}
-
-// sched_wakeup fires from ttwu_do_wakeup() once the task is runnable.
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(crmon_sched_wakeup, struct task_struct *p)
-{
-	struct task_state *ts = task_state(p, BPF_LOCAL_STORAGE_GET_F_CREATE);
-
-	if (ts)
-		ts->enqueued_ns = bpf_ktime_get_ns();
+	// pid 0 is the idle task: its time is not work.
+	if (prev->pid)
+		switch_out(prev);
 	return 0;
 }
 
 // sched_wakeup_new fires from wake_up_new_task() before the new task first
-// runs, when its sum_exec_runtime is still the 0 that sched_fork() set: all
-// its CPU time is charged.
+// runs, when sched_fork() has zeroed its sum_exec_runtime and sched_info:
+// all its CPU time and waits are charged, not only those after its first
+// switch-out.
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(crmon_sched_wakeup_new, struct task_struct *p)
 {
-	struct task_state *ts = task_state(p, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct task_state *ts = bpf_task_storage_get(&sched_tasks, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 
-	if (!ts)
+	if (!ts) {
+		count_drop(&sched_drops, SCHED_DROP_TASK_STORAGE);
 		return 0;
-	ts->last_runtime = BPF_CORE_READ(p, se.sum_exec_runtime);
+	}
+	ts->last_runtime = p->se.sum_exec_runtime;
+	ts->last_delay = p->sched_info.run_delay;
+	ts->last_pcount = p->sched_info.pcount;
 	ts->baseline = 1;
-	ts->enqueued_ns = bpf_ktime_get_ns();
 	return 0;
 }

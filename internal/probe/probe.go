@@ -301,7 +301,7 @@ func (p *Probes) loadSched(cache *btf.Cache) error {
 		return fmt.Errorf("loading: %w", err)
 	}
 	p.sched = objs
-	return p.attachTracing(objs.CrmonSchedWakeup, objs.CrmonSchedWakeupNew, objs.CrmonSchedSwitch)
+	return p.attachTracing(objs.CrmonSchedWakeupNew, objs.CrmonSchedSwitch)
 }
 
 func (p *Probes) loadBlock(cache *btf.Cache) error {
@@ -440,7 +440,7 @@ func (p *Probes) programs() []namedProgram {
 		}
 	}
 	if p.sched != nil {
-		add(ProbeSched, p.sched.CrmonSchedSwitch, p.sched.CrmonSchedWakeup, p.sched.CrmonSchedWakeupNew)
+		add(ProbeSched, p.sched.CrmonSchedSwitch, p.sched.CrmonSchedWakeupNew)
 	}
 	if p.block != nil {
 		add(ProbeBlock, p.block.CrmonBlockRqIssue, p.block.CrmonBlockRqComplete, p.block.CrmonBlockRqRequeue, p.block.CrmonBlockRqMerge)

@@ -26,7 +26,10 @@ type schedSchedValue struct {
 type schedTaskState struct {
 	_           structs.HostLayout
 	LastRuntime uint64
-	EnqueuedNs  uint64
+	LastDelay   uint64
+	LastPcount  uint64
+	Cset        uint64
+	Cgroup      uint64
 	Baseline    uint32
 	Pad         uint32
 }
@@ -39,7 +42,6 @@ const (
 	schedMapSchedDrops           = "sched_drops"
 	schedMapSchedTasks           = "sched_tasks"
 	schedProgCrmonSchedSwitch    = "crmon_sched_switch"
-	schedProgCrmonSchedWakeup    = "crmon_sched_wakeup"
 	schedProgCrmonSchedWakeupNew = "crmon_sched_wakeup_new"
 	schedVarHistograms           = "histograms"
 )
@@ -87,7 +89,6 @@ type schedSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type schedProgramSpecs struct {
 	CrmonSchedSwitch    *ebpf.ProgramSpec `ebpf:"crmon_sched_switch"`
-	CrmonSchedWakeup    *ebpf.ProgramSpec `ebpf:"crmon_sched_wakeup"`
 	CrmonSchedWakeupNew *ebpf.ProgramSpec `ebpf:"crmon_sched_wakeup_new"`
 }
 
@@ -152,14 +153,12 @@ type schedVariables struct {
 // It can be passed to loadSchedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schedPrograms struct {
 	CrmonSchedSwitch    *ebpf.Program `ebpf:"crmon_sched_switch"`
-	CrmonSchedWakeup    *ebpf.Program `ebpf:"crmon_sched_wakeup"`
 	CrmonSchedWakeupNew *ebpf.Program `ebpf:"crmon_sched_wakeup_new"`
 }
 
 func (p *schedPrograms) Close() error {
 	return _SchedClose(
 		p.CrmonSchedSwitch,
-		p.CrmonSchedWakeup,
 		p.CrmonSchedWakeupNew,
 	)
 }
