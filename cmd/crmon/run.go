@@ -84,12 +84,16 @@ func runAgent(c *cli.Context) error {
 		buildInfoCollector(),
 	)
 
+	handlers, err := src.Handlers(cfg)
+	if err != nil {
+		return err
+	}
 	srv := web.New(a, reg, web.Options{
 		ListenAddress: c.String("web.listen-address"),
 		WebConfigFile: c.String("web.config.file"),
 		Version:       version.Get().Version,
 		Logger:        logger,
-		Handlers:      src.Handlers(a),
+		Handlers:      handlers,
 	})
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("listening on %s: %w", c.String("web.listen-address"), err)

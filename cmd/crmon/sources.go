@@ -13,11 +13,14 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/crmon-dev/crmon/internal/agent"
+		"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/config"
 	"github.com/crmon-dev/crmon/internal/containers"
+	"github.com/crmon-dev/crmon/internal/docker"
 	"github.com/crmon-dev/crmon/internal/host"
+	"github.com/crmon-dev/crmon/internal/probe"
+	"github.com/crmon-dev/crmon/internal/sessions"
 )
 
 // registrations are every collector crmon has, in the order the agent
@@ -88,6 +91,13 @@ type sources struct {
 	paths  collect.Paths
 
 	collectors []collect.Collector
+
+	// Loaded once for the agent's life: reloading BPF programs on SIGHUP
+	// would lose counts and cost a few hundred milliseconds.
+	probes   *probe.Probes
+	ebpfMode string
+	sessions *sessions.Manager
+	engine   *docker.Engine
 }
 
 func newSources(c *cli.Context, cfg *config.Config, logger *slog.Logger) (s *sources, err error) {
@@ -105,10 +115,43 @@ func newSources(c *cli.Context, cfg *config.Config, logger *slog.Logger) (s *sou
 			s.Close()
 		}
 	}()
+	if err := s.loadProbes(cfg); err != nil {
+		return nil, err
+	}
 	if _, err := s.Reload(cfg); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// loadProbes loads the eBPF probes the config asks for. In "auto" mode a
+// kernel or privilege that does not allow them is logged once and the
+// agent runs on procfs and cgroupfs, with crmon_probe_up 0.
+func (s *sources) loadProbes(cfg *config.Config) error {
+	e := cfg.Monitoring.EBPF
+	s.ebpfMode = e.Mode
+	if e.Mode == config.EBPFDisabled || !cfg.Monitoring.EnableMonitoring {
+		return nil
+	}
+	p, err := probe.New(probe.Options{
+		Sched:      e.Sched,
+		Block:      e.Block,
+		Net:        e.Net,
+		Required:   e.Mode == config.EBPFRequired,
+		MaxCgroups: uint32(e.MapMaxEntries),
+		ProcFS:     s.paths.ProcFS,
+		SysFS:      s.paths.SysFS,
+		Logger:     s.logger,
+	})
+	if err != nil {
+		if e.Mode == config.EBPFRequired {
+			return fmt.Errorf("ebpf = required: %w", err)
+		}
+		s.logger.Warn("eBPF probes unavailable; running on procfs and cgroupfs", "err", err)
+		return nil
+	}
+	s.probes = p
+	return nil
 }
 
 // Reload builds the collector set for cfg and returns the set it replaces,
@@ -131,6 +174,22 @@ func (s *sources) Reload(cfg *config.Config) (old []collect.Collector, err error
 		}
 		cs = append(cs, col)
 	}
+	if s.probes != nil {
+		var lookup collect.ContainerLookup
+		for _, c := range cs {
+			if l, ok := c.(collect.ContainerLookup); ok {
+				lookup = l
+			}
+		}
+		e := cfg.Monitoring.EBPF
+		cs = append(cs, probe.NewCollector(s.probes, probe.CollectorOptions{
+			Lookup:    lookup,
+			Include:   e.Include,
+			Exclude:   e.Exclude,
+			MaxSeries: e.MaxSeries,
+			Logger:    s.logger,
+		}))
+	}
 	return s.swap(cs), nil
 }
 
@@ -152,15 +211,69 @@ func closeAll(cs []collect.Collector) error {
 // Collectors is the current set, in update order.
 func (s *sources) Collectors() []collect.Collector { return s.collectors }
 
-// Handlers are the API handlers the agent mounts beside /metrics.
-func (s *sources) Handlers(a *agent.Agent) map[string]http.Handler { return nil }
+// Handlers are the API handlers the agent mounts beside /metrics: the
+// test-run sessions, measured with the agent's own probes.
+func (s *sources) Handlers(cfg *config.Config) (map[string]http.Handler, error) {
+	h, err := cgroups.Detect(s.paths.ProcFS, s.paths.RootFS)
+	if err != nil {
+		s.logger.Warn("no cgroup hierarchy; the sessions API is off", "err", err)
+		return nil, nil
+	}
+	opts := sessions.ManagerOptions{
+		Hierarchy: h,
+		ProcFS:    s.paths.ProcFS,
+		DiskPath:  s.paths.RootFS,
+		Logger:    s.logger,
+	}
+	if s.probes != nil {
+		opts.Meter = sessions.NewProbeMeter(s.probes)
+	}
+	if cfg.Monitoring.Containers.Enabled {
+		if e, err := docker.New(cfg.Monitoring.Containers.DockerHost); err == nil {
+			s.engine = e
+			opts.Docker = e
+		} else {
+			s.logger.Warn("sessions will not see containers", "err", err)
+		}
+	}
+	s.sessions = sessions.NewManager(opts)
+	return map[string]http.Handler{"/api/v1/sessions": s.sessions}, nil
+}
 
 // ProbeSummary says which eBPF probes run, for the start-up log line.
-func (s *sources) ProbeSummary() string { return "none" }
+func (s *sources) ProbeSummary() string {
+	if s.probes == nil {
+		return "off (" + s.ebpfMode + ")"
+	}
+	var up, down []string
+	for _, st := range s.probes.Status() {
+		if st.Up {
+			up = append(up, st.Probe)
+		} else {
+			down = append(down, st.Probe)
+		}
+	}
+	out := "up: " + strings.Join(up, ",")
+	if len(down) > 0 {
+		out += "; down: " + strings.Join(down, ",")
+	}
+	return out
+}
 
-// Close releases everything.
+// Close releases everything: collectors, sessions, the Docker client, and
+// last the probes, which detach from the kernel.
 func (s *sources) Close() error {
-	err := closeAll(s.collectors)
+	errs := []error{closeAll(s.collectors)}
 	s.collectors = nil
-	return err
+	if s.sessions != nil {
+		errs = append(errs, s.sessions.Close())
+	}
+	if s.engine != nil {
+		errs = append(errs, s.engine.Close())
+	}
+	if s.probes != nil {
+		errs = append(errs, s.probes.Close())
+		s.probes = nil
+	}
+	return errors.Join(errs...)
 }
