@@ -13,7 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-		"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/config"
 	"github.com/crmon-dev/crmon/internal/containers"
