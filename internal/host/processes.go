@@ -86,6 +86,57 @@ func parsePIDStat(b []byte, s *PIDStat) error {
 	return nil
 }
 
+// statFD is an open /proc/<pid>/stat. Opening the file costs as much as
+// generating it (the path walk through procfs), so the collector keeps it
+// open and preads it each tick; once the process is gone the read fails
+// with ESRCH and the fd is closed.
+type statFD struct {
+	fd   int
+	seen uint64
+}
+
+// maxStatFDs bounds the stat files kept open to a quarter of the soft fd
+// limit and at most 2048; processes beyond it are opened each tick.
+func maxStatFDs() int {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
+		return 0
+	}
+	return int(min(2048, l.Cur/4))
+}
+
+// readStat returns the content of /proc/<pid>/stat.
+func (c *processesCollector) readStat(pid int32, name []byte) ([]byte, error) {
+	if f, ok := c.fds[pid]; ok {
+		f.seen = c.gen
+		if b, err := c.r.pread(f.fd); err == nil && len(b) > 0 {
+			return b, nil
+		}
+		unix.Close(f.fd)
+		delete(c.fds, pid)
+	}
+	fd, err := openat(c.pidPath(name, "stat"), unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.r.pread(fd)
+	if err != nil || len(c.fds) >= c.maxFD {
+		unix.Close(fd)
+		return b, err
+	}
+	c.fds[pid] = &statFD{fd: fd, seen: c.gen}
+	return b, nil
+}
+
+// Close closes the stat files the collector keeps open.
+func (c *processesCollector) Close() error {
+	for pid, f := range c.fds {
+		unix.Close(f.fd)
+		delete(c.fds, pid)
+	}
+	return nil
+}
+
 // procEntry is what the collector remembers of a process between ticks.
 type procEntry struct {
 	start   uint64 // starttime: a reused PID is a new process
@@ -125,6 +176,8 @@ type processesCollector struct {
 	dents []byte
 	path  []byte
 	procs map[int32]*procEntry
+	fds   map[int32]*statFD
+	maxFD int
 	gen   uint64
 	last  time.Time
 	buf   []procSample
@@ -154,6 +207,8 @@ func newProcessesCollector(o collect.Options) (*processesCollector, error) {
 		pageSize:       uint64(os.Getpagesize()),
 		dents:          make([]byte, 32<<10),
 		procs:          map[int32]*procEntry{},
+		fds:            map[int32]*statFD{},
+		maxFD:          maxStatFDs(),
 		threadsDesc:    newDesc("processes", "threads", "Allocated threads in system"),
 		maxThreadsDesc: newDesc("processes", "max_threads", "Limit of threads in the system"),
 		stateDesc:      newDesc("processes", "state", "Number of processes in each state.", "state"),
@@ -222,7 +277,7 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 		if !ok {
 			return
 		}
-		b, err := c.r.read(c.pidPath(name, "stat"))
+		b, err := c.readStat(int32(pid), name)
 		if err != nil {
 			return // exited since the listing
 		}
@@ -263,6 +318,12 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 	for pid, e := range c.procs {
 		if e.seen != c.gen {
 			delete(c.procs, pid)
+		}
+	}
+	for pid, f := range c.fds {
+		if f.seen != c.gen {
+			unix.Close(f.fd)
+			delete(c.fds, pid)
 		}
 	}
 	c.last = now

@@ -61,6 +61,30 @@ func (r *reader) read(p cpath) ([]byte, error) {
 	}
 }
 
+// pread reads a whole open file from offset 0; procfs regenerates the
+// content on each read from the start.
+func (r *reader) pread(fd int) ([]byte, error) {
+	n := 0
+	for {
+		if n == len(r.buf) {
+			nb := make([]byte, 2*len(r.buf)+512)
+			copy(nb, r.buf)
+			r.buf = nb
+		}
+		m, err := unix.Pread(fd, r.buf[n:], int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			return r.buf[:n], nil
+		}
+		n += m
+	}
+}
+
 func openat(p cpath, flags int) (int, error) {
 	dirfd := unix.AT_FDCWD
 	for {

@@ -48,9 +48,16 @@ func newUnameCollector(o collect.Options) (*unameCollector, error) {
 
 func (c *unameCollector) Name() string { return "uname" }
 
+// static are the uname files that cannot change without a reboot; they are
+// read once, the host and domain names every tick.
+var unameStatic = [len(unameFiles)]bool{false, true, false, true, true, true}
+
 func (c *unameCollector) Update(_ context.Context, _ time.Time) error {
 	changed := c.lv == nil
 	for i, p := range c.paths {
+		if unameStatic[i] && c.lv != nil {
+			continue
+		}
 		b, err := c.r.read(p)
 		if err != nil {
 			if unameFiles[i] == "arch" {

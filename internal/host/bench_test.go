@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package host
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/pkg/metrics"
+)
+
+// BenchmarkCycle is one full host collection cycle on the real /proc and
+// /sys: Update of every default collector, Fill of the snapshot, and a
+// Gather of /metrics.
+func BenchmarkCycle(b *testing.B) {
+	benchCycle(b, true)
+}
+
+// BenchmarkTick is the agent's per-tick cost without a scrape: Update and
+// Fill.
+func BenchmarkTick(b *testing.B) {
+	benchCycle(b, false)
+}
+
+func benchCycle(b *testing.B, gather bool) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		b.Skipf("needs a Linux /proc: %v", err)
+	}
+	s := newHostSet(b, collect.DefaultPaths(), Options{})
+	reg := s.registry(b)
+	now := time.Now()
+	s.update(now) // first tick builds the caches
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		now = now.Add(time.Second)
+		s.update(now)
+		var m metrics.ResourceMetrics
+		for _, c := range s.cs {
+			c.Fill(&m)
+		}
+		if gather {
+			if _, err := reg.Gather(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkCollectors breaks the tick down by collector.
+func BenchmarkCollectors(b *testing.B) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		b.Skipf("needs a Linux /proc: %v", err)
+	}
+	s := newHostSet(b, collect.DefaultPaths(), Options{})
+	for i, c := range s.cs {
+		b.Run(s.names[i], func(b *testing.B) {
+			now := time.Now()
+			_ = c.Update(b.Context(), now)
+			b.ReportAllocs()
+			for b.Loop() {
+				now = now.Add(time.Second)
+				_ = c.Update(b.Context(), now)
+			}
+		})
+	}
+}
