@@ -22,6 +22,30 @@ type file struct {
 	parse func([]byte, *Stats) error
 }
 
+// kind sorts files by how often they change.
+type kind uint8
+
+const (
+	kindCounter kind = iota // moves while the container runs
+	kindUsage               // the CPU total: read alone to tell idle from busy
+	kindSetting             // limits and CFS settings: change on `docker update`
+)
+
+// kindOf classifies a file by name.
+func kindOf(name string) kind {
+	switch name {
+	case "cpuacct.usage":
+		return kindUsage
+	case "cpu.stat":
+		// v2's cpu.stat carries the total; v1's only throttling.
+		return kindUsage
+	case "memory.limit_in_bytes", "memory.max", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares",
+		"cpu.max", "cpu.weight", "pids.max":
+		return kindSetting
+	}
+	return kindCounter
+}
+
 // The files read per controller, v1 then v2. A file missing at Open (an
 // older kernel without memory.peak or memory.swap.current) is
 // skipped and its fields stay 0.
@@ -96,20 +120,43 @@ type Reader struct {
 	fds    []int
 	parses []func([]byte, *Stats) error
 	names  []string
+	kinds  []kind
+	// usage is the index of the file holding the CPU total, -1 if none.
+	usage int
 }
+
+// ReadMode says which files Read reads.
+type ReadMode int
+
+const (
+	// ReadAll reads every file.
+	ReadAll ReadMode = iota
+	// ReadCounters skips the settings (limits, quota, period, shares,
+	// pids.max), which only change when someone updates the container.
+	ReadCounters
+)
 
 // Open opens the counter files of the cgroup at p. Files that do not exist
 // are skipped; Open fails only if none exists.
 func (h *Hierarchy) Open(p Paths) (*Reader, error) {
-	r := &Reader{}
+	r := &Reader{usage: -1}
 	add := func(dir, name string, parse func([]byte, *Stats) error) {
 		fd, err := unix.Open(filepath.Join(dir, name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return
 		}
+		k := kindOf(name)
+		// On v1, cpu.stat only has throttling; the total is cpuacct.usage.
+		if k == kindUsage && name == "cpu.stat" && !h.onV2[CPU] {
+			k = kindCounter
+		}
+		if k == kindUsage {
+			r.usage = len(r.fds)
+		}
 		r.fds = append(r.fds, fd)
 		r.parses = append(r.parses, parse)
 		r.names = append(r.names, name)
+		r.kinds = append(r.kinds, k)
 	}
 	for c := Controller(0); c < numControllers; c++ {
 		if h.onV2[c] {
@@ -143,42 +190,64 @@ func (h *Hierarchy) Open(p Paths) (*Reader, error) {
 	return r, nil
 }
 
-// Read fills s from the cgroup's files. buf is scratch space, grown as
-// needed and kept by the caller for the next Read. It returns ErrGone once
-// the cgroup was removed; s then holds no useful values.
-func (r *Reader) Read(s *Stats, buf *[]byte) error {
-	devs := s.IO.Devices[:0]
-	*s = Stats{}
-	s.IO.Devices = devs
-	if len(*buf) < 4096 {
-		*buf = make([]byte, 16384)
-	}
+// Read fills s from the cgroup's files; with ReadCounters the settings in
+// s keep their previous values. buf is scratch space, grown as needed and
+// kept by the caller for the next Read. It returns ErrGone once the cgroup
+// was removed.
+func (r *Reader) Read(s *Stats, buf *[]byte, mode ReadMode) error {
+	s.IO.Devices = s.IO.Devices[:0]
 	var errs error
-	for i, fd := range r.fds {
-		var n int
-		var err error
-		for {
-			n, err = unix.Pread(fd, *buf, 0)
-			if err != nil || n < len(*buf) {
-				break
-			}
-			*buf = make([]byte, 2*len(*buf))
-		}
-		if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) {
-			return ErrGone
-		}
-		if err != nil {
-			errs = errors.Join(errs, fmt.Errorf("reading %s: %w", r.names[i], err))
+	for i := range r.fds {
+		if mode == ReadCounters && r.kinds[i] == kindSetting {
 			continue
 		}
-		if err := r.parses[i]((*buf)[:n], s); err != nil {
-			errs = errors.Join(errs, fmt.Errorf("reading %s: %w", r.names[i], err))
+		if err := r.readFile(i, s, buf); err != nil {
+			if err == ErrGone {
+				return err
+			}
+			errs = errors.Join(errs, err)
 		}
 	}
 	if m := &s.Memory; m.Usage > m.InactiveFile {
 		m.WorkingSet = m.Usage - m.InactiveFile
+	} else {
+		m.WorkingSet = 0
 	}
 	return errs
+}
+
+// ReadUsage reads only the file with the CPU total into s: one pread that
+// tells whether the container ran since the last read.
+func (r *Reader) ReadUsage(s *Stats, buf *[]byte) error {
+	if r.usage < 0 {
+		return nil
+	}
+	return r.readFile(r.usage, s, buf)
+}
+
+func (r *Reader) readFile(i int, s *Stats, buf *[]byte) error {
+	if len(*buf) < 4096 {
+		*buf = make([]byte, 16384)
+	}
+	var n int
+	var err error
+	for {
+		n, err = unix.Pread(r.fds[i], *buf, 0)
+		if err != nil || n < len(*buf) {
+			break
+		}
+		*buf = make([]byte, 2*len(*buf))
+	}
+	if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) {
+		return ErrGone
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", r.names[i], err)
+	}
+	if err := r.parses[i]((*buf)[:n], s); err != nil {
+		return fmt.Errorf("reading %s: %w", r.names[i], err)
+	}
+	return nil
 }
 
 // Files is the number of files the reader keeps open.
@@ -203,6 +272,6 @@ func (h *Hierarchy) ReadStats(p Paths) (Stats, error) {
 	}
 	defer r.Close()
 	var buf []byte
-	err = r.Read(&s, &buf)
+	err = r.Read(&s, &buf, ReadAll)
 	return s, err
 }

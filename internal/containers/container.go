@@ -4,7 +4,6 @@
 package containers
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,8 +38,13 @@ type container struct {
 	netFD int
 	net   []netIface
 
-	stats, scratch cgroups.Stats
-	haveStats      bool
+	stats     cgroups.Stats
+	haveStats bool
+	// needSettings asks the next read for the limits too (first read,
+	// "update" events, every settingsEvery ticks).
+	needSettings bool
+	sinceFull    int
+	sinceSetting int
 	// finalRead is set when the counters were read as the last process
 	// left the cgroup, so they are the container's final values.
 	finalRead bool
@@ -106,24 +110,42 @@ func (ct *container) closeFiles() {
 	}
 }
 
-// read reads the cgroup and network counters. On error the previous values
-// stay: a cgroup that is gone keeps its last counters.
-func (ct *container) read(buf *[]byte, now time.Time) error {
+// read reads the cgroup and network counters. A container whose CPU total
+// did not move since the last read is idle: its other counters are re-read
+// only every idleEvery ticks, so that a host of idle containers costs one
+// pread per container per tick. On error the previous values stay: a cgroup
+// that is gone keeps its last counters.
+func (ct *container) read(buf *[]byte, now time.Time, idleEvery int) error {
 	if ct.reader == nil {
 		return nil
 	}
-	err := ct.reader.Read(&ct.scratch, buf)
-	if errors.Is(err, cgroups.ErrGone) {
+	prev := ct.stats.CPU.UsageNanos
+	if ct.haveStats && !ct.needSettings && ct.sinceFull+1 < idleEvery {
+		if err := ct.reader.ReadUsage(&ct.stats, buf); err == cgroups.ErrGone {
+			ct.closeFiles()
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if ct.stats.CPU.UsageNanos == prev {
+			ct.sinceFull++
+			ct.account(now)
+			return nil
+		}
+	}
+	mode := cgroups.ReadCounters
+	if ct.needSettings || !ct.haveStats {
+		mode = cgroups.ReadAll
+	}
+	err := ct.reader.Read(&ct.stats, buf, mode)
+	if err == cgroups.ErrGone {
 		ct.closeFiles()
 		return nil
 	}
-	ct.stats, ct.scratch = ct.scratch, ct.stats
 	ct.haveStats = true
-	ct.lastRead = now
-	if !ct.prevAt.IsZero() && now.After(ct.prevAt) && ct.stats.CPU.UsageNanos >= ct.prevUsage {
-		ct.cpuPercent = float64(ct.stats.CPU.UsageNanos-ct.prevUsage) / float64(now.Sub(ct.prevAt).Nanoseconds()) * 100
-	}
-	ct.prevUsage, ct.prevAt = ct.stats.CPU.UsageNanos, now
+	ct.needSettings = false
+	ct.sinceFull = 0
+	ct.account(now)
 	if ct.netFD >= 0 {
 		n, rerr := preadAll(ct.netFD, buf)
 		if rerr != nil {
@@ -134,6 +156,15 @@ func (ct *container) read(buf *[]byte, now time.Time) error {
 		}
 	}
 	return err
+}
+
+// account notes a read at now and the CPU share since the previous one.
+func (ct *container) account(now time.Time) {
+	ct.lastRead = now
+	if !ct.prevAt.IsZero() && now.After(ct.prevAt) && ct.stats.CPU.UsageNanos >= ct.prevUsage {
+		ct.cpuPercent = float64(ct.stats.CPU.UsageNanos-ct.prevUsage) / float64(now.Sub(ct.prevAt).Nanoseconds()) * 100
+	}
+	ct.prevUsage, ct.prevAt = ct.stats.CPU.UsageNanos, now
 }
 
 // preadAll reads fd from offset 0 into buf, growing it until the file fits.

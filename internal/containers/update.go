@@ -13,6 +13,10 @@ import (
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
+// settingsEvery is how often, in ticks, limits and CFS settings are re-read
+// even without an "update" event (someone may write the cgroup directly).
+const settingsEvery = 60
+
 // Update reads every running container's cgroup and network counters once,
 // and drops removed containers whose linger is over. The engine is not
 // asked anything here: the container list is kept by events.
@@ -35,7 +39,10 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 			ct.stoppedTicks++
 		}
 		if ct.reader != nil {
-			if err := ct.read(&c.buf, now); err != nil {
+			if ct.sinceSetting++; ct.sinceSetting >= settingsEvery {
+				ct.needSettings, ct.sinceSetting = true, 0
+			}
+			if err := ct.read(&c.buf, now, c.opts.IdleRefresh); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -139,11 +139,19 @@ func (c *Collector) handle(ctx context.Context, ev docker.Event) {
 		// watcher or the last tick has them.
 		c.mu.Lock()
 		if ct, ok := c.byID[ev.ID]; ok && ct.reader != nil {
-			ct.read(&c.buf, time.Now())
+			ct.read(&c.buf, time.Now(), 1)
 		}
 		c.mu.Unlock()
 		c.refresh(ctx, ev.ID, ev)
-	case "create", "start", "rename", "update", "pause", "unpause", "oom":
+	case "update", "oom":
+		// New limits, or an OOM kill: read everything at the next tick.
+		c.mu.Lock()
+		if ct, ok := c.byID[ev.ID]; ok {
+			ct.needSettings = true
+		}
+		c.mu.Unlock()
+		c.refresh(ctx, ev.ID, ev)
+	case "create", "start", "rename", "pause", "unpause":
 		if ev.Name != "" && !c.watched(ev.Name) {
 			return
 		}
@@ -257,7 +265,8 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 		c.log.Debug("opening container cgroup", "id", id, "err", rerr)
 		return
 	}
-	ct.read(&c.buf, time.Now())
+	ct.needSettings = true
+	ct.read(&c.buf, time.Now(), 1)
 	if c.exits != nil && c.h.Unified != "" && paths.V2 != "" && ct.exitWD < 0 {
 		wd, err := c.exits.add(filepath.Join(c.h.Unified, paths.V2, "cgroup.events"), id)
 		if err == nil {
@@ -290,7 +299,7 @@ func (c *Collector) onPopulatedZero(id string) {
 	if err != nil || !strings.Contains(string(b), "populated 0") {
 		return
 	}
-	ct.read(&c.buf, time.Now())
+	ct.read(&c.buf, time.Now(), 1)
 	ct.finalRead = true
 }
 

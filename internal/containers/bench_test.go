@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package containers
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/crmon-dev/crmon/internal/docker/dockertest"
+)
+
+// idleContainers starts n idle containers (in one docker run each, a few
+// at a time) and a collector that watches only them.
+func idleContainers(b *testing.B, n int) *Collector {
+	b.Helper()
+	dockertest.Require(b)
+	prefix := uniq("crmon-bench")
+	ids := make([]string, n)
+	sem := make(chan struct{}, 8)
+	errs := make(chan error, n)
+	for i := range n {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			ids[i] = dockertest.Docker(b, "run", "-d", "--name", fmt.Sprintf("%s-%d", prefix, i), dockertest.Image, "sleep", "3600")
+			errs <- nil
+		}()
+	}
+	for range n {
+		<-errs
+	}
+	b.Cleanup(func() { dockertest.Remove(ids...) })
+	c := newTestCollector(b, Options{Include: []string{prefix + "-*"}})
+	waitFor(b, 30*time.Second, "containers known", func() bool {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		k := 0
+		for _, ct := range c.byID {
+			if ct.reader != nil {
+				k++
+			}
+		}
+		return k == n
+	})
+	return c
+}
+
+// BenchmarkUpdateCollect is one tick's cost: read every container's
+// cgroup and net/dev files, then emit every series.
+func BenchmarkUpdateCollect(b *testing.B) {
+	for _, n := range []int{0, 10, 50} {
+		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) {
+			c := idleContainers(b, n)
+			ctx := context.Background()
+			ch := make(chan prometheus.Metric, 4096)
+			series := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				c.Update(ctx, time.Now())
+				c.Collect(ch)
+				series = len(ch)
+				for len(ch) > 0 {
+					<-ch
+				}
+			}
+			b.ReportMetric(float64(series), "series")
+		})
+	}
+}
+
+// BenchmarkUpdate is the tick alone, what the agent pays every interval.
+func BenchmarkUpdate(b *testing.B) {
+	for _, n := range []int{0, 10, 50} {
+		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) {
+			c := idleContainers(b, n)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				c.Update(ctx, time.Now())
+			}
+			c.mu.RLock()
+			files := 0
+			for _, ct := range c.byID {
+				if ct.reader != nil {
+					files += ct.reader.Files() + 1
+				}
+			}
+			c.mu.RUnlock()
+			b.ReportMetric(float64(files)/float64(max(n, 1)), "files/container")
+		})
+	}
+}
+
+// BenchmarkScrape50 is a scrape of this collector's families with 50
+// containers: gather and encode as text, as promhttp does.
+func BenchmarkScrape50(b *testing.B) {
+	c := idleContainers(b, 50)
+	c.Update(context.Background(), time.Now())
+	r := prometheus.NewRegistry()
+	r.MustRegister(c)
+	var size int
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		mfs, err := r.Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var sb strings.Builder
+		enc := expfmt.NewEncoder(&sb, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, mf := range mfs {
+			if err := enc.Encode(mf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		size = sb.Len()
+	}
+	b.ReportMetric(float64(size), "bytes")
+	_ = io.Discard
+}
