@@ -34,9 +34,14 @@ type scope struct {
 	// cpuStat is the cgroup2 cpu.stat, read for CPU time when the cpu
 	// controller lives in v1: it counts from clone on, where the v1
 	// cpuacct cgroup is joined only after execve.
-	cpuStat   *os.File
-	opened    bool
-	gone      bool
+	cpuStat *os.File
+	opened  bool
+	gone    bool
+	// final says the cgroup files were read after the last process left:
+	// what they said then is the whole story.
+	final bool
+	// watch is the inotify watch on cgroup.events, -1 for none.
+	watch     int
 	stats     cgroups.Stats
 	cur, base cgValues
 	haveCG    bool
@@ -50,7 +55,7 @@ type scope struct {
 }
 
 func (tr *Tracker) newScope(name string, p cgroups.Paths, fresh bool) *scope {
-	return &scope{name: name, paths: p, fresh: fresh}
+	return &scope{name: name, paths: p, fresh: fresh, watch: -1}
 }
 
 // readScope reads the scope's cgroup files and probe counters. tr.mu held.
@@ -164,8 +169,9 @@ func (s *scope) measures(sources, unavailable map[string]bool) session.Measures 
 	}
 	if s.haveMeter && d.HasSched {
 		// The cgroup's own cpu.stat is the kernel's accounting of the
-		// same clock; the probes' count stands in where there is none.
-		if !s.haveCG || s.cur.cpuNanos == 0 {
+		// same clock; the probes' count stands in where there is none,
+		// and for a cgroup removed before its final values were read.
+		if !s.haveCG || s.cur.cpuNanos == 0 || (s.gone && !s.final) {
 			m.CPUSeconds = d.CPUSeconds
 		}
 		m.RunqueueWaitSeconds = d.RunqueueWaitSeconds

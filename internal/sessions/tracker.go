@@ -90,6 +90,7 @@ type Tracker struct {
 
 	inotify int
 	watches map[int]*scope
+	evbuf   [256]byte
 	// wake interrupts watchCgroups' poll at Stop (an eventfd).
 	wake int
 	// eventsFailed says the Docker event stream broke: Stop then lists
@@ -352,8 +353,13 @@ func (tr *Tracker) watchDocker(ctx context.Context, evs <-chan docker.Event, err
 
 func (tr *Tracker) addContainer(ctx context.Context, id string) {
 	tr.mu.Lock()
-	_, known := tr.containers[id]
+	s, known := tr.containers[id]
 	start := tr.start
+	if known && s.watch < 0 {
+		// Created before, started now: the cgroup exists from here on.
+		tr.readScope(s)
+		tr.watch(s)
+	}
 	tr.mu.Unlock()
 	if known {
 		return
@@ -430,6 +436,7 @@ func (tr *Tracker) watch(s *scope) {
 	wd, err := unix.InotifyAddWatch(tr.inotify, filepath.Join(tr.opts.Hierarchy.Unified, s.paths.V2, "cgroup.events"), unix.IN_MODIFY)
 	if err == nil {
 		tr.watches[wd] = s
+		s.watch = wd
 	}
 }
 
@@ -456,6 +463,11 @@ func (tr *Tracker) watchCgroups(ctx context.Context) {
 			if s := tr.watches[wd]; s != nil {
 				tr.refreshMeter()
 				tr.readScope(s)
+				// Read right as the last process left: the values are
+				// final, whatever happens to the cgroup next.
+				if b, err := readFileInto(filepath.Join(tr.opts.Hierarchy.Unified, s.paths.V2, "cgroup.events"), tr.evbuf[:]); err == nil && !populated(b) && s.haveCG {
+					s.final = true
+				}
 			}
 			off += unix.SizeofInotifyEvent + nameLen
 		}
@@ -488,6 +500,18 @@ func matches(sel []selector, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// populated reads "populated 0|1" from a cgroup.events.
+func populated(b []byte) bool {
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		if v, ok := bytes.CutPrefix(line, []byte("populated ")); ok {
+			return len(v) > 0 && v[0] == '1'
+		}
+	}
+	return false
 }
 
 // readFileInto reads a small file into buf with one read.

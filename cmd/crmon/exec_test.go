@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package main
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crmon-dev/crmon/internal/docker/dockertest"
+	"github.com/crmon-dev/crmon/internal/testenv"
+	"github.com/crmon-dev/crmon/pkg/session"
+)
+
+// burner is a shell loop that burns about 0.6 s of CPU without forking.
+const burner = `i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done`
+
+// noAgent keeps exec from finding an agent another test runs.
+var noAgent = "--agent-url=http://127.0.0.1:1"
+
+func readReport(t *testing.T, p string) *session.Report {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r session.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	return &r
+}
+
+func TestExecExitCodes(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"exec", "-q", noAgent, "--", "sh", "-c", "exit 7"}, 7},
+		{[]string{"exec", "-q", noAgent, "--", "sh", "-c", "exit 0"}, 0},
+		{[]string{"exec", "-q", noAgent, "--", "sh", "-c", "kill -KILL $$"}, 137},
+		{[]string{"exec", "-q", noAgent, "--", "/nonexistent/command"}, 127},
+		{[]string{"exec", "-q", noAgent, "--limit", "cpu=1", "--", "true"}, 2},
+		{[]string{"exec", "-q", noAgent}, 2},
+	} {
+		t.Run(strings.Join(tc.args[3:], " "), func(t *testing.T) {
+			_, stderr, code := run(t, tc.args...)
+			if code != tc.want {
+				t.Errorf("exit %d, want %d\n%s", code, tc.want, stderr)
+			}
+		})
+	}
+}
+
+func TestExecUnknownLimitListsValidOnes(t *testing.T) {
+	testenv.RequireRoot(t)
+	_, stderr, code := run(t, "exec", noAgent, "--limit", "cpu_secs=1", "--", "true")
+	if code != 2 || !strings.Contains(stderr, "valid limits are max_cpu_usage_percent") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestExecLimitExceeded is the issue's check: --limit cpu_seconds=0.2 on a
+// 0.6 s burner exits 3 and the JUnit file has a <failure>; the reports are
+// all written.
+func TestExecLimitExceeded(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	j, x, h := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.xml"), filepath.Join(dir, "r.html")
+	_, stderr, code := run(t, "exec", noAgent, "--json", j, "--junit", x, "--html", h,
+		"--limit", "cpu_seconds=0.2", "--limit", "peak_memory_bytes=1GiB", "--", "sh", "-c", burner)
+	if code != 3 {
+		t.Fatalf("exit %d, want 3\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "limit cpu_seconds (run)") || !strings.Contains(stderr, "EXCEEDED") {
+		t.Errorf("summary does not show the exceeded limit:\n%s", stderr)
+	}
+	r := readReport(t, j)
+	if r.ExitCode != 0 || r.Totals.CPUSeconds < 0.2 || len(r.Limits) != 2 || r.Limits[0].OK || !r.Limits[1].OK {
+		t.Errorf("report: exit %d cpu %v limits %+v", r.ExitCode, r.Totals.CPUSeconds, r.Limits)
+	}
+	b, _ := os.ReadFile(x)
+	var doc struct {
+		Suites []struct {
+			Cases []struct {
+				Name    string    `xml:"name,attr"`
+				Failure *struct{} `xml:"failure"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil || len(doc.Suites) != 1 || len(doc.Suites[0].Cases) != 2 || doc.Suites[0].Cases[0].Failure == nil {
+		t.Errorf("JUnit: %v\n%s", err, b)
+	}
+	html, _ := os.ReadFile(h)
+	if !strings.Contains(string(html), "<svg") {
+		t.Error("HTML holds no <svg>")
+	}
+}
+
+func TestExecLimitsFile(t *testing.T) {
+	testenv.RequireRoot(t)
+	f := filepath.Join(t.TempDir(), "limits.toml")
+	if err := os.WriteFile(f, []byte("[cleanroom.resource_limits]\ncpu_seconds = \"10s\"\npeak_memory_bytes = \"1GiB\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := run(t, "exec", noAgent, "--limits", f, "--", "true")
+	if code != 0 || !strings.Contains(stderr, "limit cpu_seconds (run)") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+	// A failing command keeps its own code even over a limit.
+	_, _, code = run(t, "exec", "-q", noAgent, "--limit", "cpu_seconds=0", "--", "sh", "-c", burner+"; exit 5")
+	if code != 5 {
+		t.Errorf("exit %d, want 5", code)
+	}
+}
+
+// TestExecPassesThrough checks stdin, stdout and signals.
+func TestExecPassesThrough(t *testing.T) {
+	testenv.RequireRoot(t)
+	cmd := exec.Command(crmonBinary(t), "exec", "-q", noAgent, "--", "sh", "-c", "read x; echo got $x; echo err >&2")
+	cmd.Stdin = strings.NewReader("hello\n")
+	out, err := cmd.Output()
+	if err != nil || string(out) != "got hello\n" {
+		t.Errorf("stdout %q, err %v", out, err)
+	}
+
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd := exec.Command(crmonBinary(t), "exec", "-q", noAgent, "--", "sh", "-c",
+				fmt.Sprintf(`trap 'exit %d' %d; echo ready; while :; do sleep 0.05; done`, 40+int(sig), int(sig)))
+			stdout, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 6)
+			if _, err := stdout.Read(buf); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Process.Signal(sig)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatal("crmon exec did not end after the signal")
+			}
+			if got := cmd.ProcessState.ExitCode(); got != 40+int(sig) {
+				t.Errorf("exit %d, want %d: the trap did not run", got, 40+int(sig))
+			}
+		})
+	}
+}
+
+// TestExecWithAgent measures through a running agent's session API.
+func TestExecWithAgent(t *testing.T) {
+	testenv.RequireRoot(t)
+	a := startAgent(t)
+	j := filepath.Join(t.TempDir(), "r.json")
+	cmd := exec.Command(crmonBinary(t), "exec", "-q", "--json", j, "--", "sh", "-c", burner)
+	cmd.Env = append(os.Environ(), "CRMON_AGENT_URL=http://"+a.addr)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out, a.logs())
+	}
+	r := readReport(t, j)
+	if r.Totals.CPUSeconds < 0.1 || !strings.HasPrefix(r.Name, "exec-") || r.Cgroup == "" {
+		t.Errorf("report through the agent: %+v", r)
+	}
+	if !strings.Contains(a.logs(), "session started") {
+		t.Errorf("the agent did not run the session:\n%s", a.logs())
+	}
+}
+
+// TestSessionCommands drives a session with the CLI around a container.
+func TestSessionCommands(t *testing.T) {
+	testenv.RequireRoot(t)
+	dockertest.Require(t)
+	a := startAgent(t)
+	url := "--agent-url=http://" + a.addr
+	if _, stderr, code := run(t, "session", "start", url, "--containers", "crmon.test=session", "s1"); code != 0 {
+		t.Fatalf("start: exit %d\n%s", code, stderr)
+	}
+	out, _, _ := run(t, "session", "list", url)
+	if !strings.Contains(out, "s1") {
+		t.Errorf("list:\n%s", out)
+	}
+	name := fmt.Sprintf("crmon-session-%d", os.Getpid())
+	dockertest.Docker(t, "run", "--rm", "--name", name, "--label", "crmon.test=session", dockertest.Image, "sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")
+	j := filepath.Join(t.TempDir(), "s.json")
+	_, stderr, code := run(t, "session", "stop", url, "--json", j, "--limit", "container:crmon-session-*:cpu_seconds=0.001", "s1")
+	if code != 3 {
+		t.Errorf("stop: exit %d, want 3 (container over its limit)\n%s", code, stderr)
+	}
+	r := readReport(t, j)
+	if len(r.Containers) != 1 || r.Containers[0].Name != name || r.Containers[0].CPUSeconds < 0.05 {
+		t.Errorf("containers: %+v", r.Containers)
+	}
+}
+
+// TestExecContainers is the issue's check: a container started during the
+// run is reported with its CPU time, and a 200 ms one is reported at all.
+// The container times its own work with busybox time, the ground truth.
+func TestExecContainers(t *testing.T) {
+	testenv.RequireRoot(t)
+	dockertest.Require(t)
+	dir := t.TempDir()
+	j, timing := filepath.Join(dir, "c.json"), filepath.Join(dir, "time.txt")
+	name := fmt.Sprintf("crmon-exec-%d", os.Getpid())
+	short := name + "-short"
+	_, stderr, code := run(t, "exec", noAgent, "--json", j, "--", "sh", "-c",
+		"docker run --rm --name "+short+" "+dockertest.Image+" sleep 0.2 && "+
+			"docker run --rm --name "+name+" "+dockertest.Image+" busybox time sh -c '"+strings.ReplaceAll(burner, "400000", "300000")+"' 2>"+timing)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	r := readReport(t, j)
+	found := map[string]session.ContainerReport{}
+	for _, c := range r.Containers {
+		found[c.Name] = c
+	}
+	if _, ok := found[short]; !ok {
+		t.Errorf("200 ms container %s not reported: %+v", short, r.Containers)
+	}
+	c, ok := found[name]
+	if !ok {
+		t.Fatalf("container %s not reported: %+v", name, r.Containers)
+	}
+	if c.Image != dockertest.Image || len(c.ID) != 64 {
+		t.Errorf("container identity: %+v", c)
+	}
+	want := busyboxTime(t, timing)
+	// busybox time has 10 ms steps; the cgroup also counts sh's exec.
+	if d := c.CPUSeconds - want; d < -0.03 || d > 0.03+0.03*want {
+		t.Errorf("container cpu_seconds = %v, its own time says %v", c.CPUSeconds, want)
+	} else {
+		t.Logf("container cpu_seconds = %v, its own time says %v", c.CPUSeconds, want)
+	}
+	// The docker CLI is the run's; the container's work is not.
+	if r.Totals.CPUSeconds > want/2 {
+		t.Errorf("run cpu_seconds = %v includes the container's", r.Totals.CPUSeconds)
+	}
+}
+
+// busyboxTime reads user+sys seconds from busybox time's output
+// ("real\t0m 0.50s\nuser\t0m 0.49s\nsys\t0m 0.00s").
+func busyboxTime(t *testing.T, p string) float64 {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || (f[0] != "user" && f[0] != "sys") {
+			continue
+		}
+		var m int
+		var s float64
+		if _, err := fmt.Sscanf(f[1]+" "+f[2], "%dm %fs", &m, &s); err != nil {
+			t.Fatalf("busybox time: %q: %v", line, err)
+		}
+		sum += float64(m)*60 + s
+	}
+	return sum
+}
