@@ -4,6 +4,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -543,5 +544,60 @@ func TestCloneIsDeep(t *testing.T) {
 	n.Monitoring.EBPF.Include[0] = "/other"
 	if diff := cmp.Diff(fullConfig(), c, ignoreSource); diff != "" {
 		t.Errorf("changing a clone changed the original (-want +got):\n%s", diff)
+	}
+}
+
+func BenchmarkLoadFull(b *testing.B) {
+	path := filepath.Join(testdata, "full.toml")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Load(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// A wrong or hostile file is refused quickly, and the error stays
+// readable.
+func TestLimits(t *testing.T) {
+	var many strings.Builder
+	many.WriteString("[cleanroom.monitoring]\n")
+	for i := range 300 {
+		fmt.Fprintf(&many, "unknown_%d = 1\n", i)
+	}
+	var huge strings.Builder
+	huge.WriteString("[cleanroom.monitoring]\n")
+	for i := range maxKeys + 1 {
+		fmt.Fprintf(&huge, "k%d = 1\n", i)
+	}
+	for _, c := range []struct {
+		name, doc string
+		want      []string // first and last line
+	}{
+		{"many problems", many.String(), []string{
+			"t.toml:2: unknown key unknown_0 in [cleanroom.monitoring]; the keys there are alerting, collection_interval, containers, ebpf, enable_monitoring, exporters, retention_period, store, thresholds, top_processes",
+			"t.toml: … and 200 more problems",
+		}},
+		{"too many keys", huge.String(), []string{
+			"t.toml: the file has 4098 keys and tables, more than crmon reads (4096); a full configuration has about 150, so is this the right file?",
+		}},
+		{"too big", "# " + strings.Repeat("x", maxDocBytes), []string{
+			"t.toml: the file is 1048578 bytes, more than crmon reads (1048576); a full configuration is a few KiB, so is this the right file?",
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("t.toml", []byte(c.doc), ParseOptions{LookupEnv: noEnv})
+			if err == nil {
+				t.Fatal("Parse = nil error")
+			}
+			lines := strings.Split(err.Error(), "\n")
+			got := []string{lines[0]}
+			if len(lines) > 1 {
+				got = append(got, lines[len(lines)-1])
+			}
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -102,6 +102,10 @@ func (p *problems) addLine(line int, path, format string, args ...any) {
 	p.errs = append(p.errs, e)
 }
 
+// maxProblems is how many problems an error lists; past that, fixing the
+// first ones is the next step anyway.
+const maxProblems = 100
+
 // err joins the problems in file order, or is nil.
 func (p *problems) err() error {
 	if len(p.errs) == 0 {
@@ -114,8 +118,16 @@ func (p *problems) err() error {
 		}
 		return li < lj
 	})
-	errs := make([]error, len(p.errs))
-	for i, e := range p.errs {
+	list := p.errs
+	if len(list) > maxProblems {
+		more := &Error{Message: fmt.Sprintf("… and %d more problems", len(list)-maxProblems)}
+		if p.src != nil {
+			more.File = p.src.name
+		}
+		list = append(list[:maxProblems:maxProblems], more)
+	}
+	errs := make([]error, len(list))
+	for i, e := range list {
 		errs[i] = e
 	}
 	return errors.Join(errs...)

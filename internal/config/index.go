@@ -4,6 +4,7 @@
 package config
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,7 +70,8 @@ func (s *source) kvAt(line int) (kvSpan, bool) {
 
 // indexer walks the document as go-toml's parser sees it.
 type indexer struct {
-	p     unstable.Parser
+	p          unstable.Parser
+	lineStarts []int // offsets where lines start, for offset → line
 	src   *source
 	cur   string         // path of the current table
 	count map[string]int // entries so far of each array of tables
@@ -78,7 +80,12 @@ type indexer struct {
 // index fills src.lines and src.kvs from doc; it fails on the first syntax
 // error, as a *unstable.ParserError.
 func index(src *source, doc []byte) error {
-	ix := &indexer{src: src, count: make(map[string]int)}
+	ix := &indexer{src: src, count: make(map[string]int), lineStarts: []int{0}}
+	for i, c := range doc {
+		if c == '\n' {
+			ix.lineStarts = append(ix.lineStarts, i+1)
+		}
+	}
 	src.lines = make(map[string]int)
 	src.values = make(map[string]string)
 	src.kvs = src.kvs[:0]
@@ -147,10 +154,10 @@ func (ix *indexer) keyValue(e *unstable.Node, base string, top bool) {
 		ix.src.values[path] = string(ix.p.Raw(v.Raw))
 	}
 	if top {
-		sh := ix.p.Shape(e.Raw)
+		start, end := int(e.Raw.Offset), int(e.Raw.Offset+e.Raw.Length)
 		span := kvSpan{
-			start: sh.Start.Offset, end: sh.End.Offset,
-			firstLine: sh.Start.Line, endLine: sh.End.Line,
+			start: start, end: end,
+			firstLine: ix.lineAt(start), endLine: ix.lineAt(end),
 			path: path, key: key.String(),
 		}
 		if v.Kind != unstable.Array && v.Kind != unstable.InlineTable && v.Raw.Length > 0 {
@@ -199,15 +206,25 @@ func (ix *indexer) line(n *unstable.Node) int {
 		if e != nil && e.Kind != unstable.KeyValue {
 			// Headers carry no range; their first key does.
 			if c := e.Child(); c != nil && (c.Raw.Length > 0) {
-				return ix.p.Shape(c.Raw).Start.Line
+				return ix.lineAt(int(c.Raw.Offset))
 			}
 		}
 		if e != nil && e.Raw.Length > 0 {
-			return ix.p.Shape(e.Raw).Start.Line
+			return ix.lineAt(int(e.Raw.Offset))
 		}
 		return 0
 	}
-	return ix.p.Shape(n.Raw).Start.Line
+	return ix.lineAt(int(n.Raw.Offset))
+}
+
+// lineAt is the 1-based line of a byte offset. (The parser's Shape counts
+// from the start of the document each time, quadratic over a file.)
+func (ix *indexer) lineAt(off int) int {
+	i, found := slices.BinarySearch(ix.lineStarts, off)
+	if found {
+		return i + 1
+	}
+	return i
 }
 
 func join(base, k string) string {

@@ -59,6 +59,10 @@ func Parse(name string, doc []byte, opts ParseOptions) (*Config, error) {
 	src := &source{name: name}
 	p := &problems{src: src}
 
+	if len(doc) > maxDocBytes {
+		p.add("", "the file is %d bytes, more than crmon reads (%d); a full configuration is a few KiB, so is this the right file?", len(doc), maxDocBytes)
+		return nil, p.err()
+	}
 	doc = prescan(p, doc)
 	if err := index(src, doc); err != nil {
 		var perr *unstable.ParserError
@@ -71,6 +75,10 @@ func Parse(name string, doc []byte, opts ParseOptions) (*Config, error) {
 		return nil, p.err()
 	}
 
+	if len(src.lines) > maxKeys {
+		p.add("", "the file has %d keys and tables, more than crmon reads (%d); a full configuration has about 150, so is this the right file?", len(src.lines), maxKeys)
+		return nil, p.err()
+	}
 	cfg, ok := decode(p, src, doc)
 	if !ok {
 		return nil, p.err()
@@ -86,16 +94,26 @@ func Parse(name string, doc []byte, opts ParseOptions) (*Config, error) {
 	return cfg, nil
 }
 
-// maxDecodeErrors bounds the decode-blank-retry loop on a hostile file.
-const maxDecodeErrors = 50
+// Bounds on what Parse reads. go-toml checks each key against its
+// siblings one by one, so decoding is quadratic in the keys of a table;
+// these keep a wrong or hostile file to milliseconds.
+const (
+	maxDocBytes     = 1 << 20
+	maxKeys         = 4096
+	maxDecodeErrors = 50 // bad values reported before giving up
+)
 
 // decode decodes doc over Default(). go-toml stops at the first value it
 // cannot decode; decode reports it, blanks that key/value (keeping the
 // lines) and decodes again, so that one run reports every bad value.
-// Unknown keys are all reported at once by go-toml's strict mode.
+//
+// Unknown keys are found from the index rather than go-toml's strict mode,
+// which locates each one by scanning the document from its start: a file
+// of many unknown keys took minutes.
 func decode(p *problems, src *source, doc []byte) (*Config, bool) {
 	cfg, ok := decodeAll(p, src, doc)
 	if ok {
+		unknownKeys(p, src)
 		bareNumberDurations(p, src)
 	}
 	return cfg, ok
@@ -105,17 +123,8 @@ func decodeAll(p *problems, src *source, doc []byte) (*Config, bool) {
 	doc = bytes.Clone(doc)
 	for range maxDecodeErrors {
 		cfg := Default()
-		dec := toml.NewDecoder(bytes.NewReader(doc))
-		dec.DisallowUnknownFields()
-		err := dec.Decode(&file{Cleanroom: cfg})
+		err := toml.NewDecoder(bytes.NewReader(doc)).Decode(&file{Cleanroom: cfg})
 		if err == nil {
-			return cfg, true
-		}
-		var strict *toml.StrictMissingError
-		if errors.As(err, &strict) {
-			for i := range strict.Errors {
-				unknownKey(p, src, &strict.Errors[i])
-			}
 			return cfg, true
 		}
 		var de *toml.DecodeError
@@ -235,23 +244,52 @@ func badValue(p *problems, row int, kv kvSpan, de *toml.DecodeError) {
 	}
 }
 
-// unknownKey explains a key crmon does not know, suggesting the nearest.
-func unknownKey(p *problems, src *source, de *toml.DecodeError) {
-	row, _ := de.Position()
-	key := []string(de.Key())
-	if len(key) == 0 {
-		p.addLine(row, "", "%s", strings.TrimPrefix(de.Error(), "toml: "))
-		return
+// unknownKeys reports every key of the file that crmon does not know,
+// with the nearest known key as a suggestion. A table that is unknown is
+// reported once, not with each of its keys.
+func unknownKeys(p *problems, src *source) {
+	paths := make([]string, 0, len(src.lines))
+	for path := range src.lines {
+		paths = append(paths, path)
 	}
-	// go-toml leaves inline tables out of the key ("a.passwd" for
-	// a.credentials = { passwd = … }); the index has the whole path.
-	for path, l := range src.lines {
-		if l == row && lastKey(path) == key[len(key)-1] {
-			if k := splitPath(path); len(k) > len(key) {
-				key = k
+	// Shorter first, so that a table comes before its keys.
+	sort.Slice(paths, func(i, j int) bool {
+		if len(paths[i]) != len(paths[j]) {
+			return len(paths[i]) < len(paths[j])
+		}
+		return paths[i] < paths[j]
+	})
+	reported := make(map[string]bool)
+	for _, path := range paths {
+		key := splitPath(path)
+		if _, ok := fieldType(key); ok {
+			continue
+		}
+		under := false
+		for parent := parentPath(path); parent != ""; parent = parentPath(parent) {
+			if reported[parent] {
+				under = true
+				break
 			}
 		}
+		if under {
+			continue
+		}
+		reported[path] = true
+		// The first part that is unknown is what the message is about.
+		n := len(key)
+		for n > 1 {
+			if _, ok := fieldType(key[:n-1]); ok {
+				break
+			}
+			n--
+		}
+		unknownKey(p, src.lines[path], path, key[:n])
 	}
+}
+
+// unknownKey explains one unknown key, suggesting the nearest known one.
+func unknownKey(p *problems, line int, path string, key []string) {
 	name := key[len(key)-1]
 	parent := strings.Join(key[:len(key)-1], ".")
 	where := "at the top level"
@@ -261,11 +299,11 @@ func unknownKey(p *problems, src *source, de *toml.DecodeError) {
 	known := knownKeys(key[:len(key)-1])
 	switch s, ok := nearest(name, known); {
 	case ok:
-		p.addLine(row, strings.Join(key, "."), "unknown key %s %s; did you mean %s?", name, where, s)
+		p.addLine(line, path, "unknown key %s %s; did you mean %s?", name, where, s)
 	case len(known) > 0:
-		p.addLine(row, strings.Join(key, "."), "unknown key %s %s; the keys there are %s", name, where, strings.Join(known, ", "))
+		p.addLine(line, path, "unknown key %s %s; the keys there are %s", name, where, strings.Join(known, ", "))
 	default:
-		p.addLine(row, strings.Join(key, "."), "unknown key %s %s", name, where)
+		p.addLine(line, path, "unknown key %s %s", name, where)
 	}
 }
 
