@@ -72,9 +72,9 @@ func (s *source) kvAt(line int) (kvSpan, bool) {
 type indexer struct {
 	p          unstable.Parser
 	lineStarts []int // offsets where lines start, for offset → line
-	src   *source
-	cur   string         // path of the current table
-	count map[string]int // entries so far of each array of tables
+	src        *source
+	cur        string         // path of the current table
+	count      map[string]int // entries so far of each array of tables
 }
 
 // index fills src.lines and src.kvs from doc; it fails on the first syntax
