@@ -180,8 +180,8 @@ func churn(tb testing.TB, n, parallel int) churnResult {
 		tb.Errorf("open files: %d before, %d after", r.fdsBefore, r.fdsAfter)
 	}
 	// Served for Linger ticks after the destroy event, which arrives a
-	// moment after the CLI returns.
-	if limit := time.Duration(c.opts.Linger+1)*tick + time.Second; r.maxGone > limit {
+	// moment after the CLI returns (seconds on a loaded host).
+	if limit := time.Duration(c.opts.Linger+1)*tick + 3*time.Second; r.maxGone > limit {
 		tb.Errorf("a removed container was served %v after removal, want at most %v", r.maxGone, limit)
 	}
 	return r

@@ -56,6 +56,12 @@ type container struct {
 
 	sizeRw int64 // -1 until the first size refresh
 
+	// lp are the label pairs Collect serves; lpStale asks Update to
+	// rebuild them after a rename or a new cgroup.
+	lp      *labelPairs
+	lpStale bool
+	baseKV  []string
+
 	// stoppedTicks and removedTicks count ticks since die and destroy;
 	// the last values are served for Options.Linger ticks after each.
 	stoppedTicks int
@@ -90,6 +96,7 @@ func (ct *container) setMeta(d docker.Container, labelKeys []string) {
 		ct.labelValues[i] = ct.labels[k]
 	}
 	ct.state = d.State
+	ct.lpStale = true
 	if !d.Created.IsZero() {
 		ct.created = d.Created
 	}

@@ -51,8 +51,8 @@ type Options struct {
 	// move either, and skipping them makes 50 idle containers cost 50
 	// preads a tick instead of 900.
 	IdleRefresh int
-	Paths  collect.Paths
-	Logger *slog.Logger
+	Paths       collect.Paths
+	Logger      *slog.Logger
 	// Client overrides the engine client built from DockerHost.
 	Client docker.Client
 }

@@ -4,7 +4,11 @@
 package containers
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // descs are cAdvisor's container families, with its names, help, units and
@@ -112,86 +116,167 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(d.dockerUp, prometheus.GaugeValue, up)
 	ch <- prometheus.MustNewConstMetric(d.known, prometheus.GaugeValue, float64(len(c.byID)))
 
-	const (
-		counter = prometheus.CounterValue
-		gauge   = prometheus.GaugeValue
-	)
-	lv := make([]string, 0, 4+len(c.labelNames))
+	// One allocation for every series of the scrape; pointers into an
+	// outgrown array stay valid.
+	ms := make([]fastMetric, 0, len(c.sample)*48)
+	emit := func(desc *prometheus.Desc, labels []*dto.LabelPair, counter bool, v float64) {
+		ms = append(ms, fastMetric{desc: desc, labels: labels, counter: counter, v: v})
+		ch <- &ms[len(ms)-1]
+	}
 	for _, ct := range c.sample {
-		if !c.exported(ct) {
+		if !c.exported(ct) || ct.lp == nil {
 			continue
 		}
-		lv = append(lv[:0], ct.cgroupPath, ct.name, ct.image)
-		lv = append(lv, ct.labelValues...)
-		n := len(lv)
-		m := func(desc *prometheus.Desc, t prometheus.ValueType, v float64) {
-			ch <- prometheus.MustNewConstMetric(desc, t, v, lv[:n]...)
-		}
-		extra := func(desc *prometheus.Desc, t prometheus.ValueType, v float64, x string) {
-			ch <- prometheus.MustNewConstMetric(desc, t, v, append(lv[:n], x)...)
-		}
+		lp := ct.lp
+		m := func(desc *prometheus.Desc, counter bool, v float64) { emit(desc, lp.base, counter, v) }
 		s := &ct.stats
 
-		extra(d.cpuUsage, counter, float64(s.CPU.UsageNanos)/1e9, "total")
-		m(d.cpuUser, counter, float64(s.CPU.UserNanos)/1e9)
-		m(d.cpuSystem, counter, float64(s.CPU.SystemNanos)/1e9)
-		m(d.cfsPeriods, counter, float64(s.CPU.Periods))
-		m(d.cfsThrottledPeriods, counter, float64(s.CPU.ThrottledPeriods))
-		m(d.cfsThrottledSeconds, counter, float64(s.CPU.ThrottledNanos)/1e9)
+		emit(d.cpuUsage, lp.cpuTotal, true, float64(s.CPU.UsageNanos)/1e9)
+		m(d.cpuUser, true, float64(s.CPU.UserNanos)/1e9)
+		m(d.cpuSystem, true, float64(s.CPU.SystemNanos)/1e9)
+		m(d.cfsPeriods, true, float64(s.CPU.Periods))
+		m(d.cfsThrottledPeriods, true, float64(s.CPU.ThrottledPeriods))
+		m(d.cfsThrottledSeconds, true, float64(s.CPU.ThrottledNanos)/1e9)
 		// cAdvisor leaves out the quota when there is none.
 		if s.CPU.QuotaMicros > 0 {
-			m(d.specCPUQuota, gauge, float64(s.CPU.QuotaMicros))
+			m(d.specCPUQuota, false, float64(s.CPU.QuotaMicros))
 		}
 		if s.CPU.PeriodMicros > 0 {
-			m(d.specCPUPeriod, gauge, float64(s.CPU.PeriodMicros))
+			m(d.specCPUPeriod, false, float64(s.CPU.PeriodMicros))
 		}
-		m(d.specCPUShares, gauge, float64(s.CPU.Shares))
+		m(d.specCPUShares, false, float64(s.CPU.Shares))
 
-		m(d.memUsage, gauge, float64(s.Memory.Usage))
-		m(d.memWorkingSet, gauge, float64(s.Memory.WorkingSet))
-		m(d.memRSS, gauge, float64(s.Memory.RSS))
-		m(d.memCache, gauge, float64(s.Memory.Cache))
-		m(d.memMapped, gauge, float64(s.Memory.MappedFile))
-		m(d.memSwap, gauge, float64(s.Memory.Swap))
-		m(d.memMaxUsage, gauge, float64(s.Memory.MaxUsage))
-		m(d.memFailcnt, counter, float64(s.Memory.Failcnt))
-		m(d.memActiveFile, gauge, float64(s.Memory.ActiveFile))
-		m(d.memInactiveFile, gauge, float64(s.Memory.InactiveFile))
-		m(d.oomEvents, counter, float64(s.Memory.OOMEvents))
-		m(d.specMemLimit, gauge, float64(s.Memory.Limit))
+		m(d.memUsage, false, float64(s.Memory.Usage))
+		m(d.memWorkingSet, false, float64(s.Memory.WorkingSet))
+		m(d.memRSS, false, float64(s.Memory.RSS))
+		m(d.memCache, false, float64(s.Memory.Cache))
+		m(d.memMapped, false, float64(s.Memory.MappedFile))
+		m(d.memSwap, false, float64(s.Memory.Swap))
+		m(d.memMaxUsage, false, float64(s.Memory.MaxUsage))
+		m(d.memFailcnt, true, float64(s.Memory.Failcnt))
+		m(d.memActiveFile, false, float64(s.Memory.ActiveFile))
+		m(d.memInactiveFile, false, float64(s.Memory.InactiveFile))
+		m(d.oomEvents, true, float64(s.Memory.OOMEvents))
+		m(d.specMemLimit, false, float64(s.Memory.Limit))
 
 		for i := range s.IO.Devices {
 			io := &s.IO.Devices[i]
-			dev := c.devNames[uint64(io.Major)<<32|uint64(io.Minor)]
-			extra(d.fsReadsBytes, counter, float64(io.ReadBytes), dev)
-			extra(d.fsWritesBytes, counter, float64(io.WriteBytes), dev)
-			extra(d.fsReads, counter, float64(io.Reads), dev)
-			extra(d.fsWrites, counter, float64(io.Writes), dev)
+			l, ok := lp.device[devKey(io.Major, io.Minor)]
+			if !ok {
+				continue
+			}
+			emit(d.fsReadsBytes, l, true, float64(io.ReadBytes))
+			emit(d.fsWritesBytes, l, true, float64(io.WriteBytes))
+			emit(d.fsReads, l, true, float64(io.Reads))
+			emit(d.fsWrites, l, true, float64(io.Writes))
 		}
-		if ct.sizeRw >= 0 {
-			extra(d.fsUsage, gauge, float64(ct.sizeRw), c.fsDevice)
+		if ct.sizeRw >= 0 && lp.fs != nil {
+			emit(d.fsUsage, lp.fs, false, float64(ct.sizeRw))
 		}
 		for i := range ct.net {
 			it := &ct.net[i]
-			extra(d.netRxBytes, counter, float64(it.rxBytes), it.name)
-			extra(d.netRxPackets, counter, float64(it.rxPackets), it.name)
-			extra(d.netRxErrors, counter, float64(it.rxErrors), it.name)
-			extra(d.netRxDropped, counter, float64(it.rxDrops), it.name)
-			extra(d.netTxBytes, counter, float64(it.txBytes), it.name)
-			extra(d.netTxPackets, counter, float64(it.txPackets), it.name)
-			extra(d.netTxErrors, counter, float64(it.txErrors), it.name)
-			extra(d.netTxDropped, counter, float64(it.txDrops), it.name)
+			l, ok := lp.iface[it.name]
+			if !ok {
+				continue
+			}
+			emit(d.netRxBytes, l, true, float64(it.rxBytes))
+			emit(d.netRxPackets, l, true, float64(it.rxPackets))
+			emit(d.netRxErrors, l, true, float64(it.rxErrors))
+			emit(d.netRxDropped, l, true, float64(it.rxDrops))
+			emit(d.netTxBytes, l, true, float64(it.txBytes))
+			emit(d.netTxPackets, l, true, float64(it.txPackets))
+			emit(d.netTxErrors, l, true, float64(it.txErrors))
+			emit(d.netTxDropped, l, true, float64(it.txDrops))
 		}
 
-		m(d.processes, gauge, float64(s.Processes))
-		m(d.threads, gauge, float64(s.Pids.Current))
-		m(d.threadsMax, gauge, float64(s.Pids.Limit))
-		m(d.lastSeen, gauge, float64(ct.lastRead.Unix()))
+		m(d.processes, false, float64(s.Processes))
+		m(d.threads, false, float64(s.Pids.Current))
+		m(d.threadsMax, false, float64(s.Pids.Limit))
+		m(d.lastSeen, false, float64(ct.lastRead.Unix()))
 		if !ct.started.IsZero() {
-			m(d.startTime, gauge, float64(ct.started.Unix()))
+			m(d.startTime, false, float64(ct.started.Unix()))
 		}
 		if !ct.created.IsZero() {
-			m(d.creationTime, gauge, float64(ct.created.Unix()))
+			m(d.creationTime, false, float64(ct.created.Unix()))
+		}
+	}
+}
+
+// fastMetric is a series whose label pairs are built once per container
+// and shared by every scrape, where prometheus.NewConstMetric would build
+// and sort them for every series of every scrape. The pairs are never
+// changed in place: new metadata gets new pairs.
+type fastMetric struct {
+	desc    *prometheus.Desc
+	labels  []*dto.LabelPair
+	counter bool
+	v       float64
+}
+
+func (m *fastMetric) Desc() *prometheus.Desc { return m.desc }
+
+func (m *fastMetric) Write(out *dto.Metric) error {
+	out.Label = m.labels
+	if m.counter {
+		out.Counter = &dto.Counter{Value: &m.v}
+	} else {
+		out.Gauge = &dto.Gauge{Value: &m.v}
+	}
+	return nil
+}
+
+// labelPairs are one container's label sets: the base (id, name, image,
+// container_label_*), and the base plus cpu, device or interface.
+type labelPairs struct {
+	base, cpuTotal, fs []*dto.LabelPair
+	device             map[uint64][]*dto.LabelPair
+	iface              map[string][]*dto.LabelPair
+}
+
+func devKey(major, minor uint32) uint64 { return uint64(major)<<32 | uint64(minor) }
+
+// pairs builds sorted label pairs from name/value pairs.
+func pairs(kv ...string) []*dto.LabelPair {
+	out := make([]*dto.LabelPair, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		n, v := kv[i], kv[i+1]
+		out = append(out, &dto.LabelPair{Name: &n, Value: &v})
+	}
+	slices.SortFunc(out, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return out
+}
+
+// updateLabels rebuilds ct's label pairs when its metadata changed and adds
+// any new device or interface. c.mu must be held for writing.
+func (c *Collector) updateLabels(ct *container) {
+	if ct.lp == nil || ct.lpStale {
+		kv := []string{"id", ct.cgroupPath, "name", ct.name, "image", ct.image}
+		for i, n := range c.labelNames {
+			kv = append(kv, n, ct.labelValues[i])
+		}
+		ct.baseKV = kv
+		lp := &labelPairs{
+			base:     pairs(kv...),
+			cpuTotal: pairs(append(kv[:len(kv):len(kv)], "cpu", "total")...),
+			device:   map[uint64][]*dto.LabelPair{},
+			iface:    map[string][]*dto.LabelPair{},
+		}
+		if c.fsDevice != "" || ct.sizeRw >= 0 {
+			lp.fs = pairs(append(kv[:len(kv):len(kv)], "device", c.fsDevice)...)
+		}
+		ct.lp, ct.lpStale = lp, false
+	}
+	kv := ct.baseKV
+	for i := range ct.stats.IO.Devices {
+		io := &ct.stats.IO.Devices[i]
+		k := devKey(io.Major, io.Minor)
+		if _, ok := ct.lp.device[k]; !ok {
+			ct.lp.device[k] = pairs(append(kv[:len(kv):len(kv)], "device", c.devName(io.Major, io.Minor))...)
+		}
+	}
+	for i := range ct.net {
+		if _, ok := ct.lp.iface[ct.net[i].name]; !ok {
+			ct.lp.iface[ct.net[i].name] = pairs(append(kv[:len(kv):len(kv)], "interface", ct.net[i].name)...)
 		}
 	}
 }

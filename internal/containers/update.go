@@ -49,10 +49,7 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 		if !ct.running() && !ct.lastRead.After(c.lastUpdate) {
 			ct.cpuPercent = 0
 		}
-		for i := range ct.stats.IO.Devices {
-			io := &ct.stats.IO.Devices[i]
-			c.devName(io.Major, io.Minor)
-		}
+		c.updateLabels(ct)
 	}
 	c.sample = c.sample[:0]
 	for _, ct := range c.byID {

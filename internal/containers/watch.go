@@ -282,6 +282,7 @@ func (c *Collector) setCgroup(ct *container, p cgroups.Paths) {
 	}
 	ct.paths = p
 	ct.cgroupPath = p.ID()
+	ct.lpStale = true
 	c.byCgroup[ct.cgroupPath] = ct
 }
 
@@ -325,6 +326,9 @@ func (c *Collector) refreshSizes(ctx context.Context) {
 		c.mu.Lock()
 		for id, s := range sizes {
 			if ct, ok := c.byID[id]; ok {
+				if ct.sizeRw < 0 {
+					ct.lpStale = true
+				}
 				ct.sizeRw = s
 			}
 		}
