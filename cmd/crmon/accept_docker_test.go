@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/docker/dockertest"
+	"github.com/crmon-dev/crmon/pkg/metrics"
+)
+
+// TestAgentAttributesContainers is the containers acceptance check, run
+// through the binary against the real engine: a burner limited to half a
+// core, an O_DIRECT writer, a sender to a listener on the host and an idle
+// container run side by side under `crmon run` at 1 s.
+func TestAgentAttributesContainers(t *testing.T) {
+	dockertest.Require(t)
+	p := startAgent(t, "--collection-interval", "1s", "--ebpf", "required")
+
+	bridge := bridgeIPv4(t)
+	ln, err := net.Listen("tcp", bridge+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	received := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			received <- -1
+			return
+		}
+		n, _ := io.Copy(io.Discard, c)
+		c.Close()
+		received <- n
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	tag := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
+	name := func(role string) string { return "crmon-accept-" + role + "-" + tag }
+	const burnSecs, direct, sent = 4, 32 << 20, 8 << 20
+	ids := map[string]string{
+		"burn":  dockertest.Run(t, []string{"--name", name("burn"), "--cpus", "0.5"}, "sh", "-c", fmt.Sprintf("yes >/dev/null & sleep %d; kill $!; sleep 600", burnSecs)),
+		"write": dockertest.Run(t, []string{"--name", name("write")}, "sh", "-c", fmt.Sprintf("dd if=/dev/zero of=/tmp/f bs=1M count=%d oflag=direct 2>/dev/null; sleep 600", direct>>20)),
+		"send":  dockertest.Run(t, []string{"--name", name("send")}, "sh", "-c", fmt.Sprintf("dd if=/dev/zero bs=1M count=%d 2>/dev/null | nc %s %d; sleep 600", sent>>20, bridge, port)),
+		"idle":  dockertest.Run(t, []string{"--name", name("idle")}, "sleep", "600"),
+	}
+	var got int64
+	select {
+	case got = <-received:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the sender's bytes did not arrive within 60s")
+	}
+	time.Sleep(time.Duration(burnSecs)*time.Second + 3*time.Second) // the burn, then two ticks
+
+	fams := parseMetrics(t, p.get(t, "/metrics"))
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// CPU: both families against the cgroup's own counter, whose
+	// container stopped burning before the scrape's tick.
+	burn := map[string]string{"name": name("burn")}
+	ms := matching(fams, "container_cpu_usage_seconds_total", burn)
+	if len(ms) != 1 {
+		t.Fatalf("container_cpu_usage_seconds_total{name=%q}: %d series, want 1", name("burn"), len(ms))
+	}
+	id := labelValue(ms[0], "id")
+	truth := cgroupCPUSeconds(t, h, id)
+	cadv := metricValue(ms[0])
+	ebpf := value(fams, "crmon_container_cpu_seconds_total", burn)
+	if relErr(cadv, truth) > 0.05 || relErr(ebpf, truth) > 0.05 {
+		t.Errorf("burner CPU: container_cpu_usage_seconds_total %.3f, crmon_container_cpu_seconds_total %.3f, cgroup %s says %.3f: want both within 5%%", cadv, ebpf, id, truth)
+	}
+	// The quota is a ceiling; on a busy machine the burner may get less.
+	if half := 0.5 * burnSecs; truth > half*1.1 || truth < half*0.4 {
+		t.Errorf("the --cpus 0.5 burner used %.3f CPU-seconds in %ds, want about %.1f and no more", truth, burnSecs, half)
+	}
+
+	write := map[string]string{"name": name("write")}
+	w := sum(fams, "crmon_container_block_io_bytes_total", map[string]string{"name": name("write"), "op": "write"})
+	if w < direct || w > direct*1.02 {
+		t.Errorf("crmon_container_block_io_bytes_total{name=%q,op=write} = %.0f, want 0 to +2%% of %d", name("write"), w, direct)
+	}
+	if fs := sum(fams, "container_fs_writes_bytes_total", write); fs < direct {
+		t.Errorf("container_fs_writes_bytes_total{name=%q} = %.0f, want at least %d", name("write"), fs, direct)
+	}
+
+	tx := value(fams, "crmon_container_network_bytes_total", map[string]string{"name": name("send"), "direction": "transmit"})
+	if tx < float64(got) || tx > float64(got)*1.06 {
+		t.Errorf("crmon_container_network_bytes_total{name=%q,direction=transmit} = %.0f, listener got %d: want 0 to +6%%", name("send"), tx, got)
+	}
+
+	for role := range ids {
+		ws := matching(fams, "container_memory_working_set_bytes", map[string]string{"name": name(role), "image": dockertest.Image})
+		if len(ws) != 1 {
+			t.Errorf("container_memory_working_set_bytes{name=%q,image=%q}: %d series, want 1", name(role), dockertest.Image, len(ws))
+		}
+	}
+	if v := value(fams, "crmon_container_cpu_seconds_total", map[string]string{"name": name("idle")}); v >= 0.05 {
+		t.Errorf("idle container: %.3f CPU-seconds, want < 0.05", v)
+	}
+
+	var snap metrics.ResourceMetrics
+	if err := json.Unmarshal([]byte(p.get(t, "/api/v1/snapshot")), &snap); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, cd := range snap.Containers.ContainerDetails {
+		listed[cd.ContainerName] = true
+	}
+	for role := range ids {
+		if !listed[name(role)] {
+			t.Errorf("the snapshot does not list container %s", name(role))
+		}
+	}
+
+	// A removed container's series are gone within 12 s.
+	dockertest.Remove(ids["idle"])
+	removed := time.Now()
+	for {
+		text := p.get(t, "/metrics")
+		if !strings.Contains(text, `name="`+name("idle")+`"`) {
+			t.Logf("removed container's series gone after %v", time.Since(removed).Round(100*time.Millisecond))
+			break
+		}
+		if time.Since(removed) > 12*time.Second {
+			t.Errorf("series of removed container %s still served 12s later", name("idle"))
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("burner %.3f s (cgroup %.3f), writer %.0f B, sender %.0f B (listener %d)", ebpf, truth, w, tx, got)
+}
+
+func labelValue(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// cgroupCPUSeconds reads a cgroup's own CPU counter: cpu.stat usage_usec on
+// cgroup2 with the cpu controller, cpuacct.usage on v1.
+func cgroupCPUSeconds(t *testing.T, h *cgroups.Hierarchy, id string) float64 {
+	t.Helper()
+	if h.OnV2(cgroups.CPU) {
+		b, err := os.ReadFile(filepath.Join(h.Unified, id, "cpu.stat"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "usage_usec" {
+				us, _ := strconv.ParseFloat(f[1], 64)
+				return us / 1e6
+			}
+		}
+		t.Fatalf("no usage_usec in %s/cpu.stat", id)
+	}
+	b, err := os.ReadFile(filepath.Join(h.V1["cpuacct"], id, "cpuacct.usage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, _ := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+	return ns / 1e9
+}
+
+func bridgeIPv4(t *testing.T) string {
+	t.Helper()
+	ifc, err := net.InterfaceByName("docker0")
+	if err != nil {
+		t.Fatalf("docker0: %v", err)
+	}
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	t.Fatal("docker0 has no IPv4 address")
+	return ""
+}
