@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
@@ -35,7 +37,9 @@ func benchCycle(b *testing.B, gather bool) {
 	s.update(now) // first tick builds the caches
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
+	cpu0 := cpuTime()
+	n := 0
+	for ; b.Loop(); n++ {
 		now = now.Add(time.Second)
 		s.update(now)
 		var m metrics.ResourceMetrics
@@ -48,6 +52,17 @@ func benchCycle(b *testing.B, gather bool) {
 			}
 		}
 	}
+	// CPU time (user+system, GC included) per op is steadier than wall time
+	// on a shared machine.
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(n), "cpu-ns/op")
+}
+
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkCollectors breaks the tick down by collector.
@@ -61,10 +76,13 @@ func BenchmarkCollectors(b *testing.B) {
 			now := time.Now()
 			_ = c.Update(b.Context(), now)
 			b.ReportAllocs()
-			for b.Loop() {
+			cpu0 := cpuTime()
+			n := 0
+			for ; b.Loop(); n++ {
 				now = now.Add(time.Second)
 				_ = c.Update(b.Context(), now)
 			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(n), "cpu-ns/op")
 		})
 	}
 }

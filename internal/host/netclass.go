@@ -50,6 +50,7 @@ type netclassCollector struct {
 	refresh time.Duration
 	sh      *shared
 	last    time.Time
+	gen     uint64
 
 	props      []*prometheus.Desc
 	up, info   *prometheus.Desc
@@ -78,12 +79,17 @@ func newNetclassCollector(o collect.Options, ho Options, sh *shared) (*netclassC
 
 func (c *netclassCollector) Name() string { return "netclass" }
 
-// Update re-reads the properties every NetclassRefresh; in between, Collect
-// serves the last reading.
+// Update re-reads the properties every NetclassRefresh and as soon as
+// netdev sees an interface come or go; in between, Collect serves the last
+// reading.
 func (c *netclassCollector) Update(_ context.Context, now time.Time) error {
-	if !c.last.IsZero() && now.Sub(c.last) < c.refresh && now.After(c.last) {
+	c.sh.mu.Lock()
+	gen := c.sh.ifaceGen
+	c.sh.mu.Unlock()
+	if !c.last.IsZero() && gen == c.gen && now.Sub(c.last) < c.refresh && now.After(c.last) {
 		return nil
 	}
+	c.gen = gen
 	nc, err := c.fs.NetClass()
 	if err != nil {
 		c.clear()

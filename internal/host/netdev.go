@@ -115,12 +115,14 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 	c.gen++
 	c.begin()
 	snap := c.nextSnap[:0]
+	changed := false
 	err = parseNetDev(b, func(l *NetDevLine) {
 		ifc, ok := c.ifaces[string(l.Name)]
 		if !ok {
 			n := string(l.Name)
 			ifc = &netIface{lv: []string{n}}
 			c.ifaces[n] = ifc
+			changed = true
 		}
 		ifc.seen = c.gen
 		for i, v := range l.Fields {
@@ -147,7 +149,15 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 	for n, ifc := range c.ifaces {
 		if ifc.seen != c.gen {
 			delete(c.ifaces, n)
+			changed = true
 		}
+	}
+	// The first reading is no change: netclass reads everything at its
+	// own first tick.
+	if changed && haveDT {
+		c.sh.mu.Lock()
+		c.sh.ifaceGen++
+		c.sh.mu.Unlock()
 	}
 	c.last = now
 	c.publish(func() { c.snap, c.nextSnap = snap, c.snap })

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 	"unsafe"
@@ -176,11 +177,17 @@ type processesCollector struct {
 	dents []byte
 	path  []byte
 	procs map[int32]*procEntry
-	fds   map[int32]*statFD
-	maxFD int
-	gen   uint64
-	last  time.Time
-	buf   []procSample
+	alive []int32
+	// interval is the time between full scans; 0 scans every tick.
+	interval time.Duration
+	scans    int
+	states   [256]uint64
+	loadavg  cpath
+	fds      map[int32]*statFD
+	maxFD    int
+	gen      uint64
+	last     time.Time
+	buf      []procSample
 
 	threadsDesc, maxThreadsDesc, stateDesc, pidsDesc, maxPidsDesc *prometheus.Desc
 	stateLV                                                       [256][]string
@@ -190,7 +197,7 @@ type processesCollector struct {
 	topMem           []metrics.ProcessMemoryMetrics
 }
 
-func newProcessesCollector(o collect.Options) (*processesCollector, error) {
+func newProcessesCollector(o collect.Options, ho Options) (*processesCollector, error) {
 	n := o.TopN
 	if n <= 0 {
 		n = defaultTopN
@@ -201,6 +208,8 @@ func newProcessesCollector(o collect.Options) (*processesCollector, error) {
 		procfs:         o.Paths.ProcFS,
 		dir:            mkpath(o.Paths.ProcFS),
 		meminfo:        mkpath(o.Paths.ProcFS, "meminfo"),
+		loadavg:        mkpath(o.Paths.ProcFS, "loadavg"),
+		interval:       ho.ProcessesScanInterval,
 		pidMax:         mkpath(o.Paths.ProcFS, "sys/kernel/pid_max"),
 		thrMax:         mkpath(o.Paths.ProcFS, "sys/kernel/threads-max"),
 		topN:           n,
@@ -265,6 +274,9 @@ func (c *processesCollector) eachPID(fn func(name []byte)) error {
 }
 
 func (c *processesCollector) Update(_ context.Context, now time.Time) error {
+	if c.interval > 0 && c.scans >= 2 && now.After(c.last) && now.Sub(c.last) < c.interval {
+		return c.count()
+	}
 	dt := now.Sub(c.last).Seconds()
 	havePrev := !c.last.IsZero() && dt > 0
 	c.gen++
@@ -327,6 +339,8 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 		}
 	}
 	c.last = now
+	c.scans++
+	c.states = states
 
 	var memTotal uint64
 	if b, err := c.r.read(c.meminfo); err == nil {
@@ -339,12 +353,75 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 	topCPU := c.topByCPU(dt, havePrev)
 	topMem := c.topByMem(memTotal)
 
+	c.emit(nProcs, nThreads)
+	c.publish(func() {
+		c.nProcs, c.nThreads = nProcs, nThreads
+		c.topCPU, c.topMem = topCPU, topMem
+	})
+	return nil
+}
+
+// count is the tick between two scans: the process count from the
+// directory listing alone and the thread count from /proc/loadavg, both
+// cheap; states and the top lists stay those of the last scan, less the
+// processes that exited.
+func (c *processesCollector) count() error {
+	c.alive = c.alive[:0]
+	err := c.eachPID(func(name []byte) {
+		if pid, ok := parseUint(name); ok {
+			c.alive = append(c.alive, int32(pid))
+		}
+	})
+	if err != nil {
+		return noData(c.log, "processes", fmt.Errorf("reading processes: %w", err))
+	}
+	nThreads := c.nThreads
+	if b, err := c.r.read(c.loadavg); err == nil {
+		// "0.52 0.58 0.59 2/218 4242": runnable/all threads.
+		f := b
+		for i := 0; i < 4; i++ {
+			var x []byte
+			x, f = nextField(f)
+			if i == 3 {
+				if j := bytes.IndexByte(x, '/'); j >= 0 {
+					if v, ok := parseUint(x[j+1:]); ok {
+						nThreads = v
+					}
+				}
+			}
+		}
+	}
+	nProcs := uint64(len(c.alive))
+	c.mu.RLock()
+	topCPU := make([]metrics.ProcessCPUMetrics, 0, len(c.topCPU))
+	for _, p := range c.topCPU {
+		if slices.Contains(c.alive, int32(p.PID)) {
+			topCPU = append(topCPU, p)
+		}
+	}
+	topMem := make([]metrics.ProcessMemoryMetrics, 0, len(c.topMem))
+	for _, p := range c.topMem {
+		if slices.Contains(c.alive, int32(p.PID)) {
+			topMem = append(topMem, p)
+		}
+	}
+	c.mu.RUnlock()
+	c.emit(nProcs, nThreads)
+	c.publish(func() {
+		c.nProcs, c.nThreads = nProcs, nThreads
+		c.topCPU, c.topMem = topCPU, topMem
+	})
+	return nil
+}
+
+// emit prepares node_exporter's processes families.
+func (c *processesCollector) emit(nProcs, nThreads uint64) {
 	c.begin()
 	c.add(c.threadsDesc, prometheus.GaugeValue, float64(nThreads), nil)
 	if v, err := c.r.readUint(c.thrMax); err == nil {
 		c.add(c.maxThreadsDesc, prometheus.GaugeValue, float64(v), nil)
 	}
-	for s, n := range states {
+	for s, n := range c.states {
 		if n == 0 {
 			continue
 		}
@@ -357,11 +434,6 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 	if v, err := c.r.readUint(c.pidMax); err == nil {
 		c.add(c.maxPidsDesc, prometheus.GaugeValue, float64(v), nil)
 	}
-	c.publish(func() {
-		c.nProcs, c.nThreads = nProcs, nThreads
-		c.topCPU, c.topMem = topCPU, topMem
-	})
-	return nil
 }
 
 // insertTop keeps idx, the indexes of the best samples so far, sorted and at

@@ -175,3 +175,103 @@ func TestCPUCounterDip(t *testing.T) {
 	}
 	t.Error("no cpu0 idle sample")
 }
+
+// TestProcessesScanInterval checks the ticks between two full scans: counts
+// follow the /proc listing and /proc/loadavg, the top list drops exited
+// processes, and the next scan's CPU percentages cover the whole interval.
+func TestProcessesScanInterval(t *testing.T) {
+	proc := copyProc(t)
+	c := build(t, "processes", collect.Paths{ProcFS: proc}, Options{ProcessesScanInterval: 10 * time.Second})
+	tick := func(d time.Duration) metrics.ResourceMetrics {
+		t.Helper()
+		if err := c.Update(t.Context(), fixtureTime.Add(d)); err != nil {
+			t.Fatal(err)
+		}
+		var m metrics.ResourceMetrics
+		c.Fill(&m)
+		return m
+	}
+	tick(0)
+	tick(time.Second) // the first two ticks always scan, for a first rate
+	rewrite(t, filepath.Join(proc, "1234/stat"), "0 1500 500 0", "0 2500 500 0")
+	if err := os.RemoveAll(filepath.Join(proc, "4321")); err != nil {
+		t.Fatal(err)
+	}
+	m := tick(2 * time.Second)
+	if m.System.Processes != 4 || m.System.Threads != 218 {
+		t.Errorf("between scans: processes, threads = %d, %d, want 4 (listing), 218 (loadavg)", m.System.Processes, m.System.Threads)
+	}
+	for _, p := range m.CPU.Processes {
+		if p.PID == 4321 {
+			t.Error("exited process still in the top list")
+		}
+		if p.PID == 1234 && p.UsagePercent != 0 {
+			t.Errorf("pid 1234 usage = %v between scans, want the last scan's 0", p.UsagePercent)
+		}
+	}
+	m = tick(11 * time.Second) // 10 s after the second scan: 1000 ticks = 100 %
+	if p := m.CPU.Processes[0]; p.PID != 1234 || p.UsagePercent != 100 {
+		t.Errorf("after the interval, top = %+v, want pid 1234 at 100%%", p)
+	}
+	if m.System.Threads != 7 {
+		t.Errorf("threads after a scan = %d, want 7", m.System.Threads)
+	}
+}
+
+// TestNetclassRefresh checks that interface properties are re-read as soon
+// as an interface appears, not only every NetclassRefresh.
+func TestNetclassRefresh(t *testing.T) {
+	proc, sys := copyProc(t), t.TempDir()
+	addIface := func(name, mtu string) {
+		t.Helper()
+		dir := filepath.Join(sys, "class/net", name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f, v := range map[string]string{"mtu": mtu, "operstate": "up", "flags": "0x1003"} {
+			if err := os.WriteFile(filepath.Join(dir, f), []byte(v+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	addIface("eth0", "1500")
+	s := newHostSet(t, collect.Paths{ProcFS: proc, SysFS: sys, RootFS: t.TempDir()}, Options{})
+	var nc, nd collect.Collector
+	for i, n := range s.names {
+		switch n {
+		case "netclass":
+			nc = s.cs[i]
+		case "netdev":
+			nd = s.cs[i]
+		}
+	}
+	tick := func(d time.Duration) {
+		for _, c := range []collect.Collector{nc, nd} {
+			if err := c.Update(t.Context(), fixtureTime.Add(d)); err != nil {
+				t.Fatalf("%s: %v", c.Name(), err)
+			}
+		}
+	}
+	mtus := func() map[string]float64 {
+		out := map[string]float64{}
+		c := nc.(*netclassCollector)
+		for _, s := range c.metricSet.cur {
+			if s.desc == c.props[11] { // mtu_bytes
+				out[s.lv[0]] = s.value
+			}
+		}
+		return out
+	}
+	tick(0)
+	addIface("eth1", "9000")
+	tick(time.Second) // sysfs changed, /proc/net/dev did not: no re-read
+	if diff := cmp.Diff(map[string]float64{"eth0": 1500}, mtus()); diff != "" {
+		t.Errorf("before netdev sees eth1 (-want +got):\n%s", diff)
+	}
+	rewrite(t, filepath.Join(proc, "net/dev"), "    lo:", "  eth1: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n    lo:")
+	tick(2 * time.Second) // netdev sees eth1
+	tick(3 * time.Second) // netclass re-reads
+	if diff := cmp.Diff(map[string]float64{"eth0": 1500, "eth1": 9000}, mtus()); diff != "" {
+		t.Errorf("after eth1 appeared (-want +got):\n%s", diff)
+	}
+}
