@@ -53,8 +53,8 @@ func TestAgentAttributesContainers(t *testing.T) {
 	name := func(role string) string { return "crmon-accept-" + role + "-" + tag }
 	const burnSecs, direct, sent = 4, 32 << 20, 8 << 20
 	ids := map[string]string{
-		"burn":  dockertest.Run(t, []string{"--name", name("burn"), "--cpus", "0.5"}, "sh", "-c", fmt.Sprintf("yes >/dev/null & sleep %d; kill $!; sleep 600", burnSecs)),
-		"write": dockertest.Run(t, []string{"--name", name("write")}, "sh", "-c", fmt.Sprintf("dd if=/dev/zero of=/tmp/f bs=1M count=%d oflag=direct 2>/dev/null; sleep 600", direct>>20)),
+		"burn":  dockertest.Run(t, []string{"--name", name("burn"), "--cpus", "0.5"}, "sh", "-c", fmt.Sprintf("yes >/dev/null & sleep %d; kill $!; echo done; sleep 600", burnSecs)),
+		"write": dockertest.Run(t, []string{"--name", name("write")}, "sh", "-c", fmt.Sprintf("dd if=/dev/zero of=/tmp/f bs=1M count=%d oflag=direct 2>/dev/null; echo done; sleep 600", direct>>20)),
 		"send":  dockertest.Run(t, []string{"--name", name("send")}, "sh", "-c", fmt.Sprintf("dd if=/dev/zero bs=1M count=%d 2>/dev/null | nc %s %d; sleep 600", sent>>20, bridge, port)),
 		"idle":  dockertest.Run(t, []string{"--name", name("idle")}, "sleep", "600"),
 	}
@@ -64,7 +64,18 @@ func TestAgentAttributesContainers(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the sender's bytes did not arrive within 60s")
 	}
-	time.Sleep(time.Duration(burnSecs)*time.Second + 3*time.Second) // the burn, then two ticks
+	// The workloads say "done" when they are; on a busy machine that can
+	// take a while. Then two ticks.
+	for _, role := range []string{"burn", "write"} {
+		deadline := time.Now().Add(2 * time.Minute)
+		for dockertest.Docker(t, "logs", ids[role]) != "done" {
+			if time.Now().After(deadline) {
+				t.Fatalf("container %s not done within 2 minutes", name(role))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	time.Sleep(2500 * time.Millisecond)
 
 	fams := parseMetrics(t, p.get(t, "/metrics"))
 	h, err := cgroups.Detect("/proc", "/")
