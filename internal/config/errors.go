@@ -85,6 +85,16 @@ func (p *problems) addAt(path, format string, args ...any) {
 	p.errs = append(p.errs, e)
 }
 
+// hasLine reports whether a problem is already recorded at line.
+func (p *problems) hasLine(line int) bool {
+	for _, e := range p.errs {
+		if e.Line == line {
+			return true
+		}
+	}
+	return false
+}
+
 // markBad records that path's value did not decode.
 func (p *problems) markBad(path string) {
 	if p.bad == nil {

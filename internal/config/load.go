@@ -140,7 +140,9 @@ func decodeAll(p *problems, src *source, doc []byte) (*Config, bool) {
 		} else if !found || len(de.Key()) == 0 {
 			p.addLine(row, joinKey(de.Key()), "%s", msg)
 			return nil, false
-		} else {
+		} else if !p.hasLine(row) {
+			// A line the pre-scan already explained (30s unquoted) needs
+			// no second message about what the repair made of it.
 			badValue(p, row, kv, de)
 		}
 		if !found {

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 // bareDuration is a value such as 30s written without quotes.
 type bareDuration struct {
 	line       int
+	table      string // the table header above it, normalised
 	key        string // the key as written before '='
 	token      string // "30s"
 	start, end int    // byte offsets of token
@@ -111,7 +113,11 @@ func scanDoc(doc []byte) scanned {
 				end++
 			}
 			if tok := string(doc[i:end]); isBareDuration(tok) {
-				s.durations = append(s.durations, bareDuration{line: line, key: curKey, token: tok, start: i, end: end})
+				table := ""
+				if n := len(s.headers); n > 0 {
+					table = s.headers[n-1].key
+				}
+				s.durations = append(s.durations, bareDuration{line: line, table: table, key: curKey, token: tok, start: i, end: end})
 			}
 			i = end
 			expectValue = false
@@ -212,6 +218,17 @@ func scanHeader(doc []byte, i, line int) (header, int) {
 	return h, j
 }
 
+// splitKey splits a dotted key as written ("a.b", `"a".b`) into its parts.
+func splitKey(k string) []string {
+	parts := strings.Split(k, ".")
+	for i, p := range parts {
+		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
+	}
+	return parts
+}
+
+func lastOf(k []string) string { return k[len(k)-1] }
+
 // isBareDuration reports whether tok is number+unit parts ("30s", "1h30m",
 // "7d", "1.5h"): not TOML, but clearly meant as a duration.
 func isBareDuration(tok string) bool {
@@ -256,8 +273,16 @@ func prescan(p *problems, doc []byte) []byte {
 	}
 	var edits []edit
 	for _, d := range s.durations {
-		p.addLine(d.line, "", "%s = %s: durations are strings; write %s = \"%s\"", d.key, d.token, d.key, d.token)
 		edits = append(edits, edit{d.start, d.end, `"` + d.token + `"`})
+		key := append(splitPath(d.table), splitKey(d.key)...)
+		if d.table == "" {
+			key = key[1:]
+		}
+		if t, ok := fieldType(key); ok && t != reflect.TypeFor[Duration]() {
+			p.addLine(d.line, "", "%s = %s: %s takes %s, not a duration", d.key, d.token, lastOf(key), describe(t))
+			continue
+		}
+		p.addLine(d.line, "", "%s = %s: durations are strings; write %s = \"%s\"", d.key, d.token, d.key, d.token)
 	}
 	for _, h := range s.headers {
 		if h.array {

@@ -134,3 +134,14 @@ batch_size = 0
 		t.Errorf("Parse (-want +got):\n%s", diff)
 	}
 }
+
+// A bare duration where a number belongs gets one message, not a second
+// one about the quoted value the repair made of it.
+func TestBareDurationForNumber(t *testing.T) {
+	doc := "[cleanroom.monitoring]\ntop_processes = 10s\n"
+	_, err := Parse("t.toml", []byte(doc), ParseOptions{LookupEnv: noEnv})
+	want := `t.toml:2: top_processes = 10s: top_processes takes a whole number, not a duration`
+	if err == nil || err.Error() != want {
+		t.Errorf("Parse = %v, want %s", err, want)
+	}
+}
