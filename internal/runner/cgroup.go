@@ -22,11 +22,14 @@ import (
 	"github.com/crmon-dev/crmon/internal/cgroups"
 )
 
-// v1Controllers are the v1 hierarchies a run joins on hybrid and legacy
-// hosts: memory for the peak, blkio for block I/O, cpuacct and cpu for CPU
-// time, pids for the task count. cpuset is left alone: a new v1 cpuset
-// cgroup needs cpus and mems before it accepts a task.
-var v1Controllers = []string{"memory", "blkio", "cpuacct", "cpu", "pids"}
+// v1Controllers are the v1 hierarchies a run joins on hybrid hosts: memory
+// for the peak, and blkio because the kernel charges a bio to the v1 blkio
+// cgroup there. CPU time comes from cgroup2's cpu.stat, which counts in
+// every cgroup2 cgroup, and processes from fork events, so cpu, cpuacct and
+// pids are not needed; each v1 hierarchy joined costs an RCU grace period
+// in the kernel (cgroup_threadgroup_rwsem) on the way in. On a legacy host
+// (no cgroup2) cpuacct is joined for CPU time.
+var v1Controllers = []string{"memory", "blkio"}
 
 // Cgroup is a run's cgroups, one per hierarchy, all with the same path.
 type Cgroup struct {
@@ -68,7 +71,11 @@ func NewCgroup(h *cgroups.Hierarchy, parent, name string) (c *Cgroup, err error)
 		c.V2Dir = dir
 	}
 	if h.Mode != cgroups.ModeUnified {
-		for _, ctrl := range v1Controllers {
+		ctrls := v1Controllers
+		if h.Unified == "" {
+			ctrls = append(ctrls, "cpuacct")
+		}
+		for _, ctrl := range ctrls {
 			mnt, ok := h.V1[ctrl]
 			if !ok {
 				continue
@@ -179,6 +186,20 @@ func (c *Cgroup) Populated() (bool, error) {
 	return false, nil
 }
 
+// procsEmpty reports whether cgroup.procs lists no process: the cgroup
+// only waits for exited tasks to finish leaving.
+func (c *Cgroup) procsEmpty() bool {
+	dir := c.V2Dir
+	if dir == "" {
+		for _, d := range c.V1Dirs {
+			dir = d
+			break
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	return err == nil && len(bytes.TrimSpace(b)) == 0
+}
+
 // parsePopulated reads "populated 0|1" from cgroup.events.
 func parsePopulated(b []byte) bool {
 	for len(b) > 0 {
@@ -193,8 +214,9 @@ func parsePopulated(b []byte) bool {
 
 // WaitEmpty returns once no process is left in the cgroup. On cgroup2 it
 // sleeps in inotify on cgroup.events, which the kernel modifies when
-// "populated" changes; elsewhere it polls.
-func (c *Cgroup) WaitEmpty(ctx context.Context) error {
+// "populated" changes; elsewhere it polls. tick, when not nil, runs at
+// least every 100 ms while it waits.
+func (c *Cgroup) WaitEmpty(ctx context.Context, tick func()) error {
 	var ifd = -1
 	if c.V2Dir != "" {
 		fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
@@ -209,13 +231,24 @@ func (c *Cgroup) WaitEmpty(ctx context.Context) error {
 	}
 	buf := make([]byte, 4096)
 	wait := time.Millisecond
-	for {
+	for i := 0; ; i++ {
 		pop, err := c.Populated()
 		if err != nil || !pop {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if tick != nil {
+			tick()
+		}
+		// A task that exited leaves its cgroup only at its very last
+		// context switch, after its parent was told: right after CMD
+		// exits, a short sleep beats the inotify round trip through a
+		// kernel work queue.
+		if i < 10 && c.procsEmpty() {
+			time.Sleep(200 * time.Microsecond)
+			continue
 		}
 		if ifd >= 0 {
 			fds := []unix.PollFd{{Fd: int32(ifd), Events: unix.POLLIN}}

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,30 +28,25 @@ const (
 // ForkCounter counts the processes a run starts: CMD and, transitively,
 // every process forked by one of them, from the kernel's fork events (the
 // proc connector). It follows parentage, not cgroups, so it needs no
-// probe; the events are queued in the socket as each fork happens, so
-// draining after the run ends misses none unless the queue overflowed.
+// probe. The events queue in the socket as each fork happens; the owner
+// drains them now and then (Drain) and at the end (Stop), on its own
+// goroutine, so they are handled in order and nothing waits for a hand-off.
 type ForkCounter struct {
 	fd       int
-	mu       sync.Mutex
 	tree     map[uint32]bool
 	count    uint64
 	overflow bool
-	rooted   chan struct{}
-	quit     chan struct{}
-	done     chan struct{}
 	buf      []byte
-	// wake interrupts the loop's poll at Stop (an eventfd).
-	wake int
 }
 
 // NewForkCounter subscribes to fork events. Call it before CMD starts.
 func NewForkCounter() (*ForkCounter, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_CONNECTOR)
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_CONNECTOR)
 	if err != nil {
 		return nil, fmt.Errorf("opening proc connector: %w", err)
 	}
-	fc := &ForkCounter{fd: fd, tree: map[uint32]bool{}, rooted: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{}), buf: make([]byte, 64<<10)}
-	// A busy host forks a lot: room for a burst while we are descheduled.
+	fc := &ForkCounter{fd: fd, tree: map[uint32]bool{}, buf: make([]byte, 64<<10)}
+	// Room for the forks of a busy host between two drains.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: cnIdxProc}); err != nil {
 		unix.Close(fd)
@@ -71,78 +65,38 @@ func NewForkCounter() (*ForkCounter, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("subscribing to fork events: %w", err)
 	}
-	if fc.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("creating eventfd: %w", err)
-	}
-	go fc.loop()
 	return fc, nil
 }
 
 // Root sets the run's first process. Events queued before the call are
-// processed after it.
+// handled after it, so none of its forks is missed.
 func (fc *ForkCounter) Root(pid int) {
-	fc.mu.Lock()
 	fc.tree[uint32(pid)] = true
 	fc.count = 1
-	fc.mu.Unlock()
-	close(fc.rooted)
 }
 
-// loop consumes events while the run goes on, so a long run on a busy host
-// does not overflow the socket. Before Root the events stay queued: the
-// tree is empty until then.
-func (fc *ForkCounter) loop() {
-	defer close(fc.done)
-	select {
-	case <-fc.rooted:
-	case <-fc.quit:
-		return
-	}
+// Drain handles every queued event without blocking.
+func (fc *ForkCounter) Drain() {
 	for {
-		select {
-		case <-fc.quit:
-			return
-		default:
-		}
-		fds := []unix.PollFd{{Fd: int32(fc.fd), Events: unix.POLLIN}, {Fd: int32(fc.wake), Events: unix.POLLIN}}
-		if n, err := unix.Poll(fds, -1); n <= 0 || err != nil || fds[1].Revents != 0 {
+		n, _, err := unix.Recvfrom(fc.fd, fc.buf, 0)
+		switch {
+		case errors.Is(err, unix.EINTR):
 			continue
+		case errors.Is(err, unix.ENOBUFS):
+			fc.overflow = true
+			continue
+		case err != nil || n <= 0:
+			return
 		}
-		fc.recv()
+		fc.parse(fc.buf[:n])
 	}
-}
-
-// recv reads the queued events without blocking; false once none is left.
-func (fc *ForkCounter) recv() bool {
-	n, _, err := unix.Recvfrom(fc.fd, fc.buf, unix.MSG_DONTWAIT)
-	fc.mu.Lock()
-	defer fc.mu.Unlock()
-	switch {
-	case errors.Is(err, unix.EINTR):
-		return true
-	case errors.Is(err, unix.ENOBUFS):
-		fc.overflow = true
-		return true
-	case err != nil || n <= 0:
-		return false
-	}
-	fc.parse(fc.buf[:n])
-	return true
 }
 
 // Stop drains the queued events and returns the number of processes the
 // run started (CMD included), and false when events were lost.
 func (fc *ForkCounter) Stop() (uint64, bool) {
-	close(fc.quit)
-	_, _ = unix.Write(fc.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
-	<-fc.done
-	defer unix.Close(fc.fd)
-	defer unix.Close(fc.wake)
-	for fc.recv() {
-	}
-	fc.mu.Lock()
-	defer fc.mu.Unlock()
+	fc.Drain()
+	unix.Close(fc.fd)
 	return fc.count, !fc.overflow
 }
 

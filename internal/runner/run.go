@@ -121,6 +121,12 @@ func Run(ctx context.Context, cg *Cgroup, opts Options) (res Result, err error) 
 		defer func() { res.ProcessesStarted, res.Counted = forks.Stop() }()
 	}
 
+	var drain func()
+	if forks != nil {
+		drain = forks.Drain
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 	var werr error
@@ -129,6 +135,10 @@ wait:
 		select {
 		case werr = <-waited:
 			break wait
+		case <-tick.C:
+			if drain != nil {
+				drain()
+			}
 		case s := <-sigs:
 			_ = cmd.Process.Signal(s)
 		case <-ctx.Done():
@@ -167,12 +177,12 @@ wait:
 		case <-wctx.Done():
 		}
 	}()
-	if err := cg.WaitEmpty(wctx); err != nil && !errors.Is(err, context.Canceled) {
+	if err := cg.WaitEmpty(wctx, drain); err != nil && !errors.Is(err, context.Canceled) {
 		return res, err
 	}
 	if ctx.Err() != nil {
 		// Killed on cancel: wait for the kill to land so the cgroup can go.
-		_ = cg.WaitEmpty(context.Background())
+		_ = cg.WaitEmpty(context.Background(), drain)
 	}
 	res.Ended = time.Now()
 	return res, nil

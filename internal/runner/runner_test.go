@@ -31,7 +31,7 @@ func newTestCgroup(t *testing.T) *Cgroup {
 	}
 	t.Cleanup(func() {
 		_ = cg.Kill()
-		_ = cg.WaitEmpty(context.Background())
+		_ = cg.WaitEmpty(context.Background(), nil)
 		if err := cg.Remove(); err != nil {
 			t.Errorf("Remove: %v", err)
 		}
