@@ -45,6 +45,7 @@ type Manager struct {
 	opts     ManagerOptions
 	mu       sync.Mutex
 	sessions map[string]*running
+	hub      *eventHub
 }
 
 type running struct {
@@ -68,7 +69,11 @@ func NewManager(opts ManagerOptions) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{opts: opts, sessions: map[string]*running{}}
+	m := &Manager{opts: opts, sessions: map[string]*running{}}
+	if opts.Docker != nil {
+		m.hub = &eventHub{d: opts.Docker}
+	}
+	return m
 }
 
 func validName(n string) bool {
@@ -111,11 +116,15 @@ func (m *Manager) Start(req session.StartRequest) (session.Info, error) {
 	if interval != 0 && interval < 50*time.Millisecond {
 		interval = 50 * time.Millisecond
 	}
-	tr, err := NewTracker(TrackerOptions{
+	topts := TrackerOptions{
 		Hierarchy: m.opts.Hierarchy, Meter: m.opts.Meter, Docker: m.opts.Docker,
 		ProcFS: m.opts.ProcFS, DiskPath: m.opts.DiskPath, SampleInterval: interval,
 		Logger: m.opts.Logger,
-	}, t)
+	}
+	if m.hub != nil {
+		topts.events = m.hub.subscribe
+	}
+	tr, err := NewTracker(topts, t)
 	if err != nil {
 		return session.Info{}, err
 	}
@@ -178,6 +187,9 @@ func (m *Manager) List() []session.Info {
 func (m *Manager) Close() error {
 	for _, in := range m.List() {
 		_, _ = m.Stop(in.Name)
+	}
+	if m.hub != nil {
+		m.hub.close()
 	}
 	return nil
 }

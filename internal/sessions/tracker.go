@@ -56,6 +56,9 @@ type TrackerOptions struct {
 	// SampleInterval is DefaultSampleInterval when 0.
 	SampleInterval time.Duration
 	Logger         *slog.Logger
+	// events, when set, replaces Docker.Events: the manager's shared
+	// stream.
+	events func(ctx context.Context) (<-chan docker.Event, <-chan error)
 }
 
 // Target is what one run measures.
@@ -144,7 +147,11 @@ func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
 	if opts.Docker != nil {
 		// Subscribe before the start, so no container of the run is
 		// missed: Events returns once the engine has answered.
-		evs, errc := opts.Docker.Events(ctx)
+		subscribe := opts.Docker.Events
+		if opts.events != nil {
+			subscribe = opts.events
+		}
+		evs, errc := subscribe(ctx)
 		tr.done.Add(1)
 		go tr.watchDocker(ctx, evs, errc)
 	}
@@ -152,8 +159,9 @@ func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
 	if t.Cgroup.V2 != "" || len(t.Cgroup.V1) > 0 {
 		tr.run = tr.newScope("run", t.Cgroup, t.Fresh)
 	}
-	tr.refreshMeter()
-	if tr.run != nil {
+	if tr.run != nil && !t.Fresh {
+		// A fresh cgroup starts at zero everywhere: no baseline to read.
+		tr.refreshMeter()
 		tr.readScope(tr.run)
 		tr.run.setBaseline()
 	}
