@@ -120,7 +120,9 @@ func runExec(c *cli.Context) error {
 	}
 	rep, res, err := runner.Exec(ctx, opts)
 	if err != nil {
-		code := 1
+		// CMD ran but measuring it failed (an agent that went away):
+		// CMD's own failure still shows.
+		code := max(res.ExitCode, 1)
 		if res.Started.IsZero() {
 			// CMD never ran: a shell's codes for not found / not runnable.
 			code = 126

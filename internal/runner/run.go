@@ -80,22 +80,29 @@ func Run(ctx context.Context, cg *Cgroup, opts Options) (res Result, err error) 
 	if err != nil {
 		return res, err
 	}
-	cmd := &exec.Cmd{
-		Path: path, Args: opts.Args, Env: opts.Env, Dir: opts.Dir,
-		Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr,
-		SysProcAttr: &syscall.SysProcAttr{},
-	}
+	var cgfd int = -1
 	if cg.V2Dir != "" {
 		fd, err := unix.Open(cg.V2Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return res, fmt.Errorf("opening cgroup %s: %w", cg.V2Dir, err)
 		}
 		defer unix.Close(fd)
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = fd
+		cgfd = fd
+	}
+	newCmd := func(ptrace bool) *exec.Cmd {
+		cmd := &exec.Cmd{
+			Path: path, Args: opts.Args, Env: opts.Env, Dir: opts.Dir,
+			Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr,
+			SysProcAttr: &syscall.SysProcAttr{Ptrace: ptrace},
+		}
+		if cgfd >= 0 {
+			cmd.SysProcAttr.UseCgroupFD = true
+			cmd.SysProcAttr.CgroupFD = cgfd
+		}
+		return cmd
 	}
 	needV1 := len(cg.V1Dirs) > 0
-	cmd.SysProcAttr.Ptrace = needV1
+	cmd := newCmd(needV1)
 
 	var sigs chan os.Signal
 	if opts.ForwardSignals {
@@ -110,7 +117,19 @@ func Run(ctx context.Context, cg *Cgroup, opts Options) (res Result, err error) 
 	if opts.CountProcesses {
 		forks, _ = NewForkCounter() // without it, the count is unavailable
 	}
-	if err := start(cmd, cg, needV1, &res); err != nil {
+	err = start(cmd, cg, needV1, &res)
+	if needV1 && errors.Is(err, syscall.EPERM) {
+		// crmon itself is traced (strace -f, a debugger): CMD cannot be
+		// stopped at exec. Join the v1 cgroups right after the start
+		// instead; CMD's first instants escape the v1 counters (memory
+		// peak, block I/O), the cgroup2 ones still see everything.
+		cmd = newCmd(false)
+		err = start(cmd, cg, false, &res)
+		if err == nil {
+			err = cg.joinV1(cmd.Process.Pid)
+		}
+	}
+	if err != nil {
 		if forks != nil {
 			forks.Stop()
 		}
