@@ -258,3 +258,24 @@ func build(t testing.TB, name string, paths collect.Paths, o Options) collect.Co
 	t.Fatalf("no collector %q", name)
 	return nil
 }
+
+// TestDeviceExclude leaves veths out of /metrics but not out of the
+// snapshot.
+func TestDeviceExclude(t *testing.T) {
+	s := newHostSet(t, fixturePaths(t), Options{FilesystemNoStatfs: true, NetdevDeviceExclude: "^veth", NetclassDeviceExclude: "^(veth|docker)"})
+	s.update(fixtureTime)
+	out := string(gatherText(t, s.registry(t)))
+	if strings.Contains(out, `device="veth2692324"`) {
+		t.Error("excluded veth in /metrics")
+	}
+	if !strings.Contains(out, `node_network_receive_bytes_total{device="docker0"}`) || strings.Contains(out, `node_network_mtu_bytes{device="docker0"}`) {
+		t.Error("docker0: want netdev families, no netclass families")
+	}
+	m := s.fill(fixtureTime)
+	if len(m.Network.Interfaces) != 4 || m.Network.BytesSent != 772899+395372+1546 {
+		t.Errorf("snapshot interfaces = %+v, want all four", m.Network.Interfaces)
+	}
+	if m.Network.Interfaces[2].SpeedBytesPerSec != 1250000000 {
+		t.Errorf("docker0 speed = %d, want it although excluded from /metrics", m.Network.Interfaces[2].SpeedBytesPerSec)
+	}
+}

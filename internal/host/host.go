@@ -48,6 +48,15 @@ type Options struct {
 	// DiskstatsDeviceExclude is a regular expression of block devices to
 	// leave out; empty means node_exporter's default.
 	DiskstatsDeviceExclude string
+	// NetdevDeviceExclude and NetclassDeviceExclude are regular
+	// expressions of interfaces to leave out of /metrics (node_exporter's
+	// --collector.netdev.device-exclude and netclass.ignored-devices);
+	// empty excludes none, as node_exporter. On a host running many
+	// containers, "^veth" saves some forty series per container; the
+	// containers' own network families cover them. The snapshot still lists
+	// every interface.
+	NetdevDeviceExclude   string
+	NetclassDeviceExclude string
 	// NetclassRefresh is how often the per-interface sysfs properties
 	// (about twenty small files per interface, ~8 µs each) are re-read
 	// when no interface came or went; they rarely change, and reading them
@@ -140,7 +149,7 @@ func RegistrationsWithOptions(o Options) []collect.Registration {
 		reg("loadavg", true, "Load averages from /proc/loadavg.", func(co collect.Options) (collect.Collector, error) { return newLoadavgCollector(co) }),
 		reg("meminfo", true, "Memory statistics from /proc/meminfo.", func(co collect.Options) (collect.Collector, error) { return newMeminfoCollector(co) }),
 		reg("netclass", true, "Network interface properties from /sys/class/net.", func(co collect.Options) (collect.Collector, error) { return newNetclassCollector(co, o, sh) }),
-		reg("netdev", true, "Network interface statistics from /proc/net/dev.", func(co collect.Options) (collect.Collector, error) { return newNetdevCollector(co, sh) }),
+		reg("netdev", true, "Network interface statistics from /proc/net/dev.", func(co collect.Options) (collect.Collector, error) { return newNetdevCollector(co, o, sh) }),
 		reg("netstat", true, "Network statistics from /proc/net/{netstat,snmp,snmp6}.", func(co collect.Options) (collect.Collector, error) { return newNetstatCollector(co, o) }),
 		reg("os", true, "OS release from etc/os-release under the root filesystem.", func(co collect.Options) (collect.Collector, error) { return newOSCollector(co) }),
 		reg("pressure", true, "Pressure stall information from /proc/pressure.", func(co collect.Options) (collect.Collector, error) { return newPressureCollector(co) }),

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"time"
 
@@ -45,6 +46,7 @@ var netclassProps = []netclassProp{
 
 type netclassCollector struct {
 	metricSet
+	ex      *regexp.Regexp
 	log     *slog.Logger
 	fs      sysfs.FS
 	refresh time.Duration
@@ -62,7 +64,12 @@ func newNetclassCollector(o collect.Options, ho Options, sh *shared) (*netclassC
 	if err != nil {
 		return nil, fmt.Errorf("opening sysfs: %w", err)
 	}
+	ex, err := compileExclude(ho.NetclassDeviceExclude)
+	if err != nil {
+		return nil, fmt.Errorf("parsing netclass device exclude: %w", err)
+	}
 	c := &netclassCollector{
+		ex:         ex,
 		log:        logger(o),
 		fs:         fs,
 		refresh:    ho.NetclassRefresh,
@@ -105,6 +112,16 @@ func (c *netclassCollector) Update(_ context.Context, now time.Time) error {
 	c.begin()
 	for _, n := range names {
 		i := nc[n]
+		// speed is in Mb/s; -1 or absent on virtual links. The snapshot
+		// gets it even for interfaces left out of /metrics.
+		speed, hasSpeed := uint64(0), i.Speed != nil && *i.Speed >= 0
+		if hasSpeed {
+			speed = uint64(*i.Speed) * 1000 * 1000 / 8
+			speeds[n] = speed
+		}
+		if c.ex != nil && c.ex.MatchString(n) {
+			continue
+		}
 		lv := []string{n}
 		up := 0.0
 		if i.OperState == "up" {
@@ -121,11 +138,8 @@ func (c *netclassCollector) Update(_ context.Context, now time.Time) error {
 				c.add(c.props[j], p.typ, float64(*v), lv)
 			}
 		}
-		// speed is in Mb/s; -1 or absent on virtual links.
-		if i.Speed != nil && *i.Speed >= 0 {
-			b := uint64(*i.Speed) * 1000 * 1000 / 8
-			c.add(c.speedBytes, prometheus.GaugeValue, float64(b), lv)
-			speeds[n] = b
+		if hasSpeed {
+			c.add(c.speedBytes, prometheus.GaugeValue, float64(speed), lv)
 		}
 	}
 	c.publish(nil)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,6 +69,7 @@ func parseNetDev(b []byte, fn func(*NetDevLine)) error {
 
 type netIface struct {
 	lv       []string
+	excluded bool
 	prev     [2]uint64 // rx, tx bytes
 	havePrev bool
 	seen     uint64
@@ -75,6 +77,7 @@ type netIface struct {
 
 type netdevCollector struct {
 	metricSet
+	ex    *regexp.Regexp // nil: none excluded
 	log   *slog.Logger
 	r     *reader
 	path  cpath
@@ -89,8 +92,13 @@ type netdevCollector struct {
 	nextSnap []metrics.InterfaceMetrics
 }
 
-func newNetdevCollector(o collect.Options, sh *shared) (*netdevCollector, error) {
+func newNetdevCollector(o collect.Options, ho Options, sh *shared) (*netdevCollector, error) {
+	ex, err := compileExclude(ho.NetdevDeviceExclude)
+	if err != nil {
+		return nil, fmt.Errorf("parsing netdev device exclude: %w", err)
+	}
 	c := &netdevCollector{
+		ex:     ex,
 		log:    logger(o),
 		r:      newReader(4096),
 		path:   mkpath(o.Paths.ProcFS, "net/dev"),
@@ -120,13 +128,15 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 		ifc, ok := c.ifaces[string(l.Name)]
 		if !ok {
 			n := string(l.Name)
-			ifc = &netIface{lv: []string{n}}
+			ifc = &netIface{lv: []string{n}, excluded: c.ex != nil && c.ex.MatchString(n)}
 			c.ifaces[n] = ifc
 			changed = true
 		}
 		ifc.seen = c.gen
-		for i, v := range l.Fields {
-			c.add(c.descs[i], prometheus.CounterValue, float64(v), ifc.lv)
+		if !ifc.excluded {
+			for i, v := range l.Fields {
+				c.add(c.descs[i], prometheus.CounterValue, float64(v), ifc.lv)
+			}
 		}
 		im := metrics.InterfaceMetrics{
 			Name:            ifc.lv[0],
@@ -193,4 +203,12 @@ func (c *netdevCollector) Fill(m *metrics.ResourceMetrics) {
 		n.ErrorsReceived += i.ErrorsReceived
 		n.BandwidthBytesPerSec += i.BandwidthBytesPerSec
 	}
+}
+
+// compileExclude compiles an optional exclusion expression; "" is nil.
+func compileExclude(expr string) (*regexp.Regexp, error) {
+	if expr == "" {
+		return nil, nil
+	}
+	return regexp.Compile(expr)
 }
