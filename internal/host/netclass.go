@@ -51,8 +51,9 @@ type netclassCollector struct {
 	fs      sysfs.FS
 	refresh time.Duration
 	sh      *shared
-	last    time.Time
+	last    time.Time // of the last full read
 	gen     uint64
+	cache   sysfs.NetClass
 
 	props      []*prometheus.Desc
 	up, info   *prometheus.Desc
@@ -86,23 +87,51 @@ func newNetclassCollector(o collect.Options, ho Options, sh *shared) (*netclassC
 
 func (c *netclassCollector) Name() string { return "netclass" }
 
-// Update re-reads the properties every NetclassRefresh and as soon as
-// netdev sees an interface come or go; in between, Collect serves the last
-// reading.
+// Update re-reads every interface's properties each NetclassRefresh. When
+// netdev sees interfaces come or go in between, only the new ones are read
+// (containers starting and stopping churn veths all the time). In between,
+// Collect serves the last reading.
 func (c *netclassCollector) Update(_ context.Context, now time.Time) error {
 	c.sh.mu.Lock()
 	gen := c.sh.ifaceGen
 	c.sh.mu.Unlock()
-	if !c.last.IsZero() && gen == c.gen && now.Sub(c.last) < c.refresh && now.After(c.last) {
+	full := c.cache == nil || now.Sub(c.last) >= c.refresh || !now.After(c.last)
+	if !full && gen == c.gen {
 		return nil
 	}
 	c.gen = gen
-	nc, err := c.fs.NetClass()
-	if err != nil {
-		c.clear()
-		return noData(c.log, "netclass", fmt.Errorf("reading net class: %w", err))
+	if full {
+		nc, err := c.fs.NetClass()
+		if err != nil {
+			c.cache = nil
+			c.clear()
+			return noData(c.log, "netclass", fmt.Errorf("reading net class: %w", err))
+		}
+		c.cache, c.last = nc, now
+	} else {
+		devs, err := c.fs.NetClassDevices()
+		if err != nil {
+			return fmt.Errorf("reading net class: %w", err)
+		}
+		present := make(map[string]bool, len(devs))
+		for _, d := range devs {
+			present[d] = true
+			if _, ok := c.cache[d]; ok {
+				continue
+			}
+			i, err := c.fs.NetClassByIface(d)
+			if err != nil {
+				continue // gone again
+			}
+			c.cache[d] = *i
+		}
+		for n := range c.cache {
+			if !present[n] {
+				delete(c.cache, n)
+			}
+		}
 	}
-	c.last = now
+	nc := c.cache
 	names := make([]string, 0, len(nc))
 	for n := range nc {
 		names = append(names, n)

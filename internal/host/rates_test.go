@@ -274,4 +274,23 @@ func TestNetclassRefresh(t *testing.T) {
 	if diff := cmp.Diff(map[string]float64{"eth0": 1500, "eth1": 9000}, mtus()); diff != "" {
 		t.Errorf("after eth1 appeared (-want +got):\n%s", diff)
 	}
+
+	// Only new interfaces are read between full reads: eth0's change waits
+	// for the next full read, eth1's removal does not.
+	if err := os.WriteFile(filepath.Join(sys, "class/net/eth0/mtu"), []byte("1400\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(sys, "class/net/eth1")); err != nil {
+		t.Fatal(err)
+	}
+	rewrite(t, filepath.Join(proc, "net/dev"), "  eth1: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n", "")
+	tick(4 * time.Second)
+	tick(5 * time.Second)
+	if diff := cmp.Diff(map[string]float64{"eth0": 1500}, mtus()); diff != "" {
+		t.Errorf("after eth1 left (-want +got):\n%s", diff)
+	}
+	tick(61 * time.Second) // full read
+	if diff := cmp.Diff(map[string]float64{"eth0": 1400}, mtus()); diff != "" {
+		t.Errorf("after a full read (-want +got):\n%s", diff)
+	}
 }
