@@ -54,6 +54,7 @@ func NewCgroup(h *cgroups.Hierarchy, parent, name string) (c *Cgroup, err error)
 	if p != "/" {
 		p += "/"
 	}
+	parent = p
 	c = &Cgroup{Path: p + name, V1Dirs: map[string]string{}, h: h}
 	defer func() {
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
@@ -20,6 +21,18 @@ import (
 
 // DefaultParent is the cgroup under which runs get their own.
 const DefaultParent = "crmon"
+
+// nestedParent returns the parent for a run's cgroup: parent, unless this
+// process already runs inside a run's cgroup (`crmon exec` called by a
+// command that `crmon exec` runs), where the inner run nests inside the
+// outer one, so the outer still counts everything.
+func nestedParent(own, parent string) string {
+	p := "/" + strings.Trim(parent, "/") + "/"
+	if rest, ok := strings.CutPrefix(own, p); ok && strings.HasPrefix(rest, "exec-") {
+		return own
+	}
+	return parent
+}
 
 // ExecOptions configure Exec.
 type ExecOptions struct {
@@ -49,6 +62,9 @@ func Exec(ctx context.Context, opts ExecOptions) (rep *session.Report, res Resul
 	}
 	if opts.Parent == "" {
 		opts.Parent = DefaultParent
+	}
+	if own, err := cgroups.ProcCgroup("/proc", os.Getpid()); err == nil {
+		opts.Parent = nestedParent(own.V2, opts.Parent)
 	}
 	name := fmt.Sprintf("exec-%d-%08x", os.Getpid(), rand.Uint32())
 	cg, err := NewCgroup(h, opts.Parent, name)

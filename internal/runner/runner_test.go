@@ -187,3 +187,17 @@ func TestRunCountsProcesses(t *testing.T) {
 		t.Errorf("processes started = %d, want 6", res.ProcessesStarted)
 	}
 }
+
+func TestNestedParent(t *testing.T) {
+	for _, tc := range []struct{ own, parent, want string }{
+		{"/", "crmon", "crmon"},
+		{"/user.slice/session-1.scope", "crmon", "crmon"},
+		{"/crmon/exec-12-ab", "crmon", "/crmon/exec-12-ab"},
+		{"/crmon/exec-12-ab/exec-13-cd", "/crmon/", "/crmon/exec-12-ab/exec-13-cd"},
+		{"/crmon/other", "crmon", "crmon"},
+	} {
+		if got := nestedParent(tc.own, tc.parent); got != tc.want {
+			t.Errorf("nestedParent(%q, %q) = %q, want %q", tc.own, tc.parent, got, tc.want)
+		}
+	}
+}

@@ -154,7 +154,18 @@ func (m *Manager) cgroupPaths(p string, v1 bool) (cgroups.Paths, error) {
 	if v1 || h.Unified == "" {
 		return h.Uniform(clean), nil
 	}
-	return cgroups.Paths{V2: clean}, nil
+	// On a hybrid host, the same path in the v1 memory and blkio
+	// hierarchies (as systemd and container runtimes lay cgroups out)
+	// gives the memory peak and block I/O.
+	paths := cgroups.Paths{V2: clean, V1: map[string]string{}}
+	for _, ctrl := range []string{"memory", "blkio"} {
+		if mnt, ok := h.V1[ctrl]; ok {
+			if fi, err := os.Stat(filepath.Join(mnt, clean)); err == nil && fi.IsDir() {
+				paths.V1[ctrl] = clean
+			}
+		}
+	}
+	return paths, nil
 }
 
 // Stop ends a session and returns its report, series included.

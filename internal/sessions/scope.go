@@ -153,6 +153,16 @@ func sub(a, b uint64) uint64 {
 // sources gave them and what nothing measured.
 func (s *scope) measures(sources, unavailable map[string]bool) session.Measures {
 	var m session.Measures
+	if s.meta.ID != "" {
+		// Containers' gaps are named apart from the run's.
+		all := unavailable
+		unavailable = map[string]bool{}
+		defer func() {
+			for k := range unavailable {
+				all["containers."+k] = true
+			}
+		}()
+	}
 	cg := cgValues{
 		cpuNanos:   sub(s.cur.cpuNanos, s.base.cpuNanos),
 		readBytes:  sub(s.cur.readBytes, s.base.readBytes),
@@ -209,6 +219,10 @@ func (s *scope) measures(sources, unavailable map[string]bool) session.Measures 
 	m.PeakMemoryBytes = s.memPeak
 	if s.fresh {
 		m.PeakMemoryBytes = max(s.memMax, s.memPeak)
+	}
+	if m.PeakMemoryBytes == 0 {
+		// No memory file to read (a cgroup2 path on a hybrid host).
+		unavailable["peak_memory_bytes"] = true
 	}
 	return m
 }
