@@ -294,3 +294,71 @@ func TestNetclassRefresh(t *testing.T) {
 		t.Errorf("after a full read (-want +got):\n%s", diff)
 	}
 }
+
+// TestCPUFreqRefresh checks that current frequencies are read every tick
+// and the limits once a minute.
+func TestCPUFreqRefresh(t *testing.T) {
+	sys := t.TempDir()
+	cpuDir := filepath.Join(sys, "devices/system/cpu")
+	if err := os.CopyFS(cpuDir, os.DirFS(filepath.Join(fixturePaths(t).SysFS, "devices/system/cpu"))); err != nil {
+		t.Fatal(err)
+	}
+	c := build(t, "cpufreq", collect.Paths{ProcFS: fixturePaths(t).ProcFS, SysFS: sys}, Options{})
+	// values maps cpu0's samples by cpufreqFiles name.
+	values := func() map[string]float64 {
+		out := map[string]float64{}
+		cc := c.(*cpufreqCollector)
+		for _, s := range cc.metricSet.cur {
+			for i, d := range cc.descs {
+				if s.desc == d && s.lv[0] == "0" {
+					out[cpufreqFiles[i]] = s.value
+				}
+			}
+		}
+		return out
+	}
+	tick := func(d time.Duration) metrics.ResourceMetrics {
+		t.Helper()
+		if err := c.Update(t.Context(), fixtureTime.Add(d)); err != nil {
+			t.Fatal(err)
+		}
+		var m metrics.ResourceMetrics
+		c.Fill(&m)
+		return m
+	}
+	tick(0)
+	for f, v := range map[string]string{"scaling_cur_freq": "3600000", "scaling_max_freq": "3000000"} {
+		if err := os.WriteFile(filepath.Join(cpuDir, "cpu0/cpufreq", f), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := tick(time.Second)
+	if m.CPU.FrequencyMHz != 3300 {
+		t.Errorf("frequency = %v MHz, want 3300 (mean of 3600 and 3000)", m.CPU.FrequencyMHz)
+	}
+	got := values()
+	if got["scaling_cur_freq"] != 3.6e9 || got["scaling_max_freq"] != 4.2e9 {
+		t.Errorf("after 1 s: %v, want current 3.6e9 and the old limit 4.2e9", got)
+	}
+	tick(61 * time.Second)
+	if got := values(); got["scaling_max_freq"] != 3e9 {
+		t.Errorf("after a minute: max = %v, want 3e9", got["scaling_max_freq"])
+	}
+}
+
+// TestCPUFreqFromCPUInfo covers hosts without cpufreq (most VMs): the mean
+// "cpu MHz" of /proc/cpuinfo, and no frequency families.
+func TestCPUFreqFromCPUInfo(t *testing.T) {
+	c := build(t, "cpufreq", collect.Paths{ProcFS: fixturePaths(t).ProcFS, SysFS: t.TempDir()}, Options{})
+	if err := c.Update(t.Context(), fixtureTime); err != nil {
+		t.Fatal(err)
+	}
+	var m metrics.ResourceMetrics
+	c.Fill(&m)
+	if m.CPU.FrequencyMHz != 2596.142 {
+		t.Errorf("frequency = %v MHz, want 2596.142 from cpuinfo", m.CPU.FrequencyMHz)
+	}
+	if n := len(c.(*cpufreqCollector).metricSet.cur); n != 0 {
+		t.Errorf("%d samples without cpufreq, want none", n)
+	}
+}
