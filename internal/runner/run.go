@@ -159,7 +159,9 @@ wait:
 				drain()
 			}
 		case s := <-sigs:
-			_ = cmd.Process.Signal(s)
+			if !fromTerminal(s) {
+				_ = cmd.Process.Signal(s)
+			}
 		case <-ctx.Done():
 			_ = cg.Kill()
 		}
@@ -205,6 +207,18 @@ wait:
 	}
 	res.Ended = time.Now()
 	return res, nil
+}
+
+// fromTerminal reports whether sig is one the terminal sends to its whole
+// foreground process group, which CMD shares with crmon: Ctrl-C already
+// reached CMD, and forwarding it would deliver it twice (some programs
+// take a second Ctrl-C as "quit now").
+func fromTerminal(sig os.Signal) bool {
+	if sig != unix.SIGINT && sig != unix.SIGQUIT {
+		return false
+	}
+	fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+	return err == nil && fg == unix.Getpgrp()
 }
 
 // start starts cmd and, when v1 cgroups are needed, moves it into them
