@@ -49,6 +49,8 @@ type hwmonCollector struct {
 	dir    string
 	chips  []hwmonChip
 	rescan bool
+	// lastScan and nextScan pace the retries on a host without hwmon.
+	lastScan, nextScan time.Time
 
 	temp, tempMax, tempCrit, chipNames, sensorLabel *prometheus.Desc
 
@@ -154,13 +156,16 @@ func (c *hwmonCollector) scan() error {
 	return nil
 }
 
-func (c *hwmonCollector) Update(_ context.Context, _ time.Time) error {
-	if c.rescan {
+func (c *hwmonCollector) Update(_ context.Context, now time.Time) error {
+	if c.rescan && (now.After(c.nextScan) || now.Before(c.lastScan)) {
+		c.lastScan, c.nextScan = now, now.Add(time.Minute)
 		if err := c.scan(); err != nil {
-			c.publish(func() { c.cpuTemp = nil })
-			return noData(c.log, "hwmon", fmt.Errorf("reading hwmon: %w", err))
+			// No hwmon class (VMs): look again in a minute, for a
+			// driver loaded late.
+			c.chips = c.chips[:0]
+		} else {
+			c.rescan = false
 		}
-		c.rescan = false
 	}
 	c.begin()
 	var hottest *float64

@@ -549,6 +549,8 @@ func (c *processesCollector) Fill(m *metrics.ResourceMetrics) {
 	defer c.mu.RUnlock()
 	m.System.Processes = uint32(c.nProcs)
 	m.System.Threads = uint32(c.nThreads)
-	m.CPU.Processes = append([]metrics.ProcessCPUMetrics(nil), c.topCPU...)
-	m.Memory.Processes = append([]metrics.ProcessMemoryMetrics(nil), c.topMem...)
+	// Fresh non-nil slices: the snapshot outlives this tick, and JSON
+	// shows an empty list as [] rather than null.
+	m.CPU.Processes = append(make([]metrics.ProcessCPUMetrics, 0, len(c.topCPU)), c.topCPU...)
+	m.Memory.Processes = append(make([]metrics.ProcessMemoryMetrics, 0, len(c.topMem)), c.topMem...)
 }
