@@ -26,6 +26,16 @@ const burner = `i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done`
 // noAgent keeps exec from finding an agent another test runs.
 var noAgent = "--agent-url=http://127.0.0.1:1"
 
+// requireRootRun stops a test that runs crmon exec or an agent: always
+// under -short (make test-unit), and outside CI when not root.
+func requireRootRun(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs root, cgroups and the probes (-short)")
+	}
+	testenv.RequireRoot(t)
+}
+
 func readReport(t *testing.T, p string) *session.Report {
 	t.Helper()
 	b, err := os.ReadFile(p)
@@ -40,7 +50,7 @@ func readReport(t *testing.T, p string) *session.Report {
 }
 
 func TestExecExitCodes(t *testing.T) {
-	testenv.RequireRoot(t)
+	requireRootRun(t)
 	for _, tc := range []struct {
 		args []string
 		want int
@@ -62,7 +72,7 @@ func TestExecExitCodes(t *testing.T) {
 }
 
 func TestExecUnknownLimitListsValidOnes(t *testing.T) {
-	testenv.RequireRoot(t)
+	requireRootRun(t)
 	_, stderr, code := run(t, "exec", noAgent, "--limit", "cpu_secs=1", "--", "true")
 	if code != 2 || !strings.Contains(stderr, "valid limits are max_cpu_usage_percent") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
@@ -73,7 +83,7 @@ func TestExecUnknownLimitListsValidOnes(t *testing.T) {
 // 0.6 s burner exits 3 and the JUnit file has a <failure>; the reports are
 // all written.
 func TestExecLimitExceeded(t *testing.T) {
-	testenv.RequireRoot(t)
+	requireRootRun(t)
 	dir := t.TempDir()
 	j, x, h := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.xml"), filepath.Join(dir, "r.html")
 	_, stderr, code := run(t, "exec", noAgent, "--json", j, "--junit", x, "--html", h,
@@ -107,7 +117,7 @@ func TestExecLimitExceeded(t *testing.T) {
 }
 
 func TestExecLimitsFile(t *testing.T) {
-	testenv.RequireRoot(t)
+	requireRootRun(t)
 	f := filepath.Join(t.TempDir(), "limits.toml")
 	if err := os.WriteFile(f, []byte("[cleanroom.resource_limits]\ncpu_seconds = \"10s\"\npeak_memory_bytes = \"1GiB\"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -125,7 +135,7 @@ func TestExecLimitsFile(t *testing.T) {
 
 // TestExecPassesThrough checks stdin, stdout and signals.
 func TestExecPassesThrough(t *testing.T) {
-	testenv.RequireRoot(t)
+	requireRootRun(t)
 	cmd := exec.Command(crmonBinary(t), "exec", "-q", noAgent, "--", "sh", "-c", "read x; echo got $x; echo err >&2")
 	cmd.Stdin = strings.NewReader("hello\n")
 	out, err := cmd.Output()
@@ -163,7 +173,7 @@ func TestExecPassesThrough(t *testing.T) {
 
 // TestExecWithAgent measures through a running agent's session API.
 func TestExecWithAgent(t *testing.T) {
-	testenv.RequireRoot(t)
+	requireRootRun(t)
 	a := startAgent(t)
 	j := filepath.Join(t.TempDir(), "r.json")
 	cmd := exec.Command(crmonBinary(t), "exec", "-q", "--json", j, "--", "sh", "-c", burner)
@@ -182,7 +192,7 @@ func TestExecWithAgent(t *testing.T) {
 
 // TestSessionCommands drives a session with the CLI around a container.
 func TestSessionCommands(t *testing.T) {
-	testenv.RequireRoot(t)
+	requireRootRun(t)
 	dockertest.Require(t)
 	a := startAgent(t)
 	url := "--agent-url=http://" + a.addr
@@ -210,7 +220,7 @@ func TestSessionCommands(t *testing.T) {
 // run is reported with its CPU time, and a 200 ms one is reported at all.
 // The container times its own work with busybox time, the ground truth.
 func TestExecContainers(t *testing.T) {
-	testenv.RequireRoot(t)
+	requireRootRun(t)
 	dockertest.Require(t)
 	dir := t.TempDir()
 	j, timing := filepath.Join(dir, "c.json"), filepath.Join(dir, "time.txt")

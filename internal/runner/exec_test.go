@@ -101,7 +101,7 @@ func within(t *testing.T, what string, got, want, lo, hi float64) {
 }
 
 func hierarchy(t *testing.T) *cgroups.Hierarchy {
-	testenv.RequireRoot(t)
+	requireCgroups(t)
 	h, err := cgroups.Detect("/proc", "/")
 	if err != nil {
 		testenv.Unavailable(t, "no cgroups: %v", err)

@@ -17,9 +17,19 @@ import (
 	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
+// requireCgroups stops a test that needs root and real cgroups: always
+// under -short (make test-unit), and outside CI when not root.
+func requireCgroups(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs root and cgroups (-short)")
+	}
+	testenv.RequireRoot(t)
+}
+
 func newTestCgroup(t *testing.T) *Cgroup {
 	t.Helper()
-	testenv.RequireRoot(t)
+	requireCgroups(t)
 	h, err := cgroups.Detect("/proc", "/")
 	if err != nil {
 		testenv.Unavailable(t, "no cgroups: %v", err)
@@ -142,7 +152,7 @@ func TestRunKillsStragglers(t *testing.T) {
 }
 
 func TestRemoveCleansUp(t *testing.T) {
-	testenv.RequireRoot(t)
+	requireCgroups(t)
 	h, err := cgroups.Detect("/proc", "/")
 	if err != nil {
 		testenv.Unavailable(t, "no cgroups: %v", err)

@@ -21,6 +21,9 @@ import (
 )
 
 func newServer(t *testing.T) (*httptest.Server, *cgroups.Hierarchy) {
+	if testing.Short() {
+		t.Skip("needs root and cgroups (-short)")
+	}
 	testenv.RequireRoot(t)
 	h, err := cgroups.Detect("/proc", "/")
 	if err != nil {
