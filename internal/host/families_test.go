@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package host
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/crmon-dev/crmon/internal/collect"
+)
+
+// notExported are node_exporter families crmon leaves to others or skips:
+// the exporter's own build info and per-collector scrape metrics are the
+// agent's (crmon_ names), textfile has no place in crmon, and
+// receive_nohandler would cost one sysfs read per interface per tick.
+var notExported = []string{
+	"node_exporter_build_info",
+	"node_scrape_collector_duration_seconds",
+	"node_scrape_collector_success",
+	"node_textfile_scrape_error",
+	"node_network_receive_nohandler_total",
+}
+
+// refFamily is one line of testdata/node_exporter-families.txt, a scrape
+// of node_exporter on a host like crmon's CI machines.
+type refFamily struct {
+	typ, help string
+	labels    []string
+}
+
+var refLine = regexp.MustCompile(`^(\w+) (\w+) (\{[^}]*\})?\s*# (.*)$`)
+
+func readRefFamilies(t *testing.T) map[string]refFamily {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", "node_exporter-families.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]refFamily{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		m := refLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		var labels []string
+		for _, kv := range regexp.MustCompile(`(\w+)="`).FindAllStringSubmatch(m[3], -1) {
+			labels = append(labels, kv[1])
+		}
+		slices.Sort(labels)
+		out[m[1]] = refFamily{typ: m[2], help: m[4], labels: labels}
+	}
+	return out
+}
+
+// TestNodeExporterFamilies checks that every node_exporter family on the
+// reference list is exported, from the fixture trees or this machine, with
+// node_exporter's type, help and label names, so dashboards keep working.
+func TestNodeExporterFamilies(t *testing.T) {
+	ref := readRefFamilies(t)
+	if len(ref) < 100 {
+		t.Fatalf("read %d reference families", len(ref))
+	}
+	got := map[string]*dto.MetricFamily{}
+	for _, paths := range []collect.Paths{fixturePaths(t), collect.DefaultPaths()} {
+		s := newHostSet(t, paths, Options{FilesystemNoStatfs: paths != collect.DefaultPaths()})
+		s.update(time.Now())
+		mfs, err := s.registry(t).Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			got[mf.GetName()] = mf
+		}
+	}
+	for name, want := range ref {
+		if slices.Contains(notExported, name) {
+			continue
+		}
+		mf, ok := got[name]
+		if !ok {
+			t.Errorf("%s: not exported", name)
+			continue
+		}
+		if typ := strings.ToLower(mf.GetType().String()); typ != want.typ {
+			t.Errorf("%s: type %s, node_exporter has %s", name, typ, want.typ)
+		}
+		if mf.GetHelp() != want.help {
+			t.Errorf("%s: help %q, node_exporter has %q", name, mf.GetHelp(), want.help)
+		}
+		var labels []string
+		for _, lp := range mf.GetMetric()[0].GetLabel() {
+			labels = append(labels, lp.GetName())
+		}
+		slices.Sort(labels)
+		if !slices.Equal(labels, want.labels) {
+			t.Errorf("%s: labels %v, node_exporter has %v", name, labels, want.labels)
+		}
+	}
+}
