@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -187,6 +190,56 @@ func TestExecWithAgent(t *testing.T) {
 	}
 	if !strings.Contains(a.logs(), "session started") {
 		t.Errorf("the agent did not run the session:\n%s", a.logs())
+	}
+}
+
+// TestExecWithAgentPrecision checks block and network attribution through
+// the agent's probes: O_DIRECT writes of a known size and bytes sent to a
+// listener of this test.
+func TestExecWithAgentPrecision(t *testing.T) {
+	requireRootRun(t)
+	bash := testenv.RequireCommand(t, "bash")
+	a := startAgent(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		n, _ := io.Copy(io.Discard, c)
+		c.Close()
+		got <- n
+	}()
+	dir, err := os.MkdirTemp("/var/tmp", "crmon-exec-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	const write, send = 16 << 20, 4 << 20
+	script := fmt.Sprintf(`dd if=/dev/zero of=%s/f bs=1M count=%d oflag=direct status=none && rm %s/f && head -c %d /dev/zero >/dev/tcp/%s`,
+		dir, write>>20, dir, send, strings.Replace(ln.Addr().String(), ":", "/", 1))
+	j := filepath.Join(t.TempDir(), "r.json")
+	cmd := exec.Command(crmonBinary(t), "exec", "-q", "--json", j, "--", bash, "-c", script)
+	cmd.Env = append(os.Environ(), "CRMON_AGENT_URL=http://"+a.addr)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	received := <-got
+	r := readReport(t, j)
+	if !slices.Contains(r.Sources, "ebpf") {
+		testenv.Unavailable(t, "the agent runs without probes: %v", r.Unavailable)
+	}
+	if w := float64(r.Totals.BlockWriteBytes)/write - 1; w < 0 || w > 0.01 {
+		t.Errorf("block_write_bytes = %d, want %d (+0..1%%)", r.Totals.BlockWriteBytes, write)
+	}
+	if tx := float64(r.Totals.NetTxBytes)/float64(received) - 1; received != send || tx < 0 || tx > 0.06 {
+		t.Errorf("net_tx_bytes = %d, listener got %d of %d (want +0..6%%)", r.Totals.NetTxBytes, received, send)
 	}
 }
 
