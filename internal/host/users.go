@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,21 +19,28 @@ import (
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
-// glibc's struct utmp on Linux, the same on amd64 and arm64 (ut_tv is two
-// int32s there for compatibility): 384 bytes, ut_type at 0, ut_user at 44.
+// glibc's struct utmp: ut_type at 0 and ut_user at 44 everywhere; 384
+// bytes where glibc keeps ut_session and ut_tv 32-bit for compatibility
+// with 32-bit programs (amd64, 386, ppc64, s390x), 400 where it does not
+// (arm64).
 const (
-	utmpSize      = 384
 	utmpUserOff   = 44
-	utmpUserLen   = 32
 	utUserProcess = 7
 )
 
+func nativeUtmpSize() int {
+	if runtime.GOARCH == "arm64" {
+		return 400
+	}
+	return 384
+}
+
 // parseUtmp counts login sessions as who(1) does: USER_PROCESS entries
-// with a user name. A record being written while we read is cut short; it
-// is ignored, as the next tick sees it whole.
-func parseUtmp(b []byte) int {
+// with a user name, in records of size bytes. A record being written while
+// we read is cut short; it is ignored, as the next tick sees it whole.
+func parseUtmp(b []byte, size int) int {
 	n := 0
-	for ; len(b) >= utmpSize; b = b[utmpSize:] {
+	for ; len(b) >= size; b = b[size:] {
 		if binary.LittleEndian.Uint16(b[0:2]) != utUserProcess {
 			continue
 		}
@@ -53,12 +61,16 @@ type usersCollector struct {
 	paths [2]cpath
 	desc  *prometheus.Desc
 	users int
+	// recSize is the utmp record size of the C library on this
+	// architecture.
+	recSize int
 }
 
 func newUsersCollector(o collect.Options) (*usersCollector, error) {
 	return &usersCollector{
-		log: logger(o),
-		r:   newReader(4 * utmpSize),
+		log:     logger(o),
+		r:       newReader(4096),
+		recSize: nativeUtmpSize(),
 		// /var/run is usually an absolute symlink to /run, which would not
 		// resolve under a rootfs mounted elsewhere, so run/ comes first.
 		paths: [2]cpath{mkpath(o.Paths.RootFS, "run/utmp"), mkpath(o.Paths.RootFS, "var/run/utmp")},
@@ -86,7 +98,7 @@ func (c *usersCollector) Update(_ context.Context, _ time.Time) error {
 		}
 		return fmt.Errorf("reading utmp: %w", err)
 	}
-	n := parseUtmp(b)
+	n := parseUtmp(b, c.recSize)
 	c.begin()
 	c.add(c.desc, prometheus.GaugeValue, float64(n), nil)
 	c.publish(func() { c.users = n })
