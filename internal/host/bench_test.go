@@ -22,16 +22,22 @@ func BenchmarkCycle(b *testing.B) {
 }
 
 // BenchmarkTick is the agent's per-tick cost without a scrape: Update and
-// Fill.
+// Fill; "scan5s" reads every /proc/<pid>/stat every fifth tick only
+// (Options.ProcessesScanInterval).
 func BenchmarkTick(b *testing.B) {
-	benchCycle(b, false)
+	b.Run("scan1s", func(b *testing.B) { benchCycle(b, false) })
+	b.Run("scan5s", func(b *testing.B) { benchCycle(b, false, Options{ProcessesScanInterval: 5 * time.Second}) })
 }
 
-func benchCycle(b *testing.B, gather bool) {
+func benchCycle(b *testing.B, gather bool, opts ...Options) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		b.Skipf("needs a Linux /proc: %v", err)
 	}
-	s := newHostSet(b, collect.DefaultPaths(), Options{})
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	s := newHostSet(b, collect.DefaultPaths(), o)
 	reg := s.registry(b)
 	now := time.Now()
 	s.update(now) // first tick builds the caches
