@@ -120,12 +120,13 @@ type cpuCollector struct {
 
 	cpuDesc, guestDesc *prometheus.Desc
 	// labels[i][mode] is the {cpu, mode} label slice of CPU i.
-	labels    map[int]*[len(cpuModes) + 2][]string
-	cur, prev ProcStatCPU
-	last      map[int]CPUStat // highest value seen per CPU and mode
-	havePrev  bool
-	usage     float64
-	cores     uint32
+	labels   map[int]*[len(cpuModes) + 2][]string
+	curStat  ProcStatCPU // this tick's /proc/stat; metricSet.cur holds the samples
+	prevStat ProcStatCPU
+	last     map[int]CPUStat // highest value seen per CPU and mode
+	havePrev bool
+	usage    float64
+	cores    uint32
 }
 
 func newCPUCollector(o collect.Options) (*cpuCollector, error) {
@@ -180,15 +181,15 @@ func (c *cpuCollector) Update(_ context.Context, now time.Time) error {
 }
 
 func (c *cpuCollector) update(stat, online []byte) error {
-	c.prev, c.cur = c.cur, c.prev
-	if err := parseProcStatCPU(stat, &c.cur); err != nil {
+	c.prevStat, c.curStat = c.curStat, c.prevStat
+	if err := parseProcStatCPU(stat, &c.curStat); err != nil {
 		c.havePrev = false
 		return err
 	}
 	c.begin()
-	for i := range c.cur.CPUs {
-		id := c.cur.IDs[i]
-		st := &c.cur.CPUs[i]
+	for i := range c.curStat.CPUs {
+		id := c.curStat.IDs[i]
+		st := &c.curStat.CPUs[i]
 		if l, ok := c.last[id]; ok {
 			for _, p := range [...][2]*uint64{{&st.User, &l.User}, {&st.Nice, &l.Nice}, {&st.System, &l.System},
 				{&st.Idle, &l.Idle}, {&st.Iowait, &l.Iowait}, {&st.IRQ, &l.IRQ}, {&st.SoftIRQ, &l.SoftIRQ},
@@ -207,9 +208,9 @@ func (c *cpuCollector) update(stat, online []byte) error {
 
 	usage := 0.0
 	if c.havePrev {
-		usage = usagePercent(c.prev.Total, c.cur.Total)
+		usage = usagePercent(c.prevStat.Total, c.curStat.Total)
 	}
-	cores := uint32(len(c.cur.CPUs))
+	cores := uint32(len(c.curStat.CPUs))
 	if n, err := parseCPUList(online); err == nil && n > 0 {
 		cores = uint32(n)
 	}

@@ -28,7 +28,6 @@ type ProcStat struct {
 
 func parseProcStat(b []byte) (ProcStat, error) {
 	var s ProcStat
-	seen := 0
 	for len(b) > 0 {
 		var line []byte
 		line, b = nextLine(b)
@@ -56,7 +55,6 @@ func parseProcStat(b []byte) (ProcStat, error) {
 			return s, fmt.Errorf("parsing /proc/stat %s: bad value %q", key, f)
 		}
 		*dst = v
-		seen++
 	}
 	if s.BootTime == 0 {
 		return s, fmt.Errorf("parsing /proc/stat: no btime")
