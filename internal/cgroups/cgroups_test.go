@@ -5,6 +5,7 @@ package cgroups
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -312,5 +313,61 @@ func TestParseMountinfo(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, h.V1); diff != "" || h.Unified != "" {
 		t.Errorf("unified %q, (-want +got)\n%s", h.Unified, diff)
+	}
+}
+
+// TestReadModes checks that ReadCounters keeps the settings of the last
+// ReadAll and ReadUsage reads the CPU total alone, on a copy of a fixture
+// whose files the test changes.
+func TestReadModes(t *testing.T) {
+	src := filepath.Join("..", "..", "testdata", "cgroups", "unified-docker-systemd")
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	h, err := Detect(filepath.Join(root, "proc"), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := filepath.Join(root, "sys", "fs", "cgroup", "system.slice", "docker-"+id2+".scope")
+	r, err := h.Open(h.Uniform("/system.slice/docker-" + id2 + ".scope"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var s Stats
+	var buf []byte
+	if err := r.Read(&s, &buf, ReadAll); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(cg, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("cpu.max", "max 100000\n")
+	write("memory.current", "1048576\n")
+	write("cpu.stat", "usage_usec 2000000\nuser_usec 1500000\nsystem_usec 500000\n")
+
+	if err := r.ReadUsage(&s, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if s.CPU.UsageNanos != 2e9 || s.Memory.Usage != 20971520 {
+		t.Errorf("ReadUsage: usage %d, memory %d; want the new CPU total only", s.CPU.UsageNanos, s.Memory.Usage)
+	}
+	if err := r.Read(&s, &buf, ReadCounters); err != nil {
+		t.Fatal(err)
+	}
+	if s.Memory.Usage != 1048576 || s.CPU.QuotaMicros != 50000 || len(s.IO.Devices) != 2 {
+		t.Errorf("ReadCounters: memory %d, quota %d, %d devices; want new counters, old quota", s.Memory.Usage, s.CPU.QuotaMicros, len(s.IO.Devices))
+	}
+	if err := r.Read(&s, &buf, ReadAll); err != nil {
+		t.Fatal(err)
+	}
+	if s.CPU.QuotaMicros != 0 {
+		t.Errorf("ReadAll: quota %d, want 0 (max)", s.CPU.QuotaMicros)
+	}
+	if n := testing.AllocsPerRun(100, func() { r.Read(&s, &buf, ReadAll) }); n != 0 {
+		t.Errorf("Read allocates %v times, want 0", n)
 	}
 }

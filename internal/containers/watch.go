@@ -267,6 +267,8 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 	}
 	ct.needSettings = true
 	ct.read(&c.buf, time.Now(), 1)
+	// Spread idle containers' full reads over the ticks.
+	ct.sinceFull = int(ct.id[0]+ct.id[1]) % c.opts.IdleRefresh
 	if c.exits != nil && c.h.Unified != "" && paths.V2 != "" && ct.exitWD < 0 {
 		wd, err := c.exits.add(filepath.Join(c.h.Unified, paths.V2, "cgroup.events"), id)
 		if err == nil {
