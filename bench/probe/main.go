@@ -25,12 +25,17 @@ import (
 func main() {
 	interval := flag.Duration("interval", time.Second, "how often to read the maps")
 	stats := flag.Bool("stats", true, "enable BPF run-time statistics")
+	probes := flag.String("probes", "sched,block,net", "probes to load")
 	flag.Parse()
 
 	rssBefore := rss()
 	start := time.Now()
-	opts := probe.DefaultOptions()
-	opts.Required = true
+	opts := probe.Options{
+		Sched:    strings.Contains(*probes, "sched"),
+		Block:    strings.Contains(*probes, "block"),
+		Net:      strings.Contains(*probes, "net"),
+		Required: true,
+	}
 	opts.NoStats = !*stats
 	p, err := probe.New(opts)
 	if err != nil {
@@ -42,8 +47,8 @@ func main() {
 	if _, err := p.Read(time.Now()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
-	fmt.Printf("loaded in %v, first read after %v; RSS before load %d KiB, after load %d KiB\n",
-		loaded.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), rssBefore, rss())
+	fmt.Printf("loaded in %v, first read after %v; RSS before load %d KiB, peak during load %d KiB, after load %d KiB\n",
+		loaded.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), rssBefore, status("VmHWM:"), rss())
 	fmt.Println("ready")
 
 	done := make(chan struct{})
@@ -97,13 +102,16 @@ func cpuTime() time.Duration {
 }
 
 // rss reads VmRSS in KiB from /proc/self/status.
-func rss() int {
+func rss() int { return status("VmRSS:") }
+
+// status reads a KiB field of /proc/self/status.
+func status(field string) int {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			var kb int
 			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
 			return kb
