@@ -47,7 +47,7 @@ for n in $CONTAINERS; do
 			$DOCKER run -d --label crmon-bench=1 --name "crmon-bench-$i" "$IMAGE" sleep 86400 >/dev/null
 		done
 	fi
-	$BIN run --collection-interval 1s --ebpf "$EBPF" --web.listen-address "$ADDR" --log.level warn &
+	$BIN --log.level warn run --collection-interval 1s --ebpf "$EBPF" --web.listen-address "$ADDR" &
 	pid=$!
 	sleep "$WARMUP"
 	read -r u0 s0 < <(awk '{print $14, $15}' /proc/$pid/stat)
