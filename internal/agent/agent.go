@@ -49,7 +49,7 @@ type Agent struct {
 	lastDuration  atomic.Int64 // ns
 	status        atomic.Pointer[[]collectorStatus]
 
-	descTicks, descDropped, descDuration, descLast *prometheus.Desc
+	descTicks, descDropped, descDuration, descLast  *prometheus.Desc
 	descCollDuration, descCollSuccess, descInterval *prometheus.Desc
 }
 
