@@ -4,6 +4,7 @@
 package host
 
 import (
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -43,4 +44,28 @@ func TestCollectDuringUpdate(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestClose checks the collectors that hold resources between ticks
+// release them.
+func TestClose(t *testing.T) {
+	s := newHostSet(t, collect.DefaultPaths(), Options{})
+	s.update(time.Now())
+	closed := 0
+	for _, c := range s.cs {
+		if cl, ok := c.(io.Closer); ok {
+			if err := cl.Close(); err != nil {
+				t.Errorf("%s: Close: %v", c.Name(), err)
+			}
+			closed++
+		}
+	}
+	if closed != 2 {
+		t.Errorf("%d closers, want 2 (filesystem, processes)", closed)
+	}
+	for _, c := range s.cs {
+		if p, ok := c.(*processesCollector); ok && len(p.fds) != 0 {
+			t.Errorf("processes: %d stat files still open", len(p.fds))
+		}
+	}
 }

@@ -304,6 +304,16 @@ func (c *filesystemCollector) statfs(path string) (unix.Statfs_t, error) {
 	}
 }
 
+// Close stops the statfs worker. A worker stuck in a hung mount's call
+// exits when the call returns.
+func (c *filesystemCollector) Close() error {
+	if c.worker != nil {
+		close(c.worker.req)
+		c.worker = nil
+	}
+	return nil
+}
+
 var (
 	errMountTimeout = errors.New("mountpoint timeout")
 	errStatfsOff    = errors.New("statfs disabled")
