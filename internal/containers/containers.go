@@ -91,6 +91,10 @@ type Collector struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	exits  *exitWatcher
+	// ready is closed after the first sync with the engine, or the first
+	// failure to reach it.
+	ready     chan struct{}
+	readyOnce sync.Once
 
 	mu         sync.RWMutex
 	byID       map[string]*container
@@ -149,6 +153,7 @@ func New(o Options) (c *Collector, err error) {
 		byID:     map[string]*container{},
 		byCgroup: map[string]*container{},
 		devNames: map[uint64]string{},
+		ready:    make(chan struct{}),
 	}
 	c.labelNames = make([]string, len(o.ContainerLabels))
 	for i, l := range o.ContainerLabels {
@@ -180,6 +185,13 @@ func New(o Options) (c *Collector, err error) {
 	}
 	return c, nil
 }
+
+// Ready is closed once the collector has listed the engine's containers,
+// or failed to reach the engine once: an agent may wait on it (briefly)
+// before its first tick, so that the first sample has the containers.
+func (c *Collector) Ready() <-chan struct{} { return c.ready }
+
+func (c *Collector) markReady() { c.readyOnce.Do(func() { close(c.ready) }) }
 
 // Name implements collect.Collector.
 func (c *Collector) Name() string { return "containers" }

@@ -4,9 +4,15 @@
 package containers
 
 import (
+	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
 func TestParseNetDev(t *testing.T) {
@@ -58,5 +64,38 @@ func TestWatched(t *testing.T) {
 	}
 	if _, err := New(Options{Include: []string{"["}}); err == nil {
 		t.Error("New accepted a bad pattern")
+	}
+}
+
+// TestNoEngine: without an engine the collector still builds, reports
+// crmon_docker_up 0 and serves an empty snapshot.
+func TestNoEngine(t *testing.T) {
+	c, err := New(Options{DockerHost: "unix://" + t.TempDir() + "/none.sock"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-c.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready 10s after the engine failed to answer")
+	}
+	if c.Up() {
+		t.Fatal("up without an engine")
+	}
+	if err := c.Update(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var m metrics.ResourceMetrics
+	c.Fill(&m)
+	if m.Containers.TotalContainers != 0 || m.Containers.ContainerDetails == nil {
+		t.Errorf("snapshot %+v, want no containers and an empty list", m.Containers)
+	}
+	const want = `# HELP crmon_docker_up Whether the Docker engine answered crmon's last request (1) or not (0).
+# TYPE crmon_docker_up gauge
+crmon_docker_up 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "crmon_docker_up"); err != nil {
+		t.Error(err)
 	}
 }

@@ -38,7 +38,14 @@ func newTestCollector(t testing.TB, o Options) *Collector {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	waitFor(t, 10*time.Second, "docker up", c.Up)
+	select {
+	case <-c.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("collector not ready after 10s")
+	}
+	if !c.Up() {
+		t.Fatal("engine down after the first sync")
+	}
 	return c
 }
 

@@ -20,7 +20,7 @@ import (
 
 const (
 	minBackoff = 500 * time.Millisecond
-	maxBackoff = 30 * time.Second
+	maxBackoff = 10 * time.Second
 	apiTimeout = 10 * time.Second
 )
 
@@ -40,6 +40,7 @@ func (c *Collector) follow(ctx context.Context) {
 			}
 		})
 		c.setUp(false)
+		c.markReady()
 		if ctx.Err() != nil {
 			return
 		}
@@ -106,6 +107,7 @@ func (c *Collector) session(ctx context.Context, onSync func()) error {
 	}
 	c.up = true
 	c.mu.Unlock()
+	c.markReady()
 	onSync()
 
 	for {
