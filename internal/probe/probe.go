@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -137,22 +138,26 @@ type Probes struct {
 
 // New loads and attaches the probes opts enables. On error nothing stays
 // loaded.
-func New(opts Options) (p *Probes, err error) {
+func New(opts Options) (_ *Probes, err error) {
 	opts = opts.withDefaults()
-	p = &Probes{opts: opts, log: opts.Logger}
+	p := &Probes{opts: opts, log: opts.Logger}
 	defer func() {
 		if err != nil {
 			_ = p.Close()
-			p = nil
 		}
 	}()
 
 	want := map[string]bool{ProbeSched: opts.Sched, ProbeBlock: opts.Block, ProbeNet: opts.Net}
-	any := opts.Sched || opts.Block || opts.Net
+	anyProbe := opts.Sched || opts.Block || opts.Net
 	common := p.environment()
 
-	var cache *btf.Cache
-	if common == "" && any {
+	var (
+		cache      *btf.Cache
+		memlockErr error
+	)
+	if common == "" && anyProbe {
+		// A no-op on kernels that charge BPF memory to the cgroup (5.11+).
+		memlockErr = rlimit.RemoveMemlock()
 		cache = btf.NewCache()
 		if !opts.NoStats {
 			// Without stats the programs still run; only the run-time
@@ -175,11 +180,19 @@ func New(opts Options) (p *Probes, err error) {
 	}
 	var missing []error
 	for _, l := range loaders {
-		enabled := want[l.name] || (l.name == ProbeCgroups && any)
+		enabled := want[l.name] || (l.name == ProbeCgroups && anyProbe)
 		if !enabled {
 			continue
 		}
 		reason := common
+		if reason == "" {
+			if missing := missingCaps(p.opts.ProcFS, l.name); missing != "" {
+				reason = "missing capabilities: " + missing
+			}
+		}
+		if reason == "" && memlockErr != nil {
+			reason = fmt.Sprintf("removing the memlock limit: %v", memlockErr)
+		}
 		if reason == "" {
 			nlinks := len(p.links)
 			if lerr := l.load(cache); lerr != nil {
@@ -231,15 +244,56 @@ func (p *Probes) environment() string {
 			p.blkioHierID = h
 		}
 	}
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Sprintf("removing the memlock limit: %v", err)
-	}
-	if os.Geteuid() != 0 {
-		// Not fatal by itself (CAP_BPF + CAP_PERFMON suffice); the load
-		// below says what is missing.
-		p.log.Debug("not root: loading eBPF needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN")
-	}
 	return ""
+}
+
+// Capabilities the probes need (include/uapi/linux/capability.h).
+const (
+	capNetAdmin = 12
+	capSysAdmin = 21
+	capPerfmon  = 38
+	capBPF      = 39
+)
+
+// missingCaps names the capabilities the process lacks for probe, from
+// CapEff in <procfs>/self/status: CAP_BPF (or CAP_SYS_ADMIN) to load
+// anything, CAP_PERFMON (or CAP_SYS_ADMIN) for tracing programs,
+// CAP_NET_ADMIN to attach to a cgroup. "" when all are there or the file
+// cannot be read (the load then says what failed).
+func missingCaps(procfs, probe string) string {
+	b, err := os.ReadFile(filepath.Join(procfs, "self", "status"))
+	if err != nil {
+		return ""
+	}
+	eff, ok := parseCapEff(b)
+	if !ok {
+		return ""
+	}
+	has := func(c uint) bool { return eff&(1<<c) != 0 }
+	var missing []string
+	if !has(capSysAdmin) {
+		if !has(capBPF) {
+			missing = append(missing, "CAP_BPF (or CAP_SYS_ADMIN)")
+		}
+		if !has(capPerfmon) && probe != ProbeNet {
+			missing = append(missing, "CAP_PERFMON (or CAP_SYS_ADMIN)")
+		}
+	}
+	if !has(capNetAdmin) && probe == ProbeNet {
+		missing = append(missing, "CAP_NET_ADMIN")
+	}
+	return strings.Join(missing, ", ")
+}
+
+// parseCapEff returns the CapEff mask of a /proc/<pid>/status file.
+func parseCapEff(b []byte) (uint64, bool) {
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 func (p *Probes) collectionOptions(cache *btf.Cache) *ebpf.CollectionOptions {

@@ -43,6 +43,13 @@ func TestMain(m *testing.M) {
 // runWorkload waits for the go signal on fd 3 (the parent first moves it
 // into its v1 cgroups), then works.
 func runWorkload(name, arg string) int {
+	if name == "unprivileged" {
+		if err := unprivileged(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
 	release := os.NewFile(3, "release")
 	var b [1]byte
 	if _, err := release.Read(b[:]); err != nil {
@@ -79,6 +86,8 @@ func workload(name, arg string) error {
 		return send(arg)
 	case "receive":
 		return receive(arg)
+	case "unprivileged":
+		return unprivileged()
 	}
 	return fmt.Errorf("unknown workload %q", name)
 }
@@ -616,5 +625,74 @@ func TestNetLoopback(t *testing.T) {
 	within(t, "receiver receive bytes", float64(rx.NetReceiveBytes), size, 0, 0.06)
 	if tx.NetTransmitPackets == 0 || rx.NetReceivePackets == 0 {
 		t.Errorf("packets: tx %d rx %d", tx.NetTransmitPackets, rx.NetReceivePackets)
+	}
+}
+
+// unprivileged loads the probes without capabilities and prints what New
+// reports: each probe down, with its reason, and Required's error.
+func unprivileged() error {
+	p, err := New(DefaultOptions())
+	if err != nil {
+		return fmt.Errorf("New without Required failed: %w", err)
+	}
+	for _, s := range p.Status() {
+		fmt.Printf("%s up=%v reason=%s\n", s.Probe, s.Up, s.Reason)
+	}
+	snap, err := p.Read(time.Now())
+	if err != nil || len(snap.Cgroups) != 0 {
+		return fmt.Errorf("Read without probes: %v, %d cgroups", err, len(snap.Cgroups))
+	}
+	if err := p.Close(); err != nil {
+		return err
+	}
+	opts := DefaultOptions()
+	opts.Required = true
+	if _, err := New(opts); err != nil {
+		fmt.Printf("required: %v\n", err)
+	}
+	return nil
+}
+
+// TestWithoutCapabilities runs New in a child whose capabilities are all
+// dropped (setpriv --bounding-set=-all): the agent must keep running with
+// every probe down and a reason, and Required must name what is missing.
+func TestWithoutCapabilities(t *testing.T) {
+	testenv.RequireRoot(t)
+	setpriv := testenv.RequireCommand(t, "setpriv")
+	cmd := exec.Command(setpriv, "--bounding-set=-all", os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), workloadEnv+"=unprivileged")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	text := string(out)
+	for _, probe := range []string{ProbeSched, ProbeBlock, ProbeNet, ProbeCgroups} {
+		if !strings.Contains(text, probe+" up=false reason=") {
+			t.Errorf("no down status with a reason for %s in:\n%s", probe, text)
+		}
+	}
+	if !strings.Contains(text, "required: eBPF probes required: probe sched: missing capabilities: CAP_BPF") ||
+		!strings.Contains(text, "probe net: ") {
+		t.Errorf("Required error does not name the probes:\n%s", text)
+	}
+	t.Logf("\n%s", text)
+}
+
+func TestParseCapEff(t *testing.T) {
+	tests := []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"Name:\tx\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n", 0x1ffffffffff, true},
+		{"CapEff:\t0000000000000000\n", 0, true},
+		{"CapEff:\tzz\n", 0, false},
+		{"Name:\tx\n", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseCapEff([]byte(tt.in))
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("parseCapEff(%q) = %x, %v; want %x, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
 	}
 }

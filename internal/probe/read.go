@@ -324,12 +324,12 @@ func (s *readState) reap(now time.Time) error {
 	for _, k := range done {
 		if k.Hierarchy == 0 {
 			if a := s.sched[k.Id]; a != nil {
-				s.retire(a.path, now).addSched(&a.v)
+				s.retire(a.path, k.Id, now).addSched(&a.v)
 				delete(s.sched, k.Id)
 				_ = p.sched.SchedCgroups.Delete(&k.Id)
 			}
 			if a := s.net[k.Id]; a != nil {
-				s.retire(a.path, now).addNet(&a.v)
+				s.retire(a.path, k.Id, now).addNet(&a.v)
 				delete(s.net, k.Id)
 				_ = p.net.NetCgroups.Delete(&k.Id)
 			}
@@ -339,7 +339,7 @@ func (s *readState) reap(now time.Time) error {
 		}
 		for bk, a := range s.block {
 			if bk.Cgroup == k.Id && bk.Hierarchy == k.Hierarchy {
-				s.retire(a.path, now).addBlock(s.deviceName(bk.Dev), bk.Op, &a.v)
+				s.retire(a.path, a.id, now).addBlock(s.deviceName(bk.Dev), bk.Op, &a.v)
 				delete(s.block, bk)
 				_ = p.block.BlockCgroups.Delete(&bk)
 			}
@@ -356,11 +356,14 @@ func (s *readState) reap(now time.Time) error {
 	return nil
 }
 
-func (s *readState) retire(path string, now time.Time) *retiredPath {
+func (s *readState) retire(path string, id uint64, now time.Time) *retiredPath {
 	r := s.retired[path]
 	if r == nil {
 		r = &retiredPath{stats: CgroupStats{Path: path}}
 		s.retired[path] = r
+	}
+	if id != 0 {
+		r.stats.ID = id
 	}
 	r.removedAt = now
 	return r
@@ -443,6 +446,7 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 	for _, r := range s.retired {
 		c := get(r.stats.Path)
 		c.Add(&r.stats)
+		c.ID = r.stats.ID
 		c.Removed = true
 	}
 	live := make(map[string]bool, len(s.sched))
