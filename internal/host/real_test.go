@@ -8,6 +8,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -179,4 +180,76 @@ func TestRealScrape(t *testing.T) {
 			t.Errorf("no %s in the scrape", name)
 		}
 	}
+}
+
+// TestRealAgainstFreeAndDF compares the snapshot with free(1) and df(1),
+// whose numbers users know: memory total exact, available and
+// buffers+cache close (memory moves between the two reads); root
+// filesystem size exact, used and available close, and df's Use%.
+func TestRealAgainstFreeAndDF(t *testing.T) {
+	freeBin := testenv.RequireCommand(t, "free")
+	dfBin := testenv.RequireCommand(t, "df")
+	s := newHostSet(t, collect.DefaultPaths(), Options{})
+	now := time.Now()
+	s.update(now)
+	m := s.fill(now)
+
+	out, err := exec.Command(freeBin, "-b").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mem []float64
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) == 7 && f[0] == "Mem:" {
+			for _, v := range f[1:] {
+				x, _ := strconv.ParseFloat(v, 64)
+				mem = append(mem, x)
+			}
+		}
+	}
+	if len(mem) != 6 {
+		t.Fatalf("cannot parse free -b:\n%s", out)
+	}
+	// total used free shared buff/cache available
+	if float64(m.Memory.TotalBytes) != mem[0] {
+		t.Errorf("memory total = %d, free says %.0f", m.Memory.TotalBytes, mem[0])
+	}
+	near := func(name string, got, want, tol float64) {
+		t.Helper()
+		if math.Abs(got-want) > tol*want+1<<20 {
+			t.Errorf("%s = %.0f, want about %.0f", name, got, want)
+		}
+	}
+	near("memory available", float64(m.Memory.AvailableBytes), mem[5], 0.02)
+	near("memory buffers+cache", float64(m.Memory.BuffersBytes+m.Memory.CachedBytes), mem[4], 0.05)
+
+	out, err = exec.Command(dfBin, "-B1", "/").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	f := strings.Fields(lines[len(lines)-1])
+	if len(f) < 6 {
+		t.Fatalf("cannot parse df:\n%s", out)
+	}
+	size, _ := strconv.ParseFloat(f[1], 64)
+	used, _ := strconv.ParseFloat(f[2], 64)
+	avail, _ := strconv.ParseFloat(f[3], 64)
+	pct, _ := strconv.ParseFloat(strings.TrimSuffix(f[4], "%"), 64)
+	for _, p := range m.Disk.Partitions {
+		if p.MountPoint != "/" {
+			continue
+		}
+		if float64(p.TotalBytes) != size {
+			t.Errorf("/ size = %d, df says %.0f", p.TotalBytes, size)
+		}
+		near("/ used", float64(p.UsedBytes), used, 0.01)
+		near("/ available", float64(p.AvailableBytes), avail, 0.01)
+		// df rounds Use% up.
+		if p.UsagePercent > pct || p.UsagePercent < pct-1.5 {
+			t.Errorf("/ usage = %.2f%%, df says %.0f%%", p.UsagePercent, pct)
+		}
+		return
+	}
+	t.Errorf("no / among partitions %+v", m.Disk.Partitions)
 }
