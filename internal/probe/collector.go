@@ -55,11 +55,14 @@ type collector struct {
 	opts CollectorOptions
 	log  *slog.Logger
 
-	mu        sync.Mutex
-	snap      *Snapshot
-	cgroups   []exported
-	capped    uint64
-	lastCount int
+	mu      sync.Mutex
+	snap    *Snapshot
+	cgroups []exported
+	capped  uint64
+	// built caches the metrics of the last Update, built by the first
+	// scrape after it: scrapes are rarer than ticks, and two scrapes of
+	// one tick share the work.
+	built []prometheus.Metric
 
 	cpu, wait, waitHist, switches                    *prometheus.Desc
 	blockBytes, blockOps, blockHist                  *prometheus.Desc
@@ -147,9 +150,10 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 		out = append(out, e)
 	}
 	c.mu.Lock()
+	c.capped += capped
 	c.snap = snap
 	c.cgroups = out
-	c.capped += capped
+	c.built = nil
 	c.mu.Unlock()
 	return err
 }
@@ -204,7 +208,10 @@ func promBuckets(h *Histogram) (count uint64, sum float64, buckets map[float64]u
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	snap, cgroups, capped := c.snap, c.cgroups, c.capped
+	if c.built == nil && c.p != nil {
+		c.built = c.build(c.snap, c.cgroups, c.capped)
+	}
+	built := c.built
 	c.mu.Unlock()
 
 	if c.p == nil {
@@ -213,27 +220,50 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		return
 	}
+	for _, m := range built {
+		ch <- m
+	}
+}
+
+// build makes every metric of one update.
+func (c *collector) build(snap *Snapshot, cgroups []exported, capped uint64) []prometheus.Metric {
+	n := 16 + len(cgroups)*12
+	if snap != nil {
+		n += len(snap.Maps) + 2*len(snap.Programs) + len(snap.Drops)
+	}
+	out := make([]prometheus.Metric, 0, n)
+	ch := &metricSink{out: out}
+	c.buildInto(ch, snap, cgroups, capped)
+	return ch.out
+}
+
+// metricSink collects what buildInto emits.
+type metricSink struct{ out []prometheus.Metric }
+
+func (s *metricSink) send(m prometheus.Metric) { s.out = append(s.out, m) }
+
+func (c *collector) buildInto(ch *metricSink, snap *Snapshot, cgroups []exported, capped uint64) {
 	for _, s := range c.p.Status() {
 		v := 0.0
 		if s.Up {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, v, s.Probe)
+		ch.send(prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, v, s.Probe))
 	}
-	ch <- prometheus.MustNewConstMetric(c.nExported, prometheus.GaugeValue, float64(len(cgroups)))
-	ch <- prometheus.MustNewConstMetric(c.cappedDesc, prometheus.CounterValue, float64(capped))
+	ch.send(prometheus.MustNewConstMetric(c.nExported, prometheus.GaugeValue, float64(len(cgroups))))
+	ch.send(prometheus.MustNewConstMetric(c.cappedDesc, prometheus.CounterValue, float64(capped)))
 	if snap == nil {
 		return
 	}
 	for _, m := range snap.Maps {
-		ch <- prometheus.MustNewConstMetric(c.mapMem, prometheus.GaugeValue, float64(m.MemoryBytes), m.Name)
+		ch.send(prometheus.MustNewConstMetric(c.mapMem, prometheus.GaugeValue, float64(m.MemoryBytes), m.Name))
 	}
 	for _, pr := range snap.Programs {
-		ch <- prometheus.MustNewConstMetric(c.progRuns, prometheus.CounterValue, float64(pr.RunCount), pr.Name)
-		ch <- prometheus.MustNewConstMetric(c.progTime, prometheus.CounterValue, pr.RunTime.Seconds(), pr.Name)
+		ch.send(prometheus.MustNewConstMetric(c.progRuns, prometheus.CounterValue, float64(pr.RunCount), pr.Name))
+		ch.send(prometheus.MustNewConstMetric(c.progTime, prometheus.CounterValue, pr.RunTime.Seconds(), pr.Name))
 	}
 	for _, d := range snap.Drops {
-		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(d.Count), d.Probe, d.Reason)
+		ch.send(prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(d.Count), d.Probe, d.Reason))
 	}
 
 	sched, block, net := c.p.Up(ProbeSched), c.p.Up(ProbeBlock), c.p.Up(ProbeNet)
@@ -242,18 +272,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		s := &e.stats
 		id, name, image := s.Path, e.name, e.image
 		if sched {
-			ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, s.CPU.Seconds(), id, name, image)
-			ch <- prometheus.MustNewConstMetric(c.wait, prometheus.CounterValue, s.RunqueueWait.Seconds(), id, name, image)
+			ch.send(prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, s.CPU.Seconds(), id, name, image))
+			ch.send(prometheus.MustNewConstMetric(c.wait, prometheus.CounterValue, s.RunqueueWait.Seconds(), id, name, image))
 			n, sum, b := promBuckets(&s.RunqueueLatency)
-			ch <- prometheus.MustNewConstHistogram(c.waitHist, n, sum, b, id, name, image)
-			ch <- prometheus.MustNewConstMetric(c.switches, prometheus.CounterValue, float64(s.VoluntarySwitches), id, name, image, "voluntary")
-			ch <- prometheus.MustNewConstMetric(c.switches, prometheus.CounterValue, float64(s.InvoluntarySwitches), id, name, image, "involuntary")
+			ch.send(prometheus.MustNewConstHistogram(c.waitHist, n, sum, b, id, name, image))
+			ch.send(prometheus.MustNewConstMetric(c.switches, prometheus.CounterValue, float64(s.VoluntarySwitches), id, name, image, "voluntary"))
+			ch.send(prometheus.MustNewConstMetric(c.switches, prometheus.CounterValue, float64(s.InvoluntarySwitches), id, name, image, "involuntary"))
 		}
 		if block {
 			for j := range s.Block {
 				b := &s.Block[j]
-				ch <- prometheus.MustNewConstMetric(c.blockBytes, prometheus.CounterValue, float64(b.Bytes), id, name, image, b.Device, string(b.Op))
-				ch <- prometheus.MustNewConstMetric(c.blockOps, prometheus.CounterValue, float64(b.Ops), id, name, image, b.Device, string(b.Op))
+				ch.send(prometheus.MustNewConstMetric(c.blockBytes, prometheus.CounterValue, float64(b.Bytes), id, name, image, b.Device, string(b.Op)))
+				ch.send(prometheus.MustNewConstMetric(c.blockOps, prometheus.CounterValue, float64(b.Ops), id, name, image, b.Device, string(b.Op)))
 			}
 			for _, op := range []Op{OpRead, OpWrite} {
 				h := s.BlockLatency(op)
@@ -261,14 +291,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 					continue
 				}
 				n, sum, b := promBuckets(&h)
-				ch <- prometheus.MustNewConstHistogram(c.blockHist, n, sum, b, id, name, image, string(op))
+				ch.send(prometheus.MustNewConstHistogram(c.blockHist, n, sum, b, id, name, image, string(op)))
 			}
 		}
 		if net {
-			ch <- prometheus.MustNewConstMetric(c.netBytes, prometheus.CounterValue, float64(s.NetReceiveBytes), id, name, image, "receive")
-			ch <- prometheus.MustNewConstMetric(c.netBytes, prometheus.CounterValue, float64(s.NetTransmitBytes), id, name, image, "transmit")
-			ch <- prometheus.MustNewConstMetric(c.netPackets, prometheus.CounterValue, float64(s.NetReceivePackets), id, name, image, "receive")
-			ch <- prometheus.MustNewConstMetric(c.netPackets, prometheus.CounterValue, float64(s.NetTransmitPackets), id, name, image, "transmit")
+			ch.send(prometheus.MustNewConstMetric(c.netBytes, prometheus.CounterValue, float64(s.NetReceiveBytes), id, name, image, "receive"))
+			ch.send(prometheus.MustNewConstMetric(c.netBytes, prometheus.CounterValue, float64(s.NetTransmitBytes), id, name, image, "transmit"))
+			ch.send(prometheus.MustNewConstMetric(c.netPackets, prometheus.CounterValue, float64(s.NetReceivePackets), id, name, image, "receive"))
+			ch.send(prometheus.MustNewConstMetric(c.netPackets, prometheus.CounterValue, float64(s.NetTransmitPackets), id, name, image, "transmit"))
 		}
 	}
 }

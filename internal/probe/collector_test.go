@@ -6,6 +6,7 @@ package probe
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -216,4 +217,67 @@ func TestCollectorWithoutProbes(t *testing.T) {
 	if ups != 3 {
 		t.Errorf("%d crmon_probe_up series, want 3", ups)
 	}
+}
+
+// benchCgroups gives 50 fresh cgroups some activity each, as the agent
+// sees a host running 50 containers.
+func benchCgroups(b *testing.B) *Probes {
+	p := loadProbes(b, DefaultOptions())
+	m := mounts(b)
+	var ws []*workloadProc
+	for i := 0; i < 50; i++ {
+		cg := newCgroup(b, m, fmt.Sprintf("bench%d", i))
+		ws = append(ws, start(b, cg, -1, "idle", "1ms"))
+	}
+	for _, w := range ws {
+		w.go_(b)
+	}
+	for _, w := range ws {
+		w.wait(b)
+	}
+	settle()
+	return p
+}
+
+// BenchmarkRead is one tick's read of every map with 50 active cgroups.
+func BenchmarkRead(b *testing.B) {
+	p := benchCgroups(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := p.Read(time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScrape is one /metrics scrape of the collector with 50 active
+// cgroups: Collect from the last Update, encoded as text.
+func BenchmarkScrape(b *testing.B) {
+	p := benchCgroups(b)
+	c := NewCollector(p, CollectorOptions{})
+	if err := c.Update(context.Background(), time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var buf bytes.Buffer
+	for b.Loop() {
+		mfs, err := reg.Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf.Reset()
+		for _, mf := range mfs {
+			if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(bytes.Count(buf.Bytes(), []byte("\n"))), "lines")
+	rm := &metrics.ResourceMetrics{}
+	c.Fill(rm)
+	b.ReportMetric(float64(len(rm.Cgroups)), "cgroups")
 }

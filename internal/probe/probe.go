@@ -132,6 +132,11 @@ type Probes struct {
 	links   []link.Link
 	stats   io.Closer
 
+	// progs and mapList are named once at load: asking the kernel for
+	// names on every read was a third of its cost.
+	progs   []namedProgram
+	mapList []namedMap
+
 	mu    sync.Mutex
 	state *readState
 }
@@ -219,6 +224,8 @@ func New(opts Options) (_ *Probes, err error) {
 	runtime.GC()
 	debug.FreeOSMemory()
 
+	p.progs = p.programs()
+	p.mapList = p.maps()
 	p.state = newReadState(p)
 	return p, nil
 }

@@ -230,7 +230,7 @@ type testCgroup struct {
 	mounts cgroupid.Mounts
 }
 
-func newCgroup(t *testing.T, m cgroupid.Mounts, name string) *testCgroup {
+func newCgroup(t testing.TB, m cgroupid.Mounts, name string) *testCgroup {
 	t.Helper()
 	path := fmt.Sprintf("/crmon-probe-%s-%d-%d", name, os.Getpid(), time.Now().UnixNano()%1e9)
 	cg := &testCgroup{path: path, mounts: m, v2: filepath.Join(m.Unified.Dir, path)}
@@ -291,7 +291,7 @@ func (wp *workloadProc) stdoutString() string { return wp.stdout.String() }
 // start starts workload in cg: cloned straight into the cgroup2 cgroup
 // (CLONE_INTO_CGROUP), moved into the v1 blkio cgroup while it waits, then
 // released. cpu pins it to one CPU when >= 0.
-func start(t *testing.T, cg *testCgroup, cpu int, name, arg string) *workloadProc {
+func start(t testing.TB, cg *testCgroup, cpu int, name, arg string) *workloadProc {
 	t.Helper()
 	dir, err := os.Open(cg.v2)
 	if err != nil {
@@ -334,7 +334,7 @@ func start(t *testing.T, cg *testCgroup, cpu int, name, arg string) *workloadPro
 	return wp
 }
 
-func (wp *workloadProc) go_(t *testing.T) {
+func (wp *workloadProc) go_(t testing.TB) {
 	t.Helper()
 	if _, err := wp.release.Write([]byte{1}); err != nil {
 		t.Fatal(err)
@@ -342,7 +342,7 @@ func (wp *workloadProc) go_(t *testing.T) {
 	wp.release.Close()
 }
 
-func (wp *workloadProc) wait(t *testing.T) *syscall.Rusage {
+func (wp *workloadProc) wait(t testing.TB) *syscall.Rusage {
 	t.Helper()
 	if err := wp.cmd.Wait(); err != nil {
 		t.Fatalf("workload: %v\n%s", err, wp.stderr.String())
@@ -355,7 +355,7 @@ func rusageCPU(ru *syscall.Rusage) time.Duration {
 }
 
 // loadProbes loads the probes for one test.
-func loadProbes(t *testing.T, opts Options) *Probes {
+func loadProbes(t testing.TB, opts Options) *Probes {
 	t.Helper()
 	testenv.RequireRoot(t)
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
@@ -374,7 +374,7 @@ func loadProbes(t *testing.T, opts Options) *Probes {
 	return p
 }
 
-func mounts(t *testing.T) cgroupid.Mounts {
+func mounts(t testing.TB) cgroupid.Mounts {
 	t.Helper()
 	m, err := cgroupid.FindMounts("/proc")
 	if err != nil {

@@ -25,6 +25,8 @@ const (
 	// staleSweepEvery is how often in-flight block requests are checked
 	// for ones that never completed.
 	staleSweepEvery = 10 * time.Second
+	// mapMemoryEvery is how often map memory is asked of the kernel.
+	mapMemoryEvery = 10 * time.Second
 )
 
 // readState is what Read keeps between reads: the last value of each map
@@ -43,6 +45,8 @@ type readState struct {
 	// cgroups.
 	userDrops map[[2]string]uint64
 	lastSweep time.Time
+	maps      []MapStats
+	mapsAt    time.Time
 
 	// Reused across reads.
 	schedVals []schedSchedValue
@@ -481,7 +485,7 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 	}
 	sort.Slice(snap.Cgroups, func(i, j int) bool { return snap.Cgroups[i].Path < snap.Cgroups[j].Path })
 
-	for _, np := range p.programs() {
+	for _, np := range p.progs {
 		ps := ProgramStats{Probe: np.probe, Name: np.name}
 		if st, err := np.prog.Stats(); err == nil {
 			ps.RunCount = st.RunCount
@@ -489,15 +493,21 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 		}
 		snap.Programs = append(snap.Programs, ps)
 	}
-	for _, nm := range p.maps() {
-		ms := MapStats{Name: nm.name}
-		if info, err := nm.m.Info(); err == nil {
-			if b, ok := info.Memlock(); ok {
-				ms.MemoryBytes = b
+	// Map memory moves slowly and costs a read of /proc fdinfo per map.
+	if s.maps == nil || now.Sub(s.mapsAt) >= mapMemoryEvery {
+		s.mapsAt = now
+		s.maps = make([]MapStats, 0, len(p.mapList))
+		for _, nm := range p.mapList {
+			ms := MapStats{Name: nm.name}
+			if info, err := nm.m.Info(); err == nil {
+				if b, ok := info.Memlock(); ok {
+					ms.MemoryBytes = b
+				}
 			}
+			s.maps = append(s.maps, ms)
 		}
-		snap.Maps = append(snap.Maps, ms)
 	}
+	snap.Maps = s.maps
 	snap.Drops = s.drops()
 	return snap
 }
