@@ -35,10 +35,10 @@ type Counters struct {
 
 // Meter is the eBPF probes as sessions use them.
 type Meter interface {
-	// Refresh reads the probes' maps once. Sessions call it at every
-	// sample; an implementation shared with the agent may serve a read
-	// younger than a few milliseconds instead of reading again.
-	Refresh(now time.Time) error
+	// Refresh reads the probes' maps, unless the last read is younger
+	// than maxAge: sessions of one agent share reads for their plots, and
+	// pass 0 for their final values.
+	Refresh(now time.Time, maxAge time.Duration) error
 	// Subtree returns the counters of the cgroup2 path and every cgroup
 	// below it as of the last Refresh, including cgroups removed since,
 	// and false when the probes have seen nothing of it.

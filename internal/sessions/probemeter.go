@@ -10,10 +10,6 @@ import (
 	"github.com/crmon-dev/crmon/internal/probe"
 )
 
-// minProbeReadAge lets sessions sampling at the same moment (and the
-// inotify wake-ups of exiting containers) share one read of the maps.
-const minProbeReadAge = 10 * time.Millisecond
-
 // ProbeMeter is a Meter over the eBPF probes. The agent passes its own
 // probes; `crmon exec` without an agent loads them itself.
 type ProbeMeter struct {
@@ -34,12 +30,11 @@ func NewProbeMeter(p *probe.Probes) *ProbeMeter {
 	}
 }
 
-// Refresh reads the maps unless the last read is younger than
-// minProbeReadAge.
-func (m *ProbeMeter) Refresh(now time.Time) error {
+// Refresh reads the maps unless the last read is younger than maxAge.
+func (m *ProbeMeter) Refresh(now time.Time, maxAge time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.snap != nil && now.Sub(m.readAt) >= 0 && now.Sub(m.readAt) < minProbeReadAge {
+	if m.snap != nil && now.Sub(m.readAt) >= 0 && now.Sub(m.readAt) < maxAge {
 		return nil
 	}
 	s, err := m.p.Read(now)

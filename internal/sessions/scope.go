@@ -6,9 +6,11 @@ package sessions
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/pkg/session"
@@ -34,9 +36,10 @@ type scope struct {
 	// cpuStat is the cgroup2 cpu.stat, read for CPU time when the cpu
 	// controller lives in v1: it counts from clone on, where the v1
 	// cpuacct cgroup is joined only after execve.
-	cpuStat *os.File
-	opened  bool
-	gone    bool
+	cpuStat  *os.File
+	opened   bool
+	openedAt time.Time
+	gone     bool
 	// final says the cgroup files were read after the last process left:
 	// what they said then is the whole story.
 	final bool
@@ -58,8 +61,15 @@ func (tr *Tracker) newScope(name string, p cgroups.Paths, fresh bool) *scope {
 	return &scope{name: name, paths: p, fresh: fresh, watch: -1}
 }
 
-// readScope reads the scope's cgroup files and probe counters. tr.mu held.
-func (tr *Tracker) readScope(s *scope) {
+// openRetry spaces the attempts to open a cgroup that is not there (a
+// container created but not started) or has no v1 files (a cgroup2 path on
+// a hybrid host) when a sample, not an event, asks.
+const openRetry = time.Second
+
+// readScope reads the scope's cgroup files and probe counters. force
+// opens the files now, whatever the last attempt; samples pass false.
+// tr.mu held.
+func (tr *Tracker) readScope(s *scope, force bool) {
 	if tr.opts.Meter != nil && s.paths.V2 != "" {
 		if c, ok := tr.opts.Meter.Subtree(s.paths.V2); ok {
 			s.meter, s.haveMeter = c, true
@@ -69,26 +79,32 @@ func (tr *Tracker) readScope(s *scope) {
 		return
 	}
 	h := tr.opts.Hierarchy
-	if s.reader == nil {
-		r, err := h.Open(s.paths)
-		if err != nil {
-			// Not there yet (a container created, not started), or
-			// already removed.
-			if s.opened {
-				s.gone = true
-			}
-			return
-		}
-		s.reader, s.opened = r, true
-		if s.paths.V2 != "" && !h.OnV2(cgroups.CPU) && h.Unified != "" {
+	if s.reader == nil && (force || time.Since(s.openedAt) >= openRetry) {
+		s.openedAt = time.Now()
+		if s.paths.V2 != "" && !h.OnV2(cgroups.CPU) && h.Unified != "" && s.cpuStat == nil {
 			s.cpuStat, _ = os.Open(filepath.Join(h.Unified, s.paths.V2, "cpu.stat"))
 		}
+		if r, err := h.Open(s.paths); err == nil {
+			s.reader, s.opened = r, true
+		} else if s.opened {
+			// Removed since the last read.
+			s.gone = true
+			s.close()
+			return
+		}
 	}
-	err := s.reader.Read(&s.stats, &tr.buf, cgroups.ReadCounters)
-	if errors.Is(err, cgroups.ErrGone) {
-		s.gone = true
-		s.close()
+	if s.reader == nil && s.cpuStat == nil {
 		return
+	}
+	if s.reader != nil {
+		err := s.reader.Read(&s.stats, &tr.buf, cgroups.ReadCounters)
+		if errors.Is(err, cgroups.ErrGone) {
+			s.gone = true
+			s.close()
+			return
+		}
+	} else if len(tr.buf) < 4096 {
+		tr.buf = make([]byte, 16384)
 	}
 	st := &s.stats
 	v := cgValues{cpuNanos: st.CPU.UsageNanos}
@@ -99,10 +115,15 @@ func (tr *Tracker) readScope(s *scope) {
 		v.writeOps += d.Writes
 	}
 	if s.cpuStat != nil {
-		if n, err := s.cpuStat.ReadAt(tr.buf[:cap(tr.buf)][:4096], 0); n > 0 && (err == nil || n < 4096) {
-			if us, ok := parseUsageUsec(tr.buf[:n]); ok {
-				v.cpuNanos = us * 1000
-			}
+		n, err := s.cpuStat.ReadAt(tr.buf[:4096], 0)
+		if n == 0 && err != nil && !errors.Is(err, io.EOF) {
+			// ENODEV: the cgroup is gone.
+			s.gone = true
+			s.close()
+			return
+		}
+		if us, ok := parseUsageUsec(tr.buf[:n]); ok {
+			v.cpuNanos = us * 1000
 		}
 	}
 	s.cur, s.haveCG = v, true
@@ -228,7 +249,7 @@ func (s *scope) measures(sources, unavailable map[string]bool) session.Measures 
 }
 
 // addPoint records the scope's values at t seconds since the start.
-func (s *scope) addPoint(t float64, meter bool) {
+func (s *scope) addPoint(t float64) {
 	m := s.measures(map[string]bool{}, map[string]bool{})
 	s.points = append(s.points, session.Point{
 		T: t, CPUSeconds: m.CPUSeconds, MemoryBytes: s.memUsage,

@@ -32,6 +32,13 @@ import (
 // maps.
 const DefaultSampleInterval = 200 * time.Millisecond
 
+// MeterInterval is how often a session reads the probes for its plots.
+const MeterInterval = time.Second
+
+// maxFastContainers is how many containers a session samples at its own
+// interval; beyond, they are sampled every MeterInterval.
+const maxFastContainers = 10
+
 // Docker is what a tracker needs of the container engine. It is asked once
 // per container created during the run, never per sample.
 type Docker interface {
@@ -90,6 +97,9 @@ type Tracker struct {
 	buf        []byte
 	errs       map[string]bool
 	layout     *cgroups.Layout
+
+	meterAt time.Time
+	nsample int
 
 	inotify int
 	watches map[int]*scope
@@ -161,8 +171,9 @@ func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
 	}
 	if tr.run != nil && !t.Fresh {
 		// A fresh cgroup starts at zero everywhere: no baseline to read.
-		tr.refreshMeter()
-		tr.readScope(tr.run)
+		tr.refreshMeter(0)
+		tr.meterAt = time.Now()
+		tr.readScope(tr.run, true)
 		tr.run.setBaseline()
 	}
 	tr.sampleHost()
@@ -191,33 +202,57 @@ func (tr *Tracker) loop(ctx context.Context) {
 			return
 		case now := <-t.C:
 			tr.mu.Lock()
-			tr.sample(now)
+			tr.sample(now, false)
 			tr.mu.Unlock()
 		}
 	}
 }
 
 // sample reads everything once and appends a point per scope. tr.mu held.
-func (tr *Tracker) sample(now time.Time) {
-	tr.refreshMeter()
+func (tr *Tracker) sample(now time.Time, final bool) {
+	// A read of the probes' maps costs milliseconds with many cgroups
+	// (every map, every CPU); the cgroup files cost microseconds. Plots
+	// get the files at every sample and the probes once a second; the
+	// final values always come from a fresh read.
+	if final {
+		tr.refreshMeter(0)
+		tr.meterAt = now
+	} else if now.Sub(tr.meterAt) >= MeterInterval {
+		// Sessions share one read per MeterInterval: it costs
+		// milliseconds with many cgroups.
+		tr.refreshMeter(MeterInterval * 9 / 10)
+		tr.meterAt = now
+	}
 	tr.sampleHost()
 	t := now.Sub(tr.start).Seconds()
 	if tr.run != nil {
-		tr.readScope(tr.run)
-		tr.run.addPoint(t, tr.opts.Meter != nil)
+		tr.readScope(tr.run, final)
+		tr.run.addPoint(t)
+	}
+	// Containers are sampled at the session's interval while they are
+	// few, and once a second when many: each costs a read of a dozen
+	// files, and their final values come from the exit wake-up, not from
+	// samples.
+	tr.nsample++
+	every := 1
+	if len(tr.order) > maxFastContainers {
+		every = max(1, int(MeterInterval/tr.opts.SampleInterval))
+	}
+	if !final && tr.nsample%every != 0 {
+		return
 	}
 	for _, id := range tr.order {
 		s := tr.containers[id]
-		tr.readScope(s)
-		s.addPoint(t, tr.opts.Meter != nil)
+		tr.readScope(s, final)
+		s.addPoint(t)
 	}
 }
 
-func (tr *Tracker) refreshMeter() {
+func (tr *Tracker) refreshMeter(maxAge time.Duration) {
 	if tr.opts.Meter == nil {
 		return
 	}
-	if err := tr.opts.Meter.Refresh(time.Now()); err != nil {
+	if err := tr.opts.Meter.Refresh(time.Now(), maxAge); err != nil {
 		tr.logOnce("meter", "reading the probes", err)
 	}
 }
@@ -252,7 +287,7 @@ func (tr *Tracker) Stop() *session.Report {
 	defer tr.mu.Unlock()
 	end := time.Now()
 	tr.catchUpContainers()
-	tr.sample(end)
+	tr.sample(end, true)
 	if tr.inotify >= 0 {
 		unix.Close(tr.inotify)
 		unix.Close(tr.wake)
@@ -351,7 +386,7 @@ func (tr *Tracker) watchDocker(ctx context.Context, evs <-chan docker.Event, err
 			case "die":
 				tr.mu.Lock()
 				if s := tr.containers[ev.ID]; s != nil {
-					tr.readScope(s)
+					tr.readScope(s, true)
 				}
 				tr.mu.Unlock()
 			}
@@ -365,7 +400,7 @@ func (tr *Tracker) addContainer(ctx context.Context, id string) {
 	start := tr.start
 	if known && s.watch < 0 {
 		// Created before, started now: the cgroup exists from here on.
-		tr.readScope(s)
+		tr.readScope(s, true)
 		tr.watch(s)
 	}
 	tr.mu.Unlock()
@@ -406,7 +441,7 @@ func (tr *Tracker) addContainerLocked(ctx context.Context, c docker.Container, s
 	s.meta = session.ContainerReport{ID: c.ID, Name: c.Name, Image: c.Image, Cgroup: p}
 	tr.containers[c.ID] = s
 	tr.order = append(tr.order, c.ID)
-	tr.readScope(s)
+	tr.readScope(s, true)
 	tr.watch(s)
 }
 
@@ -469,8 +504,9 @@ func (tr *Tracker) watchCgroups(ctx context.Context) {
 			wd := int(int32(uint32(buf[off]) | uint32(buf[off+1])<<8 | uint32(buf[off+2])<<16 | uint32(buf[off+3])<<24))
 			nameLen := int(uint32(buf[off+12]) | uint32(buf[off+13])<<8 | uint32(buf[off+14])<<16 | uint32(buf[off+15])<<24)
 			if s := tr.watches[wd]; s != nil {
-				tr.refreshMeter()
-				tr.readScope(s)
+				// The probes keep a removed cgroup's counts: Stop's
+				// read has them. The files must be read now.
+				tr.readScope(s, true)
 				// Read right as the last process left: the values are
 				// final, whatever happens to the cgroup next.
 				if b, err := readFileInto(filepath.Join(tr.opts.Hierarchy.Unified, s.paths.V2, "cgroup.events"), tr.evbuf[:]); err == nil && !populated(b) && s.haveCG {
