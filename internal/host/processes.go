@@ -22,8 +22,11 @@ import (
 )
 
 // defaultTopN is how many processes the snapshot lists when Options.TopN
-// is not set.
-const defaultTopN = 10
+// is not set; maxTopN bounds it, so the selection needs no allocation.
+const (
+	defaultTopN = 10
+	maxTopN     = 64
+)
 
 // maxCommand bounds a process's command line in the snapshot.
 const maxCommand = 4096
@@ -202,6 +205,7 @@ func newProcessesCollector(o collect.Options, ho Options) (*processesCollector, 
 	if n <= 0 {
 		n = defaultTopN
 	}
+	n = min(n, maxTopN)
 	return &processesCollector{
 		log:            logger(o),
 		r:              newReader(4096),
@@ -455,7 +459,7 @@ func insertTop(idx []int, n, i int, better func(a, b int) bool) []int {
 }
 
 func (c *processesCollector) topByCPU(dt float64, havePrev bool) []metrics.ProcessCPUMetrics {
-	var idxBuf [64]int
+	var idxBuf [maxTopN]int
 	idx := idxBuf[:0]
 	n := min(c.topN, len(idxBuf))
 	better := func(a, b int) bool {
@@ -489,7 +493,7 @@ func (c *processesCollector) topByCPU(dt float64, havePrev bool) []metrics.Proce
 }
 
 func (c *processesCollector) topByMem(memTotal uint64) []metrics.ProcessMemoryMetrics {
-	var idxBuf [64]int
+	var idxBuf [maxTopN]int
 	idx := idxBuf[:0]
 	n := min(c.topN, len(idxBuf))
 	better := func(a, b int) bool {
