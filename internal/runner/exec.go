@@ -89,16 +89,20 @@ func Exec(ctx context.Context, opts ExecOptions) (rep *session.Report, res Resul
 				SampleIntervalSeconds: opts.Tracker.SampleInterval.Seconds(),
 			},
 		})
-		if err != nil {
-			return nil, res, err
+		if err == nil {
+			stop = func() (*session.Report, error) {
+				// The run is over: its end must not depend on ctx.
+				sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				return s.Stop(sctx)
+			}
+		} else if opts.Tracker.Logger != nil {
+			// An agent without the session API, or one that refuses:
+			// measure here rather than not at all.
+			opts.Tracker.Logger.Warn("the agent did not start a session; measuring from the cgroup files here", "agent", opts.AgentURL, "err", err)
 		}
-		stop = func() (*session.Report, error) {
-			// The run is over: its end must not depend on ctx.
-			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			return s.Stop(sctx)
-		}
-	} else {
+	}
+	if stop == nil {
 		tr, err := sessions.NewTracker(opts.Tracker, sessions.Target{
 			Name: name, Cgroup: cg.Paths(), Fresh: true, Containers: opts.Containers,
 		})

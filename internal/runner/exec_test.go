@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -262,5 +265,26 @@ func TestExecCountsOnlyItsOwnWork(t *testing.T) {
 	// no block writes of its own.
 	if idle.Totals.CPUSeconds > 0.05 || idle.Totals.BlockWriteBytes > 64<<10 {
 		t.Errorf("idle run saw cpu %v s, block writes %d B: others' work", idle.Totals.CPUSeconds, idle.Totals.BlockWriteBytes)
+	}
+}
+
+// TestExecAgentRefuses falls back to measuring in-process when the agent
+// answers but does not start the session.
+func TestExecAgentRefuses(t *testing.T) {
+	h := hierarchy(t)
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	rep, res, err := Exec(context.Background(), ExecOptions{
+		Options:   Options{Args: []string{"sh", "-c", "exit 6"}},
+		Hierarchy: h,
+		Parent:    "crmon-test",
+		AgentURL:  srv.URL,
+		Tracker:   sessions.TrackerOptions{Hierarchy: h, Logger: slog.New(slog.DiscardHandler)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 6 || rep.ExitCode != 6 || !slices.Contains(rep.Sources, "cgroupfs") {
+		t.Errorf("exit %d, report %+v", res.ExitCode, rep)
 	}
 }
