@@ -234,6 +234,12 @@ func newCgroup(t testing.TB, m cgroupid.Mounts, name string) *testCgroup {
 	t.Helper()
 	path := fmt.Sprintf("/crmon-probe-%s-%d-%d", name, os.Getpid(), time.Now().UnixNano()%1e9)
 	cg := &testCgroup{path: path, mounts: m, v2: filepath.Join(m.Unified.Dir, path)}
+	if m.Blkio.Dir == "" {
+		// Pure v2: without io (and memory, for writeback) enabled below
+		// the root, blk-cgroup charges the root, not the test's cgroup.
+		// Best effort: a host that delegates differently has them on.
+		_ = os.WriteFile(filepath.Join(m.Unified.Dir, "cgroup.subtree_control"), []byte("+io +memory"), 0o644)
+	}
 	cg.dirs = append(cg.dirs, cg.v2)
 	if m.Blkio.Dir != "" {
 		cg.blkio = filepath.Join(m.Blkio.Dir, path)
@@ -694,5 +700,54 @@ func TestParseCapEff(t *testing.T) {
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("parseCapEff(%q) = %x, %v; want %x, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+// TestReapWithoutCgroupsProbe checks the fallback reaper: with the
+// cgroups probe (which reports removals) down, a removed cgroup is found
+// gone in cgroupfs, its entry deleted and its counts kept.
+func TestReapWithoutCgroupsProbe(t *testing.T) {
+	p := loadProbes(t, Options{Sched: true})
+	// Take the cgroups probe down as a failed load would have left it.
+	p.mu.Lock()
+	// Its two links (mkdir, rmdir) are the first: it loads first.
+	for _, l := range p.links[:2] {
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.links = p.links[2:]
+	if err := p.cgroups.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.cgroups = nil
+	p.progs = p.programs()
+	p.mapList = p.maps()
+	p.mu.Unlock()
+
+	m := mounts(t)
+	cg := newCgroup(t, m, "gone")
+	w := start(t, cg, -1, "burn", "50ms")
+	w.go_(t)
+	ru := w.wait(t)
+	settle()
+	now := time.Now()
+	c1 := read(t, p, cg.path)
+	id := c1.ID
+	if c1.CPU == 0 || id == 0 {
+		t.Fatalf("before removal: %+v", c1)
+	}
+	cg.remove()
+	snap, err := p.Read(now.Add(goneSweepEvery + time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, ok := snap.Cgroup(cg.path)
+	if !ok || !c2.Removed {
+		t.Fatalf("removed cgroup %s: present %v, removed %v", cg.path, ok, c2.Removed)
+	}
+	within(t, "cpu ns after the fallback reap", float64(c2.CPU), float64(rusageCPU(ru)), -0.01, 0.01)
+	if err := p.sched.SchedCgroups.Lookup(&id, &[]schedSchedValue{}); err == nil {
+		t.Error("entry of the removed cgroup still in the map")
 	}
 }

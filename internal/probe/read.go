@@ -25,6 +25,9 @@ const (
 	// staleSweepEvery is how often in-flight block requests are checked
 	// for ones that never completed.
 	staleSweepEvery = 10 * time.Second
+	// goneSweepEvery is how often cgroupfs is checked for removed cgroups
+	// when the cgroups probe, which reports removals, is down.
+	goneSweepEvery = 30 * time.Second
 	// mapMemoryEvery is how often map memory is asked of the kernel.
 	mapMemoryEvery = 10 * time.Second
 )
@@ -47,6 +50,8 @@ type readState struct {
 	lastSweep time.Time
 	maps      []MapStats
 	mapsAt    time.Time
+
+	lastGoneSweep time.Time
 
 	// Reused across reads.
 	schedVals []schedSchedValue
@@ -128,6 +133,9 @@ func (s *readState) read(now time.Time) (*Snapshot, error) {
 	}
 	if p.cgroups != nil {
 		errs = append(errs, s.reap(now))
+	} else if now.Sub(s.lastGoneSweep) >= goneSweepEvery {
+		s.lastGoneSweep = now
+		s.reapGone(now)
 	}
 	snap := s.snapshot(now)
 	return snap, errors.Join(errs...)
@@ -281,7 +289,11 @@ func (s *readState) readNet() error {
 // never completed (a driver error path without block_rq_complete, a
 // request issued before a requeue we missed), so they cannot fill the map.
 func (s *readState) sweepInflight() error {
-	limit := monotonicNow() - uint64(s.p.opts.StaleAfter)
+	mono := monotonicNow()
+	if mono <= uint64(s.p.opts.StaleAfter) {
+		return nil
+	}
+	limit := mono - uint64(s.p.opts.StaleAfter)
 	var (
 		key   uint64
 		val   blockInflight
@@ -317,7 +329,7 @@ func (s *readState) reap(now time.Time) error {
 	)
 	it := p.cgroups.CgroupRemoved.Iterate()
 	for it.Next(&key, &ts) {
-		if mono-ts < uint64(reapDelay) {
+		if ts > mono || mono-ts < uint64(reapDelay) {
 			continue
 		}
 		done = append(done, key)
@@ -358,6 +370,43 @@ func (s *readState) reap(now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// reapGone is reap without the cgroups probe: a cgroup whose directory
+// is gone, or holds another cgroup now, is reaped. It is slower to notice
+// (goneSweepEvery) but keeps the maps from filling up.
+func (s *readState) reapGone(now time.Time) {
+	p := s.p
+	gone := func(r interface{ ID(string) (uint64, error) }, path string, id uint64) bool {
+		got, err := r.ID(path)
+		return err != nil || got != id
+	}
+	for id, a := range s.sched {
+		if gone(p.unified, a.path, id) {
+			s.retire(a.path, id, now).addSched(&a.v)
+			delete(s.sched, id)
+			_ = p.sched.SchedCgroups.Delete(&id)
+		}
+	}
+	for id, a := range s.net {
+		if gone(p.unified, a.path, id) {
+			s.retire(a.path, id, now).addNet(&a.v)
+			delete(s.net, id)
+			_ = p.net.NetCgroups.Delete(&id)
+		}
+	}
+	for k, a := range s.block {
+		r := p.unified
+		if k.Hierarchy != 0 {
+			r = p.blkio
+		}
+		if k.Cgroup == 0 || r == nil || !gone(r, a.path, k.Cgroup) {
+			continue
+		}
+		s.retire(a.path, a.id, now).addBlock(s.deviceName(k.Dev), k.Op, &a.v)
+		delete(s.block, k)
+		_ = p.block.BlockCgroups.Delete(&k)
+	}
 }
 
 func (s *readState) retire(path string, id uint64, now time.Time) *retiredPath {
