@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // Version is the release, "dev" for untagged builds.
@@ -44,12 +45,19 @@ func Get() Info {
 }
 
 func (i Info) String() string {
-	rev := i.Revision
-	if len(rev) > 12 {
-		rev = rev[:12]
+	var parts []string
+	if rev := i.Revision; rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if i.Modified {
+			rev += "-dirty"
+		}
+		parts = append(parts, "revision "+rev)
 	}
-	if i.Modified {
-		rev += "-dirty"
+	if i.BuildTime != "" {
+		parts = append(parts, "committed "+i.BuildTime)
 	}
-	return fmt.Sprintf("crmon %s (revision %s, built %s, %s %s)", i.Version, rev, i.BuildTime, i.GoVersion, i.Platform)
+	parts = append(parts, i.GoVersion+" "+i.Platform)
+	return fmt.Sprintf("crmon %s (%s)", i.Version, strings.Join(parts, ", "))
 }
