@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -35,7 +36,11 @@ func registrations(c *cli.Context, cfg *config.Config) []collect.Registration {
 			FilesystemMountPointsExclude: c.String("collector.filesystem.mount-points-exclude"),
 			FilesystemFSTypesExclude:     c.String("collector.filesystem.fs-types-exclude"),
 			FilesystemNoStatfs:           !c.Bool("collector.filesystem.statfs"),
+			FilesystemMountTimeout:       c.Duration("collector.filesystem.mount-timeout"),
 			DiskstatsDeviceExclude:       c.String("collector.diskstats.device-exclude"),
+			NetdevDeviceExclude:          c.String("collector.netdev.device-exclude"),
+			NetclassDeviceExclude:        c.String("collector.netclass.ignored-devices"),
+			ProcessesScanInterval:        c.Duration("collector.processes.scan-interval"),
 			NetstatFields:                c.String("collector.netstat.fields"),
 			VmstatFields:                 c.String("collector.vmstat.fields"),
 		}
@@ -62,6 +67,14 @@ func sourceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "collector.filesystem.mount-points-exclude", Usage: "regexp of mount points to leave out (default: node_exporter's)", EnvVars: []string{"CRMON_COLLECTOR_FILESYSTEM_MOUNT_POINTS_EXCLUDE"}},
 		&cli.StringFlag{Name: "collector.filesystem.fs-types-exclude", Usage: "regexp of filesystem types to leave out (default: node_exporter's)", EnvVars: []string{"CRMON_COLLECTOR_FILESYSTEM_FS_TYPES_EXCLUDE"}},
 		&cli.BoolFlag{Name: "collector.filesystem.statfs", Value: true, Hidden: true, Usage: "statfs mount points (off for fixture trees)"},
+		&cli.DurationFlag{Name: "collector.filesystem.mount-timeout", Value: 5 * time.Second, Usage: "how long a statfs may take before the mount is skipped until it answers", EnvVars: []string{"CRMON_COLLECTOR_FILESYSTEM_MOUNT_TIMEOUT"}},
+		// Containers' host-side veths would add some forty series each to
+		// the node_network_* families; their traffic is in
+		// container_network_* under the container's name. Pass an empty
+		// value to include them.
+		&cli.StringFlag{Name: "collector.netdev.device-exclude", Value: "^veth", Usage: "regexp of interfaces to leave out of node_network_* statistics", EnvVars: []string{"CRMON_COLLECTOR_NETDEV_DEVICE_EXCLUDE"}},
+		&cli.StringFlag{Name: "collector.netclass.ignored-devices", Value: "^veth", Usage: "regexp of interfaces to leave out of node_network_* properties", EnvVars: []string{"CRMON_COLLECTOR_NETCLASS_IGNORED_DEVICES"}},
+		&cli.DurationFlag{Name: "collector.processes.scan-interval", Usage: "time between full reads of every /proc/PID (0: every tick); process counts stay fresh", EnvVars: []string{"CRMON_COLLECTOR_PROCESSES_SCAN_INTERVAL"}},
 		&cli.StringFlag{Name: "collector.diskstats.device-exclude", Usage: "regexp of block devices to leave out (default: node_exporter's)", EnvVars: []string{"CRMON_COLLECTOR_DISKSTATS_DEVICE_EXCLUDE"}},
 		&cli.StringFlag{Name: "collector.netstat.fields", Usage: "regexp of /proc/net/{netstat,snmp,snmp6} fields to export (default: node_exporter's)", EnvVars: []string{"CRMON_COLLECTOR_NETSTAT_FIELDS"}},
 		&cli.StringFlag{Name: "collector.vmstat.fields", Usage: "regexp of /proc/vmstat fields to export (default: node_exporter's)", EnvVars: []string{"CRMON_COLLECTOR_VMSTAT_FIELDS"}},
