@@ -44,8 +44,9 @@ test-unit: ## Run only the tests that need no root, eBPF or Docker
 e2e: ## Run the golden end-to-end test (-update to rewrite testdata/e2e-output.txt)
 	$(GO) test -count=1 -run TestEndToEnd ./cmd/crmon/ $(if $(UPDATE),-args -update)
 
-bench: ## Run the Go benchmarks (collection cycle, scrape)
+bench: ## Run the Go benchmarks: collection cycle, scrape, probe reads, exec overhead
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/... | tee bench.out
+	$(GO) test -run '^$$' -bench ExecOverhead -benchtime 60x ./cmd/crmon | tee -a bench.out
 
 bench-agent: build ## Agent CPU (% of one core) and RSS after a few minutes at 1 s (as root)
 	@scripts/bench-agent.sh

@@ -19,6 +19,8 @@ pkgs=(
 	busybox-static  # the local test image (no registry is reachable)
 	hyperfine       # crmon exec overhead benchmark
 	curl            # the benchmark scripts scrape the agent
+	libxml2-utils   # xmllint validates the JUnit reports against the schema
+	procps          # free(1), which the host tests compare with
 	ca-certificates
 )
 if grep -qi '^ID=ubuntu' /etc/os-release 2>/dev/null; then
