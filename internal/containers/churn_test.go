@@ -69,14 +69,18 @@ func churn(tb testing.TB, n, parallel int) churnResult {
 		c.Update(context.Background(), time.Now())
 		var m metrics.ResourceMetrics
 		c.Fill(&m)
+		var fin []string
 		c.mu.RLock()
 		for id, ct := range c.byID {
 			if ct.finalRead {
-				final[id] = true
+				fin = append(fin, id)
 			}
 		}
 		c.mu.RUnlock()
 		mu.Lock()
+		for _, id := range fin {
+			final[id] = true
+		}
 		ticks++
 		for _, d := range m.Containers.ContainerDetails {
 			seen[d.ContainerName] = true
@@ -85,6 +89,20 @@ func churn(tb testing.TB, n, parallel int) churnResult {
 		mu.Unlock()
 	}
 	sample()
+	// Warm up: the first containers grow the collector's buffers, the
+	// client's connections and the runtime's pools once; the baseline is
+	// taken after them.
+	for i := 0; i < 3; i++ {
+		dockertest.Docker(tb, "run", "--rm", "--name", fmt.Sprintf("%s-warm%d", prefix, i), dockertest.Image, "sh", "-c", "sleep 0.2")
+		sample()
+	}
+	for deadline := time.Now().Add(10 * time.Second); c.Known() != 0 && time.Now().Before(deadline); {
+		time.Sleep(tick)
+		sample()
+	}
+	mu.Lock()
+	final = map[string]bool{}
+	mu.Unlock()
 	base := churnResult{
 		seriesBefore: collectAll(c),
 		fdsBefore:    openFDs(tb),
@@ -156,6 +174,9 @@ func churn(tb testing.TB, n, parallel int) churnResult {
 		}
 	}
 	r.finalReads = len(final)
+	// The test's own bookkeeping must not count as the collector's heap.
+	seen, final, goneAt = nil, nil, nil
+	lastDone.Clear()
 	mu.Unlock()
 	r.seriesAfter = collectAll(c)
 	r.fdsAfter = openFDs(tb)
