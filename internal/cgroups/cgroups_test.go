@@ -187,7 +187,7 @@ func TestLayouts(t *testing.T) {
 				CPU: CPUStats{UsageNanos: 27658766, UserNanos: 10000000, SystemNanos: 20000000, Periods: 40, ThrottledPeriods: 12,
 					ThrottledNanos: 345000000, QuotaMicros: 50000, PeriodMicros: 100000, Shares: 1024},
 				Memory: MemoryStats{Usage: 10485760, WorkingSet: 10485760 - 3145728, RSS: 5242880, Cache: 4194304, MappedFile: 8192,
-					ActiveFile: 1048576, InactiveFile: 3145728, Limit: 268435456, MaxUsage: 12582912, Failcnt: 3, OOMEvents: 1},
+					ActiveFile: 1048576, InactiveFile: 3145728, Limit: 268435456, ReservationLimit: 134217728, SwapLimit: 536870912, MaxUsage: 12582912, Failcnt: 3, OOMEvents: 1},
 				Pids:      PidsStats{Current: 3},
 				IO:        IOStats{Devices: []IODevice{{Major: 254, ReadBytes: 4096, WriteBytes: 33554432, Reads: 1, Writes: 32}}},
 				Processes: 2,

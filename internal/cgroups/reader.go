@@ -39,7 +39,8 @@ func kindOf(name string) kind {
 	case "cpu.stat":
 		// v2's cpu.stat carries the total; v1's only throttling.
 		return kindUsage
-	case "memory.limit_in_bytes", "memory.max", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares",
+	case "memory.limit_in_bytes", "memory.max", "memory.soft_limit_in_bytes", "memory.memsw.limit_in_bytes",
+		"memory.low", "memory.swap.max", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares",
 		"cpu.max", "cpu.weight", "pids.max":
 		return kindSetting
 	}
@@ -58,6 +59,20 @@ var (
 				s.Memory.Limit, err = parseSingle(b)
 				if s.Memory.Limit >= unlimitedV1 {
 					s.Memory.Limit = 0
+				}
+				return
+			}},
+			{"memory", "memory.soft_limit_in_bytes", func(b []byte, s *Stats) (err error) {
+				s.Memory.ReservationLimit, err = parseSingle(b)
+				if s.Memory.ReservationLimit >= unlimitedV1 {
+					s.Memory.ReservationLimit = 0
+				}
+				return
+			}},
+			{"memory", "memory.memsw.limit_in_bytes", func(b []byte, s *Stats) (err error) {
+				s.Memory.SwapLimit, err = parseSingle(b)
+				if s.Memory.SwapLimit >= unlimitedV1 {
+					s.Memory.SwapLimit = 0
 				}
 				return
 			}},
@@ -89,6 +104,8 @@ var (
 			{"", "memory.current", func(b []byte, s *Stats) (err error) { s.Memory.Usage, err = parseSingle(b); return }},
 			{"", "memory.stat", func(b []byte, s *Stats) error { return parseMemoryStatV2(b, &s.Memory) }},
 			{"", "memory.max", func(b []byte, s *Stats) (err error) { s.Memory.Limit, err = parseSingle(b); return }},
+			{"", "memory.low", func(b []byte, s *Stats) (err error) { s.Memory.ReservationLimit, err = parseSingle(b); return }},
+			{"", "memory.swap.max", func(b []byte, s *Stats) (err error) { s.Memory.SwapLimit, err = parseSingle(b); return }},
 			{"", "memory.peak", func(b []byte, s *Stats) (err error) { s.Memory.MaxUsage, err = parseSingle(b); return }},
 			{"", "memory.events", func(b []byte, s *Stats) error { return parseMemoryEventsV2(b, &s.Memory) }},
 			{"", "memory.swap.current", func(b []byte, s *Stats) (err error) { s.Memory.Swap, err = parseSingle(b); return }},

@@ -49,10 +49,14 @@ type MemoryStats struct {
 	ActiveFile   uint64
 	InactiveFile uint64
 	Swap         uint64
-	// Limit is 0 when unlimited.
-	Limit    uint64
-	MaxUsage uint64 // memory.max_usage_in_bytes (v1), memory.peak (v2)
-	Failcnt  uint64 // memory.failcnt (v1), memory.events "max" (v2)
+	// Limit, ReservationLimit (memory.soft_limit_in_bytes, memory.low)
+	// and SwapLimit (memory.memsw.limit_in_bytes, memory.swap.max) are 0
+	// when unlimited.
+	Limit            uint64
+	ReservationLimit uint64
+	SwapLimit        uint64
+	MaxUsage         uint64 // memory.max_usage_in_bytes (v1), memory.peak (v2)
+	Failcnt          uint64 // memory.failcnt (v1), memory.events "max" (v2)
 	// OOMEvents counts OOM kills in the cgroup.
 	OOMEvents uint64
 }

@@ -236,7 +236,7 @@ func TestWorkloads(t *testing.T) {
 		"burn":  dockertest.Run(t, append(role("burn"), "--cpus", "0.5"), "sh", "-c", "while :; do :; done"),
 		"write": dockertest.Run(t, role("write"), "sh", "-c", fmt.Sprintf("dd if=/dev/zero of=/tmp/f bs=1M count=%d oflag=direct 2>/dev/null; sleep 600", writeBytes>>20)),
 		"send":  dockertest.Run(t, role("send"), "sh", "-c", fmt.Sprintf("dd if=/dev/zero bs=4096 count=%d 2>/dev/null | nc %s %d; sleep 600", sendBytes/4096, dockerBridgeIP(t), port)),
-		"idle":  dockertest.Run(t, role("idle"), "sleep", "600"),
+		"idle":  dockertest.Run(t, append(role("idle"), "--memory", "64m"), "sleep", "600"),
 	}
 	cg := map[string]string{}
 	waitFor(t, 10*time.Second, "containers seen through events", func() bool {
@@ -308,6 +308,9 @@ func TestWorkloads(t *testing.T) {
 	}
 	if p := details[names["idle"]].CPUUsagePercent; p > 1 {
 		t.Errorf("idle container at %.2f%% of a core, want ~0", p)
+	}
+	if l, _ := series(mfs, "container_spec_memory_limit_bytes", names["idle"], "", ""); l != 64<<20 {
+		t.Errorf("idle container's memory limit %v, want %d", l, 64<<20)
 	}
 	if q, _ := series(mfs, "container_spec_cpu_quota", names["burn"], "", ""); q != 50000 {
 		t.Errorf("burner quota %v, want 50000", q)

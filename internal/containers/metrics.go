@@ -21,7 +21,7 @@ type descs struct {
 
 	memUsage, memWorkingSet, memRSS, memCache, memMapped, memSwap *prometheus.Desc
 	memMaxUsage, memFailcnt, memActiveFile, memInactiveFile       *prometheus.Desc
-	oomEvents, specMemLimit                                       *prometheus.Desc
+	oomEvents, specMemLimit, specMemReservation, specMemSwap      *prometheus.Desc
 
 	fsReadsBytes, fsWritesBytes, fsReads, fsWrites, fsUsage *prometheus.Desc
 
@@ -50,18 +50,20 @@ func newDescs(labelNames []string) descs {
 		specCPUPeriod:       d("container_spec_cpu_period", "CPU period of the container.", base),
 		specCPUShares:       d("container_spec_cpu_shares", "CPU share of the container.", base),
 
-		memUsage:        d("container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed", base),
-		memWorkingSet:   d("container_memory_working_set_bytes", "Current working set in bytes.", base),
-		memRSS:          d("container_memory_rss", "Size of RSS in bytes.", base),
-		memCache:        d("container_memory_cache", "Number of bytes of page cache memory.", base),
-		memMapped:       d("container_memory_mapped_file", "Size of memory mapped files in bytes.", base),
-		memSwap:         d("container_memory_swap", "Container swap usage in bytes.", base),
-		memMaxUsage:     d("container_memory_max_usage_bytes", "Maximum memory usage recorded in bytes", base),
-		memFailcnt:      d("container_memory_failcnt", "Number of memory usage hits limits", base),
-		memActiveFile:   d("container_memory_total_active_file_bytes", "Current total active file in bytes.", base),
-		memInactiveFile: d("container_memory_total_inactive_file_bytes", "Current total inactive file in bytes.", base),
-		oomEvents:       d("container_oom_events_total", "Count of out of memory events observed for the container", base),
-		specMemLimit:    d("container_spec_memory_limit_bytes", "Memory limit for the container.", base),
+		memUsage:           d("container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed", base),
+		memWorkingSet:      d("container_memory_working_set_bytes", "Current working set in bytes.", base),
+		memRSS:             d("container_memory_rss", "Size of RSS in bytes.", base),
+		memCache:           d("container_memory_cache", "Number of bytes of page cache memory.", base),
+		memMapped:          d("container_memory_mapped_file", "Size of memory mapped files in bytes.", base),
+		memSwap:            d("container_memory_swap", "Container swap usage in bytes.", base),
+		memMaxUsage:        d("container_memory_max_usage_bytes", "Maximum memory usage recorded in bytes", base),
+		memFailcnt:         d("container_memory_failcnt", "Number of memory usage hits limits", base),
+		memActiveFile:      d("container_memory_total_active_file_bytes", "Current total active file in bytes.", base),
+		memInactiveFile:    d("container_memory_total_inactive_file_bytes", "Current total inactive file in bytes.", base),
+		oomEvents:          d("container_oom_events_total", "Count of out of memory events observed for the container", base),
+		specMemLimit:       d("container_spec_memory_limit_bytes", "Memory limit for the container.", base),
+		specMemReservation: d("container_spec_memory_reservation_limit_bytes", "Memory reservation limit for the container.", base),
+		specMemSwap:        d("container_spec_memory_swap_limit_bytes", "Memory swap limit for the container.", base),
 
 		fsReadsBytes:  d("container_fs_reads_bytes_total", "Cumulative count of bytes read", with("device")),
 		fsWritesBytes: d("container_fs_writes_bytes_total", "Cumulative count of bytes written", with("device")),
@@ -95,7 +97,7 @@ func (d *descs) describe(ch chan<- *prometheus.Desc) {
 		d.cpuUsage, d.cpuUser, d.cpuSystem, d.cfsPeriods, d.cfsThrottledPeriods, d.cfsThrottledSeconds,
 		d.specCPUQuota, d.specCPUPeriod, d.specCPUShares,
 		d.memUsage, d.memWorkingSet, d.memRSS, d.memCache, d.memMapped, d.memSwap, d.memMaxUsage, d.memFailcnt,
-		d.memActiveFile, d.memInactiveFile, d.oomEvents, d.specMemLimit,
+		d.memActiveFile, d.memInactiveFile, d.oomEvents, d.specMemLimit, d.specMemReservation, d.specMemSwap,
 		d.fsReadsBytes, d.fsWritesBytes, d.fsReads, d.fsWrites, d.fsUsage,
 		d.netRxBytes, d.netRxPackets, d.netRxErrors, d.netRxDropped, d.netTxBytes, d.netTxPackets, d.netTxErrors, d.netTxDropped,
 		d.processes, d.threads, d.threadsMax, d.lastSeen, d.startTime, d.creationTime, d.dockerUp, d.known,
@@ -158,6 +160,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		m(d.memInactiveFile, false, float64(s.Memory.InactiveFile))
 		m(d.oomEvents, true, float64(s.Memory.OOMEvents))
 		m(d.specMemLimit, false, float64(s.Memory.Limit))
+		m(d.specMemReservation, false, float64(s.Memory.ReservationLimit))
+		m(d.specMemSwap, false, float64(s.Memory.SwapLimit))
 
 		for i := range s.IO.Devices {
 			io := &s.IO.Devices[i]
