@@ -134,6 +134,11 @@ func TestParsers(t *testing.T) {
 		{"blkio bytes", func(b []byte, s *Stats) error { return parseBlkioV1(b, &s.IO, true) },
 			"8:0 Read 10\n8:0 Write 20\n8:0 Sync 0\n8:0 Total 30\n8:16 Write 5\nTotal 35\n",
 			Stats{IO: IOStats{Devices: []IODevice{{Major: 8, Minor: 0, ReadBytes: 10, WriteBytes: 20}, {Major: 8, Minor: 16, WriteBytes: 5}}}}, false},
+		{"cpu.pressure", func(b []byte, s *Stats) error { return parsePressure(b, &s.Pressure.CPUSome, &s.Pressure.CPUFull) },
+			"some avg10=1.50 avg60=0.00 avg300=0.00 total=12345\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=678\n",
+			Stats{Pressure: PressureStats{CPUSome: 12345, CPUFull: 678}}, false},
+		{"io.pressure bad", func(b []byte, s *Stats) error { return parsePressure(b, &s.Pressure.IOSome, &s.Pressure.IOFull) },
+			"some avg10=0.00\n", Stats{}, true},
 		{"blkio ops empty", func(b []byte, s *Stats) error { return parseBlkioV1(b, &s.IO, false) }, "Total 0\n", Stats{}, false},
 	}
 	for _, tt := range tests {
@@ -191,6 +196,7 @@ func TestLayouts(t *testing.T) {
 				Pids:      PidsStats{Current: 3},
 				IO:        IOStats{Devices: []IODevice{{Major: 254, ReadBytes: 4096, WriteBytes: 33554432, Reads: 1, Writes: 32}}},
 				Processes: 2,
+				Pressure:  PressureStats{CPUSome: 1500, CPUFull: 1000, MemorySome: 20, MemoryFull: 10, IOSome: 300, IOFull: 200},
 			},
 		},
 		{
@@ -207,6 +213,7 @@ func TestLayouts(t *testing.T) {
 					{Major: 253, ReadBytes: 4096, Reads: 1},
 				}},
 				Processes: 1,
+				Pressure:  PressureStats{CPUSome: 7, CPUFull: 3},
 			},
 		},
 		{

@@ -128,6 +128,14 @@ var (
 		},
 	}
 	procsFile = func(b []byte, s *Stats) error { s.Processes = countLines(b); return nil }
+	// PSI files live in the unified hierarchy whatever the controllers.
+	pressureFiles = []file{
+		{"", "cpu.pressure", func(b []byte, s *Stats) error { return parsePressure(b, &s.Pressure.CPUSome, &s.Pressure.CPUFull) }},
+		{"", "memory.pressure", func(b []byte, s *Stats) error {
+			return parsePressure(b, &s.Pressure.MemorySome, &s.Pressure.MemoryFull)
+		}},
+		{"", "io.pressure", func(b []byte, s *Stats) error { return parsePressure(b, &s.Pressure.IOSome, &s.Pressure.IOFull) }},
+	}
 )
 
 // Reader reads one cgroup's counters. It keeps each counter file open and
@@ -192,6 +200,11 @@ func (h *Hierarchy) Open(p Paths) (*Reader, error) {
 				continue
 			}
 			add(filepath.Join(mnt, rel), f.name, f.parse)
+		}
+	}
+	if h.Unified != "" && p.V2 != "" {
+		for _, f := range pressureFiles {
+			add(filepath.Join(h.Unified, p.V2), f.name, f.parse)
 		}
 	}
 	switch {

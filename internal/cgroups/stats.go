@@ -16,6 +16,16 @@ type Stats struct {
 	IO     IOStats
 	// Processes is the number of processes (cgroup.procs lines).
 	Processes uint64
+	// Pressure is the cgroup's PSI (cgroup2 only, also on hybrid hosts).
+	Pressure PressureStats
+}
+
+// PressureStats are PSI stall totals in microseconds: Some is time at
+// least one task waited on the resource, Full time all of them did.
+type PressureStats struct {
+	CPUSome, CPUFull       uint64
+	MemorySome, MemoryFull uint64
+	IOSome, IOFull         uint64
 }
 
 // CPUStats are cumulative CPU counters and the CFS settings.
@@ -375,4 +385,31 @@ func countLines(b []byte) uint64 {
 		n++
 	}
 	return n
+}
+
+// parsePressure reads a PSI file (cpu.pressure, memory.pressure,
+// io.pressure): "some avg10=0.00 avg60=0.00 avg300=0.00 total=123".
+func parsePressure(b []byte, some, full *uint64) error {
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		if len(line) == 0 {
+			continue
+		}
+		i := bytes.Index(line, []byte("total="))
+		if i < 0 {
+			return ErrMalformed
+		}
+		v, ok := parseUint(line[i+len("total="):])
+		if !ok {
+			return ErrMalformed
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte("some ")):
+			*some = v
+		case bytes.HasPrefix(line, []byte("full ")):
+			*full = v
+		}
+	}
+	return nil
 }

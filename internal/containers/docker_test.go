@@ -309,6 +309,10 @@ func TestWorkloads(t *testing.T) {
 	if p := details[names["idle"]].CPUUsagePercent; p > 1 {
 		t.Errorf("idle container at %.2f%% of a core, want ~0", p)
 	}
+	// Half a core on a quota: the burner waits on the CPU.
+	if w, ok := series(mfs, "container_pressure_cpu_waiting_seconds_total", names["burn"], "", ""); !ok || w <= 0 {
+		t.Errorf("burner's CPU pressure %v (served %v), want > 0", w, ok)
+	}
 	if l, _ := series(mfs, "container_spec_memory_limit_bytes", names["idle"], "", ""); l != 64<<20 {
 		t.Errorf("idle container's memory limit %v, want %d", l, 64<<20)
 	}

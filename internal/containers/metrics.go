@@ -29,6 +29,9 @@ type descs struct {
 	netTxBytes, netTxPackets, netTxErrors, netTxDropped *prometheus.Desc
 
 	processes, threads, threadsMax    *prometheus.Desc
+	psiCPUWaiting, psiCPUStalled      *prometheus.Desc
+	psiMemWaiting, psiMemStalled      *prometheus.Desc
+	psiIOWaiting, psiIOStalled        *prometheus.Desc
 	lastSeen, startTime, creationTime *prometheus.Desc
 	dockerUp, known                   *prometheus.Desc
 }
@@ -80,6 +83,13 @@ func newDescs(labelNames []string) descs {
 		netTxErrors:  d("container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting", with("interface")),
 		netTxDropped: d("container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting", with("interface")),
 
+		psiCPUWaiting: d("container_pressure_cpu_waiting_seconds_total", "Total time duration tasks in the container have waited due to CPU congestion.", base),
+		psiCPUStalled: d("container_pressure_cpu_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to CPU congestion.", base),
+		psiMemWaiting: d("container_pressure_memory_waiting_seconds_total", "Total time duration tasks in the container have waited due to memory congestion.", base),
+		psiMemStalled: d("container_pressure_memory_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to memory congestion.", base),
+		psiIOWaiting:  d("container_pressure_io_waiting_seconds_total", "Total time duration tasks in the container have waited due to IO congestion.", base),
+		psiIOStalled:  d("container_pressure_io_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to IO congestion.", base),
+
 		processes:    d("container_processes", "Number of processes running inside the container.", base),
 		threads:      d("container_threads", "Number of threads running inside the container", base),
 		threadsMax:   d("container_threads_max", "Maximum number of threads allowed inside the container, infinity if value is zero", base),
@@ -100,6 +110,7 @@ func (d *descs) describe(ch chan<- *prometheus.Desc) {
 		d.memActiveFile, d.memInactiveFile, d.oomEvents, d.specMemLimit, d.specMemReservation, d.specMemSwap,
 		d.fsReadsBytes, d.fsWritesBytes, d.fsReads, d.fsWrites, d.fsUsage,
 		d.netRxBytes, d.netRxPackets, d.netRxErrors, d.netRxDropped, d.netTxBytes, d.netTxPackets, d.netTxErrors, d.netTxDropped,
+		d.psiCPUWaiting, d.psiCPUStalled, d.psiMemWaiting, d.psiMemStalled, d.psiIOWaiting, d.psiIOStalled,
 		d.processes, d.threads, d.threadsMax, d.lastSeen, d.startTime, d.creationTime, d.dockerUp, d.known,
 	} {
 		ch <- x
@@ -191,6 +202,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			emit(d.netTxPackets, l, true, float64(it.txPackets))
 			emit(d.netTxErrors, l, true, float64(it.txErrors))
 			emit(d.netTxDropped, l, true, float64(it.txDrops))
+		}
+
+		if ct.paths.V2 != "" {
+			ps := &s.Pressure
+			m(d.psiCPUWaiting, true, float64(ps.CPUSome)/1e6)
+			m(d.psiCPUStalled, true, float64(ps.CPUFull)/1e6)
+			m(d.psiMemWaiting, true, float64(ps.MemorySome)/1e6)
+			m(d.psiMemStalled, true, float64(ps.MemoryFull)/1e6)
+			m(d.psiIOWaiting, true, float64(ps.IOSome)/1e6)
+			m(d.psiIOStalled, true, float64(ps.IOFull)/1e6)
 		}
 
 		m(d.processes, false, float64(s.Processes))
