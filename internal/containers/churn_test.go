@@ -109,6 +109,20 @@ func churn(tb testing.TB, n, parallel int) churnResult {
 	}
 	base.rssBefore, base.heapBefore = memNow()
 
+	// Scrapes run concurrently with ticks and events, as in the agent.
+	scraped := make(chan struct{})
+	go func() {
+		defer close(scraped)
+		for {
+			select {
+			case <-stopped:
+				return
+			case <-time.After(tick / 3):
+				collectAll(c)
+				c.LookupCgroup("/docker/" + prefix)
+			}
+		}
+	}()
 	go func() {
 		defer close(done)
 		t := time.NewTicker(tick)
@@ -159,6 +173,7 @@ func churn(tb testing.TB, n, parallel int) churnResult {
 	time.Sleep(2 * tick)
 	close(stopped)
 	<-done
+	<-scraped
 
 	r := churnResult{cycles: n, seriesBefore: base.seriesBefore, fdsBefore: base.fdsBefore, rssBefore: base.rssBefore, heapBefore: base.heapBefore}
 	mu.Lock()
