@@ -16,9 +16,20 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile bool histograms = true;
 
 // REQ_OP_* from include/linux/blk_types.h: the low 8 bits of cmd_flags.
+// Odd ops write (op_is_write()); the block layer's own accounting
+// (diskstats, blk-cgroup io.stat) counts everything but discards as a
+// read or a write that way, WRITE_ZEROES included: ext4 issues those when
+// it zeroes out blocks for a file being written.
 #define REQ_OP_MASK 0xff
+#define REQ_OP_FLUSH 2
+#define REQ_OP_DISCARD 3
 #define OP_READ 0
 #define OP_WRITE 1
+
+static __always_inline bool read_or_write(__u32 op)
+{
+	return op != REQ_OP_FLUSH && op != REQ_OP_DISCARD;
+}
 
 struct block_key {
 	// cgroup is the kernfs id of the blkcg's cgroup; hierarchy says which
@@ -34,15 +45,19 @@ struct block_key {
 struct block_value {
 	__u64 bytes;
 	__u64 ops;
+	// latency_count counts the operations whose issue was seen, the
+	// histogram's observations.
+	__u64 latency_count;
 	__u64 latency_ns;
 	__u64 latency_hist[HIST_BUCKETS];
 };
 
+// inflight is what block_rq_issue leaves for block_rq_complete: only the
+// issue time, for the latency. Bytes, op and cgroup are read from the
+// request at completion, so a completion whose issue was not seen (issued
+// before the probe attached, an entry lost to a full map) still counts.
 struct inflight {
-	struct block_key key;
 	__u64 issued_ns;
-	// remaining bytes: block_rq_complete may report a request in pieces.
-	__u64 remaining;
 };
 
 enum block_drop {
@@ -74,78 +89,96 @@ DEFINE_DROPS(block_drops, BLOCK_DROP_MAX);
 
 static struct block_value zero_block;
 
+// request_key fills key from rq: op, device and the cgroup the block layer
+// charged. Returns false for requests that are neither reads nor writes.
+static __always_inline bool request_key(struct request *rq, struct block_key *key)
+{
+	__u32 op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
+	struct cgroup *cg;
+	__u32 dev;
+
+	if (!read_or_write(op))
+		return false;
+	// The bio's blkg is what blk-cgroup charged (bio_associate_blkg at
+	// submit, or the inode's writeback cgroup): a kworker writing back
+	// someone's dirty pages is not charged. Bios of different blkgs never
+	// share a request (blk_cgroup_mergeable), so the first bio speaks for
+	// all. A request without a bio stays cgroup 0, the root.
+	cg = BPF_CORE_READ(rq, bio, bi_blkg, blkcg, css.cgroup);
+	if (cg) {
+		key->cgroup = BPF_CORE_READ(cg, kn, id);
+		key->hierarchy = BPF_CORE_READ(cg, root, hierarchy_id);
+	}
+	dev = BPF_CORE_READ(rq, part, bd_dev);
+	if (!dev)
+		dev = BPF_CORE_READ(rq, q, disk, part0, bd_dev);
+	key->dev = dev;
+	key->op = op & 1 ? OP_WRITE : OP_READ;
+	return true;
+}
+
 // block_rq_issue fires from blk_mq_start_request() when the driver takes
 // the request.
 SEC("tp_btf/block_rq_issue")
 int BPF_PROG(crmon_block_rq_issue, struct request *rq)
 {
-	struct inflight in = {};
-	__u64 addr = (__u64)rq;
+	struct inflight in = {.issued_ns = bpf_ktime_get_ns()};
 	__u32 op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
-	unsigned int len = BPF_CORE_READ(rq, __data_len);
-	struct cgroup *cg;
-	__u32 dev;
+	__u64 addr = (__u64)rq;
 
-	// Flushes and discards carry no read or write payload.
-	if ((op != OP_READ && op != OP_WRITE) || !len)
+	if (!read_or_write(op))
 		return 0;
-
-	// The bio's blkg is what blk-cgroup charged (bio_associate_blkg at
-	// submit, or the inode's writeback cgroup): a kworker writing back
-	// someone's dirty pages is not charged. A request without a bio stays
-	// cgroup 0, the root.
-	cg = BPF_CORE_READ(rq, bio, bi_blkg, blkcg, css.cgroup);
-	if (cg) {
-		in.key.cgroup = BPF_CORE_READ(cg, kn, id);
-		in.key.hierarchy = BPF_CORE_READ(cg, root, hierarchy_id);
-	}
-	dev = BPF_CORE_READ(rq, part, bd_dev);
-	if (!dev)
-		dev = BPF_CORE_READ(rq, q, disk, part0, bd_dev);
-	in.key.dev = dev;
-	in.key.op = op;
-	in.issued_ns = bpf_ktime_get_ns();
-	in.remaining = len;
 	if (bpf_map_update_elem(&block_inflight, &addr, &in, BPF_ANY))
 		count_drop(&block_drops, BLOCK_DROP_INFLIGHT_FULL);
 	return 0;
 }
 
-// block_rq_complete fires from blk_update_request() and
-// blk_complete_request() (batched completions) with the bytes completed.
+// block_rq_complete fires first thing in blk_update_request() (and in
+// blk_complete_request() for batched completions) with the bytes
+// completed, while the request still holds its bios. A request may
+// complete in pieces: it is done when nr_bytes covers what is left of it
+// (__data_len, which blk_update_request() then lowers).
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(crmon_block_rq_complete, struct request *rq, blk_status_t error,
 	     unsigned int nr_bytes)
 {
+	struct block_key key = {};
 	__u64 addr = (__u64)rq;
-	struct inflight *in = bpf_map_lookup_elem(&block_inflight, &addr);
+	struct inflight *in;
 	struct block_value *v;
-	__u64 lat;
+	bool done;
 
-	if (!in)
+	done = nr_bytes >= BPF_CORE_READ(rq, __data_len);
+	if (!request_key(rq, &key) || !nr_bytes) {
+		if (done)
+			bpf_map_delete_elem(&block_inflight, &addr);
 		return 0;
-	v = lookup_or_init(&block_cgroups, &in->key, &zero_block);
+	}
+	v = lookup_or_init(&block_cgroups, &key, &zero_block);
 	if (!v) {
 		count_drop(&block_drops, BLOCK_DROP_CGROUP_MAP_FULL);
-		bpf_map_delete_elem(&block_inflight, &addr);
+		if (done)
+			bpf_map_delete_elem(&block_inflight, &addr);
 		return 0;
 	}
-	if (nr_bytes < in->remaining) {
-		v->bytes += nr_bytes;
-		in->remaining -= nr_bytes;
+	v->bytes += nr_bytes;
+	if (!done)
 		return 0;
-	}
-	v->bytes += in->remaining;
 	v->ops++;
-	lat = bpf_ktime_get_ns() - in->issued_ns;
-	v->latency_ns += lat;
-	if (histograms) {
-		__u32 b = hist_bucket(lat);
+	in = bpf_map_lookup_elem(&block_inflight, &addr);
+	if (in) {
+		__u64 lat = bpf_ktime_get_ns() - in->issued_ns;
 
-		if (b < HIST_BUCKETS)
-			v->latency_hist[b]++;
+		v->latency_ns += lat;
+		v->latency_count++;
+		if (histograms) {
+			__u32 b = hist_bucket(lat);
+
+			if (b < HIST_BUCKETS)
+				v->latency_hist[b]++;
+		}
+		bpf_map_delete_elem(&block_inflight, &addr);
 	}
-	bpf_map_delete_elem(&block_inflight, &addr);
 	return 0;
 }
 

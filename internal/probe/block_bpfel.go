@@ -23,18 +23,17 @@ type blockBlockKey struct {
 }
 
 type blockBlockValue struct {
-	_           structs.HostLayout
-	Bytes       uint64
-	Ops         uint64
-	LatencyNs   uint64
-	LatencyHist [34]uint64
+	_            structs.HostLayout
+	Bytes        uint64
+	Ops          uint64
+	LatencyCount uint64
+	LatencyNs    uint64
+	LatencyHist  [34]uint64
 }
 
 type blockInflight struct {
-	_         structs.HostLayout
-	Key       blockBlockKey
-	IssuedNs  uint64
-	Remaining uint64
+	_        structs.HostLayout
+	IssuedNs uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -6,6 +6,7 @@ package probe
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/crmon-dev/crmon/internal/cgroupid"
@@ -171,13 +173,20 @@ func bufferedWrite(arg string) error {
 		return err
 	}
 	defer f.Close()
+	// Sync after every MiB: on a v1 host without cgroup writeback, pages
+	// the flusher gets to first are charged to the flusher's (root)
+	// cgroup, as blk-cgroup does; a busy host starts background writeback
+	// at any time.
 	buf := bytes.Repeat([]byte{0x5a}, 1<<20)
 	for off := 0; off < size; off += len(buf) {
 		if _, err := f.Write(buf); err != nil {
 			return err
 		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
-	return f.Sync()
+	return nil
 }
 
 // send connects to addr and sends n bytes; arg is "n,addr".
@@ -402,6 +411,56 @@ func read(t *testing.T, p *Probes, path string) CgroupStats {
 	return c
 }
 
+// ratio returns an error unless got/want is within [1+lo, 1+hi].
+func ratio(t testing.TB, what string, got, want, lo, hi float64) error {
+	t.Helper()
+	r := got / want
+	if r < 1+lo || r > 1+hi {
+		return fmt.Errorf("%s = %.0f, ground truth %.0f: ratio %.4f outside [%.3f, %.3f]", what, got, want, r, 1+lo, 1+hi)
+	}
+	t.Logf("%s = %.0f, ground truth %.0f: ratio %.4f", what, got, want, r)
+	return nil
+}
+
+// linkIDs lists the BPF links on the host.
+func linkIDs(t testing.TB) string {
+	t.Helper()
+	var it link.Iterator
+	defer it.Close()
+	var ids []string
+	for it.Next() {
+		ids = append(ids, strconv.Itoa(int(it.ID)))
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(ids, ",")
+}
+
+// retryOnLostEvents runs attempt up to 3 times until it succeeds. On
+// Linux 6.18 on a loaded host, the tp_btf block programs were seen not to
+// run for some block_rq_complete events that ftrace recorded on the same
+// tracepoint, with no recursion miss counted: much more often while
+// another BPF program attached to or detached from that tracepoint (the
+// tests of other packages, another agent), but also without. Such an
+// attempt undercounts by whole requests; a wrong attribution fails every
+// attempt. The failures are logged, so a run that needed retries shows it.
+func retryOnLostEvents(t *testing.T, attempt func() error) {
+	t.Helper()
+	for i := 1; ; i++ {
+		before := linkIDs(t)
+		err := attempt()
+		if err == nil {
+			return
+		}
+		churn := before != linkIDs(t)
+		if i == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d failed (BPF links came and went meanwhile: %v), retrying: %v", i, churn, err)
+	}
+}
+
 func within(t *testing.T, what string, got, want, lo, hi float64) {
 	t.Helper()
 	r := got / want
@@ -550,44 +609,94 @@ func testFile(t *testing.T) string {
 func TestBlockDirectIO(t *testing.T) {
 	p := loadProbes(t, Options{Block: true})
 	m := mounts(t)
-	cg := newCgroup(t, m, "dio")
-	idle := newCgroup(t, m, "dio-idle")
 	const size = 32 << 20
-	wi := start(t, idle, -1, "idle", "500ms")
-	w := start(t, cg, -1, "direct-io", fmt.Sprintf("%d,%s", size, testFile(t)))
-	wi.go_(t)
-	w.go_(t)
-	w.wait(t)
-	wi.wait(t)
-	settle()
-	c := read(t, p, cg.path)
-	within(t, "O_DIRECT write bytes", float64(c.BlockBytes(OpWrite)), size, 0, 0.01)
-	within(t, "O_DIRECT read bytes", float64(c.BlockBytes(OpRead)), size, 0, 0.01)
-	if c.BlockOps(OpWrite) == 0 || c.BlockLatency(OpWrite).Count == 0 {
-		t.Errorf("no write operations or latencies: %+v", c.Block)
-	}
-	if len(c.Block) > 0 && c.Block[0].Device == "" {
-		t.Error("empty device name")
-	}
-	t.Logf("block: %+v", summarizeBlock(c.Block))
-	if ic := read(t, p, idle.path); ic.BlockBytes(OpWrite)+ic.BlockBytes(OpRead) != 0 {
-		t.Errorf("idle cgroup has block I/O: %+v", ic.Block)
-	}
+	retryOnLostEvents(t, func() error {
+		cg := newCgroup(t, m, "dio")
+		idle := newCgroup(t, m, "dio-idle")
+		wi := start(t, idle, -1, "idle", "500ms")
+		w := start(t, cg, -1, "direct-io", fmt.Sprintf("%d,%s", size, testFile(t)))
+		wi.go_(t)
+		w.go_(t)
+		w.wait(t)
+		wi.wait(t)
+		settle()
+		c := read(t, p, cg.path)
+		t.Logf("block: %+v", summarizeBlock(c.Block))
+		if c.BlockOps(OpWrite) == 0 || c.BlockLatency(OpWrite).Count == 0 {
+			return fmt.Errorf("no write operations or latencies: %+v", c.Block)
+		}
+		if len(c.Block) > 0 && c.Block[0].Device == "" {
+			return errors.New("empty device name")
+		}
+		if ic := read(t, p, idle.path); ic.BlockBytes(OpWrite)+ic.BlockBytes(OpRead) != 0 {
+			return fmt.Errorf("idle cgroup has block I/O: %+v", ic.Block)
+		}
+		return errors.Join(
+			ratio(t, "O_DIRECT write bytes", float64(c.BlockBytes(OpWrite)), size, 0, 0.01),
+			ratio(t, "O_DIRECT read bytes", float64(c.BlockBytes(OpRead)), size, 0, 0.01))
+	})
 }
 
 // TestBlockBufferedWrite checks that dirty pages written back by the
 // writer's fsync are charged to the writer's cgroup, not to a flusher.
+//
+// What the writer's fsync writes back is charged to the writer. What a
+// flusher or jbd2 (ordered-mode data, when another process's fsync forces
+// a commit) gets to first is charged to theirs by blk-cgroup on a v1 host
+// without cgroup writeback: so the exact check is against the cgroup's own
+// blk-cgroup counter, and the writer must have most of the bytes.
 func TestBlockBufferedWrite(t *testing.T) {
 	p := loadProbes(t, Options{Block: true})
 	m := mounts(t)
-	cg := newCgroup(t, m, "buffered")
 	const size = 16 << 20
-	w := start(t, cg, -1, "buffered-write", fmt.Sprintf("%d,%s", size, testFile(t)))
-	w.go_(t)
-	w.wait(t)
-	settle()
-	c := read(t, p, cg.path)
-	within(t, "buffered write bytes", float64(c.BlockBytes(OpWrite)), size, 0, 0.01)
+	retryOnLostEvents(t, func() error {
+		cg := newCgroup(t, m, "buffered")
+		w := start(t, cg, -1, "buffered-write", fmt.Sprintf("%d,%s", size, testFile(t)))
+		w.go_(t)
+		w.wait(t)
+		settle()
+		c := read(t, p, cg.path)
+		got := float64(c.BlockBytes(OpWrite))
+		kernel := cg.kernelWriteBytes(t)
+		t.Logf("writer's cgroup: %.0f bytes of %d written (%.1f%%)", got, size, 100*got/size)
+		if got < size/2 {
+			return fmt.Errorf("writer's cgroup has %.0f of %d bytes written: writeback charged elsewhere", got, size)
+		}
+		return ratio(t, "buffered write bytes vs the cgroup's blk-cgroup counter", got, float64(kernel), -0.01, 0.01)
+	})
+}
+
+// kernelWriteBytes is the bytes written that blk-cgroup charged to cg: v1
+// blkio.throttle.io_service_bytes ("MAJ:MIN Write N") or v2 io.stat
+// ("MAJ:MIN rbytes=… wbytes=N …").
+func (cg *testCgroup) kernelWriteBytes(t *testing.T) uint64 {
+	t.Helper()
+	var sum uint64
+	if cg.blkio != "" {
+		b, err := os.ReadFile(filepath.Join(cg.blkio, "blkio.throttle.io_service_bytes"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 3 && f[1] == "Write" {
+				n, _ := strconv.ParseUint(f[2], 10, 64)
+				sum += n
+			}
+		}
+		return sum
+	}
+	b, err := os.ReadFile(filepath.Join(cg.v2, "io.stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(f, "wbytes="); ok {
+			n, _ := strconv.ParseUint(v, 10, 64)
+			sum += n
+		}
+	}
+	return sum
 }
 
 func summarizeBlock(bs []BlockStats) []string {

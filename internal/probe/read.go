@@ -242,6 +242,7 @@ func (s *readState) readBlock() error {
 			v := &s.blockVals[i]
 			sum.Bytes += v.Bytes
 			sum.Ops += v.Ops
+			sum.LatencyCount += v.LatencyCount
 			sum.LatencyNs += v.LatencyNs
 			for b := range sum.LatencyHist {
 				sum.LatencyHist[b] += v.LatencyHist[b]
@@ -453,7 +454,7 @@ func addBlock(c *CgroupStats, dev string, op uint32, v *blockBlockValue) {
 		b.Op = OpWrite
 	}
 	b.Latency.Buckets = v.LatencyHist
-	b.Latency.Count = v.Ops
+	b.Latency.Count = v.LatencyCount
 	b.Latency.Sum = time.Duration(v.LatencyNs)
 	c.addBlock(&b)
 }
@@ -539,6 +540,7 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 		if st, err := np.prog.Stats(); err == nil {
 			ps.RunCount = st.RunCount
 			ps.RunTime = st.Runtime
+			ps.Missed = st.RecursionMisses
 		}
 		snap.Programs = append(snap.Programs, ps)
 	}
@@ -557,7 +559,7 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 		}
 	}
 	snap.Maps = s.maps
-	snap.Drops = s.drops()
+	snap.Drops = s.drops(snap.Programs)
 	return snap
 }
 
@@ -568,9 +570,12 @@ var dropReasons = map[string][]string{
 	ProbeCgroups: {"removed_map_full"},
 }
 
-func (s *readState) drops() []Drop {
+func (s *readState) drops(progs []ProgramStats) []Drop {
 	p := s.p
 	counts := make(map[[2]string]uint64)
+	for _, ps := range progs {
+		counts[[2]string{ps.Probe, "recursion"}] += ps.Missed
+	}
 	read := func(probe string, m *ebpf.Map) {
 		for i, reason := range dropReasons[probe] {
 			key := uint32(i)

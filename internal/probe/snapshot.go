@@ -244,6 +244,10 @@ type ProgramStats struct {
 	Name     string
 	RunCount uint64
 	RunTime  time.Duration
+	// Missed counts runs the kernel skipped because the program was
+	// already running on that CPU (an interrupt during a run): updates
+	// lost, exported as drops with reason "recursion".
+	Missed uint64
 }
 
 // MapStats is one BPF map's kernel memory.
