@@ -14,6 +14,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/crmon-dev/crmon/pkg/session"
 )
 
 // Config is the whole configuration. Its TOML form nests everything under
@@ -262,13 +264,22 @@ type Store struct {
 	MaxBytes int64 `toml:"max_bytes"`
 }
 
-// ResourceLimits is [cleanroom.resource_limits]: the ADR's
-// check_resource_limits, used by crmon exec and sessions. Zero means no
-// limit.
+// ResourceLimits is [cleanroom.resource_limits]: the budgets of a run
+// that crmon exec and test sessions check (ADR-006's
+// check_resource_limits and the per-run limits of docs/report.md). The
+// table is pkg/session's: its keys are session.LimitNames, and
+// session.ParseLimitsTOML reads the same file to the same Limits.
 type ResourceLimits struct {
-	MaxCPUUsagePercent    float64 `toml:"max_cpu_usage_percent"`
-	MaxMemoryUsagePercent float64 `toml:"max_memory_usage_percent"`
-	MaxDiskUsagePercent   float64 `toml:"max_disk_usage_percent"`
+	// Limits is every limit in the file, in the order
+	// session.ParseLimitsTOML gives them; no key, no limit. Pass them to
+	// session.Report.Check.
+	Limits session.Limits `toml:"-"`
+
+	// The host limits of Limits, 0 when not set. They mirror Limits for
+	// the code that reads them; set Limits to change a limit.
+	MaxCPUUsagePercent    float64 `toml:"-"`
+	MaxMemoryUsagePercent float64 `toml:"-"`
+	MaxDiskUsagePercent   float64 `toml:"-"`
 }
 
 // Defaults of values that live in list entries, applied to each entry for

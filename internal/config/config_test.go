@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/crmon-dev/crmon/pkg/session"
 )
 
 const testdata = "../../testdata/config"
@@ -195,7 +197,28 @@ func fullConfig() *Config {
 	m.Containers.Include = []string{}
 	m.Containers.Exclude = []string{"buildx_buildkit_*"}
 	m.Store = Store{Enabled: true, Path: "/var/lib/crmon", MaxBytes: 1 << 30}
-	c.ResourceLimits = ResourceLimits{MaxCPUUsagePercent: 90, MaxMemoryUsagePercent: 90, MaxDiskUsagePercent: 95}
+	c.ResourceLimits = ResourceLimits{
+		Limits: session.Limits{
+			{Name: "max_cpu_usage_percent", Value: 90},
+			{Name: "max_memory_usage_percent", Value: 90},
+			{Name: "max_disk_usage_percent", Value: 95},
+			{Name: "cpu_seconds", Value: 900},
+			{Name: "peak_memory_bytes", Value: 8 << 30},
+			{Name: "block_read_bytes", Value: 20 << 30},
+			{Name: "block_write_bytes", Value: 10 << 30},
+			{Name: "net_rx_bytes", Value: 5e9},
+			{Name: "net_tx_bytes", Value: 1e9},
+			{Name: "runqueue_wait_p99_seconds", Value: 0.05},
+			{Name: "cpu_seconds", Container: "db-*", Value: 300},
+			{Name: "peak_memory_bytes", Container: "db-*", Value: 2 << 30},
+			{Name: "block_read_bytes", Container: "db-*", Value: 4 << 30},
+			{Name: "block_write_bytes", Container: "db-*", Value: 4 << 30},
+			{Name: "net_rx_bytes", Container: "db-*", Value: 1e9},
+			{Name: "net_tx_bytes", Container: "db-*", Value: 1e9},
+			{Name: "runqueue_wait_p99_seconds", Container: "db-*", Value: 0.02},
+		},
+		MaxCPUUsagePercent: 90, MaxMemoryUsagePercent: 90, MaxDiskUsagePercent: 95,
+	}
 	return c
 }
 

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/crmon-dev/crmon/pkg/session"
 )
 
 // docs/config.md documents every key and carries full.toml as it is.
@@ -49,4 +51,14 @@ func TestDocs(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeFor[file](), "")
+
+	// [cleanroom.resource_limits] has pkg/session's keys.
+	for _, k := range append(session.LimitNames(), "name") {
+		if !strings.Contains(string(doc), "| `"+k+"` |") {
+			t.Errorf("docs/config.md does not document %s.%s in a table row", limitsPath, k)
+		}
+	}
+	if !strings.Contains(string(doc), "`[["+containersPath+"]]`") {
+		t.Errorf("docs/config.md does not document [[%s]]", containersPath)
+	}
 }

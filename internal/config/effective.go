@@ -43,6 +43,7 @@ func (c *Config) Clone() *Config {
 	m.Containers.ContainerLabels = slices.Clone(m.Containers.ContainerLabels)
 	m.Containers.Include = slices.Clone(m.Containers.Include)
 	m.Containers.Exclude = slices.Clone(m.Containers.Exclude)
+	n.ResourceLimits.Limits = slices.Clone(n.ResourceLimits.Limits)
 	return &n
 }
 
@@ -85,9 +86,20 @@ func (c *Config) WriteEffective(w io.Writer) error {
 	if _, err := io.WriteString(w, "# crmon effective configuration; secrets are masked\n"); err != nil {
 		return fmt.Errorf("writing config: %w", err)
 	}
+	// [cleanroom.resource_limits] has pkg/session's keys, not fields, so
+	// it is written from a map; list every section of Config here.
+	m := c.Masked()
+	var doc struct {
+		Cleanroom struct {
+			Monitoring     Monitoring     `toml:"monitoring"`
+			ResourceLimits map[string]any `toml:"resource_limits"`
+		} `toml:"cleanroom"`
+	}
+	doc.Cleanroom.Monitoring = m.Monitoring
+	doc.Cleanroom.ResourceLimits = m.ResourceLimits.limitsTable()
 	enc := toml.NewEncoder(w)
 	enc.SetIndentTables(true)
-	if err := enc.Encode(file{Cleanroom: c.Masked()}); err != nil {
+	if err := enc.Encode(doc); err != nil {
 		return fmt.Errorf("writing config: %w", err)
 	}
 	return nil

@@ -109,9 +109,6 @@ func TestWriteEffectiveDefault(t *testing.T) {
       max_bytes = 0
 
   [cleanroom.resource_limits]
-    max_cpu_usage_percent = 0.0
-    max_memory_usage_percent = 0.0
-    max_disk_usage_percent = 0.0
 `
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("WriteEffective(Default()) (-want +got):\n%s", diff)

@@ -33,6 +33,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a = 1s\n[[b]]\n[b]\nc = [1m, {d = 2h}]\n"))
 	f.Add([]byte(`x = """30s` + "\n"))
 	f.Add([]byte("[cleanroom.monitoring]\nexporters = [{ name = \"a\", credentials = { token_env = \"X\" } }]\n"))
+	f.Add([]byte("[cleanroom.resource_limits]\ncpu_seconds = \"1.5s\"\npeak_memory_bytes = \"32MiB\"\n[[cleanroom.resource_limits.containers]]\nname = \"db-*\"\nnet_rx_bytes = 7\n"))
 
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, doc []byte) {

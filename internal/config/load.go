@@ -111,26 +111,29 @@ const (
 // which locates each one by scanning the document from its start: a file
 // of many unknown keys took minutes.
 func decode(p *problems, src *source, doc []byte) (*Config, bool) {
-	cfg, ok := decodeAll(p, src, doc)
+	cfg, doc, ok := decodeAll(p, src, doc)
 	if ok {
 		unknownKeys(p, src)
 		bareNumberDurations(p, src)
+		cfg.ResourceLimits.parseLimits(p, src, doc)
 	}
 	return cfg, ok
 }
 
-func decodeAll(p *problems, src *source, doc []byte) (*Config, bool) {
+// decodeAll also returns the document as it decoded it, bad values
+// blanked.
+func decodeAll(p *problems, src *source, doc []byte) (*Config, []byte, bool) {
 	doc = bytes.Clone(doc)
 	for range maxDecodeErrors {
 		cfg := Default()
 		err := toml.NewDecoder(bytes.NewReader(doc)).Decode(&file{Cleanroom: cfg})
 		if err == nil {
-			return cfg, true
+			return cfg, doc, true
 		}
 		var de *toml.DecodeError
 		if !errors.As(err, &de) {
 			p.add("", "%v", err)
-			return nil, false
+			return nil, nil, false
 		}
 		row, _ := de.Position()
 		kv, found := src.kvAt(row)
@@ -139,14 +142,14 @@ func decodeAll(p *problems, src *source, doc []byte) (*Config, bool) {
 			duplicate(p, src, row, kv, found, de)
 		} else if !found || len(de.Key()) == 0 {
 			p.addLine(row, joinKey(de.Key()), "%s", msg)
-			return nil, false
+			return nil, nil, false
 		} else if !p.hasLine(row) {
 			// A line the pre-scan already explained (30s unquoted) needs
 			// no second message about what the repair made of it.
 			badValue(p, row, kv, de)
 		}
 		if !found {
-			return nil, false
+			return nil, nil, false
 		}
 		p.markBad(kv.path)
 		for i := kv.start; i < kv.end; i++ {
@@ -156,7 +159,7 @@ func decodeAll(p *problems, src *source, doc []byte) (*Config, bool) {
 		}
 	}
 	p.add("", "too many errors; fix these first")
-	return nil, false
+	return nil, nil, false
 }
 
 // duplicate explains a table or key given twice.
@@ -263,6 +266,10 @@ func unknownKeys(p *problems, src *source) {
 	})
 	reported := make(map[string]bool)
 	for _, path := range paths {
+		if strings.HasPrefix(path, limitsPath+".") {
+			// pkg/session's keys: parseLimits reports them.
+			continue
+		}
 		key := splitPath(path)
 		if _, ok := fieldType(key); ok {
 			continue
@@ -368,6 +375,9 @@ func tomlName(f reflect.StructField) string {
 		return ""
 	}
 	n, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+	if n == "-" {
+		return ""
+	}
 	return n
 }
 

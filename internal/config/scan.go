@@ -261,6 +261,7 @@ var arrayPaths = map[string]string{
 	"cleanroom.monitoring.exporters":               "exporter",
 	"cleanroom.monitoring.alerting.alert_channels": "alert channel",
 	"cleanroom.monitoring.alerting.alert_rules":    "alert rule",
+	containersPath: "container pattern",
 }
 
 // prescan reports the ADR-example mistakes in doc and returns doc with
@@ -278,11 +279,12 @@ func prescan(p *problems, doc []byte) []byte {
 		if d.table == "" {
 			key = key[1:]
 		}
+		path := durationPath(s.headers, d)
 		if t, ok := fieldType(key); ok && t != reflect.TypeFor[Duration]() {
-			p.addLine(d.line, "", "%s = %s: %s takes %s, not a duration", d.key, d.token, lastOf(key), describe(t))
+			p.addLine(d.line, path, "%s = %s: %s takes %s, not a duration", d.key, d.token, lastOf(key), describe(t))
 			continue
 		}
-		p.addLine(d.line, "", "%s = %s: durations are strings; write %s = \"%s\"", d.key, d.token, d.key, d.token)
+		p.addLine(d.line, path, "%s = %s: durations are strings; write %s = \"%s\"", d.key, d.token, d.key, d.token)
 	}
 	for _, h := range s.headers {
 		if h.array {
@@ -322,4 +324,22 @@ func prescan(p *problems, doc []byte) []byte {
 		last = e.end
 	}
 	return append(out, doc[last:]...)
+}
+
+// durationPath is the path of d's key, with the index of the [[list]]
+// entry it is in.
+func durationPath(headers []header, d bareDuration) string {
+	table := ""
+	count := map[string]int{}
+	for _, h := range headers {
+		if h.start > d.start {
+			break
+		}
+		table = h.key
+		if h.array {
+			count[h.key]++
+			table += "[" + strconv.Itoa(count[h.key]-1) + "]"
+		}
+	}
+	return join(table, strings.Join(splitKey(d.key), "."))
 }

@@ -70,11 +70,7 @@ func (c *Config) validate(p *problems) {
 		p.add(mp+".store.max_bytes", "max_bytes = %d: must be 0 (no size limit) or more", s.MaxBytes)
 	}
 
-	l := &c.ResourceLimits
-	lp := rootKey + ".resource_limits."
-	percent(p, lp+"max_cpu_usage_percent", l.MaxCPUUsagePercent, "")
-	percent(p, lp+"max_memory_usage_percent", l.MaxMemoryUsagePercent, "")
-	percent(p, lp+"max_disk_usage_percent", l.MaxDiskUsagePercent, "")
+	c.ResourceLimits.validateLimits(p)
 }
 
 // channelKeys are the keys that only some channel types take.

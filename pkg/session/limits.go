@@ -254,7 +254,7 @@ func ParseLimitsTOML(data []byte) (Limits, error) {
 		if k == "containers" {
 			continue
 		}
-		l, err := limitFromTOML(k, tbl[k], "")
+		l, err := LimitFromTOML(k, tbl[k], "")
 		if err != nil {
 			errs = append(errs, fmt.Errorf("[cleanroom.resource_limits] %w", err))
 			continue
@@ -281,7 +281,7 @@ func ParseLimitsTOML(data []byte) (Limits, error) {
 				if k == "name" {
 					continue
 				}
-				l, err := limitFromTOML(k, ct[k], name)
+				l, err := LimitFromTOML(k, ct[k], name)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("[[cleanroom.resource_limits.containers]] name = %q: %w", name, err))
 					continue
@@ -321,7 +321,13 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-func limitFromTOML(key string, v any, container string) (Limit, error) {
+// LimitFromTOML reads one key of [cleanroom.resource_limits] (container
+// "") or of a [[cleanroom.resource_limits.containers]] entry (container is
+// its name), with v as a TOML decoder gives it: an integer, a float or a
+// string with a unit. It does not run Validate. ParseLimitsTOML reads each
+// key with it, and so does crmon's config loader, so that both accept the
+// same files.
+func LimitFromTOML(key string, v any, container string) (Limit, error) {
 	d, ok := findDef(key)
 	if !ok {
 		return Limit{}, unknownLimit(key)
