@@ -198,11 +198,13 @@ wait:
 		case <-wctx.Done():
 		}
 	}()
-	if err := cg.WaitEmpty(wctx, drain); err != nil && !errors.Is(err, context.Canceled) {
+	if err := cg.WaitEmpty(wctx, drain); err != nil && ctx.Err() == nil {
 		return res, err
 	}
 	if ctx.Err() != nil {
-		// Killed on cancel: wait for the kill to land so the cgroup can go.
+		// Cancelled (or past its deadline): kill what is left and wait
+		// for the kill to land so the cgroup can go.
+		_ = cg.Kill()
 		_ = cg.WaitEmpty(context.Background(), drain)
 	}
 	res.Ended = time.Now()

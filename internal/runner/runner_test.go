@@ -211,3 +211,26 @@ func TestNestedParent(t *testing.T) {
 		}
 	}
 }
+
+// TestRunCancelKillsStragglers checks that cancelling ctx after CMD exited,
+// while the run waits for what CMD left behind, kills the stragglers instead
+// of waiting for them.
+func TestRunCancelKillsStragglers(t *testing.T) {
+	cg := newTestCgroup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := Run(ctx, cg, Options{Args: []string{"sh", "-c", "sleep 30 >/dev/null 2>&1 </dev/null & exit 0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("run took %v after its ctx was cancelled: straggler not killed", d)
+	}
+	if !res.Stragglers {
+		t.Error("Stragglers = false, want true")
+	}
+	if pop, _ := cg.Populated(); pop {
+		t.Error("cgroup still populated")
+	}
+}
