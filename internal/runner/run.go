@@ -149,6 +149,9 @@ func Run(ctx context.Context, cg *Cgroup, opts Options) (res Result, err error) 
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 	var werr error
+	// A closed Done channel is always ready: after one kill, stop
+	// selecting on it, or the loop spins until CMD is reaped.
+	done := ctx.Done()
 wait:
 	for {
 		select {
@@ -162,8 +165,9 @@ wait:
 			if !fromTerminal(s) {
 				_ = cmd.Process.Signal(s)
 			}
-		case <-ctx.Done():
+		case <-done:
 			_ = cg.Kill()
+			done = nil
 		}
 	}
 	res.Exited = time.Now()
