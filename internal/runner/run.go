@@ -126,7 +126,9 @@ func Run(ctx context.Context, cg *Cgroup, opts Options) (res Result, err error) 
 		cmd = newCmd(false)
 		err = start(cmd, cg, false, &res)
 		if err == nil {
-			err = cg.joinV1(cmd.Process.Pid)
+			if err = cg.joinV1(cmd.Process.Pid); err != nil {
+				abort(cmd)
+			}
 		}
 	}
 	if err != nil {
@@ -260,12 +262,19 @@ func start(cmd *exec.Cmd, cg *Cgroup, needV1 bool, res *Result) error {
 	}
 	jerr := cg.joinV1(pid)
 	if err := unix.PtraceDetach(pid); err != nil {
-		_ = cmd.Process.Kill()
+		abort(cmd)
 		return fmt.Errorf("releasing %s: %w", cmd.Path, err)
 	}
 	if jerr != nil {
-		_ = cmd.Process.Kill()
+		abort(cmd)
 		return jerr
 	}
 	return nil
+}
+
+// abort kills a CMD that started but cannot be measured, and reaps it, so
+// neither it nor os/exec's copying goroutines outlive the failed run.
+func abort(cmd *exec.Cmd) {
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
 }

@@ -234,3 +234,36 @@ func TestRunCancelKillsStragglers(t *testing.T) {
 		t.Error("cgroup still populated")
 	}
 }
+
+// TestRunReapsOnJoinFailure checks that a CMD that started but could not
+// join its v1 cgroups is killed and reaped, not left a zombie child of
+// crmon.
+func TestRunReapsOnJoinFailure(t *testing.T) {
+	cg := newTestCgroup(t)
+	bad := *cg
+	bad.V1Dirs = map[string]string{"memory": filepath.Join(t.TempDir(), "missing")}
+	if _, err := Run(context.Background(), &bad, Options{Args: []string{"sleep", "30"}}); err == nil {
+		t.Fatal("no error joining a missing cgroup")
+	}
+	if kids := children(t); len(kids) > 0 {
+		t.Errorf("children left behind: %v", kids)
+	}
+}
+
+// children lists this process's child processes, zombies included.
+func children(t *testing.T) []string {
+	t.Helper()
+	tasks, err := filepath.Glob("/proc/self/task/*/children")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread exited
+		}
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	return kids
+}
