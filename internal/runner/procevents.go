@@ -19,6 +19,10 @@ const (
 	procEventFork     = 0x1
 	procEventExit     = 0x80000000
 
+	// initPIDNSIno is the inode of the initial PID namespace
+	// (PROC_PID_INIT_INO in include/linux/proc_ns.h).
+	initPIDNSIno = 0xEFFFFFFC
+
 	nlmsgHdrLen = 16
 	cnMsgLen    = 20
 	// A fork event's data starts after what, cpu and timestamp_ns.
@@ -41,6 +45,17 @@ type ForkCounter struct {
 
 // NewForkCounter subscribes to fork events. Call it before CMD starts.
 func NewForkCounter() (*ForkCounter, error) {
+	// The kernel ignores subscriptions from outside the initial PID
+	// namespace and reports host PIDs: in a container without the host's
+	// PID namespace CMD's tree would never be seen, and a count of 1
+	// would pass for exact.
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/pid", &st); err != nil {
+		return nil, fmt.Errorf("reading the PID namespace: %w", err)
+	}
+	if st.Ino != initPIDNSIno {
+		return nil, errors.New("fork events need the host's PID namespace")
+	}
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_CONNECTOR)
 	if err != nil {
 		return nil, fmt.Errorf("opening proc connector: %w", err)

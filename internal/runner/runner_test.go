@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -266,4 +267,27 @@ func children(t *testing.T) []string {
 		kids = append(kids, strings.Fields(string(b))...)
 	}
 	return kids
+}
+
+// TestForkCounterOtherPIDNamespace checks that fork counting reports itself
+// unavailable in a PID namespace of its own, where the kernel sends no fork
+// events, instead of an exact-looking count of 1.
+func TestForkCounterOtherPIDNamespace(t *testing.T) {
+	if os.Getenv("CRMON_TEST_PIDNS") == "1" {
+		if _, err := NewForkCounter(); err == nil {
+			fmt.Println("fork counter available")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	requireCgroups(t)
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		testenv.Unavailable(t, "no unshare: %v", err)
+	}
+	cmd := exec.Command(unshare, "--pid", "--fork", os.Args[0], "-test.run=^TestForkCounterOtherPIDNamespace$")
+	cmd.Env = append(os.Environ(), "CRMON_TEST_PIDNS=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("in a new PID namespace: %v\n%s", err, out)
+	}
 }
