@@ -150,6 +150,7 @@ func (s *sources) loadProbes(cfg *config.Config) error {
 		Sched:      e.Sched,
 		Block:      e.Block,
 		Net:        e.Net,
+		NoStats:    !e.Stats,
 		Required:   e.Mode == config.EBPFRequired,
 		MaxCgroups: uint32(e.MapMaxEntries),
 		ProcFS:     s.paths.ProcFS,

@@ -231,6 +231,10 @@ type EBPF struct {
 	Sched bool   `toml:"sched"`
 	Block bool   `toml:"block"`
 	Net   bool   `toml:"net"`
+	// Stats turns on the kernel's BPF run-time statistics, for
+	// crmon_bpf_program_run_*: two clock reads per program run, which on a
+	// context-switch-heavy workload costs more than the probes themselves.
+	Stats bool `toml:"stats"`
 	// Include and Exclude are glob patterns (path.Match) on the cgroup's
 	// path in the cgroup2 hierarchy, e.g. "/docker/*". Empty Include
 	// means every cgroup; Exclude wins.

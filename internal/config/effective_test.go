@@ -90,6 +90,7 @@ func TestWriteEffectiveDefault(t *testing.T) {
       sched = true
       block = true
       net = true
+      stats = false
       include = []
       exclude = []
       max_series = 2000
