@@ -166,7 +166,7 @@ func decodeAll(p *problems, src *source, doc []byte) (*Config, []byte, bool) {
 func duplicate(p *problems, src *source, row int, kv kvSpan, isKV bool, de *toml.DecodeError) {
 	if isKV {
 		first := src.lines[kv.path]
-		p.addLine(row, kv.path, "%s = %s: %s is already set on line %d; TOML allows each key once, so delete one", kv.key, kv.value, kv.key, first)
+		p.addLine(row, kv.path, "%s = %s: %s is already set on line %d; TOML allows each key once, so delete one", kv.key, shown(splitPath(kv.path), kv.value), kv.key, first)
 		return
 	}
 	key := joinKey(de.Key())
@@ -209,6 +209,10 @@ func badValue(p *problems, row int, kv kvSpan, de *toml.DecodeError) {
 	key := []string(de.Key())
 	t, ok := fieldType(key)
 	msg := strings.TrimPrefix(de.Error(), "toml: ")
+	if secretAt(key) || secretAt(splitPath(kv.path)) {
+		// Never echo a secret, even one of the wrong type.
+		kv.value = masked
+	}
 	if !ok {
 		p.addLine(row, kv.path, "%s = %s: %s", kv.key, kv.value, msg)
 		return
@@ -435,7 +439,7 @@ func lineOfOffset(doc, b []byte) int {
 func syntaxMessage(doc []byte, line int, perr *unstable.ParserError) string {
 	if line > 0 {
 		if text := strings.TrimSpace(lineText(doc, line)); text != "" {
-			return fmt.Sprintf("%s: %s; this is not valid TOML", text, perr.Message)
+			return fmt.Sprintf("%s: %s; this is not valid TOML", maskLine(text), perr.Message)
 		}
 	}
 	return perr.Message + "; this is not valid TOML"

@@ -281,7 +281,7 @@ func prescan(p *problems, doc []byte) []byte {
 		}
 		path := durationPath(s.headers, d)
 		if t, ok := fieldType(key); ok && t != reflect.TypeFor[Duration]() {
-			p.addLine(d.line, path, "%s = %s: %s takes %s, not a duration", d.key, d.token, lastOf(key), describe(t))
+			p.addLine(d.line, path, "%s = %s: %s takes %s, not a duration", d.key, shown(key, d.token), lastOf(key), describe(t))
 			continue
 		}
 		p.addLine(d.line, path, "%s = %s: durations are strings; write %s = \"%s\"", d.key, d.token, d.key, d.token)

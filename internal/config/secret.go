@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -194,4 +195,98 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// holdsSecret reports whether a value of type t is a secret or a table or
+// list that holds one (credentials = { password = … }).
+func holdsSecret(t reflect.Type) bool {
+	return holdsSecretDepth(t, 0)
+}
+
+func holdsSecretDepth(t reflect.Type, depth int) bool {
+	if t == nil || depth > 8 {
+		return false
+	}
+	if t == reflect.TypeFor[Secret]() {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map:
+		return holdsSecretDepth(t.Elem(), depth+1)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if tomlName(t.Field(i)) != "" && holdsSecretDepth(t.Field(i).Type, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// secretAt reports whether the value of the key at path holds a secret.
+func secretAt(key []string) bool {
+	t, ok := fieldType(key)
+	return ok && holdsSecret(t)
+}
+
+// shown is how a load error shows the value as written of the key at
+// path: as it is, unless it holds a secret.
+func shown(key []string, value string) string {
+	if secretAt(key) {
+		return masked
+	}
+	return value
+}
+
+// secretKeyNames are the names of the keys whose values hold a secret, in
+// any table: password, token, url, webhook_url, headers, credentials.
+func secretKeyNames() map[string]bool {
+	names := map[string]bool{}
+	var walk func(t reflect.Type, depth int)
+	walk = func(t reflect.Type, depth int) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || depth > 8 {
+			return
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			n := tomlName(f)
+			if n == "" {
+				continue
+			}
+			if holdsSecret(f.Type) {
+				names[n] = true
+			}
+			walk(f.Type, depth+1)
+		}
+	}
+	walk(reflect.TypeFor[file](), 0)
+	return names
+}
+
+// maskLine cuts the value of the first secret key on a line of the file,
+// for errors that quote a line that did not parse:
+// `password = "hunter2` becomes `password = <secret>`.
+func maskLine(line string) string {
+	names := secretKeyNames()
+	for i := 0; i < len(line); i++ {
+		if line[i] != '=' {
+			continue
+		}
+		k := strings.TrimRight(line[:i], " \t")
+		j := len(k)
+		for j > 0 && (isBareKeyChar(k[j-1]) || k[j-1] == '"' || k[j-1] == '\'') {
+			j--
+		}
+		if names[strings.Trim(k[j:], `"'`)] {
+			return k + " = " + masked
+		}
+	}
+	return line
+}
+
+func isBareKeyChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }

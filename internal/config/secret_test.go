@@ -252,3 +252,38 @@ func TestSecretString(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorsHideSecrets checks that an error about a secret's line never
+// quotes its value: not when the line does not parse, not when the value
+// has the wrong type, not when the key is given twice.
+func TestErrorsHideSecrets(t *testing.T) {
+	const ch = "[[cleanroom.monitoring.alerting.alert_channels]]\nname = \"s\"\ntype = \"webhook\"\n"
+	const ex = "[[cleanroom.monitoring.exporters]]\nname = \"p\"\nexporter_type = \"Prometheus\"\nendpoint = \"http://x/\"\n"
+	for _, tc := range []struct {
+		name, doc string
+		line      int
+	}{
+		{"unterminated string", ch + "url = \"https://hooks.example.com/s3cr3t\n", 4},
+		{"unquoted", ch + "url = s3cr3t\n", 4},
+		{"wrong type", ch + "password = 13371337\n", 4},
+		{"list", ch + "password = [\"s3cr3t\"]\n", 4},
+		{"header unquoted", ch + "headers = { Authorization = Bearer-s3cr3t }\n", 4},
+		{"duplicate", ch + "password = \"s3cr3t-1\"\npassword = \"s3cr3t-2\"\n", 5},
+		{"inline credentials", ex + "credentials = { password = \"s3cr3t\" \n", 5},
+		{"quoted key", ch + "\"password\" = s3cr3t\n", 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("c.toml", []byte(tc.doc), ParseOptions{})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "s3cr3t") || strings.Contains(msg, "13371337") {
+				t.Errorf("the error shows the secret:\n%s", msg)
+			}
+			if !strings.Contains(msg, fmt.Sprintf("c.toml:%d: ", tc.line)) {
+				t.Errorf("the error does not name line %d:\n%s", tc.line, msg)
+			}
+		})
+	}
+}
