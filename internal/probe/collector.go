@@ -258,7 +258,12 @@ func (c *collector) buildInto(ch *metricSink, snap *Snapshot, cgroups []exported
 	for _, m := range snap.Maps {
 		ch.send(prometheus.MustNewConstMetric(c.mapMem, prometheus.GaugeValue, float64(m.MemoryBytes), m.Name))
 	}
+	// Without run-time statistics the kernel reports zeros, which would
+	// read as programs that never ran.
 	for _, pr := range snap.Programs {
+		if c.p.stats == nil {
+			break
+		}
 		ch.send(prometheus.MustNewConstMetric(c.progRuns, prometheus.CounterValue, float64(pr.RunCount), pr.Name))
 		ch.send(prometheus.MustNewConstMetric(c.progTime, prometheus.CounterValue, pr.RunTime.Seconds(), pr.Name))
 	}
