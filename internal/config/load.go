@@ -209,9 +209,11 @@ func badValue(p *problems, row int, kv kvSpan, de *toml.DecodeError) {
 	key := []string(de.Key())
 	t, ok := fieldType(key)
 	msg := strings.TrimPrefix(de.Error(), "toml: ")
-	if secretAt(key) || secretAt(splitPath(kv.path)) {
-		// Never echo a secret, even one of the wrong type.
-		kv.value = masked
+	// Never echo a secret, even one of the wrong type.
+	if v := shown(splitPath(kv.path), kv.value); v != kv.value {
+		kv.value = v
+	} else {
+		kv.value = shown(key, kv.value)
 	}
 	if !ok {
 		p.addLine(row, kv.path, "%s = %s: %s", kv.key, kv.value, msg)

@@ -223,16 +223,19 @@ func holdsSecretDepth(t reflect.Type, depth int) bool {
 	return false
 }
 
-// secretAt reports whether the value of the key at path holds a secret.
-func secretAt(key []string) bool {
-	t, ok := fieldType(key)
-	return ok && holdsSecret(t)
-}
-
 // shown is how a load error shows the value as written of the key at
-// path: as it is, unless it holds a secret.
+// path: as it is, unless it is a secret or a table or list that can hold
+// one (exporters = "prometheus" holds none and is shown).
 func shown(key []string, value string) string {
-	if secretAt(key) {
+	t, ok := fieldType(key)
+	if !ok || !holdsSecret(t) {
+		return value
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if v := strings.TrimSpace(value); t == reflect.TypeFor[Secret]() || t.Kind() == reflect.Map ||
+		strings.HasPrefix(v, "{") || strings.HasPrefix(v, "[") {
 		return masked
 	}
 	return value
