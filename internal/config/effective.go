@@ -53,6 +53,10 @@ func (c *Config) Clone() *Config {
 // fmt and JSON, but TOML encoders write string types as they are.)
 func (c *Config) Masked() *Config {
 	n := c.Clone()
+	for i := range n.Monitoring.Exporters {
+		e := &n.Monitoring.Exporters[i]
+		e.Endpoint = redactURL(e.Endpoint)
+	}
 	refs, hdrs := n.secrets()
 	for _, r := range refs {
 		switch {

@@ -293,3 +293,27 @@ func maskLine(line string) string {
 func isBareKeyChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
+
+// redactedUserinfo stands in for the user and password of a URL: still a
+// valid userinfo, so a masked configuration loads back.
+const redactedUserinfo = "xxxxx"
+
+// redactURL hides the user information of a URL, which carries a password
+// or a token ("https://user:pass@host/" becomes "https://xxxxx@host/"),
+// also in a URL that does not parse.
+func redactURL(s string) string {
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return s
+	}
+	rest := s[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return s
+	}
+	return s[:i+3] + redactedUserinfo + rest[at:]
+}

@@ -287,3 +287,36 @@ func TestErrorsHideSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestEndpointPasswordHidden checks that a password in an exporter's
+// endpoint URL shows neither in a validation error nor in the effective
+// configuration, which still loads back.
+func TestEndpointPasswordHidden(t *testing.T) {
+	const head = "[[cleanroom.monitoring.exporters]]\nname = \"p\"\nexporter_type = \"Prometheus\"\n"
+	_, err := Parse("c.toml", []byte(head+"endpoint = \"ftp://crmon:s3cr3t@prom:9090/\"\n"), ParseOptions{})
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "ftp://xxxxx@prom:9090/") {
+		t.Errorf("error for a bad endpoint with a password: %v", err)
+	}
+
+	c, err := Parse("c.toml", []byte(head+"endpoint = \"https://crmon:s3cr3t@prom:9090/api/v1/write\"\n"), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := c.WriteEffective(&out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "s3cr3t") {
+		t.Errorf("effective configuration shows the endpoint's password:\n%s", out.String())
+	}
+	back, err := Parse("effective.toml", out.Bytes(), ParseOptions{})
+	if err != nil {
+		t.Fatalf("effective configuration does not load back: %v", err)
+	}
+	if got, want := back.Monitoring.Exporters[0].Endpoint, "https://xxxxx@prom:9090/api/v1/write"; got != want {
+		t.Errorf("endpoint loaded back = %q, want %q", got, want)
+	}
+	if got := c.Monitoring.Exporters[0].Endpoint; !strings.Contains(got, "s3cr3t") {
+		t.Errorf("Masked changed the configuration itself: endpoint %q", got)
+	}
+}

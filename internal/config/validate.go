@@ -249,7 +249,7 @@ func (c *Config) validateExporters(p *problems) {
 		if e.Endpoint == "" {
 			p.add(ep+".endpoint", "%s: endpoint is required; e.g. endpoint = %q", what, exampleEndpoint(e.ExporterType))
 		} else if err := checkHTTPURL(e.Endpoint); err != "" {
-			p.add(ep+".endpoint", "endpoint = %q: %s (%s); e.g. endpoint = %q", e.Endpoint, err, what, exampleEndpoint(e.ExporterType))
+			p.add(ep+".endpoint", "endpoint = %q: %s (%s); e.g. endpoint = %q", redactURL(e.Endpoint), err, what, exampleEndpoint(e.ExporterType))
 		}
 		if e.BatchSize < 1 {
 			p.add(ep+".batch_size", "batch_size = %d: must be at least 1 (%s); the default is %d", e.BatchSize, what, DefaultBatchSize)
