@@ -151,3 +151,31 @@ func processCPU() time.Duration {
 	unix.Getrusage(unix.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkInterval runs the collector as the agent does, one Update per
+// second (one op), and reports the whole process's CPU as a share of one
+// core: ticks, the event and exit watchers, the client and the GC. Run it
+// with -benchtime=30x.
+func BenchmarkInterval(b *testing.B) {
+	for _, n := range []int{0, 10, 50} {
+		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) {
+			c := idleContainers(b, n)
+			ctx := context.Background()
+			c.Update(ctx, time.Now())
+			b.ResetTimer()
+			cpu := startCPU()
+			start := time.Now()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for range b.N {
+				<-t.C
+				c.Update(ctx, time.Now())
+			}
+			used := processCPU() - cpu.start
+			b.ReportMetric(float64(used)/float64(time.Since(start))*100, "%core")
+			rss, heap := memNow()
+			b.ReportMetric(float64(rss)/(1<<20), "MiB-rss")
+			b.ReportMetric(float64(heap)/(1<<20), "MiB-heap")
+		})
+	}
+}

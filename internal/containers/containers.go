@@ -105,8 +105,9 @@ type Collector struct {
 	lastUpdate time.Time
 	buf        []byte
 	devNames   map[uint64]string
-	// sample is what Collect and Fill serve, rebuilt by Update.
-	sample []*container
+	// sample is what Fill serves, by name; scrapeOrder the same for
+	// Collect, in the registry's order. Both are rebuilt by Update.
+	sample, scrapeOrder []*container
 }
 
 var (
@@ -208,7 +209,7 @@ func (c *Collector) Close() error {
 	for _, ct := range c.byID {
 		ct.closeFiles()
 	}
-	c.byID, c.byCgroup, c.sample = map[string]*container{}, map[string]*container{}, nil
+	c.byID, c.byCgroup, c.sample, c.scrapeOrder = map[string]*container{}, map[string]*container{}, nil, nil
 	c.mu.Unlock()
 	errs = append(errs, c.client.Close())
 	return errors.Join(errs...)

@@ -131,12 +131,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 	// One allocation for every series of the scrape; pointers into an
 	// outgrown array stay valid.
-	ms := make([]fastMetric, 0, len(c.sample)*48)
+	ms := make([]fastMetric, 0, len(c.scrapeOrder)*48)
 	emit := func(desc *prometheus.Desc, labels []*dto.LabelPair, counter bool, v float64) {
 		ms = append(ms, fastMetric{desc: desc, labels: labels, counter: counter, v: v})
 		ch <- &ms[len(ms)-1]
 	}
-	for _, ct := range c.sample {
+	for _, ct := range c.scrapeOrder {
 		if !c.exported(ct) || ct.lp == nil {
 			continue
 		}

@@ -61,6 +61,21 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 		}
 		return strings.Compare(a.id, b.id)
 	})
+	// Collect's order is the registry's: by label values in label-name
+	// order. Served in that order, the registry's sort of each family is a
+	// linear pass over sorted input.
+	c.scrapeOrder = append(c.scrapeOrder[:0], c.sample...)
+	slices.SortFunc(c.scrapeOrder, func(a, b *container) int {
+		if a.lp == nil || b.lp == nil {
+			return strings.Compare(a.id, b.id)
+		}
+		for i := range min(len(a.lp.base), len(b.lp.base)) {
+			if n := strings.Compare(a.lp.base[i].GetValue(), b.lp.base[i].GetValue()); n != 0 {
+				return n
+			}
+		}
+		return 0
+	})
 	c.lastUpdate = now
 	if len(errs) > 0 {
 		c.log.Debug("reading container cgroups", "err", errors.Join(errs...))
