@@ -46,6 +46,10 @@ type Manager struct {
 	mu       sync.Mutex
 	sessions map[string]*running
 	hub      *eventHub
+	// cop turns away browsers' cross-site POSTs and DELETEs: the agent
+	// listens on loopback, and any web page its user opens could
+	// otherwise start or stop sessions there.
+	cop *http.CrossOriginProtection
 }
 
 type running struct {
@@ -69,7 +73,7 @@ func NewManager(opts ManagerOptions) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{opts: opts, sessions: map[string]*running{}}
+	m := &Manager{opts: opts, sessions: map[string]*running{}, cop: http.NewCrossOriginProtection()}
 	if opts.Docker != nil {
 		m.hub = &eventHub{d: opts.Docker}
 	}
@@ -221,6 +225,10 @@ type StopRequest struct {
 //	POST   /api/v1/sessions/NAME/stop   stop it, answer the report
 //	DELETE /api/v1/sessions/NAME        stop it, drop the report
 func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := m.cop.Check(r); err != nil {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request refused: " + err.Error()})
+		return
+	}
 	rest := r.URL.Path
 	if i := strings.Index(rest, "/api/v1/sessions"); i >= 0 {
 		rest = rest[i+len("/api/v1/sessions"):]

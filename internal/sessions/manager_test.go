@@ -132,3 +132,32 @@ func TestSessionAPIErrors(t *testing.T) {
 		t.Errorf("second Start: %v, want an APIError 409", err)
 	}
 }
+
+// TestCrossSiteRefused checks that a web page cannot drive the session API
+// from the user's browser, while clients that are not browsers can.
+func TestCrossSiteRefused(t *testing.T) {
+	m := sessions.NewManager(sessions.ManagerOptions{Hierarchy: &cgroups.Hierarchy{}})
+	defer m.Close()
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		want   int
+	}{
+		{"client", nil, http.StatusNotFound},
+		{"same origin", http.Header{"Sec-Fetch-Site": {"same-origin"}}, http.StatusNotFound},
+		{"cross site", http.Header{"Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
+		{"other origin", http.Header{"Origin": {"https://attacker.example"}}, http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9717/api/v1/sessions/it/stop", nil)
+			for k, v := range tc.header {
+				r.Header[k] = v
+			}
+			w := httptest.NewRecorder()
+			m.ServeHTTP(w, r)
+			if w.Code != tc.want {
+				t.Errorf("POST stop: HTTP %d, want %d: %s", w.Code, tc.want, w.Body)
+			}
+		})
+	}
+}
