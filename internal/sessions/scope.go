@@ -55,6 +55,9 @@ type scope struct {
 	meterBase Counters
 	haveMeter bool
 	points    []session.Point
+	// stride is how many addPoint calls make one point (1 until the
+	// points reach maxPoints); skipped counts the calls since the last.
+	stride, skipped int
 }
 
 func (tr *Tracker) newScope(name string, p cgroups.Paths, fresh bool) *scope {
@@ -248,15 +251,41 @@ func (s *scope) measures(sources, unavailable map[string]bool) session.Measures 
 	return m
 }
 
-// addPoint records the scope's values at t seconds since the start.
-func (s *scope) addPoint(t float64) {
+// maxPoints bounds a scope's plot points, so that a session left running
+// for a day does not grow the agent: a plot is some 500 pixels wide, and
+// 1024 points of 56 bytes are 56 KiB per scope.
+const maxPoints = 1024
+
+// addPoint records the scope's values at t seconds since the start. Past
+// maxPoints it drops every other point and from then on records every
+// second call (then every fourth, …); final, the last values, is always
+// recorded.
+func (s *scope) addPoint(t float64, final bool) {
+	defer func() {
+		if s.gone {
+			s.memUsage = 0
+		}
+	}()
+	if s.stride > 1 && !final {
+		if s.skipped++; s.skipped < s.stride {
+			return
+		}
+	}
+	s.skipped = 0
 	m := s.measures(map[string]bool{}, map[string]bool{})
+	if len(s.points) >= maxPoints {
+		// Keep the first point and every other one after it.
+		n := 0
+		for i := 0; i < len(s.points); i += 2 {
+			s.points[n] = s.points[i]
+			n++
+		}
+		s.points = s.points[:n]
+		s.stride = max(2, 2*s.stride)
+	}
 	s.points = append(s.points, session.Point{
 		T: t, CPUSeconds: m.CPUSeconds, MemoryBytes: s.memUsage,
 		BlockReadBytes: m.BlockReadBytes, BlockWriteBytes: m.BlockWriteBytes,
 		NetRxBytes: m.NetRxBytes, NetTxBytes: m.NetTxBytes,
 	})
-	if s.gone {
-		s.memUsage = 0
-	}
 }

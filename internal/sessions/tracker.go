@@ -227,7 +227,7 @@ func (tr *Tracker) sample(now time.Time, final bool) {
 	t := now.Sub(tr.start).Seconds()
 	if tr.run != nil {
 		tr.readScope(tr.run, final)
-		tr.run.addPoint(t)
+		tr.run.addPoint(t, final)
 	}
 	// Containers are sampled at the session's interval while they are
 	// few, and once a second when many: each costs a read of a dozen
@@ -244,7 +244,7 @@ func (tr *Tracker) sample(now time.Time, final bool) {
 	for _, id := range tr.order {
 		s := tr.containers[id]
 		tr.readScope(s, final)
-		s.addPoint(t)
+		s.addPoint(t, final)
 	}
 }
 

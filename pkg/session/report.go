@@ -111,6 +111,9 @@ type LimitResult struct {
 
 // Series are samples taken during a run; every point's values are
 // cumulative since the start (CPU, I/O, network) or current (memory).
+// IntervalSeconds is the sampling interval; a long run keeps at most about
+// a thousand points per scope, so its points are spaced by a multiple of
+// it: plot against each point's T.
 type Series struct {
 	IntervalSeconds float64            `json:"interval_seconds"`
 	Run             []Point            `json:"run"`

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package sessions
+
+import "testing"
+
+// TestPointsBounded checks that a long session keeps at most maxPoints
+// plot points per scope, spread over the whole run, with its first and
+// final values.
+func TestPointsBounded(t *testing.T) {
+	s := &scope{}
+	const n = 20 * maxPoints
+	for i := range n {
+		s.addPoint(float64(i)*0.2, false)
+	}
+	end := float64(n) * 0.2
+	s.addPoint(end, true)
+	if len(s.points) > maxPoints+1 {
+		t.Errorf("%d points after %d samples, want at most %d", len(s.points), n+1, maxPoints+1)
+	}
+	if len(s.points) < maxPoints/2 {
+		t.Errorf("%d points after %d samples, want at least %d", len(s.points), n+1, maxPoints/2)
+	}
+	if first := s.points[0].T; first != 0 {
+		t.Errorf("first point at %v s, want 0", first)
+	}
+	if last := s.points[len(s.points)-1].T; last != end {
+		t.Errorf("last point at %v s, want the final one at %v", last, end)
+	}
+	for i := 1; i < len(s.points); i++ {
+		if s.points[i].T <= s.points[i-1].T {
+			t.Fatalf("points out of order at %d: %v after %v", i, s.points[i].T, s.points[i-1].T)
+		}
+	}
+	// Evenly spread: no gap wider than twice the median one.
+	if gap, want := s.points[len(s.points)/2].T-s.points[len(s.points)/2-1].T, end/float64(len(s.points))*2; gap > want {
+		t.Errorf("gap of %v s mid-run, want at most %v s", gap, want)
+	}
+}
