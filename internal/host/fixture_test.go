@@ -204,7 +204,7 @@ func TestFixtureFill(t *testing.T) {
 }
 
 // nilToEmpty lets the comparison treat a nil and an empty partition list
-// alike; JSON shows both as a list once the lead's encoder normalises.
+// alike: both mean the host reported no partition.
 func nilToEmpty(p []metrics.PartitionMetrics) []metrics.PartitionMetrics {
 	if p == nil {
 		return []metrics.PartitionMetrics{}
