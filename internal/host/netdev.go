@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"regexp"
 	"time"
 
@@ -70,6 +72,9 @@ func parseNetDev(b []byte, fn func(*NetDevLine)) error {
 type netIface struct {
 	lv       []string
 	excluded bool
+	// physical: a NIC with a device behind it (class/net/<name>/device),
+	// not a bridge, veth, bond or VLAN whose bytes a NIC counts too.
+	physical bool
 	prev     [2]uint64 // rx, tx bytes
 	havePrev bool
 	seen     uint64
@@ -77,12 +82,14 @@ type netIface struct {
 
 type netdevCollector struct {
 	metricSet
-	ex    *regexp.Regexp // nil: none excluded
-	log   *slog.Logger
-	r     *reader
-	path  cpath
-	sh    *shared
-	descs [len(netdevFields)]*prometheus.Desc
+	ex   *regexp.Regexp // nil: none excluded
+	log  *slog.Logger
+	r    *reader
+	path cpath
+	sh   *shared
+	// classNet is sysfs's class/net, where physical NICs have a device.
+	classNet string
+	descs    [len(netdevFields)]*prometheus.Desc
 
 	ifaces map[string]*netIface
 	gen    uint64
@@ -90,6 +97,8 @@ type netdevCollector struct {
 
 	snap     []metrics.InterfaceMetrics
 	nextSnap []metrics.InterfaceMetrics
+	// phys[i] says whether snap[i] is a physical NIC.
+	phys, nextPhys []bool
 }
 
 func newNetdevCollector(o collect.Options, ho Options, sh *shared) (*netdevCollector, error) {
@@ -98,12 +107,13 @@ func newNetdevCollector(o collect.Options, ho Options, sh *shared) (*netdevColle
 		return nil, fmt.Errorf("parsing netdev device exclude: %w", err)
 	}
 	c := &netdevCollector{
-		ex:     ex,
-		log:    logger(o),
-		r:      newReader(4096),
-		path:   mkpath(o.Paths.ProcFS, "net/dev"),
-		sh:     sh,
-		ifaces: map[string]*netIface{},
+		ex:       ex,
+		log:      logger(o),
+		r:        newReader(4096),
+		path:     mkpath(o.Paths.ProcFS, "net/dev"),
+		classNet: filepath.Join(o.Paths.SysFS, "class/net"),
+		sh:       sh,
+		ifaces:   map[string]*netIface{},
 	}
 	for i, f := range netdevFields {
 		c.descs[i] = newDesc("network", f+"_total", "Network device statistic "+f+".", "device")
@@ -122,13 +132,15 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 	haveDT := !c.last.IsZero() && dt > 0
 	c.gen++
 	c.begin()
-	snap := c.nextSnap[:0]
+	snap, phys := c.nextSnap[:0], c.nextPhys[:0]
 	changed := false
 	err = parseNetDev(b, func(l *NetDevLine) {
 		ifc, ok := c.ifaces[string(l.Name)]
 		if !ok {
 			n := string(l.Name)
 			ifc = &netIface{lv: []string{n}, excluded: c.ex != nil && c.ex.MatchString(n)}
+			_, err := os.Lstat(filepath.Join(c.classNet, n, "device"))
+			ifc.physical = err == nil
 			c.ifaces[n] = ifc
 			changed = true
 		}
@@ -152,6 +164,7 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 		}
 		ifc.prev, ifc.havePrev = [2]uint64{l.Fields[ndRxBytes], l.Fields[ndTxBytes]}, true
 		snap = append(snap, im)
+		phys = append(phys, ifc.physical)
 	})
 	if err != nil {
 		return err
@@ -170,7 +183,10 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 		c.sh.mu.Unlock()
 	}
 	c.last = now
-	c.publish(func() { c.snap, c.nextSnap = snap, c.snap })
+	c.publish(func() {
+		c.snap, c.nextSnap = snap, c.snap
+		c.phys, c.nextPhys = phys, c.phys
+	})
 	return nil
 }
 
@@ -178,12 +194,27 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 // host and is counted twice (sent and received).
 func isLoopback(name string) bool { return name == "lo" }
 
-// Fill lists every interface and sums all but loopback.
+// Fill lists every interface. The host totals sum the physical NICs: a
+// container's traffic crosses its veth, the bridge and the NIC, and
+// summing them all would count it three times. A host that shows no
+// physical NIC (crmon in a network namespace of its own, where eth0 is a
+// veth) sums every interface but loopback.
 func (c *netdevCollector) Fill(m *metrics.ResourceMetrics) {
 	c.mu.RLock()
 	ifs := make([]metrics.InterfaceMetrics, len(c.snap))
 	copy(ifs, c.snap)
+	sum := make([]bool, len(c.phys))
+	anyPhys := false
+	for i, p := range c.phys {
+		sum[i] = p
+		anyPhys = anyPhys || p
+	}
 	c.mu.RUnlock()
+	if !anyPhys {
+		for i := range ifs {
+			sum[i] = !isLoopback(ifs[i].Name)
+		}
+	}
 	c.sh.mu.Lock()
 	for i := range ifs {
 		ifs[i].SpeedBytesPerSec = c.sh.speeds[ifs[i].Name]
@@ -191,8 +222,8 @@ func (c *netdevCollector) Fill(m *metrics.ResourceMetrics) {
 	c.sh.mu.Unlock()
 	n := &m.Network
 	*n = metrics.NetworkMetrics{Interfaces: ifs}
-	for _, i := range ifs {
-		if isLoopback(i.Name) {
+	for j, i := range ifs {
+		if !sum[j] {
 			continue
 		}
 		n.BytesSent += i.BytesSent
