@@ -113,7 +113,10 @@ type PartitionMetrics struct {
 	WriteOpsPerSec   uint64  `json:"write_ops_per_sec"`
 }
 
-// NetworkMetrics sums the host's interfaces, loopback excluded.
+// NetworkMetrics sums the host's physical NICs, so that a container's
+// traffic, which also crosses its veth and a bridge, counts once; where no
+// interface has a device behind it (a network namespace of its own), every
+// interface but loopback. Interfaces lists them all.
 type NetworkMetrics struct {
 	BytesSent       uint64 `json:"bytes_sent"`
 	BytesReceived   uint64 `json:"bytes_received"`
