@@ -161,9 +161,18 @@ const (
 	ReadCounters
 )
 
+// OpenOptions choose optional files.
+type OpenOptions struct {
+	// NoPressure leaves out cpu.pressure, memory.pressure and io.pressure.
+	NoPressure bool
+}
+
 // Open opens the counter files of the cgroup at p. Files that do not exist
 // are skipped; Open fails only if none exists.
-func (h *Hierarchy) Open(p Paths) (*Reader, error) {
+func (h *Hierarchy) Open(p Paths) (*Reader, error) { return h.OpenWith(p, OpenOptions{}) }
+
+// OpenWith is Open with options.
+func (h *Hierarchy) OpenWith(p Paths, o OpenOptions) (*Reader, error) {
 	r := &Reader{usage: -1}
 	add := func(dir, name string, parse func([]byte, *Stats) error) {
 		fd, err := unix.Open(filepath.Join(dir, name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -202,7 +211,7 @@ func (h *Hierarchy) Open(p Paths) (*Reader, error) {
 			add(filepath.Join(mnt, rel), f.name, f.parse)
 		}
 	}
-	if h.Unified != "" && p.V2 != "" {
+	if h.Unified != "" && p.V2 != "" && !o.NoPressure {
 		for _, f := range pressureFiles {
 			add(filepath.Join(h.Unified, p.V2), f.name, f.parse)
 		}

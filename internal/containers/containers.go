@@ -44,6 +44,15 @@ type Options struct {
 	// Linger is how many ticks a removed container's final values stay
 	// (default 2).
 	Linger int
+	// EnableMetrics adds optional metric groups to the default set:
+	// "pressure" (container_pressure_*, PSI), "memory_detail"
+	// (container_memory_mapped_file, _swap, _total_active_file_bytes,
+	// _total_inactive_file_bytes), "spec_detail"
+	// (container_spec_memory_reservation_limit_bytes,
+	// container_spec_memory_swap_limit_bytes, container_threads_max,
+	// container_creation_time_seconds). Each group costs series on every
+	// container, so they are off by default.
+	EnableMetrics []string
 	// IdleRefresh is how often, in ticks, an idle container's counters
 	// other than CPU are re-read (default 5; 1 reads everything every
 	// tick). A container is idle when its CPU total did not move since
@@ -55,6 +64,11 @@ type Options struct {
 	Logger      *slog.Logger
 	// Client overrides the engine client built from DockerHost.
 	Client docker.Client
+}
+
+// metricGroups are the optional families on.
+type metricGroups struct {
+	pressure, memoryDetail, specDetail bool
 }
 
 // Registration builds a "containers" registration from base; the agent's
@@ -83,6 +97,7 @@ type Collector struct {
 	client docker.Client
 	h      *cgroups.Hierarchy
 	descs  descs
+	groups metricGroups
 	// labelNames are the sanitized container_label_* names, in
 	// ContainerLabels order.
 	labelNames []string
@@ -135,6 +150,19 @@ func New(o Options) (c *Collector, err error) {
 		o.IdleRefresh = 5
 	}
 	var errs []error
+	var groups metricGroups
+	for _, g := range o.EnableMetrics {
+		switch g {
+		case "pressure":
+			groups.pressure = true
+		case "memory_detail":
+			groups.memoryDetail = true
+		case "spec_detail":
+			groups.specDetail = true
+		default:
+			errs = append(errs, fmt.Errorf("unknown container metric group %q (want pressure, memory_detail or spec_detail)", g))
+		}
+	}
 	for _, p := range append(append([]string(nil), o.Include...), o.Exclude...) {
 		if _, err := path.Match(p, ""); err != nil {
 			errs = append(errs, fmt.Errorf("container name pattern %q: %w", p, err))
@@ -155,6 +183,7 @@ func New(o Options) (c *Collector, err error) {
 		byCgroup: map[string]*container{},
 		devNames: map[uint64]string{},
 		ready:    make(chan struct{}),
+		groups:   groups,
 	}
 	c.labelNames = make([]string, len(o.ContainerLabels))
 	for i, l := range o.ContainerLabels {

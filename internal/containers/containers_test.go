@@ -65,6 +65,9 @@ func TestWatched(t *testing.T) {
 	if _, err := New(Options{Include: []string{"["}}); err == nil {
 		t.Error("New accepted a bad pattern")
 	}
+	if _, err := New(Options{EnableMetrics: []string{"pressure", "nope"}}); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("New with an unknown metric group: err = %v", err)
+	}
 }
 
 // TestNoEngine: without an engine the collector still builds, reports

@@ -207,7 +207,7 @@ func dockerBridgeIP(t testing.TB) string {
 // writer, a sender and an idle container side by side, and checks each
 // one's counters against the cgroup's own files and the known byte counts.
 func TestWorkloads(t *testing.T) {
-	c := newTestCollector(t, Options{ContainerLabels: []string{"crmon.test.role"}})
+	c := newTestCollector(t, Options{ContainerLabels: []string{"crmon.test.role"}, EnableMetrics: []string{"pressure", "memory_detail", "spec_detail"}})
 	g := truth{t, c.h}
 
 	const sendBytes = 4 << 20
@@ -498,3 +498,74 @@ func (r *relay) stop() {
 }
 
 var _ collect.ContainerLookup = (*Collector)(nil)
+
+// TestDefaultFamilies pins the families served for an idle container by
+// default, with their types, and that the optional groups add theirs.
+func TestDefaultFamilies(t *testing.T) {
+	dockertest.Require(t)
+	name := uniq("crmon-families")
+	dockertest.Run(t, []string{"--name", name, "--cpus", "0.5"}, "sleep", "600")
+	want := map[string]dto.MetricType{
+		"container_cpu_usage_seconds_total":                dto.MetricType_COUNTER,
+		"container_cpu_user_seconds_total":                 dto.MetricType_COUNTER,
+		"container_cpu_system_seconds_total":               dto.MetricType_COUNTER,
+		"container_cpu_cfs_periods_total":                  dto.MetricType_COUNTER,
+		"container_cpu_cfs_throttled_periods_total":        dto.MetricType_COUNTER,
+		"container_cpu_cfs_throttled_seconds_total":        dto.MetricType_COUNTER,
+		"container_spec_cpu_quota":                         dto.MetricType_GAUGE,
+		"container_spec_cpu_period":                        dto.MetricType_GAUGE,
+		"container_spec_cpu_shares":                        dto.MetricType_GAUGE,
+		"container_memory_usage_bytes":                     dto.MetricType_GAUGE,
+		"container_memory_working_set_bytes":               dto.MetricType_GAUGE,
+		"container_memory_rss":                             dto.MetricType_GAUGE,
+		"container_memory_cache":                           dto.MetricType_GAUGE,
+		"container_memory_max_usage_bytes":                 dto.MetricType_GAUGE,
+		"container_memory_failcnt":                         dto.MetricType_COUNTER,
+		"container_oom_events_total":                       dto.MetricType_COUNTER,
+		"container_spec_memory_limit_bytes":                dto.MetricType_GAUGE,
+		"container_network_receive_bytes_total":            dto.MetricType_COUNTER,
+		"container_network_receive_packets_total":          dto.MetricType_COUNTER,
+		"container_network_receive_errors_total":           dto.MetricType_COUNTER,
+		"container_network_receive_packets_dropped_total":  dto.MetricType_COUNTER,
+		"container_network_transmit_bytes_total":           dto.MetricType_COUNTER,
+		"container_network_transmit_packets_total":         dto.MetricType_COUNTER,
+		"container_network_transmit_errors_total":          dto.MetricType_COUNTER,
+		"container_network_transmit_packets_dropped_total": dto.MetricType_COUNTER,
+		"container_processes":                              dto.MetricType_GAUGE,
+		"container_threads":                                dto.MetricType_GAUGE,
+		"container_last_seen":                              dto.MetricType_GAUGE,
+		"container_start_time_seconds":                     dto.MetricType_GAUGE,
+	}
+	optional := []string{
+		"container_pressure_cpu_waiting_seconds_total", "container_pressure_io_stalled_seconds_total",
+		"container_memory_total_inactive_file_bytes", "container_memory_mapped_file",
+		"container_spec_memory_reservation_limit_bytes", "container_threads_max", "container_creation_time_seconds",
+	}
+	for _, groups := range [][]string{nil, {"pressure", "memory_detail", "spec_detail"}} {
+		c := newTestCollector(t, Options{Include: []string{name}, EnableMetrics: groups})
+		c.Update(context.Background(), time.Now())
+		mfs := gather(t, c)
+		for f, typ := range want {
+			mf, ok := mfs[f]
+			if !ok || mf.GetType() != typ || len(mf.GetMetric()) == 0 {
+				t.Errorf("groups %v: %s missing or of type %v, want %v", groups, f, mf.GetType(), typ)
+				continue
+			}
+			if l := labelsOf(mf.GetMetric()[0]); l["name"] != name || l["image"] != dockertest.Image || !strings.HasPrefix(l["id"], "/") {
+				t.Errorf("groups %v: %s labels %v", groups, f, l)
+			}
+		}
+		for _, f := range optional {
+			if _, ok := mfs[f]; ok != (groups != nil) {
+				t.Errorf("groups %v: %s served %v", groups, f, ok)
+			}
+		}
+		// Counted: every container family is one this test knows.
+		for f := range mfs {
+			_, known := want[f]
+			if strings.HasPrefix(f, "container_") && !known && groups == nil {
+				t.Errorf("default serves %s, not in the pinned list", f)
+			}
+		}
+	}
+}

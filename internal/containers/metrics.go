@@ -103,6 +103,8 @@ func newDescs(labelNames []string) descs {
 }
 
 func (d *descs) describe(ch chan<- *prometheus.Desc) {
+	// Every family is described, the optional ones too: describing a
+	// family that is never collected is allowed.
 	for _, x := range []*prometheus.Desc{
 		d.cpuUsage, d.cpuUser, d.cpuSystem, d.cfsPeriods, d.cfsThrottledPeriods, d.cfsThrottledSeconds,
 		d.specCPUQuota, d.specCPUPeriod, d.specCPUShares,
@@ -122,6 +124,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	d := &c.descs
+	g := c.groups
 	up := 0.0
 	if c.up {
 		up = 1
@@ -163,16 +166,24 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		m(d.memWorkingSet, false, float64(s.Memory.WorkingSet))
 		m(d.memRSS, false, float64(s.Memory.RSS))
 		m(d.memCache, false, float64(s.Memory.Cache))
-		m(d.memMapped, false, float64(s.Memory.MappedFile))
-		m(d.memSwap, false, float64(s.Memory.Swap))
 		m(d.memMaxUsage, false, float64(s.Memory.MaxUsage))
 		m(d.memFailcnt, true, float64(s.Memory.Failcnt))
-		m(d.memActiveFile, false, float64(s.Memory.ActiveFile))
-		m(d.memInactiveFile, false, float64(s.Memory.InactiveFile))
 		m(d.oomEvents, true, float64(s.Memory.OOMEvents))
 		m(d.specMemLimit, false, float64(s.Memory.Limit))
-		m(d.specMemReservation, false, float64(s.Memory.ReservationLimit))
-		m(d.specMemSwap, false, float64(s.Memory.SwapLimit))
+		if g.memoryDetail {
+			m(d.memMapped, false, float64(s.Memory.MappedFile))
+			m(d.memSwap, false, float64(s.Memory.Swap))
+			m(d.memActiveFile, false, float64(s.Memory.ActiveFile))
+			m(d.memInactiveFile, false, float64(s.Memory.InactiveFile))
+		}
+		if g.specDetail {
+			m(d.specMemReservation, false, float64(s.Memory.ReservationLimit))
+			m(d.specMemSwap, false, float64(s.Memory.SwapLimit))
+			m(d.threadsMax, false, float64(s.Pids.Limit))
+			if !ct.created.IsZero() {
+				m(d.creationTime, false, float64(ct.created.Unix()))
+			}
+		}
 
 		for i := range s.IO.Devices {
 			io := &s.IO.Devices[i]
@@ -204,7 +215,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			emit(d.netTxDropped, l, true, float64(it.txDrops))
 		}
 
-		if ct.paths.V2 != "" {
+		if g.pressure && ct.paths.V2 != "" {
 			ps := &s.Pressure
 			m(d.psiCPUWaiting, true, float64(ps.CPUSome)/1e6)
 			m(d.psiCPUStalled, true, float64(ps.CPUFull)/1e6)
@@ -216,13 +227,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 		m(d.processes, false, float64(s.Processes))
 		m(d.threads, false, float64(s.Pids.Current))
-		m(d.threadsMax, false, float64(s.Pids.Limit))
 		m(d.lastSeen, false, float64(ct.lastRead.Unix()))
 		if !ct.started.IsZero() {
 			m(d.startTime, false, float64(ct.started.Unix()))
-		}
-		if !ct.created.IsZero() {
-			m(d.creationTime, false, float64(ct.created.Unix()))
 		}
 	}
 }

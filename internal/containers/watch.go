@@ -237,7 +237,7 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 	if err != nil {
 		paths = c.h.Uniform(cgroups.DockerPath(layout, id))
 	}
-	r, rerr := c.h.Open(paths)
+	r, rerr := c.h.OpenWith(paths, cgroups.OpenOptions{NoPressure: !c.groups.pressure})
 	netFD := -1
 	if ns := readNetNS(c.opts.Paths.ProcFS, d.PID); ns != "" && ns != c.hostNetNS {
 		if fd, err := unix.Open(filepath.Join(c.opts.Paths.ProcFS, strconv.Itoa(d.PID), "net", "dev"), unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
