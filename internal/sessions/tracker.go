@@ -169,12 +169,21 @@ func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
 	if t.Cgroup.V2 != "" || len(t.Cgroup.V1) > 0 {
 		tr.run = tr.newScope("run", t.Cgroup, t.Fresh)
 	}
-	if tr.run != nil && !t.Fresh {
-		// A fresh cgroup starts at zero everywhere: no baseline to read.
+	switch {
+	case tr.run != nil && !t.Fresh:
 		tr.refreshMeter(0)
 		tr.meterAt = time.Now()
 		tr.readScope(tr.run, true)
 		tr.run.setBaseline()
+	case tr.run != nil && opts.Meter != nil && t.Cgroup.V2 != "":
+		// A fresh cgroup's files start at zero, but the probes keep the
+		// final counts of a removed cgroup under its path for minutes:
+		// those of an earlier cgroup of the same path are not this run's.
+		tr.refreshMeter(0)
+		tr.meterAt = time.Now()
+		if c, ok := opts.Meter.Subtree(t.Cgroup.V2); ok {
+			tr.run.meter, tr.run.meterBase, tr.run.haveMeter = c, c, true
+		}
 	}
 	tr.sampleHost()
 	tr.start = time.Now()
