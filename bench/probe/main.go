@@ -24,7 +24,7 @@ import (
 
 func main() {
 	interval := flag.Duration("interval", time.Second, "how often to read the maps")
-	stats := flag.Bool("stats", true, "enable BPF run-time statistics")
+	stats := flag.Bool("stats", false, "enable BPF run-time statistics (the agent leaves them off unless ebpf.stats = true)")
 	probes := flag.String("probes", "sched,block,net", "probes to load")
 	flag.Parse()
 
