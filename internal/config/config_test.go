@@ -224,17 +224,17 @@ func fullConfig() *Config {
 
 // The ADR's own examples, pasted as they are, are not TOML; each mistake
 // is reported at its line with the fix, all in one run.
-func TestSeedExamplesAsPasted(t *testing.T) {
+func TestADRExamplesAsPasted(t *testing.T) {
 	for _, c := range []struct {
 		file string
 		want []string
 	}{
-		{"seed-development.toml", []string{
+		{"adr-development-as-pasted.toml", []string{
 			`:3: collection_interval = 30s: durations are strings; write collection_interval = "30s"`,
 			`:4: retention_period = 7d: durations are strings; write retention_period = "7d"`,
 			`:16: cooldown_period = 5m: durations are strings; write cooldown_period = "5m"`,
 		}},
-		{"seed-production.toml", []string{
+		{"adr-production-as-pasted.toml", []string{
 			`:3: collection_interval = 10s: durations are strings; write collection_interval = "10s"`,
 			`:4: retention_period = 30d: durations are strings; write retention_period = "30d"`,
 			`:16: cooldown_period = 2m: durations are strings; write cooldown_period = "2m"`,

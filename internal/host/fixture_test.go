@@ -123,7 +123,7 @@ func TestFixtureLint(t *testing.T) {
 	}
 }
 
-// TestFixtureFill checks the seed snapshot from one tick of the fixture
+// TestFixtureFill checks the snapshot from one tick of the fixture
 // trees: rates are zero on a first tick, everything else comes from the
 // files.
 func TestFixtureFill(t *testing.T) {

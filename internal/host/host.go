@@ -3,7 +3,7 @@
 
 // Package host holds crmon's host collectors: node_exporter's families for
 // CPU, memory, filesystems, disks, network and the system as a whole, read
-// from a configurable procfs/sysfs/rootfs, and the host part of the seed's
+// from a configurable procfs/sysfs/rootfs, and the host part of ADR-006's
 // snapshot (CPU, Memory, Disk, Network, System).
 //
 // Each collector reads its files once per tick in Update, keeps the result,

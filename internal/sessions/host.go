@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// hostSampler reads the host's CPU, memory and disk usage for the seed's
+// hostSampler reads the host's CPU, memory and disk usage for ADR-006's
 // max_*_usage_percent limits, with one reused buffer.
 type hostSampler struct {
 	procFS   string

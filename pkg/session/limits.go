@@ -114,7 +114,7 @@ func (ls Limits) Validate() error {
 	return errors.Join(errs...)
 }
 
-// LimitError is one limit exceeded, the seed's
+// LimitError is one limit exceeded, ADR-006's
 // resource_limit_exceeded(resource, limit, actual).
 type LimitError struct {
 	Result LimitResult
@@ -220,7 +220,7 @@ func ParseLimitFlag(s string) (Limit, error) {
 	return l, nil
 }
 
-// ParseLimitsTOML reads limits from a TOML document in the seed's shape:
+// ParseLimitsTOML reads limits from a TOML document in ADR-006's shape:
 //
 //	[cleanroom.resource_limits]
 //	max_cpu_usage_percent = 90.0

@@ -48,7 +48,7 @@ type Report struct {
 	// of the container runtime, not of CMD).
 	Totals     Measures          `json:"totals"`
 	Containers []ContainerReport `json:"containers"`
-	// Host is the host's peak usage during the run, the seed's
+	// Host is the host's peak usage during the run; ADR-006's
 	// max_*_usage_percent limits are checked against it.
 	Host   HostPeaks     `json:"host"`
 	Limits []LimitResult `json:"limits"`
