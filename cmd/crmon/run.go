@@ -118,9 +118,10 @@ func runAgent(c *cli.Context) error {
 		"probes", src.ProbeSummary())
 	fmt.Fprintf(c.App.ErrWriter, "crmon is serving http://%s/metrics and http://%s/api/v1/snapshot\n", srv.Addr(), srv.Addr())
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
-	go func() { errc <- a.Run(ctx) }()
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx) }()
 
 	for {
 		select {
@@ -129,11 +130,20 @@ func runAgent(c *cli.Context) error {
 		case sig := <-stop:
 			logger.Info("stopping", "signal", sig.String())
 			cancel()
-			sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+			deadline := time.Now().Add(shutdownGrace)
+			sctx, scancel := context.WithDeadline(context.Background(), deadline)
 			err := srv.Shutdown(sctx)
 			scancel()
 			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				return err
+			}
+			// The collectors are closed on return: a tick still running
+			// must finish first, or it would use what Close releases.
+			select {
+			case <-ran:
+			case <-time.After(time.Until(deadline)):
+				logger.Warn("a collection was still running at shutdown; exiting without closing the collectors")
+				src.Abandon()
 			}
 			return nil
 		case err := <-errc:
