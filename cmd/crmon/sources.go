@@ -104,6 +104,10 @@ type sources struct {
 	paths  collect.Paths
 
 	collectors []collect.Collector
+	// built is what the collector set was built from; a reload that
+	// changes none of it keeps the set, and with it the previous readings
+	// that rates are computed from.
+	built string
 
 	// Loaded once for the agent's life: reloading BPF programs on SIGHUP
 	// would lose counts and cost a few hundred milliseconds.
@@ -173,7 +177,19 @@ func (s *sources) loadProbes(cfg *config.Config) error {
 // old set stays.
 func (s *sources) Reload(cfg *config.Config) (old []collect.Collector, err error) {
 	if !cfg.Monitoring.EnableMonitoring {
+		s.built = ""
 		return s.swap(nil), nil
+	}
+	if s.probes == nil {
+		// Monitoring may have been off at start, or ebpf disabled.
+		if err := s.loadProbes(cfg); err != nil {
+			return nil, err
+		}
+	}
+	m := cfg.Monitoring
+	key := fmt.Sprintf("%d|%+v|%q|%q|%d|%t", m.TopProcesses, m.Containers, m.EBPF.Include, m.EBPF.Exclude, m.EBPF.MaxSeries, s.probes != nil)
+	if key == s.built && s.collectors != nil {
+		return nil, nil
 	}
 	opts := collect.Options{Paths: s.paths, Logger: s.logger, TopN: cfg.Monitoring.TopProcesses}
 	var cs []collect.Collector
@@ -204,6 +220,7 @@ func (s *sources) Reload(cfg *config.Config) (old []collect.Collector, err error
 			Logger:    s.logger,
 		}))
 	}
+	s.built = key
 	return s.swap(cs), nil
 }
 
@@ -272,6 +289,13 @@ func (s *sources) ProbeSummary() string {
 		out += "; down: " + strings.Join(down, ",")
 	}
 	return out
+}
+
+// Abandon forgets everything without closing it, for an exit that cannot
+// wait for a collection to finish; the kernel detaches the probes when the
+// process exits.
+func (s *sources) Abandon() {
+	s.collectors, s.sessions, s.engine, s.probes = nil, nil, nil, nil
 }
 
 // Close releases everything: collectors, sessions, the Docker client, and
