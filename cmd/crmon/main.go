@@ -48,8 +48,10 @@ func newApp() *cli.App {
 			sessionCommand(),
 			versionCommand(),
 		},
-		HideVersion:          false,
 		EnableBashCompletion: true,
+		// main decides the exit code and prints the error once, with
+		// the "crmon:" prefix; urfave/cli would otherwise exit inside Run.
+		ExitErrHandler: func(*cli.Context, error) {},
 	}
 }
 

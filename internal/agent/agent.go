@@ -157,6 +157,9 @@ func (a *Agent) Run(ctx context.Context) error {
 // (or an agent and its scraper) see stable phases and drift does not pile up.
 func (a *Agent) untilNext(now time.Time) time.Duration {
 	iv := a.Interval()
+	if iv <= 0 {
+		iv = time.Second
+	}
 	return iv - time.Duration(now.UnixNano()%int64(iv))
 }
 

@@ -106,6 +106,10 @@ func New(a *agent.Agent, g prometheus.Gatherer, opts Options) *Server {
 		srv: &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
+			// Bound what a slow or idle client holds once the agent
+			// listens beyond loopback.
+			ReadTimeout: 30 * time.Second,
+			IdleTimeout: 2 * time.Minute,
 		},
 		opts:   opts,
 		logger: opts.Logger,
