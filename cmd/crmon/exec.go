@@ -11,10 +11,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/docker"
@@ -132,7 +135,29 @@ func runExec(c *cli.Context) error {
 		}
 		return cli.Exit("crmon exec: "+err.Error(), code)
 	}
-	return finishReport(c, rep, limits, res.ExitCode)
+	err = finishReport(c, rep, limits, res.ExitCode)
+	if res.Signal != 0 {
+		reraise(res.Signal)
+	}
+	return err
+}
+
+// reraise ends crmon by the signal that ended CMD, once the reports are
+// written, so that a calling shell sees what it would have seen without
+// crmon: bash stops a loop on a child that died of SIGINT, not on one that
+// exited 130. Only SIGINT, SIGTERM and SIGHUP are re-raised: the Go
+// runtime ends a process on those by the signal itself, while on SIGQUIT it
+// dumps goroutines and exits 2. For the rest, and if the signal does not
+// end the process, the caller's 128+N exit code stands.
+func reraise(sig syscall.Signal) {
+	switch sig {
+	case unix.SIGINT, unix.SIGTERM, unix.SIGHUP:
+	default:
+		return
+	}
+	signal.Reset(sig)
+	_ = unix.Kill(os.Getpid(), sig)
+	time.Sleep(100 * time.Millisecond)
 }
 
 // finishReport checks the limits, writes the reports and decides the exit
