@@ -28,7 +28,7 @@ func TestSnapshotAgreesWithProc(t *testing.T) {
 	}
 	var m metrics.ResourceMetrics
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
-		t.Fatalf("snapshot is not the seed's JSON: %v\n%s", err, out)
+		t.Fatalf("snapshot is not ResourceMetrics JSON: %v\n%s", err, out)
 	}
 
 	meminfo, err := os.ReadFile("/proc/meminfo")
@@ -62,7 +62,7 @@ func TestSnapshotAgreesWithProc(t *testing.T) {
 		t.Errorf("disk = %+v: want the root filesystem at least", m.Disk)
 	}
 
-	// Every seed field is present under its snake_case name.
+	// Every ResourceMetrics field of ADR-006 is present under its snake_case name.
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(out), &top); err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func TestSnapshotAgreesWithProc(t *testing.T) {
 	if _, ok := top["timestamp"]; !ok {
 		t.Error("snapshot lacks timestamp")
 	}
-	seed := map[string][]string{
+	adr := map[string][]string{
 		"cpu":        {"usage_percent", "load_average", "cores", "frequency_mhz", "temperature_celsius", "processes"},
 		"memory":     {"total_bytes", "used_bytes", "free_bytes", "cached_bytes", "buffers_bytes", "swap_total_bytes", "swap_used_bytes", "swap_free_bytes", "processes"},
 		"disk":       {"total_bytes", "used_bytes", "free_bytes", "read_bytes_per_sec", "write_bytes_per_sec", "read_ops_per_sec", "write_ops_per_sec", "partitions"},
@@ -85,7 +85,7 @@ func TestSnapshotAgreesWithProc(t *testing.T) {
 		"containers": {"total_containers", "running_containers", "stopped_containers", "container_details"},
 		"system":     {"uptime_seconds", "boot_time", "users", "processes", "threads", "open_files", "context_switches"},
 	}
-	for part, fields := range seed {
+	for part, fields := range adr {
 		for _, f := range fields {
 			if _, ok := raw[part][f]; !ok {
 				t.Errorf("snapshot lacks %s.%s", part, f)

@@ -28,7 +28,7 @@ func snapshotCommand() *cli.Command {
 		Name:  "snapshot",
 		Usage: "take one sample of the host and its containers and print it",
 		Description: `snapshot reads everything twice, --window apart, and prints one sample: as a
-readable table, or with --json in the shape of ADR-006's ResourceMetrics. eBPF probes
+readable table, or with --json as the JSON of /api/v1/snapshot (pkg/metrics.ResourceMetrics). eBPF probes
 are off unless --ebpf=auto or --ebpf=required: then the per-cgroup counts cover the window.`,
 		Flags:  flags,
 		Action: snapshot,

@@ -7,7 +7,7 @@
 // A collector reads one part of the world (procfs, sysfs, cgroupfs, BPF
 // maps, the Docker API) in Update, keeps the result, and serves it twice:
 // as Prometheus metrics in Collect, without doing any I/O, so a scrape never
-// triggers a slow read; and as its part of the seed's snapshot in Fill.
+// triggers a slow read; and as its part of the snapshot (ResourceMetrics) in Fill.
 package collect
 
 import (
