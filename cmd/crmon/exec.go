@@ -105,7 +105,7 @@ func runExec(c *cli.Context) error {
 		},
 	}
 	ctx := context.Background()
-	if url := c.String("agent-url"); !c.Bool("no-agent") && session.Healthy(ctx, url, agentProbeTimeout) {
+	if url := c.String("agent-url"); !c.Bool("no-agent") && session.HealthyClient(ctx, opts.HTTPClient, url, agentProbeTimeout) {
 		opts.AgentURL = url
 	} else {
 		meter, closeMeter, err := newExecMeter(c.String("ebpf"), h, logger)

@@ -44,7 +44,10 @@ type ExecOptions struct {
 	Containers []string
 	// AgentURL, when set, measures through the agent's session API;
 	// otherwise Tracker measures in this process.
-	AgentURL   string
+	AgentURL string
+	// HTTPClient asks the agent (nil: a plain client with a timeout); the
+	// caller that checks the agent's health first must ask with it too,
+	// or an agent behind TLS or basic auth is taken for absent.
 	HTTPClient *http.Client
 	Tracker    sessions.TrackerOptions
 }

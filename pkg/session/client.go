@@ -138,15 +138,26 @@ func List(ctx context.Context, base string, client *http.Client) ([]Info, error)
 }
 
 // Healthy reports whether an agent answers GET /healthz at base within
-// timeout.
+// timeout, asked with a plain HTTP client. An agent served with TLS or
+// basic auth needs HealthyClient.
 func Healthy(ctx context.Context, base string, timeout time.Duration) bool {
+	return HealthyClient(ctx, nil, base, timeout)
+}
+
+// HealthyClient is Healthy asked with client (nil: a plain one): pass the
+// client given to Start in Options.HTTPClient, so that an agent found
+// healthy is one the session can reach.
+func HealthyClient(ctx context.Context, client *http.Client, base string, timeout time.Duration) bool {
+	if client == nil {
+		client = http.DefaultClient
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/healthz", nil)
 	if err != nil {
 		return false
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return false
 	}
