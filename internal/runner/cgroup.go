@@ -175,7 +175,7 @@ func (c *Cgroup) Populated() (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("reading cgroup.events: %w", err)
 		}
-		return parsePopulated(b), nil
+		return cgroups.Populated(b), nil
 	}
 	for _, dir := range c.V1Dirs {
 		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
@@ -199,18 +199,6 @@ func (c *Cgroup) procsEmpty() bool {
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 	return err == nil && len(bytes.TrimSpace(b)) == 0
-}
-
-// parsePopulated reads "populated 0|1" from cgroup.events.
-func parsePopulated(b []byte) bool {
-	for len(b) > 0 {
-		var line []byte
-		line, b, _ = bytes.Cut(b, []byte{'\n'})
-		if v, ok := bytes.CutPrefix(line, []byte("populated ")); ok {
-			return len(v) > 0 && v[0] == '1'
-		}
-	}
-	return false
 }
 
 // WaitEmpty returns once no process is left in the cgroup. On cgroup2 it

@@ -50,18 +50,6 @@ func newTestCgroup(t *testing.T) *Cgroup {
 	return cg
 }
 
-func TestParsePopulated(t *testing.T) {
-	for in, want := range map[string]bool{
-		"populated 0\nfrozen 0\n": false,
-		"populated 1\nfrozen 0\n": true,
-		"":                        false,
-	} {
-		if got := parsePopulated([]byte(in)); got != want {
-			t.Errorf("parsePopulated(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
-
 func TestRunExitCodes(t *testing.T) {
 	for _, tc := range []struct {
 		script string

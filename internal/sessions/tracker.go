@@ -518,7 +518,7 @@ func (tr *Tracker) watchCgroups(ctx context.Context) {
 				tr.readScope(s, true)
 				// Read right as the last process left: the values are
 				// final, whatever happens to the cgroup next.
-				if b, err := readFileInto(filepath.Join(tr.opts.Hierarchy.Unified, s.paths.V2, "cgroup.events"), tr.evbuf[:]); err == nil && !populated(b) && s.haveCG {
+				if b, err := readFileInto(filepath.Join(tr.opts.Hierarchy.Unified, s.paths.V2, "cgroup.events"), tr.evbuf[:]); err == nil && !cgroups.Populated(b) && s.haveCG {
 					s.final = true
 				}
 			}
@@ -553,18 +553,6 @@ func matches(sel []selector, labels map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// populated reads "populated 0|1" from a cgroup.events.
-func populated(b []byte) bool {
-	for len(b) > 0 {
-		var line []byte
-		line, b, _ = bytes.Cut(b, []byte{'\n'})
-		if v, ok := bytes.CutPrefix(line, []byte("populated ")); ok {
-			return len(v) > 0 && v[0] == '1'
-		}
-	}
-	return false
 }
 
 // readFileInto reads a small file into buf with one read.
