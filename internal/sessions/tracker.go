@@ -320,7 +320,8 @@ func (tr *Tracker) Stop() *session.Report {
 		r.Series.Run = tr.run.points
 		tr.run.close()
 	}
-	for _, id := range tr.order {
+	keys := seriesKeys(tr.order, tr.containers)
+	for i, id := range tr.order {
 		s := tr.containers[id]
 		c := s.meta
 		c.Measures = s.measures(sources, unavailable)
@@ -328,7 +329,7 @@ func (tr *Tracker) Stop() *session.Report {
 		if r.Series.Containers == nil {
 			r.Series.Containers = map[string][]session.Point{}
 		}
-		r.Series.Containers[c.Name] = s.points
+		r.Series.Containers[keys[i]] = s.points
 		s.close()
 		if tr.run == nil {
 			addMeasures(&r.Totals, &c.Measures)
@@ -346,6 +347,35 @@ func (tr *Tracker) Stop() *session.Report {
 	}
 	sort.Strings(r.Unavailable)
 	return r
+}
+
+// seriesKeys names the plot series of the containers in order (IDs):
+// their names, but where one name was taken by several containers of the
+// run (docker run --rm --name db, twice), "NAME@" and the short ID, which
+// no Docker name can be, so that the second does not overwrite the first.
+func seriesKeys(order []string, containers map[string]*scope) []string {
+	n := make(map[string]int, len(order))
+	for _, id := range order {
+		n[containers[id].meta.Name]++
+	}
+	keys := make([]string, len(order))
+	for i, id := range order {
+		m := containers[id].meta
+		keys[i] = m.Name
+		if n[m.Name] > 1 {
+			keys[i] = m.Name + "@" + shortID(m.ID)
+		}
+	}
+	return keys
+}
+
+// shortID is Docker's short form of a container ID: its first 12 hex
+// digits.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 // addMeasures adds m to sum; percentiles and peaks take the maximum, which

@@ -115,9 +115,13 @@ type LimitResult struct {
 // a thousand points per scope, so its points are spaced by a multiple of
 // it: plot against each point's T.
 type Series struct {
-	IntervalSeconds float64            `json:"interval_seconds"`
-	Run             []Point            `json:"run"`
-	Containers      map[string][]Point `json:"containers,omitempty"` // by container name
+	IntervalSeconds float64 `json:"interval_seconds"`
+	Run             []Point `json:"run"`
+	// Containers are keyed by container name. When several containers of
+	// the run had the same name (one name reused by containers run one
+	// after the other), each of them is keyed "NAME@SHORTID", SHORTID
+	// being the first 12 hex digits of its ID, so that none hides another.
+	Containers map[string][]Point `json:"containers,omitempty"`
 }
 
 // Point is one sample.
