@@ -55,6 +55,11 @@ type scope struct {
 	meterBase Counters
 	haveMeter bool
 	points    []session.Point
+	// anchor is the point of the last probe read (or of the start, where
+	// every counter is zero): the probe-based values of the points after
+	// it are spread between it and the next read.
+	anchor   session.Point
+	anchored bool
 	// stride is how many addPoint calls make one point (1 until the
 	// points reach maxPoints); skipped counts the calls since the last.
 	stride, skipped int
@@ -176,7 +181,21 @@ func sub(a, b uint64) uint64 {
 // measures turns the scope's values into the report's, noting which
 // sources gave them and what nothing measured.
 func (s *scope) measures(sources, unavailable map[string]bool) session.Measures {
-	var m session.Measures
+	m, _ := s.measuresFrom(sources, unavailable)
+	return m
+}
+
+// fromProbes says which of a point's values the probes gave.
+type fromProbes uint8
+
+const (
+	probeCPU fromProbes = 1 << iota
+	probeBlock
+	probeNet
+)
+
+// measuresFrom is measures, and which plotted values came from the probes.
+func (s *scope) measuresFrom(sources, unavailable map[string]bool) (m session.Measures, from fromProbes) {
 	if s.meta.ID != "" {
 		// Containers' gaps are named apart from the run's.
 		all := unavailable
@@ -207,6 +226,7 @@ func (s *scope) measures(sources, unavailable map[string]bool) session.Measures 
 		// and for a cgroup removed before its final values were read.
 		if !s.haveCG || s.cur.cpuNanos == 0 || (s.gone && !s.final) {
 			m.CPUSeconds = d.CPUSeconds
+			from |= probeCPU
 		}
 		m.RunqueueWaitSeconds = d.RunqueueWaitSeconds
 		m.RunqueueWaitP50Seconds = HistQuantile(0.5, d.RunqueueWaitHist)
@@ -224,6 +244,7 @@ func (s *scope) measures(sources, unavailable map[string]bool) session.Measures 
 		if d.BlockReadBytes+d.BlockWriteBytes > 0 || cg.readBytes+cg.writeBytes == 0 {
 			m.BlockReadBytes, m.BlockWriteBytes = d.BlockReadBytes, d.BlockWriteBytes
 			m.BlockReadOperations, m.BlockWriteOperations = d.BlockReadOperations, d.BlockWriteOperations
+			from |= probeBlock
 		}
 		m.BlockIOLatencyP99Seconds = HistQuantile(0.99, d.BlockLatencyHist)
 	} else {
@@ -231,6 +252,7 @@ func (s *scope) measures(sources, unavailable map[string]bool) session.Measures 
 	}
 	if s.haveMeter && d.HasNet {
 		m.NetRxBytes, m.NetTxBytes = d.NetRxBytes, d.NetTxBytes
+		from |= probeNet
 	} else {
 		unavailable["net_rx_bytes"] = true
 		unavailable["net_tx_bytes"] = true
@@ -248,7 +270,7 @@ func (s *scope) measures(sources, unavailable map[string]bool) session.Measures 
 		// No memory file to read (a cgroup2 path on a hybrid host).
 		unavailable["peak_memory_bytes"] = true
 	}
-	return m
+	return m, from
 }
 
 // maxPoints bounds a scope's plot points, so that a session left running
@@ -259,20 +281,38 @@ const maxPoints = 1024
 // addPoint records the scope's values at t seconds since the start. Past
 // maxPoints it drops every other point and from then on records every
 // second call (then every fourth, …); final, the last values, is always
-// recorded.
-func (s *scope) addPoint(t float64, final bool) {
+// recorded. probed says the probes were read for this call: their values
+// change only then, once a second, while points are taken more often, so
+// a probe read's step is spread over the points since the previous one
+// (a steady 1 MB/s stream plots flat, not as zeros and a spike).
+func (s *scope) addPoint(t float64, final, probed bool) {
 	defer func() {
 		if s.gone {
 			s.memUsage = 0
 		}
 	}()
+	skip := false
 	if s.stride > 1 && !final {
 		if s.skipped++; s.skipped < s.stride {
-			return
+			skip = true
 		}
 	}
+	if skip && !probed {
+		return
+	}
+	m, from := s.measuresFrom(map[string]bool{}, map[string]bool{})
+	p := session.Point{
+		T: t, CPUSeconds: m.CPUSeconds, MemoryBytes: s.memUsage,
+		BlockReadBytes: m.BlockReadBytes, BlockWriteBytes: m.BlockWriteBytes,
+		NetRxBytes: m.NetRxBytes, NetTxBytes: m.NetTxBytes,
+	}
+	if probed {
+		s.spread(p, from)
+	}
+	if skip {
+		return
+	}
 	s.skipped = 0
-	m := s.measures(map[string]bool{}, map[string]bool{})
 	if len(s.points) >= maxPoints {
 		// Keep the first point and every other one after it.
 		n := 0
@@ -283,9 +323,33 @@ func (s *scope) addPoint(t float64, final bool) {
 		s.points = s.points[:n]
 		s.stride = max(2, 2*s.stride)
 	}
-	s.points = append(s.points, session.Point{
-		T: t, CPUSeconds: m.CPUSeconds, MemoryBytes: s.memUsage,
-		BlockReadBytes: m.BlockReadBytes, BlockWriteBytes: m.BlockWriteBytes,
-		NetRxBytes: m.NetRxBytes, NetTxBytes: m.NetTxBytes,
-	})
+	s.points = append(s.points, p)
+}
+
+// spread makes p, the values of a probe read, the new anchor, and
+// interpolates the probe-based values of the points recorded since the
+// last anchor between the two.
+func (s *scope) spread(p session.Point, from fromProbes) {
+	a := s.anchor
+	if dt := p.T - a.T; s.anchored && from != 0 && dt > 0 {
+		lerp := func(x, y uint64, f float64) uint64 {
+			return uint64(max(0, float64(x)+(float64(y)-float64(x))*f))
+		}
+		for i := len(s.points) - 1; i >= 0 && s.points[i].T > a.T; i-- {
+			q := &s.points[i]
+			f := (q.T - a.T) / dt
+			if from&probeCPU != 0 {
+				q.CPUSeconds = a.CPUSeconds + (p.CPUSeconds-a.CPUSeconds)*f
+			}
+			if from&probeBlock != 0 {
+				q.BlockReadBytes = lerp(a.BlockReadBytes, p.BlockReadBytes, f)
+				q.BlockWriteBytes = lerp(a.BlockWriteBytes, p.BlockWriteBytes, f)
+			}
+			if from&probeNet != 0 {
+				q.NetRxBytes = lerp(a.NetRxBytes, p.NetRxBytes, f)
+				q.NetTxBytes = lerp(a.NetTxBytes, p.NetTxBytes, f)
+			}
+		}
+	}
+	s.anchor, s.anchored = p, true
 }

@@ -12,10 +12,10 @@ func TestPointsBounded(t *testing.T) {
 	s := &scope{}
 	const n = 20 * maxPoints
 	for i := range n {
-		s.addPoint(float64(i)*0.2, false)
+		s.addPoint(float64(i)*0.2, false, false)
 	}
 	end := float64(n) * 0.2
-	s.addPoint(end, true)
+	s.addPoint(end, true, true)
 	if len(s.points) > maxPoints+1 {
 		t.Errorf("%d points after %d samples, want at most %d", len(s.points), n+1, maxPoints+1)
 	}

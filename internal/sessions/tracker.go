@@ -66,6 +66,9 @@ type TrackerOptions struct {
 	// events, when set, replaces Docker.Events: the manager's shared
 	// stream.
 	events func(ctx context.Context) (<-chan docker.Event, <-chan error)
+	// now, when set, replaces time.Now for the start, the end and the
+	// probe reads outside samples.
+	now func() time.Time
 }
 
 // Target is what one run measures.
@@ -132,6 +135,9 @@ func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.now == nil {
+		opts.now = time.Now
+	}
 	sel, err := parseSelectors(t.Containers)
 	if err != nil {
 		return nil, err
@@ -171,22 +177,27 @@ func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
 	}
 	switch {
 	case tr.run != nil && !t.Fresh:
-		tr.refreshMeter(0)
-		tr.meterAt = time.Now()
+		tr.meterAt = opts.now()
+		tr.refreshMeter(tr.meterAt, 0)
 		tr.readScope(tr.run, true)
 		tr.run.setBaseline()
 	case tr.run != nil && opts.Meter != nil && t.Cgroup.V2 != "":
 		// A fresh cgroup's files start at zero, but the probes keep the
 		// final counts of a removed cgroup under its path for minutes:
 		// those of an earlier cgroup of the same path are not this run's.
-		tr.refreshMeter(0)
-		tr.meterAt = time.Now()
+		tr.meterAt = opts.now()
+		tr.refreshMeter(tr.meterAt, 0)
 		if c, ok := opts.Meter.Subtree(t.Cgroup.V2); ok {
 			tr.run.meter, tr.run.meterBase, tr.run.haveMeter = c, c, true
 		}
 	}
+	if tr.run != nil {
+		// The run's counters are zero at the start: the plots spread
+		// the first probe read over the time since.
+		tr.run.anchored = true
+	}
 	tr.sampleHost()
-	tr.start = time.Now()
+	tr.start = opts.now()
 	tr.mu.Unlock()
 
 	tr.done.Add(1)
@@ -223,45 +234,52 @@ func (tr *Tracker) sample(now time.Time, final bool) {
 	// (every map, every CPU); the cgroup files cost microseconds. Plots
 	// get the files at every sample and the probes once a second; the
 	// final values always come from a fresh read.
+	// probed says the probes were read for this sample: only then are
+	// the probe-based values of the plots (network, block I/O) new, and
+	// the points since the last read get their share of the step.
+	probed := final
 	if final {
-		tr.refreshMeter(0)
+		tr.refreshMeter(now, 0)
 		tr.meterAt = now
 	} else if now.Sub(tr.meterAt) >= MeterInterval {
 		// Sessions share one read per MeterInterval: it costs
 		// milliseconds with many cgroups.
-		tr.refreshMeter(MeterInterval * 9 / 10)
+		tr.refreshMeter(now, MeterInterval*9/10)
 		tr.meterAt = now
+		probed = true
 	}
+	probed = probed && tr.opts.Meter != nil
 	tr.sampleHost()
 	t := now.Sub(tr.start).Seconds()
 	if tr.run != nil {
 		tr.readScope(tr.run, final)
-		tr.run.addPoint(t, final)
+		tr.run.addPoint(t, final, probed)
 	}
 	// Containers are sampled at the session's interval while they are
-	// few, and once a second when many: each costs a read of a dozen
-	// files, and their final values come from the exit wake-up, not from
-	// samples.
+	// few, and once a second when many, with the probe reads: each costs
+	// a read of a dozen files, and their final values come from the exit
+	// wake-up, not from samples.
 	tr.nsample++
-	every := 1
-	if len(tr.order) > maxFastContainers {
-		every = max(1, int(MeterInterval/tr.opts.SampleInterval))
-	}
-	if !final && tr.nsample%every != 0 {
-		return
+	if len(tr.order) > maxFastContainers && !final {
+		if tr.opts.Meter != nil && !probed {
+			return
+		}
+		if every := max(1, int(MeterInterval/tr.opts.SampleInterval)); tr.opts.Meter == nil && tr.nsample%every != 0 {
+			return
+		}
 	}
 	for _, id := range tr.order {
 		s := tr.containers[id]
 		tr.readScope(s, final)
-		s.addPoint(t, final)
+		s.addPoint(t, final, probed)
 	}
 }
 
-func (tr *Tracker) refreshMeter(maxAge time.Duration) {
+func (tr *Tracker) refreshMeter(now time.Time, maxAge time.Duration) {
 	if tr.opts.Meter == nil {
 		return
 	}
-	if err := tr.opts.Meter.Refresh(time.Now(), maxAge); err != nil {
+	if err := tr.opts.Meter.Refresh(now, maxAge); err != nil {
 		tr.logOnce("meter", "reading the probes", err)
 	}
 }
@@ -294,7 +312,7 @@ func (tr *Tracker) Stop() *session.Report {
 	tr.done.Wait()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	end := time.Now()
+	end := tr.opts.now()
 	tr.catchUpContainers()
 	tr.sample(end, true)
 	if tr.inotify >= 0 {
@@ -478,6 +496,12 @@ func (tr *Tracker) addContainerLocked(ctx context.Context, c docker.Container, s
 	p := cgroups.DockerPath(l, c.ID)
 	s := tr.newScope(c.Name, tr.opts.Hierarchy.Uniform(p), true)
 	s.meta = session.ContainerReport{ID: c.ID, Name: c.Name, Image: c.Image, Cgroup: p}
+	// A container's counters are zero when it is added, as it starts: the
+	// plots spread its first probe read over the time since.
+	s.anchored = true
+	if !tr.start.IsZero() {
+		s.anchor.T = max(0, tr.opts.now().Sub(tr.start).Seconds())
+	}
 	tr.containers[c.ID] = s
 	tr.order = append(tr.order, c.ID)
 	tr.readScope(s, true)
