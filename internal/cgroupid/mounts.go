@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/crmon-dev/crmon/internal/mountinfo"
 )
 
 // ErrNoCgroup2 is returned when no cgroup2 hierarchy is mounted.
@@ -52,67 +54,33 @@ func FindMounts(procfs string) (Mounts, error) {
 }
 
 // parseMountinfo picks the first cgroup2 mount and the first v1 mount with
-// the blkio controller.
+// the blkio controller. Lines that are not mountinfo lines are skipped.
 func parseMountinfo(b []byte) (Mounts, error) {
 	var m Mounts
-	s := bufio.NewScanner(bytes.NewReader(b))
-	for s.Scan() {
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
 		// 38 31 0:35 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio
-		fields := strings.Fields(s.Text())
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 5 || len(fields) < sep+4 {
+		mi, err := mountinfo.ParseLine(string(line))
+		if err != nil {
 			continue
 		}
-		root, dir := unescapeMount(fields[3]), unescapeMount(fields[4])
-		switch fields[sep+1] {
+		switch mi.FSType {
 		case "cgroup2":
 			if m.Unified.Dir == "" {
-				m.Unified = Mount{Dir: dir, Root: root}
+				m.Unified = Mount{Dir: mi.MountPoint, Root: mi.Root}
 			}
 		case "cgroup":
-			if m.Blkio.Dir != "" {
-				continue
-			}
-			for _, o := range strings.Split(fields[sep+3], ",") {
-				if o == "blkio" {
-					m.Blkio = Mount{Dir: dir, Root: root}
-				}
+			// A v1 mount's controllers are among its superblock options.
+			if m.Blkio.Dir == "" && mountinfo.HasOption(mi.SuperOptions, "blkio") {
+				m.Blkio = Mount{Dir: mi.MountPoint, Root: mi.Root}
 			}
 		}
-	}
-	if err := s.Err(); err != nil {
-		return Mounts{}, fmt.Errorf("parsing mountinfo: %w", err)
 	}
 	if m.Unified.Dir == "" {
 		return m, ErrNoCgroup2
 	}
 	return m, nil
-}
-
-// unescapeMount undoes mountinfo's octal escapes of space, tab, newline
-// and backslash.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // BlkioHierarchy reads <procfs>/cgroups and returns the hierarchy ID of the

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/internal/mountinfo"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
@@ -31,90 +32,7 @@ const (
 )
 
 // Mount is one line of /proc/<pid>/mountinfo.
-type Mount struct {
-	Major, Minor uint32
-	MountPoint   string
-	Options      string // per-mount options
-	FSType       string
-	Source       string // the device
-	SuperOptions string
-}
-
-// ReadOnly reports whether the mount or its superblock is read-only.
-func (m Mount) ReadOnly() bool {
-	return hasOption(m.Options, "ro") || hasOption(m.SuperOptions, "ro")
-}
-
-func hasOption(opts, o string) bool {
-	for opts != "" {
-		var f string
-		f, opts, _ = strings.Cut(opts, ",")
-		if f == o {
-			return true
-		}
-	}
-	return false
-}
-
-// parseMountInfo parses /proc/<pid>/mountinfo (proc(5)).
-func parseMountInfo(b []byte) ([]Mount, error) {
-	var out []Mount
-	for len(b) > 0 {
-		var line []byte
-		line, b = nextLine(b)
-		if len(line) == 0 {
-			continue
-		}
-		f := strings.Fields(string(line))
-		sep := -1
-		for i := 6; i < len(f); i++ {
-			if f[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+2 >= len(f) {
-			return nil, fmt.Errorf("parsing mountinfo: bad line %q", line)
-		}
-		maj, min, ok := strings.Cut(f[2], ":")
-		ma, err1 := strconv.ParseUint(maj, 10, 32)
-		mi, err2 := strconv.ParseUint(min, 10, 32)
-		if !ok || err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("parsing mountinfo: bad device %q", f[2])
-		}
-		m := Mount{
-			Major: uint32(ma), Minor: uint32(mi),
-			MountPoint: unescapeMount(f[4]),
-			Options:    f[5],
-			FSType:     f[sep+1],
-			Source:     unescapeMount(f[sep+2]),
-		}
-		if sep+3 < len(f) {
-			m.SuperOptions = f[sep+3]
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-// unescapeMount undoes the kernel's octal escapes (\040 for space, ...).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
+type Mount = mountinfo.Mount
 
 type fsMount struct {
 	Mount
@@ -229,7 +147,7 @@ func (c *filesystemCollector) load() error {
 	if c.raw != nil && bytes.Equal(b, c.raw) {
 		return nil
 	}
-	ms, err := parseMountInfo(b)
+	ms, err := mountinfo.Parse(b)
 	if err != nil {
 		return err
 	}

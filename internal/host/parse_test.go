@@ -168,35 +168,6 @@ func TestParseFileNr(t *testing.T) {
 	}
 }
 
-func TestParseMountInfo(t *testing.T) {
-	in := `27 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw,discard
-31 27 259:1 / /srv/data\040dir rw,relatime shared:7 master:2 - xfs /dev/nvme0n1p1 rw,attr2
-33 27 254:16 / /mnt/ro ro,relatime - ext4 /dev/vdb rw
-34 27 0:42 / /mnt/sb rw - ext4 /dev/vdc ro
-`
-	got, err := parseMountInfo([]byte(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []Mount{
-		{Major: 254, Minor: 1, MountPoint: "/", Options: "rw,relatime", FSType: "ext4", Source: "/dev/vda1", SuperOptions: "rw,discard"},
-		{Major: 259, Minor: 1, MountPoint: "/srv/data dir", Options: "rw,relatime", FSType: "xfs", Source: "/dev/nvme0n1p1", SuperOptions: "rw,attr2"},
-		{Major: 254, Minor: 16, MountPoint: "/mnt/ro", Options: "ro,relatime", FSType: "ext4", Source: "/dev/vdb", SuperOptions: "rw"},
-		{Major: 0, Minor: 42, MountPoint: "/mnt/sb", Options: "rw", FSType: "ext4", Source: "/dev/vdc", SuperOptions: "ro"},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-	for i, ro := range []bool{false, false, true, true} {
-		if got[i].ReadOnly() != ro {
-			t.Errorf("%s: ReadOnly = %v, want %v", got[i].MountPoint, !ro, ro)
-		}
-	}
-	if _, err := parseMountInfo([]byte("27 1 254:1 / / rw\n")); err == nil {
-		t.Error("line without separator parsed")
-	}
-}
-
 func TestIsPartition(t *testing.T) {
 	for _, tc := range []struct {
 		m    Mount

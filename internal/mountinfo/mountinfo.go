@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+// Package mountinfo parses /proc/<pid>/mountinfo (proc(5)), for the
+// packages that look for filesystems and for cgroup hierarchies.
+package mountinfo
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ErrMalformed is returned for a line that is not a mountinfo line.
+var ErrMalformed = errors.New("malformed mountinfo line")
+
+// Mount is one line of mountinfo:
+//
+//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+type Mount struct {
+	Major, Minor uint32
+	// Root is the directory of the filesystem mounted at MountPoint: "/"
+	// unless a subtree is mounted (a bind mount, a cgroup namespace).
+	Root         string
+	MountPoint   string
+	Options      string // per-mount options
+	FSType       string
+	Source       string // the device
+	SuperOptions string // per-superblock options, "" when the line has none
+}
+
+// ReadOnly reports whether the mount or its superblock is read-only.
+func (m Mount) ReadOnly() bool {
+	return HasOption(m.Options, "ro") || HasOption(m.SuperOptions, "ro")
+}
+
+// HasOption reports whether the comma-separated opts holds o.
+func HasOption(opts, o string) bool {
+	for opts != "" {
+		var f string
+		f, opts, _ = strings.Cut(opts, ",")
+		if f == o {
+			return true
+		}
+	}
+	return false
+}
+
+// Parse parses a whole mountinfo file; a malformed line is an error.
+func Parse(b []byte) ([]Mount, error) {
+	var out []Mount
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		if len(line) == 0 {
+			continue
+		}
+		m, err := ParseLine(string(line))
+		if err != nil {
+			return nil, fmt.Errorf("parsing mountinfo: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// ParseLine parses one mountinfo line, without its newline.
+func ParseLine(line string) (Mount, error) {
+	f := strings.Fields(line)
+	// The optional fields (shared:N, master:N, ...) end at "-".
+	sep := -1
+	for i := 6; i < len(f); i++ {
+		if f[i] == "-" {
+			sep = i
+			break
+		}
+	}
+	if sep < 0 || sep+2 >= len(f) {
+		return Mount{}, fmt.Errorf("%w: %q", ErrMalformed, line)
+	}
+	maj, min, ok := strings.Cut(f[2], ":")
+	ma, err1 := strconv.ParseUint(maj, 10, 32)
+	mi, err2 := strconv.ParseUint(min, 10, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return Mount{}, fmt.Errorf("%w: bad device %q", ErrMalformed, f[2])
+	}
+	m := Mount{
+		Major: uint32(ma), Minor: uint32(mi),
+		Root:       Unescape(f[3]),
+		MountPoint: Unescape(f[4]),
+		Options:    f[5],
+		FSType:     f[sep+1],
+		Source:     Unescape(f[sep+2]),
+	}
+	if sep+3 < len(f) {
+		m.SuperOptions = f[sep+3]
+	}
+	return m, nil
+}
+
+// Unescape undoes the kernel's octal escapes of space, tab, newline and
+// backslash in paths (\040 for a space).
+func Unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
