@@ -6,6 +6,19 @@
 // network namespace counters once per tick, and exposes them with cAdvisor's
 // metric names and labels and in the snapshot's ContainerMetrics. It also
 // maps cgroup paths to containers for the eBPF collector's labels.
+//
+// Cost: every counter file stays open and is re-read with one pread. A
+// container whose CPU total did not move since the last tick is idle and
+// costs that one pread; its other counters are re-read every IdleRefresh
+// ticks. Limits and CFS settings are read on start, on "update" events and
+// every minute. Writable-layer sizes come from the engine in the
+// background, every DiskUsageInterval.
+//
+// Churn: a container's last counters are taken when its last process
+// leaves (inotify on cgroup.events, before the runtime removes the
+// cgroup), else they are those of the last tick. A removed container is
+// served Linger more ticks, so that the sample and scrape after its end
+// still hold its final values, then dropped with every file and map entry.
 package containers
 
 import (
