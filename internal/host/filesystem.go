@@ -70,6 +70,7 @@ type filesystemCollector struct {
 	sh       *shared
 
 	raw    []byte
+	watch  mountWatch
 	mounts []fsMount
 	res    []fsResult
 	worker *statfsWorker
@@ -133,9 +134,61 @@ func isPartition(m Mount) bool {
 	return m.Major != 0 || strings.HasPrefix(m.Source, "/dev/")
 }
 
-// load re-parses mountinfo only when it changed, so a steady host costs one
-// read and a compare per tick.
-func (c *filesystemCollector) load() error {
+// mountWatch tells whether the mount table may have changed since it was
+// last read. Reading mountinfo makes the kernel format every mount's
+// options, and with a few dozen containers' overlay mounts that costs more
+// than all the rest of the collector; but an open mountinfo file raises
+// POLLPRI when its mount namespace changes (fs/proc_namespace.c,
+// mounts_poll), so a steady host need not read it at all. Files that are
+// not procfs (fixture trees) never raise it and are read every tick.
+type mountWatch struct {
+	fd     int // -1 until opened; 0 is never ours (stdin)
+	procfs bool
+	last   time.Time
+}
+
+// mountRecheck re-reads mountinfo now and then even without an event, in
+// case one was missed.
+const mountRecheck = time.Minute
+
+func (w *mountWatch) changed(p cpath, now time.Time) bool {
+	if w.fd <= 0 {
+		fd, err := openat(p, unix.O_RDONLY)
+		if err != nil {
+			return true
+		}
+		var st unix.Statfs_t
+		w.fd, w.procfs = fd, unix.Fstatfs(fd, &st) == nil && st.Type == unix.PROC_SUPER_MAGIC
+		w.last = now
+		return true
+	}
+	if !w.procfs || now.Sub(w.last) >= mountRecheck {
+		w.last = now
+		return true
+	}
+	pfd := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLPRI}}
+	n, err := unix.Poll(pfd, 0)
+	if err != nil || (n > 0 && pfd[0].Revents&(unix.POLLPRI|unix.POLLERR) != 0) {
+		w.last = now
+		return true
+	}
+	return false
+}
+
+func (w *mountWatch) close() {
+	if w.fd > 0 {
+		unix.Close(w.fd)
+		w.fd = 0
+	}
+}
+
+// load re-parses mountinfo only when it changed: a steady host costs one
+// poll per tick.
+func (c *filesystemCollector) load(now time.Time) error {
+	// The watch opens before the first read, so no change falls between.
+	if !c.watch.changed(c.paths[0], now) && c.raw != nil {
+		return nil
+	}
 	b, err := c.r.read(c.paths[0])
 	if errors.Is(err, fs.ErrNotExist) {
 		// /proc/1 is hidden with hidepid; fall back to our own view.
@@ -225,6 +278,7 @@ func (c *filesystemCollector) statfs(path string) (unix.Statfs_t, error) {
 // Close stops the statfs worker. A worker stuck in a hung mount's call
 // exits when the call returns.
 func (c *filesystemCollector) Close() error {
+	c.watch.close()
 	if c.worker != nil {
 		close(c.worker.req)
 		c.worker = nil
@@ -237,8 +291,8 @@ var (
 	errStatfsOff    = errors.New("statfs disabled")
 )
 
-func (c *filesystemCollector) Update(_ context.Context, _ time.Time) error {
-	if err := c.load(); err != nil {
+func (c *filesystemCollector) Update(_ context.Context, now time.Time) error {
+	if err := c.load(now); err != nil {
 		return noData(c.log, "filesystem", fmt.Errorf("reading mountinfo: %w", err))
 	}
 	if cap(c.res) < len(c.mounts) {
