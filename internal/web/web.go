@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/crmon-dev/crmon/internal/agent"
@@ -51,13 +50,7 @@ func New(a *agent.Agent, g prometheus.Gatherer, opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
-		ErrorLog:            slog.NewLogLogger(opts.Logger.Handler(), slog.LevelError),
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: 10,
-		Timeout:             10 * time.Second,
-		EnableOpenMetrics:   true,
-	}))
+	mux.Handle("/metrics", newMetricsHandler(g, opts.Logger, 10))
 	mux.HandleFunc("/api/v1/snapshot", func(w http.ResponseWriter, r *http.Request) {
 		s := a.Latest()
 		if s == nil {
@@ -115,6 +108,9 @@ func New(a *agent.Agent, g prometheus.Gatherer, opts Options) *Server {
 		logger: opts.Logger,
 	}
 }
+
+// Handler is the server's handler tree, for tests and benchmarks.
+func (s *Server) Handler() http.Handler { return s.srv.Handler }
 
 // Listen binds the address, so that start-up fails early and tests can use
 // port 0.
