@@ -46,7 +46,7 @@ e2e: ## Run the golden end-to-end test (-update to rewrite testdata/e2e-output.t
 
 bench: ## Run the Go benchmarks: collection cycle, scrape, probe reads, exec overhead
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/... | tee bench.out
-	$(GO) test -run '^$$' -bench ExecOverhead -benchtime 60x ./cmd/crmon | tee -a bench.out
+	$(GO) test -run '^$$' -bench 'ExecOverhead|Scrape' -benchtime 60x ./cmd/crmon | tee -a bench.out
 
 bench-agent: build ## Agent CPU (% of one core) and RSS after a few minutes at 1 s (as root)
 	@scripts/bench-agent.sh
