@@ -50,6 +50,7 @@ func registrations(c *cli.Context, cfg *config.Config) []collect.Registration {
 		ctrOpts = containers.Options{
 			DockerHost:        cc.DockerHost,
 			ContainerLabels:   cc.ContainerLabels,
+			EnableMetrics:     cc.EnableMetrics,
 			DiskUsageInterval: cc.DiskUsageInterval.Std(),
 			Include:           cc.Include,
 			Exclude:           cc.Exclude,

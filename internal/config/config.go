@@ -127,7 +127,7 @@ const (
 	ResourceContainerNet    = "container_network"
 )
 
-// RuleResources lists the valid alert rule resources; docs/config.md says
+// RuleResources lists the valid alert rule resources; README.md says
 // what each measures and in which unit.
 var RuleResources = []string{
 	ResourceCPU, ResourceMemory, ResourceDisk, ResourceNetwork,
@@ -245,12 +245,19 @@ type EBPF struct {
 	MapMaxEntries int `toml:"map_max_entries"`
 }
 
+// ContainerMetricGroups are the optional cAdvisor metric groups that
+// enable_metrics turns on; each adds series to every container.
+var ContainerMetricGroups = []string{"pressure", "memory_detail", "spec_detail"}
+
 // Containers is [cleanroom.monitoring.containers].
 type Containers struct {
 	Enabled    bool   `toml:"enabled"`
 	DockerHost string `toml:"docker_host"`
 	// ContainerLabels are the Docker labels exported as container_label_*.
 	ContainerLabels []string `toml:"container_labels"`
+	// EnableMetrics adds optional cAdvisor metric groups: "pressure",
+	// "memory_detail", "spec_detail".
+	EnableMetrics []string `toml:"enable_metrics"`
 	// DiskUsageInterval is how often the writable layer's size is
 	// measured (it walks a tree, so it is slower than a tick); 0 never.
 	DiskUsageInterval Duration `toml:"disk_usage_interval"`
@@ -303,7 +310,7 @@ const (
 
 // Default is the configuration with no file: what the ADR's examples use
 // where they agree, and documented choices where they differ (see
-// docs/config.md).
+// README.md).
 func Default() *Config {
 	return &Config{
 		Monitoring: Monitoring{

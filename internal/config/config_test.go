@@ -48,7 +48,7 @@ func TestDefaultIsValid(t *testing.T) {
 
 func TestDefaultValues(t *testing.T) {
 	d := Default()
-	// The documented defaults (docs/config.md), one by one, so that a
+	// The documented defaults (README.md), one by one, so that a
 	// change to one is a deliberate change to the docs too.
 	for _, c := range []struct {
 		key       string
@@ -194,6 +194,7 @@ func fullConfig() *Config {
 	m.EBPF.Include = []string{"/docker/*", "/system.slice/*"}
 	m.EBPF.Exclude = []string{"/system.slice/crmon.service"}
 	m.Containers.ContainerLabels = []string{"com.docker.compose.project", "com.docker.compose.service"}
+	m.Containers.EnableMetrics = []string{"pressure"}
 	m.Containers.Include = []string{}
 	m.Containers.Exclude = []string{"buildx_buildkit_*"}
 	m.Store = Store{Enabled: true, Path: "/var/lib/crmon", MaxBytes: 1 << 30}

@@ -12,9 +12,9 @@ import (
 	"github.com/crmon-dev/crmon/pkg/session"
 )
 
-// docs/config.md documents every key and carries full.toml as it is.
+// README.md documents every key and carries full.toml as it is.
 func TestDocs(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/config.md")
+	doc, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func TestDocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(doc), "```toml\n"+string(full)+"```") {
-		t.Error("docs/config.md does not carry testdata/config/full.toml as it is")
+		t.Error("README.md does not carry testdata/config/full.toml as it is")
 	}
 	var walk func(reflect.Type, string)
 	walk = func(t0 reflect.Type, path string) {
@@ -45,7 +45,7 @@ func TestDocs(t *testing.T) {
 				strings.Contains(string(doc), "`["+join(path, name)+"]`") ||
 				strings.Contains(string(doc), "`[["+join(path, name)+"]]`")
 			if !strings.HasSuffix(name, "_file") && !strings.HasSuffix(name, "_env") && !documented && path != "" {
-				t.Errorf("docs/config.md does not document %s", join(path, name))
+				t.Errorf("README.md does not document %s", join(path, name))
 			}
 			walk(f.Type, join(path, name))
 		}
@@ -55,10 +55,10 @@ func TestDocs(t *testing.T) {
 	// [cleanroom.resource_limits] has pkg/session's keys.
 	for _, k := range append(session.LimitNames(), "name") {
 		if !strings.Contains(string(doc), "| `"+k+"` |") {
-			t.Errorf("docs/config.md does not document %s.%s in a table row", limitsPath, k)
+			t.Errorf("README.md does not document %s.%s in a table row", limitsPath, k)
 		}
 	}
 	if !strings.Contains(string(doc), "`[["+containersPath+"]]`") {
-		t.Errorf("docs/config.md does not document [[%s]]", containersPath)
+		t.Errorf("README.md does not document [[%s]]", containersPath)
 	}
 }

@@ -41,6 +41,7 @@ func (c *Config) Clone() *Config {
 	m.EBPF.Include = slices.Clone(m.EBPF.Include)
 	m.EBPF.Exclude = slices.Clone(m.EBPF.Exclude)
 	m.Containers.ContainerLabels = slices.Clone(m.Containers.ContainerLabels)
+	m.Containers.EnableMetrics = slices.Clone(m.Containers.EnableMetrics)
 	m.Containers.Include = slices.Clone(m.Containers.Include)
 	m.Containers.Exclude = slices.Clone(m.Containers.Exclude)
 	n.ResourceLimits.Limits = slices.Clone(n.ResourceLimits.Limits)

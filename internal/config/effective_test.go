@@ -100,6 +100,7 @@ func TestWriteEffectiveDefault(t *testing.T) {
       enabled = true
       docker_host = 'unix:///var/run/docker.sock'
       container_labels = []
+      enable_metrics = []
       disk_usage_interval = '1m'
       include = []
       exclude = []

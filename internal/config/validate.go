@@ -333,6 +333,11 @@ func (c *Config) validateContainers(p *problems) {
 		}
 		seen[l] = true
 	}
+	for _, g := range ct.EnableMetrics {
+		if !slices.Contains(ContainerMetricGroups, g) {
+			p.add(cp+"enable_metrics", "enable_metrics: unknown group %q; use any of %s", g, quoteList(ContainerMetricGroups))
+		}
+	}
 	if ct.DiskUsageInterval < 0 {
 		p.add(cp+"disk_usage_interval", "disk_usage_interval = %q: must be 0 (never) or more", ct.DiskUsageInterval)
 	}
