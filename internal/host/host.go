@@ -65,11 +65,10 @@ type Options struct {
 	NetclassRefresh time.Duration
 	// ProcessesScanInterval is the time between two full reads of every
 	// /proc/<pid>/stat, the most expensive read of a tick (about 7 µs of
-	// kernel time per process). In between, the process and thread counts
-	// still come fresh each tick from the /proc listing and /proc/loadavg,
-	// while process states and the top lists keep the last scan's values
-	// and the top CPU percentages cover the whole interval. 0 scans every
-	// tick.
+	// kernel time per process). In between, the thread count still comes
+	// fresh each tick from /proc/loadavg, while the process count, process
+	// states and the top lists keep the last scan's values and the top CPU
+	// percentages cover the whole interval. 0 scans every tick.
 	ProcessesScanInterval time.Duration
 	// NetstatFields and VmstatFields select the /proc/net/{netstat,snmp,snmp6}
 	// and /proc/vmstat fields to export; empty means node_exporter's

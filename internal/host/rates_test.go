@@ -176,9 +176,10 @@ func TestCPUCounterDip(t *testing.T) {
 	t.Error("no cpu0 idle sample")
 }
 
-// TestProcessesScanInterval checks the ticks between two full scans: counts
-// follow the /proc listing and /proc/loadavg, the top list drops exited
-// processes, and the next scan's CPU percentages cover the whole interval.
+// TestProcessesScanInterval checks the ticks between two full scans: the
+// thread count follows /proc/loadavg, the process count and the top list
+// are the last scan's until the next one drops the exited process, and the
+// next scan's CPU percentages cover the whole interval.
 func TestProcessesScanInterval(t *testing.T) {
 	proc := copyProc(t)
 	c := build(t, "processes", collect.Paths{ProcFS: proc}, Options{ProcessesScanInterval: 10 * time.Second})
@@ -198,13 +199,10 @@ func TestProcessesScanInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := tick(2 * time.Second)
-	if m.System.Processes != 4 || m.System.Threads != 218 {
-		t.Errorf("between scans: processes, threads = %d, %d, want 4 (listing), 218 (loadavg)", m.System.Processes, m.System.Threads)
+	if m.System.Processes != 5 || m.System.Threads != 218 {
+		t.Errorf("between scans: processes, threads = %d, %d, want 5 (last scan), 218 (loadavg)", m.System.Processes, m.System.Threads)
 	}
 	for _, p := range m.CPU.Processes {
-		if p.PID == 4321 {
-			t.Error("exited process still in the top list")
-		}
 		if p.PID == 1234 && p.UsagePercent != 0 {
 			t.Errorf("pid 1234 usage = %v between scans, want the last scan's 0", p.UsagePercent)
 		}
@@ -212,6 +210,14 @@ func TestProcessesScanInterval(t *testing.T) {
 	m = tick(11 * time.Second) // 10 s after the second scan: 1000 ticks = 100 %
 	if p := m.CPU.Processes[0]; p.PID != 1234 || p.UsagePercent != 100 {
 		t.Errorf("after the interval, top = %+v, want pid 1234 at 100%%", p)
+	}
+	if m.System.Processes != 4 {
+		t.Errorf("after the next scan: processes = %d, want 4", m.System.Processes)
+	}
+	for _, p := range m.CPU.Processes {
+		if p.PID == 4321 {
+			t.Error("exited process still in the top list after the next scan")
+		}
 	}
 	if m.System.Threads != 7 {
 		t.Errorf("threads after a scan = %d, want 7", m.System.Threads)
