@@ -77,8 +77,8 @@ func sourceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "collector.netclass.ignored-devices", Value: "^veth", Usage: "regexp of interfaces to leave out of node_network_* properties", EnvVars: []string{"CRMON_COLLECTOR_NETCLASS_IGNORED_DEVICES"}},
 		// Reading every /proc/PID/stat is the agent's largest cost on a
 		// host with many containers (each brings a shim and its threads);
-		// the top-N lists and node_processes_state are then up to 5 s
-		// old, while process and thread counts stay fresh.
+		// the process count, the top-N lists and node_processes_state are
+		// then up to 5 s old, while the thread count stays fresh.
 		&cli.DurationFlag{Name: "collector.processes.scan-interval", Value: 5 * time.Second, Usage: "time between full reads of every /proc/PID for the top-N lists and process states (0: every tick)", EnvVars: []string{"CRMON_COLLECTOR_PROCESSES_SCAN_INTERVAL"}},
 		&cli.StringFlag{Name: "collector.diskstats.device-exclude", Usage: "regexp of block devices to leave out (default: node_exporter's)", EnvVars: []string{"CRMON_COLLECTOR_DISKSTATS_DEVICE_EXCLUDE"}},
 		&cli.StringFlag{Name: "collector.netstat.fields", Usage: "regexp of /proc/net/{netstat,snmp,snmp6} fields to export (default: node_exporter's)", EnvVars: []string{"CRMON_COLLECTOR_NETSTAT_FIELDS"}},
