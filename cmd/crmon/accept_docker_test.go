@@ -6,7 +6,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -30,23 +29,8 @@ func TestAgentAttributesContainers(t *testing.T) {
 	dockertest.Require(t)
 	p := startAgent(t, "--collection-interval", "1s", "--ebpf", "required")
 
-	bridge := bridgeIPv4(t)
-	ln, err := net.Listen("tcp", bridge+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	received := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			received <- -1
-			return
-		}
-		n, _ := io.Copy(io.Discard, c)
-		c.Close()
-		received <- n
-	}()
+	bridge := dockertest.BridgeIP(t)
+	ln, received := countingListener(t, bridge+":0")
 	port := ln.Addr().(*net.TCPAddr).Port
 
 	tag := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
@@ -190,20 +174,4 @@ func cgroupCPUSeconds(t *testing.T, h *cgroups.Hierarchy, id string) float64 {
 	}
 	ns, _ := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
 	return ns / 1e9
-}
-
-func bridgeIPv4(t *testing.T) string {
-	t.Helper()
-	ifc, err := net.InterfaceByName("docker0")
-	if err != nil {
-		t.Fatalf("docker0: %v", err)
-	}
-	addrs, _ := ifc.Addrs()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
-			return ipn.IP.String()
-		}
-	}
-	t.Fatal("docker0 has no IPv4 address")
-	return ""
 }

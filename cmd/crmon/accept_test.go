@@ -5,8 +5,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,22 +39,7 @@ func TestAgentAttributesWorkloadToItsCgroup(t *testing.T) {
 	busy := newTestCgroup(t, h, "crmon-accept-busy-"+tag)
 	idle := newTestCgroup(t, h, "crmon-accept-idle-"+tag)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	received := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			received <- -1
-			return
-		}
-		n, _ := io.Copy(io.Discard, c)
-		c.Close()
-		received <- n
-	}()
+	ln, received := countingListener(t, "127.0.0.1:0")
 
 	const (
 		cpu    = 1.5

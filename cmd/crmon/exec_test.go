@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,22 +198,7 @@ func TestExecWithAgentPrecision(t *testing.T) {
 	requireRootRun(t)
 	bash := testenv.RequireCommand(t, "bash")
 	a := startAgent(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		n, _ := io.Copy(io.Discard, c)
-		c.Close()
-		got <- n
-	}()
+	ln, got := countingListener(t, "127.0.0.1:0")
 	dir, err := os.MkdirTemp("/var/tmp", "crmon-exec-")
 	if err != nil {
 		t.Fatal(err)

@@ -124,3 +124,27 @@ func send(addr string, n int) error {
 	io.Copy(io.Discard, c) // wait for the listener to finish reading
 	return c.Close()
 }
+
+// countingListener listens on addr ("127.0.0.1:0", "<bridge>:0") and
+// counts the bytes of the first connection it accepts; the count arrives
+// on the channel when the sender closes (-1 if accepting failed).
+func countingListener(t *testing.T, addr string) (net.Listener, <-chan int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		n, _ := io.Copy(io.Discard, c)
+		c.Close()
+		got <- n
+	}()
+	return ln, got
+}

@@ -187,21 +187,6 @@ func series(mfs map[string]*dto.MetricFamily, family, name, k, v string) (float6
 }
 
 // dockerBridgeIP is the host's address on Docker's default bridge.
-func dockerBridgeIP(t testing.TB) string {
-	t.Helper()
-	ifc, err := net.InterfaceByName("docker0")
-	if err != nil {
-		t.Fatalf("docker0: %v", err)
-	}
-	addrs, _ := ifc.Addrs()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
-			return ipn.IP.String()
-		}
-	}
-	t.Fatal("docker0 has no IPv4 address")
-	return ""
-}
 
 // TestWorkloads runs a CPU burner limited to half a core, an O_DIRECT
 // writer, a sender and an idle container side by side, and checks each
@@ -212,7 +197,7 @@ func TestWorkloads(t *testing.T) {
 
 	const sendBytes = 4 << 20
 	const writeBytes = 32 << 20
-	ln, err := net.Listen("tcp", dockerBridgeIP(t)+":0")
+	ln, err := net.Listen("tcp", dockertest.BridgeIP(t)+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +220,7 @@ func TestWorkloads(t *testing.T) {
 	ids := map[string]string{
 		"burn":  dockertest.Run(t, append(role("burn"), "--cpus", "0.5"), "sh", "-c", "while :; do :; done"),
 		"write": dockertest.Run(t, role("write"), "sh", "-c", fmt.Sprintf("dd if=/dev/zero of=/tmp/f bs=1M count=%d oflag=direct 2>/dev/null; sleep 600", writeBytes>>20)),
-		"send":  dockertest.Run(t, role("send"), "sh", "-c", fmt.Sprintf("dd if=/dev/zero bs=4096 count=%d 2>/dev/null | nc %s %d; sleep 600", sendBytes/4096, dockerBridgeIP(t), port)),
+		"send":  dockertest.Run(t, role("send"), "sh", "-c", fmt.Sprintf("dd if=/dev/zero bs=4096 count=%d 2>/dev/null | nc %s %d; sleep 600", sendBytes/4096, dockertest.BridgeIP(t), port)),
 		"idle":  dockertest.Run(t, append(role("idle"), "--memory", "64m"), "sleep", "600"),
 	}
 	cg := map[string]string{}

@@ -7,6 +7,7 @@ package dockertest
 
 import (
 	"context"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
@@ -76,4 +77,22 @@ func Remove(ids ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_ = exec.CommandContext(ctx, "docker", append([]string{"rm", "-f"}, ids...)...).Run()
+}
+
+// BridgeIP is the host's IPv4 address on docker0, where a listener of the
+// test is reachable from containers on the default bridge network.
+func BridgeIP(t testing.TB) string {
+	t.Helper()
+	ifc, err := net.InterfaceByName("docker0")
+	if err != nil {
+		t.Fatalf("docker0: %v", err)
+	}
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	t.Fatal("docker0 has no IPv4 address")
+	return ""
 }
