@@ -12,11 +12,12 @@
 package cgroups
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/crmon-dev/crmon/internal/mountinfo"
 )
 
 // Mode is how a host mounts cgroups.
@@ -125,32 +126,25 @@ func Detect(procFS, rootFS string) (*Hierarchy, error) {
 // parseMountinfo finds the cgroup and cgroup2 mounts in a mountinfo file
 // (proc(5)): "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw".
 func parseMountinfo(b []byte, rootFS string) (*Hierarchy, error) {
+	ms, err := mountinfo.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("reading mountinfo: %w", err)
+	}
 	h := &Hierarchy{V1: map[string]string{}}
-	for len(b) > 0 {
-		var line []byte
-		line, b, _ = bytes.Cut(b, []byte{'\n'})
-		pre, post, ok := bytes.Cut(line, []byte(" - "))
-		if !ok {
-			continue
-		}
-		pf := strings.Fields(string(pre))
-		qf := strings.Fields(string(post))
-		if len(pf) < 5 || len(qf) < 3 {
-			return nil, fmt.Errorf("reading mountinfo: malformed line %q", line)
-		}
-		mnt := filepath.Join(rootFS, pf[4])
+	for _, m := range ms {
 		// Only the root of a hierarchy is useful; a bind mount of a
-		// subtree (pf[3] != "/") would hide the host's paths.
-		if pf[3] != "/" {
+		// subtree (Root != "/") would hide the host's paths.
+		if m.Root != "/" {
 			continue
 		}
-		switch qf[0] {
+		mnt := filepath.Join(rootFS, m.MountPoint)
+		switch m.FSType {
 		case "cgroup2":
 			if h.Unified == "" {
 				h.Unified = mnt
 			}
 		case "cgroup":
-			for _, o := range strings.Split(qf[2], ",") {
+			for _, o := range strings.Split(m.SuperOptions, ",") {
 				switch o {
 				case "rw", "ro", "relatime", "noexec", "nosuid", "nodev", "clone_children", "noprefix", "xattr":
 					continue
