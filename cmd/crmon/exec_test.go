@@ -31,9 +31,7 @@ var noAgent = "--agent-url=http://127.0.0.1:1"
 // under -short (make test-unit), and outside CI when not root.
 func requireRootRun(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs root, cgroups and the probes (-short)")
-	}
+	testenv.RequireLong(t, "root, cgroups and the probes")
 	testenv.RequireRoot(t)
 }
 

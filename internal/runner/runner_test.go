@@ -22,9 +22,7 @@ import (
 // under -short (make test-unit), and outside CI when not root.
 func requireCgroups(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs root and cgroups (-short)")
-	}
+	testenv.RequireLong(t, "root and cgroups")
 	testenv.RequireRoot(t)
 }
 

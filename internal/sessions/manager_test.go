@@ -21,9 +21,7 @@ import (
 )
 
 func newServer(t *testing.T) (*httptest.Server, *cgroups.Hierarchy) {
-	if testing.Short() {
-		t.Skip("needs root and cgroups (-short)")
-	}
+	testenv.RequireLong(t, "root and cgroups")
 	testenv.RequireRoot(t)
 	h, err := cgroups.Detect("/proc", "/")
 	if err != nil {

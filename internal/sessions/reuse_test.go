@@ -21,9 +21,7 @@ import (
 // not count the work of an earlier cgroup of the same path, whose final
 // counts the probes keep for a while after it was removed.
 func TestFreshCgroupReusedPath(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs root, cgroups and the probes (-short)")
-	}
+	testenv.RequireLong(t, "root, cgroups and the probes")
 	testenv.RequireRoot(t)
 	h, err := cgroups.Detect("/proc", "/")
 	if err != nil {

@@ -41,3 +41,13 @@ func RequireCommand(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// RequireLong stops the test under -short (make test-unit), which leaves
+// out what needs root, cgroups, the probes or Docker; with CI=true that
+// fails like any other missing requirement.
+func RequireLong(t testing.TB, needs string) {
+	t.Helper()
+	if testing.Short() {
+		Unavailable(t, "needs %s (-short)", needs)
+	}
+}

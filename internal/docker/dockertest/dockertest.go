@@ -23,9 +23,7 @@ const Image = "crmon-test/busybox:latest"
 // exists; it returns the CLI's path.
 func Require(t testing.TB) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs the Docker engine; skipped with -short")
-	}
+	testenv.RequireLong(t, "the Docker engine")
 	testenv.RequireRoot(t)
 	cli := testenv.RequireCommand(t, "docker")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
