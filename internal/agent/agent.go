@@ -46,7 +46,6 @@ type Agent struct {
 	// Self-metrics, read by Collect.
 	ticks         atomic.Uint64
 	droppedSample atomic.Uint64
-	lastDuration  atomic.Int64 // ns
 	status        atomic.Pointer[[]collectorStatus]
 
 	descTicks, descDropped, descDuration, descLast  *prometheus.Desc
@@ -191,7 +190,6 @@ func (a *Agent) Tick(ctx context.Context) *Sample {
 	}
 	s := &Sample{Time: start, Duration: time.Since(start), Metrics: m}
 	a.status.Store(&status)
-	a.lastDuration.Store(int64(s.Duration))
 	a.latest.Store(s)
 	a.ticks.Add(1)
 
