@@ -4,9 +4,11 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"time"
@@ -49,6 +51,8 @@ type netclassCollector struct {
 	ex      *regexp.Regexp
 	log     *slog.Logger
 	fs      sysfs.FS
+	dir     string // <sysfs>/class/net
+	r       *reader
 	refresh time.Duration
 	sh      *shared
 	last    time.Time // of the last full read
@@ -73,6 +77,8 @@ func newNetclassCollector(o collect.Options, ho Options, sh *shared) (*netclassC
 		ex:         ex,
 		log:        logger(o),
 		fs:         fs,
+		dir:        filepath.Join(o.Paths.SysFS, "class/net"),
+		r:          newReader(64),
 		refresh:    ho.NetclassRefresh,
 		sh:         sh,
 		up:         newDesc("network", "up", "Value is 1 if operstate is 'up', 0 otherwise.", "device"),
@@ -89,7 +95,8 @@ func (c *netclassCollector) Name() string { return "netclass" }
 
 // Update re-reads every interface's properties each NetclassRefresh. When
 // netdev sees interfaces come or go in between, only the new ones are read
-// (containers starting and stopping churn veths all the time). In between,
+// (containers starting and stopping churn veths all the time). Interfaces
+// left out of /metrics are read for their link speed only. In between,
 // Collect serves the last reading.
 func (c *netclassCollector) Update(_ context.Context, now time.Time) error {
 	c.sh.mu.Lock()
@@ -101,7 +108,7 @@ func (c *netclassCollector) Update(_ context.Context, now time.Time) error {
 	}
 	c.gen = gen
 	if full {
-		nc, err := c.fs.NetClass()
+		nc, err := c.readAll()
 		if err != nil {
 			c.cache = nil
 			c.clear()
@@ -119,11 +126,11 @@ func (c *netclassCollector) Update(_ context.Context, now time.Time) error {
 			if _, ok := c.cache[d]; ok {
 				continue
 			}
-			i, err := c.fs.NetClassByIface(d)
+			i, err := c.readIface(d)
 			if err != nil {
 				continue // gone again
 			}
-			c.cache[d] = *i
+			c.cache[d] = i
 		}
 		for n := range c.cache {
 			if !present[n] {
@@ -176,6 +183,48 @@ func (c *netclassCollector) Update(_ context.Context, now time.Time) error {
 	c.sh.speeds = speeds
 	c.sh.mu.Unlock()
 	return nil
+}
+
+// readAll reads every interface as sysfs.FS.NetClass does, except that
+// excluded ones are read for their speed only (see readIface).
+func (c *netclassCollector) readAll() (sysfs.NetClass, error) {
+	devs, err := c.fs.NetClassDevices()
+	if err != nil {
+		return nil, err
+	}
+	nc := make(sysfs.NetClass, len(devs))
+	for _, d := range devs {
+		i, err := c.readIface(d)
+		if err != nil {
+			return nil, err
+		}
+		nc[d] = i
+	}
+	return nc, nil
+}
+
+// readIface reads an interface's properties, about twenty files. Of an
+// interface left out of /metrics it reads only the speed, which the
+// snapshot reports for every interface: on a host with fifty veths,
+// reading all of theirs would be most of this collector's cost.
+func (c *netclassCollector) readIface(name string) (sysfs.NetClassIface, error) {
+	if c.ex == nil || !c.ex.MatchString(name) {
+		i, err := c.fs.NetClassByIface(name)
+		if err != nil {
+			return sysfs.NetClassIface{}, err
+		}
+		return *i, nil
+	}
+	i := sysfs.NetClassIface{Name: name}
+	// Virtual links have no speed file, and reading it fails with EINVAL
+	// while the link is down; either way there is no speed, as with
+	// NetClassByIface.
+	if b, err := c.r.read(mkpath(c.dir, name, "speed")); err == nil {
+		if v, ok := parseInt(bytes.TrimSpace(b)); ok {
+			i.Speed = &v
+		}
+	}
+	return i, nil
 }
 
 func (c *netclassCollector) Fill(*metrics.ResourceMetrics) {}
