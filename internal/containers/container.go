@@ -56,9 +56,9 @@ type container struct {
 
 	sizeRw int64 // -1 until the first size refresh
 
-	// lp are the label pairs Collect serves; lpStale asks Update to
+	// lp are the label sets Collect and AppendText serve; lpStale asks Update to
 	// rebuild them after a rename or a new cgroup.
-	lp      *labelPairs
+	lp      *labelSets
 	lpStale bool
 	baseKV  []string
 

@@ -6,182 +6,240 @@ package containers
 import (
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/crmon-dev/crmon/internal/collect"
 )
 
-// descs are cAdvisor's container families, with its names, help, units and
-// labels (id, name, image, then the opt-in container_label_*), plus crmon's
-// own health gauges.
-type descs struct {
-	cpuUsage, cpuUser, cpuSystem                         *prometheus.Desc
-	cfsPeriods, cfsThrottledPeriods, cfsThrottledSeconds *prometheus.Desc
-	specCPUQuota, specCPUPeriod, specCPUShares           *prometheus.Desc
+// fam names one of the container families.
+type fam uint8
 
-	memUsage, memWorkingSet, memRSS, memCache, memMapped, memSwap *prometheus.Desc
-	memMaxUsage, memFailcnt, memActiveFile, memInactiveFile       *prometheus.Desc
-	oomEvents, specMemLimit, specMemReservation, specMemSwap      *prometheus.Desc
+const (
+	fCPUUsage fam = iota
+	fCPUUser
+	fCPUSystem
+	fCFSPeriods
+	fCFSThrottledPeriods
+	fCFSThrottledSeconds
+	fSpecCPUQuota
+	fSpecCPUPeriod
+	fSpecCPUShares
 
-	fsReadsBytes, fsWritesBytes, fsReads, fsWrites, fsUsage *prometheus.Desc
+	fMemUsage
+	fMemWorkingSet
+	fMemRSS
+	fMemCache
+	fMemMapped
+	fMemSwap
+	fMemMaxUsage
+	fMemFailcnt
+	fMemActiveFile
+	fMemInactiveFile
+	fOOMEvents
+	fSpecMemLimit
+	fSpecMemReservation
+	fSpecMemSwap
 
-	netRxBytes, netRxPackets, netRxErrors, netRxDropped *prometheus.Desc
-	netTxBytes, netTxPackets, netTxErrors, netTxDropped *prometheus.Desc
+	fFSReadsBytes
+	fFSWritesBytes
+	fFSReads
+	fFSWrites
+	fFSUsage
 
-	processes, threads, threadsMax    *prometheus.Desc
-	psiCPUWaiting, psiCPUStalled      *prometheus.Desc
-	psiMemWaiting, psiMemStalled      *prometheus.Desc
-	psiIOWaiting, psiIOStalled        *prometheus.Desc
-	lastSeen, startTime, creationTime *prometheus.Desc
-	dockerUp, known                   *prometheus.Desc
+	fNetRxBytes
+	fNetRxPackets
+	fNetRxErrors
+	fNetRxDropped
+	fNetTxBytes
+	fNetTxPackets
+	fNetTxErrors
+	fNetTxDropped
+
+	fPSICPUWaiting
+	fPSICPUStalled
+	fPSIMemWaiting
+	fPSIMemStalled
+	fPSIIOWaiting
+	fPSIIOStalled
+
+	fProcesses
+	fThreads
+	fThreadsMax
+	fLastSeen
+	fStartTime
+	fCreationTime
+
+	fDockerUp
+	fKnown
+
+	numFams
+)
+
+// family is a family's name, help and type, and the label its series carry
+// beyond the container's own (id, name, image, container_label_*).
+type family struct {
+	name, help string
+	counter    bool
+	extra      string // "cpu", "device", "interface"; "-" for no container labels
 }
+
+// families are cAdvisor's container families, with its names, help, units
+// and labels, plus crmon's own health gauges.
+var families = [numFams]family{
+	fCPUUsage:            {"container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", true, "cpu"},
+	fCPUUser:             {"container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", true, ""},
+	fCPUSystem:           {"container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", true, ""},
+	fCFSPeriods:          {"container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", true, ""},
+	fCFSThrottledPeriods: {"container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", true, ""},
+	fCFSThrottledSeconds: {"container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", true, ""},
+	fSpecCPUQuota:        {"container_spec_cpu_quota", "CPU quota of the container.", false, ""},
+	fSpecCPUPeriod:       {"container_spec_cpu_period", "CPU period of the container.", false, ""},
+	fSpecCPUShares:       {"container_spec_cpu_shares", "CPU share of the container.", false, ""},
+
+	fMemUsage:           {"container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed", false, ""},
+	fMemWorkingSet:      {"container_memory_working_set_bytes", "Current working set in bytes.", false, ""},
+	fMemRSS:             {"container_memory_rss", "Size of RSS in bytes.", false, ""},
+	fMemCache:           {"container_memory_cache", "Number of bytes of page cache memory.", false, ""},
+	fMemMapped:          {"container_memory_mapped_file", "Size of memory mapped files in bytes.", false, ""},
+	fMemSwap:            {"container_memory_swap", "Container swap usage in bytes.", false, ""},
+	fMemMaxUsage:        {"container_memory_max_usage_bytes", "Maximum memory usage recorded in bytes", false, ""},
+	fMemFailcnt:         {"container_memory_failcnt", "Number of memory usage hits limits", true, ""},
+	fMemActiveFile:      {"container_memory_total_active_file_bytes", "Current total active file in bytes.", false, ""},
+	fMemInactiveFile:    {"container_memory_total_inactive_file_bytes", "Current total inactive file in bytes.", false, ""},
+	fOOMEvents:          {"container_oom_events_total", "Count of out of memory events observed for the container", true, ""},
+	fSpecMemLimit:       {"container_spec_memory_limit_bytes", "Memory limit for the container.", false, ""},
+	fSpecMemReservation: {"container_spec_memory_reservation_limit_bytes", "Memory reservation limit for the container.", false, ""},
+	fSpecMemSwap:        {"container_spec_memory_swap_limit_bytes", "Memory swap limit for the container.", false, ""},
+
+	fFSReadsBytes:  {"container_fs_reads_bytes_total", "Cumulative count of bytes read", true, "device"},
+	fFSWritesBytes: {"container_fs_writes_bytes_total", "Cumulative count of bytes written", true, "device"},
+	fFSReads:       {"container_fs_reads_total", "Cumulative count of reads completed", true, "device"},
+	fFSWrites:      {"container_fs_writes_total", "Cumulative count of writes completed", true, "device"},
+	fFSUsage:       {"container_fs_usage_bytes", "Number of bytes that are consumed by the container on this filesystem.", false, "device"},
+
+	fNetRxBytes:   {"container_network_receive_bytes_total", "Cumulative count of bytes received", true, "interface"},
+	fNetRxPackets: {"container_network_receive_packets_total", "Cumulative count of packets received", true, "interface"},
+	fNetRxErrors:  {"container_network_receive_errors_total", "Cumulative count of errors encountered while receiving", true, "interface"},
+	fNetRxDropped: {"container_network_receive_packets_dropped_total", "Cumulative count of packets dropped while receiving", true, "interface"},
+	fNetTxBytes:   {"container_network_transmit_bytes_total", "Cumulative count of bytes transmitted", true, "interface"},
+	fNetTxPackets: {"container_network_transmit_packets_total", "Cumulative count of packets transmitted", true, "interface"},
+	fNetTxErrors:  {"container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting", true, "interface"},
+	fNetTxDropped: {"container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting", true, "interface"},
+
+	fPSICPUWaiting: {"container_pressure_cpu_waiting_seconds_total", "Total time duration tasks in the container have waited due to CPU congestion.", true, ""},
+	fPSICPUStalled: {"container_pressure_cpu_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to CPU congestion.", true, ""},
+	fPSIMemWaiting: {"container_pressure_memory_waiting_seconds_total", "Total time duration tasks in the container have waited due to memory congestion.", true, ""},
+	fPSIMemStalled: {"container_pressure_memory_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to memory congestion.", true, ""},
+	fPSIIOWaiting:  {"container_pressure_io_waiting_seconds_total", "Total time duration tasks in the container have waited due to IO congestion.", true, ""},
+	fPSIIOStalled:  {"container_pressure_io_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to IO congestion.", true, ""},
+
+	fProcesses:    {"container_processes", "Number of processes running inside the container.", false, ""},
+	fThreads:      {"container_threads", "Number of threads running inside the container", false, ""},
+	fThreadsMax:   {"container_threads_max", "Maximum number of threads allowed inside the container, infinity if value is zero", false, ""},
+	fLastSeen:     {"container_last_seen", "Last time a container was seen by the exporter", false, ""},
+	fStartTime:    {"container_start_time_seconds", "Start time of the container since unix epoch in seconds.", false, ""},
+	fCreationTime: {"container_creation_time_seconds", "Container creation time since unix epoch in seconds.", false, ""},
+
+	fDockerUp: {"crmon_docker_up", "Whether the Docker engine answered crmon's last request (1) or not (0).", false, "-"},
+	fKnown:    {"crmon_containers_known", "Containers crmon holds, including removed ones whose final values it still serves.", false, "-"},
+}
+
+// textOrder lists the families by name, the order /metrics writes them in.
+var textOrder = func() []fam {
+	out := make([]fam, numFams)
+	for i := range out {
+		out[i] = fam(i)
+	}
+	slices.SortFunc(out, func(a, b fam) int { return strings.Compare(families[a].name, families[b].name) })
+	return out
+}()
+
+// descs are the families' descriptors for client_golang, with the
+// collector's container_label_* names.
+type descs [numFams]*prometheus.Desc
 
 func newDescs(labelNames []string) descs {
 	base := append([]string{"id", "name", "image"}, labelNames...)
-	with := func(extra string) []string { return append(append([]string(nil), base...), extra) }
-	d := func(name, help string, labels []string) *prometheus.Desc {
-		return prometheus.NewDesc(name, help, labels, nil)
+	var d descs
+	for i, f := range families {
+		var labels []string
+		switch f.extra {
+		case "-":
+		case "":
+			labels = base
+		default:
+			labels = append(append([]string(nil), base...), f.extra)
+		}
+		d[i] = prometheus.NewDesc(f.name, f.help, labels, nil)
 	}
-	return descs{
-		cpuUsage:            d("container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", with("cpu")),
-		cpuUser:             d("container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", base),
-		cpuSystem:           d("container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", base),
-		cfsPeriods:          d("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", base),
-		cfsThrottledPeriods: d("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", base),
-		cfsThrottledSeconds: d("container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", base),
-		specCPUQuota:        d("container_spec_cpu_quota", "CPU quota of the container.", base),
-		specCPUPeriod:       d("container_spec_cpu_period", "CPU period of the container.", base),
-		specCPUShares:       d("container_spec_cpu_shares", "CPU share of the container.", base),
-
-		memUsage:           d("container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed", base),
-		memWorkingSet:      d("container_memory_working_set_bytes", "Current working set in bytes.", base),
-		memRSS:             d("container_memory_rss", "Size of RSS in bytes.", base),
-		memCache:           d("container_memory_cache", "Number of bytes of page cache memory.", base),
-		memMapped:          d("container_memory_mapped_file", "Size of memory mapped files in bytes.", base),
-		memSwap:            d("container_memory_swap", "Container swap usage in bytes.", base),
-		memMaxUsage:        d("container_memory_max_usage_bytes", "Maximum memory usage recorded in bytes", base),
-		memFailcnt:         d("container_memory_failcnt", "Number of memory usage hits limits", base),
-		memActiveFile:      d("container_memory_total_active_file_bytes", "Current total active file in bytes.", base),
-		memInactiveFile:    d("container_memory_total_inactive_file_bytes", "Current total inactive file in bytes.", base),
-		oomEvents:          d("container_oom_events_total", "Count of out of memory events observed for the container", base),
-		specMemLimit:       d("container_spec_memory_limit_bytes", "Memory limit for the container.", base),
-		specMemReservation: d("container_spec_memory_reservation_limit_bytes", "Memory reservation limit for the container.", base),
-		specMemSwap:        d("container_spec_memory_swap_limit_bytes", "Memory swap limit for the container.", base),
-
-		fsReadsBytes:  d("container_fs_reads_bytes_total", "Cumulative count of bytes read", with("device")),
-		fsWritesBytes: d("container_fs_writes_bytes_total", "Cumulative count of bytes written", with("device")),
-		fsReads:       d("container_fs_reads_total", "Cumulative count of reads completed", with("device")),
-		fsWrites:      d("container_fs_writes_total", "Cumulative count of writes completed", with("device")),
-		fsUsage:       d("container_fs_usage_bytes", "Number of bytes that are consumed by the container on this filesystem.", with("device")),
-
-		netRxBytes:   d("container_network_receive_bytes_total", "Cumulative count of bytes received", with("interface")),
-		netRxPackets: d("container_network_receive_packets_total", "Cumulative count of packets received", with("interface")),
-		netRxErrors:  d("container_network_receive_errors_total", "Cumulative count of errors encountered while receiving", with("interface")),
-		netRxDropped: d("container_network_receive_packets_dropped_total", "Cumulative count of packets dropped while receiving", with("interface")),
-		netTxBytes:   d("container_network_transmit_bytes_total", "Cumulative count of bytes transmitted", with("interface")),
-		netTxPackets: d("container_network_transmit_packets_total", "Cumulative count of packets transmitted", with("interface")),
-		netTxErrors:  d("container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting", with("interface")),
-		netTxDropped: d("container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting", with("interface")),
-
-		psiCPUWaiting: d("container_pressure_cpu_waiting_seconds_total", "Total time duration tasks in the container have waited due to CPU congestion.", base),
-		psiCPUStalled: d("container_pressure_cpu_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to CPU congestion.", base),
-		psiMemWaiting: d("container_pressure_memory_waiting_seconds_total", "Total time duration tasks in the container have waited due to memory congestion.", base),
-		psiMemStalled: d("container_pressure_memory_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to memory congestion.", base),
-		psiIOWaiting:  d("container_pressure_io_waiting_seconds_total", "Total time duration tasks in the container have waited due to IO congestion.", base),
-		psiIOStalled:  d("container_pressure_io_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to IO congestion.", base),
-
-		processes:    d("container_processes", "Number of processes running inside the container.", base),
-		threads:      d("container_threads", "Number of threads running inside the container", base),
-		threadsMax:   d("container_threads_max", "Maximum number of threads allowed inside the container, infinity if value is zero", base),
-		lastSeen:     d("container_last_seen", "Last time a container was seen by the exporter", base),
-		startTime:    d("container_start_time_seconds", "Start time of the container since unix epoch in seconds.", base),
-		creationTime: d("container_creation_time_seconds", "Container creation time since unix epoch in seconds.", base),
-
-		dockerUp: d("crmon_docker_up", "Whether the Docker engine answered crmon's last request (1) or not (0).", nil),
-		known:    d("crmon_containers_known", "Containers crmon holds, including removed ones whose final values it still serves.", nil),
-	}
+	return d
 }
 
 func (d *descs) describe(ch chan<- *prometheus.Desc) {
 	// Every family is described, the optional ones too: describing a
 	// family that is never collected is allowed.
-	for _, x := range []*prometheus.Desc{
-		d.cpuUsage, d.cpuUser, d.cpuSystem, d.cfsPeriods, d.cfsThrottledPeriods, d.cfsThrottledSeconds,
-		d.specCPUQuota, d.specCPUPeriod, d.specCPUShares,
-		d.memUsage, d.memWorkingSet, d.memRSS, d.memCache, d.memMapped, d.memSwap, d.memMaxUsage, d.memFailcnt,
-		d.memActiveFile, d.memInactiveFile, d.oomEvents, d.specMemLimit, d.specMemReservation, d.specMemSwap,
-		d.fsReadsBytes, d.fsWritesBytes, d.fsReads, d.fsWrites, d.fsUsage,
-		d.netRxBytes, d.netRxPackets, d.netRxErrors, d.netRxDropped, d.netTxBytes, d.netTxPackets, d.netTxErrors, d.netTxDropped,
-		d.psiCPUWaiting, d.psiCPUStalled, d.psiMemWaiting, d.psiMemStalled, d.psiIOWaiting, d.psiIOStalled,
-		d.processes, d.threads, d.threadsMax, d.lastSeen, d.startTime, d.creationTime, d.dockerUp, d.known,
-	} {
+	for _, x := range d {
 		ch <- x
 	}
 }
 
-// Collect implements prometheus.Collector from the last Update, without I/O.
-func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	d := &c.descs
+// series calls emit for every series of the last Update, container by
+// container. c.mu must be held.
+func (c *Collector) series(emit func(f fam, l *labelSet, v float64)) {
 	g := c.groups
 	up := 0.0
 	if c.up {
 		up = 1
 	}
-	ch <- prometheus.MustNewConstMetric(d.dockerUp, prometheus.GaugeValue, up)
-	ch <- prometheus.MustNewConstMetric(d.known, prometheus.GaugeValue, float64(len(c.byID)))
+	emit(fDockerUp, &noLabels, up)
+	emit(fKnown, &noLabels, float64(len(c.byID)))
 
-	// One allocation for every series of the scrape; pointers into an
-	// outgrown array stay valid.
-	ms := make([]fastMetric, 0, len(c.scrapeOrder)*48)
-	emit := func(desc *prometheus.Desc, labels []*dto.LabelPair, counter bool, v float64) {
-		ms = append(ms, fastMetric{desc: desc, labels: labels, counter: counter, v: v})
-		ch <- &ms[len(ms)-1]
-	}
 	for _, ct := range c.scrapeOrder {
 		if !c.exported(ct) || ct.lp == nil {
 			continue
 		}
 		lp := ct.lp
-		m := func(desc *prometheus.Desc, counter bool, v float64) { emit(desc, lp.base, counter, v) }
+		m := func(f fam, v float64) { emit(f, lp.base, v) }
 		s := &ct.stats
 
-		emit(d.cpuUsage, lp.cpuTotal, true, float64(s.CPU.UsageNanos)/1e9)
-		m(d.cpuUser, true, float64(s.CPU.UserNanos)/1e9)
-		m(d.cpuSystem, true, float64(s.CPU.SystemNanos)/1e9)
-		m(d.cfsPeriods, true, float64(s.CPU.Periods))
-		m(d.cfsThrottledPeriods, true, float64(s.CPU.ThrottledPeriods))
-		m(d.cfsThrottledSeconds, true, float64(s.CPU.ThrottledNanos)/1e9)
+		emit(fCPUUsage, lp.cpuTotal, float64(s.CPU.UsageNanos)/1e9)
+		m(fCPUUser, float64(s.CPU.UserNanos)/1e9)
+		m(fCPUSystem, float64(s.CPU.SystemNanos)/1e9)
+		m(fCFSPeriods, float64(s.CPU.Periods))
+		m(fCFSThrottledPeriods, float64(s.CPU.ThrottledPeriods))
+		m(fCFSThrottledSeconds, float64(s.CPU.ThrottledNanos)/1e9)
 		// cAdvisor leaves out the quota when there is none.
 		if s.CPU.QuotaMicros > 0 {
-			m(d.specCPUQuota, false, float64(s.CPU.QuotaMicros))
+			m(fSpecCPUQuota, float64(s.CPU.QuotaMicros))
 		}
 		if s.CPU.PeriodMicros > 0 {
-			m(d.specCPUPeriod, false, float64(s.CPU.PeriodMicros))
+			m(fSpecCPUPeriod, float64(s.CPU.PeriodMicros))
 		}
-		m(d.specCPUShares, false, float64(s.CPU.Shares))
+		m(fSpecCPUShares, float64(s.CPU.Shares))
 
-		m(d.memUsage, false, float64(s.Memory.Usage))
-		m(d.memWorkingSet, false, float64(s.Memory.WorkingSet))
-		m(d.memRSS, false, float64(s.Memory.RSS))
-		m(d.memCache, false, float64(s.Memory.Cache))
-		m(d.memMaxUsage, false, float64(s.Memory.MaxUsage))
-		m(d.memFailcnt, true, float64(s.Memory.Failcnt))
-		m(d.oomEvents, true, float64(s.Memory.OOMEvents))
-		m(d.specMemLimit, false, float64(s.Memory.Limit))
+		m(fMemUsage, float64(s.Memory.Usage))
+		m(fMemWorkingSet, float64(s.Memory.WorkingSet))
+		m(fMemRSS, float64(s.Memory.RSS))
+		m(fMemCache, float64(s.Memory.Cache))
+		m(fMemMaxUsage, float64(s.Memory.MaxUsage))
+		m(fMemFailcnt, float64(s.Memory.Failcnt))
+		m(fOOMEvents, float64(s.Memory.OOMEvents))
+		m(fSpecMemLimit, float64(s.Memory.Limit))
 		if g.memoryDetail {
-			m(d.memMapped, false, float64(s.Memory.MappedFile))
-			m(d.memSwap, false, float64(s.Memory.Swap))
-			m(d.memActiveFile, false, float64(s.Memory.ActiveFile))
-			m(d.memInactiveFile, false, float64(s.Memory.InactiveFile))
+			m(fMemMapped, float64(s.Memory.MappedFile))
+			m(fMemSwap, float64(s.Memory.Swap))
+			m(fMemActiveFile, float64(s.Memory.ActiveFile))
+			m(fMemInactiveFile, float64(s.Memory.InactiveFile))
 		}
 		if g.specDetail {
-			m(d.specMemReservation, false, float64(s.Memory.ReservationLimit))
-			m(d.specMemSwap, false, float64(s.Memory.SwapLimit))
-			m(d.threadsMax, false, float64(s.Pids.Limit))
+			m(fSpecMemReservation, float64(s.Memory.ReservationLimit))
+			m(fSpecMemSwap, float64(s.Memory.SwapLimit))
+			m(fThreadsMax, float64(s.Pids.Limit))
 			if !ct.created.IsZero() {
-				m(d.creationTime, false, float64(ct.created.Unix()))
+				m(fCreationTime, float64(ct.created.Unix()))
 			}
 		}
 
@@ -191,13 +249,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			if !ok {
 				continue
 			}
-			emit(d.fsReadsBytes, l, true, float64(io.ReadBytes))
-			emit(d.fsWritesBytes, l, true, float64(io.WriteBytes))
-			emit(d.fsReads, l, true, float64(io.Reads))
-			emit(d.fsWrites, l, true, float64(io.Writes))
+			emit(fFSReadsBytes, l, float64(io.ReadBytes))
+			emit(fFSWritesBytes, l, float64(io.WriteBytes))
+			emit(fFSReads, l, float64(io.Reads))
+			emit(fFSWrites, l, float64(io.Writes))
 		}
 		if ct.sizeRw >= 0 && lp.fs != nil {
-			emit(d.fsUsage, lp.fs, false, float64(ct.sizeRw))
+			emit(fFSUsage, lp.fs, float64(ct.sizeRw))
 		}
 		for i := range ct.net {
 			it := &ct.net[i]
@@ -205,33 +263,74 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			if !ok {
 				continue
 			}
-			emit(d.netRxBytes, l, true, float64(it.rxBytes))
-			emit(d.netRxPackets, l, true, float64(it.rxPackets))
-			emit(d.netRxErrors, l, true, float64(it.rxErrors))
-			emit(d.netRxDropped, l, true, float64(it.rxDrops))
-			emit(d.netTxBytes, l, true, float64(it.txBytes))
-			emit(d.netTxPackets, l, true, float64(it.txPackets))
-			emit(d.netTxErrors, l, true, float64(it.txErrors))
-			emit(d.netTxDropped, l, true, float64(it.txDrops))
+			emit(fNetRxBytes, l, float64(it.rxBytes))
+			emit(fNetRxPackets, l, float64(it.rxPackets))
+			emit(fNetRxErrors, l, float64(it.rxErrors))
+			emit(fNetRxDropped, l, float64(it.rxDrops))
+			emit(fNetTxBytes, l, float64(it.txBytes))
+			emit(fNetTxPackets, l, float64(it.txPackets))
+			emit(fNetTxErrors, l, float64(it.txErrors))
+			emit(fNetTxDropped, l, float64(it.txDrops))
 		}
 
 		if g.pressure && ct.paths.V2 != "" {
 			ps := &s.Pressure
-			m(d.psiCPUWaiting, true, float64(ps.CPUSome)/1e6)
-			m(d.psiCPUStalled, true, float64(ps.CPUFull)/1e6)
-			m(d.psiMemWaiting, true, float64(ps.MemorySome)/1e6)
-			m(d.psiMemStalled, true, float64(ps.MemoryFull)/1e6)
-			m(d.psiIOWaiting, true, float64(ps.IOSome)/1e6)
-			m(d.psiIOStalled, true, float64(ps.IOFull)/1e6)
+			m(fPSICPUWaiting, float64(ps.CPUSome)/1e6)
+			m(fPSICPUStalled, float64(ps.CPUFull)/1e6)
+			m(fPSIMemWaiting, float64(ps.MemorySome)/1e6)
+			m(fPSIMemStalled, float64(ps.MemoryFull)/1e6)
+			m(fPSIIOWaiting, float64(ps.IOSome)/1e6)
+			m(fPSIIOStalled, float64(ps.IOFull)/1e6)
 		}
 
-		m(d.processes, false, float64(s.Processes))
-		m(d.threads, false, float64(s.Pids.Current))
-		m(d.lastSeen, false, float64(ct.lastRead.Unix()))
+		m(fProcesses, float64(s.Processes))
+		m(fThreads, float64(s.Pids.Current))
+		m(fLastSeen, float64(ct.lastRead.Unix()))
 		if !ct.started.IsZero() {
-			m(d.startTime, false, float64(ct.started.Unix()))
+			m(fStartTime, float64(ct.started.Unix()))
 		}
 	}
+}
+
+// Collect implements prometheus.Collector from the last Update, without I/O.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	// One allocation for every series of the scrape; pointers into an
+	// outgrown array stay valid.
+	ms := make([]fastMetric, 0, 2+len(c.scrapeOrder)*48)
+	c.series(func(f fam, l *labelSet, v float64) {
+		ms = append(ms, fastMetric{desc: c.descs[f], labels: l.pairs, counter: families[f].counter, v: v})
+		ch <- &ms[len(ms)-1]
+	})
+}
+
+// textLines holds a scrape's sample lines, one buffer per family, kept
+// between scrapes.
+var textLines = sync.Pool{New: func() any { return new([numFams][]byte) }}
+
+// AppendText implements collect.TextAppender: the series of Collect, in
+// the text format, family by family. A sample line is the family's name,
+// the container's labels rendered when it was first seen, and the value.
+func (c *Collector) AppendText(b []byte) []byte {
+	lines := textLines.Get().(*[numFams][]byte)
+	defer textLines.Put(lines)
+	for i := range lines {
+		lines[i] = lines[i][:0]
+	}
+	c.mu.RLock()
+	c.series(func(f fam, l *labelSet, v float64) {
+		lines[f] = collect.AppendSample(lines[f], families[f].name, l.text, v)
+	})
+	c.mu.RUnlock()
+	for _, f := range textOrder {
+		if len(lines[f]) == 0 {
+			continue
+		}
+		b = collect.AppendHeader(b, families[f].name, families[f].help, families[f].counter)
+		b = append(b, lines[f]...)
+	}
+	return b
 }
 
 // fastMetric is a series whose label pairs are built once per container
@@ -257,28 +356,38 @@ func (m *fastMetric) Write(out *dto.Metric) error {
 	return nil
 }
 
-// labelPairs are one container's label sets: the base (id, name, image,
+// labelSet is one series' labels, built once: sorted pairs for Collect and
+// their text rendering for AppendText.
+type labelSet struct {
+	pairs []*dto.LabelPair
+	text  string
+}
+
+// noLabels is the label set of the families without container labels.
+var noLabels labelSet
+
+// newLabelSet builds a label set from name/value pairs.
+func newLabelSet(kv ...string) *labelSet {
+	pairs := make([]*dto.LabelPair, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		n, v := kv[i], collect.ValidLabelValue(kv[i+1])
+		pairs = append(pairs, &dto.LabelPair{Name: &n, Value: &v})
+	}
+	slices.SortFunc(pairs, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return &labelSet{pairs: pairs, text: string(collect.AppendLabels(nil, pairs))}
+}
+
+// labelSets are one container's label sets: the base (id, name, image,
 // container_label_*), and the base plus cpu, device or interface.
-type labelPairs struct {
-	base, cpuTotal, fs []*dto.LabelPair
-	device             map[uint64][]*dto.LabelPair
-	iface              map[string][]*dto.LabelPair
+type labelSets struct {
+	base, cpuTotal, fs *labelSet
+	device             map[uint64]*labelSet
+	iface              map[string]*labelSet
 }
 
 func devKey(major, minor uint32) uint64 { return uint64(major)<<32 | uint64(minor) }
 
-// pairs builds sorted label pairs from name/value pairs.
-func pairs(kv ...string) []*dto.LabelPair {
-	out := make([]*dto.LabelPair, 0, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		n, v := kv[i], kv[i+1]
-		out = append(out, &dto.LabelPair{Name: &n, Value: &v})
-	}
-	slices.SortFunc(out, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
-	return out
-}
-
-// updateLabels rebuilds ct's label pairs when its metadata changed and adds
+// updateLabels rebuilds ct's label sets when its metadata changed and adds
 // any new device or interface. c.mu must be held for writing.
 func (c *Collector) updateLabels(ct *container) {
 	if ct.lp == nil || ct.lpStale {
@@ -287,14 +396,14 @@ func (c *Collector) updateLabels(ct *container) {
 			kv = append(kv, n, ct.labelValues[i])
 		}
 		ct.baseKV = kv
-		lp := &labelPairs{
-			base:     pairs(kv...),
-			cpuTotal: pairs(append(kv[:len(kv):len(kv)], "cpu", "total")...),
-			device:   map[uint64][]*dto.LabelPair{},
-			iface:    map[string][]*dto.LabelPair{},
+		lp := &labelSets{
+			base:     newLabelSet(kv...),
+			cpuTotal: newLabelSet(append(kv[:len(kv):len(kv)], "cpu", "total")...),
+			device:   map[uint64]*labelSet{},
+			iface:    map[string]*labelSet{},
 		}
 		if c.fsDevice != "" || ct.sizeRw >= 0 {
-			lp.fs = pairs(append(kv[:len(kv):len(kv)], "device", c.fsDevice)...)
+			lp.fs = newLabelSet(append(kv[:len(kv):len(kv)], "device", c.fsDevice)...)
 		}
 		ct.lp, ct.lpStale = lp, false
 	}
@@ -303,12 +412,12 @@ func (c *Collector) updateLabels(ct *container) {
 		io := &ct.stats.IO.Devices[i]
 		k := devKey(io.Major, io.Minor)
 		if _, ok := ct.lp.device[k]; !ok {
-			ct.lp.device[k] = pairs(append(kv[:len(kv):len(kv)], "device", c.devName(io.Major, io.Minor))...)
+			ct.lp.device[k] = newLabelSet(append(kv[:len(kv):len(kv)], "device", c.devName(io.Major, io.Minor))...)
 		}
 	}
 	for i := range ct.net {
 		if _, ok := ct.lp.iface[ct.net[i].name]; !ok {
-			ct.lp.iface[ct.net[i].name] = pairs(append(kv[:len(kv):len(kv)], "interface", ct.net[i].name)...)
+			ct.lp.iface[ct.net[i].name] = newLabelSet(append(kv[:len(kv):len(kv)], "interface", ct.net[i].name)...)
 		}
 	}
 }

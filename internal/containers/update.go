@@ -69,8 +69,8 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 		if a.lp == nil || b.lp == nil {
 			return strings.Compare(a.id, b.id)
 		}
-		for i := range min(len(a.lp.base), len(b.lp.base)) {
-			if n := strings.Compare(a.lp.base[i].GetValue(), b.lp.base[i].GetValue()); n != 0 {
+		for i := range min(len(a.lp.base.pairs), len(b.lp.base.pairs)) {
+			if n := strings.Compare(a.lp.base.pairs[i].GetValue(), b.lp.base.pairs[i].GetValue()); n != 0 {
 				return n
 			}
 		}

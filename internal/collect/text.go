@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package collect
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	dto "github.com/prometheus/client_model/go"
+)
+
+// TextAppender is implemented by collectors whose series grow with the
+// number of containers. /metrics asks them to write those series in the
+// Prometheus text format (version 0.0.4) themselves, from label sets they
+// render once per container, instead of building, sorting and encoding a
+// client_golang metric per series on every scrape. AppendText must append
+// exactly the series Collect emits, each family once, with its HELP and
+// TYPE lines, and must not do I/O.
+type TextAppender interface {
+	AppendText(b []byte) []byte
+}
+
+// AppendHeader appends a family's HELP and TYPE lines.
+func AppendHeader(b []byte, name, help string, counter bool) []byte {
+	b = append(b, "# HELP "...)
+	b = append(b, name...)
+	b = append(b, ' ')
+	b = appendEscaped(b, help, false)
+	b = append(b, "\n# TYPE "...)
+	b = append(b, name...)
+	if counter {
+		return append(b, " counter\n"...)
+	}
+	return append(b, " gauge\n"...)
+}
+
+// AppendLabels appends `{name="value",...}` for pairs, in their order;
+// nothing for no pairs.
+func AppendLabels(b []byte, pairs []*dto.LabelPair) []byte {
+	if len(pairs) == 0 {
+		return b
+	}
+	b = append(b, '{')
+	for i, p := range pairs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, p.GetName()...)
+		b = append(b, `="`...)
+		b = appendEscaped(b, p.GetValue(), true)
+		b = append(b, '"')
+	}
+	return append(b, '}')
+}
+
+// AppendSample appends one sample line: name, the labels as AppendLabels
+// rendered them, and the value formatted as client_golang formats it.
+func AppendSample(b []byte, name string, labels string, v float64) []byte {
+	b = append(b, name...)
+	b = append(b, labels...)
+	b = append(b, ' ')
+	switch {
+	case v == 0:
+		b = append(b, '0')
+	case v == 1:
+		b = append(b, '1')
+	case math.IsNaN(v):
+		b = append(b, "NaN"...)
+	case math.IsInf(v, 1):
+		b = append(b, "+Inf"...)
+	case math.IsInf(v, -1):
+		b = append(b, "-Inf"...)
+	default:
+		b = strconv.AppendFloat(b, v, 'g', -1, 64)
+	}
+	return append(b, '\n')
+}
+
+// appendEscaped escapes backslashes and newlines, and double quotes in
+// label values, as the text format requires.
+func appendEscaped(b []byte, s string, quotes bool) []byte {
+	if !strings.ContainsAny(s, "\\\n\"") {
+		return append(b, s...)
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			b = append(b, `\\`...)
+		case c == '\n':
+			b = append(b, `\n`...)
+		case c == '"' && quotes:
+			b = append(b, `\"`...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// ValidLabelValue replaces what the exposition formats cannot carry in a
+// label value (invalid UTF-8, which client_golang would reject at gather
+// time) so that a series is never dropped for a container label's bytes.
+func ValidLabelValue(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
