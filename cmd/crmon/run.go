@@ -76,19 +76,17 @@ func runAgent(c *cli.Context) error {
 	interval := cfg.Monitoring.CollectionInterval.Std()
 	a := agent.New(src.Collectors(), interval, logger)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		a,
+	extra := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "crmon"}),
 		buildInfoCollector(),
-	)
+	}
 
 	handlers, err := src.Handlers(cfg)
 	if err != nil {
 		return err
 	}
-	srv := web.New(a, reg, web.Options{
+	srv := web.New(a, extra, web.Options{
 		ListenAddress: c.String("web.listen-address"),
 		WebConfigFile: c.String("web.config.file"),
 		Version:       version.Get().Version,

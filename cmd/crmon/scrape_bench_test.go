@@ -51,12 +51,10 @@ func BenchmarkScrape(b *testing.B) {
 	}
 	defer src.Close()
 	a := agent.New(src.Collectors(), time.Second, logger)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(a, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "crmon"}))
 	a.Tick(context.Background())
 	time.Sleep(time.Second)
 	a.Tick(context.Background())
-	srv := httptest.NewServer(web.New(a, reg, web.Options{Logger: logger}).Handler())
+	srv := httptest.NewServer(web.New(a, []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "crmon"})}, web.Options{Logger: logger}).Handler())
 	defer srv.Close()
 	for _, gz := range []bool{false, true} {
 		name := "identity"

@@ -211,12 +211,41 @@ func (a *Agent) Describe(chan<- *prometheus.Desc) {}
 
 // Collect emits every collector's metrics from its last update, and the
 // agent's own.
-func (a *Agent) Collect(ch chan<- prometheus.Metric) {
+func (a *Agent) Collect(ch chan<- prometheus.Metric) { a.collect(ch, false) }
+
+// AppendText appends, in the Prometheus text format, the series of the
+// collectors that write their own (collect.TextAppender). With Rest, it
+// serves what Collect serves.
+func (a *Agent) AppendText(b []byte) []byte {
+	a.mu.Lock()
+	cs := a.collectors
+	a.mu.Unlock()
+	for _, c := range cs {
+		if t, ok := c.(collect.TextAppender); ok {
+			b = t.AppendText(b)
+		}
+	}
+	return b
+}
+
+// Rest is a collector of what AppendText leaves out: the other
+// collectors' metrics and the agent's own.
+func (a *Agent) Rest() prometheus.Collector { return rest{a} }
+
+type rest struct{ a *Agent }
+
+func (r rest) Describe(chan<- *prometheus.Desc)    {}
+func (r rest) Collect(ch chan<- prometheus.Metric) { r.a.collect(ch, true) }
+
+func (a *Agent) collect(ch chan<- prometheus.Metric, skipText bool) {
 	a.mu.Lock()
 	cs := a.collectors
 	iv := a.interval
 	a.mu.Unlock()
 	for _, c := range cs {
+		if _, ok := c.(collect.TextAppender); ok && skipText {
+			continue
+		}
 		c.Collect(ch)
 	}
 	ch <- prometheus.MustNewConstMetric(a.descTicks, prometheus.CounterValue, float64(a.ticks.Load()))

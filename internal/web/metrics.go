@@ -5,33 +5,44 @@ package web
 
 import (
 	"bytes"
-	"compress/gzip"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 )
 
-// metricsHandler serves a gatherer in the exposition format the scraper
-// asks for, like promhttp, with two differences that matter for a scrape
-// budget of a few milliseconds: gzip at BestSpeed, which on a 50-container
-// scrape (about 340 kB of text) takes a third of the time of the default
-// level for 20 % more bytes, and the body built in a reused buffer, so its
-// length is known and a failed encode never sends half a scrape.
+// metricsHandler serves the agent's metrics in the exposition format the
+// scraper asks for, like promhttp, with what a scrape budget of a few
+// milliseconds needs on a host of fifty containers (2 000 series, 340 kB
+// of text):
+//
+//   - in the text format, which Prometheus takes when OpenMetrics is not
+//     offered, the container series are written by their collectors from
+//     label sets rendered once per container (collect.TextAppender); only
+//     the rest goes through client_golang's gather and encode. Protobuf
+//     asks for everything through client_golang.
+//   - gzip at its fastest level, with klauspost/compress, three times
+//     faster than the standard library's best speed for fewer bytes.
+//   - the body built in a reused buffer, so its length is known and a
+//     failed encode never sends half a scrape.
 type metricsHandler struct {
-	g        prometheus.Gatherer
-	log      *slog.Logger
-	inflight chan struct{}
-	bufs     sync.Pool
-	gzips    sync.Pool
+	full, rest prometheus.Gatherer
+	direct     func([]byte) []byte
+	log        *slog.Logger
+	inflight   chan struct{}
+	bufs       sync.Pool
+	gzips      sync.Pool
 }
 
-func newMetricsHandler(g prometheus.Gatherer, log *slog.Logger, maxInflight int) *metricsHandler {
+func newMetricsHandler(full, rest prometheus.Gatherer, direct func([]byte) []byte, log *slog.Logger, maxInflight int) *metricsHandler {
 	return &metricsHandler{
-		g:        g,
+		full:     full,
+		rest:     rest,
+		direct:   direct,
 		log:      log,
 		inflight: make(chan struct{}, maxInflight),
 		bufs:     sync.Pool{New: func() any { return new(bytes.Buffer) }},
@@ -50,13 +61,18 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many concurrent scrapes", http.StatusServiceUnavailable)
 		return
 	}
-	mfs, err := h.g.Gather()
+	format := expfmt.Negotiate(r.Header)
+	text := format.FormatType() == expfmt.TypeTextPlain
+	g := h.full
+	if text {
+		g = h.rest
+	}
+	mfs, err := g.Gather()
 	if err != nil {
 		// Gather returns what it could alongside the error: serve that,
 		// as promhttp's ContinueOnError does, and say what went wrong.
 		h.log.Error("gathering metrics", "err", err)
 	}
-	format := expfmt.NegotiateIncludingOpenMetrics(r.Header)
 	buf := h.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer h.bufs.Put(buf)
@@ -73,6 +89,9 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "encoding metrics: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
+	}
+	if text {
+		buf.Write(h.direct(buf.AvailableBuffer()))
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", string(format))

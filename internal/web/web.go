@@ -44,13 +44,17 @@ type Server struct {
 // host details to the network unless its operator asks for it.
 const DefaultListenAddress = "127.0.0.1:9717"
 
-// New builds the handler tree for a and gatherer g.
-func New(a *agent.Agent, g prometheus.Gatherer, opts Options) *Server {
+// New builds the handler tree for a; /metrics serves a's metrics and
+// extra's (the Go runtime's, the process', build info).
+func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	full, rest := prometheus.NewRegistry(), prometheus.NewRegistry()
+	full.MustRegister(append([]prometheus.Collector{a}, extra...)...)
+	rest.MustRegister(append([]prometheus.Collector{a.Rest()}, extra...)...)
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", newMetricsHandler(g, opts.Logger, 10))
+	mux.Handle("/metrics", newMetricsHandler(full, rest, a.AppendText, opts.Logger, 10))
 	mux.HandleFunc("/api/v1/snapshot", func(w http.ResponseWriter, r *http.Request) {
 		s := a.Latest()
 		if s == nil {
