@@ -52,11 +52,21 @@ func registrations(c *cli.Context, cfg *config.Config) []collect.Registration {
 			ContainerLabels:   cc.ContainerLabels,
 			EnableMetrics:     cc.EnableMetrics,
 			DiskUsageInterval: cc.DiskUsageInterval.Std(),
+			IdleRefresh:       idleTicks(cc.IdleRefresh.Std(), cfg.Monitoring.CollectionInterval.Std()),
 			Include:           cc.Include,
 			Exclude:           cc.Exclude,
 		}
 	}
 	return append(host.RegistrationsWithOptions(hostOpts), containers.Registration(ctrOpts))
+}
+
+// idleTicks turns idle_refresh into ticks of the collection interval, at
+// least one (0 reads every container in full every tick).
+func idleTicks(refresh, interval time.Duration) int {
+	if refresh <= 0 || interval <= 0 {
+		return 1
+	}
+	return max(1, int((refresh+interval/2)/interval))
 }
 
 // sourceFlags are the flags that choose what the agent reads and where.

@@ -261,6 +261,11 @@ type Containers struct {
 	// DiskUsageInterval is how often the writable layer's size is
 	// measured (it walks a tree, so it is slower than a tick); 0 never.
 	DiskUsageInterval Duration `toml:"disk_usage_interval"`
+	// IdleRefresh is how often an idle container's memory, block I/O,
+	// network and process counters are re-read; its CPU total is read
+	// every tick, and a container whose CPU total moved is read in full.
+	// 0 reads everything every tick.
+	IdleRefresh Duration `toml:"idle_refresh"`
 	// Include and Exclude are glob patterns (path.Match) on container
 	// names. Empty Include means every container; Exclude wins.
 	Include []string `toml:"include"`
@@ -346,6 +351,7 @@ func Default() *Config {
 				Enabled:           true,
 				DockerHost:        "unix:///var/run/docker.sock",
 				DiskUsageInterval: Duration(time.Minute),
+				IdleRefresh:       Duration(10 * time.Second),
 			},
 			Store: Store{
 				Enabled: false,

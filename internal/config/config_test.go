@@ -75,6 +75,7 @@ func TestDefaultValues(t *testing.T) {
 		{"containers.enabled", d.Monitoring.Containers.Enabled, true},
 		{"containers.docker_host", d.Monitoring.Containers.DockerHost, "unix:///var/run/docker.sock"},
 		{"containers.disk_usage_interval", d.Monitoring.Containers.DiskUsageInterval.Std(), time.Minute},
+		{"containers.idle_refresh", d.Monitoring.Containers.IdleRefresh.Std(), 10 * time.Second},
 		{"store.enabled", d.Monitoring.Store.Enabled, false},
 		{"store.path", d.Monitoring.Store.Path, "/var/lib/crmon"},
 		{"resource_limits.max_cpu_usage_percent", d.ResourceLimits.MaxCPUUsagePercent, 0.0},

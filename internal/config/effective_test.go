@@ -102,6 +102,7 @@ func TestWriteEffectiveDefault(t *testing.T) {
       container_labels = []
       enable_metrics = []
       disk_usage_interval = '1m'
+      idle_refresh = '10s'
       include = []
       exclude = []
 

@@ -341,6 +341,9 @@ func (c *Config) validateContainers(p *problems) {
 	if ct.DiskUsageInterval < 0 {
 		p.add(cp+"disk_usage_interval", "disk_usage_interval = %q: must be 0 (never) or more", ct.DiskUsageInterval)
 	}
+	if ct.IdleRefresh < 0 {
+		p.add(cp+"idle_refresh", "idle_refresh = %q: must be 0 (read every tick) or more", ct.IdleRefresh)
+	}
 	globs(p, cp+"include", ct.Include, false)
 	globs(p, cp+"exclude", ct.Exclude, false)
 }

@@ -67,11 +67,12 @@ type Options struct {
 	// container, so they are off by default.
 	EnableMetrics []string
 	// IdleRefresh is how often, in ticks, an idle container's counters
-	// other than CPU are re-read (default 5; 1 reads everything every
+	// other than CPU are re-read (default 10; 1 reads everything every
 	// tick). A container is idle when its CPU total did not move since
 	// the last tick; its memory, I/O and network counters then barely
-	// move either, and skipping them makes 50 idle containers cost 50
-	// preads a tick instead of 900.
+	// move either, and skipping them makes an idle container cost one
+	// pread a tick instead of a dozen. cAdvisor's dynamic housekeeping backs
+	// off the same way, up to 15 s for a container whose stats stay put.
 	IdleRefresh int
 	Paths       collect.Paths
 	Logger      *slog.Logger
@@ -160,7 +161,7 @@ func New(o Options) (c *Collector, err error) {
 		o.Linger = 2
 	}
 	if o.IdleRefresh <= 0 {
-		o.IdleRefresh = 5
+		o.IdleRefresh = 10
 	}
 	var errs []error
 	var groups metricGroups
