@@ -60,12 +60,15 @@ func TestClose(t *testing.T) {
 			closed++
 		}
 	}
-	if closed != 2 {
-		t.Errorf("%d closers, want 2 (filesystem, processes)", closed)
+	if closed != 3 {
+		t.Errorf("%d closers, want 3 (conntrack, filesystem, processes)", closed)
 	}
 	for _, c := range s.cs {
 		if p, ok := c.(*processesCollector); ok && len(p.fds) != 0 {
 			t.Errorf("processes: %d stat files still open", len(p.fds))
+		}
+		if ct, ok := c.(*conntrackCollector); ok && ct.stat.f.open {
+			t.Errorf("conntrack: statistics file still open")
 		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/procfs"
 
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/pkg/metrics"
@@ -92,47 +91,125 @@ func newKernelHungCollector(o collect.Options) (*filesCollector, error) {
 	}, nil
 }
 
-func newConntrackCollector(o collect.Options) (*filesCollector, error) {
-	pfs, err := procfs.NewFS(o.Paths.ProcFS)
+// conntrackStatNames are the columns of /proc/net/stat/nf_conntrack that
+// node_exporter exports, in the order of conntrackStat.desc.
+var conntrackStatNames = [...]string{"found", "invalid", "ignore", "insert", "insert_failed", "drop", "early_drop", "search_restart"}
+
+// conntrackStat reads the per-CPU statistics in /proc/net/stat/nf_conntrack,
+// kept open (see openFile): the entry goes away when nf_conntrack is
+// unloaded and comes back when it is loaded.
+type conntrackStat struct {
+	f    openFile
+	r    *reader
+	desc [len(conntrackStatNames)]*prometheus.Desc
+	// cols maps each column of the header to its index in
+	// conntrackStatNames, -1 for the columns not exported.
+	cols []int8
+}
+
+// update adds the statistics, summed over the CPUs as node_exporter sums
+// them. A missing file (no nf_conntrack) adds nothing.
+func (s *conntrackStat) update(c *filesCollector) error {
+	b, err := s.f.read(s.r)
 	if err != nil {
-		return nil, fmt.Errorf("opening procfs: %w", err)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
 	}
+	sum, err := s.parse(b)
+	if err != nil {
+		return err
+	}
+	for i, v := range sum {
+		c.add(s.desc[i], prometheus.GaugeValue, float64(v), nil)
+	}
+	return nil
+}
+
+// parse sums the file: a header of column names, then one line of hex
+// numbers per CPU. Columns are looked up by name because kernels renamed
+// some (searched became clashres, delete_list chainlength) and appended
+// others; a statistic without a column (search_restart before 2.6.35)
+// stays 0, as in node_exporter.
+func (s *conntrackStat) parse(b []byte) (sum [len(conntrackStatNames)]uint64, err error) {
+	hdr, b := nextLine(b)
+	s.cols = s.cols[:0]
+	for {
+		var name []byte
+		if name, hdr = nextField(hdr); len(name) == 0 {
+			break
+		}
+		s.cols = append(s.cols, conntrackColumn(name))
+	}
+	for len(b) > 0 {
+		var line []byte
+		line, b = nextLine(b)
+		n := 0
+		for ; ; n++ {
+			var f []byte
+			if f, line = nextField(line); len(f) == 0 {
+				break
+			}
+			if n >= len(s.cols) {
+				return sum, fmt.Errorf("parsing nf_conntrack stat: more values than the %d columns", len(s.cols))
+			}
+			if k := s.cols[n]; k >= 0 {
+				v, ok := parseHex(f)
+				if !ok {
+					return sum, fmt.Errorf("parsing nf_conntrack stat %s: bad value %q", conntrackStatNames[k], f)
+				}
+				sum[k] += v
+			}
+		}
+		if n != 0 && n != len(s.cols) {
+			return sum, fmt.Errorf("parsing nf_conntrack stat: %d values for %d columns", n, len(s.cols))
+		}
+	}
+	return sum, nil
+}
+
+// conntrackColumn is the index of name in conntrackStatNames, or -1.
+func conntrackColumn(name []byte) int8 {
+	for i, n := range conntrackStatNames {
+		if string(name) == n {
+			return int8(i)
+		}
+	}
+	return -1
+}
+
+// conntrackCollector is the conntrack filesCollector with the statistics
+// file it keeps open, for Close.
+type conntrackCollector struct {
+	*filesCollector
+	stat *conntrackStat
+}
+
+func (c *conntrackCollector) Close() error { return c.stat.f.Close() }
+
+func newConntrackCollector(o collect.Options) (*conntrackCollector, error) {
 	d := func(name, help string) *prometheus.Desc { return newDesc("nf_conntrack", name, help) }
-	stat := [...]*prometheus.Desc{
-		d("stat_found", "Number of searched entries which were successful."),
-		d("stat_invalid", "Number of packets seen which can not be tracked."),
-		d("stat_ignore", "Number of packets seen which are already connected to a conntrack entry."),
-		d("stat_insert", "Number of entries inserted into the list."),
-		d("stat_insert_failed", "Number of entries for which list insertion was attempted but failed."),
-		d("stat_drop", "Number of packets dropped due to conntrack failure."),
-		d("stat_early_drop", "Number of dropped conntrack entries to make room for new ones, if maximum table size was reached."),
-		d("stat_search_restart", "Number of conntrack table lookups which had to be restarted due to hashtable resizes."),
+	st := &conntrackStat{
+		f: openFile{path: mkpath(o.Paths.ProcFS, "net/stat/nf_conntrack")},
+		r: newReader(1024),
+		desc: [...]*prometheus.Desc{
+			d("stat_found", "Number of searched entries which were successful."),
+			d("stat_invalid", "Number of packets seen which can not be tracked."),
+			d("stat_ignore", "Number of packets seen which are already connected to a conntrack entry."),
+			d("stat_insert", "Number of entries inserted into the list."),
+			d("stat_insert_failed", "Number of entries for which list insertion was attempted but failed."),
+			d("stat_drop", "Number of packets dropped due to conntrack failure."),
+			d("stat_early_drop", "Number of dropped conntrack entries to make room for new ones, if maximum table size was reached."),
+			d("stat_search_restart", "Number of conntrack table lookups which had to be restarted due to hashtable resizes."),
+		},
 	}
-	return &filesCollector{
+	return &conntrackCollector{stat: st, filesCollector: &filesCollector{
 		name: "conntrack", log: logger(o), r: newReader(64),
 		files: []fileValue{
 			{mkpath(o.Paths.ProcFS, "sys/net/netfilter/nf_conntrack_count"), d("entries", "Number of currently allocated flow entries for connection tracking."), prometheus.GaugeValue},
 			{mkpath(o.Paths.ProcFS, "sys/net/netfilter/nf_conntrack_max"), d("entries_limit", "Maximum size of connection tracking table."), prometheus.GaugeValue},
 		},
-		// The statistics are per CPU; node_exporter sums them.
-		extra: func(c *filesCollector) error {
-			entries, err := pfs.ConntrackStat()
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					return nil
-				}
-				return err
-			}
-			var sum [len(stat)]uint64
-			for _, e := range entries {
-				for i, v := range [...]uint64{e.Found, e.Invalid, e.Ignore, e.Insert, e.InsertFailed, e.Drop, e.EarlyDrop, e.SearchRestart} {
-					sum[i] += v
-				}
-			}
-			for i, v := range sum {
-				c.add(stat[i], prometheus.GaugeValue, float64(v), nil)
-			}
-			return nil
-		},
-	}, nil
+		extra: st.update,
+	}}, nil
 }

@@ -85,6 +85,48 @@ func (r *reader) pread(fd int) ([]byte, error) {
 	}
 }
 
+// openFile is a procfs file kept open between ticks and pread each time.
+// Opening a /proc/net path costs several times what generating the file
+// does, and a fresh open starts with a one-page seq_file buffer, so a file
+// larger than a page (/proc/net/netstat) is generated twice. The file is
+// reopened after a failed or empty read: its entry goes away when, say,
+// the module behind it is unloaded.
+type openFile struct {
+	path cpath
+	fd   int
+	open bool
+}
+
+// read returns the file's content in r's buffer.
+func (f *openFile) read(r *reader) ([]byte, error) {
+	if f.open {
+		if b, err := r.pread(f.fd); err == nil && len(b) > 0 {
+			return b, nil
+		}
+		f.Close()
+	}
+	fd, err := openat(f.path, unix.O_RDONLY)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: f.path.String(), Err: err}
+	}
+	b, err := r.pread(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "read", Path: f.path.String(), Err: err}
+	}
+	f.fd, f.open = fd, true
+	return b, nil
+}
+
+// Close closes the file if it is open.
+func (f *openFile) Close() error {
+	if !f.open {
+		return nil
+	}
+	f.open = false
+	return unix.Close(f.fd)
+}
+
 func openat(p cpath, flags int) (int, error) {
 	dirfd := unix.AT_FDCWD
 	for {
