@@ -54,10 +54,10 @@ type readState struct {
 	lastGoneSweep time.Time
 
 	// Reused across reads.
-	schedVals []schedSchedValue
-	blockVals []blockBlockValue
-	netVals   []netNetValue
-	dropVals  []uint64
+	schedMap perCPUReader[uint64, schedSchedValue]
+	blockMap perCPUReader[blockBlockKey, blockBlockValue]
+	netMap   perCPUReader[uint64, netNetValue]
+	dropVals []uint64
 }
 
 type schedAcc struct {
@@ -186,104 +186,112 @@ func (s *readState) unresolved(probe string) {
 }
 
 func (s *readState) readSched() error {
-	var key uint64
-	it := s.p.sched.SchedCgroups.Iterate()
-	for it.Next(&key, &s.schedVals) {
-		a := s.sched[key]
+	err := s.schedMap.read(s.p.sched.SchedCgroups, func(key *uint64, vals []schedSchedValue) {
+		a := s.sched[*key]
 		if a == nil {
-			path, ok := s.resolve(key, 0)
+			path, ok := s.resolve(*key, 0)
 			if !ok {
 				s.unresolved(ProbeSched)
-				continue
+				return
 			}
 			a = &schedAcc{path: path}
-			s.sched[key] = a
+			s.sched[*key] = a
 		}
-		var sum schedSchedValue
-		for i := range s.schedVals {
-			v := &s.schedVals[i]
-			sum.CpuNs += v.CpuNs
-			sum.WaitNs += v.WaitNs
-			sum.Waits += v.Waits
-			sum.Voluntary += v.Voluntary
-			sum.Involuntary += v.Involuntary
-			for b := range sum.WaitHist {
-				sum.WaitHist[b] += v.WaitHist[b]
-			}
-		}
-		a.v = sum
-	}
-	if err := it.Err(); err != nil {
+		a.v = sumSched(vals)
+	})
+	if err != nil {
 		return fmt.Errorf("reading sched_cgroups: %w", err)
 	}
 	return nil
 }
 
 func (s *readState) readBlock() error {
-	var key blockBlockKey
-	it := s.p.block.BlockCgroups.Iterate()
-	for it.Next(&key, &s.blockVals) {
-		a := s.block[key]
+	err := s.blockMap.read(s.p.block.BlockCgroups, func(key *blockBlockKey, vals []blockBlockValue) {
+		a := s.block[*key]
 		if a == nil {
 			path, ok := s.resolve(key.Cgroup, key.Hierarchy)
 			if !ok {
 				s.unresolved(ProbeBlock)
-				continue
+				return
 			}
 			a = &blockAcc{path: path, id: key.Cgroup}
 			if key.Hierarchy != 0 {
 				// A v1 blkio cgroup: charge its cgroup2 twin of the same path.
 				a.id, _ = s.p.unified.ID(path)
 			}
-			s.block[key] = a
+			s.block[*key] = a
 		}
-		var sum blockBlockValue
-		for i := range s.blockVals {
-			v := &s.blockVals[i]
-			sum.Bytes += v.Bytes
-			sum.Ops += v.Ops
-			sum.LatencyCount += v.LatencyCount
-			sum.LatencyNs += v.LatencyNs
-			for b := range sum.LatencyHist {
-				sum.LatencyHist[b] += v.LatencyHist[b]
-			}
-		}
-		a.v = sum
-	}
-	if err := it.Err(); err != nil {
+		a.v = sumBlock(vals)
+	})
+	if err != nil {
 		return fmt.Errorf("reading block_cgroups: %w", err)
 	}
 	return nil
 }
 
 func (s *readState) readNet() error {
-	var key uint64
-	it := s.p.net.NetCgroups.Iterate()
-	for it.Next(&key, &s.netVals) {
-		a := s.net[key]
+	err := s.netMap.read(s.p.net.NetCgroups, func(key *uint64, vals []netNetValue) {
+		a := s.net[*key]
 		if a == nil {
-			path, ok := s.resolve(key, 0)
+			path, ok := s.resolve(*key, 0)
 			if !ok {
 				s.unresolved(ProbeNet)
-				continue
+				return
 			}
 			a = &netAcc{path: path}
-			s.net[key] = a
+			s.net[*key] = a
 		}
-		var sum netNetValue
-		for i := range s.netVals {
-			v := &s.netVals[i]
-			sum.RxBytes += v.RxBytes
-			sum.RxPackets += v.RxPackets
-			sum.TxBytes += v.TxBytes
-			sum.TxPackets += v.TxPackets
-		}
-		a.v = sum
-	}
-	if err := it.Err(); err != nil {
+		a.v = sumNet(vals)
+	})
+	if err != nil {
 		return fmt.Errorf("reading net_cgroups: %w", err)
 	}
 	return nil
+}
+
+// sumSched, sumBlock and sumNet add up one entry's per-CPU values.
+
+func sumSched(vals []schedSchedValue) schedSchedValue {
+	var sum schedSchedValue
+	for i := range vals {
+		v := &vals[i]
+		sum.CpuNs += v.CpuNs
+		sum.WaitNs += v.WaitNs
+		sum.Waits += v.Waits
+		sum.Voluntary += v.Voluntary
+		sum.Involuntary += v.Involuntary
+		for b := range sum.WaitHist {
+			sum.WaitHist[b] += v.WaitHist[b]
+		}
+	}
+	return sum
+}
+
+func sumBlock(vals []blockBlockValue) blockBlockValue {
+	var sum blockBlockValue
+	for i := range vals {
+		v := &vals[i]
+		sum.Bytes += v.Bytes
+		sum.Ops += v.Ops
+		sum.LatencyCount += v.LatencyCount
+		sum.LatencyNs += v.LatencyNs
+		for b := range sum.LatencyHist {
+			sum.LatencyHist[b] += v.LatencyHist[b]
+		}
+	}
+	return sum
+}
+
+func sumNet(vals []netNetValue) netNetValue {
+	var sum netNetValue
+	for i := range vals {
+		v := &vals[i]
+		sum.RxBytes += v.RxBytes
+		sum.RxPackets += v.RxPackets
+		sum.TxBytes += v.TxBytes
+		sum.TxPackets += v.TxPackets
+	}
+	return sum
 }
 
 // sweepInflight drops block requests issued more than StaleAfter ago that
