@@ -105,11 +105,14 @@ func parseSNMP6(b []byte, fn func(proto, name []byte, v float64)) error {
 	return nil
 }
 
+// netstatCollector keeps its files open (see openFile): /proc/net/netstat
+// outgrows the page a fresh open starts with, so reopening it each tick
+// would have the kernel sum every counter twice.
 type netstatCollector struct {
 	metricSet
 	log   *slog.Logger
 	r     *reader
-	files [3]cpath // netstat, snmp, snmp6
+	files [3]openFile // netstat, snmp, snmp6
 	sel   fieldSelector
 	key   []byte
 }
@@ -120,9 +123,13 @@ func newNetstatCollector(o collect.Options, ho Options) (*netstatCollector, erro
 		return nil, fmt.Errorf("parsing netstat fields %q: %w", ho.NetstatFields, err)
 	}
 	return &netstatCollector{
-		log:   logger(o),
-		r:     newReader(16384),
-		files: [3]cpath{mkpath(o.Paths.ProcFS, "net/netstat"), mkpath(o.Paths.ProcFS, "net/snmp"), mkpath(o.Paths.ProcFS, "net/snmp6")},
+		log: logger(o),
+		r:   newReader(16384),
+		files: [3]openFile{
+			{path: mkpath(o.Paths.ProcFS, "net/netstat")},
+			{path: mkpath(o.Paths.ProcFS, "net/snmp")},
+			{path: mkpath(o.Paths.ProcFS, "net/snmp6")},
+		},
 		sel: fieldSelector{re: re, fields: map[string]*prometheus.Desc{}, mk: func(n string) *prometheus.Desc {
 			// "Tcp_InSegs" is described as "Statistic TcpInSegs."
 			help := "Statistic " + string(bytes.Replace([]byte(n), []byte("_"), nil, 1)) + "."
@@ -142,8 +149,8 @@ func (c *netstatCollector) Update(_ context.Context, _ time.Time) error {
 		}
 	}
 	found := 0
-	for i, p := range c.files {
-		b, err := c.r.read(p)
+	for i := range c.files {
+		b, err := c.files[i].read(c.r)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // no IPv6
 		}
@@ -162,12 +169,21 @@ func (c *netstatCollector) Update(_ context.Context, _ time.Time) error {
 	}
 	c.publish(nil)
 	if found == 0 {
-		return noData(c.log, "netstat", fmt.Errorf("reading %s: %w", c.files[0], fs.ErrNotExist))
+		return noData(c.log, "netstat", fmt.Errorf("reading %s: %w", c.files[0].path, fs.ErrNotExist))
 	}
 	return nil
 }
 
 func (c *netstatCollector) Fill(*metrics.ResourceMetrics) {}
+
+// Close closes the files kept open.
+func (c *netstatCollector) Close() error {
+	var errs []error
+	for i := range c.files {
+		errs = append(errs, c.files[i].Close())
+	}
+	return errors.Join(errs...)
+}
 
 // parseVmstat calls fn for each "name value" line of /proc/vmstat.
 func parseVmstat(b []byte, fn func(name []byte, v float64)) error {
