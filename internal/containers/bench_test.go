@@ -107,33 +107,46 @@ func BenchmarkUpdate(b *testing.B) {
 }
 
 // BenchmarkScrape50 is a scrape of this collector's families with 50
-// containers: gather and encode as text, as promhttp does.
+// containers, two ways: gathered and encoded as text by client_golang, as
+// promhttp does ("gather"), and written by AppendText, as /metrics does
+// ("text").
 func BenchmarkScrape50(b *testing.B) {
 	c := idleContainers(b, 50)
 	c.Update(context.Background(), time.Now())
 	r := prometheus.NewRegistry()
 	r.MustRegister(c)
-	var size int
-	var buf bytes.Buffer
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := startCPU()
-	for range b.N {
-		mfs, err := r.Gather()
-		if err != nil {
-			b.Fatal(err)
-		}
-		buf.Reset()
-		enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
-		for _, mf := range mfs {
-			if err := enc.Encode(mf); err != nil {
+	b.Run("gather", func(b *testing.B) {
+		var size int
+		var buf bytes.Buffer
+		b.ReportAllocs()
+		cpu := startCPU()
+		for b.Loop() {
+			mfs, err := r.Gather()
+			if err != nil {
 				b.Fatal(err)
 			}
+			buf.Reset()
+			enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+			for _, mf := range mfs {
+				if err := enc.Encode(mf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			size = buf.Len()
 		}
-		size = buf.Len()
-	}
-	cpu.report(b)
-	b.ReportMetric(float64(size), "bytes")
+		cpu.report(b)
+		b.ReportMetric(float64(size), "bytes")
+	})
+	b.Run("text", func(b *testing.B) {
+		var buf []byte
+		b.ReportAllocs()
+		cpu := startCPU()
+		for b.Loop() {
+			buf = c.AppendText(buf[:0])
+		}
+		cpu.report(b)
+		b.ReportMetric(float64(len(buf)), "bytes")
+	})
 }
 
 // cpuTime reports the process's CPU time per op besides wall time, which

@@ -305,31 +305,60 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	})
 }
 
-// textLines holds a scrape's sample lines, one buffer per family, kept
-// between scrapes.
-var textLines = sync.Pool{New: func() any { return new([numFams][]byte) }}
+// textSample is one series of a scrape, before it is written.
+type textSample struct {
+	f fam
+	l *labelSet
+	v float64
+}
+
+// textScratch keeps a scrape's samples between scrapes: as collected, and
+// grouped by family.
+type textScratch struct{ in, out []textSample }
+
+var textScratchPool = sync.Pool{New: func() any { return new(textScratch) }}
+
+// textRank is each family's place in textOrder.
+var textRank = func() (r [numFams]int) {
+	for i, f := range textOrder {
+		r[f] = i
+	}
+	return r
+}()
 
 // AppendText implements collect.TextAppender: the series of Collect, in
 // the text format, family by family. A sample line is the family's name,
 // the container's labels rendered when it was first seen, and the value.
 func (c *Collector) AppendText(b []byte) []byte {
-	lines := textLines.Get().(*[numFams][]byte)
-	defer textLines.Put(lines)
-	for i := range lines {
-		lines[i] = lines[i][:0]
-	}
+	sc := textScratchPool.Get().(*textScratch)
+	defer textScratchPool.Put(sc)
+	in := sc.in[:0]
 	c.mu.RLock()
-	c.series(func(f fam, l *labelSet, v float64) {
-		lines[f] = collect.AppendSample(lines[f], families[f].name, l.text, v)
-	})
+	c.series(func(f fam, l *labelSet, v float64) { in = append(in, textSample{f, l, v}) })
 	c.mu.RUnlock()
-	for _, f := range textOrder {
-		if len(lines[f]) == 0 {
-			continue
-		}
-		b = collect.AppendHeader(b, families[f].name, families[f].help, families[f].counter)
-		b = append(b, lines[f]...)
+	// Grouped by family in textOrder, container order kept within each:
+	// a counting sort, one pass to count and one to place.
+	var at [numFams + 1]int
+	for _, s := range in {
+		at[textRank[s.f]+1]++
 	}
+	for i := 1; i <= int(numFams); i++ {
+		at[i] += at[i-1]
+	}
+	out := slices.Grow(sc.out[:0], len(in))[:len(in)]
+	for _, s := range in {
+		r := textRank[s.f]
+		out[at[r]] = s
+		at[r]++
+	}
+	for i, s := range out {
+		fm := &families[s.f]
+		if i == 0 || out[i-1].f != s.f {
+			b = collect.AppendHeader(b, fm.name, fm.help, fm.counter)
+		}
+		b = collect.AppendSample(b, fm.name, s.l.text, s.v)
+	}
+	sc.in, sc.out = in, out
 	return b
 }
 
