@@ -18,6 +18,7 @@ import (
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/docker/dockertest"
+	"github.com/crmon-dev/crmon/internal/testenv"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
@@ -91,7 +92,7 @@ func TestAgentAttributesContainers(t *testing.T) {
 	}
 
 	writer := name("write")
-	w := untilBlockCounted(t, direct, func(try int) float64 {
+	w := testenv.UntilBlockCounted(t, direct, func(try int) float64 {
 		if try > 1 {
 			writer = name("write") + "-" + strconv.Itoa(try)
 			ids["write"] = dockertest.Run(t, []string{"--name", writer}, "sh", "-c", writeCmd)

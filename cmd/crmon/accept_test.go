@@ -46,7 +46,7 @@ func TestAgentAttributesWorkloadToItsCgroup(t *testing.T) {
 		got        int64
 		fams       map[string]*dto.MetricFamily
 	)
-	w := untilBlockCounted(t, direct, func(try int) float64 {
+	w := testenv.UntilBlockCounted(t, direct, func(try int) float64 {
 		tag := strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(try)
 		busy = newTestCgroup(t, h, "crmon-accept-busy-"+tag)
 		idle = newTestCgroup(t, h, "crmon-accept-idle-"+tag)

@@ -196,26 +196,33 @@ func TestExecWithAgentPrecision(t *testing.T) {
 	requireRootRun(t)
 	bash := testenv.RequireCommand(t, "bash")
 	a := startAgent(t)
-	ln, got := countingListener(t, "127.0.0.1:0")
 	dir, err := os.MkdirTemp("/var/tmp", "crmon-exec-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
 	const write, send = 16 << 20, 4 << 20
-	script := fmt.Sprintf(`dd if=/dev/zero of=%s/f bs=1M count=%d oflag=direct status=none && rm %s/f && head -c %d /dev/zero >/dev/tcp/%s`,
-		dir, write>>20, dir, send, strings.Replace(ln.Addr().String(), ":", "/", 1))
-	j := filepath.Join(t.TempDir(), "r.json")
-	cmd := exec.Command(crmonBinary(t), "exec", "-q", "--json", j, "--", bash, "-c", script)
-	cmd.Env = append(os.Environ(), "CRMON_AGENT_URL=http://"+a.addr)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	received := <-got
-	r := readReport(t, j)
-	if !slices.Contains(r.Sources, "ebpf") {
-		testenv.Unavailable(t, "the agent runs without probes: %v", r.Unavailable)
-	}
+	var (
+		r        *session.Report
+		received int64
+	)
+	testenv.UntilBlockCounted(t, write, func(int) float64 {
+		ln, got := countingListener(t, "127.0.0.1:0")
+		script := fmt.Sprintf(`dd if=/dev/zero of=%s/f bs=1M count=%d oflag=direct status=none && rm %s/f && head -c %d /dev/zero >/dev/tcp/%s`,
+			dir, write>>20, dir, send, strings.Replace(ln.Addr().String(), ":", "/", 1))
+		j := filepath.Join(t.TempDir(), "r.json")
+		cmd := exec.Command(crmonBinary(t), "exec", "-q", "--json", j, "--", bash, "-c", script)
+		cmd.Env = append(os.Environ(), "CRMON_AGENT_URL=http://"+a.addr)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		received = <-got
+		r = readReport(t, j)
+		if !slices.Contains(r.Sources, "ebpf") {
+			testenv.Unavailable(t, "the agent runs without probes: %v", r.Unavailable)
+		}
+		return float64(r.Totals.BlockWriteBytes)
+	})
 	if w := float64(r.Totals.BlockWriteBytes)/write - 1; w < 0 || w > 0.01 {
 		t.Errorf("block_write_bytes = %d, want %d (+0..1%%)", r.Totals.BlockWriteBytes, write)
 	}

@@ -135,23 +135,3 @@ func run(t *testing.T, args ...string) (string, string, int) {
 	}
 	return stdout.String(), stderr.String(), code
 }
-
-// untilBlockCounted runs attempt, which writes want bytes with O_DIRECT
-// and returns the bytes the probes charged to the writer, up to three
-// times while that count falls short, and returns the last count. On
-// Linux 6.18 the tp_btf block programs were seen not to run for some
-// block_rq_complete events that ftrace recorded on the same tracepoint,
-// most often while another program attached to or detached from it (see
-// internal/probe's retryOnLostEvents): such an attempt undercounts by
-// whole requests. A count above want, or bytes charged elsewhere, still
-// fails in the caller's checks.
-func untilBlockCounted(t *testing.T, want float64, attempt func(try int) float64) float64 {
-	t.Helper()
-	for try := 1; ; try++ {
-		got := attempt(try)
-		if got >= want || try == 3 {
-			return got
-		}
-		t.Logf("attempt %d: the probes counted %.0f of %.0f bytes written, retrying", try, got, want)
-	}
-}

@@ -187,18 +187,27 @@ func execWorkload(t *testing.T, h *cgroups.Hierarchy, m sessions.Meter, env map[
 func TestExecPrecision(t *testing.T) {
 	h := hierarchy(t)
 	m := loadMeter(t, h)
-	l := newListener(t)
 	const write, send = 32 << 20, 8 << 20
-	rep, res, w := execWorkload(t, h, m, map[string]string{
-		"CRMON_WORKLOAD_CPU":   "1",
-		"CRMON_WORKLOAD_WRITE": fmt.Sprint(write),
-		"CRMON_WORKLOAD_DIR":   directDir(t),
-		"CRMON_WORKLOAD_SEND":  fmt.Sprint(send),
-		"CRMON_WORKLOAD_ADDR":  l.ln.Addr().String(),
+	var (
+		rep *session.Report
+		res Result
+		l   *listener
+	)
+	testenv.UntilBlockCounted(t, write, func(int) float64 {
+		l = newListener(t)
+		var w workloadResult
+		rep, res, w = execWorkload(t, h, m, map[string]string{
+			"CRMON_WORKLOAD_CPU":   "1",
+			"CRMON_WORKLOAD_WRITE": fmt.Sprint(write),
+			"CRMON_WORKLOAD_DIR":   directDir(t),
+			"CRMON_WORKLOAD_SEND":  fmt.Sprint(send),
+			"CRMON_WORKLOAD_ADDR":  l.ln.Addr().String(),
+		})
+		if w.Sent != send || w.Written != write {
+			t.Fatalf("workload did %+v", w)
+		}
+		return float64(rep.Totals.BlockWriteBytes)
 	})
-	if w.Sent != send || w.Written != write {
-		t.Fatalf("workload did %+v", w)
-	}
 	// rusage from wait4 covers every thread of the workload.
 	within(t, "cpu_seconds", rep.Totals.CPUSeconds, res.RusageSeconds, -0.01, 0.01)
 	within(t, "block_write_bytes", float64(rep.Totals.BlockWriteBytes), write, 0, 0.01)
@@ -235,33 +244,36 @@ func TestExecCountsOnlyItsOwnWork(t *testing.T) {
 	m := loadMeter(t, h)
 	dir := directDir(t)
 
-	outside := make(chan struct{})
-	go func() {
-		defer close(outside)
-		burn(1500 * time.Millisecond)
-		// Outside work on disk too, with the same O_DIRECT writes.
-		_ = directWrite(dir, 8<<20)
-	}()
-
-	var wg sync.WaitGroup
 	var busy, idle *session.Report
 	var busyRes Result
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		busy, busyRes, _ = execWorkload(t, h, m, map[string]string{
-			"CRMON_WORKLOAD_CPU": "0.5", "CRMON_WORKLOAD_WRITE": fmt.Sprint(4 << 20), "CRMON_WORKLOAD_DIR": dir,
-		})
-	}()
-	go func() {
-		defer wg.Done()
-		idle, _, _ = execWorkload(t, h, m, map[string]string{})
-	}()
-	wg.Wait()
-	<-outside
-	if t.Failed() {
-		return
-	}
+	testenv.UntilBlockCounted(t, 4<<20, func(int) float64 {
+		outside := make(chan struct{})
+		go func() {
+			defer close(outside)
+			burn(1500 * time.Millisecond)
+			// Outside work on disk too, with the same O_DIRECT writes.
+			_ = directWrite(dir, 8<<20)
+		}()
+
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			busy, busyRes, _ = execWorkload(t, h, m, map[string]string{
+				"CRMON_WORKLOAD_CPU": "0.5", "CRMON_WORKLOAD_WRITE": fmt.Sprint(4 << 20), "CRMON_WORKLOAD_DIR": dir,
+			})
+		}()
+		go func() {
+			defer wg.Done()
+			idle, _, _ = execWorkload(t, h, m, map[string]string{})
+		}()
+		wg.Wait()
+		<-outside
+		if t.Failed() {
+			t.FailNow()
+		}
+		return float64(busy.Totals.BlockWriteBytes)
+	})
 	within(t, "busy cpu_seconds", busy.Totals.CPUSeconds, busyRes.RusageSeconds, -0.01, 0.01)
 	within(t, "busy block_write_bytes", float64(busy.Totals.BlockWriteBytes), 4<<20, 0, 0.01)
 	// The idle run is a Go binary starting and exiting: a few ms of CPU,
