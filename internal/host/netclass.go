@@ -6,7 +6,9 @@ package host
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"regexp"
@@ -195,6 +197,9 @@ func (c *netclassCollector) readAll() (sysfs.NetClass, error) {
 	nc := make(sysfs.NetClass, len(devs))
 	for _, d := range devs {
 		i, err := c.readIface(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a container's veth, gone since the listing
+		}
 		if err != nil {
 			return nil, err
 		}
