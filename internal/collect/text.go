@@ -23,18 +23,18 @@ type TextAppender interface {
 	AppendText(b []byte) []byte
 }
 
-// AppendHeader appends a family's HELP and TYPE lines.
-func AppendHeader(b []byte, name, help string, counter bool) []byte {
+// AppendHeader appends a family's HELP and TYPE lines; typ is "counter",
+// "gauge", "histogram" or "untyped".
+func AppendHeader(b []byte, name, help, typ string) []byte {
 	b = append(b, "# HELP "...)
 	b = append(b, name...)
 	b = append(b, ' ')
 	b = appendEscaped(b, help, false)
 	b = append(b, "\n# TYPE "...)
 	b = append(b, name...)
-	if counter {
-		return append(b, " counter\n"...)
-	}
-	return append(b, " gauge\n"...)
+	b = append(b, ' ')
+	b = append(b, typ...)
+	return append(b, '\n')
 }
 
 // AppendLabels appends `{name="value",...}` for pairs, in their order;
@@ -48,19 +48,30 @@ func AppendLabels(b []byte, pairs []*dto.LabelPair) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, p.GetName()...)
-		b = append(b, `="`...)
-		b = appendEscaped(b, p.GetValue(), true)
-		b = append(b, '"')
+		b = AppendLabel(b, p.GetName(), p.GetValue())
 	}
 	return append(b, '}')
 }
 
+// AppendLabel appends one `name="value"`, the value escaped and made
+// valid UTF-8 (see ValidLabelValue).
+func AppendLabel(b []byte, name, value string) []byte {
+	b = append(b, name...)
+	b = append(b, `="`...)
+	b = appendEscaped(b, ValidLabelValue(value), true)
+	return append(b, '"')
+}
+
 // AppendSample appends one sample line: name, the labels as AppendLabels
-// rendered them, and the value formatted as client_golang formats it.
+// rendered them, and the value.
 func AppendSample(b []byte, name string, labels string, v float64) []byte {
 	b = append(b, name...)
 	b = append(b, labels...)
+	return AppendValue(b, v)
+}
+
+// AppendValue appends ' ', v as client_golang formats it, and '\n'.
+func AppendValue(b []byte, v float64) []byte {
 	b = append(b, ' ')
 	switch {
 	case v == 0:

@@ -147,6 +147,13 @@ var families = [numFams]family{
 	fKnown:    {"crmon_containers_known", "Containers crmon holds, including removed ones whose final values it still serves.", false, "-"},
 }
 
+func (f *family) typ() string {
+	if f.counter {
+		return "counter"
+	}
+	return "gauge"
+}
+
 // textOrder lists the families by name, the order /metrics writes them in.
 var textOrder = func() []fam {
 	out := make([]fam, numFams)
@@ -354,7 +361,7 @@ func (c *Collector) AppendText(b []byte) []byte {
 	for i, s := range out {
 		fm := &families[s.f]
 		if i == 0 || out[i-1].f != s.f {
-			b = collect.AppendHeader(b, fm.name, fm.help, fm.counter)
+			b = collect.AppendHeader(b, fm.name, fm.help, fm.typ())
 		}
 		b = collect.AppendSample(b, fm.name, s.l.text, s.v)
 	}

@@ -48,7 +48,7 @@ type arpCollector struct {
 	log     *slog.Logger
 	r       *reader
 	path    cpath
-	entries *prometheus.Desc
+	entries *metricDesc
 	labels  *labelCache
 	counts  map[string]int
 	order   []string

@@ -118,7 +118,7 @@ type cpuCollector struct {
 	stat   cpath
 	online cpath
 
-	cpuDesc, guestDesc *prometheus.Desc
+	cpuDesc, guestDesc *metricDesc
 	// labels[i][mode] is the {cpu, mode} label slice of CPU i.
 	labels   map[int]*[len(cpuModes) + 2][]string
 	curStat  ProcStatCPU // this tick's /proc/stat; metricSet.cur holds the samples

@@ -48,8 +48,8 @@ type cpufreqCollector struct {
 	// lastStatic is when the limits and governors were last read.
 	lastStatic time.Time
 
-	descs [len(cpufreqFiles)]*prometheus.Desc
-	gov   *prometheus.Desc
+	descs [len(cpufreqFiles)]*metricDesc
+	gov   *metricDesc
 	mhz   float64
 }
 
@@ -60,7 +60,7 @@ func newCPUFreqCollector(o collect.Options) (*cpufreqCollector, error) {
 		sysCPU:  filepath.Join(o.Paths.SysFS, "devices/system/cpu"),
 		cpuinfo: mkpath(o.Paths.ProcFS, "cpuinfo"),
 		rescan:  true,
-		descs: [...]*prometheus.Desc{
+		descs: [...]*metricDesc{
 			newDesc("cpu", "frequency_hertz", "Current CPU thread frequency in hertz.", "cpu"),
 			newDesc("cpu", "frequency_max_hertz", "Maximum CPU thread frequency in hertz.", "cpu"),
 			newDesc("cpu", "frequency_min_hertz", "Minimum CPU thread frequency in hertz.", "cpu"),

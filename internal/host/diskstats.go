@@ -94,7 +94,7 @@ type diskDev struct {
 }
 
 type diskDesc struct {
-	desc  *prometheus.Desc
+	desc  *metricDesc
 	typ   prometheus.ValueType
 	scale float64
 }
@@ -110,7 +110,7 @@ type diskstatsCollector struct {
 	sh     *shared
 
 	descs [diskstatsFields]diskDesc
-	info  *prometheus.Desc
+	info  *metricDesc
 
 	devs  map[string]*diskDev
 	gen   uint64

@@ -34,7 +34,7 @@ type filefdCollector struct {
 	log            *slog.Logger
 	r              *reader
 	path           cpath
-	alloc, maximum *prometheus.Desc
+	alloc, maximum *metricDesc
 	allocated      uint64
 }
 

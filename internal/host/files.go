@@ -20,7 +20,7 @@ import (
 // fileValue is a metric whose value is the one integer in a file.
 type fileValue struct {
 	path cpath
-	desc *prometheus.Desc
+	desc *metricDesc
 	typ  prometheus.ValueType
 }
 
@@ -101,7 +101,7 @@ var conntrackStatNames = [...]string{"found", "invalid", "ignore", "insert", "in
 type conntrackStat struct {
 	f    openFile
 	r    *reader
-	desc [len(conntrackStatNames)]*prometheus.Desc
+	desc [len(conntrackStatNames)]*metricDesc
 	// cols maps each column of the header to its index in
 	// conntrackStatNames, -1 for the columns not exported.
 	cols []int8
@@ -189,11 +189,11 @@ type conntrackCollector struct {
 func (c *conntrackCollector) Close() error { return c.stat.f.Close() }
 
 func newConntrackCollector(o collect.Options) (*conntrackCollector, error) {
-	d := func(name, help string) *prometheus.Desc { return newDesc("nf_conntrack", name, help) }
+	d := func(name, help string) *metricDesc { return newDesc("nf_conntrack", name, help) }
 	st := &conntrackStat{
 		f: openFile{path: mkpath(o.Paths.ProcFS, "net/stat/nf_conntrack")},
 		r: newReader(1024),
-		desc: [...]*prometheus.Desc{
+		desc: [...]*metricDesc{
 			d("stat_found", "Number of searched entries which were successful."),
 			d("stat_invalid", "Number of packets seen which can not be tracked."),
 			d("stat_ignore", "Number of packets seen which are already connected to a conntrack entry."),

@@ -79,7 +79,7 @@ type filesystemCollector struct {
 	stuckMu sync.Mutex
 	stuck   map[string]struct{}
 
-	size, free, avail, files, filesFree, ro, devErr, purgeable, mountInfo *prometheus.Desc
+	size, free, avail, files, filesFree, ro, devErr, purgeable, mountInfo *metricDesc
 
 	parts    []metrics.PartitionMetrics
 	partDevs []uint64 // device number of each partition, for its I/O rates
@@ -95,7 +95,7 @@ func newFilesystemCollector(o collect.Options, ho Options, sh *shared) (*filesys
 		return nil, fmt.Errorf("parsing fs types exclude %q: %w", ho.FilesystemFSTypesExclude, err)
 	}
 	l := []string{"device", "mountpoint", "fstype", "device_error"}
-	d := func(name, help string) *prometheus.Desc { return newDesc("filesystem", name, help, l...) }
+	d := func(name, help string) *metricDesc { return newDesc("filesystem", name, help, l...) }
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	return &filesystemCollector{

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,7 +173,7 @@ func RegistrationsWithOptions(o Options) []collect.Registration {
 // per device or state by the collectors and never mutated, so a steady-state
 // tick allocates none.
 type sample struct {
-	desc  *prometheus.Desc
+	desc  *metricDesc
 	typ   prometheus.ValueType
 	value float64
 	lv    []string
@@ -188,7 +190,7 @@ type metricSet struct {
 
 func (m *metricSet) begin() { m.next = m.next[:0] }
 
-func (m *metricSet) add(d *prometheus.Desc, t prometheus.ValueType, v float64, lv []string) {
+func (m *metricSet) add(d *metricDesc, t prometheus.ValueType, v float64, lv []string) {
 	m.next = append(m.next, sample{desc: d, typ: t, value: v, lv: lv})
 }
 
@@ -219,12 +221,95 @@ func (m *metricSet) Collect(ch chan<- prometheus.Metric) {
 	defer m.mu.RUnlock()
 	for i := range m.cur {
 		s := &m.cur[i]
-		ch <- prometheus.MustNewConstMetric(s.desc, s.typ, s.value, s.lv...)
+		ch <- prometheus.MustNewConstMetric(s.desc.pd, s.typ, s.value, s.lv...)
 	}
 }
 
-func newDesc(subsystem, name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, name), help, labels, nil)
+// AppendText implements collect.TextAppender with the samples Collect
+// emits, in the order client_golang would write them: families by name,
+// each family's series by label values. A collector's samples of one
+// family need not be adjacent (netclass goes interface by interface).
+func (m *metricSet) AppendText(b []byte) []byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var stack [512]int32
+	idx := stack[:0]
+	for i := range m.cur {
+		idx = append(idx, int32(i))
+	}
+	slices.SortFunc(idx, func(i, j int32) int {
+		a, b := &m.cur[i], &m.cur[j]
+		if a.desc != b.desc {
+			return strings.Compare(a.desc.name, b.desc.name)
+		}
+		for _, k := range a.desc.order {
+			if c := strings.Compare(a.lv[k], b.lv[k]); c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+	var last *metricDesc
+	for _, i := range idx {
+		s := &m.cur[i]
+		if s.desc != last {
+			last = s.desc
+			b = collect.AppendHeader(b, s.desc.name, s.desc.help, textType(s.typ))
+		}
+		b = s.desc.appendSample(b, s.lv, s.value)
+	}
+	return b
+}
+
+func textType(t prometheus.ValueType) string {
+	switch t {
+	case prometheus.CounterValue:
+		return "counter"
+	case prometheus.GaugeValue:
+		return "gauge"
+	}
+	return "untyped"
+}
+
+// metricDesc is a family as a host collector declares it: the descriptor
+// client_golang takes, and what the text format needs, the name, help and
+// label names, with the order client_golang writes the labels in (sorted
+// by name), so that both write the same lines.
+type metricDesc struct {
+	pd         *prometheus.Desc
+	name, help string
+	labels     []string
+	order      []int
+}
+
+func newDesc(subsystem, name, help string, labels ...string) *metricDesc {
+	return newFQDesc(prometheus.BuildFQName(namespace, subsystem, name), help, labels...)
+}
+
+func newFQDesc(name, help string, labels ...string) *metricDesc {
+	d := &metricDesc{pd: prometheus.NewDesc(name, help, labels, nil), name: name, help: help, labels: labels}
+	d.order = make([]int, len(labels))
+	for i := range d.order {
+		d.order[i] = i
+	}
+	slices.SortFunc(d.order, func(a, b int) int { return strings.Compare(labels[a], labels[b]) })
+	return d
+}
+
+// appendSample appends one sample line of d with label values lv.
+func (d *metricDesc) appendSample(b []byte, lv []string, v float64) []byte {
+	b = append(b, d.name...)
+	if len(d.labels) > 0 {
+		b = append(b, '{')
+		for i, j := range d.order {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = collect.AppendLabel(b, d.labels[j], lv[j])
+		}
+		b = append(b, '}')
+	}
+	return collect.AppendValue(b, v)
 }
 
 // noData turns a missing file into collect.ErrNoData with a debug log, so a

@@ -52,7 +52,7 @@ type hwmonCollector struct {
 	// lastScan and nextScan pace the retries on a host without hwmon.
 	lastScan, nextScan time.Time
 
-	temp, tempMax, tempCrit, chipNames, sensorLabel *prometheus.Desc
+	temp, tempMax, tempCrit, chipNames, sensorLabel *metricDesc
 
 	cpuTemp *float64
 }

@@ -36,7 +36,7 @@ type loadavgCollector struct {
 	log   *slog.Logger
 	r     *reader
 	path  cpath
-	descs [3]*prometheus.Desc
+	descs [3]*metricDesc
 	load  [3]float64
 }
 
@@ -45,7 +45,7 @@ func newLoadavgCollector(o collect.Options) (*loadavgCollector, error) {
 		log:  logger(o),
 		r:    newReader(128),
 		path: mkpath(o.Paths.ProcFS, "loadavg"),
-		descs: [3]*prometheus.Desc{
+		descs: [3]*metricDesc{
 			newDesc("", "load1", "1m load average."),
 			newDesc("", "load5", "5m load average."),
 			newDesc("", "load15", "15m load average."),

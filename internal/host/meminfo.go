@@ -25,7 +25,7 @@ type Meminfo struct {
 
 // meminfoField is one line of /proc/meminfo as node_exporter exports it.
 type meminfoField struct {
-	desc  *prometheus.Desc
+	desc  *metricDesc
 	bytes bool // the line has a kB unit
 }
 

@@ -61,9 +61,9 @@ type netclassCollector struct {
 	gen     uint64
 	cache   sysfs.NetClass
 
-	props      []*prometheus.Desc
-	up, info   *prometheus.Desc
-	speedBytes *prometheus.Desc
+	props      []*metricDesc
+	up, info   *metricDesc
+	speedBytes *metricDesc
 }
 
 func newNetclassCollector(o collect.Options, ho Options, sh *shared) (*netclassCollector, error) {

@@ -89,7 +89,7 @@ type netdevCollector struct {
 	sh   *shared
 	// classNet is sysfs's class/net, where physical NICs have a device.
 	classNet string
-	descs    [len(netdevFields)]*prometheus.Desc
+	descs    [len(netdevFields)]*metricDesc
 
 	ifaces map[string]*netIface
 	gen    uint64

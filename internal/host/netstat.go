@@ -30,16 +30,16 @@ const (
 // name appears, not every tick.
 type fieldSelector struct {
 	re     *regexp.Regexp
-	fields map[string]*prometheus.Desc // nil: not exported
-	mk     func(name string) *prometheus.Desc
+	fields map[string]*metricDesc // nil: not exported
+	mk     func(name string) *metricDesc
 }
 
-func (s *fieldSelector) get(name []byte) *prometheus.Desc {
+func (s *fieldSelector) get(name []byte) *metricDesc {
 	if d, ok := s.fields[string(name)]; ok {
 		return d
 	}
 	n := string(name)
-	var d *prometheus.Desc
+	var d *metricDesc
 	if s.re.MatchString(n) {
 		d = s.mk(n)
 	}
@@ -130,7 +130,7 @@ func newNetstatCollector(o collect.Options, ho Options) (*netstatCollector, erro
 			{path: mkpath(o.Paths.ProcFS, "net/snmp")},
 			{path: mkpath(o.Paths.ProcFS, "net/snmp6")},
 		},
-		sel: fieldSelector{re: re, fields: map[string]*prometheus.Desc{}, mk: func(n string) *prometheus.Desc {
+		sel: fieldSelector{re: re, fields: map[string]*metricDesc{}, mk: func(n string) *metricDesc {
 			// "Tcp_InSegs" is described as "Statistic TcpInSegs."
 			help := "Statistic " + string(bytes.Replace([]byte(n), []byte("_"), nil, 1)) + "."
 			return newDesc("netstat", n, help)
@@ -221,7 +221,7 @@ func newVmstatCollector(o collect.Options, ho Options) (*vmstatCollector, error)
 		log:  logger(o),
 		r:    newReader(8192),
 		path: mkpath(o.Paths.ProcFS, "vmstat"),
-		sel: fieldSelector{re: re, fields: map[string]*prometheus.Desc{}, mk: func(n string) *prometheus.Desc {
+		sel: fieldSelector{re: re, fields: map[string]*metricDesc{}, mk: func(n string) *metricDesc {
 			return newDesc("vmstat", n, "/proc/vmstat information field "+n+".")
 		}},
 	}, nil

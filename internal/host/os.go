@@ -79,8 +79,8 @@ type osCollector struct {
 	r       *reader
 	files   [2]cpath
 	raw     []byte
-	info    *prometheus.Desc
-	version *prometheus.Desc
+	info    *metricDesc
+	version *metricDesc
 	labels  []string
 }
 

@@ -60,8 +60,8 @@ type pressureCollector struct {
 	log                      *slog.Logger
 	r                        *reader
 	cpu, io, mem             cpath
-	cpuWait, ioWait, ioStall *prometheus.Desc
-	memWait, memStall        *prometheus.Desc
+	cpuWait, ioWait, ioStall *metricDesc
+	memWait, memStall        *metricDesc
 }
 
 func newPressureCollector(o collect.Options) (*pressureCollector, error) {
@@ -93,7 +93,7 @@ func (c *pressureCollector) Update(_ context.Context, _ time.Time) error {
 	c.begin()
 	for _, res := range [...]struct {
 		path       cpath
-		some, full *prometheus.Desc
+		some, full *metricDesc
 	}{{c.cpu, c.cpuWait, nil}, {c.io, c.ioWait, c.ioStall}, {c.mem, c.memWait, c.memStall}} {
 		p, err := c.read(res.path)
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.EOPNOTSUPP) {

@@ -190,7 +190,7 @@ type processesCollector struct {
 	last     time.Time
 	buf      []procSample
 
-	threadsDesc, maxThreadsDesc, stateDesc, pidsDesc, maxPidsDesc *prometheus.Desc
+	threadsDesc, maxThreadsDesc, stateDesc, pidsDesc, maxPidsDesc *metricDesc
 	stateLV                                                       [256][]string
 
 	nProcs, nThreads uint64

@@ -22,7 +22,7 @@ type selinuxCollector struct {
 	log              *slog.Logger
 	r                *reader
 	enforce          cpath
-	enabled, current *prometheus.Desc
+	enabled, current *metricDesc
 }
 
 func newSELinuxCollector(o collect.Options) (*selinuxCollector, error) {

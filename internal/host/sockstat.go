@@ -53,7 +53,7 @@ type sockstatCollector struct {
 	r        *reader
 	files    [2]cpath
 	pageSize float64
-	descs    map[string]*prometheus.Desc
+	descs    map[string]*metricDesc
 	key      []byte
 }
 
@@ -63,13 +63,13 @@ func newSockstatCollector(o collect.Options) (*sockstatCollector, error) {
 		r:        newReader(1024),
 		files:    [2]cpath{mkpath(o.Paths.ProcFS, "net/sockstat"), mkpath(o.Paths.ProcFS, "net/sockstat6")},
 		pageSize: float64(os.Getpagesize()),
-		descs:    map[string]*prometheus.Desc{},
+		descs:    map[string]*metricDesc{},
 	}, nil
 }
 
 func (c *sockstatCollector) Name() string { return "sockstat" }
 
-func (c *sockstatCollector) desc(proto, key []byte) *prometheus.Desc {
+func (c *sockstatCollector) desc(proto, key []byte) *metricDesc {
 	c.key = append(append(append(c.key[:0], proto...), '_'), key...)
 	if d, ok := c.descs[string(c.key)]; ok {
 		return d

@@ -72,7 +72,7 @@ type softnetCollector struct {
 	r    *reader
 	path cpath
 
-	processed, dropped, squeezed, collision, rps, flowLimit, backlog *prometheus.Desc
+	processed, dropped, squeezed, collision, rps, flowLimit, backlog *metricDesc
 	labels                                                           map[int][]string
 }
 

@@ -78,7 +78,7 @@ type statCollector struct {
 	r            *reader
 	stat, uptime cpath
 
-	bootTime, ctxt, forks, intr, running, blocked *prometheus.Desc
+	bootTime, ctxt, forks, intr, running, blocked *metricDesc
 
 	st      ProcStat
 	uptimeS float64

@@ -39,7 +39,7 @@ type thermalZoneCollector struct {
 	dir    string
 	zones  []thermalZone
 	rescan bool
-	temp   *prometheus.Desc
+	temp   *metricDesc
 
 	cpuTemp *float64
 }

@@ -37,7 +37,7 @@ type timeCollector struct {
 	scanned bool
 	sources []clocksource
 
-	now, zone, avail, current *prometheus.Desc
+	now, zone, avail, current *metricDesc
 	zoneLV                    []string
 }
 

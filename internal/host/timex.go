@@ -32,13 +32,13 @@ type timexCollector struct {
 	metricSet
 	log *slog.Logger
 
-	offset, freq, maxerror, esterror, status, constant, tick *prometheus.Desc
-	ppsFreq, ppsJitter, ppsShift, ppsStabil, ppsJitCnt       *prometheus.Desc
-	ppsCalCnt, ppsErrCnt, ppsStbCnt, tai, syncStatus         *prometheus.Desc
+	offset, freq, maxerror, esterror, status, constant, tick *metricDesc
+	ppsFreq, ppsJitter, ppsShift, ppsStabil, ppsJitCnt       *metricDesc
+	ppsCalCnt, ppsErrCnt, ppsStbCnt, tai, syncStatus         *metricDesc
 }
 
 func newTimexCollector(o collect.Options) (*timexCollector, error) {
-	d := func(name, help string) *prometheus.Desc { return newDesc("timex", name, help) }
+	d := func(name, help string) *metricDesc { return newDesc("timex", name, help) }
 	return &timexCollector{
 		log:        logger(o),
 		offset:     d("offset_seconds", "Time offset in between local system and reference clock."),

@@ -52,7 +52,7 @@ type udpQueuesCollector struct {
 	log    *slog.Logger
 	r      *reader
 	files  [2]cpath
-	desc   *prometheus.Desc
+	desc   *metricDesc
 	labels [2][2][]string // [v4,v6][tx,rx]
 }
 

@@ -31,7 +31,7 @@ type unameCollector struct {
 	paths [len(unameFiles)]cpath
 	vals  [len(unameFiles)][]byte
 	lv    []string
-	info  *prometheus.Desc
+	info  *metricDesc
 }
 
 func newUnameCollector(o collect.Options) (*unameCollector, error) {

@@ -59,7 +59,7 @@ type usersCollector struct {
 	log   *slog.Logger
 	r     *reader
 	paths [2]cpath
-	desc  *prometheus.Desc
+	desc  *metricDesc
 	users int
 	// recSize is the utmp record size of the C library on this
 	// architecture.
@@ -74,7 +74,7 @@ func newUsersCollector(o collect.Options) (*usersCollector, error) {
 		// /var/run is usually an absolute symlink to /run, which would not
 		// resolve under a rootfs mounted elsewhere, so run/ comes first.
 		paths: [2]cpath{mkpath(o.Paths.RootFS, "run/utmp"), mkpath(o.Paths.RootFS, "var/run/utmp")},
-		desc:  prometheus.NewDesc("crmon_host_users", "Login sessions in utmp, as who(1) counts them.", nil, nil),
+		desc:  newFQDesc("crmon_host_users", "Login sessions in utmp, as who(1) counts them."),
 	}, nil
 }
 
