@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,22 +20,50 @@ import (
 // of text):
 //
 //   - in the text format, which Prometheus takes when OpenMetrics is not
-//     offered, the container series are written by their collectors from
-//     label sets rendered once per container (collect.TextAppender); only
-//     the rest goes through client_golang's gather and encode. Protobuf
-//     asks for everything through client_golang.
+//     offered, the host and container series are written by their
+//     collectors (collect.TextAppender); only the rest goes through
+//     client_golang's gather and encode. Protobuf asks for everything
+//     through client_golang.
 //   - gzip at its fastest level, with klauspost/compress, three times
 //     faster than the standard library's best speed for fewer bytes.
-//   - the body built in a reused buffer, so its length is known and a
-//     failed encode never sends half a scrape.
+//   - the body built in a buffer, so its length is known and a failed
+//     encode never sends half a scrape.
+//   - the buffer and the gzip writer kept from one scrape to the next. A
+//     sync.Pool is emptied by the garbage collections between two scrapes
+//     15 s apart, and the 340 kB body and the gzip writer's tables would
+//     be allocated anew, and left to the collector, for every scrape.
 type metricsHandler struct {
 	full, rest prometheus.Gatherer
 	direct     func([]byte) []byte
 	log        *slog.Logger
 	inflight   chan struct{}
-	lastSize   atomic.Int64
-	bufs       sync.Pool
-	gzips      sync.Pool
+	bufs       spare[*bytes.Buffer]
+	gzips      spare[*gzip.Writer]
+}
+
+// spare keeps one idle object between uses; concurrent users beyond it
+// get new ones, which are dropped after use.
+type spare[T any] struct {
+	c   chan T
+	new func() T
+}
+
+func newSpare[T any](new func() T) spare[T] { return spare[T]{c: make(chan T, 1), new: new} }
+
+func (s spare[T]) get() T {
+	select {
+	case v := <-s.c:
+		return v
+	default:
+		return s.new()
+	}
+}
+
+func (s spare[T]) put(v T) {
+	select {
+	case s.c <- v:
+	default:
+	}
 }
 
 func newMetricsHandler(full, rest prometheus.Gatherer, direct func([]byte) []byte, log *slog.Logger, maxInflight int) *metricsHandler {
@@ -47,11 +73,11 @@ func newMetricsHandler(full, rest prometheus.Gatherer, direct func([]byte) []byt
 		direct:   direct,
 		log:      log,
 		inflight: make(chan struct{}, maxInflight),
-		bufs:     sync.Pool{New: func() any { return new(bytes.Buffer) }},
-		gzips: sync.Pool{New: func() any {
+		bufs:     newSpare(func() *bytes.Buffer { return new(bytes.Buffer) }),
+		gzips: newSpare(func() *gzip.Writer {
 			w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
 			return w
-		}},
+		}),
 	}
 }
 
@@ -75,13 +101,9 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// as promhttp's ContinueOnError does, and say what went wrong.
 		h.log.Error("gathering metrics", "err", err)
 	}
-	buf := h.bufs.Get().(*bytes.Buffer)
+	buf := h.bufs.get()
 	buf.Reset()
-	defer h.bufs.Put(buf)
-	// The pool is emptied by garbage collections, which on a scrape every
-	// 15 s happen in between: grow a new buffer once to the last body's
-	// size rather than by doubling through it.
-	buf.Grow(int(h.lastSize.Load()) * 9 / 8)
+	defer h.bufs.put(buf)
 	enc := expfmt.NewEncoder(buf, format)
 	for _, mf := range mfs {
 		if err := enc.Encode(mf); err != nil {
@@ -99,7 +121,6 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if text {
 		buf.Write(h.direct(buf.AvailableBuffer()))
 	}
-	h.lastSize.Store(int64(buf.Len()))
 	hdr := w.Header()
 	hdr.Set("Content-Type", string(format))
 	hdr.Add("Vary", "Accept-Encoding")
@@ -108,8 +129,8 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hdr.Set("Content-Encoding", "gzip")
-	gz := h.gzips.Get().(*gzip.Writer)
-	defer h.gzips.Put(gz)
+	gz := h.gzips.get()
+	defer h.gzips.put(gz)
 	gz.Reset(w)
 	gz.Write(buf.Bytes())
 	gz.Close()
