@@ -132,8 +132,8 @@ type sources struct {
 	engine   *docker.Engine
 }
 
-func newSources(c *cli.Context, cfg *config.Config, logger *slog.Logger) (s *sources, err error) {
-	s = &sources{
+func newSources(c *cli.Context, cfg *config.Config, logger *slog.Logger) (*sources, error) {
+	s := &sources{
 		c:      c,
 		logger: logger,
 		paths: collect.Paths{
@@ -142,15 +142,12 @@ func newSources(c *cli.Context, cfg *config.Config, logger *slog.Logger) (s *sou
 			RootFS: c.String("path.rootfs"),
 		},
 	}
-	defer func() {
-		if err != nil {
-			s.Close()
-		}
-	}()
 	if err := s.loadProbes(cfg); err != nil {
+		s.Close()
 		return nil, err
 	}
 	if _, err := s.Reload(cfg); err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -202,7 +199,9 @@ func (s *sources) Reload(cfg *config.Config) (old []collect.Collector, err error
 		}
 	}
 	m := cfg.Monitoring
-	key := fmt.Sprintf("%d|%+v|%q|%q|%d|%t", m.TopProcesses, m.Containers, m.EBPF.Include, m.EBPF.Exclude, m.EBPF.MaxSeries, s.probes != nil)
+	// The interval is in the key because idle_refresh becomes a number
+	// of ticks.
+	key := fmt.Sprintf("%d|%+v|%q|%q|%d|%t|%v", m.TopProcesses, m.Containers, m.EBPF.Include, m.EBPF.Exclude, m.EBPF.MaxSeries, s.probes != nil, m.CollectionInterval)
 	if key == s.built && s.collectors != nil {
 		return nil, nil
 	}
