@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -191,6 +192,18 @@ type metricSet struct {
 func (m *metricSet) begin() { m.next = m.next[:0] }
 
 func (m *metricSet) add(d *metricDesc, t prometheus.ValueType, v float64, lv []string) {
+	// A label value from the host (a mount point, an interface alias) may
+	// not be UTF-8, which client_golang refuses: both formats get it
+	// repaired rather than the protobuf one losing the scrape.
+	for i := range lv {
+		if !utf8.ValidString(lv[i]) {
+			lv = slices.Clone(lv)
+			for j := i; j < len(lv); j++ {
+				lv[j] = collect.ValidLabelValue(lv[j])
+			}
+			break
+		}
+	}
 	m.next = append(m.next, sample{desc: d, typ: t, value: v, lv: lv})
 }
 

@@ -56,4 +56,10 @@ func TestAppendTextEscapes(t *testing.T) {
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
+	// Collect serves the same repaired value instead of panicking.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(&m)
+	if text := string(gatherText(t, reg)); text != want {
+		t.Errorf("client_golang's encoding of Collect:\n%s\nwant\n%s", text, want)
+	}
 }
