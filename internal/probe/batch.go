@@ -12,7 +12,8 @@ import (
 )
 
 const (
-	// batchMinKeys is the batch a map's first read starts with.
+	// batchMinKeys is the batch a map's first read starts with, as far
+	// as batchMaxBytes allows.
 	batchMinKeys = 64
 	// batchMaxBytes bounds the values buffer a map keeps between reads.
 	// The values are per possible CPU: on a large host, a read of many
@@ -40,6 +41,9 @@ type perCPUReader[K, V any] struct {
 // is at each step, as with an iteration: an entry added meanwhile may be
 // missed until the next read.
 func (r *perCPUReader[K, V]) read(m *ebpf.Map, each func(key *K, vals []V)) error {
+	if err := r.init(); err != nil {
+		return err
+	}
 	if !r.noBatch {
 		err := r.batch(m, each)
 		if !errors.Is(err, ebpf.ErrNotSupported) {
@@ -54,7 +58,7 @@ func (r *perCPUReader[K, V]) read(m *ebpf.Map, each func(key *K, vals []V)) erro
 // batch is read with batch lookups.
 func (r *perCPUReader[K, V]) batch(m *ebpf.Map, each func(key *K, vals []V)) error {
 	if r.keys == nil {
-		if err := r.resize(batchMinKeys); err != nil {
+		if err := r.resize(min(batchMinKeys, r.maxKeys())); err != nil {
 			return err
 		}
 	}
@@ -113,23 +117,33 @@ func (r *perCPUReader[K, V]) iterate(m *ebpf.Map, each func(key *K, vals []V)) e
 	return it.Err()
 }
 
+// init learns the number of possible CPUs, once.
+func (r *perCPUReader[K, V]) init() error {
+	if r.ncpu != 0 {
+		return nil
+	}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return err
+	}
+	r.ncpu = ncpu
+	return nil
+}
+
 // resize makes room for a batch of n keys. BatchLookup writes straight
 // into the buffers only when vals holds exactly one value per CPU per key.
 func (r *perCPUReader[K, V]) resize(n int) error {
-	if r.ncpu == 0 {
-		ncpu, err := ebpf.PossibleCPU()
-		if err != nil {
-			return err
-		}
-		r.ncpu = ncpu
+	if err := r.init(); err != nil {
+		return err
 	}
 	r.keys = make([]K, n)
 	r.vals = make([]V, n*r.ncpu)
 	return nil
 }
 
-// maxKeys is the largest batch batchMaxBytes allows.
+// maxKeys is the largest batch batchMaxBytes allows, at least one key; a
+// hash bucket larger than that still gets its batch (ENOSPC grows it).
 func (r *perCPUReader[K, V]) maxKeys() int {
 	var v V
-	return max(batchMinKeys, batchMaxBytes/(r.ncpu*int(unsafe.Sizeof(v))))
+	return max(1, batchMaxBytes/(r.ncpu*int(unsafe.Sizeof(v))))
 }

@@ -244,3 +244,16 @@ func BenchmarkReadMaps(b *testing.B) {
 		})
 	}
 }
+
+// TestBatchBufferBound: the first batch and every later one stay within
+// batchMaxBytes of values on a host of many CPUs, and at least one key.
+func TestBatchBufferBound(t *testing.T) {
+	for _, ncpu := range []int{1, 2, 64, 256, 8192} {
+		r := perCPUReader[uint64, schedSchedValue]{ncpu: ncpu}
+		first := min(batchMinKeys, r.maxKeys())
+		size := int(unsafe.Sizeof(schedSchedValue{}))
+		if first < 1 || (first > 1 && first*ncpu*size > batchMaxBytes) {
+			t.Errorf("%d CPUs: first batch of %d keys, %d bytes of values", ncpu, first, first*ncpu*size)
+		}
+	}
+}
