@@ -130,3 +130,14 @@ func TestMetricsFormats(t *testing.T) {
 		}
 	}
 }
+
+func TestAcceptsGzip(t *testing.T) {
+	for ae, want := range map[string]bool{
+		"gzip": true, "gzip, deflate": true, "deflate, gzip;q=0.5": true, "gzip; q=1.0": true,
+		"gzip;q=0": false, "gzip;q=0.0": false, "identity": false, "": false, "x-gzip": false,
+	} {
+		if got := acceptsGzip(ae); got != want {
+			t.Errorf("acceptsGzip(%q) = %v, want %v", ae, got, want)
+		}
+	}
+}
