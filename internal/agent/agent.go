@@ -206,7 +206,8 @@ func (a *Agent) Tick(ctx context.Context) *Sample {
 }
 
 // Describe sends nothing: the set of collectors changes on reload, so the
-// agent is an unchecked collector; the registry still checks every gather.
+// agent is an unchecked collector; the registry still checks every gather
+// (what AppendText writes is checked by the collectors' tests instead).
 func (a *Agent) Describe(chan<- *prometheus.Desc) {}
 
 // Collect emits every collector's metrics from its last update, and the

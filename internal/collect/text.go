@@ -12,13 +12,16 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// TextAppender is implemented by collectors whose series grow with the
-// number of containers. /metrics asks them to write those series in the
-// Prometheus text format (version 0.0.4) themselves, from label sets they
-// render once per container, instead of building, sorting and encoding a
-// client_golang metric per series on every scrape. AppendText must append
-// exactly the series Collect emits, each family once, with its HELP and
-// TYPE lines, and must not do I/O.
+// TextAppender is implemented by collectors that write their series in the
+// Prometheus text format (version 0.0.4) themselves: the host collectors
+// and the containers collector, whose label sets are rendered once per
+// container. /metrics asks them for the text format instead of building,
+// sorting and encoding a client_golang metric per series on every scrape.
+// AppendText must append exactly the series Collect emits, each family
+// once, with its HELP and TYPE lines, with valid UTF-8 label values and
+// family names no other collector uses (the registry's checks do not run
+// on this path; the collectors' tests compare it with Collect), and must
+// not do I/O.
 type TextAppender interface {
 	AppendText(b []byte) []byte
 }
