@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -26,17 +27,22 @@ type TextAppender interface {
 	AppendText(b []byte) []byte
 }
 
-// AppendHeader appends a family's HELP and TYPE lines; typ is "counter",
-// "gauge", "histogram" or "untyped".
-func AppendHeader(b []byte, name, help, typ string) []byte {
+// AppendHeader appends a family's HELP and TYPE lines.
+func AppendHeader(b []byte, name, help string, typ prometheus.ValueType) []byte {
 	b = append(b, "# HELP "...)
 	b = append(b, name...)
 	b = append(b, ' ')
 	b = appendEscaped(b, help, false)
 	b = append(b, "\n# TYPE "...)
 	b = append(b, name...)
-	b = append(b, ' ')
-	b = append(b, typ...)
+	switch typ {
+	case prometheus.CounterValue:
+		b = append(b, " counter"...)
+	case prometheus.GaugeValue:
+		b = append(b, " gauge"...)
+	default:
+		b = append(b, " untyped"...)
+	}
 	return append(b, '\n')
 }
 
@@ -56,12 +62,13 @@ func AppendLabels(b []byte, pairs []*dto.LabelPair) []byte {
 	return append(b, '}')
 }
 
-// AppendLabel appends one `name="value"`, the value escaped and made
-// valid UTF-8 (see ValidLabelValue).
+// AppendLabel appends one `name="value"`, the value escaped. The value
+// must be valid UTF-8: collectors repair theirs when they read them (see
+// ValidLabelValue), not on every scrape.
 func AppendLabel(b []byte, name, value string) []byte {
 	b = append(b, name...)
 	b = append(b, `="`...)
-	b = appendEscaped(b, ValidLabelValue(value), true)
+	b = appendEscaped(b, value, true)
 	return append(b, '"')
 }
 

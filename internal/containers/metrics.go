@@ -82,76 +82,74 @@ const (
 // beyond the container's own (id, name, image, container_label_*).
 type family struct {
 	name, help string
-	counter    bool
+	typ        prometheus.ValueType
 	extra      string // "cpu", "device", "interface"; "-" for no container labels
 }
+
+const (
+	counter = prometheus.CounterValue
+	gauge   = prometheus.GaugeValue
+)
 
 // families are cAdvisor's container families, with its names, help, units
 // and labels, plus crmon's own health gauges.
 var families = [numFams]family{
-	fCPUUsage:            {"container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", true, "cpu"},
-	fCPUUser:             {"container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", true, ""},
-	fCPUSystem:           {"container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", true, ""},
-	fCFSPeriods:          {"container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", true, ""},
-	fCFSThrottledPeriods: {"container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", true, ""},
-	fCFSThrottledSeconds: {"container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", true, ""},
-	fSpecCPUQuota:        {"container_spec_cpu_quota", "CPU quota of the container.", false, ""},
-	fSpecCPUPeriod:       {"container_spec_cpu_period", "CPU period of the container.", false, ""},
-	fSpecCPUShares:       {"container_spec_cpu_shares", "CPU share of the container.", false, ""},
+	fCPUUsage:            {"container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", counter, "cpu"},
+	fCPUUser:             {"container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", counter, ""},
+	fCPUSystem:           {"container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", counter, ""},
+	fCFSPeriods:          {"container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", counter, ""},
+	fCFSThrottledPeriods: {"container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", counter, ""},
+	fCFSThrottledSeconds: {"container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", counter, ""},
+	fSpecCPUQuota:        {"container_spec_cpu_quota", "CPU quota of the container.", gauge, ""},
+	fSpecCPUPeriod:       {"container_spec_cpu_period", "CPU period of the container.", gauge, ""},
+	fSpecCPUShares:       {"container_spec_cpu_shares", "CPU share of the container.", gauge, ""},
 
-	fMemUsage:           {"container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed", false, ""},
-	fMemWorkingSet:      {"container_memory_working_set_bytes", "Current working set in bytes.", false, ""},
-	fMemRSS:             {"container_memory_rss", "Size of RSS in bytes.", false, ""},
-	fMemCache:           {"container_memory_cache", "Number of bytes of page cache memory.", false, ""},
-	fMemMapped:          {"container_memory_mapped_file", "Size of memory mapped files in bytes.", false, ""},
-	fMemSwap:            {"container_memory_swap", "Container swap usage in bytes.", false, ""},
-	fMemMaxUsage:        {"container_memory_max_usage_bytes", "Maximum memory usage recorded in bytes", false, ""},
-	fMemFailcnt:         {"container_memory_failcnt", "Number of memory usage hits limits", true, ""},
-	fMemActiveFile:      {"container_memory_total_active_file_bytes", "Current total active file in bytes.", false, ""},
-	fMemInactiveFile:    {"container_memory_total_inactive_file_bytes", "Current total inactive file in bytes.", false, ""},
-	fOOMEvents:          {"container_oom_events_total", "Count of out of memory events observed for the container", true, ""},
-	fSpecMemLimit:       {"container_spec_memory_limit_bytes", "Memory limit for the container.", false, ""},
-	fSpecMemReservation: {"container_spec_memory_reservation_limit_bytes", "Memory reservation limit for the container.", false, ""},
-	fSpecMemSwap:        {"container_spec_memory_swap_limit_bytes", "Memory swap limit for the container.", false, ""},
+	fMemUsage:           {"container_memory_usage_bytes", "Current memory usage in bytes, including all memory regardless of when it was accessed", gauge, ""},
+	fMemWorkingSet:      {"container_memory_working_set_bytes", "Current working set in bytes.", gauge, ""},
+	fMemRSS:             {"container_memory_rss", "Size of RSS in bytes.", gauge, ""},
+	fMemCache:           {"container_memory_cache", "Number of bytes of page cache memory.", gauge, ""},
+	fMemMapped:          {"container_memory_mapped_file", "Size of memory mapped files in bytes.", gauge, ""},
+	fMemSwap:            {"container_memory_swap", "Container swap usage in bytes.", gauge, ""},
+	fMemMaxUsage:        {"container_memory_max_usage_bytes", "Maximum memory usage recorded in bytes", gauge, ""},
+	fMemFailcnt:         {"container_memory_failcnt", "Number of memory usage hits limits", counter, ""},
+	fMemActiveFile:      {"container_memory_total_active_file_bytes", "Current total active file in bytes.", gauge, ""},
+	fMemInactiveFile:    {"container_memory_total_inactive_file_bytes", "Current total inactive file in bytes.", gauge, ""},
+	fOOMEvents:          {"container_oom_events_total", "Count of out of memory events observed for the container", counter, ""},
+	fSpecMemLimit:       {"container_spec_memory_limit_bytes", "Memory limit for the container.", gauge, ""},
+	fSpecMemReservation: {"container_spec_memory_reservation_limit_bytes", "Memory reservation limit for the container.", gauge, ""},
+	fSpecMemSwap:        {"container_spec_memory_swap_limit_bytes", "Memory swap limit for the container.", gauge, ""},
 
-	fFSReadsBytes:  {"container_fs_reads_bytes_total", "Cumulative count of bytes read", true, "device"},
-	fFSWritesBytes: {"container_fs_writes_bytes_total", "Cumulative count of bytes written", true, "device"},
-	fFSReads:       {"container_fs_reads_total", "Cumulative count of reads completed", true, "device"},
-	fFSWrites:      {"container_fs_writes_total", "Cumulative count of writes completed", true, "device"},
-	fFSUsage:       {"container_fs_usage_bytes", "Number of bytes that are consumed by the container on this filesystem.", false, "device"},
+	fFSReadsBytes:  {"container_fs_reads_bytes_total", "Cumulative count of bytes read", counter, "device"},
+	fFSWritesBytes: {"container_fs_writes_bytes_total", "Cumulative count of bytes written", counter, "device"},
+	fFSReads:       {"container_fs_reads_total", "Cumulative count of reads completed", counter, "device"},
+	fFSWrites:      {"container_fs_writes_total", "Cumulative count of writes completed", counter, "device"},
+	fFSUsage:       {"container_fs_usage_bytes", "Number of bytes that are consumed by the container on this filesystem.", gauge, "device"},
 
-	fNetRxBytes:   {"container_network_receive_bytes_total", "Cumulative count of bytes received", true, "interface"},
-	fNetRxPackets: {"container_network_receive_packets_total", "Cumulative count of packets received", true, "interface"},
-	fNetRxErrors:  {"container_network_receive_errors_total", "Cumulative count of errors encountered while receiving", true, "interface"},
-	fNetRxDropped: {"container_network_receive_packets_dropped_total", "Cumulative count of packets dropped while receiving", true, "interface"},
-	fNetTxBytes:   {"container_network_transmit_bytes_total", "Cumulative count of bytes transmitted", true, "interface"},
-	fNetTxPackets: {"container_network_transmit_packets_total", "Cumulative count of packets transmitted", true, "interface"},
-	fNetTxErrors:  {"container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting", true, "interface"},
-	fNetTxDropped: {"container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting", true, "interface"},
+	fNetRxBytes:   {"container_network_receive_bytes_total", "Cumulative count of bytes received", counter, "interface"},
+	fNetRxPackets: {"container_network_receive_packets_total", "Cumulative count of packets received", counter, "interface"},
+	fNetRxErrors:  {"container_network_receive_errors_total", "Cumulative count of errors encountered while receiving", counter, "interface"},
+	fNetRxDropped: {"container_network_receive_packets_dropped_total", "Cumulative count of packets dropped while receiving", counter, "interface"},
+	fNetTxBytes:   {"container_network_transmit_bytes_total", "Cumulative count of bytes transmitted", counter, "interface"},
+	fNetTxPackets: {"container_network_transmit_packets_total", "Cumulative count of packets transmitted", counter, "interface"},
+	fNetTxErrors:  {"container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting", counter, "interface"},
+	fNetTxDropped: {"container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting", counter, "interface"},
 
-	fPSICPUWaiting: {"container_pressure_cpu_waiting_seconds_total", "Total time duration tasks in the container have waited due to CPU congestion.", true, ""},
-	fPSICPUStalled: {"container_pressure_cpu_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to CPU congestion.", true, ""},
-	fPSIMemWaiting: {"container_pressure_memory_waiting_seconds_total", "Total time duration tasks in the container have waited due to memory congestion.", true, ""},
-	fPSIMemStalled: {"container_pressure_memory_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to memory congestion.", true, ""},
-	fPSIIOWaiting:  {"container_pressure_io_waiting_seconds_total", "Total time duration tasks in the container have waited due to IO congestion.", true, ""},
-	fPSIIOStalled:  {"container_pressure_io_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to IO congestion.", true, ""},
+	fPSICPUWaiting: {"container_pressure_cpu_waiting_seconds_total", "Total time duration tasks in the container have waited due to CPU congestion.", counter, ""},
+	fPSICPUStalled: {"container_pressure_cpu_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to CPU congestion.", counter, ""},
+	fPSIMemWaiting: {"container_pressure_memory_waiting_seconds_total", "Total time duration tasks in the container have waited due to memory congestion.", counter, ""},
+	fPSIMemStalled: {"container_pressure_memory_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to memory congestion.", counter, ""},
+	fPSIIOWaiting:  {"container_pressure_io_waiting_seconds_total", "Total time duration tasks in the container have waited due to IO congestion.", counter, ""},
+	fPSIIOStalled:  {"container_pressure_io_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to IO congestion.", counter, ""},
 
-	fProcesses:    {"container_processes", "Number of processes running inside the container.", false, ""},
-	fThreads:      {"container_threads", "Number of threads running inside the container", false, ""},
-	fThreadsMax:   {"container_threads_max", "Maximum number of threads allowed inside the container, infinity if value is zero", false, ""},
-	fLastSeen:     {"container_last_seen", "Last time a container was seen by the exporter", false, ""},
-	fStartTime:    {"container_start_time_seconds", "Start time of the container since unix epoch in seconds.", false, ""},
-	fCreationTime: {"container_creation_time_seconds", "Container creation time since unix epoch in seconds.", false, ""},
+	fProcesses:    {"container_processes", "Number of processes running inside the container.", gauge, ""},
+	fThreads:      {"container_threads", "Number of threads running inside the container", gauge, ""},
+	fThreadsMax:   {"container_threads_max", "Maximum number of threads allowed inside the container, infinity if value is zero", gauge, ""},
+	fLastSeen:     {"container_last_seen", "Last time a container was seen by the exporter", gauge, ""},
+	fStartTime:    {"container_start_time_seconds", "Start time of the container since unix epoch in seconds.", gauge, ""},
+	fCreationTime: {"container_creation_time_seconds", "Container creation time since unix epoch in seconds.", gauge, ""},
 
-	fDockerUp: {"crmon_docker_up", "Whether the Docker engine answered crmon's last request (1) or not (0).", false, "-"},
-	fKnown:    {"crmon_containers_known", "Containers crmon holds, including removed ones whose final values it still serves.", false, "-"},
-}
-
-func (f *family) typ() string {
-	if f.counter {
-		return "counter"
-	}
-	return "gauge"
+	fDockerUp: {"crmon_docker_up", "Whether the Docker engine answered crmon's last request (1) or not (0).", gauge, "-"},
+	fKnown:    {"crmon_containers_known", "Containers crmon holds, including removed ones whose final values it still serves.", gauge, "-"},
 }
 
 // textOrder lists the families by name, the order /metrics writes them in.
@@ -307,7 +305,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	// outgrown array stay valid.
 	ms := make([]fastMetric, 0, 2+len(c.scrapeOrder)*48)
 	c.series(func(f fam, l *labelSet, v float64) {
-		ms = append(ms, fastMetric{desc: c.descs[f], labels: l.pairs, counter: families[f].counter, v: v})
+		ms = append(ms, fastMetric{desc: c.descs[f], labels: l.pairs, typ: families[f].typ, v: v})
 		ch <- &ms[len(ms)-1]
 	})
 }
@@ -361,7 +359,7 @@ func (c *Collector) AppendText(b []byte) []byte {
 	for i, s := range out {
 		fm := &families[s.f]
 		if i == 0 || out[i-1].f != s.f {
-			b = collect.AppendHeader(b, fm.name, fm.help, fm.typ())
+			b = collect.AppendHeader(b, fm.name, fm.help, fm.typ)
 		}
 		b = collect.AppendSample(b, fm.name, s.l.text, s.v)
 	}
@@ -374,17 +372,17 @@ func (c *Collector) AppendText(b []byte) []byte {
 // and sort them for every series of every scrape. The pairs are never
 // changed in place: new metadata gets new pairs.
 type fastMetric struct {
-	desc    *prometheus.Desc
-	labels  []*dto.LabelPair
-	counter bool
-	v       float64
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	typ    prometheus.ValueType
+	v      float64
 }
 
 func (m *fastMetric) Desc() *prometheus.Desc { return m.desc }
 
 func (m *fastMetric) Write(out *dto.Metric) error {
 	out.Label = m.labels
-	if m.counter {
+	if m.typ == prometheus.CounterValue {
 		out.Counter = &dto.Counter{Value: &m.v}
 	} else {
 		out.Gauge = &dto.Gauge{Value: &m.v}

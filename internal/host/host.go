@@ -267,21 +267,11 @@ func (m *metricSet) AppendText(b []byte) []byte {
 		s := &m.cur[i]
 		if s.desc != last {
 			last = s.desc
-			b = collect.AppendHeader(b, s.desc.name, s.desc.help, textType(s.typ))
+			b = collect.AppendHeader(b, s.desc.name, s.desc.help, s.typ)
 		}
 		b = s.desc.appendSample(b, s.lv, s.value)
 	}
 	return b
-}
-
-func textType(t prometheus.ValueType) string {
-	switch t {
-	case prometheus.CounterValue:
-		return "counter"
-	case prometheus.GaugeValue:
-		return "gauge"
-	}
-	return "untyped"
 }
 
 // metricDesc is a family as a host collector declares it: the descriptor

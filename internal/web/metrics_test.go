@@ -42,7 +42,7 @@ type texter struct{ plain }
 
 func (t texter) Name() string { return "texter" }
 func (t texter) AppendText(b []byte) []byte {
-	b = collect.AppendHeader(b, "test_texter_total", "Written directly.", "counter")
+	b = collect.AppendHeader(b, "test_texter_total", "Written directly.", prometheus.CounterValue)
 	return collect.AppendSample(b, "test_texter_total", `{id="x"}`, 1.5)
 }
 func (t texter) Collect(ch chan<- prometheus.Metric) {
