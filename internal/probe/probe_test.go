@@ -437,14 +437,11 @@ func linkIDs(t testing.TB) string {
 	return strings.Join(ids, ",")
 }
 
-// retryOnLostEvents runs attempt up to 3 times until it succeeds. On
-// Linux 6.18 on a loaded host, the tp_btf block programs were seen not to
-// run for some block_rq_complete events that ftrace recorded on the same
-// tracepoint, with no recursion miss counted: much more often while
-// another BPF program attached to or detached from that tracepoint (the
-// tests of other packages, another agent), but also without. Such an
-// attempt undercounts by whole requests; a wrong attribution fails every
-// attempt. The failures are logged, so a run that needed retries shows it.
+// retryOnLostEvents runs attempt up to 3 times until it succeeds, for the
+// lost block completions testenv.UntilBlockCounted describes; here an
+// attempt checks its own ratios, and each failure is logged with whether
+// BPF links came and went meanwhile. A wrong attribution fails every
+// attempt.
 func retryOnLostEvents(t *testing.T, attempt func() error) {
 	t.Helper()
 	for i := 1; ; i++ {
