@@ -5,7 +5,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -40,7 +39,7 @@ func TestEndToEnd(t *testing.T) {
 		"--collection-interval", "1h",
 	)
 	scrape := p.get(t, "/metrics")
-	checkPromtool(t, scrape)
+	testenv.CheckPromtool(t, []byte(scrape), filepath.Join(root, "proc", "meminfo"))
 
 	got := stable(scrape)
 	golden := filepath.Join(root, "e2e-output.txt")
@@ -76,33 +75,4 @@ func stable(scrape string) string {
 		b.WriteString(line)
 	}
 	return b.String()
-}
-
-// knownLint are the families whose node_exporter names break promtool's
-// naming lint (node_memory_MemTotal_bytes is CamelCase, node_entropy_*_bits
-// is not a base unit); crmon keeps the names so dashboards work, as
-// node_exporter's own checkmetrics.sh does; likewise cAdvisor's counter
-// container_memory_failcnt, which lacks _total.
-var knownLint = regexp.MustCompile(`^(node_(entropy|memory|netstat)_|container_memory_failcnt )`)
-
-// checkPromtool runs `promtool check metrics` on a scrape: the exposition
-// must parse (exit 1 is a parse error), and every lint finding (exit 3)
-// must be one of the known node_exporter names.
-func checkPromtool(t *testing.T, scrape string) {
-	t.Helper()
-	promtool := testenv.RequireCommand(t, "promtool")
-	cmd := exec.Command(promtool, "check", "metrics")
-	cmd.Stdin = strings.NewReader(scrape)
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		return
-	}
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
-		t.Fatalf("promtool check metrics: %v\n%s", err, out)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if !knownLint.MatchString(strings.TrimSpace(line)) {
-			t.Errorf("promtool check metrics: %s", line)
-		}
-	}
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmon-dev/crmon/internal/testenv"
+
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
@@ -110,7 +112,7 @@ func TestRunServesAndStops(t *testing.T) {
 	p := startAgent(t, "--config", cfgFile, "--ebpf", "disabled", "--collector.containers=false")
 
 	scrape := p.get(t, "/metrics")
-	checkPromtool(t, scrape)
+	testenv.CheckPromtool(t, []byte(scrape), "/proc/meminfo")
 	for _, fam := range []string{
 		"node_cpu_seconds_total", "node_load1", "node_memory_MemTotal_bytes", "node_filesystem_avail_bytes",
 		"node_disk_read_bytes_total", "node_network_receive_bytes_total", "node_boot_time_seconds",

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"flag"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/internal/testenv"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
@@ -29,11 +28,6 @@ var update = flag.Bool("update", false, "rewrite testdata/fixture-output.txt fro
 // hostDependent are the collectors whose output comes from the running
 // kernel or clock rather than the fixture tree.
 var hostDependent = []string{"time", "timex"}
-
-// compatLint are promlint's complaints about names that node_exporter
-// fixed long ago and dashboards depend on: /proc/meminfo and netstat keys
-// keep their kernel spelling, and entropy is counted in bits.
-var compatLint = regexp.MustCompile(`^node_(memory|netstat)_\S+ metric names should be written in 'snake_case' not 'camelCase'$|^node_entropy_\w+_bits use base unit "bytes" instead of "bits"$`)
 
 var fixtureTime = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
@@ -93,34 +87,21 @@ func TestFixtureLint(t *testing.T) {
 		t.Errorf("%s: Update: %v", name, err)
 	}
 	reg := s.registry(t)
+	paths := fixturePaths(t)
+	inherited, err := testenv.InheritedLintNames(filepath.Join(paths.ProcFS, "meminfo"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatalf("linting: %v", err)
 	}
 	for _, p := range problems {
-		if !compatLint.MatchString(p.Metric + " " + p.Text) {
+		if !inherited[p.Metric] {
 			t.Errorf("lint: %s: %s", p.Metric, p.Text)
 		}
 	}
-
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Log("promtool not on PATH; skipped its check")
-		return
-	}
-	cmd := exec.Command(promtool, "check", "metrics")
-	cmd.Stdin = bytes.NewReader(gatherText(t, reg))
-	out, err := cmd.CombinedOutput()
-	// promtool exits 3 for lint findings and 1 for invalid exposition.
-	var ee *exec.ExitError
-	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) {
-		t.Fatalf("promtool check metrics: %v\n%s", err, out)
-	}
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" && !compatLint.MatchString(l) {
-			t.Errorf("promtool: %s", l)
-		}
-	}
+	testenv.CheckPromtool(t, gatherText(t, reg), filepath.Join(paths.ProcFS, "meminfo"))
 }
 
 // TestFixtureFill checks the snapshot from one tick of the fixture
