@@ -99,8 +99,50 @@ func TestRunTicksAlignedAndStops(t *testing.T) {
 	if n := c.updates.Load(); n < 3 {
 		t.Errorf("%d updates in 200ms at a 20ms interval, want several", n)
 	}
-	a.SetInterval(time.Second)
-	if a.Interval() != time.Second {
-		t.Error("SetInterval did not apply")
+}
+
+// waitUpdates waits until c has at least n updates, or fails after a
+// deadline generous enough for a loaded machine.
+func waitUpdates(t *testing.T, c *counting, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.updates.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d updates after 10 s, want %d", c.updates.Load(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSetIntervalRestartsTheRunningLoop checks that a new interval takes
+// effect on a running loop at once, not after the old interval's timer:
+// from an hour to 20 ms ticks start within seconds, and from 20 ms back to
+// an hour they stop.
+func TestSetIntervalRestartsTheRunningLoop(t *testing.T) {
+	c := newCounting("ok", nil)
+	a := New([]collect.Collector{c}, time.Hour, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitUpdates(t, c, 1) // Run's first tick is immediate
+	a.SetInterval(20 * time.Millisecond)
+	if a.Interval() != 20*time.Millisecond {
+		t.Errorf("Interval() = %v after SetInterval(20ms)", a.Interval())
+	}
+	waitUpdates(t, c, 4)
+
+	a.SetInterval(time.Hour)
+	// A tick already under way may still finish; after that, none.
+	time.Sleep(50 * time.Millisecond)
+	before := c.updates.Load()
+	time.Sleep(300 * time.Millisecond)
+	if after := c.updates.Load(); after > before+1 {
+		t.Errorf("%d ticks in 300 ms after the interval went back to an hour", after-before)
 	}
 }
