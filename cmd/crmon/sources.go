@@ -201,11 +201,11 @@ func (s *sources) Reload(cfg *config.Config) (old []collect.Collector, err error
 	m := cfg.Monitoring
 	// The interval is in the key because idle_refresh becomes a number
 	// of ticks.
-	key := fmt.Sprintf("%d|%+v|%q|%q|%d|%t|%v", m.TopProcesses, m.Containers, m.EBPF.Include, m.EBPF.Exclude, m.EBPF.MaxSeries, s.probes != nil, m.CollectionInterval)
+	key := fmt.Sprintf("%d|%t|%+v|%q|%q|%d|%t|%v", m.TopProcesses, m.ProcessCommandLines, m.Containers, m.EBPF.Include, m.EBPF.Exclude, m.EBPF.MaxSeries, s.probes != nil, m.CollectionInterval)
 	if key == s.built && s.collectors != nil {
 		return nil, nil
 	}
-	opts := collect.Options{Paths: s.paths, Logger: s.logger, TopN: cfg.Monitoring.TopProcesses}
+	opts := collect.Options{Paths: s.paths, Logger: s.logger, TopN: cfg.Monitoring.TopProcesses, CommandLines: cfg.Monitoring.ProcessCommandLines}
 	var cs []collect.Collector
 	for _, r := range registrations(s.c, cfg) {
 		if !s.c.Bool("collector." + r.Name) {

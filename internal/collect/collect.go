@@ -58,6 +58,11 @@ type Options struct {
 	Logger *slog.Logger
 	// TopN is how many processes the per-process lists keep.
 	TopN int
+	// CommandLines puts each listed process' full command line in the
+	// snapshot instead of its name (comm). The agent reads every user's
+	// /proc/PID/cmdline, hidepid or not, and argv often carries tokens,
+	// so this is off unless the operator asks.
+	CommandLines bool
 }
 
 // Registration names a collector and how to build it, node_exporter style:

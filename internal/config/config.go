@@ -39,6 +39,11 @@ type Monitoring struct {
 	// TopProcesses is how many processes the per-process CPU and memory
 	// lists of the snapshot keep.
 	TopProcesses int `toml:"top_processes"`
+	// ProcessCommandLines shows those processes' full command lines
+	// instead of their names. The agent reads every user's
+	// /proc/PID/cmdline whatever hidepid says, and argv often carries
+	// tokens, so it is off unless asked for.
+	ProcessCommandLines bool `toml:"process_command_lines"`
 
 	Thresholds Thresholds `toml:"thresholds"`
 	Alerting   Alerting   `toml:"alerting"`

@@ -78,6 +78,7 @@ func TestDefaultValues(t *testing.T) {
 		{"containers.idle_refresh", d.Monitoring.Containers.IdleRefresh.Std(), 10 * time.Second},
 		{"store.enabled", d.Monitoring.Store.Enabled, false},
 		{"store.path", d.Monitoring.Store.Path, "/var/lib/crmon"},
+		{"process_command_lines", d.Monitoring.ProcessCommandLines, false},
 		{"resource_limits.max_cpu_usage_percent", d.ResourceLimits.MaxCPUUsagePercent, 0.0},
 	} {
 		if diff := cmp.Diff(c.want, c.got); diff != "" {
@@ -600,7 +601,7 @@ func TestLimits(t *testing.T) {
 		want      []string // first and last line
 	}{
 		{"many problems", many.String(), []string{
-			"t.toml:2: unknown key unknown_0 in [cleanroom.monitoring]; the keys there are alerting, collection_interval, containers, ebpf, enable_monitoring, exporters, retention_period, store, thresholds, top_processes",
+			"t.toml:2: unknown key unknown_0 in [cleanroom.monitoring]; the keys there are alerting, collection_interval, containers, ebpf, enable_monitoring, exporters, process_command_lines, retention_period, store, thresholds, top_processes",
 			"t.toml: … and 200 more problems",
 		}},
 		{"too many keys", huge.String(), []string{

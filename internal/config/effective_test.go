@@ -69,6 +69,7 @@ func TestWriteEffectiveDefault(t *testing.T) {
     collection_interval = '10s'
     retention_period = '7d'
     top_processes = 10
+    process_command_lines = false
     exporters = []
 
     [cleanroom.monitoring.thresholds]

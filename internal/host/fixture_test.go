@@ -108,7 +108,7 @@ func TestFixtureLint(t *testing.T) {
 // trees: rates are zero on a first tick, everything else comes from the
 // files.
 func TestFixtureFill(t *testing.T) {
-	s := newHostSet(t, fixturePaths(t), Options{FilesystemNoStatfs: true})
+	s := newHostSetWith(t, collect.Options{Paths: fixturePaths(t), CommandLines: true}, Options{FilesystemNoStatfs: true})
 	s.update(fixtureTime)
 	got := s.fill(fixtureTime)
 
@@ -256,5 +256,44 @@ func TestDeviceExclude(t *testing.T) {
 	}
 	if m.Network.Interfaces[2].SpeedBytesPerSec != 1250000000 {
 		t.Errorf("docker0 speed = %d, want it although excluded from /metrics", m.Network.Interfaces[2].SpeedBytesPerSec)
+	}
+}
+
+// TestProcessCommandLines checks that the snapshot names processes by
+// comm unless command lines are asked for: the agent reads every user's
+// /proc/PID/cmdline, and argv may carry a token.
+func TestProcessCommandLines(t *testing.T) {
+	const argv = "python3 -m http.server"
+	for _, tc := range []struct {
+		name         string
+		commandLines bool
+	}{
+		{"default", false},
+		{"command_lines", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newHostSetWith(t, collect.Options{Paths: fixturePaths(t), CommandLines: tc.commandLines}, Options{FilesystemNoStatfs: true})
+			s.update(fixtureTime)
+			got := s.fill(fixtureTime)
+			if len(got.CPU.Processes) == 0 || len(got.Memory.Processes) == 0 {
+				t.Fatal("no process lists in the snapshot")
+			}
+			var cmds []string
+			for _, p := range got.CPU.Processes {
+				cmds = append(cmds, p.Command)
+				if !tc.commandLines && p.Command != p.Name {
+					t.Errorf("cpu list: pid %d command %q, want its name %q", p.PID, p.Command, p.Name)
+				}
+			}
+			for _, p := range got.Memory.Processes {
+				cmds = append(cmds, p.Command)
+				if !tc.commandLines && p.Command != p.Name {
+					t.Errorf("memory list: pid %d command %q, want its name %q", p.PID, p.Command, p.Name)
+				}
+			}
+			if has := strings.Contains(strings.Join(cmds, "\n"), argv); has != tc.commandLines {
+				t.Errorf("command %q in the lists = %v, want %v: %q", argv, has, tc.commandLines, cmds)
+			}
+		})
 	}
 }

@@ -36,16 +36,22 @@ type hostSet struct {
 
 func newHostSet(t testing.TB, paths collect.Paths, o Options, skip ...string) *hostSet {
 	t.Helper()
-	return buildSet(t, paths, o, false, skip...)
+	return buildSet(t, collect.Options{Paths: paths}, o, false, skip...)
+}
+
+// newHostSetWith is newHostSet with the collectors' common options.
+func newHostSetWith(t testing.TB, co collect.Options, o Options) *hostSet {
+	t.Helper()
+	return buildSet(t, co, o, false)
 }
 
 // newFullSet also builds the collectors that are off by default.
 func newFullSet(t testing.TB, paths collect.Paths, o Options) *hostSet {
 	t.Helper()
-	return buildSet(t, paths, o, true)
+	return buildSet(t, collect.Options{Paths: paths}, o, true)
 }
 
-func buildSet(t testing.TB, paths collect.Paths, o Options, all bool, skip ...string) *hostSet {
+func buildSet(t testing.TB, co collect.Options, o Options, all bool, skip ...string) *hostSet {
 	t.Helper()
 	s := &hostSet{}
 	skipped := map[string]bool{}
@@ -56,7 +62,10 @@ func buildSet(t testing.TB, paths collect.Paths, o Options, all bool, skip ...st
 		if (!r.DefaultEnabled && !all) || skipped[r.Name] {
 			continue
 		}
-		c, err := r.New(collect.Options{Paths: paths, TopN: 10})
+		if co.TopN == 0 {
+			co.TopN = 10
+		}
+		c, err := r.New(co)
 		if err != nil {
 			t.Fatalf("building %s: %v", r.Name, err)
 		}

@@ -174,6 +174,7 @@ type processesCollector struct {
 	pidMax   cpath
 	thrMax   cpath
 	topN     int
+	cmdLines bool
 	pageSize uint64
 
 	dents []byte
@@ -215,6 +216,7 @@ func newProcessesCollector(o collect.Options, ho Options) (*processesCollector, 
 		pidMax:         mkpath(o.Paths.ProcFS, "sys/kernel/pid_max"),
 		thrMax:         mkpath(o.Paths.ProcFS, "sys/kernel/threads-max"),
 		topN:           n,
+		cmdLines:       o.CommandLines,
 		pageSize:       uint64(os.Getpagesize()),
 		dents:          make([]byte, 32<<10),
 		procs:          map[int32]*procEntry{},
@@ -503,8 +505,12 @@ func (c *processesCollector) topByMem(memTotal uint64) []metrics.ProcessMemoryMe
 
 // command returns the process's command line, read once per process (and
 // again after an exec); kernel threads have none and show as "[name]", as
-// ps(1) shows them.
+// ps(1) shows them. Without CommandLines it is the process name: other
+// users' argv is theirs.
 func (c *processesCollector) command(s *procSample) string {
+	if !c.cmdLines {
+		return s.e.name
+	}
 	if s.e.haveCmd {
 		return s.e.cmd
 	}
