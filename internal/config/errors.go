@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Error is one problem with a configuration: where it is and what to do.
@@ -26,6 +28,10 @@ type Error struct {
 	Message string
 }
 
+// Error is the problem as one line: the file's name and the message are
+// escaped (see printable), so that nothing from the file or its name can
+// reach a terminal as a control sequence or break the one-line-per-problem
+// form.
 func (e *Error) Error() string {
 	var b strings.Builder
 	switch {
@@ -45,7 +51,7 @@ func (e *Error) Error() string {
 		}
 	}
 	b.WriteString(e.Message)
-	return b.String()
+	return printable(b.String())
 }
 
 // problems collects Errors against one source.
@@ -63,7 +69,7 @@ func (p *problems) add(path, format string, args ...any) {
 	if p.bad[path] {
 		return
 	}
-	e := &Error{Key: path, Message: fmt.Sprintf(format, args...)}
+	e := &Error{Key: path, Message: message(format, args)}
 	if p.src != nil {
 		e.File = p.src.name
 		e.Line = p.src.lineOf(path)
@@ -77,7 +83,7 @@ func (p *problems) addAt(path, format string, args ...any) {
 	if p.bad[path] {
 		return
 	}
-	e := &Error{Key: path, Message: fmt.Sprintf(format, args...)}
+	e := &Error{Key: path, Message: message(format, args)}
 	if p.src != nil {
 		e.File = p.src.name
 		e.Line = p.src.lines[path]
@@ -105,7 +111,7 @@ func (p *problems) markBad(path string) {
 
 // addLine records a problem at a known line.
 func (p *problems) addLine(line int, path, format string, args ...any) {
-	e := &Error{Key: path, Line: line, Message: fmt.Sprintf(format, args...)}
+	e := &Error{Key: path, Line: line, Message: message(format, args)}
 	if p.src != nil {
 		e.File = p.src.name
 	}
@@ -190,9 +196,109 @@ func lastKey(path string) string {
 func quoteList(vals []string) string {
 	q := make([]string, len(vals))
 	for i, v := range vals {
-		q[i] = strconv.Quote(v)
+		q[i] = quote(v)
 	}
 	return strings.Join(q, ", ")
+}
+
+// maxShown is how many characters of a value from the file a message
+// shows: enough to recognise it, never a screenful.
+const maxShown = 80
+
+// maxMessage bounds a whole message, whatever it quotes.
+const maxMessage = 1024
+
+// message formats a problem. A string argument formatted with %q is
+// quoted with quote: escaped and cut to maxShown characters.
+func message(format string, args []any) string {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = quoted(s)
+		}
+	}
+	return fmt.Sprintf(format, args...)
+}
+
+// quoted formats as quote for %q, and as the string itself otherwise.
+type quoted string
+
+func (q quoted) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprint(f, quote(string(q)))
+		return
+	}
+	fmt.Fprint(f, string(q))
+}
+
+// quote is s in double quotes, escaped as strconv.Quote escapes it (no
+// control character, no invalid UTF-8) and cut to maxShown characters:
+// "aaa…" (cut) marks a cut.
+func quote(s string) string {
+	if cut, ok := cutShown(s); ok {
+		return strconv.Quote(cut) + "… (cut)"
+	}
+	return strconv.Quote(s)
+}
+
+// clip is a value as the file writes it (its TOML text, quotes and all),
+// escaped by printable and cut to maxShown characters.
+func clip(s string) string {
+	if cut, ok := cutShown(s); ok {
+		return printable(cut) + "… (cut)"
+	}
+	return printable(s)
+}
+
+// cutShown is s's first maxShown characters, and whether that is less than
+// s.
+func cutShown(s string) (string, bool) {
+	n := 0
+	for i := range s {
+		if n == maxShown {
+			return s[:i], true
+		}
+		n++
+	}
+	return s, false
+}
+
+// printable escapes what a terminal would act on rather than show:
+// control characters (ESC, newline, carriage return, …), invalid UTF-8 and
+// other non-printing runes such as bidirectional overrides, each as
+// strconv.Quote writes it (\x1b, \n, \u202e); and it cuts s to
+// maxMessage characters.
+func printable(s string) string {
+	clean := len(s) <= maxMessage
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	n := 0
+	for len(s) > 0 {
+		if n == maxMessage {
+			b.WriteString("… (cut)")
+			break
+		}
+		r, size := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		case !unicode.IsPrint(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[:size])
+		}
+		s = s[size:]
+		n++
+	}
+	return b.String()
 }
 
 // nearest returns the candidate closest to s by edit distance, if it is

@@ -16,6 +16,8 @@ import (
 
 	toml "github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/crmon-dev/crmon/internal/userfile"
 )
 
 const (
@@ -46,7 +48,7 @@ func Load(path string) (*Config, error) {
 	if path == "" {
 		return Default(), nil
 	}
-	doc, err := os.ReadFile(path)
+	doc, err := userfile.Read(path, maxDocBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/crmon-dev/crmon/internal/userfile"
 )
 
 // Secret is a value that must not be printed: passwords, tokens, webhook
@@ -40,6 +42,10 @@ func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
 
 // MarshalText masks the secret, so encoders never write the value.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// maxSecretBytes bounds a secret file: a token, a password or a URL,
+// never more than a few KiB.
+const maxSecretBytes = 64 << 10
 
 // secretRef is one secret key and its _file and _env variants.
 type secretRef struct {
@@ -136,8 +142,17 @@ type secretKeys struct {
 }
 
 // resolve reads the secret from its file or environment variable. ok is
-// false when neither is set or when reading fails (then p has why).
+// false when neither is set or when reading fails; then p has why, and the
+// secret is marked bad, so that validation does not also call it missing.
 func (k secretKeys) resolve(p *problems, opts ParseOptions) (Secret, bool) {
+	v, ok, failed := k.read(p, opts)
+	if failed {
+		p.markBad(join(k.base, k.key))
+	}
+	return v, ok
+}
+
+func (k secretKeys) read(p *problems, opts ParseOptions) (v Secret, ok, failed bool) {
 	var set []string
 	if k.inline {
 		set = append(set, k.key)
@@ -154,7 +169,7 @@ func (k secretKeys) resolve(p *problems, opts ParseOptions) (Secret, bool) {
 			both = "all"
 		}
 		p.add(join(k.base, k.key), "%s are %s set; they are alternatives, keep one", strings.Join(set, " and "), both)
-		return "", false
+		return "", false, true
 	}
 	switch {
 	case k.file != "":
@@ -162,19 +177,19 @@ func (k secretKeys) resolve(p *problems, opts ParseOptions) (Secret, bool) {
 		if !filepath.IsAbs(name) && opts.Dir != "" {
 			name = filepath.Join(opts.Dir, name)
 		}
-		b, err := os.ReadFile(name)
+		b, err := userfile.Read(name, maxSecretBytes)
 		if err != nil {
 			// The path is not secret, the content is: say only why.
-			p.add(join(k.base, k.fileKey), "%s = %q: cannot read the secret: %v", k.fileKey, k.file, unwrapPathError(err))
-			return "", false
+			p.add(join(k.base, k.fileKey), "%s = %s: cannot read the secret: %v", k.fileKey, quote(k.file), unwrapPathError(err))
+			return "", false, true
 		}
 		b = bytes.TrimSuffix(b, []byte("\n"))
 		b = bytes.TrimSuffix(b, []byte("\r"))
 		if len(b) == 0 {
-			p.add(join(k.base, k.fileKey), "%s = %q: the file is empty", k.fileKey, k.file)
-			return "", false
+			p.add(join(k.base, k.fileKey), "%s = %s: the file is empty", k.fileKey, quote(k.file))
+			return "", false, true
 		}
-		return Secret(b), true
+		return Secret(b), true, false
 	case k.env != "":
 		lookup := opts.LookupEnv
 		if lookup == nil {
@@ -182,12 +197,12 @@ func (k secretKeys) resolve(p *problems, opts ParseOptions) (Secret, bool) {
 		}
 		v, ok := lookup(k.env)
 		if !ok || v == "" {
-			p.add(join(k.base, k.envKey), "%s = %q: the environment variable %s is not set or is empty", k.envKey, k.env, k.env)
-			return "", false
+			p.add(join(k.base, k.envKey), "%s = %s: the environment variable %s is not set or is empty", k.envKey, quote(k.env), clip(k.env))
+			return "", false, true
 		}
-		return Secret(v), true
+		return Secret(v), true, false
 	}
-	return "", false
+	return "", false, false
 }
 
 func unwrapPathError(err error) error {

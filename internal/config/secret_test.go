@@ -320,3 +320,40 @@ func TestEndpointPasswordHidden(t *testing.T) {
 		t.Errorf("Masked changed the configuration itself: endpoint %q", got)
 	}
 }
+
+// A secret whose _env or _file form is set but cannot be read is one
+// problem, at that key; the secret is not also reported missing.
+func TestUnreadableSecretIsOneProblem(t *testing.T) {
+	doc := `[[cleanroom.monitoring.alerting.alert_channels]]
+name = "slack"
+type = "slack"
+webhook_url_env = "SLACK_HOOK"
+
+[[cleanroom.monitoring.alerting.alert_channels]]
+name = "mail"
+type = "email"
+smtp_host = "smtp.example.com"
+from = "crmon@example.com"
+to = ["oncall@example.com"]
+username = "crmon"
+password_file = "nope"
+
+[[cleanroom.monitoring.alerting.alert_channels]]
+name = "hook"
+type = "webhook"
+url = "https://ci.example.com/hook"
+url_env = "HOOK_URL"
+`
+	_, err := Parse("t.toml", []byte(doc), ParseOptions{Dir: t.TempDir(), LookupEnv: noEnv})
+	want := []string{
+		`t.toml:4: webhook_url_env = "SLACK_HOOK": the environment variable SLACK_HOOK is not set or is empty`,
+		`t.toml:13: password_file = "nope": cannot read the secret: no such file or directory`,
+		`t.toml:18: url and url_env are both set; they are alternatives, keep one`,
+	}
+	if err == nil {
+		t.Fatal("Parse = nil error")
+	}
+	if diff := cmp.Diff(want, strings.Split(err.Error(), "\n")); diff != "" {
+		t.Errorf("Parse (-want +got):\n%s", diff)
+	}
+}
