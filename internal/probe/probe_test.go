@@ -857,3 +857,96 @@ func TestReapWithoutCgroupsProbe(t *testing.T) {
 		t.Error("entry of the removed cgroup still in the map")
 	}
 }
+
+// TestUnresolvedEntriesExpire puts entries for a cgroup id that names no
+// cgroup into each per-cgroup map, as the programs do for a cgroup crmon
+// cannot see (its own cgroup namespace, a cgroup gone unnoticed): each is
+// kept, and resolving retried, for unresolvedGrace, then deleted and
+// counted once as an "unresolved" drop however many reads saw it.
+func TestUnresolvedEntriesExpire(t *testing.T) {
+	p := loadProbes(t, Options{Sched: true, Block: true, Net: true})
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// cgroup ids are inode numbers; this one is above any on the host.
+	const id = 1<<62 + 12345
+	schedKey, netKey := uint64(id), uint64(id)
+	blockKey := blockBlockKey{Cgroup: id, Dev: 8<<20 | 0, Op: 1}
+	sched := make([]schedSchedValue, ncpu)
+	sched[0].CpuNs, sched[0].Voluntary = 1e6, 1
+	block := make([]blockBlockValue, ncpu)
+	block[0].Bytes, block[0].Ops = 4096, 1
+	net := make([]netNetValue, ncpu)
+	net[0].RxBytes, net[0].RxPackets = 100, 1
+	if err := p.sched.SchedCgroups.Put(&schedKey, sched); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.block.BlockCgroups.Put(&blockKey, block); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.net.NetCgroups.Put(&netKey, net); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.sched.SchedCgroups.Delete(&schedKey)
+		p.block.BlockCgroups.Delete(&blockKey)
+		p.net.NetCgroups.Delete(&netKey)
+	})
+	present := func() map[string]bool {
+		return map[string]bool{
+			ProbeSched: p.sched.SchedCgroups.Lookup(&schedKey, &sched) == nil,
+			ProbeBlock: p.block.BlockCgroups.Lookup(&blockKey, &block) == nil,
+			ProbeNet:   p.net.NetCgroups.Lookup(&netKey, &net) == nil,
+		}
+	}
+	unresolved := func(snap *Snapshot) map[string]uint64 {
+		n := map[string]uint64{}
+		for _, d := range snap.Drops {
+			if d.Reason == "unresolved" {
+				n[d.Probe] = d.Count
+			}
+		}
+		return n
+	}
+	readAt := func(at time.Time) *Snapshot {
+		t.Helper()
+		snap, err := p.Read(at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range snap.Cgroups {
+			if c.ID == id {
+				t.Fatalf("cgroup id %d resolved to %s", uint64(id), c.Path)
+			}
+		}
+		return snap
+	}
+
+	start := time.Now()
+	base := unresolved(readAt(start))
+	// Within the grace period: kept, and not counted, however many reads.
+	for i := 1; i <= 4; i++ {
+		snap := readAt(start.Add(time.Duration(i) * unresolvedGrace / 5))
+		for probe, ok := range present() {
+			if !ok {
+				t.Errorf("read %d, within the grace period: the %s entry was deleted", i, probe)
+			}
+			if got := unresolved(snap)[probe]; got != base[probe] {
+				t.Errorf("read %d, within the grace period: %d %s unresolved drops, want %d", i, got, probe, base[probe])
+			}
+		}
+	}
+	// After it: deleted and counted once, also by later reads.
+	for i, at := range []time.Duration{unresolvedGrace, unresolvedGrace + time.Second, 2 * unresolvedGrace} {
+		snap := readAt(start.Add(at))
+		for probe, ok := range present() {
+			if ok {
+				t.Errorf("read %d after the grace period: the %s entry is still in its map", i+1, probe)
+			}
+			if got := unresolved(snap)[probe]; got != base[probe]+1 {
+				t.Errorf("read %d after the grace period: %d %s unresolved drops, want %d (one for the entry)", i+1, got, probe, base[probe]+1)
+			}
+		}
+	}
+}

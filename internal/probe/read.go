@@ -30,6 +30,13 @@ const (
 	goneSweepEvery = 30 * time.Second
 	// mapMemoryEvery is how often map memory is asked of the kernel.
 	mapMemoryEvery = 10 * time.Second
+	// unresolvedGrace is how long a map entry whose cgroup id resolves to
+	// no cgroup is kept, and resolving retried, before it is deleted and
+	// counted once as an "unresolved" drop: long enough for a cgroup
+	// created just now to be named, short enough that ids crmon can never
+	// resolve (a cgroup namespace of its own, a cgroup gone unnoticed) do
+	// not fill the map.
+	unresolvedGrace = 5 * time.Second
 )
 
 // readState is what Read keeps between reads: the last value of each map
@@ -40,6 +47,11 @@ type readState struct {
 	sched map[uint64]*schedAcc
 	block map[blockBlockKey]*blockAcc
 	net   map[uint64]*netAcc
+	// Entries whose cgroup id did not resolve, by map; each is bounded by
+	// its map's size.
+	unresolvedSched unresolvedSet[uint64]
+	unresolvedBlock unresolvedSet[blockBlockKey]
+	unresolvedNet   unresolvedSet[uint64]
 	// retired holds, per path, the final counts of reaped cgroups.
 	retired map[string]*retiredPath
 
@@ -75,6 +87,63 @@ type blockAcc struct {
 type netAcc struct {
 	path string
 	v    netNetValue
+}
+
+// unresolvedSet tracks the map entries whose cgroup id did not resolve:
+// when each was first seen, and whether the current read saw it.
+type unresolvedSet[K comparable] struct {
+	m map[K]*unresolvedEntry
+	// expired are the keys to delete after the current read: deleting
+	// during a batch read could move its cursor.
+	expired []K
+}
+
+type unresolvedEntry struct {
+	first time.Time
+	seen  bool
+}
+
+// note records that key did not resolve in the read at now, and marks it
+// for deletion once unresolvedGrace has passed since it was first seen.
+func (u *unresolvedSet[K]) note(key K, now time.Time) {
+	if u.m == nil {
+		u.m = make(map[K]*unresolvedEntry)
+	}
+	e := u.m[key]
+	if e == nil {
+		e = &unresolvedEntry{first: now}
+		u.m[key] = e
+	}
+	e.seen = true
+	if now.Sub(e.first) >= unresolvedGrace {
+		u.expired = append(u.expired, key)
+	}
+}
+
+// resolved forgets key once it resolved.
+func (u *unresolvedSet[K]) resolved(key K) { delete(u.m, key) }
+
+// finish deletes the expired entries from m after a read, counting one
+// drop per entry, and forgets keys the read did not see (deleted by
+// someone else, or reaped).
+func (u *unresolvedSet[K]) finish(m *ebpf.Map, drop func()) {
+	for i := range u.expired {
+		k := u.expired[i]
+		err := m.Delete(&k)
+		if err == nil || errors.Is(err, ebpf.ErrKeyNotExist) {
+			delete(u.m, k)
+			if err == nil {
+				drop()
+			}
+		}
+	}
+	u.expired = u.expired[:0]
+	for k, e := range u.m {
+		if !e.seen {
+			delete(u.m, k)
+		}
+		e.seen = false
+	}
 }
 
 type retiredPath struct {
@@ -119,17 +188,17 @@ func (s *readState) read(now time.Time) (*Snapshot, error) {
 	p := s.p
 	var errs []error
 	if p.sched != nil {
-		errs = append(errs, s.readSched())
+		errs = append(errs, s.readSched(now))
 	}
 	if p.block != nil {
-		errs = append(errs, s.readBlock())
+		errs = append(errs, s.readBlock(now))
 		if now.Sub(s.lastSweep) >= staleSweepEvery {
 			s.lastSweep = now
 			errs = append(errs, s.sweepInflight())
 		}
 	}
 	if p.net != nil {
-		errs = append(errs, s.readNet())
+		errs = append(errs, s.readNet(now))
 	}
 	if p.cgroups != nil {
 		errs = append(errs, s.reap(now))
@@ -181,39 +250,44 @@ func cString(b []int8) string {
 	return sb.String()
 }
 
-func (s *readState) unresolved(probe string) {
-	s.userDrops[[2]string{probe, "unresolved"}]++
+// unresolved counts one map entry deleted because its cgroup id never
+// resolved: the events it summed are lost.
+func (s *readState) unresolved(probe string) func() {
+	return func() { s.userDrops[[2]string{probe, "unresolved"}]++ }
 }
 
-func (s *readState) readSched() error {
+func (s *readState) readSched(now time.Time) error {
 	err := s.schedMap.read(s.p.sched.SchedCgroups, func(key *uint64, vals []schedSchedValue) {
 		a := s.sched[*key]
 		if a == nil {
 			path, ok := s.resolve(*key, 0)
 			if !ok {
-				s.unresolved(ProbeSched)
+				s.unresolvedSched.note(*key, now)
 				return
 			}
+			s.unresolvedSched.resolved(*key)
 			a = &schedAcc{path: path}
 			s.sched[*key] = a
 		}
 		a.v = sumSched(vals)
 	})
+	s.unresolvedSched.finish(s.p.sched.SchedCgroups, s.unresolved(ProbeSched))
 	if err != nil {
 		return fmt.Errorf("reading sched_cgroups: %w", err)
 	}
 	return nil
 }
 
-func (s *readState) readBlock() error {
+func (s *readState) readBlock(now time.Time) error {
 	err := s.blockMap.read(s.p.block.BlockCgroups, func(key *blockBlockKey, vals []blockBlockValue) {
 		a := s.block[*key]
 		if a == nil {
 			path, ok := s.resolve(key.Cgroup, key.Hierarchy)
 			if !ok {
-				s.unresolved(ProbeBlock)
+				s.unresolvedBlock.note(*key, now)
 				return
 			}
+			s.unresolvedBlock.resolved(*key)
 			a = &blockAcc{path: path, id: key.Cgroup}
 			if key.Hierarchy != 0 {
 				// A v1 blkio cgroup: charge its cgroup2 twin of the same path.
@@ -223,26 +297,29 @@ func (s *readState) readBlock() error {
 		}
 		a.v = sumBlock(vals)
 	})
+	s.unresolvedBlock.finish(s.p.block.BlockCgroups, s.unresolved(ProbeBlock))
 	if err != nil {
 		return fmt.Errorf("reading block_cgroups: %w", err)
 	}
 	return nil
 }
 
-func (s *readState) readNet() error {
+func (s *readState) readNet(now time.Time) error {
 	err := s.netMap.read(s.p.net.NetCgroups, func(key *uint64, vals []netNetValue) {
 		a := s.net[*key]
 		if a == nil {
 			path, ok := s.resolve(*key, 0)
 			if !ok {
-				s.unresolved(ProbeNet)
+				s.unresolvedNet.note(*key, now)
 				return
 			}
+			s.unresolvedNet.resolved(*key)
 			a = &netAcc{path: path}
 			s.net[*key] = a
 		}
 		a.v = sumNet(vals)
 	})
+	s.unresolvedNet.finish(s.p.net.NetCgroups, s.unresolved(ProbeNet))
 	if err != nil {
 		return fmt.Errorf("reading net_cgroups: %w", err)
 	}
