@@ -5,6 +5,7 @@ package collect
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -121,12 +122,32 @@ func appendEscaped(b []byte, s string, quotes bool) []byte {
 	return b
 }
 
-// ValidLabelValue replaces what the exposition formats cannot carry in a
-// label value (invalid UTF-8, which client_golang would reject at gather
-// time) so that a series is never dropped for a container label's bytes.
+// ValidLabelValue is where every collector makes a value it read from the
+// outside world (a cgroup or mount point name, an interface alias, a
+// container's name or label, a device name) fit for a label: both
+// exposition formats need valid UTF-8, and client_golang panics
+// (MustNewConstMetric) or fails the gather on anything else. Invalid
+// bytes become U+FFFD. Collectors call it once, when they read the value,
+// so that neither format checks again on every scrape and both serve the
+// same series.
 func ValidLabelValue(s string) string {
 	if utf8.ValidString(s) {
 		return s
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// ValidLabelValues is ValidLabelValue for a slice of values: lv itself
+// when every value is valid, else a repaired copy (lv may be shared).
+func ValidLabelValues(lv []string) []string {
+	for i := range lv {
+		if !utf8.ValidString(lv[i]) {
+			out := slices.Clone(lv)
+			for j := i; j < len(out); j++ {
+				out[j] = ValidLabelValue(out[j])
+			}
+			return out
+		}
+	}
+	return lv
 }

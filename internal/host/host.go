@@ -19,7 +19,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -193,17 +192,9 @@ func (m *metricSet) begin() { m.next = m.next[:0] }
 
 func (m *metricSet) add(d *metricDesc, t prometheus.ValueType, v float64, lv []string) {
 	// A label value from the host (a mount point, an interface alias) may
-	// not be UTF-8, which client_golang refuses: both formats get it
-	// repaired rather than the protobuf one losing the scrape.
-	for i := range lv {
-		if !utf8.ValidString(lv[i]) {
-			lv = slices.Clone(lv)
-			for j := i; j < len(lv); j++ {
-				lv[j] = collect.ValidLabelValue(lv[j])
-			}
-			break
-		}
-	}
+	// not be UTF-8: repaired here, where every host collector's values
+	// enter, for both formats.
+	lv = collect.ValidLabelValues(lv)
 	m.next = append(m.next, sample{desc: d, typ: t, value: v, lv: lv})
 }
 
@@ -211,11 +202,11 @@ func (m *metricSet) add(d *metricDesc, t prometheus.ValueType, v float64, lv []s
 // a collector's own snapshot state.
 func (m *metricSet) publish(extra func()) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.cur, m.next = m.next, m.cur
 	if extra != nil {
 		extra()
 	}
-	m.mu.Unlock()
 }
 
 // clear drops the published samples, e.g. when the source disappeared.

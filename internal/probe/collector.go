@@ -44,10 +44,12 @@ func ValidatePatterns(patterns []string) error {
 	return nil
 }
 
-// exported is one cgroup as the last update exports it.
+// exported is one cgroup as the last update exports it, with its label
+// values made valid (collect.ValidLabelValue): anyone allowed to make a
+// cgroup chooses its name.
 type exported struct {
-	stats       CgroupStats
-	name, image string
+	stats           CgroupStats
+	id, name, image string
 }
 
 type collector struct {
@@ -132,6 +134,7 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 	}
 	out := make([]exported, 0, min(len(snap.Cgroups), c.opts.MaxSeries))
 	var capped uint64
+	repaired := false
 	for i := range snap.Cgroups {
 		cg := &snap.Cgroups[i]
 		if !cg.Active() || !c.selected(cg.Path) {
@@ -141,13 +144,17 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 			capped++
 			continue
 		}
-		e := exported{stats: *cg}
+		e := exported{stats: *cg, id: collect.ValidLabelValue(cg.Path)}
 		if c.opts.Lookup != nil {
 			if ref, ok := c.opts.Lookup.LookupCgroup(cg.Path); ok {
-				e.name, e.image = ref.Name, ref.Image
+				e.name, e.image = collect.ValidLabelValue(ref.Name), collect.ValidLabelValue(ref.Image)
 			}
 		}
+		repaired = repaired || e.id != cg.Path
 		out = append(out, e)
+	}
+	if repaired {
+		out = dedupIDs(out, c.log)
 	}
 	c.mu.Lock()
 	c.capped += capped
@@ -156,6 +163,23 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 	c.built = nil
 	c.mu.Unlock()
 	return err
+}
+
+// dedupIDs keeps the first of the cgroups whose repaired ids coincide
+// ("/a\xff" and "/a\xfe" both become "/a\uFFFD"): two series with one
+// label set would fail the scrape's checks. The others are left out.
+func dedupIDs(out []exported, log *slog.Logger) []exported {
+	seen := make(map[string]struct{}, len(out))
+	kept := out[:0]
+	for _, e := range out {
+		if _, dup := seen[e.id]; dup {
+			log.Debug("cgroup left out: its name, made valid UTF-8, is another cgroup's", "id", e.id)
+			continue
+		}
+		seen[e.id] = struct{}{}
+		kept = append(kept, e)
+	}
+	return kept
 }
 
 func (c *collector) selected(p string) bool {
@@ -207,22 +231,34 @@ func promBuckets(h *Histogram) (count uint64, sum float64, buckets map[float64]u
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	if c.built == nil && c.p != nil {
-		c.built = c.build(c.snap, c.cgroups, c.capped)
-	}
-	built := c.built
-	c.mu.Unlock()
-
 	if c.p == nil {
 		for _, probe := range []string{ProbeSched, ProbeBlock, ProbeNet} {
 			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0, probe)
 		}
 		return
 	}
-	for _, m := range built {
+	for _, m := range c.metrics() {
 		ch <- m
 	}
+}
+
+// metrics returns the last update's metrics, built by the first scrape
+// after it. The lock is not held while they are built: a panic there must
+// not leave it held, and an update need not wait for a scrape.
+func (c *collector) metrics() []prometheus.Metric {
+	c.mu.Lock()
+	snap, cgroups, capped, built := c.snap, c.cgroups, c.capped, c.built
+	c.mu.Unlock()
+	if built != nil {
+		return built
+	}
+	built = c.build(snap, cgroups, capped)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.snap == snap && c.built == nil {
+		c.built = built
+	}
+	return built
 }
 
 // build makes every metric of one update.
@@ -275,7 +311,7 @@ func (c *collector) buildInto(ch *metricSink, snap *Snapshot, cgroups []exported
 	for i := range cgroups {
 		e := &cgroups[i]
 		s := &e.stats
-		id, name, image := s.Path, e.name, e.image
+		id, name, image := e.id, e.name, e.image
 		if sched {
 			ch.send(prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, s.CPU.Seconds(), id, name, image))
 			ch.send(prometheus.MustNewConstMetric(c.wait, prometheus.CounterValue, s.RunqueueWait.Seconds(), id, name, image))

@@ -15,6 +15,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/internal/collect"
 )
 
 const (
@@ -554,7 +556,7 @@ func (s *readState) deviceName(dev uint32) string {
 	name := majmin
 	if b, err := os.ReadFile(filepath.Join(s.p.opts.SysFS, "dev", "block", majmin, "uevent")); err == nil {
 		if n := parseUeventDevname(b); n != "" {
-			name = n
+			name = collect.ValidLabelValue(n)
 		}
 	}
 	s.devices[dev] = name
