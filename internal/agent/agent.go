@@ -47,6 +47,9 @@ type Agent struct {
 	ticks         atomic.Uint64
 	droppedSample atomic.Uint64
 	status        atomic.Pointer[[]collectorStatus]
+	// panics records the collectors that panicked while serving and the
+	// panics already logged.
+	panics panicLog
 
 	descTicks, descDropped, descDuration, descLast  *prometheus.Desc
 	descCollDuration, descCollSuccess, descInterval *prometheus.Desc
@@ -174,10 +177,10 @@ func (a *Agent) Tick(ctx context.Context) *Sample {
 	status := make([]collectorStatus, len(cs))
 	for i, c := range cs {
 		t0 := time.Now()
-		err := c.Update(ctx, start)
+		err := a.update(ctx, c, start)
 		status[i] = collectorStatus{name: c.Name(), duration: time.Since(t0), ok: err == nil}
 		switch {
-		case err == nil:
+		case err == nil, errors.Is(err, errPanicked):
 		case errors.Is(err, collect.ErrNoData):
 			a.logger.Debug("collector returned no data", "collector", c.Name(), "err", err)
 		default:
@@ -185,8 +188,10 @@ func (a *Agent) Tick(ctx context.Context) *Sample {
 		}
 	}
 	m := &metrics.ResourceMetrics{Timestamp: start}
-	for _, c := range cs {
-		c.Fill(m)
+	for i, c := range cs {
+		if !a.fill(c, m) {
+			status[i].ok = false
+		}
 	}
 	s := &Sample{Time: start, Duration: time.Since(start), Metrics: m}
 	a.status.Store(&status)
@@ -223,7 +228,7 @@ func (a *Agent) AppendText(b []byte) []byte {
 	a.mu.Unlock()
 	for _, c := range cs {
 		if t, ok := c.(collect.TextAppender); ok {
-			b = t.AppendText(b)
+			b = a.appendText(c.Name(), t, b)
 		}
 	}
 	return b
@@ -247,7 +252,7 @@ func (a *Agent) collect(ch chan<- prometheus.Metric, skipText bool) {
 		if _, ok := c.(collect.TextAppender); ok && skipText {
 			continue
 		}
-		c.Collect(ch)
+		a.collectOne(c, ch)
 	}
 	ch <- prometheus.MustNewConstMetric(a.descTicks, prometheus.CounterValue, float64(a.ticks.Load()))
 	ch <- prometheus.MustNewConstMetric(a.descDropped, prometheus.CounterValue, float64(a.droppedSample.Load()))
@@ -260,7 +265,7 @@ func (a *Agent) collect(ch chan<- prometheus.Metric, skipText bool) {
 		for _, s := range *st {
 			ch <- prometheus.MustNewConstMetric(a.descCollDuration, prometheus.GaugeValue, s.duration.Seconds(), s.name)
 			ok := 0.0
-			if s.ok {
+			if s.ok && !a.panics.serving(s.name) {
 				ok = 1
 			}
 			ch <- prometheus.MustNewConstMetric(a.descCollSuccess, prometheus.GaugeValue, ok, s.name)

@@ -337,10 +337,7 @@ var textRank = func() (r [numFams]int) {
 func (c *Collector) AppendText(b []byte) []byte {
 	sc := textScratchPool.Get().(*textScratch)
 	defer textScratchPool.Put(sc)
-	in := sc.in[:0]
-	c.mu.RLock()
-	c.series(func(f fam, l *labelSet, v float64) { in = append(in, textSample{f, l, v}) })
-	c.mu.RUnlock()
+	in := c.textSamples(sc.in[:0])
 	// Grouped by family in textOrder, container order kept within each:
 	// a counting sort, one pass to count and one to place.
 	var at [numFams + 1]int
@@ -365,6 +362,14 @@ func (c *Collector) AppendText(b []byte) []byte {
 	}
 	sc.in, sc.out = in, out
 	return b
+}
+
+// textSamples appends the series of the last Update to in.
+func (c *Collector) textSamples(in []textSample) []textSample {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	c.series(func(f fam, l *labelSet, v float64) { in = append(in, textSample{f, l, v}) })
+	return in
 }
 
 // fastMetric is a series whose label pairs are built once per container
