@@ -36,9 +36,13 @@ run: build ## Build and run the agent with the default config (root for eBPF)
 test: deps docker-env check-generated ## Run every test: unit, fixtures, golden e2e, eBPF and Docker ground truth
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@scripts/check-short.sh
+	@scripts/host-state.sh >.host-state.before
 	$(GO) test -count=1 -p 1 -timeout 40m ./...
+	@scripts/host-state.sh | diff -u .host-state.before - >&2 || { echo "the tests left the host changed (see the diff above)" >&2; exit 1; }
+	@rm -f .host-state.before
 
-test-unit: ## Run only the tests that need no root, eBPF or Docker
+test-unit: ## Run only the tests that need no root, eBPF or Docker, and change nothing on the host
 	$(GO) test -count=1 -short ./...
 
 e2e: ## Run the golden end-to-end test (-update to rewrite testdata/e2e-output.txt)

@@ -21,6 +21,7 @@ pkgs=(
 	curl            # the benchmark scripts scrape the agent
 	libxml2-utils   # xmllint validates the JUnit reports against the schema
 	procps          # free(1), which the host tests compare with
+	strace          # checks that go test -short touches nothing on the host
 	ca-certificates
 )
 if grep -qi '^ID=ubuntu' /etc/os-release 2>/dev/null; then

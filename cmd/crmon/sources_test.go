@@ -25,7 +25,9 @@ func TestReloadRebuildsOnNewInterval(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := fs.Parse([]string{"--ebpf", "disabled"}); err != nil {
+	// The containers collector is not what this test is about, and it
+	// would reach the Docker engine, which -short leaves alone.
+	if err := fs.Parse([]string{"--ebpf", "disabled", "--collector.containers=false"}); err != nil {
 		t.Fatal(err)
 	}
 	c := cli.NewContext(newApp(), fs, nil)
@@ -34,6 +36,7 @@ func TestReloadRebuildsOnNewInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Monitoring.EBPF.Mode = config.EBPFDisabled
+	cfg.Monitoring.Containers.Enabled = false
 	cfg.Monitoring.CollectionInterval = config.Duration(time.Second)
 	src, err := newSources(c, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -246,8 +247,7 @@ func newCgroup(t testing.TB, m cgroupid.Mounts, name string) *testCgroup {
 	if m.Blkio.Dir == "" {
 		// Pure v2: without io (and memory, for writeback) enabled below
 		// the root, blk-cgroup charges the root, not the test's cgroup.
-		// Best effort: a host that delegates differently has them on.
-		_ = os.WriteFile(filepath.Join(m.Unified.Dir, "cgroup.subtree_control"), []byte("+io +memory"), 0o644)
+		enableControllers(t, m.Unified.Dir, "io", "memory")
 	}
 	cg.dirs = append(cg.dirs, cg.v2)
 	if m.Blkio.Dir != "" {
@@ -261,6 +261,40 @@ func newCgroup(t testing.TB, m cgroupid.Mounts, name string) *testCgroup {
 	}
 	t.Cleanup(cg.remove)
 	return cg
+}
+
+// enableControllers enables the named controllers for dir's children
+// and, when the test ends, disables again those it enabled, so that the
+// host's root keeps the controllers it had. Best effort: a host that
+// delegates differently has them on already, or refuses.
+func enableControllers(t testing.TB, dir string, names ...string) {
+	t.Helper()
+	file := filepath.Join(dir, "cgroup.subtree_control")
+	had, err := os.ReadFile(file)
+	if err != nil {
+		return
+	}
+	on := strings.Fields(string(had))
+	var added []string
+	for _, n := range names {
+		if slices.Contains(on, n) {
+			continue
+		}
+		if err := os.WriteFile(file, []byte("+"+n), 0o644); err != nil {
+			t.Logf("enabling %s in %s: %v", n, file, err)
+			continue
+		}
+		added = append(added, n)
+	}
+	// Cleanups run last-in first-out: this one runs after the test's
+	// cgroups, registered later, are gone.
+	t.Cleanup(func() {
+		for _, n := range added {
+			if err := os.WriteFile(file, []byte("-"+n), 0o644); err != nil {
+				t.Errorf("restoring %s: disabling %s: %v", file, n, err)
+			}
+		}
+	})
 }
 
 func (cg *testCgroup) remove() {

@@ -125,7 +125,7 @@ func TestExecCgroupfs(t *testing.T) {
 	rep, res, err := Exec(context.Background(), ExecOptions{
 		Options:   Options{Args: args, Env: env, Stdout: os.Stdout, Stderr: os.Stderr},
 		Hierarchy: h,
-		Parent:    "crmon-test",
+		Parent:    testParent,
 		Tracker:   sessions.TrackerOptions{Hierarchy: h},
 	})
 	if err != nil {
@@ -169,7 +169,7 @@ func execWorkload(t *testing.T, h *cgroups.Hierarchy, m sessions.Meter, env map[
 	rep, res, err := Exec(context.Background(), ExecOptions{
 		Options:   Options{Args: args, Env: e, Stdout: os.Stdout, Stderr: os.Stderr},
 		Hierarchy: h,
-		Parent:    "crmon-test",
+		Parent:    testParent,
 		Tracker:   sessions.TrackerOptions{Hierarchy: h, Meter: m},
 	})
 	if err != nil {
@@ -292,7 +292,7 @@ func TestExecAgentRefuses(t *testing.T) {
 	rep, res, err := Exec(context.Background(), ExecOptions{
 		Options:   Options{Args: []string{"sh", "-c", "exit 6"}},
 		Hierarchy: h,
-		Parent:    "crmon-test",
+		Parent:    testParent,
 		AgentURL:  srv.URL,
 		Tracker:   sessions.TrackerOptions{Hierarchy: h, Logger: slog.New(slog.DiscardHandler)},
 	})

@@ -34,7 +34,7 @@ func newTestCgroup(t *testing.T) *Cgroup {
 		testenv.Unavailable(t, "no cgroups: %v", err)
 	}
 	name := fmt.Sprintf("test-%d-%d", os.Getpid(), time.Now().UnixNano())
-	cg, err := NewCgroup(h, "crmon-test", name)
+	cg, err := NewCgroup(h, testParent, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestRemoveCleansUp(t *testing.T) {
 	if err != nil {
 		testenv.Unavailable(t, "no cgroups: %v", err)
 	}
-	cg, err := NewCgroup(h, "crmon-test", fmt.Sprintf("rm-%d", os.Getpid()))
+	cg, err := NewCgroup(h, testParent, fmt.Sprintf("rm-%d", os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,24 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeTestParent()
+	os.Exit(code)
+}
+
+// testParent is the cgroup the tests make their cgroups under.
+const testParent = "crmon-test"
+
+// removeTestParent removes the tests' parent cgroup from every hierarchy
+// once its children are gone, so that the tests leave the host's cgroup
+// trees as they found them. A parent still in use (another test binary
+// running beside this one) is not empty, and stays.
+func removeTestParent() {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*/" + testParent)
+	roots = append(roots, "/sys/fs/cgroup/"+testParent)
+	for _, d := range roots {
+		_ = os.Remove(d)
+	}
 }
 
 type workloadResult struct {

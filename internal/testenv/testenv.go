@@ -24,9 +24,12 @@ func Unavailable(t testing.TB, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-// RequireRoot stops the test unless it runs as root.
+// RequireRoot stops the test unless it runs as root. A test that needs
+// root changes or loads something on the host, so it is a long test too:
+// under -short it stops even as root.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	RequireLong(t, "root")
 	if os.Geteuid() != 0 {
 		Unavailable(t, "needs root")
 	}
