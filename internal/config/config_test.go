@@ -356,8 +356,8 @@ var badFiles = map[string][]string{
 		`:2: collection_interval = "50ms": must be at least 100ms; e.g. collection_interval = "10s"`,
 	},
 	"resource-limits.toml": {
-		`:2: max_cpu_usage_percent = 150: must be a percentage, 0-100`,
-		`:3: max_memory_usage_percent = -1: must be a percentage, 0-100`,
+		`:2: max_cpu_usage_percent = 150.0: must be a percentage, 0-100`,
+		`:3: max_memory_usage_percent = -1.0: must be a percentage, 0-100`,
 	},
 	"retention-zero.toml": {
 		`:2: retention_period = "0s": must be more than 0; e.g. retention_period = "7d"`,

@@ -101,6 +101,32 @@ func (p *problems) hasLine(line int) bool {
 	return false
 }
 
+// hasKey reports whether a problem is already recorded at path.
+func (p *problems) hasKey(path string) bool {
+	for _, e := range p.errs {
+		if e.Key == path {
+			return true
+		}
+	}
+	return false
+}
+
+// badUnder reports whether path or a table it is in did not decode: what
+// is inside is not worth a second message.
+func (p *problems) badUnder(path string) bool {
+	for ; path != ""; path = parentPath(path) {
+		if p.bad[path] {
+			return true
+		}
+		if i := strings.LastIndexByte(path, '['); i > strings.LastIndexByte(path, '.') {
+			if p.bad[path[:i]] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // markBad records that path's value did not decode.
 func (p *problems) markBad(path string) {
 	if p.bad == nil {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // FuzzParse feeds Parse arbitrary documents: it must never panic, every
@@ -35,6 +37,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("[cleanroom.monitoring]\nexporters = [{ name = \"a\", credentials = { token_env = \"X\" } }]\n"))
 	f.Add([]byte("[cleanroom.resource_limits]\ncpu_seconds = \"1.5s\"\npeak_memory_bytes = \"32MiB\"\n[[cleanroom.resource_limits.containers]]\nname = \"db-*\"\nnet_rx_bytes = 7\n"))
 
+	f.Add([]byte("\uFEFF[cleanroom.monitoring]\nretention_period = true\n[cleanroom.monitoring.containers]\nidle_refresh = true\n"))
+	f.Add([]byte("[cleanroom.monitoring.ebpf]\nmode = \"\\u001b[2J\"\n\"k\\u001b\" = 1\nx = " + strings.Repeat("[", 40) + strings.Repeat("]", 40) + "\n"))
+
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		// Secrets only from dir and an empty environment: the fuzzer must
@@ -45,6 +50,18 @@ func FuzzParse(f *testing.F) {
 			for _, e := range Problems(err) {
 				if e.File != "fuzz.toml" {
 					t.Errorf("problem without the file: %v", e)
+				}
+				// One printable line of bounded length, whatever the
+				// document holds.
+				msg := e.Error()
+				if utf8.RuneCountInString(msg) > maxMessage+len("… (cut)") {
+					t.Errorf("a problem of %d characters", utf8.RuneCountInString(msg))
+				}
+				for _, r := range msg {
+					if !unicode.IsPrint(r) {
+						t.Errorf("problem with %U: %q", r, msg)
+						break
+					}
 				}
 			}
 			if len(Problems(err)) == 0 {

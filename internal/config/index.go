@@ -23,6 +23,21 @@ type source struct {
 	// kvs are the file's top-level key/value expressions, so that a value
 	// that fails to decode can be blanked and decoding resumed.
 	kvs []kvSpan
+	// shapes are every key/value of the file, inline tables' included, in
+	// file order, with the kind of the value: what typecheck compares
+	// with the key's type.
+	shapes []shape
+}
+
+// shape is one key/value as the parser saw it.
+type shape struct {
+	path  string
+	key   string // as written, e.g. "batch_size"
+	line  int
+	kind  unstable.Kind
+	elems []unstable.Kind // an array's element kinds, each once
+	value string          // the value as written
+	str   string          // a string value, unescaped
 }
 
 type kvSpan struct {
@@ -89,6 +104,7 @@ func index(src *source, doc []byte) error {
 	src.lines = make(map[string]int)
 	src.values = make(map[string]string)
 	src.kvs = src.kvs[:0]
+	src.shapes = src.shapes[:0]
 	ix.p.Reset(doc)
 	for ix.p.NextExpression() {
 		e := ix.p.Expression()
@@ -150,9 +166,27 @@ func (ix *indexer) keyValue(e *unstable.Node, base string, top bool) {
 		key.Write(ix.p.Raw(k.Raw))
 	}
 	v := e.Value()
-	if v.Kind != unstable.Array && v.Kind != unstable.InlineTable && v.Raw.Length > 0 {
-		ix.src.values[path] = string(ix.p.Raw(v.Raw))
+	sh := shape{path: path, key: key.String(), line: line, kind: v.Kind}
+	if v.Kind == unstable.String {
+		sh.str = string(v.Data)
 	}
+	if v.Kind != unstable.Array && v.Kind != unstable.InlineTable && v.Raw.Length > 0 {
+		sh.value = string(ix.p.Raw(v.Raw))
+		ix.src.values[path] = sh.value
+	} else if e.Raw.Length > 0 {
+		if _, after, ok := strings.Cut(string(ix.p.Raw(e.Raw)), "="); ok {
+			sh.value = strings.TrimSpace(after)
+		}
+	}
+	if v.Kind == unstable.Array {
+		it := v.Children()
+		for it.Next() {
+			if k := it.Node().Kind; !slices.Contains(sh.elems, k) {
+				sh.elems = append(sh.elems, k)
+			}
+		}
+	}
+	ix.src.shapes = append(ix.src.shapes, sh)
 	if top {
 		start, end := int(e.Raw.Offset), int(e.Raw.Offset+e.Raw.Length)
 		span := kvSpan{

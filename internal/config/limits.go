@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	toml "github.com/pelletier/go-toml/v2"
@@ -130,14 +131,14 @@ func parseLimit(p *problems, src *source, path, key string, v any, container, wh
 	if !check {
 		return l, true
 	}
-	return l, checkLimit(p, path, l)
+	return l, checkLimit(p, path, l, rawValue(src, path, v))
 }
 
-// checkLimit reports what is wrong with l at path; session's Validate is
-// the judge, plus the range of a percentage.
-func checkLimit(p *problems, path string, l session.Limit) bool {
+// checkLimit reports what is wrong with l at path, written as value;
+// session's Validate is the judge, plus the range of a percentage.
+func checkLimit(p *problems, path string, l session.Limit, value string) bool {
 	if session.LimitUnit(l.Name) == session.UnitPercent && !(l.Value >= 0 && l.Value <= 100) {
-		p.add(path, "%s = %v: must be a percentage, 0-100", l.Name, l.Value)
+		p.add(path, "%s = %s: must be a percentage, 0-100", l.Name, value)
 		return false
 	}
 	if err := (session.Limits{l}).Validate(); err != nil {
@@ -145,7 +146,7 @@ func checkLimit(p *problems, path string, l session.Limit) bool {
 		if l.Container != "" && session.LimitUnit(l.Name) == session.UnitPercent {
 			msg += "; move it to [" + limitsPath + "]"
 		}
-		p.add(path, "%s = %v: %s", l.Name, l.Value, msg)
+		p.add(path, "%s = %s: %s", l.Name, value, msg)
 		return false
 	}
 	return true
@@ -159,7 +160,7 @@ func (r *ResourceLimits) validateLimits(p *problems) {
 		if l.Container != "" {
 			path = containersPath
 		}
-		checkLimit(p, path, l)
+		checkLimit(p, path, l, strconv.FormatFloat(l.Value, 'g', -1, 64))
 	}
 }
 
@@ -200,14 +201,22 @@ func limitKeys(m map[string]any) []string {
 	return keys
 }
 
-// rawValue is the value at path as the file writes it.
+// rawValue is the value at path as the file writes it, for a message.
 func rawValue(src *source, path string, v any) string {
 	if src != nil {
-		if s, ok := src.values[path]; ok {
-			return s
+		for _, sh := range src.shapes {
+			if sh.path == path {
+				return clip(sh.value)
+			}
 		}
 	}
-	return fmt.Sprintf("%v", v)
+	switch v.(type) {
+	case map[string]any:
+		return "{ … }"
+	case []any:
+		return "[ … ]"
+	}
+	return clip(fmt.Sprint(v))
 }
 
 // limitsTable is r.Limits as [cleanroom.resource_limits] for a TOML

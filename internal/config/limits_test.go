@@ -155,7 +155,7 @@ net_rx_bytes = -5
 max_cpu_usage_percent = "eighty"
 `, []problem{
 			{2, "cleanroom.resource_limits.peak_memory_bytes", `peak_memory_bytes = "32XB": bad byte size "32XB": want an integer or a size like "32MiB", "1.5GB"`},
-			{3, "cleanroom.resource_limits.block_read_bytes", `block_read_bytes = true: want a number or a string, got bool`},
+			{3, "cleanroom.resource_limits.block_read_bytes", `block_read_bytes = true: want a number or a string with a unit, not true or false`},
 			{4, "cleanroom.resource_limits.net_rx_bytes", `net_rx_bytes = -5: value -5 must be a finite number >= 0`},
 			{5, "cleanroom.resource_limits.max_cpu_usage_percent", `max_cpu_usage_percent = "eighty": bad percentage "eighty": want a number like 80 or "80%"`},
 		}, false},
@@ -224,13 +224,35 @@ cpu_seconds = 2
 `, []problem{
 			{3, "cleanroom.resource_limits.cpu_seconds", `cpu_seconds = 2: cpu_seconds is already set on line 2; TOML allows each key once, so delete one`},
 		}, false},
-		// A host percentage over 100 can never be exceeded: a typo that
-		// session lets through.
+		// A host percentage over 100 can never be exceeded: a typo.
 		{"percentage over 100", `[cleanroom.resource_limits]
 max_disk_usage_percent = "120%"
 `, []problem{
-			{2, "cleanroom.resource_limits.max_disk_usage_percent", `max_disk_usage_percent = 120: must be a percentage, 0-100`},
-		}, true},
+			{2, "cleanroom.resource_limits.max_disk_usage_percent", `max_disk_usage_percent = "120%": must be a percentage, 0-100`},
+		}, false},
+		// Numbers a measure can never reach are typos too, and a byte
+		// count must fit the integer it is compared with.
+		{"out of range", `[cleanroom.resource_limits]
+net_tx_bytes = 1.5e300
+net_rx_bytes = 9223372036854775807
+peak_memory_bytes = "9EiB"
+block_read_bytes = "10000000TB"
+cpu_seconds = 1e300
+runqueue_wait_p99_seconds = inf
+max_cpu_usage_percent = nan
+
+[[cleanroom.resource_limits.containers]]
+name = "db-*"
+block_write_bytes = 1e19
+`, []problem{
+			{2, "cleanroom.resource_limits.net_tx_bytes", `net_tx_bytes = 1.5e300: value 1.5e+300 is out of range; byte limits are from 0 to 9223372036854775808 (8 EiB)`},
+			{4, "cleanroom.resource_limits.peak_memory_bytes", `peak_memory_bytes = "9EiB": bad byte size "9EiB": want an integer or a size like "32MiB", "1.5GB"`},
+			{5, "cleanroom.resource_limits.block_read_bytes", `block_read_bytes = "10000000TB": bad byte size "10000000TB": byte limits are from 0 to 9223372036854775808 (8 EiB)`},
+			{6, "cleanroom.resource_limits.cpu_seconds", `cpu_seconds = 1e300: value 1e+300 is out of range; limits in seconds are from 0 to 3153600000 (100 years)`},
+			{7, "cleanroom.resource_limits.runqueue_wait_p99_seconds", `runqueue_wait_p99_seconds = inf: value +Inf must be a finite number >= 0`},
+			{8, "cleanroom.resource_limits.max_cpu_usage_percent", `max_cpu_usage_percent = nan: must be a percentage, 0-100`},
+			{12, "cleanroom.resource_limits.containers[0].block_write_bytes", `block_write_bytes = 1e19: value 1e+19 is out of range; byte limits are from 0 to 9223372036854775808 (8 EiB)`},
+		}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("limits.toml", []byte(c.doc), ParseOptions{LookupEnv: noEnv})

@@ -65,6 +65,13 @@ func Parse(name string, doc []byte, opts ParseOptions) (*Config, error) {
 		p.add("", "the file is %d bytes, more than crmon reads (%d); a full configuration is a few KiB, so is this the right file?", len(doc), maxDocBytes)
 		return nil, p.err()
 	}
+	// A UTF-8 byte order mark, which some editors write, is not TOML but
+	// says nothing: drop it.
+	doc = bytes.TrimPrefix(doc, []byte("\uFEFF"))
+	if line := tooDeep(doc); line > 0 {
+		p.addLine(line, "", "values or keys nest more than %d deep here; crmon's own keys nest 6 deep, so is this the right file?", maxNesting)
+		return nil, p.err()
+	}
 	doc = prescan(p, doc)
 	if err := index(src, doc); err != nil {
 		var perr *unstable.ParserError
@@ -113,13 +120,116 @@ const (
 // which locates each one by scanning the document from its start: a file
 // of many unknown keys took minutes.
 func decode(p *problems, src *source, doc []byte) (*Config, bool) {
+	doc = typecheck(p, src, doc)
 	cfg, doc, ok := decodeAll(p, src, doc)
 	if ok {
 		unknownKeys(p, src)
-		bareNumberDurations(p, src)
 		cfg.ResourceLimits.parseLimits(p, src, doc)
 	}
 	return cfg, ok
+}
+
+// typecheck compares every value in the file with the type of its key and
+// reports each one that cannot be of that type, all in one run: go-toml
+// stops at the first, and a value it hands to Duration's UnmarshalText
+// (retention_period = true) fails with no position at all. It returns doc
+// with those values blanked (lines kept), so that decoding reads the rest.
+func typecheck(p *problems, src *source, doc []byte) []byte {
+	var out []byte
+	for _, sh := range src.shapes {
+		if sh.path == limitsPath || strings.HasPrefix(sh.path, limitsPath+".") {
+			// Untyped here: parseLimits checks them.
+			continue
+		}
+		if p.badUnder(sh.path) || p.hasKey(sh.path) {
+			continue
+		}
+		t, ok := fieldType(splitPath(sh.path))
+		if !ok {
+			continue // unknownKeys reports it
+		}
+		msg := typeProblem(t, sh)
+		if msg == "" {
+			continue
+		}
+		p.addLine(sh.line, sh.path, "%s", msg)
+		p.markBad(sh.path)
+		if kv, ok := src.kvAt(sh.line); ok {
+			if out == nil {
+				out = bytes.Clone(doc)
+			}
+			blank(out, kv)
+		}
+	}
+	if out == nil {
+		return doc
+	}
+	return out
+}
+
+// blank replaces kv's text in doc with spaces, keeping its lines.
+func blank(doc []byte, kv kvSpan) {
+	for i := kv.start; i < kv.end; i++ {
+		if doc[i] != '\n' {
+			doc[i] = ' '
+		}
+	}
+}
+
+// typeProblem says what is wrong with sh's value for a key of type t, or
+// is "".
+func typeProblem(t reflect.Type, sh shape) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	value := clip(shown(splitPath(sh.path), sh.value))
+	if t == reflect.TypeFor[Duration]() {
+		switch sh.kind {
+		case unstable.String:
+			if _, err := ParseDuration(sh.str); err != nil {
+				return fmt.Sprintf("%s = %s: %v", sh.key, value, err)
+			}
+			return ""
+		case unstable.Integer, unstable.Float:
+			return fmt.Sprintf("%s = %s: durations are strings with a unit; write %s = \"%ss\" (or \"m\", \"h\", \"d\")", sh.key, value, sh.key, value)
+		}
+		return fmt.Sprintf("%s = %s: durations are strings with a unit; e.g. %s = \"30s\"", sh.key, value, sh.key)
+	}
+	if accepts(t, sh) {
+		return ""
+	}
+	return wrongType(t, sh.key, value, lastKey(sh.path))
+}
+
+// accepts reports whether a value of sh's kind decodes into t.
+func accepts(t reflect.Type, sh shape) bool {
+	switch sh.kind {
+	case unstable.String:
+		return t.Kind() == reflect.String
+	case unstable.Bool:
+		return t.Kind() == reflect.Bool
+	case unstable.Integer:
+		return t.Kind() == reflect.Int || t.Kind() == reflect.Int64 || t.Kind() == reflect.Float64
+	case unstable.Float:
+		return t.Kind() == reflect.Float64
+	case unstable.InlineTable:
+		return t.Kind() == reflect.Map || t.Kind() == reflect.Struct
+	case unstable.Array:
+		if t.Kind() != reflect.Slice {
+			return false
+		}
+		want := unstable.String
+		if e := t.Elem(); e.Kind() == reflect.Struct {
+			want = unstable.InlineTable
+		}
+		for _, k := range sh.elems {
+			if k != want {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // decodeAll also returns the document as it decoded it, bad values
@@ -154,11 +264,7 @@ func decodeAll(p *problems, src *source, doc []byte) (*Config, []byte, bool) {
 			return nil, nil, false
 		}
 		p.markBad(kv.path)
-		for i := kv.start; i < kv.end; i++ {
-			if doc[i] != '\n' {
-				doc[i] = ' '
-			}
-		}
+		blank(doc, kv)
 	}
 	p.add("", "too many errors; fix these first")
 	return nil, nil, false
@@ -168,7 +274,7 @@ func decodeAll(p *problems, src *source, doc []byte) (*Config, []byte, bool) {
 func duplicate(p *problems, src *source, row int, kv kvSpan, isKV bool, de *toml.DecodeError) {
 	if isKV {
 		first := src.lines[kv.path]
-		p.addLine(row, kv.path, "%s = %s: %s is already set on line %d; TOML allows each key once, so delete one", kv.key, shown(splitPath(kv.path), kv.value), kv.key, first)
+		p.addLine(row, kv.path, "%s = %s: %s is already set on line %d; TOML allows each key once, so delete one", kv.key, clip(shown(splitPath(kv.path), kv.value)), kv.key, first)
 		return
 	}
 	key := joinKey(de.Key())
@@ -177,22 +283,6 @@ func duplicate(p *problems, src *source, row int, kv kvSpan, isKV bool, de *toml
 		return
 	}
 	p.addLine(row, key, "[%s]: %s; TOML allows each table once", key, strings.TrimPrefix(de.Error(), "toml: "))
-}
-
-// bareNumberDurations reports durations written as numbers: go-toml
-// decodes collection_interval = 30 into a Duration as 30ns.
-func bareNumberDurations(p *problems, src *source) {
-	for _, path := range sortedKeys(src.values) {
-		raw := src.values[path]
-		if raw == "" || raw[0] == '"' || raw[0] == '\'' {
-			continue
-		}
-		if t, ok := fieldType(splitPath(path)); ok && t == reflect.TypeFor[Duration]() {
-			k := lastKey(path)
-			p.addAt(path, "%s = %s: durations are strings with a unit; write %s = \"%ss\" (or \"m\", \"h\", \"d\")", k, raw, k, raw)
-			p.markBad(path)
-		}
-	}
 }
 
 // splitPath turns "a.b[0].c" into the key a, b, c.
@@ -217,6 +307,7 @@ func badValue(p *problems, row int, kv kvSpan, de *toml.DecodeError) {
 	} else {
 		kv.value = shown(key, kv.value)
 	}
+	kv.value = clip(kv.value)
 	if !ok {
 		p.addLine(row, kv.path, "%s = %s: %s", kv.key, kv.value, msg)
 		return
@@ -230,31 +321,37 @@ func badValue(p *problems, row int, kv kvSpan, de *toml.DecodeError) {
 			p.addLine(row, kv.path, "%s = %s: durations are strings with a unit; write %s = \"%ss\" (or \"m\", \"h\", \"d\")", kv.key, kv.value, kv.key, kv.value)
 		}
 	default:
-		fix := ""
-		if s, err := strconv.Unquote(kv.value); err == nil {
-			// A quoted number or boolean: suggest it unquoted.
-			switch t.Kind() {
-			case reflect.Int, reflect.Int64:
-				if _, err := strconv.ParseInt(s, 10, 64); err == nil {
-					fix = fmt.Sprintf("; write %s = %s", kv.key, s)
-				}
-			case reflect.Float64:
-				if _, err := strconv.ParseFloat(s, 64); err == nil {
-					fix = fmt.Sprintf("; write %s = %s", kv.key, s)
-				}
-			case reflect.Bool:
-				if s == "true" || s == "false" {
-					fix = fmt.Sprintf("; write %s = %s", kv.key, s)
-				}
-			}
-		}
-		if fix == "" {
-			if ex := example(t, name); ex != "" {
-				fix = "; e.g. " + ex
-			}
-		}
-		p.addLine(row, kv.path, "%s = %s: %s takes %s%s", kv.key, kv.value, name, describe(t), fix)
+		p.addLine(row, kv.path, "%s", wrongType(t, kv.key, kv.value, name))
 	}
+}
+
+// wrongType says that key, written as value, takes a value of type t, and
+// how to write one.
+func wrongType(t reflect.Type, key, value, name string) string {
+	fix := ""
+	if s, err := strconv.Unquote(value); err == nil {
+		// A quoted number or boolean: suggest it unquoted.
+		switch t.Kind() {
+		case reflect.Int, reflect.Int64:
+			if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+				fix = fmt.Sprintf("; write %s = %s", key, s)
+			}
+		case reflect.Float64:
+			if _, err := strconv.ParseFloat(s, 64); err == nil {
+				fix = fmt.Sprintf("; write %s = %s", key, s)
+			}
+		case reflect.Bool:
+			if s == "true" || s == "false" {
+				fix = fmt.Sprintf("; write %s = %s", key, s)
+			}
+		}
+	}
+	if fix == "" {
+		if ex := example(t, name); ex != "" {
+			fix = "; e.g. " + ex
+		}
+	}
+	return fmt.Sprintf("%s = %s: %s takes %s%s", key, value, name, describe(t), fix)
 }
 
 // unknownKeys reports every key of the file that crmon does not know,
@@ -280,6 +377,10 @@ func unknownKeys(p *problems, src *source) {
 		}
 		key := splitPath(path)
 		if _, ok := fieldType(key); ok {
+			continue
+		}
+		if p.badUnder(parentPath(path)) {
+			// Inside a value of the wrong type: reported as that.
 			continue
 		}
 		under := false
@@ -443,7 +544,7 @@ func lineOfOffset(doc, b []byte) int {
 func syntaxMessage(doc []byte, line int, perr *unstable.ParserError) string {
 	if line > 0 {
 		if text := strings.TrimSpace(lineText(doc, line)); text != "" {
-			return fmt.Sprintf("%s: %s; this is not valid TOML", maskLine(text), perr.Message)
+			return fmt.Sprintf("%s: %s; this is not valid TOML", clip(maskLine(text)), perr.Message)
 		}
 	}
 	return perr.Message + "; this is not valid TOML"

@@ -281,10 +281,10 @@ func prescan(p *problems, doc []byte) []byte {
 		}
 		path := durationPath(s.headers, d)
 		if t, ok := fieldType(key); ok && t != reflect.TypeFor[Duration]() {
-			p.addLine(d.line, path, "%s = %s: %s takes %s, not a duration", d.key, shown(key, d.token), lastOf(key), describe(t))
+			p.addLine(d.line, path, "%s = %s: %s takes %s, not a duration", d.key, clip(shown(key, d.token)), lastOf(key), describe(t))
 			continue
 		}
-		p.addLine(d.line, path, "%s = %s: durations are strings; write %s = \"%s\"", d.key, d.token, d.key, d.token)
+		p.addLine(d.line, path, "%s = %s: durations are strings; write %s = \"%s\"", d.key, clip(d.token), d.key, clip(d.token))
 	}
 	for _, h := range s.headers {
 		if h.array {
@@ -342,4 +342,57 @@ func durationPath(headers []header, d bareDuration) string {
 		}
 	}
 	return join(table, strings.Join(splitKey(d.key), "."))
+}
+
+// maxNesting bounds how deep a document nests: arrays and inline tables
+// inside each other, and the parts of one key (a.b.c). crmon's own keys
+// nest four deep; the bound leaves room for any sane file.
+const maxNesting = 32
+
+// tooDeep returns the line where doc first nests deeper than maxNesting,
+// or 0. The TOML parser recurses at each level of a value and keeps every
+// prefix of a dotted key, so a 20 KB file nested ten thousand deep cost
+// over a hundred megabytes before anything could be said about it; this
+// scan allocates nothing.
+func tooDeep(doc []byte) int {
+	line, depth, parts := 1, 0, 0
+	for i := 0; i < len(doc); {
+		switch c := doc[i]; c {
+		case '\n':
+			line++
+			parts = 0
+			i++
+		case '#':
+			for i < len(doc) && doc[i] != '\n' {
+				i++
+			}
+		case '"', '\'':
+			end, nl := skipString(doc, i)
+			line += nl
+			i = end
+		case '[', '{':
+			depth++
+			parts = 0
+			if depth > maxNesting {
+				return line
+			}
+			i++
+		case ']', '}':
+			depth = max(depth-1, 0)
+			parts = 0
+			i++
+		case '=', ',':
+			parts = 0
+			i++
+		case '.':
+			parts++
+			if parts > maxNesting {
+				return line
+			}
+			i++
+		default:
+			i++
+		}
+	}
+	return 0
 }

@@ -92,6 +92,21 @@ func unknownLimit(name string) error {
 	return fmt.Errorf("unknown limit %q: valid limits are %s", name, strings.Join(LimitNames(), ", "))
 }
 
+// maxLimit is the largest value of a limit in each unit: a byte count
+// that a measure (a uint64) can hold and a float64 can say exactly (8 EiB),
+// a percentage, and a century of seconds.
+var maxLimit = map[string]float64{
+	UnitBytes:   1 << 63,
+	UnitSeconds: 100 * 365 * 24 * 3600,
+	UnitPercent: 100,
+}
+
+var limitRange = map[string]string{
+	UnitBytes:   "byte limits are from 0 to 9223372036854775808 (8 EiB)",
+	UnitSeconds: "limits in seconds are from 0 to 3153600000 (100 years)",
+	UnitPercent: "percentages are from 0 to 100",
+}
+
 // Validate returns every problem of ls at once.
 func (ls Limits) Validate() error {
 	var errs []error
@@ -104,6 +119,8 @@ func (ls Limits) Validate() error {
 			errs = append(errs, fmt.Errorf("limit %s is host-wide and cannot be set per container (%q)", l.Name, l.Container))
 		case l.Value < 0 || math.IsNaN(l.Value) || math.IsInf(l.Value, 0):
 			errs = append(errs, fmt.Errorf("limit %s: value %v must be a finite number >= 0", l.Name, l.Value))
+		case l.Value > maxLimit[d.unit]:
+			errs = append(errs, fmt.Errorf("limit %s: value %v is out of range; %s", l.Name, l.Value, limitRange[d.unit]))
 		}
 		if l.Container != "" {
 			if _, err := path.Match(l.Container, ""); err != nil {
@@ -342,12 +359,27 @@ func LimitFromTOML(key string, v any, container string) (Limit, error) {
 	case string:
 		f, err = parseValue(d.unit, x)
 	default:
-		err = fmt.Errorf("want a number or a string, got %T", v)
+		err = fmt.Errorf("want a number or a string with a unit, not %s", tomlKind(v))
 	}
 	if err != nil {
 		return Limit{}, fmt.Errorf("%s: %w", key, err)
 	}
 	return Limit{Name: key, Container: container, Value: f}, nil
+}
+
+// tomlKind names what a TOML decoder gave, as the file wrote it.
+func tomlKind(v any) string {
+	switch v.(type) {
+	case bool:
+		return "true or false"
+	case map[string]any:
+		return "a table"
+	case []any:
+		return "a list"
+	case nil:
+		return "nothing"
+	}
+	return "a date or time"
 }
 
 func parseValue(unit, s string) (float64, error) {
@@ -393,6 +425,9 @@ func ParseBytes(s string) (uint64, error) {
 	f, err := strconv.ParseFloat(t, 64)
 	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
 		return 0, fmt.Errorf("bad byte size %q: want an integer or a size like \"32MiB\", \"1.5GB\"", s)
+	}
+	if f*mult > maxLimit[UnitBytes] {
+		return 0, fmt.Errorf("bad byte size %q: %s", s, limitRange[UnitBytes])
 	}
 	return uint64(math.Round(f * mult)), nil
 }
