@@ -60,8 +60,8 @@ func TestClose(t *testing.T) {
 			closed++
 		}
 	}
-	if closed != 4 {
-		t.Errorf("%d closers, want 4 (conntrack, filesystem, netstat, processes)", closed)
+	if closed != 5 {
+		t.Errorf("%d closers, want 5 (conntrack, filesystem, netdev, netstat, processes)", closed)
 	}
 	for _, c := range s.cs {
 		if p, ok := c.(*processesCollector); ok && len(p.fds) != 0 {
@@ -69,6 +69,13 @@ func TestClose(t *testing.T) {
 		}
 		if ct, ok := c.(*conntrackCollector); ok && ct.stat.f.open {
 			t.Errorf("conntrack: statistics file still open")
+		}
+		if nd, ok := c.(*netdevCollector); ok {
+			for name, ifc := range nd.ifaces {
+				if ifc.nohandler.open {
+					t.Errorf("netdev: %s's rx_nohandler still open", name)
+				}
+			}
 		}
 		if ns, ok := c.(*netstatCollector); ok {
 			for _, f := range ns.files {

@@ -20,14 +20,12 @@ import (
 
 // notExported are node_exporter families crmon leaves to others or skips:
 // the exporter's own build info and per-collector scrape metrics are the
-// agent's (crmon_ names), textfile has no place in crmon, and
-// receive_nohandler would cost one sysfs read per interface per tick.
+// agent's (crmon_ names), and textfile has no place in crmon.
 var notExported = []string{
 	"node_exporter_build_info",
 	"node_scrape_collector_duration_seconds",
 	"node_scrape_collector_success",
 	"node_textfile_scrape_error",
-	"node_network_receive_nohandler_total",
 }
 
 // refFamily is one line of testdata/node_exporter-families.txt, a scrape

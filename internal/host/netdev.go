@@ -72,6 +72,9 @@ func parseNetDev(b []byte, fn func(*NetDevLine)) error {
 type netIface struct {
 	lv       []string
 	excluded bool
+	// nohandler is sysfs's statistics/rx_nohandler, kept open while the
+	// interface is exported (see maxNohandlerOpen).
+	nohandler openFile
 	// physical: a NIC with a device behind it (class/net/<name>/device),
 	// not a bridge, veth, bond or VLAN whose bytes a NIC counts too.
 	physical bool
@@ -90,6 +93,12 @@ type netdevCollector struct {
 	// classNet is sysfs's class/net, where physical NICs have a device.
 	classNet string
 	descs    [len(netdevFields)]*metricDesc
+	// nohandlerDesc is node_exporter's receive_nohandler, which
+	// /proc/net/dev lacks: node_exporter reads it over netlink, crmon from
+	// sysfs (both dev_get_stats()'s rx_nohandler).
+	nohandlerDesc *metricDesc
+	nr            *reader
+	open          int // nohandler files open
 
 	ifaces map[string]*netIface
 	gen    uint64
@@ -118,7 +127,54 @@ func newNetdevCollector(o collect.Options, ho Options, sh *shared) (*netdevColle
 	for i, f := range netdevFields {
 		c.descs[i] = newDesc("network", f+"_total", "Network device statistic "+f+".", "device")
 	}
+	c.nohandlerDesc = newDesc("network", "receive_nohandler_total", "Network device statistic receive_nohandler.", "device")
+	c.nr = newReader(64)
 	return c, nil
+}
+
+// maxNohandlerOpen bounds the rx_nohandler files kept open between ticks
+// (one pread each, instead of an open, a read and a close); interfaces
+// beyond it are read by path. Interfaces come and go with containers.
+const maxNohandlerOpen = 256
+
+// readNohandler returns ifc's rx_nohandler; ok is false when sysfs does
+// not have it (an interface gone since /proc/net/dev was read, a kernel
+// before 4.6).
+func (c *netdevCollector) readNohandler(ifc *netIface) (v uint64, ok bool) {
+	var b []byte
+	var err error
+	if ifc.nohandler.open || c.open < maxNohandlerOpen {
+		wasOpen := ifc.nohandler.open
+		b, err = ifc.nohandler.read(c.nr)
+		switch {
+		case !wasOpen && ifc.nohandler.open:
+			c.open++
+		case wasOpen && !ifc.nohandler.open:
+			c.open--
+		}
+	} else {
+		b, err = c.nr.read(ifc.nohandler.path)
+	}
+	if err != nil {
+		return 0, false
+	}
+	return parseUint(bytes.TrimSpace(b))
+}
+
+// closeNohandler closes ifc's rx_nohandler file.
+func (c *netdevCollector) closeNohandler(ifc *netIface) {
+	if ifc.nohandler.open {
+		ifc.nohandler.Close()
+		c.open--
+	}
+}
+
+// Close closes the rx_nohandler files.
+func (c *netdevCollector) Close() error {
+	for _, ifc := range c.ifaces {
+		c.closeNohandler(ifc)
+	}
+	return nil
 }
 
 func (c *netdevCollector) Name() string { return "netdev" }
@@ -138,7 +194,8 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 		ifc, ok := c.ifaces[string(l.Name)]
 		if !ok {
 			n := string(l.Name)
-			ifc = &netIface{lv: []string{n}, excluded: c.ex != nil && c.ex.MatchString(n)}
+			ifc = &netIface{lv: []string{collect.ValidLabelValue(n)}, excluded: c.ex != nil && c.ex.MatchString(n)}
+			ifc.nohandler.path = mkpath(c.classNet, n, "statistics", "rx_nohandler")
 			_, err := os.Lstat(filepath.Join(c.classNet, n, "device"))
 			ifc.physical = err == nil
 			c.ifaces[n] = ifc
@@ -148,6 +205,9 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 		if !ifc.excluded {
 			for i, v := range l.Fields {
 				c.add(c.descs[i], prometheus.CounterValue, float64(v), ifc.lv)
+			}
+			if v, ok := c.readNohandler(ifc); ok {
+				c.add(c.nohandlerDesc, prometheus.CounterValue, float64(v), ifc.lv)
 			}
 		}
 		im := metrics.InterfaceMetrics{
@@ -171,6 +231,7 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 	}
 	for n, ifc := range c.ifaces {
 		if ifc.seen != c.gen {
+			c.closeNohandler(ifc)
 			delete(c.ifaces, n)
 			changed = true
 		}
