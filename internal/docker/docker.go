@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 )
 
@@ -90,6 +91,19 @@ type Client interface {
 // more).
 func IsNotFound(err error) bool { return client.IsErrNotFound(err) }
 
+// Deadlines of the requests to the engine, applied whatever the caller's
+// context says (an earlier deadline of the caller's wins): an engine that
+// accepts connections and never answers must not hang crmon.
+const (
+	// CallTimeout bounds Info, List and Inspect.
+	CallTimeout = 10 * time.Second
+	// SizesTimeout bounds Sizes: the engine walks every writable layer.
+	SizesTimeout = 2 * time.Minute
+	// ConnectTimeout bounds the wait for the event stream's first answer;
+	// the stream itself lasts until the caller's context ends.
+	ConnectTimeout = 10 * time.Second
+)
+
 // Engine is a Client talking to a real engine.
 type Engine struct {
 	c *client.Client
@@ -113,9 +127,35 @@ func New(host string) (*Engine, error) {
 	return &Engine{c: c}, nil
 }
 
+// bounded runs f with ctx limited to timeout and returns when that ends,
+// even while f does not: the client negotiates the API version under a
+// mutex, and a request stuck on a hung engine holds it until its own
+// deadline, whatever the deadlines of the requests queued behind it. f
+// sees the same context, so it ends soon after.
+func bounded[T any](ctx context.Context, timeout time.Duration, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f(ctx)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, fmt.Errorf("no answer from the docker engine: %w", ctx.Err())
+	}
+}
+
 // Info asks the engine for its version and cgroup layout.
 func (e *Engine) Info(ctx context.Context) (Info, error) {
-	i, err := e.c.Info(ctx)
+	i, err := bounded(ctx, CallTimeout, func(ctx context.Context) (system.Info, error) { return e.c.Info(ctx) })
 	if err != nil {
 		return Info{}, fmt.Errorf("docker info: %w", err)
 	}
@@ -130,7 +170,9 @@ func (e *Engine) Info(ctx context.Context) (Info, error) {
 
 // List lists all containers.
 func (e *Engine) List(ctx context.Context) ([]Container, error) {
-	cs, err := e.c.ContainerList(ctx, container.ListOptions{All: true})
+	cs, err := bounded(ctx, CallTimeout, func(ctx context.Context) ([]container.Summary, error) {
+		return e.c.ContainerList(ctx, container.ListOptions{All: true})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listing containers: %w", err)
 	}
@@ -153,7 +195,9 @@ func (e *Engine) List(ctx context.Context) ([]Container, error) {
 
 // Inspect reads one container's full state.
 func (e *Engine) Inspect(ctx context.Context, id string) (Container, error) {
-	j, err := e.c.ContainerInspect(ctx, id)
+	j, err := bounded(ctx, CallTimeout, func(ctx context.Context) (container.InspectResponse, error) {
+		return e.c.ContainerInspect(ctx, id)
+	})
 	if err != nil {
 		return Container{}, fmt.Errorf("inspecting %.12s: %w", id, err)
 	}
@@ -193,16 +237,49 @@ var watchedActions = [...]events.Action{
 	events.ActionRename, events.ActionUpdate, events.ActionPause, events.ActionUnPause, events.ActionOOM,
 }
 
-// Events streams container events.
+// Events streams container events. It returns once the engine has
+// answered, so that nothing that happens after is missed, or after
+// ConnectTimeout with the error channel saying it did not.
 func (e *Engine) Events(ctx context.Context) (<-chan Event, <-chan error) {
 	f := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))
 	for _, a := range watchedActions {
 		f.Add("event", string(a))
 	}
-	msgs, errs := e.c.Events(ctx, events.ListOptions{Filters: f})
+	type stream struct {
+		msgs <-chan events.Message
+		errs <-chan error
+	}
+	// The client's Events returns only once the engine has sent the
+	// response's headers, which a hung engine never does.
+	sctx, cancel := context.WithCancel(ctx)
+	answered := make(chan stream, 1)
+	go func() {
+		msgs, errs := e.c.Events(sctx, events.ListOptions{Filters: f})
+		answered <- stream{msgs, errs}
+	}()
 	out := make(chan Event, 64)
 	outErr := make(chan error, 1)
+	timer := time.NewTimer(ConnectTimeout)
+	defer timer.Stop()
+	var s stream
+	select {
+	case s = <-answered:
+	case <-timer.C:
+		cancel()
+		outErr <- fmt.Errorf("docker events: no answer from the docker engine within %v", ConnectTimeout)
+		close(out)
+		close(outErr)
+		return out, outErr
+	case <-ctx.Done():
+		cancel()
+		outErr <- fmt.Errorf("docker events: %w", ctx.Err())
+		close(out)
+		close(outErr)
+		return out, outErr
+	}
+	msgs, errs := s.msgs, s.errs
 	go func() {
+		defer cancel()
 		defer close(out)
 		defer close(outErr)
 		for {
@@ -239,7 +316,9 @@ func (e *Engine) Events(ctx context.Context) (<-chan Event, <-chan error) {
 // every API version and only sizes containers, where /system/df before API
 // 1.42 would size images and volumes too.
 func (e *Engine) Sizes(ctx context.Context) (map[string]int64, error) {
-	cs, err := e.c.ContainerList(ctx, container.ListOptions{All: true, Size: true})
+	cs, err := bounded(ctx, SizesTimeout, func(ctx context.Context) ([]container.Summary, error) {
+		return e.c.ContainerList(ctx, container.ListOptions{All: true, Size: true})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listing container sizes: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/crmon-dev/crmon/internal/docker/dockertest"
+	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
 func newEngine(t *testing.T) *Engine {
@@ -158,5 +159,76 @@ func TestEngineMissingDaemon(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Error("events against a missing daemon did not fail")
+	}
+}
+
+// An engine that accepts connections and never answers: every call ends
+// by its caller's deadline, or by crmon's own when the caller has none,
+// even while another request holds the client's version negotiation.
+func TestEngineHungDaemon(t *testing.T) {
+	testenv.RequireLong(t, "waiting out crmon's own deadline on a hung engine")
+	e, err := New(dockertest.HungEngine(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+
+	// A request with no deadline of its own, first in line for the
+	// client's version negotiation.
+	type ended struct {
+		what  string
+		after time.Duration
+		err   error
+	}
+	unbounded := make(chan ended, 2)
+	start := time.Now()
+	go func() {
+		_, err := e.Info(context.Background())
+		unbounded <- ended{"Info", time.Since(start), err}
+	}()
+	go func() {
+		_, errs := e.Events(context.Background())
+		unbounded <- ended{"Events", time.Since(start), <-errs}
+	}()
+	time.Sleep(100 * time.Millisecond)
+
+	const budget = 500 * time.Millisecond
+	calls := map[string]func(ctx context.Context) error{
+		"Info":    func(ctx context.Context) error { _, err := e.Info(ctx); return err },
+		"List":    func(ctx context.Context) error { _, err := e.List(ctx); return err },
+		"Inspect": func(ctx context.Context) error { _, err := e.Inspect(ctx, strings.Repeat("0", 64)); return err },
+		"Sizes":   func(ctx context.Context) error { _, err := e.Sizes(ctx); return err },
+		"Events": func(ctx context.Context) error {
+			_, errs := e.Events(ctx)
+			return <-errs
+		},
+	}
+	for name, call := range calls {
+		ctx, cancel := context.WithTimeout(context.Background(), budget)
+		t0 := time.Now()
+		err := call(ctx)
+		took := time.Since(t0)
+		cancel()
+		if err == nil {
+			t.Errorf("%s against a hung engine succeeded", name)
+		}
+		// The deadline is the caller's; the slack is the scheduler's on a
+		// busy host, not the engine's.
+		if took > budget+time.Second {
+			t.Errorf("%s took %v with a %v deadline", name, took, budget)
+		}
+	}
+	for range 2 {
+		select {
+		case r := <-unbounded:
+			if r.err == nil {
+				t.Errorf("%s without a deadline succeeded against a hung engine", r.what)
+			}
+			if r.after < CallTimeout-time.Second {
+				t.Errorf("%s without a deadline gave up after %v, before crmon's own %v", r.what, r.after, CallTimeout)
+			}
+		case <-time.After(CallTimeout + 5*time.Second):
+			t.Fatalf("a call without a deadline still hangs %v after it began", time.Since(start))
+		}
 	}
 }

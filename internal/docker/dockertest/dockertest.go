@@ -8,8 +8,11 @@ package dockertest
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,4 +96,44 @@ func BridgeIP(t testing.TB) string {
 	}
 	t.Fatal("docker0 has no IPv4 address")
 	return ""
+}
+
+// HungEngine listens on a unix socket that accepts connections and never
+// answers, as an engine stuck on a lock does, and returns its address
+// ("unix://PATH"). The connections are closed when the test ends.
+func HungEngine(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "crmon-hung-docker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "engine.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		os.RemoveAll(dir)
+	})
+	return "unix://" + path
 }
