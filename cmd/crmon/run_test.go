@@ -4,7 +4,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,9 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmon-dev/crmon/internal/docker/dockertest"
 	"github.com/crmon-dev/crmon/internal/testenv"
-
 	"github.com/crmon-dev/crmon/pkg/metrics"
+	"github.com/crmon-dev/crmon/pkg/session"
 )
 
 // TestSnapshotAgreesWithProc checks `crmon snapshot --json` on this host
@@ -195,5 +198,38 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRunStopsWithHungDocker runs the agent against a Docker engine that
+// accepts connections and never answers, with a session running:
+// SIGTERM still ends it within a second.
+func TestRunStopsWithHungDocker(t *testing.T) {
+	testenv.RequireRoot(t)
+	cfgFile := filepath.Join(t.TempDir(), "crmon.toml")
+	cfg := fmt.Sprintf("[cleanroom.monitoring]\ncollection_interval = \"1s\"\n[cleanroom.monitoring.containers]\ndocker_host = %q\n", dockertest.HungEngine(t))
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startAgent(t, "--config", cfgFile, "--ebpf", "disabled")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := session.Start(ctx, session.Options{AgentURL: "http://" + p.addr, StartRequest: session.StartRequest{Name: "hung-docker"}}); err != nil {
+		t.Fatalf("starting a session: %v\n%s", err, p.logs())
+	}
+	p.get(t, "/metrics")
+
+	start := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("crmon run after SIGTERM: %v\n%s", err, p.logs())
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("SIGTERM took %v to stop the agent, want < 1s\n%s", d, p.logs())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("crmon run still running 15s after SIGTERM\n%s", p.logs())
 	}
 }

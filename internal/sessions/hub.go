@@ -7,19 +7,30 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/crmon-dev/crmon/internal/docker"
 )
 
+// subscribeWait is how long a session's start waits for the engine's event
+// stream. A stream that is not up by then does not hold the start back:
+// the session lists the containers at its end instead.
+const subscribeWait = time.Second
+
 // eventHub shares one Docker event stream among the agent's sessions, so
 // starting a session costs no round trip to the engine once the stream is
-// up. It subscribes on first use and again after the stream breaks.
+// up. It connects on first use and again after the stream breaks, in the
+// background: no lock is held while the engine is asked.
 type eventHub struct {
-	d      Docker
-	mu     sync.Mutex
-	live   bool
-	cancel context.CancelFunc
-	subs   map[*hubSub]struct{}
+	d  Docker
+	mu sync.Mutex
+	// connecting says a connection is being made or is live; up is closed
+	// once the engine has answered it.
+	connecting bool
+	up         chan struct{}
+	cancel     context.CancelFunc
+	closed     bool
+	subs       map[*hubSub]struct{}
 }
 
 type hubSub struct {
@@ -27,32 +38,51 @@ type hubSub struct {
 	errc chan error
 }
 
-// subscribe returns the events from now until ctx ends. The stream is
-// live when it returns.
-func (h *eventHub) subscribe(ctx context.Context) (<-chan docker.Event, <-chan error) {
+// subscribe returns the events from now until ctx ends. live says the
+// stream was up within subscribeWait; when it is not, events may have been
+// missed, and the stream follows once the engine answers.
+func (h *eventHub) subscribe(ctx context.Context) (<-chan docker.Event, <-chan error, bool) {
 	s := &hubSub{ch: make(chan docker.Event, 256), errc: make(chan error, 1)}
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.live {
-		sctx, cancel := context.WithCancel(context.Background())
-		evs, errc := h.d.Events(sctx)
-		h.live, h.cancel = true, cancel
-		if h.subs == nil {
-			h.subs = map[*hubSub]struct{}{}
-		}
-		go h.fanOut(evs, errc)
+	if h.closed {
+		h.mu.Unlock()
+		s.errc <- errors.New("docker events: closed")
+		return s.ch, s.errc, false
+	}
+	if h.subs == nil {
+		h.subs = map[*hubSub]struct{}{}
 	}
 	h.subs[s] = struct{}{}
+	if !h.connecting {
+		sctx, cancel := context.WithCancel(context.Background())
+		h.connecting, h.up, h.cancel = true, make(chan struct{}), cancel
+		go h.connect(sctx, h.up)
+	}
+	up := h.up
+	h.mu.Unlock()
 	go func() {
 		<-ctx.Done()
 		h.mu.Lock()
 		delete(h.subs, s)
 		h.mu.Unlock()
 	}()
-	return s.ch, s.errc
+	t := time.NewTimer(subscribeWait)
+	defer t.Stop()
+	select {
+	case <-up:
+		return s.ch, s.errc, true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return s.ch, s.errc, false
 }
 
-func (h *eventHub) fanOut(evs <-chan docker.Event, errc <-chan error) {
+// connect opens the stream and fans it out until it breaks.
+func (h *eventHub) connect(ctx context.Context, up chan struct{}) {
+	evs, errc := h.d.Events(ctx)
+	h.mu.Lock()
+	close(up)
+	h.mu.Unlock()
 	for {
 		select {
 		case ev, ok := <-evs:
@@ -91,18 +121,18 @@ func (h *eventHub) broken(err error) {
 		s.errc <- err
 		delete(h.subs, s)
 	}
-	h.live = false
+	h.connecting = false
 	if h.cancel != nil {
 		h.cancel()
 	}
 }
 
-// close ends the stream.
+// close ends the stream; later subscriptions fail at once.
 func (h *eventHub) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.closed = true
 	if h.cancel != nil {
 		h.cancel()
 	}
-	h.live = false
 }

@@ -29,8 +29,10 @@ const DefaultMaxSessions = 32
 type ManagerOptions struct {
 	// Hierarchy is the host's cgroup layout (cgroups.Detect).
 	Hierarchy *cgroups.Hierarchy
-	// Meter is the agent's probes; nil when they are off.
-	Meter Meter
+	// Meter is the agent's probes; nil when they are off, NoMeter saying
+	// why.
+	Meter   Meter
+	NoMeter string
 	// Docker is the agent's engine client; nil without Docker.
 	Docker   Docker
 	ProcFS   string
@@ -52,6 +54,7 @@ type Manager struct {
 	cop *http.CrossOriginProtection
 }
 
+// running is a session; tr is nil while it starts.
 type running struct {
 	info session.Info
 	tr   *Tracker
@@ -109,13 +112,19 @@ func (m *Manager) Start(req session.StartRequest) (session.Info, error) {
 		return session.Info{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if _, ok := m.sessions[req.Name]; ok {
+		m.mu.Unlock()
 		return session.Info{}, fmt.Errorf("%w: %s", ErrExists, req.Name)
 	}
 	if len(m.sessions) >= m.opts.MaxSessions {
+		m.mu.Unlock()
 		return session.Info{}, fmt.Errorf("%w (%d)", ErrTooMany, m.opts.MaxSessions)
 	}
+	// The name is taken while the tracker starts, which may wait for the
+	// Docker engine: m.mu is not held across that.
+	r := &running{}
+	m.sessions[req.Name] = r
+	m.mu.Unlock()
 	interval := time.Duration(req.SampleIntervalSeconds * float64(time.Second))
 	if interval != 0 && interval < 50*time.Millisecond {
 		interval = 50 * time.Millisecond
@@ -123,17 +132,17 @@ func (m *Manager) Start(req session.StartRequest) (session.Info, error) {
 	topts := TrackerOptions{
 		Hierarchy: m.opts.Hierarchy, Meter: m.opts.Meter, Docker: m.opts.Docker,
 		ProcFS: m.opts.ProcFS, DiskPath: m.opts.DiskPath, SampleInterval: interval,
-		Logger: m.opts.Logger,
-	}
-	if m.hub != nil {
-		topts.events = m.hub.subscribe
+		NoMeter: m.opts.NoMeter, Logger: m.opts.Logger, events: m.hub,
 	}
 	tr, err := NewTracker(topts, t)
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if err != nil {
+		delete(m.sessions, req.Name)
 		return session.Info{}, err
 	}
 	info := session.Info{Name: req.Name, StartedAt: tr.Start(), Cgroup: req.Cgroup, Containers: req.Containers}
-	m.sessions[req.Name] = &running{info: info, tr: tr}
+	r.info, r.tr = info, tr
 	m.opts.Logger.Info("session started", "session", req.Name, "cgroup", req.Cgroup)
 	return info, nil
 }
@@ -176,7 +185,13 @@ func (m *Manager) cgroupPaths(p string, v1 bool) (cgroups.Paths, error) {
 func (m *Manager) Stop(name string) (*session.Report, error) {
 	m.mu.Lock()
 	r, ok := m.sessions[name]
-	delete(m.sessions, name)
+	if ok && r.tr == nil {
+		// Still starting: not a session yet.
+		ok = false
+	}
+	if ok {
+		delete(m.sessions, name)
+	}
 	m.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
@@ -192,16 +207,28 @@ func (m *Manager) List() []session.Info {
 	defer m.mu.Unlock()
 	out := make([]session.Info, 0, len(m.sessions))
 	for _, r := range m.sessions {
-		out = append(out, r.info)
+		if r.tr != nil {
+			out = append(out, r.info)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-// Close stops every session; their reports are dropped.
+// Close ends every session without a report: nothing is asked of the
+// Docker engine, so a hung one does not hold up the agent's shutdown.
 func (m *Manager) Close() error {
-	for _, in := range m.List() {
-		_, _ = m.Stop(in.Name)
+	m.mu.Lock()
+	var trs []*Tracker
+	for name, r := range m.sessions {
+		if r.tr != nil {
+			trs = append(trs, r.tr)
+			delete(m.sessions, name)
+		}
+	}
+	m.mu.Unlock()
+	for _, tr := range trs {
+		tr.Close()
 	}
 	if m.hub != nil {
 		m.hub.close()

@@ -11,9 +11,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/docker"
+	"github.com/crmon-dev/crmon/internal/docker/dockertest"
 	"github.com/crmon-dev/crmon/internal/runner"
 	"github.com/crmon-dev/crmon/internal/sessions"
 	"github.com/crmon-dev/crmon/internal/testenv"
@@ -156,6 +160,82 @@ func TestCrossSiteRefused(t *testing.T) {
 			if w.Code != tc.want {
 				t.Errorf("POST stop: HTTP %d, want %d: %s", w.Code, tc.want, w.Body)
 			}
+		})
+	}
+}
+
+// TestSessionsWithHungDocker runs sessions beside a Docker engine that
+// accepts connections and never answers: start, list and stop each answer
+// within 2 s, and the report says the containers could not be looked up.
+func TestSessionsWithHungDocker(t *testing.T) {
+	testenv.RequireLong(t, "root and cgroups")
+	testenv.RequireRoot(t)
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		testenv.Unavailable(t, "no cgroups: %v", err)
+	}
+	d, err := docker.New(dockertest.HungEngine(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	m := sessions.NewManager(sessions.ManagerOptions{Hierarchy: h, Docker: d})
+	defer m.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/sessions", m)
+	mux.Handle("/api/v1/sessions/", m)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	const budget = 2 * time.Second
+	ctx := context.Background()
+	timed := func(what string, f func() error) {
+		t.Helper()
+		t0 := time.Now()
+		if err := f(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if took := time.Since(t0); took > budget {
+			t.Errorf("%s took %v, want at most %v", what, took, budget)
+		}
+	}
+	// Two sessions start at once: neither waits for the other's engine
+	// calls.
+	var wg sync.WaitGroup
+	ss := make([]*session.Session, 2)
+	for i := range ss {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			timed(fmt.Sprint("start ", i), func() (err error) {
+				ss[i], err = session.Start(ctx, session.Options{AgentURL: srv.URL, StartRequest: session.StartRequest{Name: fmt.Sprint("hung-", i)}})
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	timed("list", func() error {
+		list, err := session.List(ctx, srv.URL, nil)
+		if err == nil && len(list) != 2 {
+			err = fmt.Errorf("%d sessions listed, want 2", len(list))
+		}
+		return err
+	})
+	for _, s := range ss {
+		timed("stop "+s.Name, func() error {
+			rep, err := s.Stop(ctx)
+			if err != nil {
+				return err
+			}
+			for _, m := range rep.SourcesMissing {
+				if m.Source == "docker" && m.Reason != "" {
+					return nil
+				}
+			}
+			return fmt.Errorf("sources_missing = %+v, want docker with the reason", rep.SourcesMissing)
 		})
 	}
 }

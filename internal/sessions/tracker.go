@@ -39,6 +39,19 @@ const MeterInterval = time.Second
 // interval; beyond, they are sampled every MeterInterval.
 const maxFastContainers = 10
 
+// DefaultMaxContainers bounds the containers one session measures: each
+// holds open files and a plot series. Those created beyond it are counted
+// in the report's containers_omitted.
+const DefaultMaxContainers = 256
+
+// maxOmittedIDs bounds the IDs kept to count omitted containers once each.
+const maxOmittedIDs = 4096
+
+// stopDockerWait bounds what Stop asks the engine (the containers created
+// while the event stream was down), so that a hung engine delays a
+// session's report by at most this much.
+const stopDockerWait = time.Second
+
 // Docker is what a tracker needs of the container engine. It is asked once
 // per container created during the run, never per sample.
 type Docker interface {
@@ -62,10 +75,14 @@ type TrackerOptions struct {
 	DiskPath string
 	// SampleInterval is DefaultSampleInterval when 0.
 	SampleInterval time.Duration
-	Logger         *slog.Logger
-	// events, when set, replaces Docker.Events: the manager's shared
-	// stream.
-	events func(ctx context.Context) (<-chan docker.Event, <-chan error)
+	// MaxContainers is DefaultMaxContainers when 0.
+	MaxContainers int
+	// NoMeter says why Meter is nil, for the report's sources_missing.
+	NoMeter string
+	Logger  *slog.Logger
+	// events, when set, is the manager's shared event stream; otherwise
+	// the tracker opens its own.
+	events *eventHub
 	// now, when set, replaces time.Now for the start, the end and the
 	// probe reads outside samples.
 	now func() time.Time
@@ -109,9 +126,17 @@ type Tracker struct {
 	evbuf   [256]byte
 	// wake interrupts watchCgroups' poll at Stop (an eventfd).
 	wake int
-	// eventsFailed says the Docker event stream broke: Stop then lists
-	// containers to find those it missed.
+	// eventsFailed says the Docker event stream broke or was not up at
+	// the start: the list Stop takes is then all there is.
 	eventsFailed bool
+	// ownHub is the event stream of a tracker outside the manager.
+	ownHub *eventHub
+	// dockerErr is the first failure to look containers up, for the
+	// report's sources_missing.
+	dockerErr string
+	omitted   map[string]struct{}
+	// omittedMore counts omitted containers beyond maxOmittedIDs.
+	omittedMore int
 
 	cancel context.CancelFunc
 	done   sync.WaitGroup
@@ -131,6 +156,9 @@ func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
 	}
 	if opts.SampleInterval <= 0 {
 		opts.SampleInterval = DefaultSampleInterval
+	}
+	if opts.MaxContainers <= 0 {
+		opts.MaxContainers = DefaultMaxContainers
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -162,12 +190,15 @@ func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
 	tr.cancel = cancel
 	if opts.Docker != nil {
 		// Subscribe before the start, so no container of the run is
-		// missed: Events returns once the engine has answered.
-		subscribe := opts.Docker.Events
-		if opts.events != nil {
-			subscribe = opts.events
+		// missed; an engine that does not answer at once does not hold
+		// the start back: Stop lists what the stream may have missed.
+		hub := opts.events
+		if hub == nil {
+			hub = &eventHub{d: opts.Docker}
+			tr.ownHub = hub
 		}
-		evs, errc := subscribe(ctx)
+		evs, errc, live := hub.subscribe(ctx)
+		tr.eventsFailed = !live
 		tr.done.Add(1)
 		go tr.watchDocker(ctx, evs, errc)
 	}
@@ -305,21 +336,16 @@ func (tr *Tracker) logOnce(key, msg string, err error) {
 // Stop takes the final values and returns the report. The run's own
 // fields (command, exit code) are the caller's to fill.
 func (tr *Tracker) Stop() *session.Report {
-	tr.cancel()
-	if tr.wake >= 0 {
-		_, _ = unix.Write(tr.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
-	}
-	tr.done.Wait()
+	tr.halt()
+	found := tr.catchUpContainers()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	end := tr.opts.now()
-	tr.catchUpContainers()
-	tr.sample(end, true)
-	if tr.inotify >= 0 {
-		unix.Close(tr.inotify)
-		unix.Close(tr.wake)
-		tr.inotify, tr.wake = -1, -1
+	for _, c := range found {
+		tr.addContainerLocked(c, tr.start)
 	}
+	tr.sample(end, true)
+	tr.closeWatches()
 	r := &session.Report{
 		SchemaVersion:   session.SchemaVersion,
 		Name:            tr.target.Name,
@@ -364,7 +390,65 @@ func (tr *Tracker) Stop() *session.Report {
 		r.Unavailable = append(r.Unavailable, k)
 	}
 	sort.Strings(r.Unavailable)
+	if tr.opts.Meter == nil {
+		why := tr.opts.NoMeter
+		if why == "" {
+			why = "the eBPF probes are not loaded"
+		}
+		r.SourcesMissing = append(r.SourcesMissing, session.MissingSource{Source: "ebpf", Reason: why})
+	}
+	if tr.dockerErr != "" {
+		r.SourcesMissing = append(r.SourcesMissing, session.MissingSource{Source: "docker", Reason: tr.dockerErr})
+	}
+	r.ContainersOmitted = len(tr.omitted) + tr.omittedMore
+	if r.ContainersOmitted > 0 {
+		r.ContainersLimit = tr.opts.MaxContainers
+	}
 	return r
+}
+
+// Close ends the tracker without a report.
+func (tr *Tracker) Close() {
+	tr.halt()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.run != nil {
+		tr.run.close()
+	}
+	for _, s := range tr.containers {
+		s.close()
+	}
+	tr.closeWatches()
+}
+
+// halt stops the sampling and the watchers and waits for them.
+func (tr *Tracker) halt() {
+	tr.cancel()
+	if tr.wake >= 0 {
+		_, _ = unix.Write(tr.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
+	tr.done.Wait()
+	if tr.ownHub != nil {
+		tr.ownHub.close()
+	}
+}
+
+// closeWatches closes the inotify and wake-up descriptors. tr.mu held.
+func (tr *Tracker) closeWatches() {
+	if tr.inotify >= 0 {
+		unix.Close(tr.inotify)
+		unix.Close(tr.wake)
+		tr.inotify, tr.wake = -1, -1
+	}
+}
+
+// dockerFailed records the first failure to look containers up. tr.mu
+// held.
+func (tr *Tracker) dockerFailed(what string, err error) {
+	if tr.dockerErr == "" {
+		tr.dockerErr = what + ": " + err.Error()
+	}
+	tr.logOnce("docker", what, err)
 }
 
 // seriesKeys names the plot series of the containers in order (IDs):
@@ -429,7 +513,7 @@ func (tr *Tracker) watchDocker(ctx context.Context, evs <-chan docker.Event, err
 			if ok && err != nil && ctx.Err() == nil {
 				tr.mu.Lock()
 				tr.eventsFailed = true
-				tr.logOnce("docker", "watching container events", err)
+				tr.logOnce("events", "watching container events", err)
 				tr.mu.Unlock()
 			}
 			return
@@ -468,28 +552,53 @@ func (tr *Tracker) addContainer(ctx context.Context, id string) {
 	if err != nil {
 		if !docker.IsNotFound(err) && ctx.Err() == nil {
 			tr.mu.Lock()
-			tr.logOnce("inspect", "inspecting a container", err)
+			tr.dockerFailed("inspecting container "+shortID(id), err)
 			tr.mu.Unlock()
 		}
 		return
 	}
+	tr.learnLayout(ctx)
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	tr.addContainerLocked(ctx, c, start)
+	tr.addContainerLocked(c, start)
+}
+
+// learnLayout asks the engine for its cgroup driver once, without holding
+// tr.mu; the engine's default, cgroupfs, stands when it does not answer.
+func (tr *Tracker) learnLayout(ctx context.Context) {
+	tr.mu.Lock()
+	known := tr.layout != nil
+	tr.mu.Unlock()
+	if known {
+		return
+	}
+	l := cgroups.Layout{Driver: "cgroupfs"}
+	info, err := tr.opts.Docker.Info(ctx)
+	if err == nil && info.CgroupDriver != "" {
+		l.Driver = info.CgroupDriver
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if err != nil {
+		tr.logOnce("info", "asking the docker engine for its cgroup driver; assuming cgroupfs", err)
+	}
+	if tr.layout == nil {
+		tr.layout = &l
+	}
 }
 
 // addContainerLocked adds c if it was created after start and matches the
 // selectors. tr.mu held.
-func (tr *Tracker) addContainerLocked(ctx context.Context, c docker.Container, start time.Time) {
+func (tr *Tracker) addContainerLocked(c docker.Container, start time.Time) {
 	if _, known := tr.containers[c.ID]; known || (!start.IsZero() && c.Created.Before(start)) || !matches(tr.sel, c.Labels) {
 		return
 	}
+	if len(tr.order) >= tr.opts.MaxContainers {
+		tr.omit(c.ID)
+		return
+	}
 	if tr.layout == nil {
-		l := cgroups.Layout{Driver: "cgroupfs"}
-		if info, err := tr.opts.Docker.Info(ctx); err == nil && info.CgroupDriver != "" {
-			l.Driver = info.CgroupDriver
-		}
-		tr.layout = &l
+		tr.layout = &cgroups.Layout{Driver: "cgroupfs"}
 	}
 	l := *tr.layout
 	l.Parent = c.CgroupParent
@@ -508,28 +617,63 @@ func (tr *Tracker) addContainerLocked(ctx context.Context, c docker.Container, s
 	tr.watch(s)
 }
 
-// catchUpContainers lists containers at the end when the event stream
-// broke during the run, to find those whose events were lost. tr.mu held.
-func (tr *Tracker) catchUpContainers() {
-	if tr.opts.Docker == nil || !tr.eventsFailed {
+// omit counts a container the session has no room for. tr.mu held.
+func (tr *Tracker) omit(id string) {
+	if _, ok := tr.omitted[id]; ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if len(tr.omitted) >= maxOmittedIDs {
+		tr.omittedMore++
+		return
+	}
+	if tr.omitted == nil {
+		tr.omitted = map[string]struct{}{}
+	}
+	tr.omitted[id] = struct{}{}
+}
+
+// catchUpContainers lists containers at the end, to find those whose
+// events were lost while the stream was down or had not arrived yet,
+// within stopDockerWait and without holding tr.mu. It returns those to
+// add.
+func (tr *Tracker) catchUpContainers() []docker.Container {
+	if tr.opts.Docker == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stopDockerWait)
 	defer cancel()
 	cs, err := tr.opts.Docker.List(ctx)
 	if err != nil {
-		tr.logOnce("list", "listing containers", err)
-		return
+		tr.mu.Lock()
+		if tr.eventsFailed {
+			tr.dockerFailed("listing the containers created while the event stream was down", err)
+		} else {
+			tr.logOnce("list", "listing containers at the end", err)
+		}
+		tr.mu.Unlock()
+		return nil
 	}
+	var found []docker.Container
 	for _, c := range cs {
-		if _, known := tr.containers[c.ID]; known || c.Created.Before(tr.start) || !matches(tr.sel, c.Labels) {
+		tr.mu.Lock()
+		_, known := tr.containers[c.ID]
+		tr.mu.Unlock()
+		if known || c.Created.Before(tr.start) || !matches(tr.sel, c.Labels) {
 			continue
 		}
 		if full, err := tr.opts.Docker.Inspect(ctx, c.ID); err == nil {
 			c = full
+		} else if !docker.IsNotFound(err) {
+			tr.mu.Lock()
+			tr.dockerFailed("inspecting container "+shortID(c.ID), err)
+			tr.mu.Unlock()
 		}
-		tr.addContainerLocked(ctx, c, tr.start)
+		found = append(found, c)
 	}
+	// The engine lists the newest first; the bound keeps the first.
+	sort.SliceStable(found, func(i, j int) bool { return found[i].Created.Before(found[j].Created) })
+	tr.learnLayout(ctx)
+	return found
 }
 
 // watch asks inotify to wake watchCgroups when the scope's cgroup2

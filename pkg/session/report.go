@@ -42,6 +42,15 @@ type Report struct {
 	// source could give are 0 and listed in Unavailable.
 	Sources     []string `json:"sources"`
 	Unavailable []string `json:"unavailable,omitempty"`
+	// SourcesMissing names the sources that could not be used for this
+	// report, and why: "ebpf" when the probes did not count, "docker"
+	// when containers could not be looked up (some may be missing).
+	SourcesMissing []MissingSource `json:"sources_missing,omitempty"`
+	// ContainersOmitted counts the containers created during the run that
+	// were not measured because the session already measured
+	// ContainersLimit of them.
+	ContainersOmitted int `json:"containers_omitted,omitempty"`
+	ContainersLimit   int `json:"containers_limit,omitempty"`
 
 	// Totals is the run's own cgroup subtree: CMD and every process it
 	// started, containers excluded (a container's processes are children
@@ -76,6 +85,13 @@ type Measures struct {
 	NetTxBytes                 uint64  `json:"net_tx_bytes"`
 	PeakMemoryBytes            uint64  `json:"peak_memory_bytes"`
 	ProcessesStarted           uint64  `json:"processes_started"`
+}
+
+// MissingSource is a source a report lacks, and why.
+type MissingSource struct {
+	// Source is "ebpf" or "docker".
+	Source string `json:"source"`
+	Reason string `json:"reason"`
 }
 
 // ContainerReport is one container created during the run.
