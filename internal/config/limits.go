@@ -12,6 +12,7 @@ import (
 
 	toml "github.com/pelletier/go-toml/v2"
 
+	"github.com/crmon-dev/crmon/internal/userfile"
 	"github.com/crmon-dev/crmon/pkg/session"
 )
 
@@ -26,6 +27,41 @@ const (
 	containersKey  = "containers"
 	containersPath = limitsPath + "." + containersKey
 )
+
+// LoadLimits reads [cleanroom.resource_limits] from the file at path, for
+// crmon exec --limits and crmon session stop --limits. The file is read as
+// Load reads it (a regular file, at most 1 MiB) and the table's problems
+// are reported as Load reports them; the file's other tables are not
+// looked at, so the agent's own config file serves as it is, secrets that
+// only the agent can read included.
+func LoadLimits(path string) (session.Limits, error) {
+	doc, err := userfile.Read(path, maxDocBytes)
+	if err != nil {
+		return nil, fmt.Errorf("reading limits: %w", err)
+	}
+	return ParseLimits(path, doc)
+}
+
+// ParseLimits is LoadLimits for a document already in memory; name is how
+// errors name it.
+func ParseLimits(name string, doc []byte) (session.Limits, error) {
+	src := &source{name: name}
+	p := &problems{src: src}
+	doc, ok := read(p, src, doc)
+	if ok {
+		var r ResourceLimits
+		r.parseLimits(p, src, doc)
+		// Problems elsewhere in the file are the agent's to report.
+		p.errs = slices.DeleteFunc(p.errs, func(e *Error) bool {
+			return e.Key != limitsPath && !strings.HasPrefix(e.Key, limitsPath+".")
+		})
+		if err := p.err(); err != nil {
+			return nil, err
+		}
+		return r.Limits, nil
+	}
+	return nil, p.err()
+}
 
 // rawLimits is the document as session.ParseLimitsTOML sees it.
 type rawLimits struct {

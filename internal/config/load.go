@@ -60,32 +60,8 @@ func Load(path string) (*Config, error) {
 func Parse(name string, doc []byte, opts ParseOptions) (*Config, error) {
 	src := &source{name: name}
 	p := &problems{src: src}
-
-	if len(doc) > maxDocBytes {
-		p.add("", "the file is %d bytes, more than crmon reads (%d); a full configuration is a few KiB, so is this the right file?", len(doc), maxDocBytes)
-		return nil, p.err()
-	}
-	// A UTF-8 byte order mark, which some editors write, is not TOML but
-	// says nothing: drop it.
-	doc = bytes.TrimPrefix(doc, []byte("\uFEFF"))
-	if line := tooDeep(doc); line > 0 {
-		p.addLine(line, "", "values or keys nest more than %d deep here; crmon's own keys nest 6 deep, so is this the right file?", maxNesting)
-		return nil, p.err()
-	}
-	doc = prescan(p, doc)
-	if err := index(src, doc); err != nil {
-		var perr *unstable.ParserError
-		if errors.As(err, &perr) {
-			line := lineOfOffset(doc, perr.Highlight)
-			p.addLine(line, joinKey(perr.Key), "%s", syntaxMessage(doc, line, perr))
-		} else {
-			p.add("", "%v", err)
-		}
-		return nil, p.err()
-	}
-
-	if len(src.lines) > maxKeys {
-		p.add("", "the file has %d keys and tables, more than crmon reads (%d); a full configuration has about 150, so is this the right file?", len(src.lines), maxKeys)
+	doc, ok := read(p, src, doc)
+	if !ok {
 		return nil, p.err()
 	}
 	cfg, ok := decode(p, src, doc)
@@ -101,6 +77,39 @@ func Parse(name string, doc []byte, opts ParseOptions) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// read checks doc's size and nesting, reports and repairs the ADR
+// examples' mistakes, and indexes the keys into src; ok is false when doc
+// is not TOML or too big to read further.
+func read(p *problems, src *source, doc []byte) (_ []byte, ok bool) {
+	if len(doc) > maxDocBytes {
+		p.add("", "the file is %d bytes, more than crmon reads (%d); a full configuration is a few KiB, so is this the right file?", len(doc), maxDocBytes)
+		return nil, false
+	}
+	// A UTF-8 byte order mark, which some editors write, is not TOML but
+	// says nothing: drop it.
+	doc = bytes.TrimPrefix(doc, []byte("\uFEFF"))
+	if line := tooDeep(doc); line > 0 {
+		p.addLine(line, "", "values or keys nest more than %d deep here; crmon's own keys nest 6 deep, so is this the right file?", maxNesting)
+		return nil, false
+	}
+	doc = prescan(p, doc)
+	if err := index(src, doc); err != nil {
+		var perr *unstable.ParserError
+		if errors.As(err, &perr) {
+			line := lineOfOffset(doc, perr.Highlight)
+			p.addLine(line, joinKey(perr.Key), "%s", syntaxMessage(doc, line, perr))
+		} else {
+			p.add("", "%v", err)
+		}
+		return nil, false
+	}
+	if len(src.lines) > maxKeys {
+		p.add("", "the file has %d keys and tables, more than crmon reads (%d); a full configuration has about 150, so is this the right file?", len(src.lines), maxKeys)
+		return nil, false
+	}
+	return doc, true
 }
 
 // Bounds on what Parse reads. go-toml checks each key against its
