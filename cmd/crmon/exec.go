@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/config"
 	"github.com/crmon-dev/crmon/internal/docker"
 	"github.com/crmon-dev/crmon/internal/report"
 	"github.com/crmon-dev/crmon/internal/runner"
@@ -219,12 +220,9 @@ func writeReportFile(c *cli.Context, name string, write func(io.Writer) error) e
 func loadLimits(c *cli.Context) (session.Limits, error) {
 	var ls session.Limits
 	if f := c.String("limits"); f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("reading limits: %w", err)
-		}
-		if ls, err = session.ParseLimitsTOML(b); err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
+		var err error
+		if ls, err = config.LoadLimits(f); err != nil {
+			return nil, err
 		}
 	}
 	var errs []error

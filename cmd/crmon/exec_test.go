@@ -132,6 +132,35 @@ func TestExecLimitsFile(t *testing.T) {
 	}
 }
 
+// A limits file is read as the config is: a regular file only, and its
+// problems at their lines; CMD does not run.
+func TestExecLimitsFileChecked(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "limits.toml")
+	if err := os.WriteFile(bad, []byte("[cleanroom.resource_limits]\nnet_tx_bytes = 1.5e300\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "ran")
+	for _, c := range []struct{ file, want string }{
+		{"/dev/zero", "open /dev/zero: is a character device, not a regular file"},
+		{fifo, "open " + fifo + ": is a named pipe (FIFO), not a regular file"},
+		{dir, "open " + dir + ": is a directory, not a regular file"},
+		{bad, bad + ":2: net_tx_bytes = 1.5e300: value 1.5e+300 is out of range; byte limits are from 0 to 9223372036854775808 (8 EiB)"},
+	} {
+		_, stderr, code := run(t, "exec", noAgent, "--limits", c.file, "--", "touch", marker)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("--limits %s: exit %d, want 2 and %q:\n%s", c.file, code, c.want, stderr)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Fatalf("--limits %s: CMD ran", c.file)
+		}
+	}
+}
+
 // TestExecPassesThrough checks stdin, stdout and signals.
 func TestExecPassesThrough(t *testing.T) {
 	requireRootRun(t)
