@@ -63,6 +63,9 @@ func runAgent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := web.CheckConfigFile(c.String("web.config.file")); err != nil {
+		return err
+	}
 	if !cfg.Monitoring.EnableMonitoring {
 		logger.Warn("enable_monitoring = false in the config: collecting nothing, serving health only")
 	}

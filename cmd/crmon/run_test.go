@@ -166,6 +166,89 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 }
 
+// A reload whose secret file is /dev/zero or a FIFO fails at once and
+// keeps the running config; the agent's memory does not grow and it still
+// stops on SIGTERM.
+func TestReloadRefusesSpecialSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "crmon.toml")
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig := func(body string) {
+		if err := os.WriteFile(cfgFile, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConfig("[cleanroom.monitoring]\ncollection_interval = \"1s\"\n")
+	p := startAgent(t, "--config", cfgFile, "--ebpf", "disabled", "--collector.containers=false")
+	rss := func() int {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("no VmRSS in\n%s", b)
+		}
+		kb, _ := strconv.Atoi(string(m[1]))
+		return kb
+	}
+	before := rss()
+	interval := regexp.MustCompile(`(?m)^crmon_collection_interval_seconds (\S+)$`)
+	for i, c := range []struct{ file, want string }{
+		{"/dev/zero", "is a character device, not a regular file"},
+		{fifo, "is a named pipe (FIFO), not a regular file"},
+	} {
+		writeConfig(fmt.Sprintf(`[cleanroom.monitoring]
+collection_interval = "2s"
+
+[[cleanroom.monitoring.alerting.alert_channels]]
+name = "slack"
+type = "slack"
+webhook_url_file = %q
+`, c.file))
+		p.cmd.Process.Signal(syscall.SIGHUP)
+		waitFor(t, func() bool { return strings.Count(p.logs(), "config reload failed") == i+1 })
+		if !strings.Contains(p.logs(), c.want) {
+			t.Errorf("webhook_url_file = %q: the log does not say %q:\n%s", c.file, c.want, p.logs())
+		}
+		if v := interval.FindStringSubmatch(p.get(t, "/metrics")); v == nil || v[1] != "1" {
+			t.Errorf("after a failed reload: interval = %v, want 1", v)
+		}
+	}
+	// Nothing was read: what the agent gained is its own churn, not the
+	// gigabytes /dev/zero would give.
+	if after := rss(); after > before+64<<10 {
+		t.Errorf("RSS grew from %d kB to %d kB across the failed reloads", before, after)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("crmon run still running 5s after SIGTERM")
+	}
+}
+
+// crmon run refuses a web config that is not a regular file before it
+// starts.
+func TestRunRefusesSpecialWebConfig(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "web.yml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ file, want string }{
+		{"/dev/zero", "--web.config.file: open /dev/zero: is a character device, not a regular file"},
+		{fifo, "--web.config.file: open " + fifo + ": is a named pipe (FIFO), not a regular file"},
+	} {
+		_, stderr, code := run(t, "run", "--web.listen-address", "127.0.0.1:0", "--ebpf", "disabled", "--web.config.file", c.file)
+		if code == 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("--web.config.file %s: exit %d, want an error saying %q:\n%s", c.file, code, c.want, stderr)
+		}
+	}
+}
+
 // TestConfigCheck runs `crmon config check` the way a user would.
 func TestConfigCheck(t *testing.T) {
 	dir := t.TempDir()
