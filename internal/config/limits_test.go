@@ -4,6 +4,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/crmon-dev/crmon/internal/userfile"
 	"github.com/crmon-dev/crmon/pkg/session"
 )
 
@@ -303,5 +305,50 @@ func TestResourceLimitsValidate(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, strings.Split(err.Error(), "\n")); diff != "" {
 		t.Errorf("Validate() (-want +got):\n%s", diff)
+	}
+}
+
+// LoadLimits reads only [cleanroom.resource_limits]: the agent's config
+// file, whose other tables may hold what only the agent can resolve,
+// serves as a limits file; the limits' own problems are at their lines.
+func TestLoadLimits(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.toml", `[cleanroom.monitoring]
+collection_interval = 5s
+[[cleanroom.monitoring.alerting.alert_channels]]
+name = "slack"
+type = "slack"
+webhook_url_env = "ONLY_THE_AGENT_HAS_IT"
+
+[cleanroom.resource_limits]
+cpu_seconds = "90s"
+[[cleanroom.resource_limits.containers]]
+name = "db-*"
+peak_memory_bytes = "512MiB"
+`)
+	ls, err := LoadLimits(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := session.Limits{{Name: "cpu_seconds", Value: 90}, {Name: "peak_memory_bytes", Container: "db-*", Value: 512 << 20}}
+	if diff := cmp.Diff(want, ls); diff != "" {
+		t.Errorf("LoadLimits (-want +got):\n%s", diff)
+	}
+
+	bad := writeFile(t, dir, "bad.toml", "[cleanroom.monitoring]\nretention_period = true\n[cleanroom.resource_limits]\ncpu_seconds = 1.5s\nnet_tx_bytes = 1.5e300\n")
+	_, err = LoadLimits(bad)
+	wantErr := []string{
+		bad + `:4: cpu_seconds = 1.5s: durations are strings; write cpu_seconds = "1.5s"`,
+		bad + `:5: net_tx_bytes = 1.5e300: value 1.5e+300 is out of range; byte limits are from 0 to 9223372036854775808 (8 EiB)`,
+	}
+	if err == nil {
+		t.Fatal("LoadLimits = nil error")
+	}
+	if diff := cmp.Diff(wantErr, strings.Split(err.Error(), "\n")); diff != "" {
+		t.Errorf("LoadLimits (-want +got):\n%s", diff)
+	}
+
+	if _, err := LoadLimits("/dev/zero"); !errors.Is(err, userfile.ErrNotRegular) {
+		t.Errorf("LoadLimits(/dev/zero) = %v, want ErrNotRegular", err)
 	}
 }
