@@ -86,8 +86,30 @@ func parseProcStatCPU(b []byte, s *ProcStatCPU) error {
 
 // parseCPUList counts the CPUs of a sysfs cpu list such as "0-3,8,10-11".
 func parseCPUList(b []byte) (int, error) {
-	b = bytes.TrimSpace(b)
 	n := 0
+	err := cpuRanges(b, func(lo, hi uint64) bool {
+		n += int(hi-lo) + 1
+		return true
+	})
+	return n, err
+}
+
+// eachCPU calls fn for each CPU of a sysfs cpu list, until fn returns false.
+func eachCPU(b []byte, fn func(cpu uint64) bool) error {
+	return cpuRanges(b, func(lo, hi uint64) bool {
+		for cpu := lo; cpu <= hi; cpu++ {
+			if !fn(cpu) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// cpuRanges calls fn for each range of a sysfs cpu list, until fn returns
+// false.
+func cpuRanges(b []byte, fn func(lo, hi uint64) bool) error {
+	b = bytes.TrimSpace(b)
 	for len(b) > 0 {
 		var part []byte
 		if i := bytes.IndexByte(b, ','); i >= 0 {
@@ -102,11 +124,13 @@ func parseCPUList(b []byte) (int, error) {
 		l, ok1 := parseUint(lo)
 		h, ok2 := parseUint(hi)
 		if !ok1 || !ok2 || h < l {
-			return 0, fmt.Errorf("parsing cpu list %q", part)
+			return fmt.Errorf("parsing cpu list %q", part)
 		}
-		n += int(h-l) + 1
+		if !fn(l, h) {
+			return nil
+		}
 	}
-	return n, nil
+	return nil
 }
 
 var cpuModes = [...]string{"user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"}

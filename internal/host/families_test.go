@@ -29,7 +29,8 @@ var notExported = []string{
 }
 
 // refFamily is one line of testdata/node_exporter-families.txt, a scrape
-// of node_exporter on a host like crmon's CI machines.
+// of node_exporter on a host like crmon's CI machines, or of
+// testdata/cadvisor-machine-families.txt, cAdvisor's machine_* families.
 type refFamily struct {
 	typ, help string
 	labels    []string
@@ -37,9 +38,9 @@ type refFamily struct {
 
 var refLine = regexp.MustCompile(`^(\w+) (\w+) (\{[^}]*\})?\s*# (.*)$`)
 
-func readRefFamilies(t *testing.T) map[string]refFamily {
+func readRefFamilies(t *testing.T, file string) map[string]refFamily {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "node_exporter-families.txt"))
+	f, err := os.Open(filepath.Join("testdata", file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,10 +66,25 @@ func readRefFamilies(t *testing.T) map[string]refFamily {
 // reference list is exported, from the fixture trees or this machine, with
 // node_exporter's type, help and label names, so dashboards keep working.
 func TestNodeExporterFamilies(t *testing.T) {
-	ref := readRefFamilies(t)
+	ref := readRefFamilies(t, "node_exporter-families.txt")
 	if len(ref) < 100 {
 		t.Fatalf("read %d reference families", len(ref))
 	}
+	checkRefFamilies(t, ref, "node_exporter")
+}
+
+// TestCadvisorMachineFamilies checks cAdvisor's machine_* families the
+// same way: container dashboards take machine totals from them.
+func TestCadvisorMachineFamilies(t *testing.T) {
+	ref := readRefFamilies(t, "cadvisor-machine-families.txt")
+	if len(ref) != 6 {
+		t.Fatalf("read %d reference families, want 6", len(ref))
+	}
+	checkRefFamilies(t, ref, "cAdvisor")
+}
+
+func checkRefFamilies(t *testing.T, ref map[string]refFamily, exporter string) {
+	t.Helper()
 	got := map[string]*dto.MetricFamily{}
 	for _, paths := range []collect.Paths{fixturePaths(t), collect.DefaultPaths()} {
 		s := newHostSet(t, paths, Options{FilesystemNoStatfs: paths != collect.DefaultPaths()})
@@ -91,10 +107,10 @@ func TestNodeExporterFamilies(t *testing.T) {
 			continue
 		}
 		if typ := strings.ToLower(mf.GetType().String()); typ != want.typ {
-			t.Errorf("%s: type %s, node_exporter has %s", name, typ, want.typ)
+			t.Errorf("%s: type %s, %s has %s", name, typ, exporter, want.typ)
 		}
 		if mf.GetHelp() != want.help {
-			t.Errorf("%s: help %q, node_exporter has %q", name, mf.GetHelp(), want.help)
+			t.Errorf("%s: help %q, %s has %q", name, mf.GetHelp(), exporter, want.help)
 		}
 		var labels []string
 		for _, lp := range mf.GetMetric()[0].GetLabel() {
@@ -102,7 +118,7 @@ func TestNodeExporterFamilies(t *testing.T) {
 		}
 		slices.Sort(labels)
 		if !slices.Equal(labels, want.labels) {
-			t.Errorf("%s: labels %v, node_exporter has %v", name, labels, want.labels)
+			t.Errorf("%s: labels %v, %s has %v", name, labels, exporter, want.labels)
 		}
 	}
 }

@@ -148,6 +148,7 @@ func RegistrationsWithOptions(o Options) []collect.Registration {
 		reg("hwmon", true, "Temperature sensors from /sys/class/hwmon.", func(co collect.Options) (collect.Collector, error) { return newHwmonCollector(co) }),
 		reg("kernel_hung", true, "Hung task count from /proc/sys/kernel/hung_task_detect_count.", func(co collect.Options) (collect.Collector, error) { return newKernelHungCollector(co) }),
 		reg("loadavg", true, "Load averages from /proc/loadavg.", func(co collect.Options) (collect.Collector, error) { return newLoadavgCollector(co) }),
+		reg("machine", true, "cAdvisor's machine_* families: logical CPUs, physical cores, sockets, memory and swap.", func(co collect.Options) (collect.Collector, error) { return newMachineCollector(co) }),
 		reg("meminfo", true, "Memory statistics from /proc/meminfo.", func(co collect.Options) (collect.Collector, error) { return newMeminfoCollector(co) }),
 		reg("netclass", true, "Network interface properties from /sys/class/net.", func(co collect.Options) (collect.Collector, error) { return newNetclassCollector(co, o, sh) }),
 		reg("netdev", true, "Network interface statistics from /proc/net/dev.", func(co collect.Options) (collect.Collector, error) { return newNetdevCollector(co, o, sh) }),
