@@ -605,7 +605,7 @@ func TestLimits(t *testing.T) {
 			"t.toml: … and 200 more problems",
 		}},
 		{"too many keys", huge.String(), []string{
-			"t.toml: the file has 4098 keys and tables, more than crmon reads (4096); a full configuration has about 150, so is this the right file?",
+			"t.toml: the file has more than 4096 keys, tables and list items, more than crmon reads; a full configuration has about 150, so is this the right file?",
 		}},
 		{"too big", "# " + strings.Repeat("x", maxDocBytes), []string{
 			"t.toml: the file is 1048578 bytes, more than crmon reads (1048576); a full configuration is a few KiB, so is this the right file?",

@@ -90,8 +90,13 @@ func read(p *problems, src *source, doc []byte) (_ []byte, ok bool) {
 	// A UTF-8 byte order mark, which some editors write, is not TOML but
 	// says nothing: drop it.
 	doc = bytes.TrimPrefix(doc, []byte("\uFEFF"))
-	if line := tooDeep(doc); line > 0 {
-		p.addLine(line, "", "values or keys nest more than %d deep here; crmon's own keys nest 6 deep, so is this the right file?", maxNesting)
+	deep, items := measure(doc)
+	if deep > 0 {
+		p.addLine(deep, "", "values or keys nest more than %d deep here; crmon's own keys nest 6 deep, so is this the right file?", maxNesting)
+		return nil, false
+	}
+	if items > maxKeys {
+		p.add("", "the file has more than %d keys, tables and list items, more than crmon reads; a full configuration has about 150, so is this the right file?", maxKeys)
 		return nil, false
 	}
 	doc = prescan(p, doc)

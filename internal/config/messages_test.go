@@ -4,6 +4,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -142,24 +143,37 @@ func TestByteOrderMark(t *testing.T) {
 	}
 }
 
-// A small file nested deep is refused before the TOML parser sees it:
-// parsing the nesting cost 177 MB for 20 KB.
-func TestDeepNestingIsCheap(t *testing.T) {
-	for _, doc := range []string{
-		"x = " + strings.Repeat("[", 10000) + strings.Repeat("]", 10000),
-		"x = " + strings.Repeat("{a=", 5000) + "1" + strings.Repeat("}", 5000),
-		"a" + strings.Repeat(".a", 10000) + " = 1",
-		"[a" + strings.Repeat(".a", 10000) + "]",
+// A file nested deep, or of very many keys or list items, is refused
+// before the TOML parser sees it: parsing cost 177 MB for 20 KB nested
+// 10 000 deep, and about 100 MB and seconds for 1 MB of keys.
+func TestCostlyDocumentsRefusedCheaply(t *testing.T) {
+	items := func(format string, n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, format, i)
+		}
+		return b.String()
+	}
+	for _, c := range []struct{ doc, want string }{
+		{"x = " + strings.Repeat("[", 10000) + strings.Repeat("]", 10000), "nest more than " + strconv.Itoa(maxNesting) + " deep"},
+		{"x = " + strings.Repeat("{a=", 5000) + "1" + strings.Repeat("}", 5000), "nest more than " + strconv.Itoa(maxNesting) + " deep"},
+		{"a" + strings.Repeat(".a", 10000) + " = 1", "nest more than " + strconv.Itoa(maxNesting) + " deep"},
+		{"[a" + strings.Repeat(".a", 10000) + "]", "nest more than " + strconv.Itoa(maxNesting) + " deep"},
+		{"[cleanroom.monitoring]\n" + items("k%d = 1\n", 90000), "more than 4096 keys, tables and list items"},
+		{"[cleanroom.monitoring]\nx = {" + items("k%d = 1, ", 60000) + "}", "more than 4096 keys, tables and list items"},
+		{"[cleanroom.monitoring.ebpf]\ninclude = [" + items(`"/%d", `, 100000) + "]", "more than 4096 keys, tables and list items"},
+		{items("[t%d]\n", 100000), "more than 4096 keys, tables and list items"},
 	} {
+		doc := []byte(c.doc)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		_, err := Parse("t.toml", []byte(doc), ParseOptions{LookupEnv: noEnv})
+		_, err := Parse("t.toml", doc, ParseOptions{LookupEnv: noEnv})
 		runtime.ReadMemStats(&after)
-		if err == nil || !strings.Contains(err.Error(), "nest more than "+strconv.Itoa(maxNesting)+" deep") {
-			t.Errorf("%.20s…: err = %v", doc, err)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%.30q…: err = %v, want %q", c.doc, err, c.want)
 		}
 		if n := after.TotalAlloc - before.TotalAlloc; n > 256<<10 {
-			t.Errorf("%.20s…: %d bytes allocated to refuse %d", doc, n, len(doc))
+			t.Errorf("%.30q…: %d bytes allocated to refuse %d", c.doc, n, len(doc))
 		}
 	}
 }

@@ -349,12 +349,16 @@ func durationPath(headers []header, d bareDuration) string {
 // nest four deep; the bound leaves room for any sane file.
 const maxNesting = 32
 
-// tooDeep returns the line where doc first nests deeper than maxNesting,
-// or 0. The TOML parser recurses at each level of a value and keeps every
-// prefix of a dotted key, so a 20 KB file nested ten thousand deep cost
-// over a hundred megabytes before anything could be said about it; this
-// scan allocates nothing.
-func tooDeep(doc []byte) int {
+// measure scans doc once, allocating nothing, for what would make parsing
+// it costly: the line where it first nests deeper than maxNesting (0 if it
+// does not), and how many keys, table headers and list items it has. The
+// TOML parser recurses at each level of a value and keeps every prefix of
+// a dotted key, so a 20 KB file nested ten thousand deep cost over a
+// hundred megabytes; a 1 MB file of a hundred thousand keys, about as
+// much and seconds. Neither is a configuration, and both are refused on
+// this count before they are parsed.
+func measure(doc []byte) (deepLine, items int) {
+	var open [maxNesting + 1]byte // the brackets open around i
 	line, depth, parts := 1, 0, 0
 	for i := 0; i < len(doc); {
 		switch c := doc[i]; c {
@@ -371,28 +375,39 @@ func tooDeep(doc []byte) int {
 			line += nl
 			i = end
 		case '[', '{':
+			if depth == 0 && c == '[' {
+				items++ // a table header, or a list's first item
+			}
+			if depth == maxNesting {
+				return line, items
+			}
+			open[depth] = c
 			depth++
 			parts = 0
-			if depth > maxNesting {
-				return line
-			}
 			i++
 		case ']', '}':
 			depth = max(depth-1, 0)
 			parts = 0
 			i++
-		case '=', ',':
+		case '=':
+			items++
+			parts = 0
+			i++
+		case ',':
+			if depth > 0 && open[depth-1] == '[' {
+				items++
+			}
 			parts = 0
 			i++
 		case '.':
 			parts++
 			if parts > maxNesting {
-				return line
+				return line, items
 			}
 			i++
 		default:
 			i++
 		}
 	}
-	return 0
+	return 0, items
 }
