@@ -29,10 +29,11 @@ type source struct {
 	shapes []shape
 }
 
-// shape is one key/value as the parser saw it.
+// shape is one key/value, or one [table] or [[array]] header, as the
+// parser saw it.
 type shape struct {
 	path  string
-	key   string // as written, e.g. "batch_size"
+	key   string // as written, e.g. "batch_size"; "" for a header
 	line  int
 	kind  unstable.Kind
 	elems []unstable.Kind // an array's element kinds, each once
@@ -109,12 +110,11 @@ func index(src *source, doc []byte) error {
 	for ix.p.NextExpression() {
 		e := ix.p.Expression()
 		switch e.Kind {
-		case unstable.Table:
-			ix.cur = ix.resolve(e.Key(), false)
-			ix.mark(ix.cur, ix.line(e.Child()))
-		case unstable.ArrayTable:
-			ix.cur = ix.resolve(e.Key(), true)
-			ix.mark(ix.cur, ix.line(e.Child()))
+		case unstable.Table, unstable.ArrayTable:
+			ix.cur = ix.resolve(e.Key(), e.Kind == unstable.ArrayTable)
+			line := ix.line(e.Child())
+			ix.mark(ix.cur, line)
+			ix.src.shapes = append(ix.src.shapes, shape{path: ix.cur, line: line, kind: e.Kind})
 		case unstable.KeyValue:
 			ix.keyValue(e, ix.cur, true)
 		}

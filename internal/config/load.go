@@ -134,7 +134,10 @@ const (
 // which locates each one by scanning the document from its start: a file
 // of many unknown keys took minutes.
 func decode(p *problems, src *source, doc []byte) (*Config, bool) {
-	doc = typecheck(p, src, doc)
+	doc, ok := typecheck(p, src, doc)
+	if !ok {
+		return nil, false
+	}
 	cfg, doc, ok := decodeAll(p, src, doc)
 	if ok {
 		unknownKeys(p, src)
@@ -148,8 +151,9 @@ func decode(p *problems, src *source, doc []byte) (*Config, bool) {
 // stops at the first, and a value it hands to Duration's UnmarshalText
 // (retention_period = true) fails with no position at all. It returns doc
 // with those values blanked (lines kept), so that decoding reads the rest.
-func typecheck(p *problems, src *source, doc []byte) []byte {
+func typecheck(p *problems, src *source, doc []byte) (_ []byte, ok bool) {
 	var out []byte
+	headerBad := false
 	for _, sh := range src.shapes {
 		if sh.path == limitsPath || strings.HasPrefix(sh.path, limitsPath+".") {
 			// Untyped here: parseLimits checks them.
@@ -160,13 +164,35 @@ func typecheck(p *problems, src *source, doc []byte) []byte {
 		}
 		t, ok := fieldType(splitPath(sh.path))
 		if !ok {
-			continue // unknownKeys reports it
+			// a.b.c where a or b is known and not a table: say that;
+			// any other unknown key is for unknownKeys.
+			if msg := scalarAsTable(sh); msg != "" {
+				p.addLine(sh.line, sh.path, "%s", msg)
+				p.markBad(sh.path)
+				if sh.key == "" {
+					headerBad = true
+				} else if kv, ok := src.kvAt(sh.line); ok {
+					if out == nil {
+						out = bytes.Clone(doc)
+					}
+					blank(out, kv)
+				}
+			}
+			continue
 		}
 		msg := typeProblem(t, sh)
 		if msg == "" {
 			continue
 		}
 		p.addLine(sh.line, sh.path, "%s", msg)
+		if sh.kind == unstable.Table || sh.kind == unstable.ArrayTable {
+			// A header cannot be blanked like a value: what follows
+			// it would land in the table above. Report it, with the
+			// other values, and decode no further.
+			p.markBad(sh.path)
+			headerBad = true
+			continue
+		}
 		p.markBad(sh.path)
 		if kv, ok := src.kvAt(sh.line); ok {
 			if out == nil {
@@ -175,10 +201,43 @@ func typecheck(p *problems, src *source, doc []byte) []byte {
 			blank(out, kv)
 		}
 	}
-	if out == nil {
-		return doc
+	if headerBad {
+		return nil, false
 	}
-	return out
+	if out == nil {
+		return doc, true
+	}
+	return out, true
+}
+
+// scalarAsTable says, for a key or header whose path runs through a key
+// that takes a value and not a table (store.path.x = 1, where path is a
+// string), that that key is not a table; or is "".
+func scalarAsTable(sh shape) string {
+	key := splitPath(sh.path)
+	for i := 1; i < len(key); i++ {
+		t, ok := fieldType(key[:i])
+		if !ok {
+			return ""
+		}
+		if !isTable(t) {
+			what := sh.key + " = " + clip(shown(key, sh.value))
+			if sh.key == "" {
+				what = "[" + clip(sh.path) + "]"
+			}
+			return fmt.Sprintf("%s: %s takes %s, not a table", what, key[i-1], describe(t))
+		}
+	}
+	return ""
+}
+
+// isTable reports whether a key of type t is written as a table (or a
+// list of them).
+func isTable(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Struct || t.Kind() == reflect.Map
 }
 
 // blank replaces kv's text in doc with spaces, keeping its lines.
@@ -195,6 +254,9 @@ func blank(doc []byte, kv kvSpan) {
 func typeProblem(t reflect.Type, sh shape) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if sh.kind == unstable.Table || sh.kind == unstable.ArrayTable {
+		return headerProblem(t, sh)
 	}
 	value := clip(shown(splitPath(sh.path), sh.value))
 	if t == reflect.TypeFor[Duration]() {
@@ -213,6 +275,33 @@ func typeProblem(t reflect.Type, sh shape) string {
 		return ""
 	}
 	return wrongType(t, sh.key, value, lastKey(sh.path))
+}
+
+// headerProblem says what is wrong with a [table] or [[array]] header for
+// a key of type t, or is "".
+func headerProblem(t reflect.Type, sh shape) string {
+	name := lastKey(sh.path)
+	key := sh.path
+	if sh.kind == unstable.ArrayTable {
+		key = key[:strings.LastIndexByte(key, '[')]
+	}
+	h := "[" + clip(key) + "]"
+	if sh.kind == unstable.ArrayTable {
+		h = "[" + h + "]"
+	}
+	list := t.Kind() == reflect.Slice
+	switch {
+	case isTable(t) && list == (sh.kind == unstable.ArrayTable):
+		return ""
+	case isTable(t) && list:
+		return fmt.Sprintf("%s: %s is a list of tables; write [%s] (double brackets)", h, name, h)
+	case isTable(t):
+		return fmt.Sprintf("%s: %s is one table, not a list; write [%s] (single brackets)", h, name, clip(key))
+	}
+	if ex := example(t, name); ex != "" {
+		return fmt.Sprintf("%s: %s takes %s, not a table; e.g. %s", h, name, describe(t), ex)
+	}
+	return fmt.Sprintf("%s: %s takes %s, not a table", h, name, describe(t))
 }
 
 // accepts reports whether a value of sh's kind decodes into t.
@@ -393,7 +482,7 @@ func unknownKeys(p *problems, src *source) {
 		if _, ok := fieldType(key); ok {
 			continue
 		}
-		if p.badUnder(parentPath(path)) {
+		if p.badUnder(path) {
 			// Inside a value of the wrong type: reported as that.
 			continue
 		}

@@ -86,6 +86,16 @@ func TestMessages(t *testing.T) {
 			`t.toml:2: collection_interval = {}: durations are strings with a unit; e.g. collection_interval = "30s"`,
 			`t.toml:3: top_processes = {a = 1}: top_processes takes a whole number`,
 		}},
+		{"headers of the wrong kind", "[cleanroom.monitoring.collection_interval]\na = 1\n[cleanroom.monitoring]\ntop_processes = \"x\"\n[[cleanroom.monitoring.thresholds]]\n[cleanroom.monitoring.ebpf.sched.x]\n", []string{
+			`t.toml:1: [cleanroom.monitoring.collection_interval]: collection_interval takes a duration string such as "30s", not a table`,
+			`t.toml:4: top_processes = "x": top_processes takes a whole number`,
+			`t.toml:5: [[cleanroom.monitoring.thresholds]]: thresholds is one table, not a list; write [cleanroom.monitoring.thresholds] (single brackets)`,
+			`t.toml:6: [cleanroom.monitoring.ebpf.sched.x]: sched takes true or false, not a table`,
+		}},
+		{"dotted keys through a value", "[cleanroom.monitoring]\nstore.path.x = 1\nstore.max_bytes = true\n", []string{
+			`t.toml:2: store.path.x = 1: path takes a string in quotes, not a table`,
+			`t.toml:3: store.max_bytes = true: max_bytes takes a whole number`,
+		}},
 		{"limits of the wrong kind", "[cleanroom.resource_limits]\ncpu_seconds = {}\nnet_rx_bytes = [1, 2]\nblock_read_bytes = true\n", []string{
 			`t.toml:2: cpu_seconds = {}: want a number or a string with a unit, not a table`,
 			`t.toml:3: net_rx_bytes = [1, 2]: want a number or a string with a unit, not a list`,
