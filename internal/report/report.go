@@ -45,6 +45,13 @@ func Summary(w io.Writer, r *session.Report) error {
 	if len(r.Command) > 0 {
 		head = "crmon exec: " + strings.Join(r.Command, " ")
 	}
+	// A run measured without the probes lacks whole measures: the first
+	// line says so, not only a log line that scrolls away.
+	for _, m := range r.SourcesMissing {
+		if m.Source == "ebpf" {
+			head += " — measured without eBPF: " + m.Reason
+		}
+	}
 	fmt.Fprintf(&b, "%s\n  exit %d after %s", head, r.ExitCode, session.FormatSeconds(r.DurationSeconds))
 	if len(r.Sources) > 0 {
 		fmt.Fprintf(&b, " (measured by %s)", strings.Join(r.Sources, " + "))
@@ -72,6 +79,14 @@ func Summary(w io.Writer, r *session.Report) error {
 		r.Host.CPUUsagePercent, r.Host.MemoryUsagePercent, r.Host.DiskUsagePercent)
 	if len(r.Unavailable) > 0 {
 		fmt.Fprintf(&b, "  not measured: %s\n", strings.Join(r.Unavailable, ", "))
+	}
+	for _, m := range r.SourcesMissing {
+		if m.Source == "docker" {
+			fmt.Fprintf(&b, "  containers may be missing: %s\n", m.Reason)
+		}
+	}
+	if r.ContainersOmitted > 0 {
+		fmt.Fprintf(&b, "  containers not measured: %d, beyond the first %d\n", r.ContainersOmitted, r.ContainersLimit)
 	}
 	for _, l := range r.Limits {
 		status := "ok"

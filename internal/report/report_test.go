@@ -113,6 +113,28 @@ func TestSummary(t *testing.T) {
 	golden(t, "summary.txt", b.Bytes())
 }
 
+// TestSummaryDegraded: a run measured without the probes says so on the
+// summary's first line, and what it could not see of the containers after.
+func TestSummaryDegraded(t *testing.T) {
+	r := sample()
+	r.Sources = []string{"cgroupfs"}
+	r.Unavailable = []string{"context_switches", "net_rx_bytes", "net_tx_bytes", "runqueue_wait"}
+	r.SourcesMissing = []session.MissingSource{
+		{Source: "ebpf", Reason: "the agent did not measure the run (HTTP 429), and loading the eBPF probes: missing capabilities: CAP_BPF"},
+		{Source: "docker", Reason: "listing the containers created while the event stream was down: no answer from the docker engine"},
+	}
+	r.ContainersOmitted, r.ContainersLimit = 3, 256
+	var b bytes.Buffer
+	if err := Summary(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "summary-degraded.txt", b.Bytes())
+	first, _, _ := strings.Cut(b.String(), "\n")
+	if !strings.Contains(first, "without eBPF") || !strings.Contains(first, "CAP_BPF") {
+		t.Errorf("first line %q does not say the run was measured without eBPF, and why", first)
+	}
+}
+
 func TestJUnit(t *testing.T) {
 	var b bytes.Buffer
 	if err := JUnit(&b, sample(), "ci-host"); err != nil {
