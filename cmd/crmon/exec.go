@@ -21,7 +21,6 @@ import (
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/config"
-	"github.com/crmon-dev/crmon/internal/docker"
 	"github.com/crmon-dev/crmon/internal/report"
 	"github.com/crmon-dev/crmon/internal/runner"
 	"github.com/crmon-dev/crmon/internal/sessions"
@@ -31,6 +30,10 @@ import (
 // ExitLimitExceeded is crmon exec's exit code when CMD succeeded but went
 // over a limit.
 const ExitLimitExceeded = 3
+
+// exitCrmon is crmon exec's exit code when crmon itself failed, as docker
+// run and env use it: a code no shell gives CMD.
+const exitCrmon = 125
 
 // agentProbeTimeout bounds the /healthz probe: exec must stay cheap when no
 // agent runs.
@@ -106,28 +109,34 @@ func runExec(c *cli.Context) error {
 		},
 	}
 	ctx := context.Background()
+	// Without the agent, or when it does not start the session, exec
+	// measures here, with the probes it loads itself.
+	local := func(agentErr error) (sessions.TrackerOptions, func(), error) {
+		topts, release, err := localTracker(opts.Tracker, c.String("ebpf"), c.String("docker-host"), h, agentErr)
+		if err != nil {
+			return topts, nil, &localError{err}
+		}
+		return topts, release, nil
+	}
 	if url := c.String("agent-url"); !c.Bool("no-agent") && session.HealthyClient(ctx, opts.HTTPClient, url, agentProbeTimeout) {
 		opts.AgentURL = url
+		opts.Local = local
 	} else {
-		meter, closeMeter, err := newExecMeter(c.String("ebpf"), h, logger)
+		topts, release, err := local(nil)
 		if err != nil {
-			return cli.Exit("crmon exec: "+err.Error(), 1)
+			return cli.Exit("crmon exec: "+err.Error(), exitCrmon)
 		}
-		defer closeMeter()
-		if meter != nil {
-			opts.Tracker.Meter = meter
-		}
-		if d, err := docker.New(c.String("docker-host")); err == nil {
-			defer d.Close()
-			opts.Tracker.Docker = d
-		}
+		defer release()
+		opts.Tracker = topts
 	}
 	rep, res, err := runner.Exec(ctx, opts)
 	if err != nil {
 		// CMD ran but measuring it failed (an agent that went away):
 		// CMD's own failure still shows.
 		code := max(res.ExitCode, 1)
-		if res.Started.IsZero() {
+		if res.Started.IsZero() && errors.As(err, new(*localError)) {
+			code = exitCrmon
+		} else if res.Started.IsZero() {
 			// CMD never ran: a shell's codes for not found / not runnable.
 			code = 126
 			if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {

@@ -6,21 +6,25 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/docker"
 	"github.com/crmon-dev/crmon/internal/probe"
 	"github.com/crmon-dev/crmon/internal/sessions"
 )
 
 // newExecMeter loads the probes for a run measured without an agent. mode
 // is auto (use what loads), required (fail unless all load) or disabled.
-func newExecMeter(mode string, h *cgroups.Hierarchy, logger *slog.Logger) (sessions.Meter, func(), error) {
+// Without probes, the meter is nil and why says what stopped them.
+func newExecMeter(mode string, h *cgroups.Hierarchy, logger *slog.Logger) (m sessions.Meter, release func(), why string, err error) {
 	switch mode {
 	case "disabled":
-		return nil, func() {}, nil
+		return nil, func() {}, "--ebpf disabled", nil
 	case "auto", "required":
 	default:
-		return nil, nil, fmt.Errorf("--ebpf %q: want auto, required or disabled", mode)
+		return nil, nil, "", fmt.Errorf("--ebpf %q: want auto, required or disabled", mode)
 	}
 	opts := probe.DefaultOptions()
 	opts.Required = mode == "required"
@@ -32,10 +36,63 @@ func newExecMeter(mode string, h *cgroups.Hierarchy, logger *slog.Logger) (sessi
 	p, err := probe.New(opts)
 	if err != nil {
 		if mode == "required" {
-			return nil, nil, err
+			return nil, nil, "", fmt.Errorf("--ebpf required: loading the eBPF probes: %w", err)
 		}
 		logger.Warn("eBPF probes unavailable: measuring from cgroup files only", "err", err)
-		return nil, func() {}, nil
+		return nil, func() {}, "loading the eBPF probes: " + err.Error(), nil
 	}
-	return sessions.NewProbeMeter(p), func() { _ = p.Close() }, nil
+	if why := noProbeUp(p); why != "" {
+		// Loaded, but nothing attached: as good as none, and the report
+		// must say so.
+		_ = p.Close()
+		return nil, func() {}, "loading the eBPF probes: " + why, nil
+	}
+	return sessions.NewProbeMeter(p), func() { _ = p.Close() }, "", nil
+}
+
+// noProbeUp says why no probe of p counts anything, or "" when one does.
+func noProbeUp(p *probe.Probes) string {
+	var reasons []string
+	for _, st := range p.Status() {
+		if st.Up {
+			return ""
+		}
+		if st.Reason != "" && !slices.Contains(reasons, st.Reason) {
+			reasons = append(reasons, st.Reason)
+		}
+	}
+	if len(reasons) == 0 {
+		return "no probe attached"
+	}
+	return strings.Join(reasons, "; ")
+}
+
+// localError is a failure to measure a run in this process: crmon's own.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
+// localTracker completes base to measure a run in this process: the probes
+// loaded here and the Docker engine at dockerHost. agentErr, when set, is
+// why the agent did not measure it; the report's sources_missing then says
+// so beside what stopped the probes here.
+func localTracker(base sessions.TrackerOptions, mode, dockerHost string, h *cgroups.Hierarchy, agentErr error) (sessions.TrackerOptions, func(), error) {
+	meter, closeMeter, why, err := newExecMeter(mode, h, base.Logger)
+	if err != nil {
+		if agentErr != nil {
+			err = fmt.Errorf("the agent did not measure the run (%v), and %w", agentErr, err)
+		}
+		return base, nil, err
+	}
+	base.Meter, base.NoMeter = meter, why
+	if meter == nil && agentErr != nil {
+		base.NoMeter = fmt.Sprintf("the agent did not measure the run (%v), and %s", agentErr, why)
+	}
+	release := closeMeter
+	if d, err := docker.New(dockerHost); err == nil {
+		base.Docker = d
+		release = func() { d.Close(); closeMeter() }
+	}
+	return base, release, nil
 }

@@ -128,6 +128,8 @@ type sources struct {
 	// would lose counts and cost a few hundred milliseconds.
 	probes   *probe.Probes
 	ebpfMode string
+	// probeErr is why the probes did not load in auto mode.
+	probeErr error
 	sessions *sessions.Manager
 	engine   *docker.Engine
 }
@@ -178,6 +180,7 @@ func (s *sources) loadProbes(cfg *config.Config) error {
 			return fmt.Errorf("ebpf = required: %w", err)
 		}
 		s.logger.Warn("eBPF probes unavailable; running on procfs and cgroupfs", "err", err)
+		s.probeErr = err
 		return nil
 	}
 	s.probes = p
@@ -270,8 +273,15 @@ func (s *sources) Handlers(cfg *config.Config) (map[string]http.Handler, error) 
 		DiskPath:  s.paths.RootFS,
 		Logger:    s.logger,
 	}
-	if s.probes != nil {
+	switch {
+	case s.probes != nil && noProbeUp(s.probes) == "":
 		opts.Meter = sessions.NewProbeMeter(s.probes)
+	case s.probes != nil:
+		opts.NoMeter = "the agent's eBPF probes are down: " + noProbeUp(s.probes)
+	case s.probeErr != nil:
+		opts.NoMeter = "the agent could not load the eBPF probes: " + s.probeErr.Error()
+	default:
+		opts.NoMeter = "the agent runs without eBPF probes (ebpf = " + s.ebpfMode + ")"
 	}
 	if cfg.Monitoring.Containers.Enabled {
 		if e, err := docker.New(cfg.Monitoring.Containers.DockerHost); err == nil {

@@ -50,6 +50,11 @@ type ExecOptions struct {
 	// or an agent behind TLS or basic auth is taken for absent.
 	HTTPClient *http.Client
 	Tracker    sessions.TrackerOptions
+	// Local, when set, is called when the agent does not start the
+	// session, with what it answered: it returns the options to measure
+	// in this process instead (the probes loaded here) and what releases
+	// them. Its error ends Exec before CMD runs.
+	Local func(agentErr error) (sessions.TrackerOptions, func(), error)
 }
 
 // Exec runs CMD in cgroups of its own, measures it and returns the report
@@ -99,10 +104,20 @@ func Exec(ctx context.Context, opts ExecOptions) (rep *session.Report, res Resul
 				defer cancel()
 				return s.Stop(sctx)
 			}
-		} else if opts.Tracker.Logger != nil {
+		} else {
 			// An agent without the session API, or one that refuses:
 			// measure here rather than not at all.
-			opts.Tracker.Logger.Warn("the agent did not start a session; measuring from the cgroup files here", "agent", opts.AgentURL, "err", err)
+			if opts.Tracker.Logger != nil {
+				opts.Tracker.Logger.Warn("the agent did not start a session; measuring in this process", "agent", opts.AgentURL, "err", err)
+			}
+			if opts.Local != nil {
+				topts, release, lerr := opts.Local(err)
+				if lerr != nil {
+					return nil, res, lerr
+				}
+				defer release()
+				opts.Tracker = topts
+			}
 		}
 	}
 	if stop == nil {

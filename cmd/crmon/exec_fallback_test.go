@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/crmon-dev/crmon/internal/testenv"
+	"github.com/crmon-dev/crmon/pkg/session"
+)
+
+// refusingAgent is an agent that is healthy but refuses every session, as
+// one whose session quota is used up does.
+func refusingAgent(t *testing.T) (url string, refused *atomic.Int32) {
+	refused = new(atomic.Int32)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/healthz" {
+			w.Write([]byte("ok\n"))
+			return
+		}
+		refused.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		w.Write([]byte(`{"error":"too many sessions running (32)"}`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, refused
+}
+
+// execRefused runs `crmon exec` (under prefix, e.g. setpriv) against an
+// agent that refuses the session, until the agent was asked: exec takes an
+// agent whose /healthz does not answer within 150 ms for absent, which a
+// busy host can make happen.
+func execRefused(t *testing.T, prefix []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	url, refused := refusingAgent(t)
+	for try := 0; try < 3; try++ {
+		cmd := append(slices.Clone(prefix), crmonBinary(t), "exec", "--agent-url", url)
+		stdout, stderr, code = runArgv(t, append(cmd, args...)...)
+		if refused.Load() > 0 {
+			return stdout, stderr, code
+		}
+	}
+	t.Fatalf("exec never asked the agent for a session\n%s", stderr)
+	return
+}
+
+// withoutBPFCaps runs a command as root without the capabilities the
+// probes need, as in a container without CAP_BPF or CAP_SYS_ADMIN.
+func withoutBPFCaps(t *testing.T) []string {
+	setpriv := testenv.RequireCommand(t, "setpriv")
+	return []string{setpriv, "--bounding-set=-bpf,-sys_admin,-perfmon", "--inh-caps=-bpf,-sys_admin,-perfmon"}
+}
+
+// TestExecAgentRefusesLoadsProbes: when the agent answers 429, exec says
+// so once and measures with the probes it loads itself.
+func TestExecAgentRefusesLoadsProbes(t *testing.T) {
+	requireRootRun(t)
+	out := filepath.Join(t.TempDir(), "r.json")
+	_, stderr, code := execRefused(t, nil, "--json", out, "--", "sh", "-c", "for i in 1 2 3 4 5; do sleep 0.01; done")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if n := strings.Count(stderr, "did not start a session"); n != 1 {
+		t.Errorf("%d warnings that the agent refused, want 1\n%s", n, stderr)
+	}
+	r := readReport(t, out)
+	if !slices.Contains(r.Sources, "ebpf") || len(r.SourcesMissing) != 0 {
+		t.Errorf("sources %v, missing %+v; want ebpf, none missing", r.Sources, r.SourcesMissing)
+	}
+	// Five sleeps: the shell and each sleep block at least once.
+	if r.Totals.ContextSwitches < 5 || slices.Contains(r.Unavailable, "context_switches") {
+		t.Errorf("context_switches = %d (unavailable %v), want the probes' count", r.Totals.ContextSwitches, r.Unavailable)
+	}
+}
+
+// TestExecAgentRefusesNoProbes: when the agent refuses and the probes
+// cannot load here either, the summary's first line and the report's
+// sources_missing say so, and --ebpf required fails before CMD runs.
+func TestExecAgentRefusesNoProbes(t *testing.T) {
+	requireRootRun(t)
+	noCaps := withoutBPFCaps(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "r.json")
+	_, stderr, code := execRefused(t, noCaps, "--json", out, "--", "true")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	r := readReport(t, out)
+	var missing *session.MissingSource
+	for i := range r.SourcesMissing {
+		if r.SourcesMissing[i].Source == "ebpf" {
+			missing = &r.SourcesMissing[i]
+		}
+	}
+	if slices.Contains(r.Sources, "ebpf") || missing == nil || !strings.Contains(missing.Reason, "429") || !strings.Contains(missing.Reason, "CAP_BPF") {
+		t.Errorf("sources %v, missing %+v; want no ebpf, and why: the agent's 429 and the missing capability", r.Sources, r.SourcesMissing)
+	}
+	summary := stderr[strings.Index(stderr, "crmon exec: true"):]
+	if first, _, _ := strings.Cut(summary, "\n"); !strings.Contains(first, "without eBPF") || !strings.Contains(first, "429") {
+		t.Errorf("summary's first line %q does not say the run was measured without eBPF, and why", first)
+	}
+
+	marker := filepath.Join(dir, "ran")
+	_, stderr, code = execRefused(t, noCaps, "--ebpf", "required", "--", "touch", marker)
+	if code != exitCrmon {
+		t.Errorf("--ebpf required without the probes: exit %d, want %d\n%s", code, exitCrmon, stderr)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("--ebpf required without the probes ran CMD")
+	}
+}
+
+// runArgv runs argv and returns its stdout, stderr and exit code.
+func runArgv(t *testing.T, argv ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
