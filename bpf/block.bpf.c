@@ -63,21 +63,23 @@ struct inflight {
 enum block_drop {
 	BLOCK_DROP_CGROUP_MAP_FULL,
 	BLOCK_DROP_INFLIGHT_FULL,
-	BLOCK_DROP_STALE,
+	// A request issued again while still in flight: its completion was
+	// not seen, and neither its bytes. User space adds those it sweeps.
+	BLOCK_DROP_LOST_COMPLETION,
 	BLOCK_DROP_MAX,
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 4096);
 	__type(key, struct block_key);
 	__type(value, struct block_value);
 } block_cgroups SEC(".maps");
 
 // block_inflight holds issued requests by address until they complete.
-// Preallocated: completions run in interrupt context. Entries of requests
-// that never complete are dropped by user space and counted as stale.
+// Preallocated: completions run in interrupt context. A request whose
+// completion was not seen is counted as a lost completion when it is
+// issued again, or when user space sweeps it after a timeout.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
@@ -88,6 +90,20 @@ struct {
 DEFINE_DROPS(block_drops, BLOCK_DROP_MAX);
 
 static struct block_value zero_block;
+
+// request->rq_disk, the request's gendisk before request_queue.disk
+// (Linux 5.15) replaced it; gone in 5.19.
+struct request___pre519 {
+	struct gendisk *rq_disk;
+} __attribute__((preserve_access_index));
+
+// request_disk returns the gendisk rq was issued to.
+static __always_inline struct gendisk *request_disk(struct request *rq)
+{
+	if (bpf_core_field_exists(struct request_queue, disk))
+		return BPF_CORE_READ(rq, q, disk);
+	return BPF_CORE_READ((struct request___pre519 *)rq, rq_disk);
+}
 
 // request_key fills key from rq: op, device and the cgroup the block layer
 // charged. Returns false for requests that are neither reads nor writes.
@@ -111,7 +127,7 @@ static __always_inline bool request_key(struct request *rq, struct block_key *ke
 	}
 	dev = BPF_CORE_READ(rq, part, bd_dev);
 	if (!dev)
-		dev = BPF_CORE_READ(rq, q, disk, part0, bd_dev);
+		dev = BPF_CORE_READ(request_disk(rq), part0, bd_dev);
 	key->dev = dev;
 	key->op = op & 1 ? OP_WRITE : OP_READ;
 	return true;
@@ -125,10 +141,19 @@ int BPF_PROG(crmon_block_rq_issue, struct request *rq)
 	struct inflight in = {.issued_ns = bpf_ktime_get_ns()};
 	__u32 op = BPF_CORE_READ(rq, cmd_flags) & REQ_OP_MASK;
 	__u64 addr = (__u64)rq;
+	long err;
 
 	if (!read_or_write(op))
 		return 0;
-	if (bpf_map_update_elem(&block_inflight, &addr, &in, BPF_ANY))
+	// A request is issued again only after it completed (or was requeued,
+	// which forgets it): an entry still here is a completion the
+	// completion program did not see.
+	err = bpf_map_update_elem(&block_inflight, &addr, &in, BPF_NOEXIST);
+	if (err == -EEXIST) {
+		count_drop(&block_drops, BLOCK_DROP_LOST_COMPLETION);
+		err = bpf_map_update_elem(&block_inflight, &addr, &in, BPF_EXIST);
+	}
+	if (err)
 		count_drop(&block_drops, BLOCK_DROP_INFLIGHT_FULL);
 	return 0;
 }

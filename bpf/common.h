@@ -14,6 +14,28 @@
 // TASK_RUNNING from include/linux/sched.h, not in BTF.
 #define TASK_RUNNING 0
 
+// switch_voluntary reports whether __schedule() counts a switch-out in
+// the task's nvcsw rather than nivcsw: not a preemption, and the task's
+// state (read when sched_switch fires) not TASK_RUNNING. A task preempted
+// between set_current_state() and schedule() is not running, yet its
+// switch is involuntary. One case still differs: a task that blocks with a
+// signal pending is set back to TASK_RUNNING before the tracepoint but
+// counted in nvcsw.
+static __always_inline bool switch_voluntary(bool preempt, unsigned long state)
+{
+	return !preempt && state != TASK_RUNNING;
+}
+
+// EEXIST from include/uapi/asm-generic/errno-base.h, not in BTF.
+#define EEXIST 17
+
+// The per-cgroup maps are preallocated here, as a program that inserts
+// from under the run-queue lock or from interrupt context needs before
+// Linux 6.1 (no bpf_mem_alloc): an allocation there could wake kswapd and
+// take the run-queue lock again. User space sets BPF_F_NO_PREALLOC at load
+// where the kernel's hash maps allocate from bpf_mem_alloc, so that memory
+// grows with the cgroups seen instead of max_entries.
+
 // hist_bucket returns the bucket of v: its bit length, capped. Branch-light
 // binary search rather than a loop so the verifier sees a fixed cost.
 static __always_inline __u32 hist_bucket(__u64 v)

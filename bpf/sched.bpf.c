@@ -64,7 +64,6 @@ enum sched_drop {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, struct sched_value);
@@ -80,6 +79,19 @@ struct {
 DEFINE_DROPS(sched_drops, SCHED_DROP_MAX);
 
 static struct sched_value zero_sched;
+
+// task_struct.state was renamed __state in Linux 5.14 (and made an
+// unsigned int); this flavour lets one object read either.
+struct task_struct___pre514 {
+	long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline unsigned long task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return t->__state;
+	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+}
 
 // Task fields are read by direct access, not BPF_CORE_READ: vmlinux.h
 // marks every type preserve_access_index, so each access is the same CO-RE
@@ -105,13 +117,14 @@ static __always_inline __u64 task_cgroup(struct task_struct *t, struct task_stat
 // calls update_curr() (via put_prev_task) before trace_sched_switch, so
 // sum_exec_runtime includes the slice that just ended; sched_info_arrive()
 // added the wait before it when the task was switched in. This includes a
-// dying task's last switch (prev->__state == TASK_DEAD).
-static __always_inline void switch_out(struct task_struct *prev)
+// dying task's last switch (prev->__state == TASK_DEAD). The switch is
+// voluntary or not as the kernel counts it (switch_voluntary).
+static __always_inline void switch_out(struct task_struct *prev, bool preempt)
 {
 	struct task_state *ts;
 	struct sched_value *v;
 	__u64 runtime, delay, pcount, cpu = 0, wait = 0, waits = 0;
-	unsigned int state;
+	bool voluntary;
 	__u64 cg;
 
 	ts = bpf_task_storage_get(&sched_tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -122,7 +135,7 @@ static __always_inline void switch_out(struct task_struct *prev)
 	runtime = prev->se.sum_exec_runtime;
 	delay = prev->sched_info.run_delay;
 	pcount = prev->sched_info.pcount;
-	state = prev->__state;
+	voluntary = switch_voluntary(preempt, task_state(prev));
 	if (ts->baseline) {
 		if (runtime > ts->last_runtime)
 			cpu = runtime - ts->last_runtime;
@@ -145,11 +158,10 @@ static __always_inline void switch_out(struct task_struct *prev)
 	v->cpu_ns += cpu;
 	v->wait_ns += wait;
 	v->waits += waits;
-	// Still TASK_RUNNING at switch-out: preempted, not blocked.
-	if (state == TASK_RUNNING)
-		v->involuntary++;
-	else
+	if (voluntary)
 		v->voluntary++;
+	else
+		v->involuntary++;
 	if (histograms && waits) {
 		// With one switch-in since the last switch-out (the usual
 		// case), wait is that one wait; otherwise its mean.
@@ -160,13 +172,15 @@ static __always_inline void switch_out(struct task_struct *prev)
 	}
 }
 
+// sched_switch's prev_state argument only exists from Linux 5.18: the
+// program reads the state from prev, as it was when the tracepoint fired.
 SEC("tp_btf/sched_switch")
 int BPF_PROG(crmon_sched_switch, bool preempt, struct task_struct *prev,
-	     struct task_struct *next, unsigned int prev_state)
+	     struct task_struct *next)
 {
 	// pid 0 is the idle task: its time is not work.
 	if (prev->pid)
-		switch_out(prev);
+		switch_out(prev, preempt);
 	return 0;
 }
 

@@ -21,3 +21,16 @@ int crmon_test_hist_bucket(struct bucket_args *args)
 	args->bucket = hist_bucket(args->value);
 	return 0;
 }
+
+struct switch_args {
+	__u64 state;
+	__u32 preempt;
+	__u32 voluntary;
+};
+
+SEC("syscall")
+int crmon_test_switch_voluntary(struct switch_args *args)
+{
+	args->voluntary = switch_voluntary(args->preempt, args->state);
+	return 0;
+}

@@ -56,9 +56,11 @@ type Options struct {
 	// MaxInflight bounds the block requests tracked between issue and
 	// completion. Default 8192.
 	MaxInflight uint32
-	// StaleAfter is how long a block request may stay uncompleted before
-	// it is dropped and counted as stale. Default 30s.
-	StaleAfter time.Duration
+	// LostAfter is how long a block request may stay uncompleted before
+	// its completion is taken as lost: it is dropped and counted as a
+	// drop with reason lost_completion. Default 30s, far beyond any real
+	// I/O.
+	LostAfter time.Duration
 	// RemovedRetention is how long a removed cgroup's final counts stay
 	// in snapshots after it is reaped. Default 10m.
 	RemovedRetention time.Duration
@@ -74,6 +76,10 @@ type Options struct {
 	Cgroup2Root string
 	// Logger gets one line per probe that does not load. Default: discard.
 	Logger *slog.Logger
+	// KernelTypes is the kernel's BTF, which the probes are checked and
+	// relocated against. Default: the running kernel's, from
+	// <SysFS>/kernel/btf/vmlinux.
+	KernelTypes *btf.Spec
 }
 
 // DefaultOptions enables every probe with default sizes.
@@ -88,8 +94,8 @@ func (o Options) withDefaults() Options {
 	if o.MaxInflight == 0 {
 		o.MaxInflight = 8192
 	}
-	if o.StaleAfter == 0 {
-		o.StaleAfter = 30 * time.Second
+	if o.LostAfter == 0 {
+		o.LostAfter = 30 * time.Second
 	}
 	if o.RemovedRetention == 0 {
 		o.RemovedRetention = 10 * time.Minute
@@ -137,6 +143,9 @@ type Probes struct {
 	progs   []namedProgram
 	mapList []namedMap
 
+	// kernel is the kernel's BTF, kept only while loading.
+	kernel *btf.Spec
+
 	mu    sync.Mutex
 	state *readState
 }
@@ -164,6 +173,12 @@ func New(opts Options) (_ *Probes, err error) {
 		// A no-op on kernels that charge BPF memory to the cgroup (5.11+).
 		memlockErr = rlimit.RemoveMemlock()
 		cache = btf.NewCache()
+		if p.kernel = opts.KernelTypes; p.kernel == nil {
+			if p.kernel, err = cache.Kernel(); err != nil {
+				common = fmt.Sprintf("reading kernel BTF: %v", err)
+				err = nil
+			}
+		}
 		if !opts.NoStats {
 			// Without stats the programs still run; only the run-time
 			// figures are missing, so this is not a probe failure.
@@ -199,6 +214,11 @@ func New(opts Options) (_ *Probes, err error) {
 			reason = fmt.Sprintf("removing the memlock limit: %v", memlockErr)
 		}
 		if reason == "" {
+			if kerr := checkKernel(l.name, p.kernel); kerr != nil {
+				reason = strings.ReplaceAll(kerr.Error(), "\n", "; ")
+			}
+		}
+		if reason == "" {
 			nlinks := len(p.links)
 			if lerr := l.load(cache); lerr != nil {
 				reason = lerr.Error()
@@ -221,6 +241,7 @@ func New(opts Options) (_ *Probes, err error) {
 	// the cache and hand the memory back rather than carry it for the
 	// agent's lifetime.
 	cache = nil
+	p.kernel = nil
 	runtime.GC()
 	debug.FreeOSMemory()
 
@@ -232,7 +253,7 @@ func New(opts Options) (_ *Probes, err error) {
 
 // environment returns why no probe can load here, or "".
 func (p *Probes) environment() string {
-	if _, err := os.Stat(filepath.Join(p.opts.SysFS, "kernel", "btf", "vmlinux")); err != nil {
+	if _, err := os.Stat(filepath.Join(p.opts.SysFS, "kernel", "btf", "vmlinux")); err != nil && p.opts.KernelTypes == nil {
 		return "no kernel BTF at " + filepath.Join(p.opts.SysFS, "kernel", "btf", "vmlinux")
 	}
 	mounts, err := cgroupid.FindMounts(p.opts.ProcFS)
@@ -304,7 +325,20 @@ func parseCapEff(b []byte) (uint64, bool) {
 }
 
 func (p *Probes) collectionOptions(cache *btf.Cache) *ebpf.CollectionOptions {
-	return &ebpf.CollectionOptions{Cache: cache}
+	return &ebpf.CollectionOptions{Cache: cache, Programs: ebpf.ProgramOptions{KernelTypes: p.kernel}}
+}
+
+// cgroupMap sizes a per-cgroup map. The objects preallocate it; where the
+// kernel's hash maps allocate from bpf_mem_alloc, inserting from the
+// scheduler or an interrupt is safe without, and the map's memory then
+// grows with the cgroups seen instead of being max_entries' worth from
+// the start.
+func (p *Probes) cgroupMap(spec *ebpf.CollectionSpec, name string) {
+	m := spec.Maps[name]
+	m.MaxEntries = p.opts.MaxCgroups
+	if hashMemAlloc(p.kernel) {
+		m.Flags |= unix.BPF_F_NO_PREALLOC
+	}
 }
 
 func setVar(spec *ebpf.CollectionSpec, name string, v any) error {
@@ -353,7 +387,7 @@ func (p *Probes) loadSched(cache *btf.Cache) error {
 	if err != nil {
 		return err
 	}
-	spec.Maps["sched_cgroups"].MaxEntries = p.opts.MaxCgroups
+	p.cgroupMap(spec, "sched_cgroups")
 	if err := setVar(spec, "histograms", !p.opts.NoHistograms); err != nil {
 		return err
 	}
@@ -370,7 +404,7 @@ func (p *Probes) loadBlock(cache *btf.Cache) error {
 	if err != nil {
 		return err
 	}
-	spec.Maps["block_cgroups"].MaxEntries = p.opts.MaxCgroups
+	p.cgroupMap(spec, "block_cgroups")
 	spec.Maps["block_inflight"].MaxEntries = p.opts.MaxInflight
 	if err := setVar(spec, "histograms", !p.opts.NoHistograms); err != nil {
 		return err
@@ -388,7 +422,7 @@ func (p *Probes) loadNet(cache *btf.Cache) error {
 	if err != nil {
 		return err
 	}
-	spec.Maps["net_cgroups"].MaxEntries = p.opts.MaxCgroups
+	p.cgroupMap(spec, "net_cgroups")
 	objs := new(netObjects)
 	if err := spec.LoadAndAssign(objs, p.collectionOptions(cache)); err != nil {
 		return fmt.Errorf("loading: %w", err)

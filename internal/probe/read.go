@@ -24,9 +24,9 @@ const (
 	// context switch (it leaves the cgroup in cgroup_exit(), before its
 	// last schedule) before the cgroup's entries are deleted.
 	reapDelay = time.Second
-	// staleSweepEvery is how often in-flight block requests are checked
-	// for ones that never completed.
-	staleSweepEvery = 10 * time.Second
+	// lostSweepEvery is how often in-flight block requests are checked
+	// for ones whose completion was lost.
+	lostSweepEvery = 10 * time.Second
 	// goneSweepEvery is how often cgroupfs is checked for removed cgroups
 	// when the cgroups probe, which reports removals, is down.
 	goneSweepEvery = 30 * time.Second
@@ -58,7 +58,7 @@ type readState struct {
 	retired map[string]*retiredPath
 
 	devices map[uint32]string
-	// userDrops are drops user space counts: stale requests, unresolved
+	// userDrops are drops user space counts: lost completions, unresolved
 	// cgroups.
 	userDrops map[[2]string]uint64
 	lastSweep time.Time
@@ -194,9 +194,9 @@ func (s *readState) read(now time.Time) (*Snapshot, error) {
 	}
 	if p.block != nil {
 		errs = append(errs, s.readBlock(now))
-		if now.Sub(s.lastSweep) >= staleSweepEvery {
+		if now.Sub(s.lastSweep) >= lostSweepEvery {
 			s.lastSweep = now
-			errs = append(errs, s.sweepInflight())
+			errs = append(errs, s.sweepInflight(p.opts.LostAfter))
 		}
 	}
 	if p.net != nil {
@@ -373,29 +373,32 @@ func sumNet(vals []netNetValue) netNetValue {
 	return sum
 }
 
-// sweepInflight drops block requests issued more than StaleAfter ago that
-// never completed (a driver error path without block_rq_complete, a
-// request issued before a requeue we missed), so they cannot fill the map.
-func (s *readState) sweepInflight() error {
+// sweepInflight drops block requests issued more than olderThan ago that
+// never completed, counting each as a lost completion: the completion
+// program did not run for it (seen on Linux 6.18 while another program
+// attached to the tracepoint), or a driver ended it without
+// block_rq_complete. Its bytes are missing from the counts, and its entry
+// would otherwise stay until the map is full.
+func (s *readState) sweepInflight(olderThan time.Duration) error {
 	mono := monotonicNow()
-	if mono <= uint64(s.p.opts.StaleAfter) {
+	if mono <= uint64(olderThan) {
 		return nil
 	}
-	limit := mono - uint64(s.p.opts.StaleAfter)
+	limit := mono - uint64(olderThan)
 	var (
-		key   uint64
-		val   blockInflight
-		stale []uint64
+		key  uint64
+		val  blockInflight
+		lost []uint64
 	)
 	it := s.p.block.BlockInflight.Iterate()
 	for it.Next(&key, &val) {
 		if val.IssuedNs < limit {
-			stale = append(stale, key)
+			lost = append(lost, key)
 		}
 	}
-	for _, k := range stale {
+	for _, k := range lost {
 		if err := s.p.block.BlockInflight.Delete(&k); err == nil {
-			s.userDrops[[2]string{ProbeBlock, "stale"}]++
+			s.userDrops[[2]string{ProbeBlock, "lost_completion"}]++
 		}
 	}
 	if err := it.Err(); err != nil {
@@ -652,7 +655,7 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 
 var dropReasons = map[string][]string{
 	ProbeSched:   {"cgroup_map_full", "task_storage"},
-	ProbeBlock:   {"cgroup_map_full", "inflight_full"},
+	ProbeBlock:   {"cgroup_map_full", "inflight_full", "lost_completion"},
 	ProbeNet:     {"cgroup_map_full"},
 	ProbeCgroups: {"removed_map_full"},
 }
@@ -681,7 +684,6 @@ func (s *readState) drops(progs []ProgramStats) []Drop {
 	}
 	if p.block != nil {
 		read(ProbeBlock, p.block.BlockDrops)
-		counts[[2]string{ProbeBlock, "stale"}] += 0
 	}
 	if p.net != nil {
 		read(ProbeNet, p.net.NetDrops)
@@ -703,6 +705,21 @@ func (s *readState) drops(progs []ProgramStats) []Drop {
 		return out[i].Reason < out[j].Reason
 	})
 	return out
+}
+
+// SweepLostCompletions counts as lost, now, the completions of block
+// requests issued more than olderThan ago and still in flight, as Read
+// does with LostAfter. With no block probe it does nothing.
+func (p *Probes) SweepLostCompletions(olderThan time.Duration) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == nil {
+		return errors.New("probes closed")
+	}
+	if p.block == nil {
+		return nil
+	}
+	return p.state.sweepInflight(olderThan)
 }
 
 // Cgroup reads the probes now and returns the counters of the cgroup at

@@ -259,8 +259,8 @@ type MapStats struct {
 // Drop counts updates the probes could not make.
 type Drop struct {
 	Probe string
-	// Reason: cgroup_map_full, task_storage, inflight_full, stale,
-	// removed_map_full, unresolved.
+	// Reason: cgroup_map_full, task_storage, inflight_full,
+	// lost_completion, removed_map_full, unresolved.
 	Reason string
 	Count  uint64
 }
@@ -275,6 +275,16 @@ type Snapshot struct {
 	Programs []ProgramStats
 	Maps     []MapStats
 	Drops    []Drop
+}
+
+// Dropped returns the count of probe's drops for reason.
+func (s *Snapshot) Dropped(probe, reason string) uint64 {
+	for _, d := range s.Drops {
+		if d.Probe == probe && d.Reason == reason {
+			return d.Count
+		}
+	}
+	return 0
 }
 
 // Cgroup returns the counters of the cgroup at path.

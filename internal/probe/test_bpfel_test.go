@@ -16,7 +16,8 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	testProgCrmonTestHistBucket = "crmon_test_hist_bucket"
+	testProgCrmonTestHistBucket      = "crmon_test_hist_bucket"
+	testProgCrmonTestSwitchVoluntary = "crmon_test_switch_voluntary"
 )
 
 // loadTest returns the embedded CollectionSpec for test.
@@ -61,7 +62,8 @@ type testSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type testProgramSpecs struct {
-	CrmonTestHistBucket *ebpf.ProgramSpec `ebpf:"crmon_test_hist_bucket"`
+	CrmonTestHistBucket      *ebpf.ProgramSpec `ebpf:"crmon_test_hist_bucket"`
+	CrmonTestSwitchVoluntary *ebpf.ProgramSpec `ebpf:"crmon_test_switch_voluntary"`
 }
 
 // testMapSpecs contains maps before they are loaded into the kernel.
@@ -112,12 +114,14 @@ type testVariables struct {
 //
 // It can be passed to loadTestObjects or ebpf.CollectionSpec.LoadAndAssign.
 type testPrograms struct {
-	CrmonTestHistBucket *ebpf.Program `ebpf:"crmon_test_hist_bucket"`
+	CrmonTestHistBucket      *ebpf.Program `ebpf:"crmon_test_hist_bucket"`
+	CrmonTestSwitchVoluntary *ebpf.Program `ebpf:"crmon_test_switch_voluntary"`
 }
 
 func (p *testPrograms) Close() error {
 	return _TestClose(
 		p.CrmonTestHistBucket,
+		p.CrmonTestSwitchVoluntary,
 	)
 }
 
