@@ -20,6 +20,7 @@ pkgs=(
 	hyperfine       # crmon exec overhead benchmark
 	curl            # the benchmark scripts scrape the agent
 	libxml2-utils   # xmllint validates the JUnit reports against the schema
+	python3-junitparser # a real JUnit consumer reads the JUnit reports in the tests
 	procps          # free(1), which the host tests compare with
 	strace          # checks that go test -short touches nothing on the host
 	ca-certificates

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -48,7 +49,9 @@ func reportFlags() []cli.Flag {
 		&cli.StringFlag{Name: "html", Usage: "write a self-contained HTML report with plots to `FILE`"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no summary on stderr"},
 		&cli.StringFlag{Name: "limits", Usage: "read limits from the TOML `FILE` ([cleanroom.resource_limits])"},
-		&cli.StringSliceFlag{Name: "limit", Usage: "a limit `NAME=VALUE` or container:PATTERN:NAME=VALUE (repeatable); names: " + strings.Join(session.LimitNames(), ", ")},
+		&cli.StringSliceFlag{Name: "limit", Usage: "a limit `NAME=VALUE` or container:PATTERN:NAME=VALUE (repeatable; overrides the file's limit of the same name and pattern); names: " + strings.Join(session.LimitNames(), ", ")},
+		&cli.StringFlag{Name: "unmeasured", Value: string(session.UnmeasuredError), Usage: "a limit on a figure that was not measured: error (fails like an exceeded limit) or skip (reported as skipped)"},
+		&cli.StringFlag{Name: "name", Usage: "name the report and its JUnit suite `NAME` (default: exec, or the session's name), so that CI follows it across runs"},
 		&cli.StringFlag{Name: "agent-url", Value: session.DefaultAgentURL, Usage: "the crmon agent to use", EnvVars: []string{session.AgentURLEnv}},
 	}
 }
@@ -57,6 +60,7 @@ func execCommand() *cli.Command {
 	flags := append(reportFlags(),
 		&cli.StringSliceFlag{Name: "containers", Usage: "report only containers with label `LABEL=VALUE` (repeatable; all must match); default: every container created during the run"},
 		&cli.BoolFlag{Name: "kill-stragglers", Usage: "kill the processes CMD leaves behind when it exits instead of waiting for them"},
+		&cli.DurationFlag{Name: "max-wait", Usage: "after CMD exits, wait at most `D` for the processes it left behind, then kill them (0: no bound)"},
 		&cli.DurationFlag{Name: "sample-interval", Value: sessions.DefaultSampleInterval, Usage: "sample interval of the plots"},
 		&cli.BoolFlag{Name: "no-agent", Usage: "measure in this process even when an agent is running"},
 		&cli.StringFlag{Name: "ebpf", Value: "auto", Usage: "without an agent: auto (load the probes when the kernel allows), required or disabled", EnvVars: []string{"CRMON_EBPF"}},
@@ -92,6 +96,9 @@ func runExec(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit("crmon exec: "+err.Error(), 2)
 	}
+	if c.Duration("max-wait") < 0 {
+		return cli.Exit("crmon exec: --max-wait must be 0 (no bound) or more", 2)
+	}
 	h, err := cgroups.Detect("/proc", "/")
 	if err != nil {
 		return cli.Exit("crmon exec: "+err.Error(), 1)
@@ -99,7 +106,8 @@ func runExec(c *cli.Context) error {
 	opts := runner.ExecOptions{
 		Options: runner.Options{
 			Args: args, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-			KillStragglers: c.Bool("kill-stragglers"), ForwardSignals: true,
+			KillStragglers: c.Bool("kill-stragglers"), MaxWait: c.Duration("max-wait"), ForwardSignals: true,
+			Notice: c.App.ErrWriter,
 		},
 		Hierarchy:  h,
 		Parent:     c.String("cgroup-parent"),
@@ -172,9 +180,12 @@ func reraise(sig syscall.Signal) {
 
 // finishReport checks the limits, writes the reports and decides the exit
 // code: CMD's own, or ExitLimitExceeded when CMD succeeded but a limit was
-// exceeded.
+// exceeded or could not be checked (--unmeasured error).
 func finishReport(c *cli.Context, rep *session.Report, limits session.Limits, code int) error {
-	limitErr := rep.Check(limits)
+	if n := c.String("name"); n != "" {
+		rep.Name = n
+	}
+	limitErr := rep.Check(limits, session.Unmeasured(c.String("unmeasured")))
 	var errs []error
 	if !c.Bool("quiet") {
 		errs = append(errs, report.Summary(c.App.ErrWriter, rep))
@@ -225,8 +236,17 @@ func writeReportFile(c *cli.Context, name string, write func(io.Writer) error) e
 	return nil
 }
 
-// loadLimits reads --limits and then --limit, which add to the file's.
+// loadLimits reads --limits and then --limit, which add to the file's and
+// override the file's limit of the same name and container pattern; it
+// checks --unmeasured and --name too, so that bad options fail before CMD
+// runs.
 func loadLimits(c *cli.Context) (session.Limits, error) {
+	if _, err := session.ParseUnmeasured(c.String("unmeasured")); err != nil {
+		return nil, fmt.Errorf("--%w", err)
+	}
+	if err := validReportName(c.String("name")); err != nil {
+		return nil, err
+	}
 	var ls session.Limits
 	if f := c.String("limits"); f != "" {
 		var err error
@@ -243,7 +263,24 @@ func loadLimits(c *cli.Context) (session.Limits, error) {
 		}
 		ls = append(ls, l)
 	}
-	return ls, errors.Join(errs...)
+	return ls.Effective(), errors.Join(errs...)
+}
+
+// maxReportName bounds --name: it ends up in file names of CI systems.
+const maxReportName = 128
+
+// validReportName accepts what JUnit consumers keep as a suite name: up to
+// 128 printable characters.
+func validReportName(n string) error {
+	if len(n) > maxReportName {
+		return fmt.Errorf("--name: %d bytes, at most %d", len(n), maxReportName)
+	}
+	for _, r := range n {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("--name %q: only printable characters", n)
+		}
+	}
+	return nil
 }
 
 // execLogger logs warnings only: exec's stderr belongs to CMD.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -94,8 +95,8 @@ func TestExecLimitExceeded(t *testing.T) {
 		t.Errorf("summary does not show the exceeded limit:\n%s", stderr)
 	}
 	r := readReport(t, j)
-	if r.ExitCode != 0 || r.Totals.CPUSeconds < 0.2 || len(r.Limits) != 2 || r.Limits[0].OK || !r.Limits[1].OK {
-		t.Errorf("report: exit %d cpu %v limits %+v", r.ExitCode, r.Totals.CPUSeconds, r.Limits)
+	if r.ExitCode == nil || *r.ExitCode != 0 || r.Totals.CPUSeconds < 0.2 || len(r.Limits) != 2 || r.Limits[0].OK || !r.Limits[1].OK {
+		t.Errorf("report: exit %v cpu %v limits %+v", r.ExitCode, r.Totals.CPUSeconds, r.Limits)
 	}
 	b, _ := os.ReadFile(x)
 	var doc struct {
@@ -106,7 +107,8 @@ func TestExecLimitExceeded(t *testing.T) {
 			} `xml:"testcase"`
 		} `xml:"testsuite"`
 	}
-	if err := xml.Unmarshal(b, &doc); err != nil || len(doc.Suites) != 1 || len(doc.Suites[0].Cases) != 2 || doc.Suites[0].Cases[0].Failure == nil {
+	// The run's own case, then one per limit.
+	if err := xml.Unmarshal(b, &doc); err != nil || len(doc.Suites) != 1 || len(doc.Suites[0].Cases) != 3 || doc.Suites[0].Cases[1].Failure == nil {
 		t.Errorf("JUnit: %v\n%s", err, b)
 	}
 	html, _ := os.ReadFile(h)
@@ -210,7 +212,7 @@ func TestExecWithAgent(t *testing.T) {
 		t.Fatalf("%v\n%s\n%s", err, out, a.logs())
 	}
 	r := readReport(t, j)
-	if r.Totals.CPUSeconds < 0.1 || !strings.HasPrefix(r.Name, "exec-") || r.Cgroup == "" {
+	if r.Totals.CPUSeconds < 0.1 || r.Name != "exec" || !strings.Contains(r.Cgroup, "/exec-") {
 		t.Errorf("report through the agent: %+v", r)
 	}
 	if !strings.Contains(a.logs(), "session started") {
@@ -269,20 +271,44 @@ func TestSessionCommands(t *testing.T) {
 	if _, stderr, code := run(t, "session", "start", url, "--containers", "crmon.test=session", "s1"); code != 0 {
 		t.Fatalf("start: exit %d\n%s", code, stderr)
 	}
+	if _, stderr, code := run(t, "session", "start", url, "s2"); code != 0 {
+		t.Fatalf("start: exit %d\n%s", code, stderr)
+	}
+	// A table for people: no Go slices.
 	out, _, _ := run(t, "session", "list", url)
-	if !strings.Contains(out, "s1") {
+	if !regexp.MustCompile(`(?m)^s1 +\S+ +- +labelled crmon.test=session$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^s2 +\S+ +- +all$`).MatchString(out) || strings.Contains(out, "[") {
 		t.Errorf("list:\n%s", out)
+	}
+	if _, stderr, code := run(t, "session", "stop", "-q", url, "s2"); code != 0 {
+		t.Errorf("stop s2: exit %d\n%s", code, stderr)
 	}
 	name := fmt.Sprintf("crmon-session-%d", os.Getpid())
 	dockertest.Docker(t, "run", "--rm", "--name", name, "--label", "crmon.test=session", dockertest.Image, "sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")
 	j := filepath.Join(t.TempDir(), "s.json")
-	_, stderr, code := run(t, "session", "stop", url, "--json", j, "--limit", "container:crmon-session-*:cpu_seconds=0.001", "s1")
+	_, stderr, code := run(t, "session", "stop", url, "--json", j, "--name", "integration", "--limit", "container:crmon-session-*:cpu_seconds=0.001", "s1")
 	if code != 3 {
 		t.Errorf("stop: exit %d, want 3 (container over its limit)\n%s", code, stderr)
 	}
 	r := readReport(t, j)
 	if len(r.Containers) != 1 || r.Containers[0].Name != name || r.Containers[0].CPUSeconds < 0.05 {
 		t.Errorf("containers: %+v", r.Containers)
+	}
+	// No cgroup: the session saw only its containers, and no exit.
+	if r.ExitCode != nil || r.TotalsOf != session.TotalsContainers || r.Name != "integration" {
+		t.Errorf("report exit %v totals_of %q name %q, want none, containers, integration", r.ExitCode, r.TotalsOf, r.Name)
+	}
+	raw, _ := os.ReadFile(j)
+	if strings.Contains(string(raw), `"exit_code"`) {
+		t.Error("the JSON report has an exit_code nobody saw")
+	}
+	for _, want := range []string{"crmon session integration: only the 1 container created during the session", "\n  containers  "} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "exit 0") || strings.Contains(stderr, "\n  run ") {
+		t.Errorf("summary claims an exit or a run it did not see:\n%s", stderr)
 	}
 }
 

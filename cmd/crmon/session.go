@@ -6,6 +6,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -90,16 +92,30 @@ over HTTP under /api/v1/sessions (docs/report.md).`,
 					if c.Bool("json") {
 						return writeJSON(c.App.Writer, infos)
 					}
-					tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-					fmt.Fprintln(tw, "NAME\tSTARTED\tCGROUP\tCONTAINERS")
-					for _, in := range infos {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", in.Name, in.StartedAt.Format(time.RFC3339), in.Cgroup, in.Containers)
-					}
-					return tw.Flush()
+					return sessionTable(c.App.Writer, infos)
 				},
 			},
 		},
 	}
+}
+
+// sessionTable prints the running sessions, one a line, with what each
+// measures: its cgroup, and which containers created since its start.
+func sessionTable(w io.Writer, infos []session.Info) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTARTED\tCGROUP\tCONTAINERS")
+	for _, in := range infos {
+		cg := in.Cgroup
+		if cg == "" {
+			cg = "-"
+		}
+		cs := "all"
+		if len(in.Containers) > 0 {
+			cs = "labelled " + strings.Join(in.Containers, ", ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", in.Name, in.StartedAt.Format(time.RFC3339), cg, cs)
+	}
+	return tw.Flush()
 }
 
 func ctx(c *cli.Context) context.Context {

@@ -169,7 +169,12 @@ func (c chart) svg() template.HTML {
 	return template.HTML(b.String()) //nolint:gosec // built above from escaped strings and numbers only
 }
 
-var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{"fmtv": session.FormatValue}).Parse(`<!DOCTYPE html>
+var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
+	"fmtv":   session.FormatValue,
+	"actual": actualText,
+	"scope":  scopeLabel,
+	"status": func(l session.LimitResult) string { return strings.ToLower(statusText[l.Status]) },
+}).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -189,7 +194,7 @@ td, th { padding: .2em .8em; border-bottom: 1px solid #ddd; text-align: left; }
 <pre>{{.Summary}}</pre>
 {{if .Limits}}<h2>Limits</h2>
 <table><tr><th>limit</th><th>scope</th><th>limit</th><th>actual</th><th></th></tr>
-{{range .Limits}}<tr><td>{{.Name}}</td><td>{{.Scope}}</td><td>{{fmtv .Unit .Limit}}</td><td>{{fmtv .Unit .Actual}}</td><td>{{if .OK}}<span class="ok">ok</span>{{else}}<span class="fail">exceeded</span>{{end}}</td></tr>
+{{range .Limits}}<tr><td>{{.Name}}</td><td>{{scope .}}</td><td>{{fmtv .Unit .Limit}}</td><td>{{actual .}}</td><td>{{if .OK}}<span class="ok">ok</span>{{else if eq .Status "skipped"}}<span>skipped</span>{{else}}<span class="fail">{{status .}}</span>{{end}}{{with .Reason}}: {{.}}{{end}}</td></tr>
 {{end}}</table>{{end}}
 {{if .Interval}}<p>Sampled every {{.Interval}}.</p>{{end}}
 {{range .Scopes}}<h2>{{.Title}}</h2>

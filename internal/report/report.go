@@ -11,6 +11,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -38,21 +39,25 @@ func JSON(w io.Writer, r *session.Report, withSeries bool) error {
 	return enc.Encode(&c)
 }
 
-// Summary writes a short table of r for a terminal.
+// Summary writes a short table of r for a terminal. What was not
+// measured reads n/a, never 0.
 func Summary(w io.Writer, r *session.Report) error {
 	var b strings.Builder
-	head := "crmon: " + r.Name
-	if len(r.Command) > 0 {
-		head = "crmon exec: " + strings.Join(r.Command, " ")
-	}
+	b.WriteString(headline(r))
 	// A run measured without the probes lacks whole measures: the first
 	// line says so, not only a log line that scrolls away.
 	for _, m := range r.SourcesMissing {
 		if m.Source == "ebpf" {
-			head += " — measured without eBPF: " + m.Reason
+			b.WriteString(" — measured without eBPF: " + m.Reason)
 		}
 	}
-	fmt.Fprintf(&b, "%s\n  exit %d after %s", head, r.ExitCode, session.FormatSeconds(r.DurationSeconds))
+	b.WriteString("\n  ")
+	if r.ExitCode != nil {
+		fmt.Fprintf(&b, "exit %d after ", *r.ExitCode)
+	} else {
+		b.WriteString("lasted ")
+	}
+	b.WriteString(session.FormatSeconds(r.DurationSeconds))
 	if len(r.Sources) > 0 {
 		fmt.Fprintf(&b, " (measured by %s)", strings.Join(r.Sources, " + "))
 	}
@@ -60,14 +65,13 @@ func Summary(w io.Writer, r *session.Report) error {
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  \tcpu\trunq p99\tctx sw\tblk read\tblk write\tnet rx\tnet tx\tpeak mem\tprocs\n")
 	row := func(name string, m *session.Measures) {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\n", name,
-			session.FormatSeconds(m.CPUSeconds), session.FormatSeconds(m.RunqueueWaitP99Seconds),
-			m.ContextSwitches,
-			session.FormatBytes(float64(m.BlockReadBytes)), session.FormatBytes(float64(m.BlockWriteBytes)),
-			session.FormatBytes(float64(m.NetRxBytes)), session.FormatBytes(float64(m.NetTxBytes)),
-			session.FormatBytes(float64(m.PeakMemoryBytes)), m.ProcessesStarted)
+		fmt.Fprintf(tw, "  %s", name)
+		for _, f := range summaryFields {
+			fmt.Fprintf(tw, "\t%s", measureText(m, f))
+		}
+		fmt.Fprintln(tw)
 	}
-	row("run", &r.Totals)
+	row(totalsLabel(r), &r.Totals)
 	for i := range r.Containers {
 		c := &r.Containers[i]
 		row(c.Name, &c.Measures)
@@ -77,6 +81,18 @@ func Summary(w io.Writer, r *session.Report) error {
 	}
 	fmt.Fprintf(&b, "  host peak: cpu %.1f%%, memory %.1f%%, disk %.1f%%\n",
 		r.Host.CPUUsagePercent, r.Host.MemoryUsagePercent, r.Host.DiskUsagePercent)
+	if st := r.Stragglers; st != nil {
+		fmt.Fprintf(&b, "  left running when CMD exited: %s", stragglerList(st))
+		switch st.Killed {
+		case "max-wait":
+			b.WriteString("; killed at the end of --max-wait")
+		case "kill-stragglers":
+			b.WriteString("; killed (--kill-stragglers)")
+		default:
+			b.WriteString("; waited for")
+		}
+		b.WriteString("\n")
+	}
 	if len(r.Unavailable) > 0 {
 		fmt.Fprintf(&b, "  not measured: %s\n", strings.Join(r.Unavailable, ", "))
 	}
@@ -89,15 +105,112 @@ func Summary(w io.Writer, r *session.Report) error {
 		fmt.Fprintf(&b, "  containers not measured: %d, beyond the first %d\n", r.ContainersOmitted, r.ContainersLimit)
 	}
 	for _, l := range r.Limits {
-		status := "ok"
-		if !l.OK {
-			status = "EXCEEDED"
+		fmt.Fprintf(&b, "  limit %s (%s): %s of %s %s", l.Name, scopeLabel(l),
+			actualText(l), session.FormatValue(l.Unit, l.Limit), statusText[l.Status])
+		if l.Reason != "" {
+			b.WriteString(": " + l.Reason)
 		}
-		fmt.Fprintf(&b, "  limit %s (%s): %s of %s %s\n", l.Name, l.Scope,
-			session.FormatValue(l.Unit, l.Actual), session.FormatValue(l.Unit, l.Limit), status)
+		b.WriteString("\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// stragglerList names the first few processes of st.
+func stragglerList(st *session.Stragglers) string {
+	var parts []string
+	for i, p := range st.Processes {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(st.Processes)-i))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", p.PID, p.Command))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// headline says what the report covers: CMD for `crmon exec`; for a
+// session, its cgroup and containers, or its containers alone.
+func headline(r *session.Report) string {
+	if len(r.Command) > 0 {
+		return "crmon exec: " + strings.Join(r.Command, " ")
+	}
+	cs := fmt.Sprintf("the %d containers", len(r.Containers))
+	if len(r.Containers) == 1 {
+		cs = "the 1 container"
+	}
+	if r.TotalsOf == session.TotalsContainers {
+		return fmt.Sprintf("crmon session %s: only %s created during the session (no cgroup given: the session's own processes are not measured)", r.Name, cs)
+	}
+	return fmt.Sprintf("crmon session %s: cgroup %s, and %s created during the session", r.Name, r.Cgroup, cs)
+}
+
+// totalsLabel names the totals row for what it measured.
+func totalsLabel(r *session.Report) string {
+	if r.TotalsOf == session.TotalsContainers {
+		return "containers"
+	}
+	return "run"
+}
+
+// summaryFields are the summary's columns after the name.
+var summaryFields = []string{"cpu_seconds", "runqueue_wait_p99_seconds", "context_switches",
+	"block_read_bytes", "block_write_bytes", "net_rx_bytes", "net_tx_bytes", "peak_memory_bytes", "processes_started"}
+
+// notMeasured is how people see a figure nothing measured.
+const notMeasured = "n/a"
+
+// measureText renders one field of m, n/a when it was not measured.
+func measureText(m *session.Measures, field string) string {
+	if !m.Measured(field) {
+		return notMeasured
+	}
+	switch field {
+	case "cpu_seconds":
+		return session.FormatSeconds(m.CPUSeconds)
+	case "runqueue_wait_p99_seconds":
+		return session.FormatSeconds(m.RunqueueWaitP99Seconds)
+	case "context_switches":
+		return strconv.FormatUint(m.ContextSwitches, 10)
+	case "block_read_bytes":
+		return session.FormatBytes(float64(m.BlockReadBytes))
+	case "block_write_bytes":
+		return session.FormatBytes(float64(m.BlockWriteBytes))
+	case "net_rx_bytes":
+		return session.FormatBytes(float64(m.NetRxBytes))
+	case "net_tx_bytes":
+		return session.FormatBytes(float64(m.NetTxBytes))
+	case "peak_memory_bytes":
+		return session.FormatBytes(float64(m.PeakMemoryBytes))
+	case "processes_started":
+		return strconv.FormatUint(m.ProcessesStarted, 10)
+	}
+	return "?"
+}
+
+var statusText = map[string]string{
+	session.StatusOK:          "ok",
+	session.StatusExceeded:    "EXCEEDED",
+	session.StatusNotMeasured: "NOT MEASURED",
+	session.StatusSkipped:     "skipped",
+}
+
+// actualText is a limit's actual value, n/a when it has none.
+func actualText(l session.LimitResult) string {
+	if !l.Measured() {
+		return notMeasured
+	}
+	return session.FormatValue(l.Unit, l.Actual)
+}
+
+// scopeLabel is a limit result's scope, with the pattern that selected
+// the container when it is not the container's name, so that two patterns
+// matching one container give two names.
+func scopeLabel(l session.LimitResult) string {
+	if name, ok := strings.CutPrefix(l.Scope, session.ScopeContainerPrefix); ok && l.Pattern != "" && l.Pattern != name {
+		return l.Scope + " by " + l.Pattern
+	}
+	return l.Scope
 }
 
 type junitSuites struct {
@@ -132,19 +245,25 @@ type junitCase struct {
 	Name      string        `xml:"name,attr"`
 	Classname string        `xml:"classname,attr"`
 	Time      string        `xml:"time,attr"`
+	Skipped   *junitFailure `xml:"skipped,omitempty"`
+	Error     *junitFailure `xml:"error,omitempty"`
 	Failure   *junitFailure `xml:"failure,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
 }
 
 type junitFailure struct {
 	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr"`
+	Type    string `xml:"type,attr,omitempty"`
 	Text    string `xml:",chardata"`
 }
 
-// JUnit writes r's limit results as JUnit XML: one test case per limit and
-// scope, with a <failure> for each exceeded one, so that CI systems show an
-// exceeded limit as a failed test. hostname fills the suite's attribute the
+// JUnit writes r as JUnit XML: one suite named after the report, one test
+// case for the run itself (failed when CMD's exit code was not 0), with
+// the totals as the suite's properties, and one test case per limit and
+// scope: a <failure> for an exceeded limit, an <error> for one on a figure
+// that was not measured, <skipped> for one not checked. Suite and case
+// names depend only on the report's name and the limits, so CI systems
+// can follow each across runs. hostname fills the suite's attribute the
 // common JUnit schema requires.
 func JUnit(w io.Writer, r *session.Report, hostname string) error {
 	name := r.Name
@@ -152,33 +271,54 @@ func JUnit(w io.Writer, r *session.Report, hostname string) error {
 		name = "crmon"
 	}
 	s := junitSuite{
-		Name:      "crmon.limits." + name,
+		Name:      name,
 		Time:      fmt.Sprintf("%.3f", r.DurationSeconds),
 		Timestamp: r.StartedAt.UTC().Format("2006-01-02T15:04:05"),
 		Hostname:  hostname,
-		Cases:     []junitCase{},
+		Cases:     []junitCase{runCase(r, name)},
 	}
 	if len(r.Command) > 0 {
 		s.Props = append(s.Props, junitProperty{Name: "command", Value: strings.Join(r.Command, " ")})
-		s.Props = append(s.Props, junitProperty{Name: "exit_code", Value: fmt.Sprint(r.ExitCode)})
+	}
+	if r.ExitCode != nil {
+		s.Props = append(s.Props, junitProperty{Name: "exit_code", Value: strconv.Itoa(*r.ExitCode)})
+	}
+	if r.TotalsOf != "" {
+		s.Props = append(s.Props, junitProperty{Name: "totals_of", Value: r.TotalsOf})
+	}
+	totals := jsonFields(&r.Totals)
+	for _, f := range session.MeasureFields() {
+		s.Props = append(s.Props, junitProperty{Name: "totals." + f, Value: totals[f]})
 	}
 	for _, l := range r.Limits {
 		c := junitCase{
-			Name:      l.Name + " (" + l.Scope + ")",
-			Classname: "crmon.limits." + classScope(l.Scope),
+			Name:      l.Name + " (" + scopeLabel(l) + ")",
+			Classname: name + ".limits." + classScope(l.Scope),
 			Time:      "0",
-			SystemOut: fmt.Sprintf("%s: %s of %s", l.Name, session.FormatValue(l.Unit, l.Actual), session.FormatValue(l.Unit, l.Limit)),
+			SystemOut: fmt.Sprintf("%s: %s of %s", l.Name, actualText(l), session.FormatValue(l.Unit, l.Limit)),
 		}
-		if !l.OK {
+		switch l.Status {
+		case session.StatusExceeded:
 			msg := (&session.LimitError{Result: l}).Error()
 			c.Failure = &junitFailure{Message: msg, Type: "resource_limit_exceeded",
 				Text: fmt.Sprintf("resource: %s\nscope: %s\nlimit: %v %s\nactual: %v %s\n", l.Name, l.Scope, l.Limit, l.Unit, l.Actual, l.Unit)}
 			s.Failures++
+		case session.StatusNotMeasured:
+			msg := (&session.NotMeasuredError{Result: l}).Error()
+			c.Error = &junitFailure{Message: msg, Type: "not_measured",
+				Text: fmt.Sprintf("resource: %s\nscope: %s\nlimit: %v %s\nactual: not measured\n", l.Name, l.Scope, l.Limit, l.Unit)}
+			s.Errors++
+		case session.StatusSkipped:
+			c.Skipped = &junitFailure{Message: l.Reason}
+			s.Skipped++
 		}
 		s.Cases = append(s.Cases, c)
 	}
+	if s.Cases[0].Failure != nil {
+		s.Failures++
+	}
 	s.Tests = len(s.Cases)
-	doc := junitSuites{Name: "crmon", Tests: s.Tests, Failures: s.Failures, Time: s.Time, Suites: []junitSuite{s}}
+	doc := junitSuites{Name: "crmon", Tests: s.Tests, Failures: s.Failures, Errors: s.Errors, Time: s.Time, Suites: []junitSuite{s}}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}
@@ -189,6 +329,40 @@ func JUnit(w io.Writer, r *session.Report, hostname string) error {
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
+}
+
+// runCase is the test case of the run itself: it passes unless CMD's
+// exit code, when one was seen, was not 0.
+func runCase(r *session.Report, suite string) junitCase {
+	c := junitCase{Name: totalsLabel(r), Classname: suite, Time: fmt.Sprintf("%.3f", r.DurationSeconds)}
+	var out strings.Builder
+	totals := jsonFields(&r.Totals)
+	for _, f := range session.MeasureFields() {
+		fmt.Fprintf(&out, "%s: %s\n", f, totals[f])
+	}
+	c.SystemOut = out.String()
+	if r.ExitCode != nil && *r.ExitCode != 0 {
+		c.Failure = &junitFailure{Message: fmt.Sprintf("%s exited %d", strings.Join(r.Command, " "), *r.ExitCode), Type: "exit_code"}
+	}
+	return c
+}
+
+// jsonFields are m's fields as the JSON report writes them: null when
+// not measured.
+func jsonFields(m *session.Measures) map[string]string {
+	out := map[string]string{}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return out
+	}
+	var all map[string]json.RawMessage
+	if json.Unmarshal(b, &all) != nil {
+		return out
+	}
+	for k, v := range all {
+		out[k] = string(v)
+	}
+	return out
 }
 
 // classScope turns "container:db-1" into "container.db-1": JUnit viewers

@@ -6,7 +6,6 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"flag"
 	"os"
 	"os/exec"
@@ -28,13 +27,14 @@ func sample() *session.Report {
 	start := time.Date(2026, 11, 26, 20, 0, 0, 0, time.UTC)
 	r := &session.Report{
 		SchemaVersion:   session.SchemaVersion,
-		Name:            "exec-1234",
+		Name:            "exec",
 		Command:         []string{"make", "test"},
-		ExitCode:        0,
+		ExitCode:        session.Exit(0),
 		StartedAt:       start,
 		EndedAt:         start.Add(1500 * time.Millisecond),
 		DurationSeconds: 1.5,
 		Cgroup:          "/crmon/exec-1234",
+		TotalsOf:        session.TotalsCgroup,
 		Sources:         []string{"ebpf", "cgroupfs"},
 		Totals: session.Measures{
 			CPUSeconds: 0.61, RunqueueWaitSeconds: 0.002, RunqueueWaitP50Seconds: 0.000016, RunqueueWaitP99Seconds: 0.001,
@@ -44,7 +44,8 @@ func sample() *session.Report {
 		},
 		Containers: []session.ContainerReport{{
 			ID: "abc123", Name: "db-1", Image: "crmon-test/busybox:latest", Cgroup: "/docker/abc123",
-			Measures: session.Measures{CPUSeconds: 2.01, PeakMemoryBytes: 1 << 20, ProcessesStarted: 4},
+			Measures: session.Measures{CPUSeconds: 2.01, PeakMemoryBytes: 1 << 20,
+				Unmeasured: []string{"net_rx_bytes", "net_tx_bytes", "processes_started"}},
 		}},
 		Host: session.HostPeaks{CPUUsagePercent: 97.5, MemoryUsagePercent: 40.1, DiskUsagePercent: 61},
 		Series: &session.Series{
@@ -60,7 +61,9 @@ func sample() *session.Report {
 		{Name: "cpu_seconds", Value: 0.2},
 		{Name: "peak_memory_bytes", Value: 32 << 20},
 		{Name: "cpu_seconds", Container: "db-*", Value: 1},
-	})
+		{Name: "net_rx_bytes", Container: "db-*", Value: 1024},
+		{Name: "peak_memory_bytes", Container: "web-*", Value: 1 << 30},
+	}, session.UnmeasuredError)
 	return r
 }
 
@@ -135,24 +138,123 @@ func TestSummaryDegraded(t *testing.T) {
 	}
 }
 
+// TestJUnit reads the JUnit file with a JUnit consumer: one case for the
+// run, one per limit result; an exceeded limit fails, one on a figure
+// that was not measured is an error, a container limit that matched no
+// container is skipped, and no name carries anything that changes from
+// one run to the next.
 func TestJUnit(t *testing.T) {
 	var b bytes.Buffer
 	if err := JUnit(&b, sample(), "ci-host"); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "junit.xml", b.Bytes())
-	var doc junitSuites
-	if err := xml.Unmarshal(b.Bytes(), &doc); err != nil {
-		t.Fatalf("not XML: %v", err)
+	f := filepath.Join(t.TempDir(), "junit.xml")
+	if err := os.WriteFile(f, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if doc.Tests != 3 || doc.Failures != 2 || len(doc.Suites) != 1 || len(doc.Suites[0].Cases) != 3 {
-		t.Errorf("tests %d failures %d suites %d, want 3, 2, 1", doc.Tests, doc.Failures, len(doc.Suites))
+	suites := testenv.ParseJUnit(t, f)
+	if len(suites) != 1 {
+		t.Fatalf("%d suites, want 1", len(suites))
 	}
-	if f := doc.Suites[0].Cases[0].Failure; f == nil || f.Type != "resource_limit_exceeded" {
-		t.Errorf("first case failure = %+v", f)
+	s := suites[0]
+	if s.Name != "exec" || s.Tests != 6 || s.Failures != 2 || s.Errors != 1 || s.Skipped != 1 {
+		t.Errorf("suite %q tests %d failures %d errors %d skipped %d, want exec 6 2 1 1", s.Name, s.Tests, s.Failures, s.Errors, s.Skipped)
 	}
-	if doc.Suites[0].Cases[1].Failure != nil {
-		t.Error("a limit within budget has a <failure>")
+	want := []testenv.JUnitCase{
+		{Classname: "exec", Name: "run", Result: "passed"},
+		{Classname: "exec.limits.run", Name: "cpu_seconds (run)", Result: "failure", Type: "resource_limit_exceeded",
+			Message: "resource limit exceeded: cpu_seconds (run): limit 200.0ms, actual 610.0ms"},
+		{Classname: "exec.limits.run", Name: "peak_memory_bytes (run)", Result: "passed"},
+		{Classname: "exec.limits.container.db-1", Name: "cpu_seconds (container:db-1 by db-*)", Result: "failure", Type: "resource_limit_exceeded",
+			Message: "resource limit exceeded: cpu_seconds (container:db-1): limit 1.000s, actual 2.010s"},
+		{Classname: "exec.limits.container.db-1", Name: "net_rx_bytes (container:db-1 by db-*)", Result: "error", Type: "not_measured",
+			Message: "resource limit not checked: net_rx_bytes (container:db-1): no source measured net_rx_bytes here: it comes from the eBPF probes (this report's sources: ebpf + cgroupfs)"},
+		{Classname: "exec.limits.container.web-*", Name: "peak_memory_bytes (container:web-*)", Result: "skipped",
+			Message: `no container of the run matched "web-*"`},
+	}
+	if diff := cmp.Diff(want, s.Cases); diff != "" {
+		t.Errorf("cases (-want +got):\n%s", diff)
+	}
+	if s.Properties["totals.cpu_seconds"] != "0.61" || s.Properties["exit_code"] != "0" || s.Properties["totals_of"] != "cgroup" {
+		t.Errorf("properties %v", s.Properties)
+	}
+}
+
+// TestJUnitRunCase checks the run's own case: the only case without
+// limits, failed when CMD failed, passed (and without exit code) for a
+// session, and its totals' unmeasured figures are null, not 0.
+func TestJUnitRunCase(t *testing.T) {
+	xmllint := testenv.RequireCommand(t, "xmllint")
+	r := sample()
+	r.Limits = nil
+	r.ExitCode = session.Exit(2)
+	r.Totals.SetUnmeasured("net_rx_bytes")
+	sess := sample()
+	sess.Limits, sess.Command, sess.ExitCode, sess.Name, sess.TotalsOf = nil, nil, nil, "it", session.TotalsContainers
+	for _, tc := range []struct {
+		r        *session.Report
+		want     testenv.JUnitCase
+		failures int
+	}{
+		{r, testenv.JUnitCase{Classname: "exec", Name: "run", Result: "failure", Type: "exit_code", Message: "make test exited 2"}, 1},
+		{sess, testenv.JUnitCase{Classname: "it", Name: "containers", Result: "passed"}, 0},
+	} {
+		var b bytes.Buffer
+		if err := JUnit(&b, tc.r, "ci-host"); err != nil {
+			t.Fatal(err)
+		}
+		validateJUnit(t, xmllint, b.Bytes())
+		f := filepath.Join(t.TempDir(), "junit.xml")
+		if err := os.WriteFile(f, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s := testenv.ParseJUnit(t, f)[0]
+		if s.Tests != 1 || s.Failures != tc.failures || len(s.Cases) != 1 {
+			t.Fatalf("tests %d failures %d cases %+v", s.Tests, s.Failures, s.Cases)
+		}
+		if diff := cmp.Diff(tc.want, s.Cases[0]); diff != "" {
+			t.Errorf("run case (-want +got):\n%s", diff)
+		}
+		_, hasExit := s.Properties["exit_code"]
+		if hasExit != (tc.r.ExitCode != nil) {
+			t.Errorf("exit_code property present %v for exit %v", hasExit, tc.r.ExitCode)
+		}
+		if tc.r == r && s.Properties["totals.net_rx_bytes"] != "null" {
+			t.Errorf("unmeasured totals.net_rx_bytes = %q, want null", s.Properties["totals.net_rx_bytes"])
+		}
+	}
+}
+
+// TestSessionSummary checks what a session's summary claims: no exit code
+// it never saw, and a containers-only session's row and limits named for
+// what they measured.
+func TestSessionSummary(t *testing.T) {
+	r := sample()
+	r.Command, r.ExitCode, r.Name, r.Cgroup, r.TotalsOf = nil, nil, "it-42", "", session.TotalsContainers
+	_ = r.Check(session.Limits{{Name: "cpu_seconds", Value: 10}}, "")
+	var b bytes.Buffer
+	if err := Summary(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	s := b.String()
+	for _, want := range []string{
+		"crmon session it-42: only the 1 container created during the session (no cgroup given: the session's own processes are not measured)\n  lasted 1.500s",
+		"\n  containers  610.0ms",
+		"limit cpu_seconds (containers): 610.0ms of 10.000s ok",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "exit") || strings.Contains(s, "\n  run ") {
+		t.Errorf("summary claims an exit or a run:\n%s", s)
+	}
+	r.Cgroup, r.TotalsOf = "/ci/job-42", session.TotalsCgroup
+	b.Reset()
+	_ = Summary(&b, r)
+	if !strings.Contains(b.String(), "crmon session it-42: cgroup /ci/job-42, and the 1 container created during the session") {
+		t.Errorf("summary with a cgroup:\n%s", b.String())
 	}
 }
 

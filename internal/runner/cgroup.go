@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/pkg/session"
 )
 
 // v1Controllers are the v1 hierarchies a run joins on hybrid hosts: memory
@@ -185,6 +186,63 @@ func (c *Cgroup) Populated() (bool, error) {
 		return len(bytes.TrimSpace(b)) > 0, nil
 	}
 	return false, nil
+}
+
+// maxCommand bounds a listed command line.
+const maxCommand = 200
+
+// Processes lists up to max processes of the cgroup and its descendants,
+// with their command lines.
+func (c *Cgroup) Processes(max int) []session.Process {
+	dir := c.V2Dir
+	if dir == "" {
+		for _, d := range c.V1Dirs {
+			dir = d
+			break
+		}
+	}
+	var out []session.Process
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		if err != nil {
+			return nil
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if len(out) >= max {
+				return filepath.SkipAll
+			}
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			out = append(out, session.Process{PID: pid, Command: commandLine(pid)})
+		}
+		return nil
+	})
+	return out
+}
+
+// commandLine reads /proc/PID/cmdline, its first maxCommand bytes, with
+// spaces between the arguments; comm for a process without one (a kernel
+// thread, a zombie).
+func commandLine(pid int) string {
+	buf := make([]byte, maxCommand)
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err == nil {
+		n, _ := f.Read(buf)
+		f.Close()
+		if s := strings.TrimRight(strings.ReplaceAll(string(buf[:n]), "\x00", " "), " "); s != "" {
+			return strings.ToValidUTF8(s, "?")
+		}
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return "?"
+	}
+	return "[" + strings.TrimSpace(string(b)) + "]"
 }
 
 // procsEmpty reports whether cgroup.procs lists no process: the cgroup

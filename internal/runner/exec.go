@@ -19,6 +19,10 @@ import (
 	"github.com/crmon-dev/crmon/pkg/session"
 )
 
+// ReportName names an exec's report, whatever its session and cgroup are
+// called, so that JUnit consumers follow it from one run to the next.
+const ReportName = "exec"
+
 // DefaultParent is the cgroup under which runs get their own.
 const DefaultParent = "crmon"
 
@@ -141,10 +145,15 @@ func Exec(ctx context.Context, opts ExecOptions) (rep *session.Report, res Resul
 	}
 	if res.Counted {
 		rep.Totals.ProcessesStarted = res.ProcessesStarted
+		rep.Totals.SetMeasured("processes_started")
 		rep.Unavailable = slices.DeleteFunc(rep.Unavailable, func(s string) bool { return s == "processes_started" })
 	}
+	if res.Stragglers {
+		rep.Stragglers = &session.Stragglers{Processes: res.Left, Killed: res.Killed}
+	}
+	rep.Name = ReportName
 	rep.Command = opts.Args
-	rep.ExitCode = res.ExitCode
+	rep.ExitCode = session.Exit(res.ExitCode)
 	rep.StartedAt = res.Started
 	rep.EndedAt = res.Ended
 	rep.DurationSeconds = res.Ended.Sub(res.Started).Seconds()

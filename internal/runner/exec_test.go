@@ -299,7 +299,7 @@ func TestExecAgentRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.ExitCode != 6 || rep.ExitCode != 6 || !slices.Contains(rep.Sources, "cgroupfs") {
+	if res.ExitCode != 6 || rep.ExitCode == nil || *rep.ExitCode != 6 || !slices.Contains(rep.Sources, "cgroupfs") {
 		t.Errorf("exit %d, report %+v", res.ExitCode, rep)
 	}
 }

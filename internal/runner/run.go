@@ -12,10 +12,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/pkg/session"
 )
 
 // ForwardedSignals are passed on to CMD; after CMD exits, they kill what it
@@ -37,6 +40,12 @@ type Options struct {
 	// KillStragglers kills the processes CMD leaves in the cgroup when it
 	// exits, instead of waiting for them to exit.
 	KillStragglers bool
+	// MaxWait, when > 0, bounds the wait for the processes CMD left
+	// behind: they are killed after it.
+	MaxWait time.Duration
+	// Notice, when set, is told once which processes CMD left behind and
+	// what happens to them, so that a long wait is not a silent one.
+	Notice io.Writer
 	// ForwardSignals passes SIGINT, SIGTERM, SIGHUP and SIGQUIT on to CMD.
 	ForwardSignals bool
 	// CountProcesses counts the processes the run starts from the
@@ -56,6 +65,12 @@ type Result struct {
 	Started, Exited, Ended time.Time
 	// Stragglers is whether processes outlived CMD in the cgroup.
 	Stragglers bool
+	// Left lists (some of) the processes still in the cgroup when CMD
+	// exited, and Killed why they were killed: KilledByRequest
+	// (Options.KillStragglers), KilledAfterMaxWait, or "" when they were
+	// waited for (or a signal or a cancelled run killed them).
+	Left   []session.Process
+	Killed string
 	// ProcessesStarted counts CMD and its descendants when
 	// Options.CountProcesses was set and the count is exact; Counted says
 	// whether it is.
@@ -187,25 +202,44 @@ wait:
 		res.ExitCode = ws.ExitStatus()
 	}
 
+	var maxWait <-chan time.Time
 	if pop, _ := cg.Populated(); pop {
 		res.Stragglers = true
-		if opts.KillStragglers {
+		res.Left = cg.Processes(maxListed)
+		switch {
+		case opts.KillStragglers:
+			res.Killed = KilledByRequest
 			_ = cg.Kill()
+		case opts.MaxWait > 0:
+			t := time.NewTimer(opts.MaxWait)
+			defer t.Stop()
+			maxWait = t.C
 		}
+		noticeStragglers(opts, res)
 	}
 	// Processes CMD left behind are part of the run: wait for the last
-	// one. A signal or a cancelled ctx while waiting kills them.
+	// one. A signal or a cancelled ctx while waiting kills them, and so
+	// does the end of MaxWait.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	killedAtMax := make(chan struct{})
 	go func() {
 		select {
 		case <-sigs:
+			_ = cg.Kill()
+		case <-maxWait:
+			close(killedAtMax)
 			_ = cg.Kill()
 		case <-wctx.Done():
 		}
 	}()
 	if err := cg.WaitEmpty(wctx, drain); err != nil && ctx.Err() == nil {
 		return res, err
+	}
+	select {
+	case <-killedAtMax:
+		res.Killed = KilledAfterMaxWait
+	default:
 	}
 	if ctx.Err() != nil {
 		// Cancelled (or past its deadline): kill what is left and wait
@@ -277,4 +311,38 @@ func start(cmd *exec.Cmd, cg *Cgroup, needV1 bool, res *Result) error {
 func abort(cmd *exec.Cmd) {
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
+}
+
+// Why the processes CMD left behind were killed (Result.Killed).
+const (
+	KilledByRequest    = "kill-stragglers"
+	KilledAfterMaxWait = "max-wait"
+)
+
+// maxListed bounds the processes a notice and a report list.
+const maxListed = 20
+
+// noticeStragglers tells opts.Notice, once, what CMD left behind and what
+// the run does about it.
+func noticeStragglers(opts Options, res Result) {
+	if opts.Notice == nil {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "crmon: %s exited %d; still running in its cgroup:\n", opts.Args[0], res.ExitCode)
+	for _, p := range res.Left {
+		fmt.Fprintf(&b, "  pid %d  %s\n", p.PID, p.Command)
+	}
+	if len(res.Left) == maxListed {
+		fmt.Fprintf(&b, "  (the first %d listed)\n", maxListed)
+	}
+	switch {
+	case opts.KillStragglers:
+		b.WriteString("crmon: killing them (--kill-stragglers)\n")
+	case opts.MaxWait > 0:
+		fmt.Fprintf(&b, "crmon: waiting for them to exit, at most %s (--max-wait), then killing them\n", opts.MaxWait)
+	default:
+		b.WriteString("crmon: waiting for them to exit (--kill-stragglers kills them, --max-wait D bounds the wait)\n")
+	}
+	_, _ = io.WriteString(opts.Notice, b.String())
 }

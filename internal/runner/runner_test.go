@@ -105,6 +105,50 @@ func TestRunInCgroup(t *testing.T) {
 	}
 }
 
+// TestRunStragglers checks what a run does with the processes CMD leaves
+// behind: it names them once (pid and command line) with what it does
+// about them, kills them on request or at the end of MaxWait, and says
+// which in the result. The stragglers sleep 30 s; a run that waited for
+// them would take that long.
+func TestRunStragglers(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		opts       Options
+		wantKilled string
+		wantNotice string
+	}{
+		{"max-wait", Options{MaxWait: 200 * time.Millisecond}, KilledAfterMaxWait, "at most 200ms (--max-wait), then killing them"},
+		{"kill-stragglers", Options{KillStragglers: true}, KilledByRequest, "killing them (--kill-stragglers)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cg := newTestCgroup(t)
+			var notice bytes.Buffer
+			opts := tc.opts
+			opts.Args = []string{"sh", "-c", "sleep 30 >/dev/null 2>&1 </dev/null & sleep 31 >/dev/null 2>&1 </dev/null & exit 0"}
+			opts.Notice = &notice
+			res, err := Run(context.Background(), cg, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Stragglers || res.Killed != tc.wantKilled || len(res.Left) != 2 {
+				t.Fatalf("stragglers %v killed %q left %+v, want 2 killed %q", res.Stragglers, res.Killed, res.Left, tc.wantKilled)
+			}
+			if d := res.Ended.Sub(res.Exited); d > 20*time.Second {
+				t.Errorf("run waited %v for stragglers it should have killed", d)
+			}
+			n := notice.String()
+			for _, p := range res.Left {
+				if !strings.Contains(p.Command, "sleep 3") || !strings.Contains(n, fmt.Sprintf("pid %d  %s\n", p.PID, p.Command)) {
+					t.Errorf("process %+v not listed in the notice:\n%s", p, n)
+				}
+			}
+			if !strings.Contains(n, "sh exited 0; still running in its cgroup:") || !strings.Contains(n, tc.wantNotice) || strings.Count(n, "still running") != 1 {
+				t.Errorf("notice:\n%s", n)
+			}
+		})
+	}
+}
+
 // TestRunWaitsForStragglers checks that a run ends with the last process of
 // its cgroup, not with CMD.
 func TestRunWaitsForStragglers(t *testing.T) {
@@ -113,8 +157,8 @@ func TestRunWaitsForStragglers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.ExitCode != 3 || !res.Stragglers {
-		t.Errorf("exit %d stragglers %v, want 3 true", res.ExitCode, res.Stragglers)
+	if res.ExitCode != 3 || !res.Stragglers || res.Killed != "" {
+		t.Errorf("exit %d stragglers %v killed %q, want 3 true \"\"", res.ExitCode, res.Stragglers, res.Killed)
 	}
 	if d := res.Ended.Sub(res.Started); d < 350*time.Millisecond {
 		t.Errorf("run ended after %v, before its straggler", d)

@@ -241,6 +241,9 @@ type StopRequest struct {
 	// Limits are checked against the report; the results are its
 	// "limits".
 	Limits session.Limits `json:"limits,omitempty"`
+	// Unmeasured is what a limit on a figure that was not measured does:
+	// "error" (the default) or "skip".
+	Unmeasured session.Unmeasured `json:"unmeasured,omitempty"`
 }
 
 // ServeHTTP serves the session API (docs/report.md) under
@@ -295,6 +298,10 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength != 0 && !decode(w, r, &req) {
 			return
 		}
+		if _, err := session.ParseUnmeasured(string(req.Unmeasured)); err != nil {
+			writeError(w, fmt.Errorf("%w: %v", ErrInvalid, err))
+			return
+		}
 		if err := req.Limits.Validate(); err != nil {
 			writeError(w, fmt.Errorf("%w: %v", ErrInvalid, err))
 			return
@@ -304,7 +311,7 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
-		_ = rep.Check(req.Limits)
+		_ = rep.Check(req.Limits, req.Unmeasured)
 		if q := r.URL.Query().Get("series"); q == "" || q == "0" || q == "false" {
 			rep.Series = nil
 		}

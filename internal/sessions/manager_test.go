@@ -78,7 +78,7 @@ func TestSessionOverHTTP(t *testing.T) {
 	if rep.Series == nil || len(rep.Series.Run) == 0 {
 		t.Error("no series in the report")
 	}
-	if err := rep.Check(session.Limits{{Name: "cpu_seconds", Value: 0.01}}); err == nil {
+	if err := rep.Check(session.Limits{{Name: "cpu_seconds", Value: 0.01}}, ""); err == nil {
 		t.Error("Check passed a 10 ms CPU budget")
 	}
 	if list, _ := session.List(ctx, srv.URL, nil); len(list) != 0 {

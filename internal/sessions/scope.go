@@ -237,6 +237,8 @@ func (s *scope) measuresFrom(sources, unavailable map[string]bool) (m session.Me
 	} else {
 		unavailable["runqueue_wait"] = true
 		unavailable["context_switches"] = true
+		m.SetUnmeasured("runqueue_wait_seconds", "runqueue_wait_p50_seconds", "runqueue_wait_p99_seconds",
+			"context_switches", "voluntary_context_switches", "involuntary_context_switches")
 	}
 	if s.haveMeter && d.HasBlock {
 		// The probes charge a request to the cgroup the kernel charges
@@ -249,6 +251,7 @@ func (s *scope) measuresFrom(sources, unavailable map[string]bool) (m session.Me
 		m.BlockIOLatencyP99Seconds = HistQuantile(0.99, d.BlockLatencyHist)
 	} else {
 		unavailable["block_io_latency"] = true
+		m.SetUnmeasured("block_io_latency_p99_seconds")
 	}
 	if s.haveMeter && d.HasNet {
 		m.NetRxBytes, m.NetTxBytes = d.NetRxBytes, d.NetTxBytes
@@ -256,11 +259,13 @@ func (s *scope) measuresFrom(sources, unavailable map[string]bool) (m session.Me
 	} else {
 		unavailable["net_rx_bytes"] = true
 		unavailable["net_tx_bytes"] = true
+		m.SetUnmeasured("net_rx_bytes", "net_tx_bytes")
 	}
 	if s.haveMeter && d.HasForks {
 		m.ProcessesStarted = d.Forks
 	} else {
 		unavailable["processes_started"] = true
+		m.SetUnmeasured("processes_started")
 	}
 	m.PeakMemoryBytes = s.memPeak
 	if s.fresh {
@@ -269,6 +274,7 @@ func (s *scope) measuresFrom(sources, unavailable map[string]bool) (m session.Me
 	if m.PeakMemoryBytes == 0 {
 		// No memory file to read (a cgroup2 path on a hybrid host).
 		unavailable["peak_memory_bytes"] = true
+		m.SetUnmeasured("peak_memory_bytes")
 	}
 	return m, from
 }

@@ -359,6 +359,10 @@ func (tr *Tracker) Stop() *session.Report {
 	}
 	unavailable := map[string]bool{}
 	sources := map[string]bool{"cgroupfs": true}
+	r.TotalsOf = session.TotalsCgroup
+	if tr.run == nil {
+		r.TotalsOf = session.TotalsContainers
+	}
 	if tr.run != nil {
 		r.Totals = tr.run.measures(sources, unavailable)
 		r.Series.Run = tr.run.points
@@ -481,8 +485,10 @@ func shortID(id string) string {
 }
 
 // addMeasures adds m to sum; percentiles and peaks take the maximum, which
-// bounds the true value of the union from below.
+// bounds the true value of the union from below. A field any part did not
+// measure is not measured in the sum.
 func addMeasures(sum, m *session.Measures) {
+	defer sum.SetUnmeasured(m.Unmeasured...)
 	sum.CPUSeconds += m.CPUSeconds
 	sum.RunqueueWaitSeconds += m.RunqueueWaitSeconds
 	sum.RunqueueWaitP50Seconds = max(sum.RunqueueWaitP50Seconds, m.RunqueueWaitP50Seconds)

@@ -27,6 +27,9 @@ const (
 const (
 	ScopeRun  = "run"
 	ScopeHost = "host"
+	// ScopeContainers is the run scope of a report whose totals sum its
+	// containers (Report.TotalsOf).
+	ScopeContainers = "containers"
 	// ScopeContainerPrefix prefixes a container's name in LimitResult.Scope.
 	ScopeContainerPrefix = "container:"
 )
@@ -47,21 +50,23 @@ type limitDef struct {
 	name string
 	unit string
 	host bool
-	get  func(*Report, *Measures) float64
+	// field is the Measures JSON name a run or container limit bounds.
+	field string
+	get   func(*Report, *Measures) float64
 }
 
 // limitDefs lists every limit crmon knows, in the order reports list them.
 var limitDefs = []limitDef{
-	{"max_cpu_usage_percent", UnitPercent, true, func(r *Report, _ *Measures) float64 { return r.Host.CPUUsagePercent }},
-	{"max_memory_usage_percent", UnitPercent, true, func(r *Report, _ *Measures) float64 { return r.Host.MemoryUsagePercent }},
-	{"max_disk_usage_percent", UnitPercent, true, func(r *Report, _ *Measures) float64 { return r.Host.DiskUsagePercent }},
-	{"cpu_seconds", UnitSeconds, false, func(_ *Report, m *Measures) float64 { return m.CPUSeconds }},
-	{"peak_memory_bytes", UnitBytes, false, func(_ *Report, m *Measures) float64 { return float64(m.PeakMemoryBytes) }},
-	{"block_read_bytes", UnitBytes, false, func(_ *Report, m *Measures) float64 { return float64(m.BlockReadBytes) }},
-	{"block_write_bytes", UnitBytes, false, func(_ *Report, m *Measures) float64 { return float64(m.BlockWriteBytes) }},
-	{"net_rx_bytes", UnitBytes, false, func(_ *Report, m *Measures) float64 { return float64(m.NetRxBytes) }},
-	{"net_tx_bytes", UnitBytes, false, func(_ *Report, m *Measures) float64 { return float64(m.NetTxBytes) }},
-	{"runqueue_wait_p99_seconds", UnitSeconds, false, func(_ *Report, m *Measures) float64 { return m.RunqueueWaitP99Seconds }},
+	{"max_cpu_usage_percent", UnitPercent, true, "", func(r *Report, _ *Measures) float64 { return r.Host.CPUUsagePercent }},
+	{"max_memory_usage_percent", UnitPercent, true, "", func(r *Report, _ *Measures) float64 { return r.Host.MemoryUsagePercent }},
+	{"max_disk_usage_percent", UnitPercent, true, "", func(r *Report, _ *Measures) float64 { return r.Host.DiskUsagePercent }},
+	{"cpu_seconds", UnitSeconds, false, "cpu_seconds", func(_ *Report, m *Measures) float64 { return m.CPUSeconds }},
+	{"peak_memory_bytes", UnitBytes, false, "peak_memory_bytes", func(_ *Report, m *Measures) float64 { return float64(m.PeakMemoryBytes) }},
+	{"block_read_bytes", UnitBytes, false, "block_read_bytes", func(_ *Report, m *Measures) float64 { return float64(m.BlockReadBytes) }},
+	{"block_write_bytes", UnitBytes, false, "block_write_bytes", func(_ *Report, m *Measures) float64 { return float64(m.BlockWriteBytes) }},
+	{"net_rx_bytes", UnitBytes, false, "net_rx_bytes", func(_ *Report, m *Measures) float64 { return float64(m.NetRxBytes) }},
+	{"net_tx_bytes", UnitBytes, false, "net_tx_bytes", func(_ *Report, m *Measures) float64 { return float64(m.NetTxBytes) }},
+	{"runqueue_wait_p99_seconds", UnitSeconds, false, "runqueue_wait_p99_seconds", func(_ *Report, m *Measures) float64 { return m.RunqueueWaitP99Seconds }},
 }
 
 func findDef(name string) (limitDef, bool) {
@@ -143,34 +148,125 @@ func (e *LimitError) Error() string {
 		r.Name, r.Scope, FormatValue(r.Unit, r.Limit), FormatValue(r.Unit, r.Actual))
 }
 
-// Evaluate checks r against ls and returns one result per limit and scope:
-// run and host limits once, container limits once per matching container
-// (none when no container matches).
-func (r *Report) Evaluate(ls Limits) []LimitResult {
-	var res []LimitResult
+// NotMeasuredError is a limit on a figure nothing measured: the run
+// cannot be said to have held it.
+type NotMeasuredError struct {
+	Result LimitResult
+}
+
+func (e *NotMeasuredError) Error() string {
+	r := e.Result
+	return fmt.Sprintf("resource limit not checked: %s (%s): %s", r.Name, r.Scope, r.Reason)
+}
+
+// Unmeasured says what a limit on a figure that was not measured does.
+type Unmeasured string
+
+const (
+	// UnmeasuredError (the default, also as "") fails the check.
+	UnmeasuredError Unmeasured = "error"
+	// UnmeasuredSkip records the limit as skipped.
+	UnmeasuredSkip Unmeasured = "skip"
+)
+
+// ParseUnmeasured reads an Unmeasured policy: "error" or "skip".
+func ParseUnmeasured(s string) (Unmeasured, error) {
+	switch u := Unmeasured(s); u {
+	case UnmeasuredError, UnmeasuredSkip:
+		return u, nil
+	case "":
+		return UnmeasuredError, nil
+	}
+	return "", fmt.Errorf("unmeasured %q: want error or skip", s)
+}
+
+// Effective returns ls with each limit given more than once for the same
+// name and container pattern (a file's, then a flag's) kept once, where it
+// first appeared, with its last value: later limits override earlier
+// ones.
+func (ls Limits) Effective() Limits {
+	type key struct{ name, container string }
+	at := map[key]int{}
+	var out Limits
 	for _, l := range ls {
+		k := key{l.Name, l.Container}
+		if i, ok := at[k]; ok {
+			out[i] = l
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, l)
+	}
+	return out
+}
+
+// notMeasuredReason says why d's figure has no value in r.
+func notMeasuredReason(r *Report, d limitDef) string {
+	src := "none"
+	if len(r.Sources) > 0 {
+		src = strings.Join(r.Sources, " + ")
+	}
+	from := "the eBPF probes"
+	if d.field == "peak_memory_bytes" {
+		from = "the cgroup's memory files"
+	}
+	return fmt.Sprintf("no source measured %s here: it comes from %s (this report's sources: %s)", d.field, from, src)
+}
+
+// Evaluate checks r against ls (see Effective) and returns one result per
+// limit and scope: run and host limits once, container limits once per
+// matching container, or once as skipped when no container matched. A
+// limit on a figure that was not measured is StatusNotMeasured, or
+// StatusSkipped when unmeasured is UnmeasuredSkip.
+func (r *Report) Evaluate(ls Limits, unmeasured Unmeasured) []LimitResult {
+	runScope := ScopeRun
+	if r.TotalsOf == TotalsContainers {
+		runScope = ScopeContainers
+	}
+	var res []LimitResult
+	for _, l := range ls.Effective() {
 		d, ok := findDef(l.Name)
 		if !ok {
 			continue
 		}
 		add := func(scope string, m *Measures) {
-			actual := d.get(r, m)
-			res = append(res, LimitResult{
-				Name: l.Name, Scope: scope, Limit: l.Value, Actual: actual, Unit: d.unit,
-				OK: actual <= l.Value,
-			})
+			lr := LimitResult{Name: l.Name, Scope: scope, Pattern: l.Container, Limit: l.Value, Unit: d.unit}
+			switch {
+			case m != nil && !m.Measured(d.field):
+				lr.Status, lr.Reason = StatusNotMeasured, notMeasuredReason(r, d)
+				if unmeasured == UnmeasuredSkip {
+					lr.Status = StatusSkipped
+				}
+			default:
+				lr.Actual = d.get(r, m)
+				lr.OK = lr.Actual <= l.Value
+				lr.Status = StatusExceeded
+				if lr.OK {
+					lr.Status = StatusOK
+				}
+			}
+			res = append(res, lr)
 		}
 		switch {
 		case d.host:
 			add(ScopeHost, nil)
 		case l.Container == "":
-			add(ScopeRun, &r.Totals)
+			add(runScope, &r.Totals)
 		default:
+			matched := false
 			for i := range r.Containers {
 				c := &r.Containers[i]
 				if ok, _ := path.Match(l.Container, strings.TrimPrefix(c.Name, "/")); ok {
 					add(ScopeContainerPrefix+c.Name, &c.Measures)
+					matched = true
 				}
+			}
+			if !matched {
+				res = append(res, LimitResult{
+					Name: l.Name, Scope: ScopeContainerPrefix + l.Container, Pattern: l.Container,
+					Limit: l.Value, Unit: d.unit, Status: StatusSkipped,
+					Reason: fmt.Sprintf("no container of the run matched %q", l.Container),
+				})
 			}
 		}
 	}
@@ -179,26 +275,34 @@ func (r *Report) Evaluate(ls Limits) []LimitResult {
 
 // Check evaluates ls, records the results in r.Limits and returns nil when
 // every limit holds, or an error joining one *LimitError per exceeded
-// limit. Unknown limit names are reported by ls.Validate, which Check runs
-// first.
-func (r *Report) Check(ls Limits) error {
+// limit and one *NotMeasuredError per limit on a figure that was not
+// measured (unless unmeasured is UnmeasuredSkip). Unknown limit names are
+// reported by ls.Validate, which Check runs first.
+func (r *Report) Check(ls Limits, unmeasured Unmeasured) error {
 	if err := ls.Validate(); err != nil {
 		return err
 	}
-	r.Limits = r.Evaluate(ls)
+	if _, err := ParseUnmeasured(string(unmeasured)); err != nil {
+		return err
+	}
+	r.Limits = r.Evaluate(ls, unmeasured)
 	var errs []error
 	for _, lr := range r.Limits {
-		if !lr.OK {
+		switch lr.Status {
+		case StatusExceeded:
 			errs = append(errs, &LimitError{Result: lr})
+		case StatusNotMeasured:
+			errs = append(errs, &NotMeasuredError{Result: lr})
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// Exceeded reports whether any recorded limit result failed.
+// Exceeded reports whether any recorded limit result failed: exceeded,
+// or not measured.
 func (r *Report) Exceeded() bool {
 	for _, lr := range r.Limits {
-		if !lr.OK {
+		if lr.Status == StatusExceeded || lr.Status == StatusNotMeasured {
 			return true
 		}
 	}

@@ -10,7 +10,7 @@
 //	s, err := session.Start(ctx, session.Options{Name: "integration"})
 //	...                              // run the tests
 //	r, err := s.Stop(ctx)
-//	err = r.Check(limits)            // lists every limit exceeded
+//	err = r.Check(limits, session.UnmeasuredError) // lists every limit exceeded or not measured
 //
 // The Report is the JSON document `crmon exec --json` writes; its schema is
 // documented in docs/report.md and versioned by SchemaVersion.
@@ -20,18 +20,22 @@ import "time"
 
 // SchemaVersion is the version of the Report JSON schema. It changes only
 // when a field is removed or changes meaning; new fields are added freely.
-const SchemaVersion = 1
+// Version 2: a measure no source measured is null (was 0), a limit on it
+// has no actual, exit_code is absent when no exit was seen.
+const SchemaVersion = 2
 
 // Report is what one run or session consumed.
 type Report struct {
 	SchemaVersion int `json:"schema_version"`
-	// Name is the session's name; for `crmon exec` it is generated.
+	// Name names the report: the name given with --name, else the
+	// session's name, "exec" for `crmon exec`. It names the JUnit suite,
+	// so it stays the same from one run of a job to the next.
 	Name string `json:"name,omitempty"`
 	// Command is CMD and its arguments for `crmon exec`; empty for sessions.
 	Command []string `json:"command,omitempty"`
 	// ExitCode is CMD's exit code (128+signal when a signal killed it, as a
-	// shell reports it); 0 for sessions.
-	ExitCode        int       `json:"exit_code"`
+	// shell reports it); nil when no exit was seen (sessions).
+	ExitCode        *int      `json:"exit_code,omitempty"`
 	StartedAt       time.Time `json:"started_at"`
 	EndedAt         time.Time `json:"ended_at"`
 	DurationSeconds float64   `json:"duration_seconds"`
@@ -52,22 +56,38 @@ type Report struct {
 	ContainersOmitted int `json:"containers_omitted,omitempty"`
 	ContainersLimit   int `json:"containers_limit,omitempty"`
 
-	// Totals is the run's own cgroup subtree: CMD and every process it
-	// started, containers excluded (a container's processes are children
-	// of the container runtime, not of CMD).
+	// TotalsOf says what Totals measured: TotalsCgroup, the run's own
+	// cgroup subtree (CMD and every process it started, containers
+	// excluded: a container's processes are children of the container
+	// runtime, not of CMD), or TotalsContainers, the sum of the containers
+	// (a session without a cgroup, which saw no process of its own).
+	TotalsOf   string            `json:"totals_of"`
 	Totals     Measures          `json:"totals"`
 	Containers []ContainerReport `json:"containers"`
 	// Host is the host's peak usage during the run; ADR-006's
 	// max_*_usage_percent limits are checked against it.
-	Host   HostPeaks     `json:"host"`
-	Limits []LimitResult `json:"limits"`
+	Host HostPeaks `json:"host"`
+	// Stragglers are the processes CMD left running when it exited
+	// (exec only), nil when there were none.
+	Stragglers *Stragglers   `json:"stragglers,omitempty"`
+	Limits     []LimitResult `json:"limits"`
 	// Series are the samples taken during the run, for plots. Omitted from
 	// the JSON unless asked for.
 	Series *Series `json:"series,omitempty"`
 }
 
+// What Report.Totals measured.
+const (
+	TotalsCgroup     = "cgroup"
+	TotalsContainers = "containers"
+)
+
+// Exit returns code as a Report.ExitCode.
+func Exit(code int) *int { return &code }
+
 // Measures is what one cgroup subtree consumed between the start and the
-// end of a run. All counters are deltas over the run.
+// end of a run. All counters are deltas over the run. Fields listed in
+// Unmeasured were not measured: they are 0 here and null in JSON.
 type Measures struct {
 	CPUSeconds                 float64 `json:"cpu_seconds"`
 	RunqueueWaitSeconds        float64 `json:"runqueue_wait_seconds"`
@@ -85,6 +105,8 @@ type Measures struct {
 	NetTxBytes                 uint64  `json:"net_tx_bytes"`
 	PeakMemoryBytes            uint64  `json:"peak_memory_bytes"`
 	ProcessesStarted           uint64  `json:"processes_started"`
+	// Unmeasured lists the JSON names of the fields no source measured.
+	Unmeasured []string `json:"-"`
 }
 
 // MissingSource is a source a report lacks, and why.
@@ -104,6 +126,24 @@ type ContainerReport struct {
 	Measures
 }
 
+// Stragglers are the processes still running in a run's cgroup when CMD
+// exited: the run waited for them, or killed them.
+type Stragglers struct {
+	// Processes lists up to 20 of them.
+	Processes []Process `json:"processes"`
+	// Killed says why they were killed: "kill-stragglers" (asked for),
+	// "max-wait" (still running at the end of --max-wait); "" when the
+	// run waited for them to exit.
+	Killed string `json:"killed,omitempty"`
+}
+
+// Process is one process.
+type Process struct {
+	PID int `json:"pid"`
+	// Command is its command line, cut at 200 bytes.
+	Command string `json:"command"`
+}
+
 // HostPeaks is the host's highest usage seen during the run, sampled at
 // the session's sample interval.
 type HostPeaks struct {
@@ -116,13 +156,40 @@ type HostPeaks struct {
 type LimitResult struct {
 	// Name is the limit's name, e.g. "cpu_seconds".
 	Name string `json:"name"`
-	// Scope is "run", "host" or "container:NAME".
-	Scope  string  `json:"scope"`
-	Limit  float64 `json:"limit"`
+	// Scope is "run", "containers" (a report whose totals are its
+	// containers'), "host" or "container:NAME"; "container:PATTERN" for
+	// a container limit that matched no container.
+	Scope string `json:"scope"`
+	// Pattern is a container limit's pattern.
+	Pattern string  `json:"pattern,omitempty"`
+	Limit   float64 `json:"limit"`
+	// Actual is 0, and null in JSON, when Status is StatusNotMeasured or
+	// StatusSkipped.
 	Actual float64 `json:"actual"`
 	// Unit is "seconds", "bytes" or "percent".
 	Unit string `json:"unit"`
-	OK   bool   `json:"ok"`
+	// OK is Status == StatusOK.
+	OK     bool   `json:"ok"`
+	Status string `json:"status"`
+	// Reason says why a limit was not checked.
+	Reason string `json:"reason,omitempty"`
+}
+
+// LimitResult.Status values.
+const (
+	StatusOK       = "ok"
+	StatusExceeded = "exceeded"
+	// StatusNotMeasured fails the run: nothing measured what the limit
+	// bounds, so nothing says it held.
+	StatusNotMeasured = "not_measured"
+	// StatusSkipped does not: not measured and the caller said to skip
+	// such limits, or a container limit that matched no container.
+	StatusSkipped = "skipped"
+)
+
+// Measured reports whether the limit was checked against a measurement.
+func (l LimitResult) Measured() bool {
+	return l.Status == StatusOK || l.Status == StatusExceeded
 }
 
 // Series are samples taken during a run; every point's values are
