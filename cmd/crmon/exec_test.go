@@ -284,7 +284,7 @@ func TestSessionCommands(t *testing.T) {
 		t.Errorf("stop s2: exit %d\n%s", code, stderr)
 	}
 	name := fmt.Sprintf("crmon-session-%d", os.Getpid())
-	dockertest.Docker(t, "run", "--rm", "--name", name, "--label", "crmon.test=session", dockertest.Image, "sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")
+	dockertest.Docker(t, "run", "--rm", "--network", "none", "--name", name, "--label", "crmon.test=session", dockertest.Image, "sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")
 	j := filepath.Join(t.TempDir(), "s.json")
 	_, stderr, code := run(t, "session", "stop", url, "--json", j, "--name", "integration", "--limit", "container:crmon-session-*:cpu_seconds=0.001", "s1")
 	if code != 3 {

@@ -211,7 +211,7 @@ func TestExecContainerProcsNotMeasured(t *testing.T) {
 	// Only this test's container: others' may start meanwhile.
 	label := "crmon.test=" + name
 	_, stderr, code := run(t, "exec", noAgent, "--ebpf", "disabled", "--json", j, "--containers", label, "--",
-		"docker", "run", "--rm", "--name", name, "--label", label, dockertest.Image, "sh", "-c", "echo hi")
+		"docker", "run", "--rm", "--network", "none", "--name", name, "--label", label, dockertest.Image, "sh", "-c", "echo hi")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
