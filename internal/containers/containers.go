@@ -134,6 +134,10 @@ type Collector struct {
 	lastUpdate time.Time
 	buf        []byte
 	devNames   map[uint64]string
+	// root is the root cgroup, served as id="/" (root.go); rootTried
+	// says it was opened, or could not be.
+	root      *container
+	rootTried bool
 	// sample is what Fill serves, by name; scrapeOrder the same for
 	// Collect, in the registry's order. Both are rebuilt by Update.
 	sample, scrapeOrder []*container
@@ -252,6 +256,7 @@ func (c *Collector) Close() error {
 	for _, ct := range c.byID {
 		ct.closeFiles()
 	}
+	c.closeRoot()
 	c.byID, c.byCgroup, c.sample, c.scrapeOrder = map[string]*container{}, map[string]*container{}, nil, nil
 	c.mu.Unlock()
 	errs = append(errs, c.client.Close())

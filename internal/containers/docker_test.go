@@ -540,7 +540,15 @@ func TestDefaultFamilies(t *testing.T) {
 				t.Errorf("groups %v: %s missing or of type %v, want %v", groups, f, mf.GetType(), typ)
 				continue
 			}
-			if l := labelsOf(mf.GetMetric()[0]); l["name"] != name || l["image"] != dockertest.Image || !strings.HasPrefix(l["id"], "/") {
+			// The container's series, beside the root cgroup's (id="/").
+			var l map[string]string
+			for _, m := range mf.GetMetric() {
+				if ml := labelsOf(m); ml["id"] != "/" {
+					l = ml
+					break
+				}
+			}
+			if l["name"] != name || l["image"] != dockertest.Image || !strings.HasPrefix(l["id"], "/") {
 				t.Errorf("groups %v: %s labels %v", groups, f, l)
 			}
 		}

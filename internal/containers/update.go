@@ -76,6 +76,9 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 		}
 		return 0
 	})
+	if err := c.updateRoot(now); err != nil {
+		errs = append(errs, err)
+	}
 	c.lastUpdate = now
 	if len(errs) > 0 {
 		c.log.Debug("reading container cgroups", "err", errors.Join(errs...))

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package containers
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+)
+
+// The root cgroup is served in the container families as cAdvisor serves
+// it, id="/" with name="" and image="": dashboards take the machine's
+// totals from container_cpu_usage_seconds_total{id="/"} and
+// container_memory_working_set_bytes{id="/"}. It is read like a container,
+// from the root of every hierarchy, but it is not one: it is not in the
+// snapshot's containers, not counted in crmon_containers_known and never
+// removed.
+//
+// Where the figures come from:
+//   - v1 controllers (hybrid and legacy hosts): the root's own files,
+//     cpuacct.usage, memory.usage_in_bytes, memory.stat's total_*, blkio's
+//     recursive throttle counters, as for any cgroup.
+//   - cgroup2 controllers: the root has cpu.stat (usage_usec), memory.stat
+//     and io.stat, but no memory.current. Its usage is then anon + file of
+//     the root's memory.stat, what runc's cgroup library (fs2
+//     rootStatsFromMeminfo, which cAdvisor uses) reports for the root: the
+//     sum v1's usage_in_bytes is made of. The working set is usage minus
+//     inactive_file, as for every container.
+//   - network: the host's interfaces, /proc/1/net/dev, without lo and
+//     without the interfaces cAdvisor leaves out (veth*, docker*,
+//     nerdctl*), whose traffic is the containers' own.
+
+// rootIgnoredInterfaces are the prefixes of the interfaces cAdvisor leaves
+// out of a container's network figures (libcontainer's
+// ignoredDevicePrefixes); lo is already left out by parseNetDev.
+var rootIgnoredInterfaces = []string{"veth", "docker", "nerdctl"}
+
+// openRoot opens the root cgroup's files and the host's net/dev; nil when
+// no hierarchy can be read.
+func (c *Collector) openRoot() *container {
+	p := cgroups.Paths{V1: map[string]string{}}
+	if c.h.Unified != "" {
+		p.V2 = "/"
+	}
+	for ctrl := range c.h.V1 {
+		p.V1[ctrl] = "/"
+	}
+	r, err := c.h.OpenWith(p, cgroups.OpenOptions{NoPressure: !c.groups.pressure})
+	if err != nil {
+		c.log.Debug("opening the root cgroup", "err", err)
+		return nil
+	}
+	ct := newContainer("/")
+	ct.state = "running"
+	ct.labelValues = make([]string, len(c.labelNames))
+	ct.paths, ct.cgroupPath = p, "/"
+	ct.reader = r
+	ct.needSettings = true
+	if fd, err := unix.Open(filepath.Join(c.opts.Paths.ProcFS, "1", "net", "dev"), unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+		ct.netFD = fd
+	}
+	return ct
+}
+
+// updateRoot reads the root cgroup, opening it on the first tick. c.mu
+// must be held.
+func (c *Collector) updateRoot(now time.Time) error {
+	if c.root == nil {
+		if c.rootTried {
+			return nil
+		}
+		c.rootTried = true
+		if c.root = c.openRoot(); c.root == nil {
+			return nil
+		}
+	}
+	ct := c.root
+	if ct.sinceSetting++; ct.sinceSetting >= settingsEvery {
+		ct.needSettings, ct.sinceSetting = true, 0
+	}
+	// The CPU total and the host's interfaces every tick; the rest every
+	// IdleRefresh ticks, as for an idle container: at the root, the
+	// recursive block I/O files walk every cgroup and cgroup.procs lists
+	// the root's processes, some 100 µs per tick on a small host.
+	var err error
+	if ct.haveStats && !ct.needSettings && ct.sinceFull+1 < c.opts.IdleRefresh {
+		err = ct.reader.ReadUsage(&ct.stats, &c.buf)
+		ct.sinceFull++
+		ct.account(now)
+		if ct.netFD >= 0 {
+			if n, rerr := preadAll(ct.netFD, &c.buf); rerr == nil {
+				ct.net = parseNetDev(c.buf[:n], ct.net)
+			}
+		}
+	} else if err = ct.read(&c.buf, now, 1); c.h.OnV2(cgroups.Memory) {
+		m := &ct.stats.Memory
+		m.Usage = m.RSS + m.Cache
+		m.WorkingSet = 0
+		if m.Usage > m.InactiveFile {
+			m.WorkingSet = m.Usage - m.InactiveFile
+		}
+	}
+	ct.net = slices.DeleteFunc(ct.net, func(it netIface) bool {
+		for _, p := range rootIgnoredInterfaces {
+			if strings.HasPrefix(strings.ToLower(it.name), p) {
+				return true
+			}
+		}
+		return false
+	})
+	ct.haveStats = true
+	c.updateLabels(ct)
+	// "/" sorts before every other id, so the root heads the scrape
+	// order, which is by label values.
+	c.scrapeOrder = slices.Insert(c.scrapeOrder, 0, ct)
+	return err
+}
+
+// closeRoot closes the root's files. c.mu must be held.
+func (c *Collector) closeRoot() {
+	if c.root != nil {
+		c.root.closeFiles()
+		c.root = nil
+	}
+}

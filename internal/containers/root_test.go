@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package containers
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/internal/testenv"
+	"github.com/crmon-dev/crmon/pkg/metrics"
+)
+
+// rootSeries gathers c and returns the id="/" series as
+// "family{extra label}" → value, checking each has name="" and image="".
+func rootSeries(t *testing.T, c *Collector) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["id"] != "/" {
+				continue
+			}
+			if labels["name"] != "" || labels["image"] != "" {
+				t.Errorf("%s{id=\"/\"}: name %q image %q, want both empty", mf.GetName(), labels["name"], labels["image"])
+			}
+			key := mf.GetName()
+			for _, extra := range []string{"cpu", "device", "interface"} {
+				if v, ok := labels[extra]; ok {
+					key += "{" + v + "}"
+				}
+			}
+			out[key] = value(m)
+		}
+	}
+	return out
+}
+
+func value(m *dto.Metric) float64 {
+	if m.Counter != nil {
+		return m.GetCounter().GetValue()
+	}
+	return m.GetGauge().GetValue()
+}
+
+func noEngine(t *testing.T) string { return "unix://" + t.TempDir() + "/none.sock" }
+
+// TestRootCgroupUnified serves the root of a pure cgroup2 host, which has
+// cpu.stat and memory.stat but no memory.current: usage is anon + file,
+// as runc's library reports it to cAdvisor, and the working set is usage
+// minus inactive_file. The host's interfaces are the root's, without lo,
+// veths and docker0. The root is not a container: not in the snapshot,
+// not in crmon_containers_known.
+func TestRootCgroupUnified(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", "..", "testdata", "cgroups", "unified-docker-systemd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{
+		DockerHost: noEngine(t),
+		Paths:      collect.Paths{ProcFS: filepath.Join(root, "proc"), SysFS: filepath.Join(root, "sys"), RootFS: root},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Update(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got := rootSeries(t, c)
+	const anon, file, inactiveFile = 2147483648, 4294967296, 3221225472
+	for k, want := range map[string]float64{
+		"container_cpu_usage_seconds_total{total}":               987.654321,
+		"container_cpu_user_seconds_total":                       600,
+		"container_cpu_system_seconds_total":                     387.654321,
+		"container_memory_usage_bytes":                           anon + file,
+		"container_memory_working_set_bytes":                     anon + file - inactiveFile,
+		"container_memory_rss":                                   anon,
+		"container_memory_cache":                                 file,
+		"container_network_receive_bytes_total{eth0}":            355079216,
+		"container_network_transmit_packets_total{eth0}":         7964,
+		"container_processes":                                    2,
+		"container_fs_writes_bytes_total{" + devName(8, 0) + "}": 10737418240,
+	} {
+		if v, ok := got[k]; !ok {
+			t.Errorf("%s{id=\"/\"} missing", k)
+		} else if v != want {
+			t.Errorf("%s{id=\"/\"} = %v, want %v", k, v, want)
+		}
+	}
+	for k := range got {
+		for _, dev := range []string{"{lo}", "{docker0}", "{veth2692324}"} {
+			if strings.HasSuffix(k, dev) {
+				t.Errorf("root series for an interface cAdvisor leaves out: %s", k)
+			}
+		}
+	}
+	var m metrics.ResourceMetrics
+	c.Fill(&m)
+	if m.Containers.TotalContainers != 0 {
+		t.Errorf("the root is in the snapshot's containers: %+v", m.Containers)
+	}
+	if _, ok := c.LookupCgroup("/"); ok {
+		t.Error("LookupCgroup(\"/\") names a container")
+	}
+	checkText(t, c)
+}
+
+// devName is how the collector names a device the fixture's sysfs does
+// not know.
+func devName(major, minor uint32) string {
+	return strconv.Itoa(int(major)) + ":" + strconv.Itoa(int(minor))
+}
+
+// TestRootCgroupReal reads this host's root cgroup (hybrid here: v1
+// controllers, an empty cgroup2) and checks it against the root's own
+// counter files, read before and after the tick: the CPU total lies
+// between the two reads, and the working set is positive and within the
+// host's memory.
+func TestRootCgroupReal(t *testing.T) {
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		testenv.Unavailable(t, "no cgroups: %v", err)
+	}
+	cpuTotal := func() float64 {
+		t.Helper()
+		if h.OnV2(cgroups.CPU) {
+			b, err := os.ReadFile(filepath.Join(h.Unified, "cpu.stat"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := strings.Fields(string(b))
+			for i := 0; i+1 < len(f); i += 2 {
+				if f[i] == "usage_usec" {
+					v, _ := strconv.ParseFloat(f[i+1], 64)
+					return v / 1e6
+				}
+			}
+			t.Fatal("no usage_usec in the root's cpu.stat")
+		}
+		b, err := os.ReadFile(filepath.Join(h.V1["cpuacct"], "cpuacct.usage"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v / 1e9
+	}
+	c, err := New(Options{DockerHost: noEngine(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	before := cpuTotal()
+	if err := c.Update(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	after := cpuTotal()
+	got := rootSeries(t, c)
+	cpu, ok := got["container_cpu_usage_seconds_total{total}"]
+	// The files count in ns (v1) or µs (v2); the series is in seconds.
+	if !ok || cpu < before-1e-6 || cpu > after+1e-6 {
+		t.Errorf("container_cpu_usage_seconds_total{id=\"/\"} = %v (present %v), root's own total %v before and %v after", cpu, ok, before, after)
+	}
+	memTotal := 0.0
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		f := strings.Fields(string(b))
+		memTotal, _ = strconv.ParseFloat(f[1], 64)
+		memTotal *= 1024
+	}
+	if ws := got["container_memory_working_set_bytes"]; ws <= 0 || ws > memTotal {
+		t.Errorf("container_memory_working_set_bytes{id=\"/\"} = %v, want within (0, MemTotal %v]", ws, memTotal)
+	}
+	if u := got["container_memory_usage_bytes"]; u < got["container_memory_working_set_bytes"] {
+		t.Errorf("usage %v below working set %v", u, got["container_memory_working_set_bytes"])
+	}
+	checkText(t, c)
+}
