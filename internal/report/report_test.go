@@ -138,6 +138,27 @@ func TestSummaryDegraded(t *testing.T) {
 	}
 }
 
+// TestSummaryLostCompletions: a run during which the probes lost block
+// completions says that its block figures are a lower bound.
+func TestSummaryLostCompletions(t *testing.T) {
+	r := sample()
+	var b bytes.Buffer
+	if err := Summary(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "lower bound") {
+		t.Errorf("a run without lost completions calls its block figures a lower bound:\n%s", b.String())
+	}
+	r.BlockLostCompletions = 3
+	b.Reset()
+	if err := Summary(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "block I/O figures are a lower bound: the probes lost 3 request completions") {
+		t.Errorf("summary does not say the block figures are a lower bound:\n%s", b.String())
+	}
+}
+
 // TestJUnit reads the JUnit file with a JUnit consumer: one case for the
 // run, one per limit result; an exceeded limit fails, one on a figure
 // that was not measured is an error, a container limit that matched no

@@ -45,6 +45,13 @@ type Meter interface {
 	Subtree(path string) (Counters, bool)
 }
 
+// lossMeter is a Meter that counts the block completions its probes lost,
+// host-wide: a run's block figures are a lower bound when any were lost
+// during it.
+type lossMeter interface {
+	BlockLostCompletions() uint64
+}
+
 // sub returns a - b, counter by counter; a counter that went backwards (a
 // cgroup reaped and recreated) counts from zero.
 func (a Counters) sub(b Counters) Counters {

@@ -44,6 +44,18 @@ func (m *ProbeMeter) Refresh(now time.Time, maxAge time.Duration) error {
 	return err
 }
 
+// BlockLostCompletions is how many block completions the probes lost on
+// the whole host, as of the last Refresh: requests whose bytes are not
+// in any count.
+func (m *ProbeMeter) BlockLostCompletions() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.snap == nil {
+		return 0
+	}
+	return m.snap.Dropped(probe.ProbeBlock, "lost_completion")
+}
+
 // Subtree sums path and its descendants, removed ones included.
 func (m *ProbeMeter) Subtree(path string) (Counters, bool) {
 	m.mu.Lock()

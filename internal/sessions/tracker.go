@@ -120,6 +120,9 @@ type Tracker struct {
 
 	meterAt time.Time
 	nsample int
+	// lostAtStart is the meter's count of lost block completions when
+	// the run started.
+	lostAtStart uint64
 
 	inotify int
 	watches map[int]*scope
@@ -228,6 +231,9 @@ func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
 		tr.run.anchored = true
 	}
 	tr.sampleHost()
+	if lm, ok := opts.Meter.(lossMeter); ok {
+		tr.lostAtStart = lm.BlockLostCompletions()
+	}
 	tr.start = opts.now()
 	tr.mu.Unlock()
 
@@ -403,6 +409,11 @@ func (tr *Tracker) Stop() *session.Report {
 	}
 	if tr.dockerErr != "" {
 		r.SourcesMissing = append(r.SourcesMissing, session.MissingSource{Source: "docker", Reason: tr.dockerErr})
+	}
+	if lm, ok := tr.opts.Meter.(lossMeter); ok {
+		if n := lm.BlockLostCompletions(); n > tr.lostAtStart {
+			r.BlockLostCompletions = n - tr.lostAtStart
+		}
 	}
 	r.ContainersOmitted = len(tr.omitted) + tr.omittedMore
 	if r.ContainersOmitted > 0 {

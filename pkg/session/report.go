@@ -55,6 +55,10 @@ type Report struct {
 	// ContainersLimit of them.
 	ContainersOmitted int `json:"containers_omitted,omitempty"`
 	ContainersLimit   int `json:"containers_limit,omitempty"`
+	// BlockLostCompletions counts the block requests on the host whose
+	// completion the eBPF probes did not see during the run: when it is
+	// not 0, the block figures are a lower bound.
+	BlockLostCompletions uint64 `json:"block_lost_completions,omitempty"`
 
 	// TotalsOf says what Totals measured: TotalsCgroup, the run's own
 	// cgroup subtree (CMD and every process it started, containers
