@@ -51,6 +51,7 @@ type Monitoring struct {
 	EBPF       EBPF       `toml:"ebpf"`
 	Containers Containers `toml:"containers"`
 	Store      Store      `toml:"store"`
+	Sessions   Sessions   `toml:"sessions"`
 }
 
 // Thresholds is [cleanroom.monitoring.thresholds]: the ADR's built-in
@@ -285,6 +286,25 @@ type Store struct {
 	MaxBytes int64 `toml:"max_bytes"`
 }
 
+// Sessions is [cleanroom.monitoring.sessions]: the test-run session API,
+// served on a unix socket only, so that the kernel tells the agent who
+// asks (SO_PEERCRED).
+type Sessions struct {
+	// Socket is the control socket's path; "" serves no session API.
+	Socket string `toml:"socket"`
+	// SocketGroup is the group, by name or number, whose members may use
+	// the socket (mode 0660); "" leaves it to root's group.
+	SocketGroup string `toml:"socket_group"`
+	// MaxSessions bounds the sessions running at once, all users together;
+	// root may use all of them.
+	MaxSessions int `toml:"max_sessions"`
+	// MaxSessionsPerUser bounds the sessions of one non-root user.
+	MaxSessionsPerUser int `toml:"max_sessions_per_user"`
+	// AbandonedAfter is how long a session outlives its owner: the process
+	// that started it (crmon exec) or the lease its client renews.
+	AbandonedAfter Duration `toml:"abandoned_after"`
+}
+
 // ResourceLimits is [cleanroom.resource_limits]: the budgets of a run
 // that crmon exec and test sessions check (ADR-006's
 // check_resource_limits and the per-run limits of docs/report.md). The
@@ -302,6 +322,10 @@ type ResourceLimits struct {
 	MaxMemoryUsagePercent float64 `toml:"-"`
 	MaxDiskUsagePercent   float64 `toml:"-"`
 }
+
+// DefaultControlSocket is where the agent serves the session API, as
+// Docker serves its API on /run/docker.sock.
+const DefaultControlSocket = "/run/crmon/crmon.sock"
 
 // Defaults of values that live in list entries, applied to each entry for
 // the keys it leaves out.
@@ -361,6 +385,12 @@ func Default() *Config {
 			Store: Store{
 				Enabled: false,
 				Path:    "/var/lib/crmon",
+			},
+			Sessions: Sessions{
+				Socket:             DefaultControlSocket,
+				MaxSessions:        32,
+				MaxSessionsPerUser: 8,
+				AbandonedAfter:     Duration(30 * time.Second),
 			},
 		},
 	}

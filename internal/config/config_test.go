@@ -79,6 +79,11 @@ func TestDefaultValues(t *testing.T) {
 		{"store.enabled", d.Monitoring.Store.Enabled, false},
 		{"store.path", d.Monitoring.Store.Path, "/var/lib/crmon"},
 		{"process_command_lines", d.Monitoring.ProcessCommandLines, false},
+		{"sessions.socket", d.Monitoring.Sessions.Socket, "/run/crmon/crmon.sock"},
+		{"sessions.socket_group", d.Monitoring.Sessions.SocketGroup, ""},
+		{"sessions.max_sessions", d.Monitoring.Sessions.MaxSessions, 32},
+		{"sessions.max_sessions_per_user", d.Monitoring.Sessions.MaxSessionsPerUser, 8},
+		{"sessions.abandoned_after", d.Monitoring.Sessions.AbandonedAfter.Std(), 30 * time.Second},
 		{"resource_limits.max_cpu_usage_percent", d.ResourceLimits.MaxCPUUsagePercent, 0.0},
 	} {
 		if diff := cmp.Diff(c.want, c.got); diff != "" {
@@ -478,6 +483,35 @@ func TestValidateWithoutFile(t *testing.T) {
 	}
 }
 
+// The session API's keys are bounded, each problem named at its line.
+func TestValidateSessions(t *testing.T) {
+	doc := `[cleanroom.monitoring.sessions]
+socket = "run/crmon.sock"
+socket_group = "a b"
+max_sessions = 2000
+max_sessions_per_user = 0
+abandoned_after = "10ms"
+`
+	want := []string{
+		`t.toml:2: socket = "run/crmon.sock": want an absolute, clean path of at most 107 bytes, e.g. socket = "/run/crmon/crmon.sock", or "" for no session API`,
+		`t.toml:3: socket_group = "a b": want a group name or number, e.g. socket_group = "crmon"`,
+		`t.toml:4: max_sessions = 2000: must be between 1 and 1024`,
+		`t.toml:5: max_sessions_per_user = 0: must be between 1 and max_sessions (2000)`,
+		`t.toml:6: abandoned_after = "10ms": must be between 1s and 1d`,
+	}
+	_, err := Parse("t.toml", []byte(doc), ParseOptions{})
+	if err == nil {
+		t.Fatal("Parse() = nil, want errors")
+	}
+	if diff := cmp.Diff(want, strings.Split(err.Error(), "\n")); diff != "" {
+		t.Errorf("Parse() (-want +got):\n%s", diff)
+	}
+	ok := "[cleanroom.monitoring.sessions]\nsocket = \"\"\nsocket_group = \"996\"\nmax_sessions = 4\nmax_sessions_per_user = 4\nabandoned_after = \"1d\"\n"
+	if _, err := Parse("t.toml", []byte(ok), ParseOptions{}); err != nil {
+		t.Errorf("Parse(%q) = %v", ok, err)
+	}
+}
+
 // A loaded config that a flag then breaks still points at the file.
 func TestValidateAfterLoad(t *testing.T) {
 	path := filepath.Join(testdata, "production.toml")
@@ -601,7 +635,7 @@ func TestLimits(t *testing.T) {
 		want      []string // first and last line
 	}{
 		{"many problems", many.String(), []string{
-			"t.toml:2: unknown key unknown_0 in [cleanroom.monitoring]; the keys there are alerting, collection_interval, containers, ebpf, enable_monitoring, exporters, process_command_lines, retention_period, store, thresholds, top_processes",
+			"t.toml:2: unknown key unknown_0 in [cleanroom.monitoring]; the keys there are alerting, collection_interval, containers, ebpf, enable_monitoring, exporters, process_command_lines, retention_period, sessions, store, thresholds, top_processes",
 			"t.toml: … and 200 more problems",
 		}},
 		{"too many keys", huge.String(), []string{

@@ -112,6 +112,13 @@ func TestWriteEffectiveDefault(t *testing.T) {
       path = '/var/lib/crmon'
       max_bytes = 0
 
+    [cleanroom.monitoring.sessions]
+      socket = '/run/crmon/crmon.sock'
+      socket_group = ''
+      max_sessions = 32
+      max_sessions_per_user = 8
+      abandoned_after = '30s'
+
   [cleanroom.resource_limits]
 `
 	if diff := cmp.Diff(want, out.String()); diff != "" {

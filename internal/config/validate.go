@@ -70,7 +70,37 @@ func (c *Config) validate(p *problems) {
 		p.add(mp+".store.max_bytes", "max_bytes = %d: must be 0 (no size limit) or more", s.MaxBytes)
 	}
 
+	c.validateSessions(p)
 	c.ResourceLimits.validateLimits(p)
+}
+
+// Bounds of [cleanroom.monitoring.sessions].
+const (
+	maxSessions       = 1024
+	minAbandonedAfter = time.Second
+	maxAbandonedAfter = 24 * time.Hour
+	// maxSocketPath is sun_path's size less its terminating NUL.
+	maxSocketPath = 107
+)
+
+func (c *Config) validateSessions(p *problems) {
+	s := &c.Monitoring.Sessions
+	sp := monitoringPath + ".sessions."
+	if s.Socket != "" && (!path.IsAbs(s.Socket) || path.Clean(s.Socket) != s.Socket || len(s.Socket) > maxSocketPath) {
+		p.add(sp+"socket", "socket = %q: want an absolute, clean path of at most %d bytes, e.g. socket = %q, or \"\" for no session API", s.Socket, maxSocketPath, DefaultControlSocket)
+	}
+	if g := s.SocketGroup; g != "" && (strings.ContainsAny(g, ":\n\x00 ") || len(g) > 256) {
+		p.add(sp+"socket_group", "socket_group = %q: want a group name or number, e.g. socket_group = \"crmon\"", g)
+	}
+	if s.MaxSessions < 1 || s.MaxSessions > maxSessions {
+		p.add(sp+"max_sessions", "max_sessions = %d: must be between 1 and %d", s.MaxSessions, maxSessions)
+	}
+	if s.MaxSessionsPerUser < 1 || s.MaxSessionsPerUser > s.MaxSessions {
+		p.add(sp+"max_sessions_per_user", "max_sessions_per_user = %d: must be between 1 and max_sessions (%d)", s.MaxSessionsPerUser, s.MaxSessions)
+	}
+	if d := s.AbandonedAfter.Std(); d < minAbandonedAfter || d > maxAbandonedAfter {
+		p.add(sp+"abandoned_after", "abandoned_after = %q: must be between %s and %s", s.AbandonedAfter, Duration(minAbandonedAfter), Duration(maxAbandonedAfter))
+	}
 }
 
 // channelKeys are the keys that only some channel types take.
