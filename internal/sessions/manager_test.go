@@ -4,18 +4,22 @@
 package sessions_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/control"
 	"github.com/crmon-dev/crmon/internal/docker"
 	"github.com/crmon-dev/crmon/internal/docker/dockertest"
 	"github.com/crmon-dev/crmon/internal/runner"
@@ -24,20 +28,60 @@ import (
 	"github.com/crmon-dev/crmon/pkg/session"
 )
 
-func newServer(t *testing.T) (*httptest.Server, *cgroups.Hierarchy) {
+// agentServer is a session manager served on a control socket, as the
+// agent serves it.
+type agentServer struct {
+	// URL is the socket's address for pkg/session.
+	URL    string
+	sock   string
+	client *http.Client
+	m      *sessions.Manager
+}
+
+func newServer(t *testing.T) (*agentServer, *cgroups.Hierarchy) {
+	return newServerWith(t, sessions.ManagerOptions{})
+}
+
+func newServerWith(t *testing.T, opts sessions.ManagerOptions) (*agentServer, *cgroups.Hierarchy) {
 	testenv.RequireLong(t, "root and cgroups")
 	testenv.RequireRoot(t)
 	h, err := cgroups.Detect("/proc", "/")
 	if err != nil {
 		testenv.Unavailable(t, "no cgroups: %v", err)
 	}
-	m := sessions.NewManager(sessions.ManagerOptions{Hierarchy: h})
+	opts.Hierarchy = h
+	m := sessions.NewManager(opts)
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/sessions", m)
 	mux.Handle("/api/v1/sessions/", m)
-	srv := httptest.NewServer(mux)
+	sock := filepath.Join(t.TempDir(), "crmon.sock")
+	ln, err := control.Listen(sock, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux, ConnContext: control.ConnContext}
+	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close(); m.Close() })
-	return srv, h
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}
+	return &agentServer{URL: "unix://" + sock, sock: sock, client: client, m: m}, h
+}
+
+// do sends a request to the session API and returns the status and body.
+func (a *agentServer) do(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://localhost"+path, strings.NewReader(body))
+	resp, err := a.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // TestSessionOverHTTP measures a burner through the agent's API with the
@@ -113,14 +157,8 @@ func TestSessionAPIErrors(t *testing.T) {
 		{"method", "PUT", "/api/v1/sessions", ``, http.StatusMethodNotAllowed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, bytes.NewBufferString(tc.body))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != tc.code {
-				t.Errorf("%s %s: HTTP %d, want %d", tc.method, tc.path, resp.StatusCode, tc.code)
+			if code, body := srv.do(t, tc.method, tc.path, tc.body); code != tc.code {
+				t.Errorf("%s %s: HTTP %d, want %d: %s", tc.method, tc.path, code, tc.code, body)
 			}
 		})
 	}
@@ -151,7 +189,8 @@ func TestCrossSiteRefused(t *testing.T) {
 		{"other origin", http.Header{"Origin": {"https://attacker.example"}}, http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9717/api/v1/sessions/it/stop", nil)
+			r := httptest.NewRequest(http.MethodPost, "http://localhost/api/v1/sessions/it/stop", nil)
+			r = r.WithContext(control.WithPeer(r.Context(), control.Peer{UID: 0}))
 			for k, v := range tc.header {
 				r.Header[k] = v
 			}
