@@ -99,6 +99,9 @@ func Exec(ctx context.Context, opts ExecOptions) (rep *session.Report, res Resul
 				NewCgroup:             true,
 				V1Cgroup:              len(cg.V1Dirs) > 0,
 				SampleIntervalSeconds: opts.Tracker.SampleInterval.Seconds(),
+				// Should this process die, the agent ends the session and
+				// removes the cgroup with what is left in it.
+				EndWithClient: true,
 			},
 		})
 		if err == nil {

@@ -17,13 +17,16 @@ import (
 	"time"
 )
 
-// DefaultAgentURL is where a crmon agent listens unless told otherwise.
-const DefaultAgentURL = "http://127.0.0.1:9717"
+// DefaultAgentURL is the agent's control socket: the session API is served
+// there only, where the kernel tells the agent who is asking.
+const DefaultAgentURL = "unix://" + DefaultSocket
 
 // AgentURLEnv names the environment variable that overrides DefaultAgentURL.
 const AgentURLEnv = "CRMON_AGENT_URL"
 
 // AgentURL returns $CRMON_AGENT_URL, or DefaultAgentURL when it is unset.
+// Either is "unix://PATH" (or just "/PATH"), a control socket, or an
+// "http(s)://" URL of something that serves the same API.
 func AgentURL() string {
 	if u := os.Getenv(AgentURLEnv); u != "" {
 		return u
@@ -51,6 +54,15 @@ type StartRequest struct {
 	// V1Cgroup says Cgroup exists under the same path in the v1
 	// hierarchies too (memory, blkio, cpuacct, pids), on hybrid hosts.
 	V1Cgroup bool `json:"v1_cgroup,omitempty"`
+	// EndWithClient ties the session to the process that starts it: when
+	// that process exits, however it exits, the agent ends the session and,
+	// with NewCgroup, kills what is left in the cgroup and removes it.
+	// Only on the control socket, where the agent knows the process.
+	EndWithClient bool `json:"end_with_client,omitempty"`
+	// LeaseSeconds is how long the session lives without a renewal
+	// (POST /api/v1/sessions/NAME/renew); 0 is the agent's
+	// abandoned_after. A Session renews its lease while it is open.
+	LeaseSeconds float64 `json:"lease_seconds,omitempty"`
 }
 
 // Info describes a running session, as GET /api/v1/sessions lists it.
@@ -59,14 +71,27 @@ type Info struct {
 	StartedAt  time.Time `json:"started_at"`
 	Cgroup     string    `json:"cgroup,omitempty"`
 	Containers []string  `json:"containers,omitempty"`
+	// OwnerUID is the user who started the session; only they and root
+	// may see, renew or stop it.
+	OwnerUID uint32 `json:"owner_uid"`
+	// OwnerPID is the process the session ends with (EndWithClient), 0
+	// for none.
+	OwnerPID int `json:"owner_pid,omitempty"`
+	// LeaseSeconds is the lease the agent granted: without a renewal for
+	// this long, the session is ended. 0 for a session that ends with its
+	// owner process instead.
+	LeaseSeconds float64 `json:"lease_seconds,omitempty"`
 }
 
 // Options configures Start.
 type Options struct {
 	StartRequest
-	// AgentURL is the agent's base URL; empty means AgentURL().
+	// AgentURL is the agent's address: "unix://PATH" (or "/PATH") for a
+	// control socket, or an "http(s)://" base URL; empty means AgentURL().
+	// A socket is used only if CheckSocket passes and root listens on it.
 	AgentURL string
-	// HTTPClient defaults to a client with a 30 s timeout.
+	// HTTPClient asks an http(s) agent; it defaults to a client with a
+	// 30 s timeout. A control socket gets its own client.
 	HTTPClient *http.Client
 }
 
@@ -75,6 +100,9 @@ type Session struct {
 	Info
 	base   string
 	client *http.Client
+	// stopRenew ends the lease renewals; nil when none run.
+	stopRenew context.CancelFunc
+	renewed   chan struct{}
 }
 
 // APIError is an error answer of the agent's session API.
@@ -93,21 +121,57 @@ func Start(ctx context.Context, opts Options) (*Session, error) {
 	if opts.Name == "" {
 		return nil, errors.New("session name is required")
 	}
-	s := &Session{base: strings.TrimRight(opts.AgentURL, "/"), client: opts.HTTPClient}
-	if s.base == "" {
-		s.base = strings.TrimRight(AgentURL(), "/")
-	}
-	if s.client == nil {
-		s.client = &http.Client{Timeout: 30 * time.Second}
-	}
+	s := Attach(opts.AgentURL, opts.Name, opts.HTTPClient)
 	if err := s.do(ctx, http.MethodPost, "/api/v1/sessions", opts.StartRequest, &s.Info); err != nil {
 		return nil, fmt.Errorf("starting session %q: %w", opts.Name, err)
 	}
+	s.renew()
 	return s, nil
+}
+
+// renew renews the session's lease in the background, three times per
+// lease, until Stop or Close.
+func (s *Session) renew() {
+	if s.LeaseSeconds <= 0 {
+		return
+	}
+	every := time.Duration(s.LeaseSeconds * float64(time.Second) / 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopRenew, s.renewed = cancel, make(chan struct{})
+	go func() {
+		defer close(s.renewed)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				rctx, rcancel := context.WithTimeout(ctx, every)
+				err := s.do(rctx, http.MethodPost, "/api/v1/sessions/"+url.PathEscape(s.Name)+"/renew", nil, nil)
+				rcancel()
+				var ae *APIError
+				if errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound {
+					return
+				}
+			}
+		}
+	}()
+}
+
+// Close stops renewing the session's lease without stopping the session,
+// which the agent then ends once the lease runs out.
+func (s *Session) Close() {
+	if s.stopRenew != nil {
+		s.stopRenew()
+		<-s.renewed
+		s.stopRenew = nil
+	}
 }
 
 // Stop ends the session and returns its report, series included.
 func (s *Session) Stop(ctx context.Context) (*Report, error) {
+	s.Close()
 	var r Report
 	if err := s.do(ctx, http.MethodPost, "/api/v1/sessions/"+url.PathEscape(s.Name)+"/stop?series=1", nil, &r); err != nil {
 		return nil, fmt.Errorf("stopping session %q: %w", s.Name, err)
@@ -116,10 +180,15 @@ func (s *Session) Stop(ctx context.Context) (*Report, error) {
 }
 
 // Attach returns a handle on a session already running on the agent at
-// base (empty: AgentURL()), e.g. one `crmon session start` began.
+// base (empty: AgentURL()), e.g. one `crmon session start` began. client
+// asks an http(s) agent (nil: a plain one with a 30 s timeout).
 func Attach(base, name string, client *http.Client) *Session {
 	if base == "" {
 		base = AgentURL()
+	}
+	if p, ok := SocketPath(base); ok {
+		// The host part is never dialled; the socket is.
+		return &Session{Info: Info{Name: name}, base: "http://localhost", client: &http.Client{Transport: unixTransport(p), Timeout: 30 * time.Second}}
 	}
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
@@ -148,6 +217,10 @@ func Healthy(ctx context.Context, base string, timeout time.Duration) bool {
 // client given to Start in Options.HTTPClient, so that an agent found
 // healthy is one the session can reach.
 func HealthyClient(ctx context.Context, client *http.Client, base string, timeout time.Duration) bool {
+	if _, ok := SocketPath(base); ok {
+		s := Attach(base, "", nil)
+		client, base = s.client, s.base
+	}
 	if client == nil {
 		client = http.DefaultClient
 	}
