@@ -52,7 +52,7 @@ func reportFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "limit", Usage: "a limit `NAME=VALUE` or container:PATTERN:NAME=VALUE (repeatable; overrides the file's limit of the same name and pattern); names: " + strings.Join(session.LimitNames(), ", ")},
 		&cli.StringFlag{Name: "unmeasured", Value: string(session.UnmeasuredError), Usage: "a limit on a figure that was not measured: error (fails like an exceeded limit) or skip (reported as skipped)"},
 		&cli.StringFlag{Name: "name", Usage: "name the report and its JUnit suite `NAME` (default: exec, or the session's name), so that CI follows it across runs"},
-		&cli.StringFlag{Name: "agent-url", Value: session.DefaultAgentURL, Usage: "the crmon agent to use", EnvVars: []string{session.AgentURLEnv}},
+		agentURLFlag(),
 	}
 }
 
@@ -75,8 +75,10 @@ func execCommand() *cli.Command {
 to the exit of the last process it started: CPU, run-queue wait, context switches, block
 I/O, network, peak memory and processes, and the same for every container created during
 the run. CMD's stdin, stdout, stderr, signals and exit code pass through; if CMD succeeds
-but a limit is exceeded, crmon exits 3. With an agent running (CRMON_AGENT_URL, default
-http://127.0.0.1:9717) the agent measures; otherwise exec loads the probes itself.`,
+but a limit is exceeded, crmon exits 3. With an agent running (its control socket,
+CRMON_AGENT_URL, default unix:///run/crmon/crmon.sock) the agent measures; otherwise exec
+loads the probes itself. exec uses the socket only if root owns it and every directory
+above it, so no other user can stand in for the agent.`,
 		Flags:           flags,
 		SkipFlagParsing: false,
 		Action:          runExec,
@@ -126,7 +128,11 @@ func runExec(c *cli.Context) error {
 		}
 		return topts, release, nil
 	}
-	if url := c.String("agent-url"); !c.Bool("no-agent") && session.HealthyClient(ctx, opts.HTTPClient, url, agentProbeTimeout) {
+	url, err := agentSocket(c)
+	if err != nil {
+		return err
+	}
+	if !c.Bool("no-agent") && agentUp(ctx, url, logger) {
 		opts.AgentURL = url
 		opts.Local = local
 	} else {
@@ -158,6 +164,21 @@ func runExec(c *cli.Context) error {
 		reraise(res.Signal)
 	}
 	return err
+}
+
+// agentUp reports whether the agent answers on its control socket. A
+// socket that is there but fails session.CheckSocket is not used, and
+// said so: whoever made it could forge reports.
+func agentUp(ctx context.Context, url string, logger *slog.Logger) bool {
+	if p, _ := session.SocketPath(url); p != "" {
+		if _, err := os.Lstat(p); err == nil {
+			if err := session.CheckSocket(p); err != nil {
+				logger.Warn("not using the agent", "err", err)
+				return false
+			}
+		}
+	}
+	return session.HealthyClient(ctx, nil, url, agentProbeTimeout)
 }
 
 // reraise ends crmon by the signal that ended CMD, once the reports are

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func BenchmarkExecOverhead(b *testing.B) {
 		env  []string
 	}{
 		{"true", []string{truePath}, nil},
-		{"agent", []string{bin, "exec", "-q", "--", truePath}, []string{"CRMON_AGENT_URL=http://" + a}},
+		{"agent", []string{bin, "exec", "-q", "--", truePath}, []string{"CRMON_AGENT_URL=unix://" + a}},
 		{"probes", []string{bin, "exec", "-q", "--no-agent", "--", truePath}, nil},
 		{"cgroupfs", []string{bin, "exec", "-q", "--no-agent", "--ebpf", "disabled", "--", truePath}, nil},
 	} {
@@ -66,9 +67,11 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// startAgentB runs `crmon run` for a benchmark and returns its address.
+// startAgentB runs `crmon run` for a benchmark and returns its control
+// socket.
 func startAgentB(b *testing.B, bin string) string {
-	cmd := exec.Command(bin, "run", "--web.listen-address", "127.0.0.1:0")
+	sock := filepath.Join(b.TempDir(), "crmon.sock")
+	cmd := exec.Command(bin, "run", "--web.listen-address", "127.0.0.1:0", "--control.socket", sock)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -87,8 +90,8 @@ func startAgentB(b *testing.B, bin string) string {
 		}
 	}()
 	select {
-	case a := <-addr:
-		return a
+	case <-addr:
+		return sock
 	case <-time.After(30 * time.Second):
 		b.Fatal("crmon run did not serve within 30s")
 	}

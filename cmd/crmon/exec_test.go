@@ -26,7 +26,7 @@ import (
 const burner = `i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done`
 
 // noAgent keeps exec from finding an agent another test runs.
-var noAgent = "--agent-url=http://127.0.0.1:1"
+var noAgent = "--agent-url=unix:///nonexistent/crmon.sock"
 
 // requireRootRun stops a test that runs crmon exec or an agent: always
 // under -short (make test-unit), and outside CI when not root.
@@ -207,7 +207,7 @@ func TestExecWithAgent(t *testing.T) {
 	a := startAgent(t)
 	j := filepath.Join(t.TempDir(), "r.json")
 	cmd := exec.Command(crmonBinary(t), "exec", "-q", "--json", j, "--", "sh", "-c", burner)
-	cmd.Env = append(os.Environ(), "CRMON_AGENT_URL=http://"+a.addr)
+	cmd.Env = append(os.Environ(), "CRMON_AGENT_URL=unix://"+a.sock)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out, a.logs())
 	}
@@ -243,7 +243,7 @@ func TestExecWithAgentPrecision(t *testing.T) {
 			dir, write>>20, dir, send, strings.Replace(ln.Addr().String(), ":", "/", 1))
 		j := filepath.Join(t.TempDir(), "r.json")
 		cmd := exec.Command(crmonBinary(t), "exec", "-q", "--json", j, "--", bash, "-c", script)
-		cmd.Env = append(os.Environ(), "CRMON_AGENT_URL=http://"+a.addr)
+		cmd.Env = append(os.Environ(), "CRMON_AGENT_URL=unix://"+a.sock)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -267,7 +267,7 @@ func TestSessionCommands(t *testing.T) {
 	requireRootRun(t)
 	dockertest.Require(t)
 	a := startAgent(t)
-	url := "--agent-url=http://" + a.addr
+	url := "--agent-url=unix://" + a.sock
 	if _, stderr, code := run(t, "session", "start", url, "--containers", "crmon.test=session", "s1"); code != 0 {
 		t.Fatalf("start: exit %d\n%s", code, stderr)
 	}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,8 +48,10 @@ func crmonBinary(t *testing.T) string {
 
 // agentProc is a running `crmon run`.
 type agentProc struct {
-	cmd    *exec.Cmd
-	addr   string
+	cmd  *exec.Cmd
+	addr string
+	// sock is the agent's control socket, in a directory of the test's.
+	sock   string
 	stderr *strings.Builder
 	mu     *sync.Mutex
 	done   chan error
@@ -56,10 +59,16 @@ type agentProc struct {
 
 var servingRE = regexp.MustCompile(`crmon is serving http://([^/\s]+)/metrics`)
 
-// startAgent runs `crmon run ARGS` on a free loopback port and waits until
-// it serves.
+// startAgent runs `crmon run ARGS` on a free loopback port, with a control
+// socket of its own unless ARGS name one, and waits until it serves.
 func startAgent(t *testing.T, args ...string) *agentProc {
 	t.Helper()
+	sock := filepath.Join(t.TempDir(), "crmon.sock")
+	if !slices.ContainsFunc(args, func(a string) bool {
+		return strings.HasPrefix(a, "--control.socket") && !strings.HasPrefix(a, "--control.socket-")
+	}) {
+		args = append([]string{"--control.socket", sock}, args...)
+	}
 	args = append([]string{"run", "--web.listen-address", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(crmonBinary(t), args...)
 	pr, pw := io.Pipe()
@@ -67,7 +76,7 @@ func startAgent(t *testing.T, args ...string) *agentProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &agentProc{cmd: cmd, stderr: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
+	p := &agentProc{cmd: cmd, sock: sock, stderr: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
 	addrc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/internal/config"
+	"github.com/crmon-dev/crmon/internal/control"
 	"github.com/crmon-dev/crmon/internal/version"
 	"github.com/crmon-dev/crmon/internal/web"
 )
@@ -38,6 +40,9 @@ func runCommand() *cli.Command {
 		configFlag(),
 		&cli.StringFlag{Name: "web.listen-address", Value: web.DefaultListenAddress, Usage: "address for /metrics, /api/v1/… and /healthz", EnvVars: []string{"CRMON_WEB_LISTEN_ADDRESS"}},
 		&cli.StringFlag{Name: "web.config.file", Usage: "exporter-toolkit web config for TLS and basic auth", EnvVars: []string{"CRMON_WEB_CONFIG_FILE"}},
+		&cli.StringSliceFlag{Name: "web.allowed-hosts", Usage: "names besides localhost, the hostname and IP addresses that requests may carry as their Host (repeatable)", EnvVars: []string{"CRMON_WEB_ALLOWED_HOSTS"}},
+		&cli.StringFlag{Name: "control.socket", Usage: "unix socket of the session API (overrides [cleanroom.monitoring.sessions] socket; \"\" for none)", EnvVars: []string{"CRMON_CONTROL_SOCKET"}},
+		&cli.StringFlag{Name: "control.socket-group", Usage: "group whose members may use the control socket (overrides socket_group)", EnvVars: []string{"CRMON_CONTROL_SOCKET_GROUP"}},
 		&cli.StringFlag{Name: "collection-interval", Usage: "override collection_interval from the config (e.g. 1s)", EnvVars: []string{"CRMON_COLLECTION_INTERVAL"}},
 	}
 	flags = append(flags, sourceFlags()...)
@@ -46,7 +51,8 @@ func runCommand() *cli.Command {
 		Usage: "run the agent: collect every interval, serve /metrics and the JSON snapshot",
 		Description: `The agent collects host, container and eBPF metrics once per collection_interval
 and serves them on --web.listen-address: /metrics (Prometheus), /api/v1/snapshot (the
-latest sample as JSON), /api/v1/sessions (test-run sessions) and /healthz.
+latest sample as JSON) and /healthz. The session API (/api/v1/sessions) is served on
+the control socket only (--control.socket, default /run/crmon/crmon.sock).
 SIGHUP reloads the config file (a bad file keeps the running config and logs why);
 SIGTERM or SIGINT stops the agent within a second.`,
 		Flags:  flags,
@@ -85,19 +91,29 @@ func runAgent(c *cli.Context) error {
 		buildInfoCollector(),
 	}
 
-	handlers, err := src.Handlers(cfg)
+	sc := cfg.Monitoring.Sessions
+	gid, err := control.LookupGroup(sc.SocketGroup)
 	if err != nil {
 		return err
+	}
+	var handlers map[string]http.Handler
+	if sc.Socket != "" {
+		if handlers, err = src.Handlers(cfg); err != nil {
+			return err
+		}
 	}
 	srv := web.New(a, extra, web.Options{
 		ListenAddress: c.String("web.listen-address"),
 		WebConfigFile: c.String("web.config.file"),
+		AllowedHosts:  c.StringSlice("web.allowed-hosts"),
 		Version:       version.Get().Version,
 		Logger:        logger,
+		ControlSocket: sc.Socket,
+		ControlGroup:  gid,
 		Handlers:      handlers,
 	})
 	if err := srv.Listen(); err != nil {
-		return fmt.Errorf("listening on %s: %w", c.String("web.listen-address"), err)
+		return err
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -118,6 +134,9 @@ func runAgent(c *cli.Context) error {
 		"first_sample", time.Since(first).Round(time.Microsecond),
 		"probes", src.ProbeSummary())
 	fmt.Fprintf(c.App.ErrWriter, "crmon is serving http://%s/metrics and http://%s/api/v1/snapshot\n", srv.Addr(), srv.Addr())
+	if p := srv.ControlSocket(); p != "" {
+		fmt.Fprintf(c.App.ErrWriter, "crmon is serving the session API on %s\n", p)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
@@ -197,6 +216,12 @@ func loadConfig(c *cli.Context) (*config.Config, error) {
 	}
 	if c.IsSet("ebpf") {
 		cfg.Monitoring.EBPF.Mode = c.String("ebpf")
+	}
+	if c.IsSet("control.socket") {
+		cfg.Monitoring.Sessions.Socket = c.String("control.socket")
+	}
+	if c.IsSet("control.socket-group") {
+		cfg.Monitoring.Sessions.SocketGroup = c.String("control.socket-group")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

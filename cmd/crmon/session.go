@@ -17,7 +17,18 @@ import (
 )
 
 func agentURLFlag() cli.Flag {
-	return &cli.StringFlag{Name: "agent-url", Value: session.DefaultAgentURL, Usage: "the crmon agent to use", EnvVars: []string{session.AgentURLEnv}}
+	return &cli.StringFlag{Name: "agent-url", Value: session.DefaultAgentURL, Usage: "the crmon agent's control socket, unix://`PATH`", EnvVars: []string{session.AgentURLEnv}}
+}
+
+// agentSocket is --agent-url, which must be a control socket: the agent
+// serves its session API nowhere else, and whatever answers on a TCP port
+// could be anyone.
+func agentSocket(c *cli.Context) (string, error) {
+	u := c.String("agent-url")
+	if _, ok := session.SocketPath(u); !ok {
+		return "", cli.Exit(fmt.Sprintf("crmon %s: --agent-url %q: want the agent's control socket, unix:///PATH (default %s); the session API is not served over TCP", c.Command.Name, u, session.DefaultAgentURL), 2)
+	}
+	return u, nil
 }
 
 func sessionCommand() *cli.Command {
@@ -28,7 +39,8 @@ func sessionCommand() *cli.Command {
 'crmon session start NAME' before the run, 'crmon session stop NAME' after it. The agent
 measures the containers created in between (and the cgroup given with --cgroup); stop
 prints or writes the report and exits 3 when a limit is exceeded. The same API is served
-over HTTP under /api/v1/sessions (docs/report.md).`,
+over HTTP under /api/v1/sessions on the agent's control socket (docs/report.md). A session
+nobody stops ends when its --lease runs out.`,
 		Subcommands: []*cli.Command{
 			{
 				Name:      "start",
@@ -39,17 +51,23 @@ over HTTP under /api/v1/sessions (docs/report.md).`,
 					&cli.StringSliceFlag{Name: "containers", Usage: "report only containers with label `LABEL=VALUE` (repeatable)"},
 					&cli.StringFlag{Name: "cgroup", Usage: "also measure the cgroup2 `PATH` (e.g. /ci/job-42) and its descendants"},
 					&cli.DurationFlag{Name: "sample-interval", Usage: "sample interval of the plots (default 200ms)"},
+					&cli.DurationFlag{Name: "lease", Value: time.Hour, Usage: "end the session if it is not stopped within this time (at most 24h)"},
 				},
 				Action: func(c *cli.Context) error {
 					name, err := oneName(c)
 					if err != nil {
 						return err
 					}
+					u, err := agentSocket(c)
+					if err != nil {
+						return err
+					}
 					s, err := session.Start(ctx(c), session.Options{
-						AgentURL: c.String("agent-url"),
+						AgentURL: u,
 						StartRequest: session.StartRequest{
 							Name: name, Containers: c.StringSlice("containers"), Cgroup: c.String("cgroup"),
 							SampleIntervalSeconds: c.Duration("sample-interval").Seconds(),
+							LeaseSeconds:          c.Duration("lease").Seconds(),
 						},
 					})
 					if err != nil {
@@ -73,7 +91,11 @@ over HTTP under /api/v1/sessions (docs/report.md).`,
 					if err != nil {
 						return cli.Exit("crmon session stop: "+err.Error(), 2)
 					}
-					rep, err := session.Attach(c.String("agent-url"), name, nil).Stop(ctx(c))
+					u, err := agentSocket(c)
+					if err != nil {
+						return err
+					}
+					rep, err := session.Attach(u, name, nil).Stop(ctx(c))
 					if err != nil {
 						return err
 					}
@@ -85,7 +107,11 @@ over HTTP under /api/v1/sessions (docs/report.md).`,
 				Usage: "list the running sessions",
 				Flags: []cli.Flag{agentURLFlag(), &cli.BoolFlag{Name: "json", Usage: "as JSON"}},
 				Action: func(c *cli.Context) error {
-					infos, err := session.List(ctx(c), c.String("agent-url"), nil)
+					u, err := agentSocket(c)
+					if err != nil {
+						return err
+					}
+					infos, err := session.List(ctx(c), u, nil)
 					if err != nil {
 						return err
 					}

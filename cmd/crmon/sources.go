@@ -267,11 +267,15 @@ func (s *sources) Handlers(cfg *config.Config) (map[string]http.Handler, error) 
 		s.logger.Warn("no cgroup hierarchy; the sessions API is off", "err", err)
 		return nil, nil
 	}
+	sc := cfg.Monitoring.Sessions
 	opts := sessions.ManagerOptions{
-		Hierarchy: h,
-		ProcFS:    s.paths.ProcFS,
-		DiskPath:  s.paths.RootFS,
-		Logger:    s.logger,
+		Hierarchy:      h,
+		ProcFS:         s.paths.ProcFS,
+		DiskPath:       s.paths.RootFS,
+		MaxSessions:    sc.MaxSessions,
+		MaxPerUser:     sc.MaxSessionsPerUser,
+		AbandonedAfter: sc.AbandonedAfter.Std(),
+		Logger:         s.logger,
 	}
 	switch {
 	case s.probes != nil && noProbeUp(s.probes) == "":

@@ -1,25 +1,32 @@
 // SPDX-License-Identifier: Apache-2.0
 // Copyright The crmon Authors.
 
-// Package web serves the agent over HTTP: /metrics for Prometheus, the
-// latest sample as JSON, a health check, and whatever API handlers the
-// agent mounts (sessions). TLS and basic auth come from exporter-toolkit's
-// web configuration file, as in every Prometheus exporter.
+// Package web serves the agent over HTTP. The TCP listener serves what
+// may be read — /metrics for Prometheus, the latest sample as JSON, a
+// health check — with TLS and basic auth from exporter-toolkit's web
+// configuration file, as in every Prometheus exporter. What changes state
+// (the session API) is served on the control socket only, where the
+// kernel says who is asking.
 package web
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/crmon-dev/crmon/internal/agent"
+	"github.com/crmon-dev/crmon/internal/control"
 )
 
 // Options configure the server.
@@ -28,16 +35,29 @@ type Options struct {
 	WebConfigFile string // exporter-toolkit web config (TLS, basic auth); "" for plain HTTP
 	Version       string
 	Logger        *slog.Logger
-	// Handlers are extra API handlers by path prefix, e.g. "/api/v1/sessions".
+	// AllowedHosts are names, besides localhost, the machine's hostname
+	// and IP addresses, that requests may carry in their Host header.
+	AllowedHosts []string
+	// ControlSocket is the unix socket that serves Handlers and /healthz;
+	// "" for none.
+	ControlSocket string
+	// ControlGroup owns the control socket (mode 0660).
+	ControlGroup int
+	// Handlers are the control socket's API handlers by path prefix, e.g.
+	// "/api/v1/sessions". They find the caller with control.PeerFrom.
 	Handlers map[string]http.Handler
 }
 
-// Server is the agent's HTTP server.
+// Server is the agent's HTTP server: the TCP listener and the control
+// socket.
 type Server struct {
 	srv    *http.Server
 	opts   Options
 	ln     net.Listener
 	logger *slog.Logger
+
+	ctl   *http.Server
+	ctlLn *control.Listener
 }
 
 // DefaultListenAddress is loopback only: a monitoring agent must not expose
@@ -68,7 +88,7 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 		}
 		_ = enc.Encode(s.Metrics)
 	})
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+	healthz := func(w http.ResponseWriter, r *http.Request) {
 		// Healthy while the loop keeps ticking: a sample no older than
 		// three intervals.
 		s := a.Latest()
@@ -81,10 +101,13 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
-	})
+	}
+	mux.HandleFunc("/healthz", healthz)
+	ctl := http.NewServeMux()
+	ctl.HandleFunc("/healthz", healthz)
 	for p, h := range opts.Handlers {
-		mux.Handle(p, h)
-		mux.Handle(p+"/", h)
+		ctl.Handle(p, h)
+		ctl.Handle(p+"/", h)
 	}
 	landing, err := web.NewLandingPage(web.LandingConfig{
 		Name:        "crmon",
@@ -101,30 +124,91 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 	}
 	return &Server{
 		srv: &http.Server{
-			Handler:           mux,
+			Handler:           checkHost(mux, allowedHosts(opts)),
 			ReadHeaderTimeout: 10 * time.Second,
 			// Bound what a slow or idle client holds once the agent
 			// listens beyond loopback.
 			ReadTimeout: 30 * time.Second,
 			IdleTimeout: 2 * time.Minute,
 		},
+		ctl: &http.Server{
+			Handler:           ctl,
+			ConnContext:       control.ConnContext,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			// A session's report with its series can be large.
+			WriteTimeout: time.Minute,
+			IdleTimeout:  2 * time.Minute,
+		},
 		opts:   opts,
 		logger: opts.Logger,
 	}
 }
 
+// allowedHosts are the Host header values the TCP listener answers:
+// localhost, the machine's hostname, the listen address' host and the
+// configured names. IP literals are always allowed (checkHost).
+func allowedHosts(opts Options) []string {
+	hosts := []string{"localhost"}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hosts = append(hosts, strings.ToLower(h))
+	}
+	if h, _, err := net.SplitHostPort(opts.ListenAddress); err == nil && h != "" {
+		hosts = append(hosts, strings.ToLower(h))
+	}
+	for _, h := range opts.AllowedHosts {
+		hosts = append(hosts, strings.ToLower(strings.TrimSuffix(h, ".")))
+	}
+	return hosts
+}
+
+// checkHost refuses requests whose Host header names the agent by a name
+// it does not have: a web page whose DNS name was rebound to 127.0.0.1
+// reaches the agent with its own name as the Host. An IP literal cannot
+// be rebound, so it is allowed; any name must be one of hosts.
+func checkHost(next http.Handler, hosts []string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Host
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+		h = strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), "."))
+		if net.ParseIP(h) == nil && !slices.Contains(hosts, h) {
+			http.Error(w, fmt.Sprintf("Host %q is not a name of this agent; add it with --web.allowed-hosts", r.Host), http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // Handler is the server's handler tree, for tests and benchmarks.
 func (s *Server) Handler() http.Handler { return s.srv.Handler }
 
-// Listen binds the address, so that start-up fails early and tests can use
-// port 0.
+// Listen binds the address and the control socket, so that start-up fails
+// early and tests can use port 0.
 func (s *Server) Listen() error {
 	ln, err := net.Listen("tcp", s.opts.ListenAddress)
 	if err != nil {
-		return err
+		return fmt.Errorf("listening on %s: %w", s.opts.ListenAddress, err)
+	}
+	if s.opts.ControlSocket != "" {
+		cl, err := control.Listen(s.opts.ControlSocket, s.opts.ControlGroup)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		s.ctlLn = cl
 	}
 	s.ln = ln
 	return nil
+}
+
+// ControlSocket is the control socket's path, "" when there is none.
+func (s *Server) ControlSocket() string {
+	if s.ctlLn == nil {
+		return ""
+	}
+	return s.ctlLn.Path()
 }
 
 // Addr is the bound address, after Listen.
@@ -142,13 +226,32 @@ func (s *Server) Serve() error {
 			return err
 		}
 	}
+	errc := make(chan error, 1)
+	if s.ctlLn != nil {
+		go func() { errc <- s.ctl.Serve(s.ctlLn) }()
+	}
 	cfg := s.opts.WebConfigFile
 	err := web.Serve(s.ln, s.srv, &web.FlagConfig{WebConfigFile: &cfg}, s.logger)
 	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+		err = nil
+	}
+	if s.ctlLn != nil {
+		// Both stop together: Shutdown closes both.
+		s.ctl.Close()
+		if cerr := <-errc; cerr != nil && !errors.Is(cerr, http.ErrServerClosed) && err == nil {
+			err = cerr
+		}
 	}
 	return err
 }
 
-// Shutdown stops the server, waiting for in-flight requests until ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+// Shutdown stops the server, waiting for in-flight requests until ctx
+// ends, and removes the control socket.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if s.ctlLn != nil {
+		err = errors.Join(err, s.ctl.Shutdown(ctx))
+		s.ctlLn.Close()
+	}
+	return err
+}
