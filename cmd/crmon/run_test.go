@@ -297,7 +297,7 @@ func TestRunStopsWithHungDocker(t *testing.T) {
 	p := startAgent(t, "--config", cfgFile, "--ebpf", "disabled")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := session.Start(ctx, session.Options{AgentURL: "http://" + p.addr, StartRequest: session.StartRequest{Name: "hung-docker"}}); err != nil {
+	if _, err := session.Start(ctx, session.Options{AgentURL: "unix://" + p.sock, StartRequest: session.StartRequest{Name: "hung-docker"}}); err != nil {
 		t.Fatalf("starting a session: %v\n%s", err, p.logs())
 	}
 	p.get(t, "/metrics")

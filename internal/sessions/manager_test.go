@@ -207,24 +207,12 @@ func TestCrossSiteRefused(t *testing.T) {
 // accepts connections and never answers: start, list and stop each answer
 // within 2 s, and the report says the containers could not be looked up.
 func TestSessionsWithHungDocker(t *testing.T) {
-	testenv.RequireLong(t, "root and cgroups")
-	testenv.RequireRoot(t)
-	h, err := cgroups.Detect("/proc", "/")
-	if err != nil {
-		testenv.Unavailable(t, "no cgroups: %v", err)
-	}
 	d, err := docker.New(dockertest.HungEngine(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	m := sessions.NewManager(sessions.ManagerOptions{Hierarchy: h, Docker: d})
-	defer m.Close()
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/sessions", m)
-	mux.Handle("/api/v1/sessions/", m)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	srv, _ := newServerWith(t, sessions.ManagerOptions{Docker: d})
 
 	const budget = 2 * time.Second
 	ctx := context.Background()
