@@ -145,8 +145,10 @@ func (p *problems) addLine(line int, path, format string, args ...any) {
 }
 
 // maxProblems is how many problems an error lists; past that, fixing the
-// first ones is the next step anyway.
-const maxProblems = 100
+// first ones is the next step anyway. It is above the number of keys a
+// full configuration has (about 150), so that a file with every value
+// wrong still hears about each one.
+const maxProblems = 200
 
 // err joins the problems in file order, or is nil.
 func (p *problems) err() error {
