@@ -4,8 +4,8 @@
 package main
 
 import (
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +22,13 @@ import (
 // one whose session quota is used up does.
 func refusingAgent(t *testing.T) (url string, refused *atomic.Int32) {
 	refused = new(atomic.Int32)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// A control socket of root's, as the agent's is.
+	sock := filepath.Join(t.TempDir(), "crmon.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && r.URL.Path == "/healthz" {
 			w.Write([]byte("ok\n"))
 			return
@@ -31,9 +37,10 @@ func refusingAgent(t *testing.T) (url string, refused *atomic.Int32) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusTooManyRequests)
 		w.Write([]byte(`{"error":"too many sessions running (32)"}`))
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL, refused
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "unix://" + sock, refused
 }
 
 // execRefused runs `crmon exec` (under prefix, e.g. setpriv) against an
