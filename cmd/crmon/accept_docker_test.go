@@ -29,6 +29,7 @@ import (
 func TestAgentAttributesContainers(t *testing.T) {
 	dockertest.Require(t)
 	p := startAgent(t, "--collection-interval", "1s", "--ebpf", "required")
+	lost := lostCompletions(parseMetrics(t, p.get(t, "/metrics")))
 
 	bridge := dockertest.BridgeIP(t)
 	ln, received := countingListener(t, bridge+":0")
@@ -92,15 +93,17 @@ func TestAgentAttributesContainers(t *testing.T) {
 	}
 
 	writer := name("write")
-	w := testenv.UntilBlockCounted(t, direct, func(try int) float64 {
+	w := testenv.UntilBlockCounted(t, direct, func(try int) (float64, uint64) {
 		if try > 1 {
+			lost = lostCompletions(fams)
 			writer = name("write") + "-" + strconv.Itoa(try)
 			ids["write"] = dockertest.Run(t, []string{"--name", writer}, "sh", "-c", writeCmd)
 			waitDone(ids["write"], writer)
 			time.Sleep(2500 * time.Millisecond)
 			fams = parseMetrics(t, p.get(t, "/metrics"))
 		}
-		return sum(fams, "crmon_container_block_io_bytes_total", map[string]string{"name": writer, "op": "write"})
+		return sum(fams, "crmon_container_block_io_bytes_total", map[string]string{"name": writer, "op": "write"}),
+			lostCompletions(fams) - lost
 	})
 	if w < direct || w > direct*1.02 {
 		t.Errorf("crmon_container_block_io_bytes_total{name=%q,op=write} = %.0f, want 0 to +2%% of %d", writer, w, direct)

@@ -46,7 +46,8 @@ func TestAgentAttributesWorkloadToItsCgroup(t *testing.T) {
 		got        int64
 		fams       map[string]*dto.MetricFamily
 	)
-	w := testenv.UntilBlockCounted(t, direct, func(try int) float64 {
+	w := testenv.UntilBlockCounted(t, direct, func(try int) (float64, uint64) {
+		lost := lostCompletions(parseMetrics(t, p.get(t, "/metrics")))
 		tag := strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(try)
 		busy = newTestCgroup(t, h, "crmon-accept-busy-"+tag)
 		idle = newTestCgroup(t, h, "crmon-accept-idle-"+tag)
@@ -69,7 +70,8 @@ func TestAgentAttributesWorkloadToItsCgroup(t *testing.T) {
 		idleCmd.Wait()
 		time.Sleep(2500 * time.Millisecond) // two ticks
 		fams = parseMetrics(t, p.get(t, "/metrics"))
-		return sum(fams, "crmon_container_block_io_bytes_total", map[string]string{"id": busy.Path, "op": "write"})
+		return sum(fams, "crmon_container_block_io_bytes_total", map[string]string{"id": busy.Path, "op": "write"}),
+			lostCompletions(fams) - lost
 	})
 
 	id := busy.Path
@@ -201,6 +203,12 @@ func sum(fams map[string]*dto.MetricFamily, name string, want map[string]string)
 		s += metricValue(m)
 	}
 	return s
+}
+
+// lostCompletions is the agent's count of block completions its probes
+// lost.
+func lostCompletions(fams map[string]*dto.MetricFamily) uint64 {
+	return uint64(value(fams, "crmon_bpf_dropped_events_total", map[string]string{"probe": "block", "reason": "lost_completion"}))
 }
 
 // value is the one matching series' value, 0 when there is none.

@@ -237,7 +237,7 @@ func TestExecWithAgentPrecision(t *testing.T) {
 		r        *session.Report
 		received int64
 	)
-	testenv.UntilBlockCounted(t, write, func(int) float64 {
+	testenv.UntilBlockCounted(t, write, func(int) (float64, uint64) {
 		ln, got := countingListener(t, "127.0.0.1:0")
 		script := fmt.Sprintf(`dd if=/dev/zero of=%s/f bs=1M count=%d oflag=direct status=none && rm %s/f && head -c %d /dev/zero >/dev/tcp/%s`,
 			dir, write>>20, dir, send, strings.Replace(ln.Addr().String(), ":", "/", 1))
@@ -252,7 +252,7 @@ func TestExecWithAgentPrecision(t *testing.T) {
 		if !slices.Contains(r.Sources, "ebpf") {
 			testenv.Unavailable(t, "the agent runs without probes: %v", r.Unavailable)
 		}
-		return float64(r.Totals.BlockWriteBytes)
+		return float64(r.Totals.BlockWriteBytes), r.BlockLostCompletions
 	})
 	if w := float64(r.Totals.BlockWriteBytes)/write - 1; w < 0 || w > 0.01 {
 		t.Errorf("block_write_bytes = %d, want %d (+0..1%%)", r.Totals.BlockWriteBytes, write)
