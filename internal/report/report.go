@@ -79,8 +79,8 @@ func Summary(w io.Writer, r *session.Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(&b, "  host peak: cpu %.1f%%, memory %.1f%%, disk %.1f%%\n",
-		r.Host.CPUUsagePercent, r.Host.MemoryUsagePercent, r.Host.DiskUsagePercent)
+	fmt.Fprintf(&b, "  host peak: cpu %s, memory %s, disk %s\n", hostText(&r.Host, "cpu_usage_percent", r.Host.CPUUsagePercent),
+		hostText(&r.Host, "memory_usage_percent", r.Host.MemoryUsagePercent), hostText(&r.Host, "disk_usage_percent", r.Host.DiskUsagePercent))
 	if st := r.Stragglers; st != nil {
 		fmt.Fprintf(&b, "  left running when CMD exited: %s", stragglerList(st))
 		switch st.Killed {
@@ -196,6 +196,14 @@ var statusText = map[string]string{
 	session.StatusExceeded:    "EXCEEDED",
 	session.StatusNotMeasured: "NOT MEASURED",
 	session.StatusSkipped:     "skipped",
+}
+
+// hostText renders a host peak, n/a when no sample read it.
+func hostText(h *session.HostPeaks, field string, v float64) string {
+	if !h.Measured(field) {
+		return notMeasured
+	}
+	return session.FormatValue(session.UnitPercent, v)
 }
 
 // actualText is a limit's actual value, n/a when it has none.

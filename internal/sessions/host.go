@@ -42,15 +42,24 @@ func (h *hostSampler) read(name string) ([]byte, error) {
 	return h.buf[:n], nil
 }
 
+// Host figures a sample read (hostSampler.sample's got).
+const (
+	gotCPU uint8 = 1 << iota
+	gotMem
+	gotDisk
+)
+
 // sample returns the CPU usage since the previous sample (0 on the first),
-// the memory usage and the disk usage, in percent.
-func (h *hostSampler) sample() (cpu, mem, disk float64, err error) {
+// the memory usage and the disk usage, in percent, and which of them it
+// read: CPU usage needs two readable samples.
+func (h *hostSampler) sample() (cpu, mem, disk float64, got uint8, err error) {
 	var errs []error
 	if b, err := h.read("stat"); err == nil {
 		busy, total, err := parseStatCPU(b)
 		if err == nil {
 			if h.primed && total > h.prevTotal {
 				cpu = 100 * float64(busy-min(busy, h.prevBusy)) / float64(total-h.prevTotal)
+				got |= gotCPU
 			}
 			h.prevBusy, h.prevTotal, h.primed = busy, total, true
 		}
@@ -60,6 +69,9 @@ func (h *hostSampler) sample() (cpu, mem, disk float64, err error) {
 	}
 	if b, err := h.read("meminfo"); err == nil {
 		mem, err = parseMeminfoUsage(b)
+		if err == nil {
+			got |= gotMem
+		}
 		errs = append(errs, err)
 	} else {
 		errs = append(errs, err)
@@ -71,12 +83,13 @@ func (h *hostSampler) sample() (cpu, mem, disk float64, err error) {
 			used := st.Blocks - st.Bfree
 			if d := used + st.Bavail; d > 0 {
 				disk = 100 * float64(used) / float64(d)
+				got |= gotDisk
 			}
 		} else if err != nil {
 			errs = append(errs, fmt.Errorf("statfs %s: %w", h.diskPath, err))
 		}
 	}
-	return cpu, mem, disk, errors.Join(errs...)
+	return cpu, mem, disk, got, errors.Join(errs...)
 }
 
 // parseStatCPU reads the aggregate "cpu" line of /proc/stat (proc(5)) and

@@ -113,6 +113,7 @@ type Tracker struct {
 	containers map[string]*scope // by container ID
 	order      []string
 	host       session.HostPeaks
+	hostGot    uint8 // the host figures any sample read
 	hs         *hostSampler
 	buf        []byte
 	errs       map[string]bool
@@ -322,7 +323,8 @@ func (tr *Tracker) refreshMeter(now time.Time, maxAge time.Duration) {
 }
 
 func (tr *Tracker) sampleHost() {
-	cpu, mem, disk, err := tr.hs.sample()
+	cpu, mem, disk, got, err := tr.hs.sample()
+	tr.hostGot |= got
 	if err != nil {
 		tr.logOnce("host", "reading host usage", err)
 	}
@@ -365,6 +367,15 @@ func (tr *Tracker) Stop() *session.Report {
 	}
 	unavailable := map[string]bool{}
 	sources := map[string]bool{"cgroupfs": true}
+	for _, f := range []struct {
+		bit  uint8
+		name string
+	}{{gotCPU, "cpu_usage_percent"}, {gotMem, "memory_usage_percent"}, {gotDisk, "disk_usage_percent"}} {
+		if tr.hostGot&f.bit == 0 {
+			r.Host.SetUnmeasured(f.name)
+			unavailable["host."+f.name] = true
+		}
+	}
 	r.TotalsOf = session.TotalsCgroup
 	if tr.run == nil {
 		r.TotalsOf = session.TotalsContainers

@@ -50,16 +50,17 @@ type limitDef struct {
 	name string
 	unit string
 	host bool
-	// field is the Measures JSON name a run or container limit bounds.
+	// field is the JSON name of the figure the limit bounds: a Measures
+	// field, or for host limits a HostPeaks one.
 	field string
 	get   func(*Report, *Measures) float64
 }
 
 // limitDefs lists every limit crmon knows, in the order reports list them.
 var limitDefs = []limitDef{
-	{"max_cpu_usage_percent", UnitPercent, true, "", func(r *Report, _ *Measures) float64 { return r.Host.CPUUsagePercent }},
-	{"max_memory_usage_percent", UnitPercent, true, "", func(r *Report, _ *Measures) float64 { return r.Host.MemoryUsagePercent }},
-	{"max_disk_usage_percent", UnitPercent, true, "", func(r *Report, _ *Measures) float64 { return r.Host.DiskUsagePercent }},
+	{"max_cpu_usage_percent", UnitPercent, true, "cpu_usage_percent", func(r *Report, _ *Measures) float64 { return r.Host.CPUUsagePercent }},
+	{"max_memory_usage_percent", UnitPercent, true, "memory_usage_percent", func(r *Report, _ *Measures) float64 { return r.Host.MemoryUsagePercent }},
+	{"max_disk_usage_percent", UnitPercent, true, "disk_usage_percent", func(r *Report, _ *Measures) float64 { return r.Host.DiskUsagePercent }},
 	{"cpu_seconds", UnitSeconds, false, "cpu_seconds", func(_ *Report, m *Measures) float64 { return m.CPUSeconds }},
 	{"peak_memory_bytes", UnitBytes, false, "peak_memory_bytes", func(_ *Report, m *Measures) float64 { return float64(m.PeakMemoryBytes) }},
 	{"block_read_bytes", UnitBytes, false, "block_read_bytes", func(_ *Report, m *Measures) float64 { return float64(m.BlockReadBytes) }},
@@ -207,7 +208,10 @@ func notMeasuredReason(r *Report, d limitDef) string {
 		src = strings.Join(r.Sources, " + ")
 	}
 	from := "the eBPF probes"
-	if d.field == "peak_memory_bytes" {
+	switch {
+	case d.host:
+		from = "the host's samples (/proc/stat, /proc/meminfo, statfs)"
+	case d.field == "peak_memory_bytes":
 		from = "the cgroup's memory files"
 	}
 	return fmt.Sprintf("no source measured %s here: it comes from %s (this report's sources: %s)", d.field, from, src)
@@ -232,7 +236,7 @@ func (r *Report) Evaluate(ls Limits, unmeasured Unmeasured) []LimitResult {
 		add := func(scope string, m *Measures) {
 			lr := LimitResult{Name: l.Name, Scope: scope, Pattern: l.Container, Limit: l.Value, Unit: d.unit}
 			switch {
-			case m != nil && !m.Measured(d.field):
+			case m != nil && !m.Measured(d.field), m == nil && !r.Host.Measured(d.field):
 				lr.Status, lr.Reason = StatusNotMeasured, notMeasuredReason(r, d)
 				if unmeasured == UnmeasuredSkip {
 					lr.Status = StatusSkipped

@@ -22,15 +22,7 @@ func (m *Measures) Measured(field string) bool {
 // SetUnmeasured marks fields (Measures JSON names) as not measured and
 // zeroes them.
 func (m *Measures) SetUnmeasured(fields ...string) {
-	v := reflect.ValueOf(m).Elem()
-	for _, f := range fields {
-		if i, ok := measureIndex[f]; ok {
-			v.Field(i).SetZero()
-		}
-		if !slices.Contains(m.Unmeasured, f) {
-			m.Unmeasured = append(m.Unmeasured, f)
-		}
-	}
+	m.Unmeasured = setUnmeasured(reflect.ValueOf(m).Elem(), measureFields, m.Unmeasured, fields)
 }
 
 // SetMeasured takes fields off the unmeasured list: another source
@@ -42,56 +34,61 @@ func (m *Measures) SetMeasured(fields ...string) {
 	}
 }
 
-// measureFields are the JSON names of Measures' fields in order, and
-// measureIndex maps each to its field index.
-var measureFields, measureIndex = func() ([]string, map[string]int) {
-	t := reflect.TypeFor[Measures]()
-	var names []string
-	idx := map[string]int{}
+// Measured reports whether a source measured field, a HostPeaks JSON
+// name such as "cpu_usage_percent".
+func (h *HostPeaks) Measured(field string) bool {
+	return !slices.Contains(h.Unmeasured, field)
+}
+
+// SetUnmeasured marks fields (HostPeaks JSON names) as not measured and
+// zeroes them.
+func (h *HostPeaks) SetUnmeasured(fields ...string) {
+	h.Unmeasured = setUnmeasured(reflect.ValueOf(h).Elem(), hostFields, h.Unmeasured, fields)
+}
+
+func setUnmeasured(v reflect.Value, fs structFields, list, fields []string) []string {
+	for _, f := range fields {
+		if i, ok := fs.index[f]; ok {
+			v.Field(i).SetZero()
+		}
+		if !slices.Contains(list, f) {
+			list = append(list, f)
+		}
+	}
+	return list
+}
+
+// structFields are the JSON names of a struct's fields in order, and
+// each one's field index.
+type structFields struct {
+	names []string
+	index map[string]int
+}
+
+func fieldsOf(t reflect.Type) structFields {
+	fs := structFields{index: map[string]int{}}
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 		if name == "" || name == "-" {
 			continue
 		}
-		names = append(names, name)
-		idx[name] = i
+		fs.names = append(fs.names, name)
+		fs.index[name] = i
 	}
-	return names, idx
-}()
+	return fs
+}
+
+var (
+	measureFields = fieldsOf(reflect.TypeFor[Measures]())
+	hostFields    = fieldsOf(reflect.TypeFor[HostPeaks]())
+)
 
 // MeasureFields lists the JSON names of Measures' fields, in order.
-func MeasureFields() []string { return slices.Clone(measureFields) }
+func MeasureFields() []string { return slices.Clone(measureFields.names) }
 
 // MarshalJSON writes null for every field not measured.
 func (m Measures) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	if err := m.appendFields(&b, true); err != nil {
-		return nil, err
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
-
-func (m *Measures) appendFields(b *bytes.Buffer, first bool) error {
-	v := reflect.ValueOf(m).Elem()
-	for _, name := range measureFields {
-		if !first {
-			b.WriteByte(',')
-		}
-		first = false
-		b.WriteString(`"` + name + `":`)
-		if !m.Measured(name) {
-			b.WriteString("null")
-			continue
-		}
-		val, err := json.Marshal(v.Field(measureIndex[name]).Interface())
-		if err != nil {
-			return err
-		}
-		b.Write(val)
-	}
-	return nil
+	return marshalObject(reflect.ValueOf(&m).Elem(), measureFields, m.Unmeasured)
 }
 
 // UnmarshalJSON reads null as not measured.
@@ -101,18 +98,73 @@ func (m *Measures) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &p); err != nil {
 		return err
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
+	nulls, err := nullFields(data, measureFields)
+	*m = Measures(p)
+	m.Unmeasured = nulls
+	return err
+}
+
+// MarshalJSON writes null for every field not measured.
+func (h HostPeaks) MarshalJSON() ([]byte, error) {
+	return marshalObject(reflect.ValueOf(&h).Elem(), hostFields, h.Unmeasured)
+}
+
+// UnmarshalJSON reads null as not measured.
+func (h *HostPeaks) UnmarshalJSON(data []byte) error {
+	type plain HostPeaks
+	var p plain
+	if err := json.Unmarshal(data, &p); err != nil {
 		return err
 	}
-	*m = Measures(p)
-	m.Unmeasured = nil
-	for _, name := range measureFields {
-		if v, ok := raw[name]; ok && string(bytes.TrimSpace(v)) == "null" {
-			m.Unmeasured = append(m.Unmeasured, name)
+	nulls, err := nullFields(data, hostFields)
+	*h = HostPeaks(p)
+	h.Unmeasured = nulls
+	return err
+}
+
+func marshalObject(v reflect.Value, fs structFields, unmeasured []string) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	if err := appendFields(&b, v, fs, unmeasured, true); err != nil {
+		return nil, err
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func appendFields(b *bytes.Buffer, v reflect.Value, fs structFields, unmeasured []string, first bool) error {
+	for _, name := range fs.names {
+		if !first {
+			b.WriteByte(',')
 		}
+		first = false
+		b.WriteString(`"` + name + `":`)
+		if slices.Contains(unmeasured, name) {
+			b.WriteString("null")
+			continue
+		}
+		val, err := json.Marshal(v.Field(fs.index[name]).Interface())
+		if err != nil {
+			return err
+		}
+		b.Write(val)
 	}
 	return nil
+}
+
+// nullFields lists the fields of fs that data sets to null.
+func nullFields(data []byte, fs structFields) ([]string, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, name := range fs.names {
+		if v, ok := raw[name]; ok && string(bytes.TrimSpace(v)) == "null" {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 type containerMeta struct {
@@ -131,7 +183,7 @@ func (c ContainerReport) MarshalJSON() ([]byte, error) {
 	}
 	var b bytes.Buffer
 	b.Write(meta[:len(meta)-1])
-	if err := c.Measures.appendFields(&b, false); err != nil {
+	if err := appendFields(&b, reflect.ValueOf(&c.Measures).Elem(), measureFields, c.Unmeasured, false); err != nil {
 		return nil, err
 	}
 	b.WriteByte('}')

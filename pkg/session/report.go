@@ -154,6 +154,9 @@ type HostPeaks struct {
 	CPUUsagePercent    float64 `json:"cpu_usage_percent"`
 	MemoryUsagePercent float64 `json:"memory_usage_percent"`
 	DiskUsagePercent   float64 `json:"disk_usage_percent"`
+	// Unmeasured lists the JSON names of the figures no sample read:
+	// 0 here, null in JSON.
+	Unmeasured []string `json:"-"`
 }
 
 // LimitResult is one limit checked against one scope.
