@@ -50,6 +50,10 @@ var stuck atomic.Int32
 // be. Errors are *fs.PathError naming the path, wrapping ErrNotRegular,
 // ErrTooLarge, ErrTimeout or the system's error.
 func Read(path string, limit int64) ([]byte, error) {
+	return readWithin(path, limit, Timeout)
+}
+
+func readWithin(path string, limit int64, timeout time.Duration) ([]byte, error) {
 	type result struct {
 		b   []byte
 		err error
@@ -62,7 +66,7 @@ func Read(path string, limit int64) ([]byte, error) {
 		b, err := read(path, limit)
 		done <- result{b, err}
 	}()
-	t := time.NewTimer(Timeout)
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case r := <-done:
@@ -73,7 +77,7 @@ func Read(path string, limit int64) ([]byte, error) {
 			<-done
 			stuck.Add(-1)
 		}()
-		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w within %v", ErrTimeout, Timeout)}
+		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w within %v", ErrTimeout, timeout)}
 	}
 }
 

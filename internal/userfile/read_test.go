@@ -6,6 +6,7 @@ package userfile
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
 func TestReadRegular(t *testing.T) {
@@ -115,5 +118,71 @@ func TestReadMissing(t *testing.T) {
 	_, err := Read(filepath.Join(t.TempDir(), "nope"), 10)
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("err = %v, want ErrNotExist", err)
+	}
+}
+
+// A regular file whose read never returns (a hung mount) fails after the
+// deadline; the read left behind is counted until the kernel returns it.
+// A tracefs instance's trace_pipe is such a file: a regular file whose
+// read blocks until something is traced. The test releases it by tracing
+// more than the read's bound through the instance's trace_marker.
+func TestReadDeadline(t *testing.T) {
+	testenv.RequireRoot(t)
+	const tracefs = "/sys/kernel/tracing"
+	if _, err := os.Stat(filepath.Join(tracefs, "instances")); err != nil {
+		testenv.Unavailable(t, "tracefs is not mounted at %s: %v", tracefs, err)
+	}
+	inst := filepath.Join(tracefs, "instances", fmt.Sprintf("crmon-userfile-%d", os.Getpid()))
+	if err := os.Mkdir(inst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pipe := filepath.Join(inst, "trace_pipe")
+	release := func() {
+		if err := os.WriteFile(filepath.Join(inst, "trace_marker"), []byte("done\n"), 0); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() {
+		// The read must have let go of the instance before it can go.
+		for i := 0; ; i++ {
+			err := os.Remove(inst)
+			if err == nil || errors.Is(err, fs.ErrNotExist) {
+				return
+			}
+			if i == 100 {
+				t.Errorf("removing %s: %v", inst, err)
+				return
+			}
+			release()
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	// Wake readers on the first byte traced, not when the buffer is half
+	// full.
+	if err := os.WriteFile(filepath.Join(inst, "buffer_percent"), []byte("0\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(pipe); err != nil || !fi.Mode().IsRegular() {
+		testenv.Unavailable(t, "%s is not a regular file here: %v", pipe, err)
+	}
+
+	before := stuck.Load()
+	_, err := readWithin(pipe, 16, 200*time.Millisecond)
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("reading %s = %v, want ErrTimeout", pipe, err)
+	}
+	if !strings.Contains(err.Error(), pipe) {
+		t.Errorf("%q does not name %s", err, pipe)
+	}
+	if n := stuck.Load(); n != before+1 {
+		t.Errorf("stuck reads = %d, want %d", n, before+1)
+	}
+	release()
+	deadline := time.Now().Add(10 * time.Second)
+	for stuck.Load() != before {
+		if time.Now().After(deadline) {
+			t.Fatalf("stuck reads = %d 10s after the read was released, want %d", stuck.Load(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
