@@ -75,7 +75,9 @@ func execCommand() *cli.Command {
 to the exit of the last process it started: CPU, run-queue wait, context switches, block
 I/O, network, peak memory and processes, and the same for every container created during
 the run. CMD's stdin, stdout, stderr, signals and exit code pass through; if CMD succeeds
-but a limit is exceeded, crmon exits 3. With an agent running (its control socket,
+but a limit is exceeded, or is on a figure that was not measured (unless --unmeasured
+skip), crmon exits 3. Processes CMD leaves behind are named on stderr and waited for
+(--kill-stragglers, --max-wait). With an agent running (its control socket,
 CRMON_AGENT_URL, default unix:///run/crmon/crmon.sock) the agent measures; otherwise exec
 loads the probes itself. exec uses the socket only if root owns it and every directory
 above it, so no other user can stand in for the agent.`,

@@ -37,8 +37,9 @@ func sessionCommand() *cli.Command {
 		Usage: "measure a test run on a running agent between start and stop",
 		Description: `For test frameworks that do not run their tests as a child of crmon exec:
 'crmon session start NAME' before the run, 'crmon session stop NAME' after it. The agent
-measures the containers created in between (and the cgroup given with --cgroup); stop
-prints or writes the report and exits 3 when a limit is exceeded. The same API is served
+measures the containers created in between, and the cgroup given with --cgroup: without
+one, the report covers those containers only, and says so. stop prints or writes the
+report and exits 3 when a limit is exceeded or is on a figure that was not measured. The same API is served
 over HTTP under /api/v1/sessions on the agent's control socket (docs/report.md). A session
 nobody stops ends when its --lease runs out.`,
 		Subcommands: []*cli.Command{
