@@ -61,6 +61,20 @@ type problems struct {
 	// bad are keys whose value did not decode: the default stands in for
 	// them, and a second message about that default would mislead.
 	bad map[string]bool
+	// keys are the keys that have a problem.
+	keys map[string]bool
+}
+
+// record adds e, its message escaped: what the message quotes from the
+// file must not reach a terminal, or a program reading Message, as
+// control sequences.
+func (p *problems) record(e *Error) {
+	e.Message = printable(e.Message)
+	if p.keys == nil {
+		p.keys = make(map[string]bool)
+	}
+	p.keys[e.Key] = true
+	p.errs = append(p.errs, e)
 }
 
 // add records a problem with the key at path; the line is the key's, or
@@ -74,7 +88,7 @@ func (p *problems) add(path, format string, args ...any) {
 		e.File = p.src.name
 		e.Line = p.src.lineOf(path)
 	}
-	p.errs = append(p.errs, e)
+	p.record(e)
 }
 
 // addAt is add for a key that was in the file: its own line, never its
@@ -88,7 +102,7 @@ func (p *problems) addAt(path, format string, args ...any) {
 		e.File = p.src.name
 		e.Line = p.src.lines[path]
 	}
-	p.errs = append(p.errs, e)
+	p.record(e)
 }
 
 // hasLine reports whether a problem is already recorded at line.
@@ -102,14 +116,7 @@ func (p *problems) hasLine(line int) bool {
 }
 
 // hasKey reports whether a problem is already recorded at path.
-func (p *problems) hasKey(path string) bool {
-	for _, e := range p.errs {
-		if e.Key == path {
-			return true
-		}
-	}
-	return false
-}
+func (p *problems) hasKey(path string) bool { return p.keys[path] }
 
 // badUnder reports whether path or a table it is in did not decode: what
 // is inside is not worth a second message.
@@ -141,7 +148,7 @@ func (p *problems) addLine(line int, path, format string, args ...any) {
 	if p.src != nil {
 		e.File = p.src.name
 	}
-	p.errs = append(p.errs, e)
+	p.record(e)
 }
 
 // maxProblems is how many problems an error lists; past that, fixing the
