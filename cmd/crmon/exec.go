@@ -36,9 +36,12 @@ const ExitLimitExceeded = 3
 // run and env use it: a code no shell gives CMD.
 const exitCrmon = 125
 
-// agentProbeTimeout bounds the /healthz probe: exec must stay cheap when no
-// agent runs.
-const agentProbeTimeout = 150 * time.Millisecond
+// agentProbeTimeout bounds the /healthz probe. Without an agent the probe
+// costs nothing whatever the bound: there is no socket, or nothing accepts
+// on it, and the kernel says so at once. With one, a loaded host may take
+// longer than a few hundred milliseconds to answer, and giving up then
+// would measure without the agent's probes for no reason.
+const agentProbeTimeout = 2 * time.Second
 
 // reportFlags are the report options of `crmon exec` and `crmon session
 // stop`.

@@ -110,7 +110,10 @@ func runAgent(c *cli.Context) error {
 		Logger:        logger,
 		ControlSocket: sc.Socket,
 		ControlGroup:  gid,
-		Handlers:      handlers,
+		// Unprivileged, the agent runs on procfs and cgroupfs; the
+		// default socket is then skipped, while one asked for must work.
+		ControlOptional: os.Geteuid() != 0 && sc.Socket == config.DefaultControlSocket,
+		Handlers:        handlers,
 	})
 	if err := srv.Listen(); err != nil {
 		return err

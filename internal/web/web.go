@@ -43,6 +43,9 @@ type Options struct {
 	ControlSocket string
 	// ControlGroup owns the control socket (mode 0660).
 	ControlGroup int
+	// ControlOptional serves without the control socket, and says so, when
+	// it cannot be made: an unprivileged agent cannot write /run.
+	ControlOptional bool
 	// Handlers are the control socket's API handlers by path prefix, e.g.
 	// "/api/v1/sessions". They find the caller with control.PeerFrom.
 	Handlers map[string]http.Handler
@@ -193,11 +196,15 @@ func (s *Server) Listen() error {
 	}
 	if s.opts.ControlSocket != "" {
 		cl, err := control.Listen(s.opts.ControlSocket, s.opts.ControlGroup)
-		if err != nil {
+		switch {
+		case err == nil:
+			s.ctlLn = cl
+		case s.opts.ControlOptional:
+			s.logger.Warn("no session API: the control socket cannot be made", "err", err)
+		default:
 			ln.Close()
 			return err
 		}
-		s.ctlLn = cl
 	}
 	s.ln = ln
 	return nil
