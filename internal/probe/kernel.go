@@ -45,9 +45,12 @@ var requirements = map[string][]requirement{
 		// bpf_task_storage_get(F_CREATE) runs in sched_switch, under the
 		// run-queue lock: before local storage allocated from
 		// bpf_mem_alloc, that was a kmalloc that can wake kswapd and so
-		// take a run-queue lock again.
-		{"task storage allocated without kmalloc (bpf_mem_alloc in bpf_local_storage_map)", "Linux 6.4",
-			memberOfType("bpf_local_storage_map", "bpf_mem_alloc")},
+		// take a run-queue lock again. Later kernels allocate it with
+		// kmalloc_nolock(), safe in any context, instead.
+		{"task storage allocated without kmalloc (bpf_mem_alloc or kmalloc_nolock in local storage)", "Linux 6.4",
+			any_(memberOfType("bpf_local_storage_map", "bpf_mem_alloc"),
+				member("bpf_local_storage_map", "use_kmalloc_nolock"),
+				member("bpf_local_storage_elem", "use_kmalloc_nolock"))},
 		{"64-bit cgroup ids (kernfs_node.id)", "Linux 5.5", kernfsID64},
 	},
 	ProbeBlock: {

@@ -97,7 +97,16 @@ func TestKernelFallbacks(t *testing.T) {
 		edit: func(t *testing.T, s *btf.Spec) { dropMembersOfType(t, s, "bpf_local_storage_map", "bpf_mem_alloc") },
 		opts: Options{Sched: true, Block: true},
 		up:   []string{ProbeBlock, ProbeCgroups},
-		down: map[string]string{ProbeSched: "task storage allocated without kmalloc (bpf_mem_alloc in bpf_local_storage_map) (Linux 6.4)"},
+		down: map[string]string{ProbeSched: "task storage allocated without kmalloc (bpf_mem_alloc or kmalloc_nolock in local storage) (Linux 6.4)"},
+	}, {
+		name: "task storage from kmalloc_nolock",
+		edit: func(t *testing.T, s *btf.Spec) {
+			dropMembersOfType(t, s, "bpf_local_storage_map", "bpf_mem_alloc")
+			st := mustStruct(t, s, "bpf_local_storage_map")
+			st.Members = append(st.Members, btf.Member{Name: "use_kmalloc_nolock", Type: &btf.Int{Name: "_Bool", Size: 1, Encoding: btf.Bool}, Offset: st.Members[len(st.Members)-1].Offset})
+		},
+		opts: Options{Sched: true},
+		up:   []string{ProbeSched, ProbeCgroups},
 	}, {
 		name: "request.rq_disk before 5.15",
 		edit: func(t *testing.T, s *btf.Spec) {
