@@ -217,6 +217,17 @@ func (s *scope) measuresFrom(sources, unavailable map[string]bool) (m session.Me
 	m.BlockReadBytes, m.BlockWriteBytes = cg.readBytes, cg.writeBytes
 	m.BlockReadOperations, m.BlockWriteOperations = cg.readOps, cg.writeOps
 	d := s.meter.sub(s.meterBase)
+	// The cgroup files never read (a cgroup that could not be opened)
+	// measured nothing: the zeros above are no figures, unless the
+	// probes give them below.
+	if !s.haveCG && !(s.haveMeter && d.HasSched) {
+		unavailable["cpu_seconds"] = true
+		m.SetUnmeasured("cpu_seconds")
+	}
+	if !s.haveCG && !(s.haveMeter && d.HasBlock) {
+		unavailable["block_io"] = true
+		m.SetUnmeasured("block_read_bytes", "block_write_bytes", "block_read_operations", "block_write_operations")
+	}
 	if s.haveMeter && (d.HasSched || d.HasBlock || d.HasNet) {
 		sources["ebpf"] = true
 	}

@@ -6,6 +6,8 @@ package sessions
 import (
 	"slices"
 	"testing"
+
+	"github.com/crmon-dev/crmon/pkg/session"
 )
 
 // TestPointsBounded checks that a long session keeps at most maxPoints
@@ -48,5 +50,27 @@ func TestPointsBounded(t *testing.T) {
 		if gap > 2*median {
 			t.Errorf("gap of %v s before point %d (at %v s), want at most twice the median gap %v s", gap, i+1, s.points[i+1].T, median)
 		}
+	}
+}
+
+// TestMeasuresNeverRead checks that a scope whose cgroup files were never
+// read and that the probes did not see reports its CPU time and block I/O
+// as not measured, not as 0, and that one read makes them measured.
+func TestMeasuresNeverRead(t *testing.T) {
+	s := &scope{meta: session.ContainerReport{ID: "c1", Name: "db-1"}}
+	unavailable := map[string]bool{}
+	m := s.measures(map[string]bool{}, unavailable)
+	for _, f := range []string{"cpu_seconds", "block_read_bytes", "block_write_bytes", "block_read_operations", "block_write_operations", "processes_started"} {
+		if m.Measured(f) {
+			t.Errorf("%s measured from files never read", f)
+		}
+	}
+	if !unavailable["containers.cpu_seconds"] || !unavailable["containers.block_io"] {
+		t.Errorf("unavailable = %v", unavailable)
+	}
+	s.haveCG = true
+	m = s.measures(map[string]bool{}, map[string]bool{})
+	if !m.Measured("cpu_seconds") || !m.Measured("block_write_bytes") {
+		t.Errorf("read once, still unmeasured: %v", m.Unmeasured)
 	}
 }
