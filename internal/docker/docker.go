@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
@@ -89,7 +90,7 @@ type Client interface {
 
 // IsNotFound reports whether err says the container does not exist (any
 // more).
-func IsNotFound(err error) bool { return client.IsErrNotFound(err) }
+func IsNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
 
 // Deadlines of the requests to the engine, applied whatever the caller's
 // context says (an earlier deadline of the caller's wins): an engine that

@@ -81,7 +81,6 @@ type osCollector struct {
 	raw     []byte
 	info    *metricDesc
 	version *metricDesc
-	labels  []string
 }
 
 func newOSCollector(o collect.Options) (*osCollector, error) {

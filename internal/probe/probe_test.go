@@ -1159,7 +1159,7 @@ func TestUnresolvedEntriesExpire(t *testing.T) {
 	// cgroup ids are inode numbers; this one is above any on the host.
 	const id = 1<<62 + 12345
 	schedKey, netKey := uint64(id), uint64(id)
-	blockKey := blockBlockKey{Cgroup: id, Dev: 8<<20 | 0, Op: 1}
+	blockKey := blockBlockKey{Cgroup: id, Dev: 8 << 20, Op: 1}
 	sched := make([]schedSchedValue, ncpu)
 	sched[0].CpuNs, sched[0].Voluntary = 1e6, 1
 	block := make([]blockBlockValue, ncpu)

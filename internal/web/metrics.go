@@ -90,7 +90,7 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many concurrent scrapes", http.StatusServiceUnavailable)
 		return
 	}
-	format := expfmt.Negotiate(r.Header)
+	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)
 	text := format.FormatType() == expfmt.TypeTextPlain
 	g := h.full
 	if text {
