@@ -11,8 +11,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,56 +48,149 @@ type Cgroup struct {
 // NewCgroup creates parent/name in the cgroup2 hierarchy and, on hybrid or
 // legacy hosts, in the v1 hierarchies the measures need. On a pure v2 host
 // it enables the memory, io and pids controllers for the run where the
-// root allows it, so memory.peak and io.stat exist.
-func NewCgroup(h *cgroups.Hierarchy, parent, name string) (c *Cgroup, err error) {
-	if name == "" || strings.ContainsAny(name, "/\x00") {
+// root allows it, so memory.peak and io.stat exist. On error nothing it
+// created is left behind.
+func NewCgroup(h *cgroups.Hierarchy, parent, name string) (_ *Cgroup, err error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
 		return nil, fmt.Errorf("bad cgroup name %q", name)
 	}
-	p := "/" + strings.Trim(parent, "/")
+	parent, err = CleanParent(parent)
+	if err != nil {
+		return nil, err
+	}
+	p := parent
 	if p != "/" {
 		p += "/"
 	}
-	parent = p
-	c = &Cgroup{Path: p + name, V1Dirs: map[string]string{}, h: h}
+	// The partial cgroup is cleaned up through its own variable: the
+	// error returns below leave the function's result nil.
+	cg := &Cgroup{Path: p + name, V1Dirs: map[string]string{}, h: h}
 	defer func() {
 		if err != nil {
-			_ = c.Remove()
+			_ = cg.Remove()
 		}
 	}()
 	if h.Unified != "" {
 		if h.Mode == cgroups.ModeUnified {
 			enableControllers(h.Unified, filepath.Join(h.Unified, parent))
 		}
-		dir := filepath.Join(h.Unified, c.Path)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("creating cgroup %s: %w", dir, err)
+		dir := filepath.Join(h.Unified, cg.Path)
+		if err := mkdirRun(dir); err != nil {
+			return nil, err
 		}
-		c.V2Dir = dir
+		cg.V2Dir = dir
 	}
 	if h.Mode != cgroups.ModeUnified {
-		ctrls := v1Controllers
-		if h.Unified == "" {
-			ctrls = append(ctrls, "cpuacct")
-		}
-		for _, ctrl := range ctrls {
+		for _, ctrl := range v1ControllersFor(h) {
 			mnt, ok := h.V1[ctrl]
 			if !ok {
 				continue
 			}
-			dir := filepath.Join(mnt, c.Path)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return nil, fmt.Errorf("creating cgroup %s: %w", dir, err)
+			dir := filepath.Join(mnt, cg.Path)
+			if err := mkdirRun(dir); err != nil {
+				return nil, err
 			}
-			c.V1Dirs[ctrl] = dir
+			cg.V1Dirs[ctrl] = dir
 			if ctrl == "blkio" {
 				enableBlkioStats(dir, "/sys")
 			}
 		}
 	}
-	if c.V2Dir == "" && len(c.V1Dirs) == 0 {
+	if cg.V2Dir == "" && len(cg.V1Dirs) == 0 {
 		return nil, errors.New("creating cgroup: no cgroup hierarchy mounted")
 	}
-	return c, nil
+	return cg, nil
+}
+
+// v1ControllersFor is the v1 hierarchies a run joins on h.
+func v1ControllersFor(h *cgroups.Hierarchy) []string {
+	if h.Unified == "" {
+		return append(slices.Clone(v1Controllers), "cpuacct")
+	}
+	return v1Controllers
+}
+
+// ErrNoCgroupAccess is why a run's cgroup could not be made: the kernel
+// refused, or the cgroup file system is read-only.
+var ErrNoCgroupAccess = errors.New("needs root (or CAP_SYS_ADMIN) or a cgroup parent this user may write to")
+
+// mkdirRun makes a run's cgroup directory and the parents it lacks. The
+// directory itself must be new: one that exists is another run's, which
+// the cleanup on error would otherwise remove.
+func mkdirRun(dir string) error {
+	err := os.MkdirAll(filepath.Dir(dir), 0o755)
+	if err == nil {
+		err = os.Mkdir(dir, 0o755)
+	}
+	if err == nil {
+		return nil
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		dir, err = pe.Path, pe.Err
+	}
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS) {
+		return fmt.Errorf("creating cgroup %s: %w: %w", dir, err, ErrNoCgroupAccess)
+	}
+	return fmt.Errorf("creating cgroup %s: %w", dir, err)
+}
+
+// CleanParent checks a parent cgroup path as a user gives it
+// ("crmon", "/ci/jobs") and returns it absolute and clean ("/crmon"). A
+// path with "..", "." or empty components, or a NUL, is refused rather
+// than cleaned: it can only mean a path outside the cgroup root, or a
+// mistake.
+func CleanParent(parent string) (string, error) {
+	if strings.ContainsRune(parent, 0) {
+		return "", fmt.Errorf("cgroup parent %q: contains NUL", parent)
+	}
+	t := strings.Trim(parent, "/")
+	if t == "" {
+		return "/", nil
+	}
+	for _, part := range strings.Split(t, "/") {
+		if part == "" || part == "." || part == ".." {
+			return "", fmt.Errorf("cgroup parent %q: want a path under the cgroup root such as /ci/jobs, without \"..\", \".\" or \"//\"", parent)
+		}
+	}
+	return "/" + t, nil
+}
+
+// CheckAccess reports, before anything is loaded or started, whether
+// NewCgroup(h, parent, …) can succeed for this process: the nearest
+// existing directory of parent in every hierarchy a run joins must be
+// writable.
+func CheckAccess(h *cgroups.Hierarchy, parent string) error {
+	parent, err := CleanParent(parent)
+	if err != nil {
+		return err
+	}
+	var roots []string
+	if h.Unified != "" {
+		roots = append(roots, h.Unified)
+	}
+	if h.Mode != cgroups.ModeUnified {
+		for _, ctrl := range v1ControllersFor(h) {
+			if mnt, ok := h.V1[ctrl]; ok {
+				roots = append(roots, mnt)
+			}
+		}
+	}
+	for _, root := range roots {
+		dir := filepath.Join(root, parent)
+		for dir != root && !exists(dir) {
+			dir = filepath.Dir(dir)
+		}
+		if err := unix.Access(dir, unix.W_OK); err != nil {
+			return fmt.Errorf("creating a cgroup in %s: %w: %w", dir, err, ErrNoCgroupAccess)
+		}
+	}
+	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 // enableControllers turns on memory, io and pids from the root down to

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -93,7 +94,7 @@ func Run(ctx context.Context, cg *Cgroup, opts Options) (res Result, err error) 
 	}
 	path, err := exec.LookPath(opts.Args[0])
 	if err != nil {
-		return res, err
+		return res, &StartError{Err: err}
 	}
 	var cgfd int = -1
 	if cg.V2Dir != "" {
@@ -251,6 +252,19 @@ wait:
 	return res, nil
 }
 
+// StartError is CMD's own failure to start: not found, not executable,
+// a bad interpreter. Every other error before CMD runs is the runner's.
+type StartError struct{ Err error }
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// NotFound reports whether CMD does not exist, as a shell's exit code 127
+// reports it (126 is for a CMD that exists but cannot run).
+func (e *StartError) NotFound() bool {
+	return errors.Is(e.Err, exec.ErrNotFound) || errors.Is(e.Err, fs.ErrNotExist)
+}
+
 // fromTerminal reports whether sig is one the terminal sends to its whole
 // foreground process group, which CMD shares with crmon: Ctrl-C already
 // reached CMD, and forwarding it would deliver it twice (some programs
@@ -274,7 +288,7 @@ func start(cmd *exec.Cmd, cg *Cgroup, needV1 bool, res *Result) error {
 	}
 	res.Started = time.Now()
 	if err := cmd.Start(); err != nil {
-		return err
+		return &StartError{Err: err}
 	}
 	if !needV1 {
 		return nil
