@@ -21,11 +21,11 @@ func configCommand() *cli.Command {
 			ArgsUsage: "FILE",
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
-					return cli.Exit("usage: crmon config check FILE", 2)
+					return usageErrorf("want exactly one FILE: crmon config check FILE")
 				}
 				cfg, err := config.Load(c.Args().First())
 				if err != nil {
-					return cli.Exit(err.Error(), 1)
+					return err
 				}
 				fmt.Fprintf(c.App.ErrWriter, "%s: valid\n", c.Args().First())
 				return cfg.WriteEffective(c.App.Writer)

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -32,10 +31,6 @@ import (
 // over a limit.
 const ExitLimitExceeded = 3
 
-// exitCrmon is crmon exec's exit code when crmon itself failed, as docker
-// run and env use it: a code no shell gives CMD.
-const exitCrmon = 125
-
 // agentProbeTimeout bounds the /healthz probe. Without an agent the probe
 // costs nothing whatever the bound: there is no socket, or nothing accepts
 // on it, and the kernel says so at once. With one, a loaded host may take
@@ -47,7 +42,7 @@ const agentProbeTimeout = 2 * time.Second
 // stop`.
 func reportFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "json", Usage: "write the report as JSON (schema: docs/report.md) to `FILE` (- for stdout)"},
+		&cli.StringFlag{Name: "json", Usage: "write the report as JSON (schema: docs/report.md) to `FILE`; - writes it to stdout once CMD and all it started have exited, and sends CMD's stdout to stderr, so that stdout is the report alone"},
 		&cli.StringFlag{Name: "junit", Usage: "write the limits as JUnit XML to `FILE`, one test case per limit"},
 		&cli.StringFlag{Name: "html", Usage: "write a self-contained HTML report with plots to `FILE`"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no summary on stderr"},
@@ -64,9 +59,9 @@ func execCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "containers", Usage: "report only containers with label `LABEL=VALUE` (repeatable; all must match); default: every container created during the run"},
 		&cli.BoolFlag{Name: "kill-stragglers", Usage: "kill the processes CMD leaves behind when it exits instead of waiting for them"},
 		&cli.DurationFlag{Name: "max-wait", Usage: "after CMD exits, wait at most `D` for the processes it left behind, then kill them (0: no bound)"},
-		&cli.DurationFlag{Name: "sample-interval", Value: sessions.DefaultSampleInterval, Usage: "sample interval of the plots"},
+		sampleIntervalFlag(),
 		&cli.BoolFlag{Name: "no-agent", Usage: "measure in this process even when an agent is running"},
-		&cli.StringFlag{Name: "ebpf", Value: "auto", Usage: "without an agent: auto (load the probes when the kernel allows), required or disabled", EnvVars: []string{"CRMON_EBPF"}},
+		&cli.StringFlag{Name: "ebpf", Value: "auto", Usage: "without an agent: auto (load the probes when the kernel allows), required or disabled", EnvVars: []string{"CRMON_EBPF"}, Action: oneOf(config.EBPFModes...)},
 		&cli.StringFlag{Name: "cgroup-parent", Value: runner.DefaultParent, Usage: "cgroup under which the run gets its own"},
 		&cli.StringFlag{Name: "docker-host", Usage: "Docker engine (default $DOCKER_HOST or the local socket)", EnvVars: []string{"DOCKER_HOST"}},
 	)
@@ -93,26 +88,43 @@ above it, so no other user can stand in for the agent.`,
 func runExec(c *cli.Context) error {
 	args := c.Args().Slice()
 	if len(args) == 0 {
-		return cli.Exit("crmon exec: no command given: crmon exec [options] -- CMD [ARGS...]", 2)
+		return usageErrorf("no command given: crmon exec [options] -- CMD [ARGS...]")
 	}
 	logger, err := execLogger(c)
 	if err != nil {
-		return err
+		return withCode(exitUsage, err)
 	}
 	limits, err := loadLimits(c)
 	if err != nil {
-		return cli.Exit("crmon exec: "+err.Error(), 2)
+		return withCode(exitUsage, err)
 	}
 	if c.Duration("max-wait") < 0 {
-		return cli.Exit("crmon exec: --max-wait must be 0 (no bound) or more", 2)
+		return usageErrorf("--max-wait must be 0 (no bound) or more")
 	}
+	if _, err := runner.CleanParent(c.String("cgroup-parent")); err != nil {
+		return usageErrorf("--cgroup-parent: %w", err)
+	}
+	// Everything that can fail before CMD runs fails before it runs.
+	outs, err := openReports(c, exitCrmon)
+	if err != nil {
+		return err
+	}
+	defer outs.Abort()
 	h, err := cgroups.Detect("/proc", "/")
 	if err != nil {
-		return cli.Exit("crmon exec: "+err.Error(), 1)
+		return withCode(exitCrmon, err)
+	}
+	if err := runner.CheckAccess(h, c.String("cgroup-parent")); err != nil {
+		return withCode(exitCrmon, err)
+	}
+	stdout := io.Writer(os.Stdout)
+	if outs.toStdout() {
+		// stdout carries the report alone.
+		stdout = os.Stderr
 	}
 	opts := runner.ExecOptions{
 		Options: runner.Options{
-			Args: args, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+			Args: args, Stdin: os.Stdin, Stdout: stdout, Stderr: os.Stderr,
 			KillStragglers: c.Bool("kill-stragglers"), MaxWait: c.Duration("max-wait"), ForwardSignals: true,
 			Notice: c.App.ErrWriter,
 		},
@@ -143,28 +155,16 @@ func runExec(c *cli.Context) error {
 	} else {
 		topts, release, err := local(nil)
 		if err != nil {
-			return cli.Exit("crmon exec: "+err.Error(), exitCrmon)
+			return withCode(exitCrmon, err)
 		}
 		defer release()
 		opts.Tracker = topts
 	}
 	rep, res, err := runner.Exec(ctx, opts)
 	if err != nil {
-		// CMD ran but measuring it failed (an agent that went away):
-		// CMD's own failure still shows.
-		code := max(res.ExitCode, 1)
-		if res.Started.IsZero() && errors.As(err, new(*localError)) {
-			code = exitCrmon
-		} else if res.Started.IsZero() {
-			// CMD never ran: a shell's codes for not found / not runnable.
-			code = 126
-			if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-				code = 127
-			}
-		}
-		return cli.Exit("crmon exec: "+err.Error(), code)
+		return withCode(execFailureCode(err, res), err)
 	}
-	err = finishReport(c, rep, limits, res.ExitCode)
+	err = finishReport(c, outs, rep, limits, res.ExitCode)
 	if res.Signal != 0 {
 		reraise(res.Signal)
 	}
@@ -206,8 +206,10 @@ func reraise(sig syscall.Signal) {
 
 // finishReport checks the limits, writes the reports and decides the exit
 // code: CMD's own, or ExitLimitExceeded when CMD succeeded but a limit was
-// exceeded or could not be checked (--unmeasured error).
-func finishReport(c *cli.Context, rep *session.Report, limits session.Limits, code int) error {
+// exceeded or could not be checked (--unmeasured error). A report that
+// cannot be written is reported and, when CMD succeeded, ends crmon with
+// outs' failure code.
+func finishReport(c *cli.Context, outs *reportOutputs, rep *session.Report, limits session.Limits, code int) error {
 	if n := c.String("name"); n != "" {
 		rep.Name = n
 	}
@@ -216,48 +218,26 @@ func finishReport(c *cli.Context, rep *session.Report, limits session.Limits, co
 	if !c.Bool("quiet") {
 		errs = append(errs, report.Summary(c.App.ErrWriter, rep))
 	}
-	if f := c.String("json"); f != "" {
-		errs = append(errs, writeReportFile(c, f, func(w io.Writer) error { return report.JSON(w, rep, false) }))
-	}
-	if f := c.String("junit"); f != "" {
+	errs = append(errs, outs.write(c, "json", func(w io.Writer) error { return report.JSON(w, rep, false) }))
+	errs = append(errs, outs.write(c, "junit", func(w io.Writer) error {
 		host, _ := os.Hostname()
-		errs = append(errs, writeReportFile(c, f, func(w io.Writer) error { return report.JUnit(w, rep, host) }))
-	}
-	if f := c.String("html"); f != "" {
-		errs = append(errs, writeReportFile(c, f, func(w io.Writer) error { return report.HTML(w, rep) }))
-	}
+		return report.JUnit(w, rep, host)
+	}))
+	errs = append(errs, outs.write(c, "html", func(w io.Writer) error { return report.HTML(w, rep) }))
 	if err := errors.Join(errs...); err != nil {
 		if code == 0 {
-			code = 1
+			code = outs.failCode
 		}
-		return cli.Exit("crmon: "+err.Error(), code)
+		return withCode(code, err)
 	}
 	if limitErr != nil && code == 0 {
 		if c.Bool("quiet") {
 			fmt.Fprintln(c.App.ErrWriter, "crmon:", limitErr)
 		}
-		return cli.Exit("", ExitLimitExceeded)
+		return exitSilently(ExitLimitExceeded)
 	}
 	if code != 0 {
-		return cli.Exit("", code)
-	}
-	return nil
-}
-
-func writeReportFile(c *cli.Context, name string, write func(io.Writer) error) error {
-	if name == "-" {
-		return write(c.App.Writer)
-	}
-	f, err := os.Create(name)
-	if err != nil {
-		return fmt.Errorf("writing report: %w", err)
-	}
-	if err := write(f); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
+		return exitSilently(code)
 	}
 	return nil
 }
@@ -284,7 +264,7 @@ func loadLimits(c *cli.Context) (session.Limits, error) {
 	for _, s := range c.StringSlice("limit") {
 		l, err := session.ParseLimitFlag(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--limit %s", err))
+			errs = append(errs, fmt.Errorf("--limit %s: %w", s, err))
 			continue
 		}
 		ls = append(ls, l)
@@ -313,8 +293,9 @@ func validReportName(n string) error {
 func execLogger(c *cli.Context) (*slog.Logger, error) {
 	level := slog.LevelWarn
 	if c.IsSet("log.level") {
-		if err := level.UnmarshalText([]byte(c.String("log.level"))); err != nil {
-			return nil, fmt.Errorf("--log.level: %w", err)
+		var err error
+		if level, err = parseLogLevel(c.String("log.level")); err != nil {
+			return nil, err
 		}
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("component", "crmon"), nil

@@ -18,39 +18,43 @@ import (
 
 func main() {
 	if err := newApp().Run(os.Args); err != nil {
-		// A command that already decided its exit code (exec, config
-		// check) returns a cli.ExitCoder; anything else is exit 1.
-		if ec, ok := err.(cli.ExitCoder); ok {
-			if msg := ec.Error(); msg != "" {
-				fmt.Fprintln(os.Stderr, "crmon:", msg)
-			}
-			os.Exit(ec.ExitCode())
+		// Every error reaches here, printed once; commands that decided
+		// their exit code (exec, a usage error) carry it.
+		if msg := errorMessage(err); msg != "" {
+			fmt.Fprintln(os.Stderr, msg)
 		}
-		fmt.Fprintln(os.Stderr, "crmon:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
 func newApp() *cli.App {
+	const name = "crmon"
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "log.level", Value: "info", Usage: orList(logLevels), EnvVars: []string{"CRMON_LOG_LEVEL"}, Action: oneOf(logLevels...)},
+		&cli.StringFlag{Name: "log.format", Value: "logfmt", Usage: "logfmt or json", EnvVars: []string{"CRMON_LOG_FORMAT"}, Action: oneOf("logfmt", "json")},
+		// urfave/cli adds --help only along with its own help command,
+		// which crmon replaces.
+		cli.HelpFlag,
+	}
 	return &cli.App{
-		Name:    "crmon",
+		Name:    name,
 		Usage:   "resource monitor for CI hosts and their containers",
 		Version: version.Get().String(),
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "log.level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"CRMON_LOG_LEVEL"}},
-			&cli.StringFlag{Name: "log.format", Value: "logfmt", Usage: "logfmt or json", EnvVars: []string{"CRMON_LOG_FORMAT"}},
-		},
-		Commands: []*cli.Command{
+		Flags:   flags,
+		Commands: append(prepareCommands(name, []*cli.Command{
 			runCommand(),
 			snapshotCommand(),
 			configCommand(),
 			execCommand(),
 			sessionCommand(),
 			versionCommand(),
-		},
+		}), helpCommand(name)),
+		Action:               groupAction(name),
+		Before:               checkFlagsBefore(name, flags),
+		OnUsageError:         onUsageError(name),
 		EnableBashCompletion: true,
 		// main decides the exit code and prints the error once, with
-		// the "crmon:" prefix; urfave/cli would otherwise exit inside Run.
+		// the command's name; urfave/cli would otherwise exit inside Run.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 }
@@ -58,13 +62,13 @@ func newApp() *cli.App {
 // newLogger builds the process logger from the global flags. Logs go to
 // stderr so that stdout stays clean for snapshots and reports.
 func newLogger(c *cli.Context) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log.level"))); err != nil {
-		return nil, fmt.Errorf("--log.level: %w", err)
+	level, err := parseLogLevel(c.String("log.level"))
+	if err != nil {
+		return nil, err
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch strings.ToLower(c.String("log.format")) {
-	case "logfmt", "text":
+	case "logfmt":
 		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil

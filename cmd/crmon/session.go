@@ -26,7 +26,7 @@ func agentURLFlag() cli.Flag {
 func agentSocket(c *cli.Context) (string, error) {
 	u := c.String("agent-url")
 	if _, ok := session.SocketPath(u); !ok {
-		return "", cli.Exit(fmt.Sprintf("crmon %s: --agent-url %q: want the agent's control socket, unix:///PATH (default %s); the session API is not served over TCP", c.Command.Name, u, session.DefaultAgentURL), 2)
+		return "", usageErrorf("--agent-url %q: want the agent's control socket, unix:///PATH (default %s); the session API is not served over TCP", u, session.DefaultAgentURL)
 	}
 	return u, nil
 }
@@ -51,8 +51,8 @@ nobody stops ends when its --lease runs out.`,
 					agentURLFlag(),
 					&cli.StringSliceFlag{Name: "containers", Usage: "report only containers with label `LABEL=VALUE` (repeatable)"},
 					&cli.StringFlag{Name: "cgroup", Usage: "also measure the cgroup2 `PATH` (e.g. /ci/job-42) and its descendants"},
-					&cli.DurationFlag{Name: "sample-interval", Usage: "sample interval of the plots (default 200ms)"},
-					&cli.DurationFlag{Name: "lease", Value: time.Hour, Usage: "end the session if it is not stopped within this time (at most 24h)"},
+					sampleIntervalFlag(),
+					&cli.DurationFlag{Name: "lease", Value: time.Hour, Usage: "end the session if it is not stopped within this time (at most 24h)", Action: durationIn(time.Second, 24*time.Hour)},
 				},
 				Action: func(c *cli.Context) error {
 					name, err := oneName(c)
@@ -90,17 +90,23 @@ nobody stops ends when its --lease runs out.`,
 					}
 					limits, err := loadLimits(c)
 					if err != nil {
-						return cli.Exit("crmon session stop: "+err.Error(), 2)
+						return withCode(exitUsage, err)
 					}
 					u, err := agentSocket(c)
 					if err != nil {
 						return err
 					}
+					// Before the session ends: its report exists once.
+					outs, err := openReports(c, exitFailure)
+					if err != nil {
+						return err
+					}
+					defer outs.Abort()
 					rep, err := session.Attach(u, name, nil).Stop(ctx(c))
 					if err != nil {
 						return err
 					}
-					return finishReport(c, rep, limits, 0)
+					return finishReport(c, outs, rep, limits, 0)
 				},
 			},
 			{
@@ -154,7 +160,7 @@ func ctx(c *cli.Context) context.Context {
 
 func oneName(c *cli.Context) (string, error) {
 	if c.NArg() != 1 {
-		return "", cli.Exit(fmt.Sprintf("crmon session %s: want exactly one NAME", c.Command.Name), 2)
+		return "", usageErrorf("want exactly one NAME")
 	}
 	return c.Args().First(), nil
 }

@@ -21,7 +21,9 @@ func snapshotCommand() *cli.Command {
 	flags := []cli.Flag{
 		configFlag(),
 		&cli.BoolFlag{Name: "json", Usage: "print the sample as JSON (the schema of /api/v1/snapshot)"},
-		&cli.DurationFlag{Name: "window", Value: time.Second, Usage: "time between the two reads that rates and percentages are computed over"},
+		// /proc/stat counts CPU time in ticks of 10 ms: over a shorter
+		// window one tick is more than a tenth of a core.
+		&cli.DurationFlag{Name: "window", Value: time.Second, Usage: "time between the two reads that rates and percentages are computed over", Action: durationIn(100*time.Millisecond, time.Hour)},
 	}
 	flags = append(flags, sourceFlags()...)
 	return &cli.Command{

@@ -78,7 +78,7 @@ func sourceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "collector.filesystem.mount-points-exclude", Usage: "regexp of mount points to leave out (default: node_exporter's)", EnvVars: []string{"CRMON_COLLECTOR_FILESYSTEM_MOUNT_POINTS_EXCLUDE"}},
 		&cli.StringFlag{Name: "collector.filesystem.fs-types-exclude", Usage: "regexp of filesystem types to leave out (default: node_exporter's)", EnvVars: []string{"CRMON_COLLECTOR_FILESYSTEM_FS_TYPES_EXCLUDE"}},
 		&cli.BoolFlag{Name: "collector.filesystem.statfs", Value: true, Hidden: true, Usage: "statfs mount points (off for fixture trees)"},
-		&cli.DurationFlag{Name: "collector.filesystem.mount-timeout", Value: 5 * time.Second, Usage: "how long a statfs may take before the mount is skipped until it answers", EnvVars: []string{"CRMON_COLLECTOR_FILESYSTEM_MOUNT_TIMEOUT"}},
+		&cli.DurationFlag{Name: "collector.filesystem.mount-timeout", Value: 5 * time.Second, Usage: "how long a statfs may take before the mount is skipped until it answers", EnvVars: []string{"CRMON_COLLECTOR_FILESYSTEM_MOUNT_TIMEOUT"}, Action: durationIn(10*time.Millisecond, time.Minute)},
 		// Containers' host-side veths would add some forty series each to
 		// the node_network_* families; their traffic is in
 		// container_network_* under the container's name. Pass an empty
@@ -89,21 +89,17 @@ func sourceFlags() []cli.Flag {
 		// host with many containers (each brings a shim and its threads);
 		// the process count, the top-N lists and node_processes_state are
 		// then up to 5 s old, while the thread count stays fresh.
-		&cli.DurationFlag{Name: "collector.processes.scan-interval", Value: 5 * time.Second, Usage: "time between full reads of every /proc/PID for the top-N lists and process states (0: every tick)", EnvVars: []string{"CRMON_COLLECTOR_PROCESSES_SCAN_INTERVAL"}},
+		&cli.DurationFlag{Name: "collector.processes.scan-interval", Value: 5 * time.Second, Usage: "time between full reads of every /proc/PID for the top-N lists and process states (0: every tick)", EnvVars: []string{"CRMON_COLLECTOR_PROCESSES_SCAN_INTERVAL"}, Action: durationIn(0, time.Hour)},
 		&cli.StringFlag{Name: "collector.diskstats.device-exclude", Usage: "regexp of block devices to leave out (default: node_exporter's)", EnvVars: []string{"CRMON_COLLECTOR_DISKSTATS_DEVICE_EXCLUDE"}},
 		&cli.StringFlag{Name: "collector.netstat.fields", Usage: "regexp of /proc/net/{netstat,snmp,snmp6} fields to export (default: node_exporter's)", EnvVars: []string{"CRMON_COLLECTOR_NETSTAT_FIELDS"}},
 		&cli.StringFlag{Name: "collector.vmstat.fields", Usage: "regexp of /proc/vmstat fields to export (default: node_exporter's)", EnvVars: []string{"CRMON_COLLECTOR_VMSTAT_FIELDS"}},
-		&cli.StringFlag{Name: "ebpf", Value: "auto", Usage: "eBPF probes: auto (use them when the kernel allows), required (fail without them) or disabled; overrides the config", EnvVars: []string{"CRMON_EBPF"}},
+		&cli.StringFlag{Name: "ebpf", Value: "auto", Usage: "eBPF probes: auto (use them when the kernel allows), required (fail without them) or disabled; overrides the config", EnvVars: []string{"CRMON_EBPF"}, Action: oneOf(config.EBPFModes...)},
 	}
 	for _, r := range registrations(nil, nil) {
-		state := "disabled"
-		if r.DefaultEnabled {
-			state = "enabled"
-		}
 		fs = append(fs, &cli.BoolFlag{
 			Name:    "collector." + r.Name,
 			Value:   r.DefaultEnabled,
-			Usage:   fmt.Sprintf("%s (default %s)", r.Help, state),
+			Usage:   r.Help,
 			EnvVars: []string{"CRMON_COLLECTOR_" + strings.ToUpper(strings.ReplaceAll(r.Name, ".", "_"))},
 		})
 	}

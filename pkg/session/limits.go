@@ -315,18 +315,19 @@ func (r *Report) Exceeded() bool {
 
 // ParseLimitFlag parses one --limit flag: "NAME=VALUE" for the run or the
 // host, "container:GLOB:NAME=VALUE" for every container whose name matches
-// GLOB.
+// GLOB. Its errors do not repeat s: the caller names the flag and its
+// value.
 func ParseLimitFlag(s string) (Limit, error) {
 	key, val, ok := strings.Cut(s, "=")
 	if !ok {
-		return Limit{}, fmt.Errorf("limit %q: want NAME=VALUE or container:PATTERN:NAME=VALUE", s)
+		return Limit{}, errors.New("want NAME=VALUE or container:PATTERN:NAME=VALUE")
 	}
 	var l Limit
 	l.Name = strings.TrimSpace(key)
 	if rest, ok := strings.CutPrefix(l.Name, ScopeContainerPrefix); ok {
 		i := strings.LastIndexByte(rest, ':')
 		if i <= 0 {
-			return Limit{}, fmt.Errorf("limit %q: want container:PATTERN:NAME=VALUE", s)
+			return Limit{}, errors.New("want container:PATTERN:NAME=VALUE")
 		}
 		l.Container, l.Name = rest[:i], rest[i+1:]
 	}
@@ -336,7 +337,7 @@ func ParseLimitFlag(s string) (Limit, error) {
 	}
 	v, err := parseValue(d.unit, strings.TrimSpace(val))
 	if err != nil {
-		return Limit{}, fmt.Errorf("limit %s: %w", l.Name, err)
+		return Limit{}, err
 	}
 	l.Value = v
 	if err := (Limits{l}).Validate(); err != nil {
