@@ -57,6 +57,12 @@ func FuzzParse(f *testing.F) {
 				if utf8.RuneCountInString(msg) > maxMessage+len("… (cut)") {
 					t.Errorf("a problem of %d characters", utf8.RuneCountInString(msg))
 				}
+				// Nor Go's names for types, unless the document wrote them.
+				for _, goism := range []string{"map[", "interface {}", "struct field", "int64", "float64"} {
+					if strings.Contains(e.Message, goism) && !bytes.Contains(doc, []byte(goism)) {
+						t.Errorf("Go's types in %q", msg)
+					}
+				}
 				for _, r := range msg {
 					if !unicode.IsPrint(r) {
 						t.Errorf("problem with %U: %q", r, msg)
