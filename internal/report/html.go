@@ -30,6 +30,9 @@ type chart struct {
 	unit  string // session.UnitBytes, "cores", "bytes/s"
 	ts    []float64
 	lines []line
+	// notMeasured draws no line, only n/a: a line at 0 would read as
+	// a measurement.
+	notMeasured bool
 }
 
 type scopeView struct {
@@ -59,20 +62,29 @@ func HTML(w io.Writer, r *session.Report) error {
 	}
 	if r.Series != nil {
 		v.Interval = session.FormatSeconds(r.Series.IntervalSeconds)
-		v.Scopes = append(v.Scopes, scopeView{Title: "run", Charts: charts(r.Series.Run)})
+		v.Scopes = append(v.Scopes, scopeView{Title: totalsLabel(r), Charts: charts(r.Series.Run, &r.Totals)})
+		// Series keys are names, or NAME@SHORTID where a name was reused.
+		byKey := map[string]*session.Measures{}
+		for i := range r.Containers {
+			c := &r.Containers[i]
+			byKey[c.Name] = &c.Measures
+			byKey[c.Name+"@"+c.ID[:min(12, len(c.ID))]] = &c.Measures
+		}
 		names := make([]string, 0, len(r.Series.Containers))
 		for n := range r.Series.Containers {
 			names = append(names, n)
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			v.Scopes = append(v.Scopes, scopeView{Title: "container " + n, Charts: charts(r.Series.Containers[n])})
+			v.Scopes = append(v.Scopes, scopeView{Title: "container " + n, Charts: charts(r.Series.Containers[n], byKey[n])})
 		}
 	}
 	return pageTmpl.Execute(w, v)
 }
 
-func charts(pts []session.Point) []template.HTML {
+// charts plots pts; a figure m says was not measured gets a chart that
+// says n/a instead of a line at 0. m nil: all measured.
+func charts(pts []session.Point, m *session.Measures) []template.HTML {
 	n := len(pts)
 	ts := make([]float64, n)
 	cpu := make([]float64, n)
@@ -97,16 +109,20 @@ func charts(pts []session.Point) []template.HTML {
 		tx[i] = delta(p.NetTxBytes, q.NetTxBytes) / dt
 	}
 	cs := []chart{
-		{"CPU", "cores", ts, []line{{"on CPU", "#1f77b4", cpu}}},
-		{"Memory", session.UnitBytes, ts, []line{{"usage", "#2ca02c", mem}}},
-		{"Block I/O", "bytes/s", ts, []line{{"read", "#9467bd", rd}, {"write", "#d62728", wr}}},
-		{"Network", "bytes/s", ts, []line{{"rx", "#17becf", rx}, {"tx", "#ff7f0e", tx}}},
+		{"CPU", "cores", ts, []line{{"on CPU", "#1f77b4", cpu}}, unmeasured(m, "cpu_seconds")},
+		{"Memory", session.UnitBytes, ts, []line{{"usage", "#2ca02c", mem}}, unmeasured(m, "peak_memory_bytes")},
+		{"Block I/O", "bytes/s", ts, []line{{"read", "#9467bd", rd}, {"write", "#d62728", wr}}, unmeasured(m, "block_read_bytes")},
+		{"Network", "bytes/s", ts, []line{{"rx", "#17becf", rx}, {"tx", "#ff7f0e", tx}}, unmeasured(m, "net_rx_bytes")},
 	}
 	out := make([]template.HTML, len(cs))
 	for i, c := range cs {
 		out[i] = c.svg()
 	}
 	return out
+}
+
+func unmeasured(m *session.Measures, field string) bool {
+	return m != nil && !m.Measured(field)
 }
 
 func delta(a, b uint64) float64 {
@@ -150,6 +166,11 @@ func (c chart) svg() template.HTML {
 		plotW, plotH, plotW, plotH, esc(c.title))
 	fmt.Fprintf(&b, `<title>%s</title>`, esc(c.title))
 	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.0f" height="%.0f" fill="#fafafa" stroke="#ccc"/>`, padL, padT, iw, ih)
+	if c.notMeasured {
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" font-size="12" text-anchor="middle">%s: n/a (not measured)</text></svg>`,
+			float64(padL)+iw/2, float64(padT)+ih/2, esc(c.title))
+		return template.HTML(b.String()) //nolint:gosec // built from escaped strings and numbers only
+	}
 	for _, f := range []float64{0, 0.5, 1} {
 		y := float64(padT) + ih*(1-f)
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="10" text-anchor="end" dominant-baseline="middle">%s</text>`, padL-4, y, esc(c.format(maxY*f)))

@@ -310,6 +310,14 @@ func TestHTML(t *testing.T) {
 	if !strings.Contains(s, `points="64.0,128.0 287.0,118.2 510.0,10.0"`) {
 		t.Error("run memory polyline not where expected")
 	}
+	// The container's network was not measured: its chart says so and
+	// draws no line at 0.
+	if n := strings.Count(s, "Network: n/a (not measured)"); n != 1 {
+		t.Errorf("%d network charts say n/a, want 1 (the container's)", n)
+	}
+	if n := strings.Count(s, "<polyline"); n != 10 {
+		t.Errorf("%d lines drawn, want 10 (6 for the run, 4 for the container without network)", n)
+	}
 }
 
 func validateJUnit(t *testing.T, xmllint string, doc []byte) {
