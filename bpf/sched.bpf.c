@@ -124,7 +124,6 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt)
 	struct task_state *ts;
 	struct sched_value *v;
 	__u64 runtime, delay, pcount, cpu = 0, wait = 0, waits = 0;
-	bool voluntary;
 	__u64 cg;
 
 	ts = bpf_task_storage_get(&sched_tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -135,7 +134,6 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt)
 	runtime = prev->se.sum_exec_runtime;
 	delay = prev->sched_info.run_delay;
 	pcount = prev->sched_info.pcount;
-	voluntary = switch_voluntary(preempt, task_state(prev));
 	if (ts->baseline) {
 		if (runtime > ts->last_runtime)
 			cpu = runtime - ts->last_runtime;
@@ -158,7 +156,7 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt)
 	v->cpu_ns += cpu;
 	v->wait_ns += wait;
 	v->waits += waits;
-	if (voluntary)
+	if (switch_voluntary(preempt, task_state(prev)))
 		v->voluntary++;
 	else
 		v->involuntary++;
