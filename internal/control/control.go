@@ -31,12 +31,35 @@ type Peer struct {
 	PID int
 	UID uint32
 	GID uint32
+	// conn is the connection the peer came on, when there is one.
+	conn *net.UnixConn
 }
 
 // Root reports whether the peer is root, who may act on every session.
 func (p Peer) Root() bool { return p.UID == 0 }
 
 type peerKey struct{}
+
+// OpenPidfd returns a pidfd of the peer process, for the caller to close.
+// On a connection it asks the socket (SO_PEERPIDFD, Linux 6.5), which names
+// the very process that connected even if it has exited and its pid been
+// reused since; elsewhere it opens the pid.
+func (p Peer) OpenPidfd() (int, error) {
+	if p.conn != nil {
+		if raw, err := p.conn.SyscallConn(); err == nil {
+			fd, gerr := -1, error(nil)
+			if err := raw.Control(func(s uintptr) {
+				fd, gerr = unix.GetsockoptInt(int(s), unix.SOL_SOCKET, unix.SO_PEERPIDFD)
+			}); err == nil && gerr == nil {
+				return fd, nil
+			}
+		}
+	}
+	if p.PID <= 0 {
+		return -1, errors.New("the process is not visible in the agent's PID namespace")
+	}
+	return unix.PidfdOpen(p.PID, 0)
+}
 
 // WithPeer returns ctx carrying p.
 func WithPeer(ctx context.Context, p Peer) context.Context {
@@ -82,7 +105,7 @@ func PeerOf(c net.Conn) (Peer, error) {
 	if cerr != nil {
 		return Peer{}, fmt.Errorf("reading peer credentials: %w", cerr)
 	}
-	return Peer{PID: int(cred.Pid), UID: cred.Uid, GID: cred.Gid}, nil
+	return Peer{PID: int(cred.Pid), UID: cred.Uid, GID: cred.Gid, conn: uc}, nil
 }
 
 // LookupGroup resolves a group given by name or number; "" is root's

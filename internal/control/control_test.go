@@ -5,6 +5,7 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -55,8 +56,19 @@ func TestListen(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if p := <-got; p.PID != os.Getpid() || p.UID != uint32(os.Getuid()) {
+	p := <-got
+	if p.PID != os.Getpid() || p.UID != uint32(os.Getuid()) {
 		t.Errorf("peer %+v, want pid %d uid %d", p, os.Getpid(), os.Getuid())
+	}
+	// The connection's pidfd names this process.
+	fd, err := p.OpenPidfd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+	syscall.Close(fd)
+	if !strings.Contains(string(info), fmt.Sprintf("Pid:\t%d\n", os.Getpid())) {
+		t.Errorf("peer pidfd: fdinfo %q, want Pid %d", info, os.Getpid())
 	}
 
 	if _, err := Listen(path, 0); err == nil || !strings.Contains(err.Error(), "another agent is serving") {

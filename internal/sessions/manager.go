@@ -298,7 +298,7 @@ func (m *Manager) Start(peer control.Peer, req session.StartRequest) (session.In
 		if peer.PID <= 0 {
 			return session.Info{}, fmt.Errorf("%w: end_with_client: the agent cannot see the client process (another PID namespace); use a lease", ErrInvalid)
 		}
-		fd, err := unix.PidfdOpen(peer.PID, 0)
+		fd, err := peer.OpenPidfd()
 		if err != nil {
 			return session.Info{}, fmt.Errorf("%w: end_with_client: watching process %d: %v", ErrInvalid, peer.PID, err)
 		}
