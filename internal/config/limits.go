@@ -152,9 +152,9 @@ func parseContainerLimits(p *problems, src *source, ep string, i int, ct map[str
 func parseLimit(p *problems, src *source, path, key string, v any, container, where string, known []string, check bool) (session.Limit, bool) {
 	if !slices.Contains(session.LimitNames(), key) {
 		if s, ok := nearest(key, known); ok {
-			p.addAt(path, "unknown key %s in %s; did you mean %s?", key, where, s)
+			p.addAt(path, "unknown key %s in %s; did you mean %s?", clip(key), where, s)
 		} else {
-			p.addAt(path, "unknown key %s in %s; the keys there are %s", key, where, strings.Join(known, ", "))
+			p.addAt(path, "unknown key %s in %s; the keys there are %s", clip(key), where, strings.Join(known, ", "))
 		}
 		return session.Limit{}, false
 	}

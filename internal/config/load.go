@@ -221,7 +221,7 @@ func scalarAsTable(sh shape) string {
 			return ""
 		}
 		if !isTable(t) {
-			what := sh.key + " = " + clip(shown(key, sh.value))
+			what := clip(sh.key) + " = " + clip(shown(key, sh.value))
 			if sh.key == "" {
 				what = "[" + clip(sh.path) + "]"
 			}
@@ -520,11 +520,11 @@ func unknownKey(p *problems, line int, path string, key []string) {
 	known := knownKeys(key[:len(key)-1])
 	switch s, ok := nearest(name, known); {
 	case ok:
-		p.addLine(line, path, "unknown key %s %s; did you mean %s?", name, where, s)
+		p.addLine(line, path, "unknown key %s %s; did you mean %s?", clip(name), clip(where), s)
 	case len(known) > 0:
-		p.addLine(line, path, "unknown key %s %s; the keys there are %s", name, where, strings.Join(known, ", "))
+		p.addLine(line, path, "unknown key %s %s; the keys there are %s", clip(name), clip(where), strings.Join(known, ", "))
 	default:
-		p.addLine(line, path, "unknown key %s %s", name, where)
+		p.addLine(line, path, "unknown key %s %s", clip(name), clip(where))
 	}
 }
 

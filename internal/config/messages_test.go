@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/crmon-dev/crmon/pkg/session"
 )
 
 // A file in which every value has the wrong type gets one problem per
@@ -103,7 +105,7 @@ func TestMessages(t *testing.T) {
 		}},
 		{"control characters", "[cleanroom.monitoring.ebpf]\nmode = \"\\u001b[2J\\u202e\"\n\"k\\u001bey\" = 1\n", []string{
 			`t.toml:2: mode = "\x1b[2j\u202e": use one of "auto", "required", "disabled"`,
-			`t.toml:3: unknown key k\x1bey in [cleanroom.monitoring.ebpf]; the keys there are block, exclude, include, map_max_entries, max_series, mode, net, sched, stats`,
+			`t.toml:3: unknown key k\x1bey in [cleanroom.monitoring.ebpf]; the keys there are ` + strings.Join(knownKeys([]string{"cleanroom", "monitoring", "ebpf"}), ", "),
 		}},
 		{"control characters in a line that does not parse", "[cleanroom.monitoring]\ncollection_interval = \"\x1b[31mred\"\n", []string{
 			`t.toml:2: collection_interval = "\x1b[31mred": basic strings cannot have control characters; this is not valid TOML`,
@@ -111,6 +113,11 @@ func TestMessages(t *testing.T) {
 		{"long values", "[cleanroom.monitoring.ebpf]\ninclude = [\"" + long + "\"]\nmax_series = \"" + long + "\"\n", []string{
 			`t.toml:2: include: "` + long[:80] + `"… (cut): cgroup patterns match paths in the cgroup2 hierarchy and start with /; e.g. "/docker/*"`,
 			`t.toml:3: max_series = "` + long[:79] + `… (cut): max_series takes a whole number`,
+		}},
+		{"long keys", "[cleanroom.monitoring]\n\"" + long + "\" = 1\nstore.path.\"" + long + "\" = 1\n[cleanroom.resource_limits]\n" + long + " = 1\n", []string{
+			`t.toml:2: unknown key ` + long[:80] + `… (cut) in [cleanroom.monitoring]; the keys there are ` + strings.Join(knownKeys([]string{"cleanroom", "monitoring"}), ", "),
+			`t.toml:3: store.path."` + long[:68] + `… (cut) = 1: path takes a string in quotes, not a table`,
+			`t.toml:5: unknown key ` + long[:80] + `… (cut) in [cleanroom.resource_limits]; the keys there are ` + strings.Join(session.LimitNames(), ", ") + `, containers`,
 		}},
 		{"nested too deep", "[cleanroom.monitoring]\n\ninclude = " + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + "\n", []string{
 			`t.toml:3: values or keys nest more than 32 deep here; crmon's own keys nest 6 deep, so is this the right file?`,
