@@ -151,6 +151,7 @@ func TestSessionAPIErrors(t *testing.T) {
 		{"bad selector", "POST", "/api/v1/sessions", `{"name":"b","containers":["=x"]}`, http.StatusBadRequest},
 		{"unknown session", "POST", "/api/v1/sessions/zz/stop", ``, http.StatusNotFound},
 		{"unknown limit", "POST", "/api/v1/sessions/a/stop", `{"limits":[{"name":"cpu","value":1}]}`, http.StatusBadRequest},
+		{"bad unmeasured", "POST", "/api/v1/sessions/a/stop", `{"unmeasured":"ignore"}`, http.StatusBadRequest},
 		{"get one", "GET", "/api/v1/sessions/a", ``, http.StatusOK},
 		{"stop with limits", "POST", "/api/v1/sessions/a/stop", `{"limits":[{"name":"cpu_seconds","value":1}]}`, http.StatusOK},
 		{"gone", "GET", "/api/v1/sessions/a", ``, http.StatusNotFound},
