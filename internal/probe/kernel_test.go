@@ -202,7 +202,7 @@ func TestKernelFallbacks(t *testing.T) {
 // appear where they do. crmon_bpf_map_memory_bytes follows the kernel's
 // figure either way.
 func TestPreallocationBeforeMemAlloc(t *testing.T) {
-	const maxCgroups = 512
+	const maxCgroups = 4096
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
 		t.Fatal(err)
