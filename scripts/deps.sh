@@ -18,7 +18,7 @@ pkgs=(
 	docker.io       # a real engine for the container tests
 	busybox-static  # the local test image (no registry is reachable)
 	hyperfine       # crmon exec overhead benchmark
-	curl            # the benchmark scripts scrape the agent
+	curl            # the benchmark scripts scrape the agent; tests call the control socket
 	libxml2-utils   # xmllint validates the JUnit reports against the schema
 	python3-junitparser # a real JUnit consumer reads the JUnit reports in the tests
 	procps          # free(1), which the host tests compare with

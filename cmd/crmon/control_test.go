@@ -111,7 +111,15 @@ func TestControlSocketAsUser(t *testing.T) {
 			t.Errorf("nobody: %s: exit %d, want refused with 403\n%s%s", strings.Join(args, " "), code, out, stderr)
 		}
 	}
-	// A DELETE as the user, over the socket, straight from its client.
+	// The API itself, as the user: root's session can be neither read nor
+	// deleted.
+	curl := testenv.RequireCommand(t, "curl")
+	for _, m := range []string{"GET", "DELETE"} {
+		out, stderr, code := asNobody(t, curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", sock, "-X", m, "http://localhost/api/v1/sessions/root-run")
+		if code != 0 || out != "403" {
+			t.Errorf("nobody: %s root's session: %q (curl exit %d %s), want 403", m, out, code, stderr)
+		}
+	}
 	if out, stderr, code := asNobody(t, bin, "session", "start", url, "--lease", "1m", "u1"); code != 0 {
 		t.Fatalf("nobody: session start u1: exit %d\n%s%s", code, out, stderr)
 	}
