@@ -138,6 +138,7 @@ func devName(major, minor uint32) string {
 // between the two reads, and the working set is positive and within the
 // host's memory.
 func TestRootCgroupReal(t *testing.T) {
+	testenv.RequireLong(t, "the host's cgroups")
 	h, err := cgroups.Detect("/proc", "/")
 	if err != nil {
 		testenv.Unavailable(t, "no cgroups: %v", err)
