@@ -12,13 +12,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 
+# -short skips what needs root, eBPF or Docker; under CI=true a skip is a
+# failure, but here the skip is the point, so the suite runs without CI.
 if [[ $(id -u) -ne 0 ]] || ! command -v strace >/dev/null; then
 	# Without root the tests cannot touch the host anyway.
 	if [[ ${CI:-} == true ]]; then
 		echo "check-short: needs root and strace (scripts/deps.sh installs it)" >&2
 		exit 1
 	fi
-	exec "$GO" test -count=1 -short ./...
+	exec env -u CI "$GO" test -count=1 -short ./...
 fi
 
 log=$(mktemp)
@@ -26,7 +28,7 @@ trap 'rm -f "$log"' EXIT
 # --seccomp-bpf stops only on the traced calls, so the run keeps its speed.
 strace -f -qq --seccomp-bpf -e signal=none -o "$log" \
 	-e trace=bpf,mkdir,mkdirat,rmdir,unlinkat,openat,connect \
-	"$GO" test -count=1 -short ./...
+	env -u CI "$GO" test -count=1 -short ./...
 
 touched=$(grep -E \
 	-e 'bpf\(BPF_(PROG_LOAD|LINK_CREATE|PROG_ATTACH|RAW_TRACEPOINT_OPEN|OBJ_PIN)' \
