@@ -87,9 +87,11 @@ func TestAgentAttributesContainers(t *testing.T) {
 	if relErr(cadv, truth) > 0.05 || relErr(ebpf, truth) > 0.05 {
 		t.Errorf("burner CPU: container_cpu_usage_seconds_total %.3f, crmon_container_cpu_seconds_total %.3f, cgroup %s says %.3f: want both within 5%%", cadv, ebpf, id, truth)
 	}
-	// The quota is a ceiling; on a busy machine the burner may get less.
-	if half := 0.5 * burnSecs; truth > half*1.1 || truth < half*0.4 {
-		t.Errorf("the --cpus 0.5 burner used %.3f CPU-seconds in %ds, want about %.1f and no more", truth, burnSecs, half)
+	// The quota is a ceiling (plus a period's slack for the sleep's
+	// wake-up), the one thing the kernel guarantees: on a busy machine the
+	// burner gets anything from a little to half a CPU.
+	if half := 0.5 * burnSecs; truth > half*1.1 || truth <= 0 {
+		t.Errorf("the --cpus 0.5 burner used %.3f CPU-seconds in %ds, want more than 0 and at most %.1f", truth, burnSecs, half)
 	}
 
 	writer := name("write")
