@@ -73,8 +73,17 @@ func workload(name, arg string) error {
 			return err
 		}
 		burn(d)
-		// The run delay of all threads, for the run-queue test.
-		fmt.Println(runDelay())
+		return nil
+	case "burn-and-stay":
+		// Burns, then sleeps until killed, its run delay still, so
+		// that the test reads it from outside beside the probes.
+		d, err := time.ParseDuration(arg)
+		if err != nil {
+			return err
+		}
+		burn(d)
+		fmt.Println("done")
+		time.Sleep(time.Hour)
 		return nil
 	case "idle":
 		d, _ := time.ParseDuration(arg)
@@ -135,22 +144,25 @@ func threadCPU() time.Duration {
 }
 
 // runDelay sums the run delay (2nd field of /proc/<pid>/task/<tid>/schedstat)
-// of this process's threads.
-func runDelay() int64 {
-	dirs, _ := filepath.Glob("/proc/self/task/*/schedstat")
+// of pid's threads.
+func runDelay(t testing.TB, pid int) float64 {
+	t.Helper()
+	files, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("threads of %d: %v", pid, err)
+	}
 	var sum int64
-	for _, d := range dirs {
-		b, err := os.ReadFile(d)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
 		if err != nil {
-			continue
+			t.Fatal(err)
 		}
-		f := strings.Fields(string(b))
-		if len(f) >= 2 {
+		if f := strings.Fields(string(b)); len(f) >= 2 {
 			v, _ := strconv.ParseInt(f[1], 10, 64)
 			sum += v
 		}
 	}
-	return sum
+	return float64(sum)
 }
 
 // directIO writes and then reads back size bytes with O_DIRECT.
@@ -578,23 +590,49 @@ func TestSchedRunqueue(t *testing.T) {
 	m := mounts(t)
 	cg := newCgroup(t, m, "runq")
 	cpu := runtime.NumCPU() - 1
-	a := start(t, cg, cpu, "burn", "700ms")
-	b := start(t, cg, cpu, "burn", "700ms")
-	a.go_(t)
-	b.go_(t)
-	a.wait(t)
-	b.wait(t)
-	settle()
-	var truth int64
-	for _, w := range []*workloadProc{a, b} {
-		v, err := strconv.ParseInt(strings.TrimSpace(w.stdout.String()), 10, 64)
-		if err != nil {
-			t.Fatalf("run delay %q: %v", w.stdout.String(), err)
-		}
-		truth += v
+	ws := []*workloadProc{start(t, cg, cpu, "burn-and-stay", "700ms"), start(t, cg, cpu, "burn-and-stay", "700ms")}
+	for _, w := range ws {
+		w.go_(t)
 	}
+	defer func() {
+		for _, w := range ws {
+			_ = w.cmd.Process.Kill()
+			_ = w.cmd.Wait()
+		}
+	}()
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, w := range ws {
+		for !strings.Contains(w.stdoutString(), "done") {
+			if time.Now().After(deadline) || w.cmd.ProcessState != nil {
+				t.Fatalf("workload not done: %s", w.stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// Compared where the two are defined to agree: every thread asleep,
+	// so that only the Go runtime's idle threads may still wait for a
+	// CPU, and the probes' read bracketed by two reads of the kernel's
+	// own per-thread run delay. (The workload reading its own run delay
+	// before it exits, as this test did, leaves out the wait to exit,
+	// which a loaded machine makes long.)
+	time.Sleep(50 * time.Millisecond)
+	total := func() (sum float64) {
+		for _, w := range ws {
+			sum += runDelay(t, w.cmd.Process.Pid)
+		}
+		return sum
+	}
+	lo := total()
 	c := read(t, p, cg.path)
-	within(t, "run-queue wait ns", float64(c.RunqueueWait), float64(truth), -0.02, 0.02)
+	hi := total()
+	got := float64(c.RunqueueWait)
+	t.Logf("run-queue wait: probes %.0f ns, /proc/PID/task/*/schedstat %.0f..%.0f ns", got, lo, hi)
+	if lo < float64(100*time.Millisecond) {
+		t.Fatalf("only %.0f ns of run delay: the two burners did not wait for each other", lo)
+	}
+	if got < lo*0.99 || got > hi*1.01 {
+		t.Errorf("run-queue wait = %.0f ns, the kernel's own %.0f..%.0f ns: outside 1 %%", got, lo, hi)
+	}
 	if p50 := c.RunqueueLatency.Quantile(0.5); p50 <= 0 {
 		t.Errorf("p50 = %v", p50)
 	}
