@@ -2,9 +2,22 @@
 // Copyright The crmon Authors.
 
 // Package agent runs crmon's collection loop: once per interval it updates
-// every collector, assembles one sample, and hands it to its readers (the
-// HTTP server, and sinks that subscribe). Readers never trigger a
-// collection; they get the latest sample.
+// every collector, assembles one sample, and hands it to its readers.
+// Readers never trigger a collection.
+//
+// There are two ways to read: Latest, for a reader that wants the newest
+// sample when it is asked (a scrape, the snapshot API), and Subscribe, the
+// one way a consumer (the alert engine, an exporter, a store) gets every
+// sample in order. A subscription's contract:
+//
+//   - the *Sample it receives is shared by every reader and immutable: a
+//     consumer reads it and never changes it (or what its slices point to);
+//   - each subscription has its own bounded buffer; when it is full the
+//     oldest sample waiting is dropped, so the consumer always gets the
+//     newest one, and the drop is counted in
+//     crmon_samples_dropped_total{subscriber};
+//   - publishing never waits for a consumer, so a slow or stuck one never
+//     delays a tick.
 package agent
 
 import (
@@ -32,11 +45,15 @@ type Sample struct {
 type Agent struct {
 	logger *slog.Logger
 
-	mu         sync.Mutex // guards collectors, interval and subs
+	mu         sync.Mutex // guards collectors, interval, subs and dropped
 	collectors []collect.Collector
 	interval   time.Duration
-	subs       []chan *Sample
-	reset      chan struct{} // interval changed: restart the ticker
+	subs       []*Subscription
+	// dropped counts, per subscriber name, the samples its subscriptions
+	// lost; kept past a subscription's end so the counter never goes back.
+	dropped map[string]*atomic.Uint64
+	stopped bool          // Run has ended: new subscriptions start closed
+	reset   chan struct{} // interval changed: restart the ticker
 
 	latest atomic.Pointer[Sample]
 	// tickMu serialises ticks: Update must never run concurrently with
@@ -44,9 +61,8 @@ type Agent struct {
 	tickMu sync.Mutex
 
 	// Self-metrics, read by Collect.
-	ticks         atomic.Uint64
-	droppedSample atomic.Uint64
-	status        atomic.Pointer[[]collectorStatus]
+	ticks  atomic.Uint64
+	status atomic.Pointer[[]collectorStatus]
 	// panics records the collectors that panicked while serving and the
 	// panics already logged.
 	panics panicLog
@@ -71,10 +87,11 @@ func New(collectors []collect.Collector, interval time.Duration, logger *slog.Lo
 		collectors: collectors,
 		interval:   interval,
 		reset:      make(chan struct{}, 1),
+		dropped:    map[string]*atomic.Uint64{},
 		descTicks: prometheus.NewDesc("crmon_collections_total",
 			"Collection cycles the agent completed.", nil, nil),
 		descDropped: prometheus.NewDesc("crmon_samples_dropped_total",
-			"Samples a slow subscriber did not take in time.", nil, nil),
+			"Samples a subscriber lost because its buffer was full: it read too slowly.", []string{"subscriber"}, nil),
 		descDuration: prometheus.NewDesc("crmon_collection_duration_seconds",
 			"Duration of the last collection cycle, all collectors.", nil, nil),
 		descLast: prometheus.NewDesc("crmon_last_collection_timestamp_seconds",
@@ -122,14 +139,90 @@ func (a *Agent) Interval() time.Duration {
 // Latest returns the last published sample, or nil before the first.
 func (a *Agent) Latest() *Sample { return a.latest.Load() }
 
-// Subscribe returns a channel that receives every sample. A subscriber
-// that falls behind loses samples (counted), it never slows the loop.
-func (a *Agent) Subscribe(buffer int) <-chan *Sample {
-	ch := make(chan *Sample, buffer)
+// Subscription is one consumer's stream of samples (see the package
+// documentation for the contract).
+type Subscription struct {
+	a       *Agent
+	name    string
+	c       chan *Sample
+	dropped *atomic.Uint64
+	closed  bool // guarded by a.mu
+}
+
+// C receives every sample published after Subscribe, oldest first, less
+// those dropped while the buffer was full. It is closed by Close or when
+// Run ends.
+func (s *Subscription) C() <-chan *Sample { return s.c }
+
+// Name is the subscriber's name, the label of its drop counter.
+func (s *Subscription) Name() string { return s.name }
+
+// Dropped is how many samples subscriptions under this name have lost.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+
+// Close ends the subscription and closes C. It is safe to call twice.
+func (s *Subscription) Close() {
+	a := s.a
 	a.mu.Lock()
-	a.subs = append(a.subs, ch)
-	a.mu.Unlock()
-	return ch
+	defer a.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	close(s.c)
+	for i, o := range a.subs {
+		if o == s {
+			a.subs = append(a.subs[:i], a.subs[i+1:]...)
+			break
+		}
+	}
+}
+
+// Subscribe starts a subscription that buffers up to buffer samples
+// (at least 1). name says who reads, e.g. "alert"; it labels the drop
+// counter, and subscriptions with the same name share it.
+func (a *Agent) Subscribe(name string, buffer int) *Subscription {
+	buffer = max(buffer, 1)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d := a.dropped[name]
+	if d == nil {
+		d = new(atomic.Uint64)
+		a.dropped[name] = d
+	}
+	s := &Subscription{a: a, name: name, c: make(chan *Sample, buffer), dropped: d}
+	if a.stopped {
+		s.closed = true
+		close(s.c)
+		return s
+	}
+	a.subs = append(a.subs, s)
+	return s
+}
+
+// publish hands s to every subscription without waiting: a full buffer
+// loses its oldest sample to make room. The sends never block, so holding
+// mu here (which Close also takes) cannot delay a tick.
+func (a *Agent) publish(s *Sample) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, sub := range a.subs {
+		for {
+			select {
+			case sub.c <- s:
+			default:
+				// Full: drop the oldest waiting sample and try again. The
+				// consumer may take it first; then the send succeeds.
+				select {
+				case <-sub.c:
+					sub.dropped.Add(1)
+				default:
+				}
+				continue
+			}
+			break
+		}
+	}
 }
 
 // Run collects once immediately, then every interval, until ctx ends.
@@ -142,9 +235,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			t.Stop()
 			a.mu.Lock()
 			for _, s := range a.subs {
-				close(s)
+				s.closed = true
+				close(s.c)
 			}
 			a.subs = nil
+			a.stopped = true
 			a.mu.Unlock()
 			return nil
 		case <-a.reset:
@@ -197,16 +292,7 @@ func (a *Agent) Tick(ctx context.Context) *Sample {
 	a.status.Store(&status)
 	a.latest.Store(s)
 	a.ticks.Add(1)
-
-	a.mu.Lock()
-	for _, ch := range a.subs {
-		select {
-		case ch <- s:
-		default:
-			a.droppedSample.Add(1)
-		}
-	}
-	a.mu.Unlock()
+	a.publish(s)
 	return s
 }
 
@@ -247,6 +333,10 @@ func (a *Agent) collect(ch chan<- prometheus.Metric, skipText bool) {
 	a.mu.Lock()
 	cs := a.collectors
 	iv := a.interval
+	dropped := make(map[string]uint64, len(a.dropped))
+	for n, d := range a.dropped {
+		dropped[n] = d.Load()
+	}
 	a.mu.Unlock()
 	for _, c := range cs {
 		if _, ok := c.(collect.TextAppender); ok && skipText {
@@ -255,7 +345,9 @@ func (a *Agent) collect(ch chan<- prometheus.Metric, skipText bool) {
 		a.collectOne(c, ch)
 	}
 	ch <- prometheus.MustNewConstMetric(a.descTicks, prometheus.CounterValue, float64(a.ticks.Load()))
-	ch <- prometheus.MustNewConstMetric(a.descDropped, prometheus.CounterValue, float64(a.droppedSample.Load()))
+	for n, d := range dropped {
+		ch <- prometheus.MustNewConstMetric(a.descDropped, prometheus.CounterValue, float64(d), n)
+	}
 	ch <- prometheus.MustNewConstMetric(a.descInterval, prometheus.GaugeValue, iv.Seconds())
 	if s := a.latest.Load(); s != nil {
 		ch <- prometheus.MustNewConstMetric(a.descDuration, prometheus.GaugeValue, s.Duration.Seconds())

@@ -45,12 +45,12 @@ func (c *counting) Fill(m *metrics.ResourceMetrics) { m.System.Processes += uint
 func TestTickPublishesAndReportsCollectorStatus(t *testing.T) {
 	ok, nodata, failed := newCounting("ok", nil), newCounting("nodata", collect.ErrNoData), newCounting("failed", errors.New("boom"))
 	a := New([]collect.Collector{ok, nodata, failed}, time.Second, nil)
-	sub := a.Subscribe(1)
+	sub := a.Subscribe("test", 1)
 	if a.Latest() != nil {
 		t.Fatal("Latest before the first tick should be nil")
 	}
 	s := a.Tick(context.Background())
-	if got := <-sub; got != s || a.Latest() != s {
+	if got := <-sub.C(); got != s || a.Latest() != s {
 		t.Fatal("the tick's sample is not what subscribers and Latest see")
 	}
 	if s.Metrics.System.Processes != 3 {
@@ -69,9 +69,9 @@ crmon_collector_success{collector="ok"} 1
 # HELP crmon_collections_total Collection cycles the agent completed.
 # TYPE crmon_collections_total counter
 crmon_collections_total 3
-# HELP crmon_samples_dropped_total Samples a slow subscriber did not take in time.
+# HELP crmon_samples_dropped_total Samples a subscriber lost because its buffer was full: it read too slowly.
 # TYPE crmon_samples_dropped_total counter
-crmon_samples_dropped_total 1
+crmon_samples_dropped_total{subscriber="test"} 1
 # HELP test_ok_updates Updates.
 # TYPE test_ok_updates gauge
 test_ok_updates 3

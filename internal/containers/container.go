@@ -54,6 +54,12 @@ type container struct {
 	prevAt     time.Time
 	cpuPercent float64
 
+	// netRate is received + sent bytes per second between the last two
+	// reads of /proc/<pid>/net/dev.
+	prevNet   uint64
+	prevNetAt time.Time
+	netRate   float64
+
 	sizeRw int64 // -1 until the first size refresh
 
 	// lp are the label sets Collect and AppendText serve; lpStale asks Update to
@@ -160,9 +166,24 @@ func (ct *container) read(buf *[]byte, now time.Time, idleEvery int) error {
 			ct.netFD = -1
 		} else {
 			ct.net = parseNetDev((*buf)[:n], ct.net)
+			ct.accountNet(now)
 		}
 	}
 	return err
+}
+
+// accountNet notes the network bytes at now and the rate since the
+// previous read. A counter that went back (an interface replaced) starts
+// over rather than showing a huge rate.
+func (ct *container) accountNet(now time.Time) {
+	var total uint64
+	for i := range ct.net {
+		total += ct.net[i].rxBytes + ct.net[i].txBytes
+	}
+	if !ct.prevNetAt.IsZero() && now.After(ct.prevNetAt) && total >= ct.prevNet {
+		ct.netRate = float64(total-ct.prevNet) / now.Sub(ct.prevNetAt).Seconds()
+	}
+	ct.prevNet, ct.prevNetAt = total, now
 }
 
 // account notes a read at now and the CPU share since the previous one.

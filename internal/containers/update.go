@@ -48,6 +48,7 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 		}
 		if !ct.running() && !ct.lastRead.After(c.lastUpdate) {
 			ct.cpuPercent = 0
+			ct.netRate = 0
 		}
 		c.updateLabels(ct)
 	}
@@ -117,6 +118,9 @@ func (c *Collector) Fill(m *metrics.ResourceMetrics) {
 		for i := range ct.net {
 			d.NetworkBytesSent += ct.net[i].txBytes
 			d.NetworkBytesReceived += ct.net[i].rxBytes
+		}
+		if running {
+			d.NetworkBytesPerSec = uint64(ct.netRate)
 		}
 		if !ct.started.IsZero() {
 			t := ct.started

@@ -169,11 +169,14 @@ type ContainerDetailMetrics struct {
 	MemoryUsageBytes uint64 `json:"memory_usage_bytes"`
 	// DiskUsageBytes is the size of the writable layer, refreshed on a slower
 	// interval than the rest.
-	DiskUsageBytes       uint64     `json:"disk_usage_bytes"`
-	NetworkBytesSent     uint64     `json:"network_bytes_sent"`
-	NetworkBytesReceived uint64     `json:"network_bytes_received"`
-	CreatedAt            time.Time  `json:"created_at"`
-	StartedAt            *time.Time `json:"started_at"`
+	DiskUsageBytes       uint64 `json:"disk_usage_bytes"`
+	NetworkBytesSent     uint64 `json:"network_bytes_sent"`
+	NetworkBytesReceived uint64 `json:"network_bytes_received"`
+	// NetworkBytesPerSec is received + sent bytes per second between the
+	// container's last two reads, 0 when it is not running.
+	NetworkBytesPerSec uint64     `json:"network_bytes_per_sec"`
+	CreatedAt          time.Time  `json:"created_at"`
+	StartedAt          *time.Time `json:"started_at"`
 	// Cgroup is what the eBPF probes counted for this container's cgroup,
 	// when they run.
 	Cgroup *CgroupMetrics `json:"cgroup,omitempty"`
