@@ -7,9 +7,13 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -105,9 +109,18 @@ const (
 	ConnectTimeout = 10 * time.Second
 )
 
+// Size bounds of the engine's answers: a list of thousands of containers
+// with their labels is a few megabytes, one event a few kilobytes.
+const (
+	maxAnswerBytes = 32 << 20
+	maxEventBytes  = 1 << 20
+)
+
 // Engine is a Client talking to a real engine.
 type Engine struct {
 	c *client.Client
+	// base holds the connections c's bounded transport uses.
+	base *client.Client
 }
 
 var _ Client = (*Engine)(nil)
@@ -121,12 +134,73 @@ func New(host string) (*Engine, error) {
 	if host != "" {
 		opts = append(opts, client.WithHost(host))
 	}
-	c, err := client.NewClientWithOpts(opts...)
+	base, err := client.NewClientWithOpts(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("creating docker client: %w", err)
 	}
-	return &Engine{c: c}, nil
+	// The client has no bound on what it reads: a second client reads
+	// through the first one's transport with the answers' sizes bounded.
+	hc := base.HTTPClient()
+	hc.Transport = boundedAnswers{hc.Transport}
+	opts = append(opts, client.WithHTTPClient(hc))
+	if os.Getenv(client.EnvOverrideCertPath) != "" {
+		// The scheme follows the transport's TLS, which the wrapper hides.
+		opts = append(opts, client.WithScheme("https"))
+	}
+	c, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		base.Close()
+		return nil, fmt.Errorf("creating docker client: %w", err)
+	}
+	return &Engine{c: c, base: base}, nil
 }
+
+// boundedAnswers bounds the bodies the engine sends: maxAnswerBytes for an
+// answer, maxEventBytes for one line of the event stream.
+type boundedAnswers struct{ next http.RoundTripper }
+
+func (b boundedAnswers) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := b.next.RoundTrip(r)
+	if err != nil || resp.Body == nil {
+		return resp, err
+	}
+	if strings.HasSuffix(r.URL.Path, "/events") {
+		resp.Body = &boundedBody{rc: resp.Body, max: maxEventBytes, perLine: true}
+	} else {
+		resp.Body = &boundedBody{rc: resp.Body, max: maxAnswerBytes}
+	}
+	return resp, nil
+}
+
+// errTooLarge ends a read of an answer larger than its bound.
+var errTooLarge = errors.New("docker engine answer too large")
+
+// boundedBody fails a read once max bytes were read, or with perLine, once
+// max bytes were read since the last newline.
+type boundedBody struct {
+	rc      io.ReadCloser
+	max     int
+	n       int
+	perLine bool
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.n >= b.max {
+		return 0, fmt.Errorf("%w: over %d bytes", errTooLarge, b.max)
+	}
+	if len(p) > b.max-b.n {
+		p = p[:b.max-b.n]
+	}
+	n, err := b.rc.Read(p)
+	if i := bytes.LastIndexByte(p[:n], '\n'); b.perLine && i >= 0 {
+		b.n = n - i - 1
+	} else {
+		b.n += n
+	}
+	return n, err
+}
+
+func (b *boundedBody) Close() error { return b.rc.Close() }
 
 // bounded runs f with ctx limited to timeout and returns when that ends,
 // even while f does not: the client negotiates the API version under a
@@ -331,4 +405,4 @@ func (e *Engine) Sizes(ctx context.Context) (map[string]int64, error) {
 }
 
 // Close releases the client's connections.
-func (e *Engine) Close() error { return e.c.Close() }
+func (e *Engine) Close() error { return errors.Join(e.c.Close(), e.base.Close()) }

@@ -4,8 +4,12 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,5 +234,55 @@ func TestEngineHungDaemon(t *testing.T) {
 		case <-time.After(CallTimeout + 5*time.Second):
 			t.Fatalf("a call without a deadline still hangs %v after it began", time.Since(start))
 		}
+	}
+}
+
+// An engine whose answers never end: the reads stop at crmon's bounds,
+// with an error, instead of growing without limit.
+func TestEngineBoundsAnswers(t *testing.T) {
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "engine.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	endless := func(w http.ResponseWriter, chunk []byte) {
+		w.Header().Set("Content-Type", "application/json")
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/_ping"):
+			w.Header().Set("Api-Version", "1.41")
+			w.Write([]byte("OK"))
+		case strings.HasSuffix(r.URL.Path, "/containers/json"):
+			w.Write([]byte("["))
+			endless(w, []byte(`{"Id":"`+strings.Repeat("0", 64)+`","Names":["/x"],"Image":"x","State":"running"},`))
+		case strings.HasSuffix(r.URL.Path, "/events"):
+			// One event that never ends.
+			w.Write([]byte(`{"Type":"container","Action":"`))
+			endless(w, bytes.Repeat([]byte("x"), 4096))
+		default:
+			http.NotFound(w, r)
+		}
+	})}}
+	srv.Start()
+	defer srv.Close()
+
+	e, err := New("unix://" + ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := e.List(ctx); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("List of an endless answer: err = %v, want too large", err)
+	}
+	_, errs := e.Events(ctx)
+	if err := <-errs; err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("an endless event: err = %v, want too large", err)
 	}
 }
