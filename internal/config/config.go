@@ -162,7 +162,12 @@ type AlertRule struct {
 	Condition string   `toml:"condition"`
 	Threshold float64  `toml:"threshold"`
 	For       Duration `toml:"for"`
-	Severity  string   `toml:"severity"`
+	// ResolveThreshold, when set, is where a firing alert resolves
+	// (hysteresis): with condition ">" and threshold 90, a resolve
+	// threshold of 80 keeps it firing until the value is 80 or less.
+	// Unset, it resolves when the condition stops holding.
+	ResolveThreshold *float64 `toml:"resolve_threshold,omitempty"`
+	Severity         string   `toml:"severity"`
 	// Channels names alert_channels; empty means all of them.
 	Channels []string          `toml:"channels"`
 	Labels   map[string]string `toml:"labels,omitempty"`

@@ -382,6 +382,11 @@ var badFiles = map[string][]string{
 		`:17: alert rule #3 has no name; add name = "…" (alerts are named after their rule)`,
 		`:19: threshold = -1: must be 0 or more (alert rule #3)`,
 	},
+	"rule-timing.toml": {
+		`:8: resolve_threshold = 95: with condition ">" it must be at most threshold = 90, or the alert could never resolve (alert rule "cpu")`,
+		`:9: for = "5s": shorter than collection_interval = "10s", so it cannot be checked (alert rule "cpu"); use "0s" or at least "10s"`,
+		`:16: resolve_threshold = 5: with condition "<" it must be at least threshold = 10, or the alert could never resolve (alert rule "free")`,
+	},
 	"secret-missing.toml": {
 		`:7: token_file = "../secrets/no-such-token": cannot read the secret: no such file or directory`,
 		`:13: headers_env.Authorization = "CRMON_TEST_UNSET_VARIABLE": the environment variable CRMON_TEST_UNSET_VARIABLE is not set or is empty`,

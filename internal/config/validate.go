@@ -215,6 +215,18 @@ func (c *Config) validateAlerting(p *problems) {
 		}
 		if r.For < 0 {
 			p.add(rp+".for", "for = %q: must be 0 or more (%s)", r.For, what)
+		} else if r.For > 0 && r.For < c.Monitoring.CollectionInterval {
+			p.add(rp+".for", "for = %q: shorter than collection_interval = %q, so it cannot be checked (%s); use \"0s\" or at least %q", r.For, c.Monitoring.CollectionInterval, what, c.Monitoring.CollectionInterval)
+		}
+		if rt := r.ResolveThreshold; rt != nil {
+			switch {
+			case math.IsNaN(*rt) || math.IsInf(*rt, 0):
+				p.add(rp+".resolve_threshold", "resolve_threshold = %v: must be a finite number (%s)", *rt, what)
+			case (r.Condition == ">" || r.Condition == ">=") && *rt > r.Threshold:
+				p.add(rp+".resolve_threshold", "resolve_threshold = %v: with condition %q it must be at most threshold = %v, or the alert could never resolve (%s)", *rt, r.Condition, r.Threshold, what)
+			case (r.Condition == "<" || r.Condition == "<=") && *rt < r.Threshold:
+				p.add(rp+".resolve_threshold", "resolve_threshold = %v: with condition %q it must be at least threshold = %v, or the alert could never resolve (%s)", *rt, r.Condition, r.Threshold, what)
+			}
 		}
 		for _, n := range r.Channels {
 			if slices.Contains(names, n) {

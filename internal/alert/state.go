@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package alert
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/crmon-dev/crmon/internal/userfile"
+)
+
+// maxStateBytes bounds the state file: DefaultMaxInstances instances of
+// a few hundred bytes each.
+const maxStateBytes = 16 << 20
+
+// stateFile is the state file's content.
+type stateFile struct {
+	Version   int             `json:"version"`
+	Instances []stateInstance `json:"instances"`
+}
+
+type stateInstance struct {
+	Rule         string `json:"rule"` // the rule's key
+	Alert        Alert  `json:"alert"`
+	LastNotified int64  `json:"last_notified_unix_nano"`
+	LastSent     int64  `json:"last_sent_unix_nano"`
+}
+
+const stateVersion = 1
+
+// load restores the instances of the state file whose rule is unchanged.
+// A missing file is a first start; a bad one is logged and ignored.
+func (e *Engine) load() {
+	if e.opts.StatePath == "" {
+		return
+	}
+	b, err := userfile.Read(e.opts.StatePath, maxStateBytes)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	var sf stateFile
+	if err == nil {
+		err = json.Unmarshal(b, &sf)
+	}
+	if err == nil && sf.Version != stateVersion {
+		err = errors.New("unknown version")
+	}
+	if err != nil {
+		e.log.Warn("alert state not restored; starting with no alerts", "file", e.opts.StatePath, "err", err)
+		return
+	}
+	keys := map[string]bool{}
+	for i := range e.rules {
+		keys[e.rules[i].key()] = true
+	}
+	for _, si := range sf.Instances {
+		a := si.Alert
+		if !keys[si.Rule] || (a.State != StatePending && a.State != StateFiring) || len(a.Labels) > 64 || len(e.inst) >= e.opts.MaxInstances {
+			continue
+		}
+		e.inst[a.Name+"\x00"+fingerprint(a.Labels)] = &instance{
+			ruleKey: si.Rule, alert: a,
+			lastNotified: timeFromNano(si.LastNotified), lastSent: timeFromNano(si.LastSent),
+		}
+	}
+	e.saved = true
+}
+
+// save writes the instances to the state file by rename, so that a crash
+// leaves the old file or the new one. Called with mu held: the file is
+// the engine's own, on local disk, small.
+func (e *Engine) save() {
+	if e.opts.StatePath == "" {
+		e.saved = true
+		return
+	}
+	sf := stateFile{Version: stateVersion, Instances: make([]stateInstance, 0, len(e.inst))}
+	for _, in := range e.inst {
+		sf.Instances = append(sf.Instances, stateInstance{
+			Rule: in.ruleKey, Alert: in.alert,
+			LastNotified: nano(in.lastNotified), LastSent: nano(in.lastSent),
+		})
+	}
+	if err := os.MkdirAll(filepath.Dir(e.opts.StatePath), 0o700); err != nil {
+		e.log.Warn("saving alert state", "err", err)
+		return
+	}
+	err := userfile.WriteFile(e.opts.StatePath, func(w io.Writer) error {
+		return json.NewEncoder(w).Encode(&sf)
+	})
+	if err != nil {
+		e.log.Warn("saving alert state", "err", err)
+		return
+	}
+	e.saved = true
+}
+
+func nano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func timeFromNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
