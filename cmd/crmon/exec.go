@@ -139,11 +139,7 @@ func runExec(c *cli.Context) error {
 	// Without the agent, or when it does not start the session, exec
 	// measures here, with the probes it loads itself.
 	local := func(agentErr error) (sessions.TrackerOptions, func(), error) {
-		topts, release, err := localTracker(opts.Tracker, c.String("ebpf"), c.String("docker-host"), h, agentErr)
-		if err != nil {
-			return topts, nil, &localError{err}
-		}
-		return topts, release, nil
+		return localTracker(opts.Tracker, c.String("ebpf"), c.String("docker-host"), h, agentErr)
 	}
 	url, err := agentSocket(c)
 	if err != nil {

@@ -67,12 +67,6 @@ func noProbeUp(p *probe.Probes) string {
 	return strings.Join(reasons, "; ")
 }
 
-// localError is a failure to measure a run in this process: crmon's own.
-type localError struct{ err error }
-
-func (e *localError) Error() string { return e.err.Error() }
-func (e *localError) Unwrap() error { return e.err }
-
 // localTracker completes base to measure a run in this process: the probes
 // loaded here and the Docker engine at dockerHost. agentErr, when set, is
 // why the agent did not measure it; the report's sources_missing then says
