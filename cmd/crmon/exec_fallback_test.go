@@ -4,56 +4,55 @@
 package main
 
 import (
-	"net"
+	"context"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/crmon-dev/crmon/internal/testenv"
 	"github.com/crmon-dev/crmon/pkg/session"
 )
 
-// refusingAgent is an agent that is healthy but refuses every session, as
-// one whose session quota is used up does.
-func refusingAgent(t *testing.T) (url string, refused *atomic.Int32) {
-	refused = new(atomic.Int32)
-	// A control socket of root's, as the agent's is.
-	sock := filepath.Join(t.TempDir(), "crmon.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
+// refusingAgent is a real agent whose sessions are all taken: it answers
+// 429 to the next.
+func refusingAgent(t *testing.T) string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "crmon.toml")
+	if err := os.WriteFile(cfg, []byte("[cleanroom.monitoring.sessions]\nmax_sessions = 1\nmax_sessions_per_user = 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && r.URL.Path == "/healthz" {
-			w.Write([]byte("ok\n"))
-			return
-		}
-		refused.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusTooManyRequests)
-		w.Write([]byte(`{"error":"too many sessions running (32)"}`))
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "unix://" + sock, refused
+	a := startAgent(t, "--config", cfg, "--ebpf", "disabled", "--collector.containers=false")
+	url := "unix://" + a.sock
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := session.Start(ctx, session.Options{AgentURL: url, StartRequest: session.StartRequest{Name: "the-only-slot"}}); err != nil {
+		t.Fatalf("taking the agent's one session: %v\n%s", err, a.logs())
+	}
+	_, err := session.Start(ctx, session.Options{AgentURL: url, StartRequest: session.StartRequest{Name: "one-too-many"}})
+	var apiErr *session.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a second session: %v, want 429", err)
+	}
+	return url
 }
 
 // execRefused runs `crmon exec` (under prefix, e.g. setpriv) against an
-// agent that refuses the session, until the agent was asked: exec takes an
-// agent whose /healthz does not answer within 150 ms for absent, which a
+// agent that refuses the session, until exec asked it: exec takes an agent
+// that does not answer its health check within 150 ms for absent, which a
 // busy host can make happen.
 func execRefused(t *testing.T, prefix []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	url, refused := refusingAgent(t)
+	url := refusingAgent(t)
 	for try := 0; try < 3; try++ {
 		cmd := append(slices.Clone(prefix), crmonBinary(t), "exec", "--agent-url", url)
 		stdout, stderr, code = runArgv(t, append(cmd, args...)...)
-		if refused.Load() > 0 {
+		if strings.Contains(stderr, "did not start a session") {
 			return stdout, stderr, code
 		}
 	}
