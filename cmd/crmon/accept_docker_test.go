@@ -28,7 +28,7 @@ import (
 // container run side by side under `crmon run` at 1 s.
 func TestAgentAttributesContainers(t *testing.T) {
 	dockertest.Require(t)
-	p := startAgent(t, "--collection-interval", "1s", "--ebpf", "required")
+	p := startAgent(t, "--config", lostCompletionConfig(t), "--collection-interval", "1s", "--ebpf", "required")
 	lost := lostCompletions(parseMetrics(t, p.get(t, "/metrics")))
 
 	bridge := dockertest.BridgeIP(t)
@@ -65,7 +65,7 @@ func TestAgentAttributesContainers(t *testing.T) {
 	for _, role := range []string{"burn", "write"} {
 		waitDone(ids[role], name(role))
 	}
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(lostCompletionAfter + lostCompletionAfter/2 + 2500*time.Millisecond) // see accept_test.go
 
 	fams := parseMetrics(t, p.get(t, "/metrics"))
 	h, err := cgroups.Detect("/proc", "/")
@@ -101,7 +101,7 @@ func TestAgentAttributesContainers(t *testing.T) {
 			writer = name("write") + "-" + strconv.Itoa(try)
 			ids["write"] = dockertest.Run(t, []string{"--name", writer}, "sh", "-c", writeCmd)
 			waitDone(ids["write"], writer)
-			time.Sleep(2500 * time.Millisecond)
+			time.Sleep(lostCompletionAfter + lostCompletionAfter/2 + 2500*time.Millisecond) // see accept_test.go
 			fams = parseMetrics(t, p.get(t, "/metrics"))
 		}
 		return sum(fams, "crmon_container_block_io_bytes_total", map[string]string{"name": writer, "op": "write"}),

@@ -29,7 +29,7 @@ import (
 // sends 8 MiB over loopback TCP; an idle cgroup sleeps beside it.
 func TestAgentAttributesWorkloadToItsCgroup(t *testing.T) {
 	testenv.RequireRoot(t)
-	p := startAgent(t, "--collection-interval", "1s", "--ebpf", "required", "--collector.containers=false")
+	p := startAgent(t, "--config", lostCompletionConfig(t), "--collection-interval", "1s", "--ebpf", "required", "--collector.containers=false")
 
 	h, err := cgroups.Detect("/proc", "/")
 	if err != nil {
@@ -68,7 +68,9 @@ func TestAgentAttributesWorkloadToItsCgroup(t *testing.T) {
 		rusage = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 		got = <-received
 		idleCmd.Wait()
-		time.Sleep(2500 * time.Millisecond) // two ticks
+		// Two ticks, after a completion the probes missed would be
+		// counted lost (the sweep runs every half of the timeout).
+		time.Sleep(lostCompletionAfter + lostCompletionAfter/2 + 2500*time.Millisecond)
 		fams = parseMetrics(t, p.get(t, "/metrics"))
 		return sum(fams, "crmon_container_block_io_bytes_total", map[string]string{"id": busy.Path, "op": "write"}),
 			lostCompletions(fams) - lost

@@ -59,6 +59,24 @@ type agentProc struct {
 
 var servingRE = regexp.MustCompile(`crmon is serving http://([^/\s]+)/metrics`)
 
+// lostCompletionAfter is the block-request timeout of the agents that
+// lostCompletionConfig configures: short, so that a test that finds its
+// block count short learns within seconds whether the probes lost a
+// completion (no real request is in flight for this long here).
+const lostCompletionAfter = 2 * time.Second
+
+// lostCompletionConfig writes a config file that sets lost_completion_after
+// to lostCompletionAfter, for an agent whose block counts a test checks.
+func lostCompletionConfig(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "crmon.toml")
+	body := fmt.Sprintf("[cleanroom.monitoring.ebpf]\nlost_completion_after = %q\n", lostCompletionAfter.String())
+	if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // startAgent runs `crmon run ARGS` on a free loopback port, with a control
 // socket of its own unless ARGS name one, and waits until it serves.
 func startAgent(t *testing.T, args ...string) *agentProc {

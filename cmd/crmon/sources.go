@@ -167,6 +167,7 @@ func (s *sources) loadProbes(cfg *config.Config) error {
 		NoStats:    !e.Stats,
 		Required:   e.Mode == config.EBPFRequired,
 		MaxCgroups: uint32(e.MapMaxEntries),
+		LostAfter:  e.LostCompletionAfter.Std(),
 		ProcFS:     s.paths.ProcFS,
 		SysFS:      s.paths.SysFS,
 		Logger:     s.logger,

@@ -254,6 +254,9 @@ type EBPF struct {
 	// MaxSeries caps the cgroups exported per family.
 	MaxSeries     int `toml:"max_series"`
 	MapMaxEntries int `toml:"map_max_entries"`
+	// LostCompletionAfter is how long a block request may stay in flight
+	// before its completion counts as lost (lost_completion drops).
+	LostCompletionAfter Duration `toml:"lost_completion_after"`
 }
 
 // ContainerMetricGroups are the optional cAdvisor metric groups that
@@ -380,6 +383,9 @@ func Default() *Config {
 				Net:           true,
 				MaxSeries:     2000,
 				MapMaxEntries: 10240,
+				// No real request is in flight for this long; a
+				// completion still missing then was not seen.
+				LostCompletionAfter: Duration(30 * time.Second),
 			},
 			Containers: Containers{
 				Enabled:           true,

@@ -313,6 +313,7 @@ var badFiles = map[string][]string{
 		`:3: include: "/x/[" is not a valid glob pattern (unbalanced [ or a trailing \)`,
 		`:4: max_series = 0: must be between 1 and 1048576`,
 		`:5: map_max_entries = 0: must be between 1 and 1048576`,
+		`:6: lost_completion_after = "500ms": must be from 1s to 1h`,
 	},
 	"exporter-batching.toml": {
 		`:5: batch_size = 0: must be at least 1 (exporter "prometheus"); the default is 100`,

@@ -96,6 +96,7 @@ func TestWriteEffectiveDefault(t *testing.T) {
       exclude = []
       max_series = 2000
       map_max_entries = 10240
+      lost_completion_after = '30s'
 
     [cleanroom.monitoring.containers]
       enabled = true

@@ -355,6 +355,9 @@ func (c *Config) validateEBPF(p *problems) {
 	if b.MapMaxEntries < 1 || b.MapMaxEntries > maxMapMaxEntries {
 		p.add(bp+"map_max_entries", "map_max_entries = %d: must be between 1 and %d", b.MapMaxEntries, maxMapMaxEntries)
 	}
+	if d := b.LostCompletionAfter.Std(); d < time.Second || d > time.Hour {
+		p.add(bp+"lost_completion_after", "lost_completion_after = %q: must be from 1s to 1h", b.LostCompletionAfter)
+	}
 }
 
 func (c *Config) validateContainers(p *problems) {

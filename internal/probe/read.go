@@ -194,7 +194,7 @@ func (s *readState) read(now time.Time) (*Snapshot, error) {
 	}
 	if p.block != nil {
 		errs = append(errs, s.readBlock(now))
-		if now.Sub(s.lastSweep) >= lostSweepEvery {
+		if now.Sub(s.lastSweep) >= min(lostSweepEvery, p.opts.LostAfter/2) {
 			s.lastSweep = now
 			errs = append(errs, s.sweepInflight(p.opts.LostAfter))
 		}
