@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmon-dev/crmon/internal/docker/dockertest"
 	"github.com/crmon-dev/crmon/internal/testenv"
 	"github.com/crmon-dev/crmon/pkg/session"
 )
@@ -140,4 +141,46 @@ func runArgv(t *testing.T, argv ...string) (string, string, int) {
 		t.Fatal(err)
 	}
 	return stdout.String(), stderr.String(), code
+}
+
+// TestExecWithHungDocker measures a run beside a Docker engine that
+// accepts connections and never answers: the run is not held up by more
+// than exec's two 1 s waits for the engine, and its report says that the
+// containers could not be looked up.
+func TestExecWithHungDocker(t *testing.T) {
+	requireRootRun(t)
+	out := filepath.Join(t.TempDir(), "r.json")
+	crmonBinary(t) // built before the clock starts
+	start := time.Now()
+	_, stderr, code := run(t, "exec", "--no-agent", "--ebpf", "disabled", "--docker-host", dockertest.HungEngine(t), "--json", out, "--", "true")
+	took := time.Since(start)
+	t.Logf("exec with a hung engine took %v", took)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	// Two 1 s waits, plus the start of a process on a busy host.
+	if took > 5*time.Second {
+		t.Errorf("exec took %v with a hung engine", took)
+	}
+	r := readReport(t, out)
+	if !slices.ContainsFunc(r.SourcesMissing, func(m session.MissingSource) bool { return m.Source == "docker" && m.Reason != "" }) {
+		t.Errorf("sources_missing = %+v, want docker and why", r.SourcesMissing)
+	}
+	if !strings.Contains(stderr, "containers may be missing") {
+		t.Errorf("the summary does not say containers may be missing:\n%s", stderr)
+	}
+}
+
+// TestExecWithoutDocker: where no engine listens, no container can have
+// been missed, and the report does not say one may have been.
+func TestExecWithoutDocker(t *testing.T) {
+	requireRootRun(t)
+	out := filepath.Join(t.TempDir(), "r.json")
+	_, stderr, code := run(t, "exec", "--no-agent", "--ebpf", "disabled", "--docker-host", "unix://"+filepath.Join(t.TempDir(), "none.sock"), "--json", out, "--", "true")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if r := readReport(t, out); slices.ContainsFunc(r.SourcesMissing, func(m session.MissingSource) bool { return m.Source == "docker" }) {
+		t.Errorf("sources_missing = %+v without an engine at all", r.SourcesMissing)
+	}
 }

@@ -96,6 +96,11 @@ type Client interface {
 // more).
 func IsNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
 
+// IsUnreachable reports whether err says no engine listens at the address
+// (nothing accepts the connection), as opposed to one that fails or does
+// not answer.
+func IsUnreachable(err error) bool { return client.IsErrConnectionFailed(err) }
+
 // Deadlines of the requests to the engine, applied whatever the caller's
 // context says (an earlier deadline of the caller's wins): an engine that
 // accepts connections and never answers must not hang crmon.

@@ -149,8 +149,8 @@ func TestEngineMissingDaemon(t *testing.T) {
 	defer e.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := e.Info(ctx); err == nil {
-		t.Error("Info against a missing daemon succeeded")
+	if _, err := e.Info(ctx); err == nil || !IsUnreachable(err) {
+		t.Errorf("Info against a missing daemon: err = %v, want unreachable", err)
 	}
 	if _, err := e.List(ctx); err == nil {
 		t.Error("List against a missing daemon succeeded")

@@ -468,10 +468,11 @@ func (tr *Tracker) closeWatches() {
 	}
 }
 
-// dockerFailed records the first failure to look containers up. tr.mu
-// held.
+// dockerFailed records the first failure to look containers up. An
+// address where no engine listens is no failure: no engine, no containers
+// to miss. tr.mu held.
 func (tr *Tracker) dockerFailed(what string, err error) {
-	if tr.dockerErr == "" {
+	if tr.dockerErr == "" && !docker.IsUnreachable(err) {
 		tr.dockerErr = what + ": " + err.Error()
 	}
 	tr.logOnce("docker", what, err)
