@@ -345,10 +345,11 @@ func (tr *Tracker) logOnce(key, msg string, err error) {
 // fields (command, exit code) are the caller's to fill.
 func (tr *Tracker) Stop() *session.Report {
 	tr.halt()
+	// The run ended now, however long the engine takes to list.
+	end := tr.opts.now()
 	found := tr.catchUpContainers()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	end := tr.opts.now()
 	for _, c := range found {
 		tr.addContainerLocked(c, tr.start)
 	}
