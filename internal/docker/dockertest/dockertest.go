@@ -65,6 +65,14 @@ func Run(t testing.TB, runArgs []string, cmd ...string) string {
 	args := append([]string{"run", "-d"}, runArgs...)
 	args = append(args, Image)
 	args = append(args, cmd...)
+	// docker run can fail after it created the container (no network,
+	// say): a named one is removed by name then.
+	for i, a := range runArgs {
+		if a == "--name" && i+1 < len(runArgs) {
+			name := runArgs[i+1]
+			t.Cleanup(func() { Remove(name) })
+		}
+	}
 	id := Docker(t, args...)
 	t.Cleanup(func() { Remove(id) })
 	return id
