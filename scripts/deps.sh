@@ -24,6 +24,7 @@ pkgs=(
 	procps          # free(1), which the host tests compare with
 	strace          # checks that go test -short touches nothing on the host
 	ca-certificates
+	prometheus-alertmanager # the alertmanager alert channel is tested against a real one
 )
 if grep -qi '^ID=ubuntu' /etc/os-release 2>/dev/null; then
 	command -v bpftool >/dev/null || pkgs+=(linux-tools-common linux-tools-generic "linux-tools-$(uname -r)")
@@ -63,6 +64,18 @@ if ((${#missing[@]})); then
 		done
 		((${#failed[@]})) && echo "deps: could not install ${failed[*]}; the tests that need them will say so" >&2
 	fi
+fi
+
+# mailpit, the SMTP server the email alert channel is tested against, is
+# not in Debian: built from its module into Go's bin directory, where the
+# tests look for it.
+mailpit_version=v1.33.1
+gobin=$(go env GOBIN 2>/dev/null || true)
+[[ -n $gobin ]] || gobin=$(go env GOPATH 2>/dev/null)/bin
+if command -v go >/dev/null && ! go version -m "$gobin/mailpit" 2>/dev/null | grep -q "mod.*github.com/axllent/mailpit.*${mailpit_version}"; then
+	echo "deps: installing mailpit ${mailpit_version} into $gobin"
+	GOBIN=$gobin go install "github.com/axllent/mailpit@${mailpit_version}" ||
+		echo "deps: could not install mailpit; the email alert tests will say so" >&2
 fi
 
 # bpffs and tracefs: the probes pin nothing, but bpftool and tracepoint
