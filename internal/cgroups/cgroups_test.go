@@ -5,12 +5,16 @@ package cgroups
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
 const (
@@ -376,5 +380,67 @@ func TestReadModes(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { r.Read(&s, &buf, ReadAll) }); n != 0 {
 		t.Errorf("Read allocates %v times, want 0", n)
+	}
+}
+
+// TestReadRemovedKeepsLast reads a real cgroup after it was removed: Read
+// says ErrGone and leaves every counter as the last Read left it, block
+// I/O devices included, since those are the cgroup's final values.
+func TestReadRemovedKeepsLast(t *testing.T) {
+	testenv.RequireLong(t, "root and cgroupfs")
+	testenv.RequireRoot(t)
+	h, err := Detect("/proc", "/")
+	if err != nil {
+		testenv.Unavailable(t, "no cgroup hierarchy: %v", err)
+	}
+	cg := fmt.Sprintf("/crmon-readgone-%d", time.Now().UnixNano())
+	p := h.Uniform(cg)
+	var dirs []string
+	seen := map[string]bool{}
+	for _, d := range append([]string{h.Unified}, func() (v []string) {
+		for _, d := range h.V1 {
+			v = append(v, d)
+		}
+		return v
+	}()...) {
+		if d == "" || seen[d] {
+			continue
+		}
+		seen[d] = true
+		dir := filepath.Join(d, cg)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+	}
+	removeAll := func() {
+		for _, d := range dirs {
+			os.Remove(d)
+		}
+	}
+	t.Cleanup(removeAll)
+	r, err := h.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var s Stats
+	var buf []byte
+	if err := r.Read(&s, &buf, ReadAll); err != nil {
+		t.Fatal(err)
+	}
+	// What an earlier Read would have left of a cgroup that did I/O.
+	s.IO.Devices = append(s.IO.Devices[:0], IODevice{Major: 8, WriteBytes: 8 << 20, Writes: 8})
+	s.CPU.UsageNanos = 12345
+	want := s
+	want.IO.Devices = append([]IODevice(nil), s.IO.Devices...)
+	removeAll()
+	for _, mode := range []ReadMode{ReadCounters, ReadAll} {
+		if err := r.Read(&s, &buf, mode); !errors.Is(err, ErrGone) {
+			t.Fatalf("Read of a removed cgroup: err = %v, want ErrGone", err)
+		}
+		if diff := cmp.Diff(want, s, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("Read of a removed cgroup changed its last counters (-want +got)\n%s", diff)
+		}
 	}
 }

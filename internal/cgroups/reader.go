@@ -232,8 +232,10 @@ func (h *Hierarchy) OpenWith(p Paths, o OpenOptions) (*Reader, error) {
 // Read fills s from the cgroup's files; with ReadCounters the settings in
 // s keep their previous values. buf is scratch space, grown as needed and
 // kept by the caller for the next Read. It returns ErrGone once the cgroup
-// was removed.
+// was removed, with s as the last Read left it: a removed cgroup's last
+// counters are its final ones.
 func (r *Reader) Read(s *Stats, buf *[]byte, mode ReadMode) error {
+	prevIO := s.IO.Devices
 	s.IO.Devices = s.IO.Devices[:0]
 	var errs error
 	for i := range r.fds {
@@ -242,6 +244,11 @@ func (r *Reader) Read(s *Stats, buf *[]byte, mode ReadMode) error {
 		}
 		if err := r.readFile(i, s, buf); err != nil {
 			if err == ErrGone {
+				if len(s.IO.Devices) == 0 {
+					// No I/O file was parsed: the array still holds
+					// the previous devices.
+					s.IO.Devices = prevIO
+				}
 				return err
 			}
 			errs = errors.Join(errs, err)
