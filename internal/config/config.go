@@ -280,6 +280,11 @@ type Containers struct {
 	// every tick, and a container whose CPU total moved is read in full.
 	// 0 reads everything every tick.
 	IdleRefresh Duration `toml:"idle_refresh"`
+	// RemovedRetention is how long a container or cgroup that is gone
+	// keeps serving its counters, with their final values and its last
+	// name and image, so that a scraper at a slower interval still sees
+	// them; its gauges go at once. 0 serves them until the next tick.
+	RemovedRetention Duration `toml:"removed_retention"`
 	// Include and Exclude are glob patterns (path.Match) on container
 	// names. Empty Include means every container; Exclude wins.
 	Include []string `toml:"include"`
@@ -392,6 +397,7 @@ func Default() *Config {
 				DockerHost:        "unix:///var/run/docker.sock",
 				DiskUsageInterval: Duration(time.Minute),
 				IdleRefresh:       Duration(10 * time.Second),
+				RemovedRetention:  Duration(time.Minute),
 			},
 			Store: Store{
 				Enabled: false,

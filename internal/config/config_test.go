@@ -76,6 +76,7 @@ func TestDefaultValues(t *testing.T) {
 		{"containers.docker_host", d.Monitoring.Containers.DockerHost, "unix:///var/run/docker.sock"},
 		{"containers.disk_usage_interval", d.Monitoring.Containers.DiskUsageInterval.Std(), time.Minute},
 		{"containers.idle_refresh", d.Monitoring.Containers.IdleRefresh.Std(), 10 * time.Second},
+		{"containers.removed_retention", d.Monitoring.Containers.RemovedRetention.Std(), time.Minute},
 		{"store.enabled", d.Monitoring.Store.Enabled, false},
 		{"store.path", d.Monitoring.Store.Path, "/var/lib/crmon"},
 		{"process_command_lines", d.Monitoring.ProcessCommandLines, false},

@@ -105,6 +105,7 @@ func TestWriteEffectiveDefault(t *testing.T) {
       enable_metrics = []
       disk_usage_interval = '1m'
       idle_refresh = '10s'
+      removed_retention = '1m'
       include = []
       exclude = []
 

@@ -389,6 +389,9 @@ func (c *Config) validateContainers(p *problems) {
 	if ct.IdleRefresh < 0 {
 		p.add(cp+"idle_refresh", "idle_refresh = %q: must be 0 (read every tick) or more", ct.IdleRefresh)
 	}
+	if ct.RemovedRetention < 0 {
+		p.add(cp+"removed_retention", "removed_retention = %q: must be 0 (until the next tick) or more; e.g. removed_retention = \"1m\"", ct.RemovedRetention)
+	}
 	globs(p, cp+"include", ct.Include, false)
 	globs(p, cp+"exclude", ct.Exclude, false)
 }
