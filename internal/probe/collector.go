@@ -31,7 +31,11 @@ type CollectorOptions struct {
 	// (the last by path) are counted in crmon_cgroups_series_cap_dropped_total.
 	// 0 means 1000.
 	MaxSeries int
-	Logger    *slog.Logger
+	// RemovedRetention is how long a removed cgroup's counters are
+	// exported after it was reaped, with their final values and the name
+	// and image it had; 0 exports them until the next update.
+	RemovedRetention time.Duration
+	Logger           *slog.Logger
 }
 
 // ValidatePatterns returns an error naming the first malformed glob.
@@ -61,6 +65,12 @@ type collector struct {
 	snap    *Snapshot
 	cgroups []exported
 	capped  uint64
+	// names are the container name and image of each exported cgroup, by
+	// path: a removed cgroup keeps those it had while it ran after the
+	// containers collector forgot its container, so its series do not
+	// end and restart under name="". Only Update uses it; it holds the
+	// cgroups of the last update, so it is bounded by MaxSeries.
+	names map[string]collect.ContainerRef
 	// built caches the metrics of the last Update, built by the first
 	// scrape after it: scrapes are rarer than ticks, and two scrapes of
 	// one tick share the work.
@@ -70,7 +80,7 @@ type collector struct {
 	blockBytes, blockOps, blockHist                  *prometheus.Desc
 	netBytes, netPackets                             *prometheus.Desc
 	up, mapMem, progRuns, progTime, drops, nExported *prometheus.Desc
-	cappedDesc                                       *prometheus.Desc
+	cappedDesc, evictedDesc                          *prometheus.Desc
 }
 
 // NewCollector returns the "ebpf" collector over p, which may be nil when
@@ -118,6 +128,8 @@ func NewCollector(p *Probes, opts CollectorOptions) collect.Collector {
 			"Cgroups exported by the last update.", nil, nil),
 		cappedDesc: prometheus.NewDesc("crmon_cgroups_series_cap_dropped_total",
 			"Cgroups left out of an update by the series cap, summed over updates.", nil, nil),
+		evictedDesc: prometheus.NewDesc("crmon_cgroups_removed_evicted_total",
+			"Removed cgroups whose final counts were forgotten before their retention was over, to keep the number held bounded.", nil, nil),
 	}
 }
 
@@ -133,6 +145,7 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 		return err
 	}
 	out := make([]exported, 0, min(len(snap.Cgroups), c.opts.MaxSeries))
+	names := make(map[string]collect.ContainerRef, len(c.names))
 	var capped uint64
 	repaired := false
 	for i := range snap.Cgroups {
@@ -140,15 +153,25 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 		if !cg.Active() || !c.selected(cg.Path) {
 			continue
 		}
+		// A removed cgroup's counters are served for the retention, then
+		// dropped (the probes keep them longer, for test runs).
+		if cg.Removed && now.Sub(cg.RemovedAt) > c.opts.RemovedRetention {
+			continue
+		}
 		if len(out) >= c.opts.MaxSeries {
 			capped++
 			continue
 		}
 		e := exported{stats: *cg, id: collect.ValidLabelValue(cg.Path)}
+		ref, ok := c.names[cg.Path]
 		if c.opts.Lookup != nil {
-			if ref, ok := c.opts.Lookup.LookupCgroup(cg.Path); ok {
-				e.name, e.image = collect.ValidLabelValue(ref.Name), collect.ValidLabelValue(ref.Image)
+			if r, found := c.opts.Lookup.LookupCgroup(cg.Path); found && (r.Name != "" || !ok) {
+				ref, ok = r, true
 			}
+		}
+		if ok {
+			e.name, e.image = collect.ValidLabelValue(ref.Name), collect.ValidLabelValue(ref.Image)
+			names[cg.Path] = collect.ContainerRef{Name: ref.Name, Image: ref.Image}
 		}
 		repaired = repaired || e.id != cg.Path
 		out = append(out, e)
@@ -156,6 +179,7 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 	if repaired {
 		out = dedupIDs(out, c.log)
 	}
+	c.names = names
 	c.mu.Lock()
 	c.capped += capped
 	c.snap = snap
@@ -206,7 +230,7 @@ func (c *collector) selected(p string) bool {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.cpu, c.wait, c.waitHist, c.switches, c.blockBytes, c.blockOps,
 		c.blockHist, c.netBytes, c.netPackets, c.up, c.mapMem, c.progRuns, c.progTime, c.drops,
-		c.nExported, c.cappedDesc} {
+		c.nExported, c.cappedDesc, c.evictedDesc} {
 		ch <- d
 	}
 }
@@ -291,6 +315,7 @@ func (c *collector) buildInto(ch *metricSink, snap *Snapshot, cgroups []exported
 	if snap == nil {
 		return
 	}
+	ch.send(prometheus.MustNewConstMetric(c.evictedDesc, prometheus.CounterValue, float64(snap.RemovedEvicted)))
 	for _, m := range snap.Maps {
 		ch.send(prometheus.MustNewConstMetric(c.mapMem, prometheus.GaugeValue, float64(m.MemoryBytes), m.Name))
 	}

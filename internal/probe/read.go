@@ -32,6 +32,11 @@ const (
 	goneSweepEvery = 30 * time.Second
 	// mapMemoryEvery is how often map memory is asked of the kernel.
 	mapMemoryEvery = 10 * time.Second
+	// maxRetired bounds the removed cgroups whose final counts are kept
+	// for RemovedRetention: anyone who may create cgroups creates these
+	// entries. Beyond it the oldest are forgotten first and counted in
+	// Snapshot.RemovedEvicted.
+	maxRetired = 4096
 	// unresolvedGrace is how long a map entry whose cgroup id resolves to
 	// no cgroup is kept, and resolving retried, before it is deleted and
 	// counted once as an "unresolved" drop: long enough for a cgroup
@@ -54,8 +59,10 @@ type readState struct {
 	unresolvedSched unresolvedSet[uint64]
 	unresolvedBlock unresolvedSet[blockBlockKey]
 	unresolvedNet   unresolvedSet[uint64]
-	// retired holds, per path, the final counts of reaped cgroups.
+	// retired holds, per path, the final counts of reaped cgroups; at
+	// most maxRetired, evicted counts those forgotten early.
 	retired map[string]*retiredPath
+	evicted uint64
 
 	devices map[uint32]string
 	// userDrops are drops user space counts: lost completions, unresolved
@@ -454,13 +461,30 @@ func (s *readState) reap(now time.Time) error {
 		_ = p.cgroups.CgroupNames.Delete(&k)
 		_ = p.cgroups.CgroupRemoved.Delete(&k)
 	}
-	// Forget removed cgroups' final counts after the retention.
+	s.expireRetired(now)
+	return nil
+}
+
+// expireRetired forgets removed cgroups' final counts after the
+// retention, and the oldest beyond maxRetired.
+func (s *readState) expireRetired(now time.Time) {
 	for path, r := range s.retired {
-		if now.Sub(r.removedAt) > p.opts.RemovedRetention {
+		if now.Sub(r.removedAt) > s.p.opts.RemovedRetention {
 			delete(s.retired, path)
 		}
 	}
-	return nil
+	if len(s.retired) <= maxRetired {
+		return
+	}
+	paths := make([]string, 0, len(s.retired))
+	for path := range s.retired {
+		paths = append(paths, path)
+	}
+	sort.Slice(paths, func(i, j int) bool { return s.retired[paths[i]].removedAt.Before(s.retired[paths[j]].removedAt) })
+	for _, path := range paths[:len(paths)-maxRetired] {
+		delete(s.retired, path)
+		s.evicted++
+	}
 }
 
 // reapGone is reap without the cgroups probe: a cgroup whose directory
@@ -498,6 +522,7 @@ func (s *readState) reapGone(now time.Time) {
 		delete(s.block, k)
 		_ = p.block.BlockCgroups.Delete(&k)
 	}
+	s.expireRetired(now)
 }
 
 func (s *readState) retire(path string, id uint64, now time.Time) *retiredPath {
@@ -592,6 +617,7 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 		c.Add(&r.stats)
 		c.ID = r.stats.ID
 		c.Removed = true
+		c.RemovedAt = r.removedAt
 	}
 	live := make(map[string]bool, len(s.sched))
 	for id, a := range s.sched {
@@ -619,7 +645,7 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 	snap.Cgroups = make([]CgroupStats, 0, len(byPath))
 	for path, c := range byPath {
 		if live[path] {
-			c.Removed = false
+			c.Removed, c.RemovedAt = false, time.Time{}
 		}
 		snap.Cgroups = append(snap.Cgroups, *c)
 	}
@@ -650,6 +676,7 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 	}
 	snap.Maps = s.maps
 	snap.Drops = s.drops(snap.Programs)
+	snap.RemovedEvicted = s.evicted
 	return snap
 }
 

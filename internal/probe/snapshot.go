@@ -108,8 +108,9 @@ type CgroupStats struct {
 	// blkio cgroup without a cgroup2 twin).
 	ID uint64
 	// Removed is set once the cgroup is gone; its final counts stay for
-	// Options.RemovedRetention.
-	Removed bool
+	// Options.RemovedRetention. RemovedAt is when it was reaped.
+	Removed   bool
+	RemovedAt time.Time
 
 	CPU                 time.Duration
 	RunqueueWait        time.Duration
@@ -275,6 +276,10 @@ type Snapshot struct {
 	Programs []ProgramStats
 	Maps     []MapStats
 	Drops    []Drop
+	// RemovedEvicted counts removed cgroups whose final counts were
+	// forgotten before Options.RemovedRetention, to keep at most
+	// maxRetired (cumulative).
+	RemovedEvicted uint64
 }
 
 // Dropped returns the count of probe's drops for reason.
