@@ -53,6 +53,7 @@ func registrations(c *cli.Context, cfg *config.Config) []collect.Registration {
 			EnableMetrics:     cc.EnableMetrics,
 			DiskUsageInterval: cc.DiskUsageInterval.Std(),
 			IdleRefresh:       idleTicks(cc.IdleRefresh.Std(), cfg.Monitoring.CollectionInterval.Std()),
+			RemovedRetention:  cc.RemovedRetention.Std(),
 			Include:           cc.Include,
 			Exclude:           cc.Exclude,
 		}
@@ -168,9 +169,12 @@ func (s *sources) loadProbes(cfg *config.Config) error {
 		Required:   e.Mode == config.EBPFRequired,
 		MaxCgroups: uint32(e.MapMaxEntries),
 		LostAfter:  e.LostCompletionAfter.Std(),
-		ProcFS:     s.paths.ProcFS,
-		SysFS:      s.paths.SysFS,
-		Logger:     s.logger,
+		// Test runs sum removed cgroups for as long as they last; the
+		// export keeps them only for removed_retention.
+		RemovedRetention: max(10*time.Minute, cfg.Monitoring.Containers.RemovedRetention.Std()),
+		ProcFS:           s.paths.ProcFS,
+		SysFS:            s.paths.SysFS,
+		Logger:           s.logger,
 	})
 	if err != nil {
 		if e.Mode == config.EBPFRequired {
@@ -227,11 +231,12 @@ func (s *sources) Reload(cfg *config.Config) (old []collect.Collector, err error
 		}
 		e := cfg.Monitoring.EBPF
 		cs = append(cs, probe.NewCollector(s.probes, probe.CollectorOptions{
-			Lookup:    lookup,
-			Include:   e.Include,
-			Exclude:   e.Exclude,
-			MaxSeries: e.MaxSeries,
-			Logger:    s.logger,
+			Lookup:           lookup,
+			Include:          e.Include,
+			Exclude:          e.Exclude,
+			MaxSeries:        e.MaxSeries,
+			RemovedRetention: m.Containers.RemovedRetention.Std(),
+			Logger:           s.logger,
 		}))
 	}
 	s.built = key

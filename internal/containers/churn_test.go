@@ -55,8 +55,8 @@ type churnResult struct {
 
 func churn(tb testing.TB, n, parallel int) churnResult {
 	prefix := uniq("crmon-churn")
-	c := newTestCollector(tb, Options{Include: []string{prefix + "-*"}})
 	const tick = 100 * time.Millisecond
+	c := newTestCollector(tb, Options{Include: []string{prefix + "-*"}, RemovedRetention: 2 * tick})
 
 	var (
 		mu      sync.Mutex
@@ -167,8 +167,8 @@ func churn(tb testing.TB, n, parallel int) churnResult {
 		b.StopTimer()
 	}
 
-	// Every removed container is dropped after Linger ticks.
-	deadline := time.Now().Add(time.Duration(c.opts.Linger+10) * tick * 3)
+	// Every removed container is dropped after RemovedRetention.
+	deadline := time.Now().Add(c.opts.RemovedRetention + 36*tick)
 	for c.Known() != 0 && time.Now().Before(deadline) {
 		time.Sleep(tick)
 	}
@@ -217,9 +217,9 @@ func churn(tb testing.TB, n, parallel int) churnResult {
 	if r.fdsAfter > r.fdsBefore+2 {
 		tb.Errorf("open files: %d before, %d after", r.fdsBefore, r.fdsAfter)
 	}
-	// Served for Linger ticks after the destroy event, which arrives a
-	// moment after the CLI returns (seconds on a loaded host).
-	if limit := time.Duration(c.opts.Linger+1)*tick + 3*time.Second; r.maxGone > limit {
+	// Served for RemovedRetention after the die or destroy event, which
+	// arrives a moment after the CLI returns (seconds on a loaded host).
+	if limit := c.opts.RemovedRetention + tick + 3*time.Second; r.maxGone > limit {
 		tb.Errorf("a removed container was served %v after removal, want at most %v", r.maxGone, limit)
 	}
 	return r

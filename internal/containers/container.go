@@ -68,15 +68,26 @@ type container struct {
 	lpStale bool
 	baseKV  []string
 
-	// stoppedTicks and removedTicks count ticks since die and destroy;
-	// the last values are served for Options.Linger ticks after each.
-	stoppedTicks int
-	removed      bool
-	removedTicks int
+	// goneAt is when the container stopped or was removed, zero while
+	// it runs: its counters are served until Options.RemovedRetention
+	// after it, its gauges not at all.
+	goneAt  time.Time
+	removed bool
+	// pending is set while the container is known only from its cgroup
+	// (made before the engine told of it), since pendingSince.
+	pending      bool
+	pendingSince time.Time
 }
 
 func newContainer(id string) *container {
 	return &container{id: id, netFD: -1, exitWD: -1, sizeRw: -1}
+}
+
+// gone marks the container stopped or removed at now, unless it already is.
+func (ct *container) gone(now time.Time) {
+	if ct.goneAt.IsZero() {
+		ct.goneAt = now
+	}
 }
 
 // running reports whether the container has processes to read.

@@ -16,9 +16,11 @@
 //
 // Churn: a container's last counters are taken when its last process
 // leaves (inotify on cgroup.events, before the runtime removes the
-// cgroup), else they are those of the last tick. A removed container is
-// served Linger more ticks, so that the sample and scrape after its end
-// still hold its final values, then dropped with every file and map entry.
+// cgroup), else they are those of the last tick. A container that stopped
+// or was removed keeps serving its counters, with their final values, for
+// RemovedRetention, so that a scraper at a slower interval still sees
+// them; its gauges go at once. A removed one is then dropped with every
+// file and map entry.
 package containers
 
 import (
@@ -54,9 +56,10 @@ type Options struct {
 	// container is watched if it matches some Include (or Include is
 	// empty) and no Exclude.
 	Include, Exclude []string
-	// Linger is how many ticks a removed container's final values stay
-	// (default 2).
-	Linger int
+	// RemovedRetention is how long a container that stopped or was
+	// removed keeps serving its counters with their final values; its
+	// gauges go at once. 0 serves them until the next Update.
+	RemovedRetention time.Duration
 	// EnableMetrics adds optional metric groups to the default set:
 	// "pressure" (container_pressure_*, PSI), "memory_detail"
 	// (container_memory_mapped_file, _swap, _total_active_file_bytes,
@@ -138,6 +141,11 @@ type Collector struct {
 	// says it was opened, or could not be.
 	root      *container
 	rootTried bool
+	// evicted counts removed containers dropped before their retention
+	// was over, to keep at most maxRemoved.
+	evicted uint64
+	// pending counts the containers in byID held as pending.
+	pending int
 	// sample is what Fill serves, by name; scrapeOrder the same for
 	// Collect, in the registry's order. Both are rebuilt by Update.
 	sample, scrapeOrder []*container
@@ -161,8 +169,8 @@ func New(o Options) (c *Collector, err error) {
 	if o.DiskUsageInterval <= 0 {
 		o.DiskUsageInterval = time.Minute
 	}
-	if o.Linger <= 0 {
-		o.Linger = 2
+	if o.RemovedRetention < 0 {
+		o.RemovedRetention = 0
 	}
 	if o.IdleRefresh <= 0 {
 		o.IdleRefresh = 10
@@ -218,7 +226,7 @@ func New(o Options) (c *Collector, err error) {
 		}
 		c.client = e
 	}
-	c.exits, err = newExitWatcher(c.onPopulatedZero)
+	c.exits, err = newExitWatcher(c.onPopulatedZero, c.onCgroupCreated)
 	if err != nil {
 		c.log.Debug("no exit watcher; short-lived containers keep their last tick's counters", "err", err)
 	}
@@ -270,12 +278,12 @@ func (c *Collector) Up() bool {
 	return c.up
 }
 
-// Known is the number of containers held, removed ones still lingering
-// included.
+// Known is the number of containers held, removed ones whose counters
+// are still served included.
 func (c *Collector) Known() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return len(c.byID)
+	return len(c.byID) - c.pending
 }
 
 // LookupCgroup implements collect.ContainerLookup: path is a cgroup2 path
@@ -292,6 +300,9 @@ func (c *Collector) LookupCgroup(p string) (collect.ContainerRef, bool) {
 		if ct, ok = c.byID[id]; !ok {
 			return collect.ContainerRef{}, false
 		}
+	}
+	if ct.pending {
+		return collect.ContainerRef{}, false
 	}
 	return collect.ContainerRef{ID: ct.id, Name: ct.name, Image: ct.image, Labels: ct.labels}, true
 }

@@ -74,6 +74,7 @@ const (
 
 	fDockerUp
 	fKnown
+	fEvicted
 
 	numFams
 )
@@ -150,6 +151,7 @@ var families = [numFams]family{
 
 	fDockerUp: {"crmon_docker_up", "Whether the Docker engine answered crmon's last request (1) or not (0).", gauge, "-"},
 	fKnown:    {"crmon_containers_known", "Containers crmon holds, including removed ones whose final values it still serves.", gauge, "-"},
+	fEvicted:  {"crmon_containers_removed_evicted_total", "Removed containers dropped before removed_retention was over, to keep the number held bounded.", counter, "-"},
 }
 
 // textOrder lists the families by name, the order /metrics writes them in.
@@ -200,13 +202,25 @@ func (c *Collector) series(emit func(f fam, l *labelSet, v float64)) {
 		up = 1
 	}
 	emit(fDockerUp, &noLabels, up)
-	emit(fKnown, &noLabels, float64(len(c.byID)))
+	emit(fKnown, &noLabels, float64(len(c.byID)-c.pending))
+	emit(fEvicted, &noLabels, float64(c.evicted))
 
 	for _, ct := range c.scrapeOrder {
 		if !c.exported(ct) || ct.lp == nil {
 			continue
 		}
 		lp := ct.lp
+		emit := emit
+		if !ct.running() {
+			// Gone: its counters keep their final values, its gauges
+			// would count it beside its replacement.
+			all := emit
+			emit = func(f fam, l *labelSet, v float64) {
+				if families[f].typ == counter {
+					all(f, l, v)
+				}
+			}
+		}
 		m := func(f fam, v float64) { emit(f, lp.base, v) }
 		s := &ct.stats
 
@@ -462,18 +476,12 @@ func (c *Collector) updateLabels(ct *container) {
 }
 
 // exported reports whether ct's cgroup series are served: while it runs,
-// and for Linger ticks after it stopped or was removed, so that the last
-// scrape and sample hold its final counters. c.mu must be held.
+// and its counters for RemovedRetention after it stopped or was removed,
+// so that scrapes at a slower interval than the tick still see their
+// final values. c.mu must be held.
 func (c *Collector) exported(ct *container) bool {
-	if !ct.haveStats {
+	if !ct.haveStats || ct.pending {
 		return false
 	}
-	switch {
-	case ct.removed:
-		return ct.removedTicks <= c.opts.Linger
-	case ct.running():
-		return true
-	default:
-		return ct.stoppedTicks <= c.opts.Linger
-	}
+	return ct.running() || c.lastUpdate.Sub(ct.goneAt) <= c.opts.RemovedRetention
 }

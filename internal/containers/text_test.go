@@ -107,7 +107,8 @@ func TestAppendText(t *testing.T) {
 	c.mu.Lock()
 	add("a1", "plain", "busybox:latest", "ci", "running")
 	add("b2", `quote"back\slash`+"\nnewline", "img\xffbad", "", "running")
-	add("c3", "stopped", "busybox", "ci", "exited").stoppedTicks = 1
+	add("c3", "stopped", "busybox", "ci", "exited").goneAt = now
+	c.lastUpdate = now
 	c.mu.Unlock()
 	checkText(t, c)
 	if got := string(c.AppendText(nil)); !strings.Contains(got, `name="quote\"back\\slash\nnewline"`) {

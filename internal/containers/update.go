@@ -17,26 +17,43 @@ import (
 // even without an "update" event (someone may write the cgroup directly).
 const settingsEvery = 60
 
+// maxPending bounds the containers held as pending (their cgroup was made,
+// the engine has not told of them yet), and pendingTTL is how long one is
+// held: the engine's events for it, late as they may be, come well within
+// it.
+const (
+	maxPending = 1000
+	pendingTTL = time.Minute
+)
+
+// maxRemoved bounds the removed containers held for RemovedRetention:
+// containers are made by whoever can reach the engine, and a host that
+// churns faster than maxRemoved per retention would otherwise grow without
+// bound. The oldest go first and are counted in
+// crmon_containers_removed_evicted_total.
+const maxRemoved = 1000
+
 // Update reads every running container's cgroup and network counters once,
-// and drops removed containers whose linger is over. The engine is not
+// and drops removed containers whose retention is over. The engine is not
 // asked anything here: the container list is kept by events.
 func (c *Collector) Update(ctx context.Context, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var errs []error
-	for id, ct := range c.byID {
-		switch {
-		case ct.removed:
-			ct.removedTicks++
-			if ct.removedTicks > c.opts.Linger {
-				delete(c.byID, id)
-				if c.byCgroup[ct.cgroupPath] == ct {
-					delete(c.byCgroup, ct.cgroupPath)
-				}
+	var removed []*container
+	for _, ct := range c.byID {
+		if ct.pending {
+			if now.Sub(ct.pendingSince) > pendingTTL {
+				c.drop(ct)
+			}
+			continue
+		}
+		if ct.removed {
+			if now.Sub(ct.goneAt) > c.opts.RemovedRetention {
+				c.drop(ct)
 				continue
 			}
-		case !ct.running():
-			ct.stoppedTicks++
+			removed = append(removed, ct)
 		}
 		if ct.reader != nil {
 			if ct.sinceSetting++; ct.sinceSetting >= settingsEvery {
@@ -52,9 +69,18 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 		}
 		c.updateLabels(ct)
 	}
+	if len(removed) > maxRemoved {
+		slices.SortFunc(removed, func(a, b *container) int { return a.goneAt.Compare(b.goneAt) })
+		for _, ct := range removed[:len(removed)-maxRemoved] {
+			c.drop(ct)
+			c.evicted++
+		}
+	}
 	c.sample = c.sample[:0]
 	for _, ct := range c.byID {
-		c.sample = append(c.sample, ct)
+		if !ct.pending {
+			c.sample = append(c.sample, ct)
+		}
 	}
 	slices.SortFunc(c.sample, func(a, b *container) int {
 		if n := strings.Compare(a.name, b.name); n != 0 {
@@ -85,6 +111,22 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 		c.log.Debug("reading container cgroups", "err", errors.Join(errs...))
 	}
 	return nil
+}
+
+// drop forgets a container, closing what it holds. c.mu must be held.
+func (c *Collector) drop(ct *container) {
+	if ct.exitWD >= 0 && c.exits != nil {
+		c.exits.remove(ct.exitWD)
+		ct.exitWD = -1
+	}
+	ct.closeFiles()
+	if ct.pending {
+		c.pending--
+	}
+	delete(c.byID, ct.id)
+	if c.byCgroup[ct.cgroupPath] == ct {
+		delete(c.byCgroup, ct.cgroupPath)
+	}
 }
 
 // Fill writes the snapshot's ContainerMetrics from the last Update.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -101,7 +102,7 @@ func (c *Collector) session(ctx context.Context, onSync func()) error {
 	// Containers removed while the engine was unreachable.
 	c.mu.Lock()
 	for id, ct := range c.byID {
-		if !seen[id] && !ct.removed {
+		if !seen[id] && !ct.removed && !ct.pending {
 			c.markRemoved(ct)
 		}
 	}
@@ -155,13 +156,14 @@ func (c *Collector) handle(ctx context.Context, ev docker.Event) {
 		c.refresh(ctx, ev.ID, ev)
 	case "create", "start", "rename", "pause", "unpause":
 		if ev.Name != "" && !c.watched(ev.Name) {
+			c.forgetPending(ev.ID)
 			return
 		}
 		c.refresh(ctx, ev.ID, ev)
 	}
 }
 
-// markRemoved starts a container's linger; it is dropped by Update.
+// markRemoved starts a container's retention; Update drops it after.
 // c.mu must be held.
 func (c *Collector) markRemoved(ct *container) {
 	if ct.exitWD >= 0 && c.exits != nil {
@@ -171,7 +173,7 @@ func (c *Collector) markRemoved(ct *container) {
 	ct.closeFiles()
 	ct.removed = true
 	ct.state = "removed"
-	ct.removedTicks = 0
+	ct.gone(time.Now())
 }
 
 // refresh inspects a container and brings its record up to date: opens its
@@ -189,6 +191,7 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 		d = docker.Container{ID: id, Name: ev.Name, Image: ev.Image, State: "exited"}
 	}
 	if !c.watched(d.Name) {
+		c.forgetPending(id)
 		return
 	}
 
@@ -198,11 +201,15 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 		ct = newContainer(id)
 		c.byID[id] = ct
 	}
+	if ct.pending {
+		// Watched since its cgroup was made; now it is known.
+		ct.pending = false
+		c.pending--
+	}
 	if ct.removed {
 		c.mu.Unlock()
 		return
 	}
-	wasRunning := ct.running()
 	oldPID := ct.pid
 	ct.setMeta(d, c.opts.ContainerLabels)
 	layout := c.layout
@@ -211,20 +218,29 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 
 	if !d.Running() {
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		ct.pid = 0
-		if wasRunning {
-			ct.stoppedTicks = 0
+		if ct.cgroupPath == "" {
+			p := cgroups.DockerPath(layout, id)
+			c.setCgroup(ct, c.h.Uniform(p))
 		}
+		if d.State == "created" {
+			// Not started yet: watch for its cgroup, so that its
+			// cgroup.events is watched before its process runs.
+			if c.exits != nil && c.h.Unified != "" && ct.paths.V2 != "" {
+				c.exits.addParent(filepath.Join(c.h.Unified, path.Dir(ct.paths.V2)), path.Dir(ct.paths.V2))
+			}
+			return
+		}
+		// It ran and stopped: its final counters, if its cgroup is still
+		// there and they were not read as it emptied.
+		c.readFinal(ct)
+		ct.gone(time.Now())
 		if ct.exitWD >= 0 && c.exits != nil {
 			c.exits.remove(ct.exitWD)
 			ct.exitWD = -1
 		}
 		ct.closeFiles()
-		if ct.cgroupPath == "" {
-			p := cgroups.DockerPath(layout, id)
-			c.setCgroup(ct, c.h.Uniform(p))
-		}
-		c.mu.Unlock()
 		return
 	}
 	if ct.reader != nil && oldPID == d.PID {
@@ -260,7 +276,7 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 	ct.pid = d.PID
 	ct.reader, ct.netFD = r, netFD
 	ct.finalRead = false
-	ct.stoppedTicks = 0
+	ct.goneAt = time.Time{}
 	ct.prevAt = time.Time{}
 	c.setCgroup(ct, paths)
 	if rerr != nil {
@@ -297,15 +313,78 @@ func (c *Collector) onPopulatedZero(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ct, ok := c.byID[id]
-	if !ok || ct.reader == nil || ct.finalRead {
+	if !ok || ct.removed || ct.finalRead || ct.paths.V2 == "" {
 		return
 	}
 	b, err := os.ReadFile(filepath.Join(c.h.Unified, ct.paths.V2, "cgroup.events"))
-	if err != nil || !strings.Contains(string(b), "populated 0") {
+	if err != nil || cgroups.Populated(b) {
 		return
+	}
+	c.readFinal(ct)
+}
+
+// readFinal reads a container's counters once its last process has left,
+// opening its cgroup if that was not done yet (it ended before its start
+// event was handled), and closes its files: the counters will not move
+// again, and a later read of a removed cgroup would find nothing. c.mu must
+// be held.
+func (c *Collector) readFinal(ct *container) {
+	if ct.finalRead || ct.cgroupPath == "" {
+		return
+	}
+	if ct.reader == nil {
+		r, err := c.h.OpenWith(ct.paths, cgroups.OpenOptions{NoPressure: !c.groups.pressure})
+		if err != nil {
+			return
+		}
+		ct.reader = r
+		ct.needSettings = true
 	}
 	ct.read(&c.buf, time.Now(), 1)
 	ct.finalRead = true
+	ct.closeFiles()
+}
+
+// onCgroupCreated runs when a cgroup is made in a watched parent: if it is
+// a container's, its cgroup.events is watched from now on, before its
+// process runs. The engine's events may come later than the container's
+// end on a busy host, so a container not known yet is held as pending
+// until they do: not served, not listed, and forgotten after pendingTTL
+// or when the engine names a container crmon does not watch.
+func (c *Collector) onCgroupCreated(cgroup string) {
+	_, id, ok := cgroups.ParseContainerPath(cgroup)
+	// The container's own cgroup, not one made inside it.
+	if !ok || !strings.Contains(path.Base(cgroup), id) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ct, ok := c.byID[id]
+	if !ok {
+		if c.pending >= maxPending {
+			return
+		}
+		ct = newContainer(id)
+		ct.pending, ct.pendingSince = true, time.Now()
+		c.byID[id] = ct
+		c.pending++
+		c.setCgroup(ct, c.h.Uniform(cgroup))
+	}
+	if ct.removed || ct.exitWD >= 0 || ct.paths.V2 != cgroup {
+		return
+	}
+	if wd, err := c.exits.add(filepath.Join(c.h.Unified, cgroup, "cgroup.events"), id); err == nil {
+		ct.exitWD = wd
+	}
+}
+
+// forgetPending drops the container id if it is held only as pending.
+func (c *Collector) forgetPending(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ct, ok := c.byID[id]; ok && ct.pending {
+		c.drop(ct)
+	}
 }
 
 // refreshSizes refreshes writable-layer sizes every DiskUsageInterval, off
