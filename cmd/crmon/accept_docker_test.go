@@ -144,17 +144,22 @@ func TestAgentAttributesContainers(t *testing.T) {
 		}
 	}
 
-	// A removed container's series are gone within 12 s.
+	// A removed container's gauges are gone within 12 s; its counters
+	// stay, under its name and image, for removed_retention (1m).
 	dockertest.Remove(ids["idle"])
 	removed := time.Now()
+	idle := map[string]string{"name": name("idle"), "image": dockertest.Image}
 	for {
-		text := p.get(t, "/metrics")
-		if !strings.Contains(text, `name="`+name("idle")+`"`) {
-			t.Logf("removed container's series gone after %v", time.Since(removed).Round(100*time.Millisecond))
+		fams := parseMetrics(t, p.get(t, "/metrics"))
+		if count(fams, "container_memory_working_set_bytes", map[string]string{"name": name("idle")}) == 0 {
+			t.Logf("removed container's gauges gone after %v", time.Since(removed).Round(100*time.Millisecond))
+			if count(fams, "container_cpu_usage_seconds_total", idle) != 1 || count(fams, "crmon_container_cpu_seconds_total", idle) != 1 {
+				t.Errorf("removed container %s: its CPU counters are not served under its name and image", name("idle"))
+			}
 			break
 		}
 		if time.Since(removed) > 12*time.Second {
-			t.Errorf("series of removed container %s still served 12s later", name("idle"))
+			t.Errorf("gauges of removed container %s still served 12s later", name("idle"))
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
@@ -194,4 +199,137 @@ func cgroupCPUSeconds(t *testing.T, h *cgroups.Hierarchy, id string) float64 {
 	}
 	ns, _ := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
 	return ns / 1e9
+}
+
+// TestAgentRemovedRetention runs 100 short containers one after another
+// under `crmon run` with removed_retention = "5s". Within the retention
+// each gone container's counters, container_* and crmon_container_*
+// alike, are served under its name and image, and its gauges are not;
+// after it, the series and crmon_cgroups_exported are back at their
+// baseline and no exported id names a cgroup that no longer exists.
+func TestAgentRemovedRetention(t *testing.T) {
+	dockertest.Require(t)
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
+	// The containers' cgroups go under a parent of their own, so that
+	// other containers on the host are no part of the counts.
+	parent := "/crmon-retention-" + tag
+	prefix := "crmon-retention-" + tag
+	t.Cleanup(func() {
+		dirs := map[string]bool{h.Unified: true}
+		for _, d := range h.V1 {
+			dirs[d] = true
+		}
+		for d := range dirs {
+			if d != "" {
+				os.Remove(filepath.Join(d, parent))
+			}
+		}
+	})
+	const retention = 5 * time.Second
+	cfg := filepath.Join(t.TempDir(), "crmon.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[cleanroom.monitoring]
+collection_interval = "1s"
+
+[cleanroom.monitoring.containers]
+removed_retention = "5s"
+include = [%q]
+
+[cleanroom.monitoring.ebpf]
+include = [%q]
+`, prefix+"-*", parent+"/*")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startAgent(t, "--config", cfg, "--ebpf", "required")
+
+	// counts returns the container series and crmon_cgroups_exported, and
+	// the exported ids whose cgroup is gone.
+	counts := func(fams map[string]*dto.MetricFamily) (series int, exported float64, gone []string) {
+		for name, f := range fams {
+			if !strings.HasPrefix(name, "container_") && !strings.HasPrefix(name, "crmon_container_") {
+				continue
+			}
+			series += len(f.Metric)
+			for _, m := range f.Metric {
+				if id := labelValue(m, "id"); id != "" {
+					if _, err := os.Stat(filepath.Join(h.Unified, id)); err != nil {
+						gone = append(gone, name+"{id="+id+"}")
+					}
+				}
+			}
+		}
+		return series, value(fams, "crmon_cgroups_exported", nil), gone
+	}
+	time.Sleep(2 * time.Second)
+	baseSeries, baseExported, _ := counts(parseMetrics(t, p.get(t, "/metrics")))
+	t.Logf("baseline: %d container series, %v cgroups exported", baseSeries, baseExported)
+
+	counters := []string{"container_cpu_usage_seconds_total", "crmon_container_cpu_seconds_total"}
+	gauges := []string{"container_memory_working_set_bytes", "container_memory_usage_bytes", "container_processes",
+		"container_threads", "container_last_seen", "container_spec_memory_limit_bytes", "container_start_time_seconds"}
+	failures := 0
+	for i := 0; i < 100 && failures < 5; i++ {
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		// --rm: the CLI returns once the engine removed the container.
+		dockertest.Docker(t, "run", "--rm", "--cgroup-parent", parent, "--name", name, dockertest.Image,
+			"sh", "-c", "i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done")
+		removed := time.Now()
+		labels := map[string]string{"name": name, "image": dockertest.Image}
+		var missing, present []string
+		for {
+			fams := parseMetrics(t, p.get(t, "/metrics"))
+			missing, present = nil, nil
+			for _, f := range counters {
+				if count(fams, f, labels) == 0 {
+					missing = append(missing, f)
+				}
+			}
+			for _, f := range gauges {
+				if count(fams, f, map[string]string{"name": name}) != 0 {
+					present = append(present, f)
+				}
+			}
+			if len(missing) == 0 && len(present) == 0 {
+				break
+			}
+			// The retention starts at the end of the container (or the
+			// reap of its cgroup, a second later): before then, its
+			// counters must be served and its gauges gone.
+			if time.Since(removed) > retention-time.Second {
+				failures++
+				t.Errorf("%s, %v after it was removed: counters not served under its name and image: %v; gauges still served: %v",
+					name, time.Since(removed).Round(100*time.Millisecond), missing, present)
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	// After the retention (and the second before a removed cgroup is
+	// reaped), everything is back at its baseline.
+	time.Sleep(retention + 2*time.Second)
+	var series int
+	var exported float64
+	var gone []string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		series, exported, gone = counts(parseMetrics(t, p.get(t, "/metrics")))
+		ok := series <= baseSeries+5 && series >= baseSeries-5 && exported <= baseExported+5 && exported >= baseExported-5 && len(gone) == 0
+		if ok || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("after the retention: %d container series, %v cgroups exported", series, exported)
+	if series > baseSeries+5 || series < baseSeries-5 {
+		t.Errorf("%d container series after the retention, baseline %d: want within 5", series, baseSeries)
+	}
+	if exported > baseExported+5 || exported < baseExported-5 {
+		t.Errorf("crmon_cgroups_exported = %v after the retention, baseline %v: want within 5", exported, baseExported)
+	}
+	if len(gone) > 0 {
+		t.Errorf("%d series name cgroups that no longer exist, e.g. %v", len(gone), gone[:min(5, len(gone))])
+	}
 }
