@@ -274,7 +274,7 @@ include = [%q]
 	for i := 0; i < 100 && failures < 5; i++ {
 		name := fmt.Sprintf("%s-%d", prefix, i)
 		// --rm: the CLI returns once the engine removed the container.
-		dockertest.Docker(t, "run", "--rm", "--cgroup-parent", parent, "--name", name, dockertest.Image,
+		dockertest.Docker(t, "run", "--rm", "--network", "none", "--cgroup-parent", parent, "--name", name, dockertest.Image,
 			"sh", "-c", "i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done")
 		removed := time.Now()
 		labels := map[string]string{"name": name, "image": dockertest.Image}

@@ -170,17 +170,23 @@ func (ct *container) read(buf *[]byte, now time.Time, idleEvery int) error {
 	ct.needSettings = false
 	ct.sinceFull = 0
 	ct.account(now)
-	if ct.netFD >= 0 {
-		n, rerr := preadAll(ct.netFD, buf)
-		if rerr != nil {
-			unix.Close(ct.netFD)
-			ct.netFD = -1
-		} else {
-			ct.net = parseNetDev((*buf)[:n], ct.net)
-			ct.accountNet(now)
-		}
-	}
+	ct.readNet(buf, now)
 	return err
+}
+
+// readNet reads the network counters, if its net/dev is open.
+func (ct *container) readNet(buf *[]byte, now time.Time) {
+	if ct.netFD < 0 {
+		return
+	}
+	n, err := preadAll(ct.netFD, buf)
+	if err != nil {
+		unix.Close(ct.netFD)
+		ct.netFD = -1
+		return
+	}
+	ct.net = parseNetDev((*buf)[:n], ct.net)
+	ct.accountNet(now)
 }
 
 // accountNet notes the network bytes at now and the rate since the

@@ -31,6 +31,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -123,6 +124,16 @@ type Collector struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	exits  *exitWatcher
+	// applies carries what the exit watcher learned to the goroutine that
+	// applies it under mu, so that the watcher never waits for mu: a tick
+	// or scrape holding it would delay the next container's final read
+	// past its cgroup's removal.
+	applies chan func()
+	stopped <-chan struct{}
+	// fullFiles is the most files a container's cgroup reader opened: a
+	// final read that opens fewer raced the runtime removing the
+	// container's hierarchies, and is no final read.
+	fullFiles atomic.Int32
 	// ready is closed after the first sync with the engine, or the first
 	// failure to reach it.
 	ready     chan struct{}
@@ -226,12 +237,15 @@ func New(o Options) (c *Collector, err error) {
 		}
 		c.client = e
 	}
-	c.exits, err = newExitWatcher(c.onPopulatedZero, c.onCgroupCreated)
+	c.exits, err = newExitWatcher(h.Unified, c.onPopulatedZero, c.onCgroupCreated)
 	if err != nil {
 		c.log.Debug("no exit watcher; short-lived containers keep their last tick's counters", "err", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
+	c.applies, c.stopped = make(chan func(), 256), ctx.Done()
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); c.applyLoop(ctx) }()
 	c.wg.Add(2)
 	go func() { defer c.wg.Done(); c.follow(ctx) }()
 	go func() { defer c.wg.Done(); c.refreshSizes(ctx) }()

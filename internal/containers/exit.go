@@ -8,10 +8,14 @@ import (
 	"errors"
 	"os"
 	"path"
+	"path/filepath"
+	"strings"
 	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
 )
 
 // exitWatcher watches containers' cgroup.events with inotify. The kernel
@@ -26,23 +30,34 @@ import (
 type exitWatcher struct {
 	f        *os.File
 	fd       int
-	onZero   func(id string)
+	onZero   func(id string, paths cgroups.Paths)
 	onCreate func(cgroup string)
 
 	mu   sync.Mutex
-	byWD map[int]string
-	// parents are the watched parent directories' cgroup paths by watch,
-	// and their watches by cgroup path; at most maxParents.
+	byWD map[int]exitWatch
+	// root is the cgroup2 mount. parents are the watched parent
+	// directories' cgroup paths by watch, and their watches by cgroup
+	// path; at most maxParents. wanted are parents that did not exist yet:
+	// their nearest existing ancestor is watched instead, until they do.
+	root     string
 	parents  map[int]string
 	parentWD map[string]int
+	wanted   map[string]bool
 }
 
-// maxParents bounds the parent directories watched: each container may
-// name its own (--cgroup-parent); beyond the bound, containers in new
-// parents are watched from their start event only.
+// maxParents bounds the parent directories watched, and those wanted:
+// each container may name its own (--cgroup-parent); beyond the bound,
+// containers in new parents are watched from their start event only.
 const maxParents = 64
 
-func newExitWatcher(onZero func(string), onCreate func(string)) (*exitWatcher, error) {
+// exitWatch is the container a watch is for, and its cgroup: the final
+// read needs nothing of the collector's state until it has the counters.
+type exitWatch struct {
+	id    string
+	paths cgroups.Paths
+}
+
+func newExitWatcher(root string, onZero func(string, cgroups.Paths), onCreate func(string)) (*exitWatcher, error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil, err
@@ -51,33 +66,79 @@ func newExitWatcher(onZero func(string), onCreate func(string)) (*exitWatcher, e
 	// Close wakes the reader.
 	return &exitWatcher{
 		f: os.NewFile(uintptr(fd), "inotify"), fd: fd, onZero: onZero, onCreate: onCreate,
-		byWD: map[int]string{}, parents: map[int]string{}, parentWD: map[string]int{},
+		root: root, byWD: map[int]exitWatch{}, parents: map[int]string{}, parentWD: map[string]int{}, wanted: map[string]bool{},
 	}, nil
 }
 
-// addParent watches dir, the directory of the cgroup at cgroup, for new
-// cgroups, unless it already is or maxParents are.
-func (w *exitWatcher) addParent(dir, cgroup string) {
+// addParent watches the cgroup at parent for new cgroups, unless it
+// already is or maxParents are. A parent that does not exist yet (the
+// first container with a new --cgroup-parent) is wanted: its nearest
+// existing ancestor is watched until it is made. It reports whether parent
+// itself is now watched for the first time.
+func (w *exitWatcher) addParent(parent string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, ok := w.parentWD[cgroup]; ok || len(w.parentWD) >= maxParents {
-		return
+	for p := parent; ; p = path.Dir(p) {
+		if _, ok := w.parentWD[p]; ok {
+			if p != parent && len(w.wanted) < maxParents {
+				w.wanted[parent] = true
+			}
+			return false
+		}
+		if len(w.parentWD) >= maxParents {
+			return false
+		}
+		wd, err := unix.InotifyAddWatch(w.fd, filepath.Join(w.root, p), unix.IN_CREATE|unix.IN_ONLYDIR)
+		if err == nil {
+			w.parents[wd] = p
+			w.parentWD[p] = wd
+			if p == parent {
+				delete(w.wanted, parent)
+				return true
+			}
+			w.wanted[parent] = true
+			return false
+		}
+		if !errors.Is(err, unix.ENOENT) || p == "/" || len(w.wanted) >= maxParents {
+			return false
+		}
 	}
-	wd, err := unix.InotifyAddWatch(w.fd, dir, unix.IN_CREATE|unix.IN_ONLYDIR)
-	if err != nil {
-		return
-	}
-	w.parents[wd] = cgroup
-	w.parentWD[cgroup] = wd
 }
 
-func (w *exitWatcher) add(path, id string) (int, error) {
+// made runs when the cgroup at cg was made in a watched parent: a wanted
+// parent now made, or on its way, is watched, and the cgroups already in
+// it (the runtime makes a parent and a container's cgroup in one go) are
+// passed to onCreate.
+func (w *exitWatcher) made(cg string) {
+	w.mu.Lock()
+	var now []string
+	for p := range w.wanted {
+		if p == cg || strings.HasPrefix(p, cg+"/") {
+			now = append(now, p)
+		}
+	}
+	w.mu.Unlock()
+	for _, p := range now {
+		if !w.addParent(p) {
+			continue
+		}
+		es, _ := os.ReadDir(filepath.Join(w.root, p))
+		for _, e := range es {
+			if e.IsDir() {
+				w.onCreate(path.Join(p, e.Name()))
+			}
+		}
+	}
+	w.onCreate(cg)
+}
+
+func (w *exitWatcher) add(path, id string, paths cgroups.Paths) (int, error) {
 	wd, err := unix.InotifyAddWatch(w.fd, path, unix.IN_MODIFY)
 	if err != nil {
 		return -1, err
 	}
 	w.mu.Lock()
-	w.byWD[wd] = id
+	w.byWD[wd] = exitWatch{id, paths}
 	w.mu.Unlock()
 	return wd, nil
 }
@@ -115,7 +176,7 @@ func (w *exitWatcher) run() {
 			}
 			off += unix.SizeofInotifyEvent + int(ev.Len)
 			w.mu.Lock()
-			id, ok := w.byWD[int(ev.Wd)]
+			ew, ok := w.byWD[int(ev.Wd)]
 			parent, isParent := w.parents[int(ev.Wd)]
 			if ev.Mask&unix.IN_IGNORED != 0 {
 				delete(w.byWD, int(ev.Wd))
@@ -127,9 +188,9 @@ func (w *exitWatcher) run() {
 			w.mu.Unlock()
 			switch {
 			case ok && ev.Mask&unix.IN_MODIFY != 0:
-				w.onZero(id)
+				w.onZero(ew.id, ew.paths)
 			case isParent && ev.Mask&unix.IN_CREATE != 0 && ev.Mask&unix.IN_ISDIR != 0 && len(name) > 0:
-				w.onCreate(path.Join(parent, string(name)))
+				w.made(path.Join(parent, string(name)))
 			}
 		}
 	}

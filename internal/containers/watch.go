@@ -143,6 +143,7 @@ func (c *Collector) handle(ctx context.Context, ev docker.Event) {
 		c.mu.Lock()
 		if ct, ok := c.byID[ev.ID]; ok && ct.reader != nil {
 			ct.read(&c.buf, time.Now(), 1)
+			c.updateLabels(ct)
 		}
 		c.mu.Unlock()
 		c.refresh(ctx, ev.ID, ev)
@@ -228,7 +229,7 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 			// Not started yet: watch for its cgroup, so that its
 			// cgroup.events is watched before its process runs.
 			if c.exits != nil && c.h.Unified != "" && ct.paths.V2 != "" {
-				c.exits.addParent(filepath.Join(c.h.Unified, path.Dir(ct.paths.V2)), path.Dir(ct.paths.V2))
+				c.exits.addParent(path.Dir(ct.paths.V2))
 			}
 			return
 		}
@@ -249,11 +250,17 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 
 	// A new or restarted container: find its cgroups from its init
 	// process (exact for every driver and parent), else from the layout.
-	paths, err := cgroups.ProcCgroup(c.opts.Paths.ProcFS, d.PID)
-	if err != nil {
+	paths, perr := cgroups.ProcCgroup(c.opts.Paths.ProcFS, d.PID)
+	if perr != nil {
 		paths = c.h.Uniform(cgroups.DockerPath(layout, id))
 	}
 	r, rerr := c.h.OpenWith(paths, cgroups.OpenOptions{NoPressure: !c.groups.pressure})
+	if rerr == nil && r.Files() < int(c.fullFiles.Load()) {
+		// Some of its hierarchies are gone: the runtime is removing it,
+		// and a read now would lose what they held.
+		r.Close()
+		r, rerr = nil, cgroups.ErrGone
+	}
 	netFD := -1
 	if ns := readNetNS(c.opts.Paths.ProcFS, d.PID); ns != "" && ns != c.hostNetNS {
 		if fd, err := unix.Open(filepath.Join(c.opts.Paths.ProcFS, strconv.Itoa(d.PID), "net", "dev"), unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
@@ -263,7 +270,9 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if ct.removed {
+	// Removed, or ended (its process is gone) with its final counters
+	// read: nothing to open.
+	if ct.removed || ct.finalRead && perr != nil {
 		if r != nil {
 			r.Close()
 		}
@@ -273,6 +282,9 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 		return
 	}
 	ct.closeFiles()
+	if r != nil && int32(r.Files()) > c.fullFiles.Load() {
+		c.fullFiles.Store(int32(r.Files()))
+	}
 	ct.pid = d.PID
 	ct.reader, ct.netFD = r, netFD
 	ct.finalRead = false
@@ -285,10 +297,11 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 	}
 	ct.needSettings = true
 	ct.read(&c.buf, time.Now(), 1)
+	c.updateLabels(ct)
 	// Spread idle containers' full reads over the ticks.
 	ct.sinceFull = int(ct.id[0]+ct.id[1]) % c.opts.IdleRefresh
 	if c.exits != nil && c.h.Unified != "" && paths.V2 != "" && ct.exitWD < 0 {
-		wd, err := c.exits.add(filepath.Join(c.h.Unified, paths.V2, "cgroup.events"), id)
+		wd, err := c.exits.add(filepath.Join(c.h.Unified, paths.V2, "cgroup.events"), id, paths)
 		if err == nil {
 			ct.exitWD = wd
 		}
@@ -308,19 +321,65 @@ func (c *Collector) setCgroup(ct *container, p cgroups.Paths) {
 
 // onPopulatedZero runs when a watched cgroup.events changes: if the cgroup
 // has no process left it reads the counters one last time, before the
-// runtime removes the cgroup.
-func (c *Collector) onPopulatedZero(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ct, ok := c.byID[id]
-	if !ok || ct.removed || ct.finalRead || ct.paths.V2 == "" {
-		return
-	}
-	b, err := os.ReadFile(filepath.Join(c.h.Unified, ct.paths.V2, "cgroup.events"))
+// runtime removes the cgroup. The runtime may do so within milliseconds,
+// so the cgroup is read before c.mu is taken: a tick or a scrape holding
+// it would make the read come too late.
+func (c *Collector) onPopulatedZero(id string, paths cgroups.Paths) {
+	b, err := os.ReadFile(filepath.Join(c.h.Unified, paths.V2, "cgroup.events"))
 	if err != nil || cgroups.Populated(b) {
 		return
 	}
-	c.readFinal(ct)
+	r, err := c.h.OpenWith(paths, cgroups.OpenOptions{NoPressure: !c.groups.pressure})
+	if err != nil {
+		return
+	}
+	var st cgroups.Stats
+	var buf []byte
+	err = r.Read(&st, &buf, cgroups.ReadAll)
+	files := r.Files()
+	r.Close()
+	// A read that raced the runtime's removal of some hierarchies is not
+	// the final one.
+	if err == cgroups.ErrGone || files < int(c.fullFiles.Load()) {
+		return
+	}
+	now := time.Now()
+	c.apply(func() {
+		ct, ok := c.byID[id]
+		// Counters only grow: a lower one is no final value either.
+		if !ok || ct.removed || ct.finalRead || st.CPU.UsageNanos < ct.stats.CPU.UsageNanos ||
+			len(st.IO.Devices) < len(ct.stats.IO.Devices) {
+			return
+		}
+		ct.stats = st
+		ct.haveStats, ct.needSettings, ct.finalRead = true, false, true
+		ct.account(now)
+		ct.readNet(&c.buf, now)
+		ct.closeFiles()
+		// Served before the next tick: its devices need their labels now.
+		c.updateLabels(ct)
+	})
+}
+
+// apply runs f under c.mu in the apply goroutine, in the order given.
+func (c *Collector) apply(f func()) {
+	select {
+	case c.applies <- f:
+	case <-c.stopped:
+	}
+}
+
+func (c *Collector) applyLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case f := <-c.applies:
+			c.mu.Lock()
+			f()
+			c.mu.Unlock()
+		}
+	}
 }
 
 // readFinal reads a container's counters once its last process has left,
@@ -343,6 +402,7 @@ func (c *Collector) readFinal(ct *container) {
 	ct.read(&c.buf, time.Now(), 1)
 	ct.finalRead = true
 	ct.closeFiles()
+	c.updateLabels(ct)
 }
 
 // onCgroupCreated runs when a cgroup is made in a watched parent: if it is
@@ -357,25 +417,29 @@ func (c *Collector) onCgroupCreated(cgroup string) {
 	if !ok || !strings.Contains(path.Base(cgroup), id) {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ct, ok := c.byID[id]
-	if !ok {
-		if c.pending >= maxPending {
-			return
-		}
-		ct = newContainer(id)
-		ct.pending, ct.pendingSince = true, time.Now()
-		c.byID[id] = ct
-		c.pending++
-		c.setCgroup(ct, c.h.Uniform(cgroup))
-	}
-	if ct.removed || ct.exitWD >= 0 || ct.paths.V2 != cgroup {
+	// Watched at once, before c.mu is taken: the container may end soon.
+	wd, err := c.exits.add(filepath.Join(c.h.Unified, cgroup, "cgroup.events"), id, c.h.Uniform(cgroup))
+	if err != nil {
 		return
 	}
-	if wd, err := c.exits.add(filepath.Join(c.h.Unified, cgroup, "cgroup.events"), id); err == nil {
-		ct.exitWD = wd
-	}
+	c.apply(func() {
+		ct, ok := c.byID[id]
+		if !ok && c.pending < maxPending {
+			ct = newContainer(id)
+			ct.pending, ct.pendingSince = true, time.Now()
+			c.byID[id] = ct
+			c.pending++
+			c.setCgroup(ct, c.h.Uniform(cgroup))
+			ok = true
+		}
+		switch {
+		case ok && wd == ct.exitWD:
+		case !ok || ct.removed || ct.exitWD >= 0 || ct.paths.V2 != cgroup:
+			c.exits.remove(wd)
+		default:
+			ct.exitWD = wd
+		}
+	})
 }
 
 // forgetPending drops the container id if it is held only as pending.
