@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,10 +25,6 @@ import (
 	"github.com/crmon-dev/crmon/internal/version"
 	"github.com/crmon-dev/crmon/internal/web"
 )
-
-// shutdownGrace bounds a clean stop: SIGTERM must end the agent within a
-// second, in-flight scrapes included.
-const shutdownGrace = 800 * time.Millisecond
 
 func configFlag() cli.Flag {
 	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML config file (every key has a default; none needed)", EnvVars: []string{"CRMON_CONFIG"}}
@@ -80,7 +75,13 @@ func runAgent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	// A stop by signal closes src itself, within the shutdown's budget.
+	stopping := false
+	defer func() {
+		if !stopping {
+			src.Close()
+		}
+	}()
 
 	interval := cfg.Monitoring.CollectionInterval.Std()
 	a := agent.New(src.Collectors(), interval, logger)
@@ -153,22 +154,8 @@ func runAgent(c *cli.Context) error {
 		case sig := <-stop:
 			logger.Info("stopping", "signal", sig.String())
 			cancel()
-			deadline := time.Now().Add(shutdownGrace)
-			sctx, scancel := context.WithDeadline(context.Background(), deadline)
-			err := srv.Shutdown(sctx)
-			scancel()
-			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-				return err
-			}
-			// The collectors are closed on return: a tick still running
-			// must finish first, or it would use what Close releases.
-			select {
-			case <-ran:
-			case <-time.After(time.Until(deadline)):
-				logger.Warn("a collection was still running at shutdown; exiting without closing the collectors")
-				src.Abandon()
-			}
-			return nil
+			stopping = true
+			return shutdown(srv, src, ran, logger)
 		case err := <-errc:
 			if err != nil {
 				return err

@@ -262,3 +262,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	return err
 }
+
+// Close cuts every connection at once, requests in flight included: for
+// after a Shutdown whose ctx ended first. A handler blocked writing to a
+// client that does not read returns with an error.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	if s.ctlLn != nil {
+		err = errors.Join(err, s.ctl.Close())
+	}
+	return err
+}
