@@ -45,6 +45,7 @@ func newApp() *cli.App {
 			runCommand(),
 			snapshotCommand(),
 			configCommand(),
+			alertsCommand(),
 			execCommand(),
 			sessionCommand(),
 			versionCommand(),

@@ -20,6 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/crmon-dev/crmon/internal/agent"
+	"github.com/crmon-dev/crmon/internal/alert"
 	"github.com/crmon-dev/crmon/internal/config"
 	"github.com/crmon-dev/crmon/internal/control"
 	"github.com/crmon-dev/crmon/internal/version"
@@ -46,7 +47,9 @@ func runCommand() *cli.Command {
 		Usage: "run the agent: collect every interval, serve /metrics and the JSON snapshot",
 		Description: `The agent collects host, container and eBPF metrics once per collection_interval
 and serves them on --web.listen-address: /metrics (Prometheus), /api/v1/snapshot (the
-latest sample as JSON) and /healthz. The session API (/api/v1/sessions) is served on
+latest sample as JSON), /api/v1/alerts (active alerts, Prometheus' shape) and /healthz.
+With enable_alerting, thresholds and alert rules are evaluated on every sample and
+notified to the alert channels. The session API (/api/v1/sessions) is served on
 the control socket only (--control.socket, default /run/crmon/crmon.sock).
 SIGHUP reloads the config file (a bad file keeps the running config and logs why);
 SIGTERM or SIGINT stops the agent within a second.`,
@@ -86,10 +89,16 @@ func runAgent(c *cli.Context) error {
 	interval := cfg.Monitoring.CollectionInterval.Std()
 	a := agent.New(src.Collectors(), interval, logger)
 
+	al, err := startAlerting(cfg, a, logger)
+	if err != nil {
+		return err
+	}
 	extra := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "crmon"}),
 		buildInfoCollector(),
+		al.svc.Engine,
+		al.metrics,
 	}
 
 	sc := cfg.Monitoring.Sessions
@@ -115,6 +124,7 @@ func runAgent(c *cli.Context) error {
 		// default socket is then skipped, while one asked for must work.
 		ControlOptional: os.Geteuid() != 0 && sc.Socket == config.DefaultControlSocket,
 		Handlers:        handlers,
+		ReadOnly:        map[string]http.Handler{"/api/v1/alerts": alert.APIHandler(al.svc.Engine)},
 	})
 	if err := srv.Listen(); err != nil {
 		return err
@@ -150,7 +160,7 @@ func runAgent(c *cli.Context) error {
 	for {
 		select {
 		case <-hup:
-			reloadConfig(c, src, a, logger)
+			reloadConfig(c, src, a, al, logger)
 		case sig := <-stop:
 			logger.Info("stopping", "signal", sig.String())
 			cancel()
@@ -166,7 +176,7 @@ func runAgent(c *cli.Context) error {
 
 // reloadConfig applies a changed config file. A file that doesn't load
 // leaves everything as it was.
-func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, logger *slog.Logger) {
+func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, al *alerting, logger *slog.Logger) {
 	cfg, err := loadConfig(c)
 	if err != nil {
 		logger.Error("config reload failed; keeping the running config", "err", err)
@@ -182,6 +192,9 @@ func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, logger *slog.Log
 		logger.Warn("closing replaced collectors", "err", err)
 	}
 	a.SetInterval(cfg.Monitoring.CollectionInterval.Std())
+	if err := al.reload(cfg); err != nil {
+		logger.Error("alerting reload failed; keeping the running alert channels", "err", err)
+	}
 	logger.Info("config reloaded", "file", c.String("config"), "interval", cfg.Monitoring.CollectionInterval.Std())
 }
 

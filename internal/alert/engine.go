@@ -65,6 +65,8 @@ type Engine struct {
 	ended    []Notification // resolved by a reload, sent at the next Eval
 	overflow uint64
 	saved    bool // the state file holds the current state
+	// saveFailed is set while saving fails, so that it is logged once.
+	saveFailed bool
 
 	descAlerts, descOverflow *prometheus.Desc
 }
@@ -89,7 +91,7 @@ func New(rules []Rule, opts Options) *Engine {
 		descAlerts: prometheus.NewDesc("crmon_alerts",
 			"Alert instances by state.", []string{"state"}, nil),
 		descOverflow: prometheus.NewDesc("crmon_alert_instances_dropped_total",
-			"Alert instances not started because max instances were held.", nil, nil),
+			"Alert instances not started because the most the engine holds were held.", nil, nil),
 	}
 	e.load()
 	return e

@@ -87,18 +87,21 @@ func (e *Engine) save() {
 			LastNotified: nano(in.lastNotified), LastSent: nano(in.lastSent),
 		})
 	}
-	if err := os.MkdirAll(filepath.Dir(e.opts.StatePath), 0o700); err != nil {
-		e.log.Warn("saving alert state", "err", err)
-		return
+	err := os.MkdirAll(filepath.Dir(e.opts.StatePath), 0o700)
+	if err == nil {
+		err = userfile.WriteFile(e.opts.StatePath, func(w io.Writer) error {
+			return json.NewEncoder(w).Encode(&sf)
+		})
 	}
-	err := userfile.WriteFile(e.opts.StatePath, func(w io.Writer) error {
-		return json.NewEncoder(w).Encode(&sf)
-	})
 	if err != nil {
-		e.log.Warn("saving alert state", "err", err)
+		// Said once until a save works again, not at every evaluation.
+		if !e.saveFailed {
+			e.log.Warn("cannot save the alert state; a restart will forget the alerts", "file", e.opts.StatePath, "err", err)
+		}
+		e.saveFailed = true
 		return
 	}
-	e.saved = true
+	e.saved, e.saveFailed = true, false
 }
 
 func nano(t time.Time) int64 {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -49,6 +50,9 @@ type Options struct {
 	// Handlers are the control socket's API handlers by path prefix, e.g.
 	// "/api/v1/sessions". They find the caller with control.PeerFrom.
 	Handlers map[string]http.Handler
+	// ReadOnly are read-only API handlers by path, e.g. "/api/v1/alerts",
+	// served on the TCP listener and the control socket alike.
+	ReadOnly map[string]http.Handler
 }
 
 // Server is the agent's HTTP server: the TCP listener and the control
@@ -112,15 +116,20 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 		ctl.Handle(p, h)
 		ctl.Handle(p+"/", h)
 	}
+	links := []web.LandingLinks{
+		{Address: "/metrics", Text: "Metrics"},
+		{Address: "/api/v1/snapshot?pretty", Text: "Snapshot (JSON)"},
+	}
+	for _, p := range slices.Sorted(maps.Keys(opts.ReadOnly)) {
+		mux.Handle(p, opts.ReadOnly[p])
+		ctl.Handle(p, opts.ReadOnly[p])
+		links = append(links, web.LandingLinks{Address: p, Text: p})
+	}
 	landing, err := web.NewLandingPage(web.LandingConfig{
 		Name:        "crmon",
 		Description: "Resource monitor for CI hosts and their containers",
 		Version:     opts.Version,
-		Links: []web.LandingLinks{
-			{Address: "/metrics", Text: "Metrics"},
-			{Address: "/api/v1/snapshot?pretty", Text: "Snapshot (JSON)"},
-			{Address: "/healthz", Text: "Health"},
-		},
+		Links:       append(links, web.LandingLinks{Address: "/healthz", Text: "Health"}),
 	})
 	if err == nil {
 		mux.Handle("/", landing)
