@@ -45,6 +45,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"snapshot", "--ebpf", "sometimes"}, []string{"--ebpf=sometimes: want auto, required or disabled"}},
 		{[]string{"run", "--collector.processes.scan-interval=-1s"}, []string{"--collector.processes.scan-interval=-1s: want a duration from 0s to 1h"}},
 		{append([]string{"exec", "--ebpf", "sometimes"}, cmd...), []string{"crmon exec: --ebpf=sometimes: want auto, required or disabled"}},
+		{append([]string{"exec", "--unmeasured", "ignore"}, cmd...), []string{"crmon exec: --unmeasured=ignore: want error or skip"}},
+		{append([]string{"exec", "--max-wait", "-1s"}, cmd...), []string{"crmon exec: --max-wait=-1s: want a duration from 0s to 24h"}},
 		{append([]string{"exec", "--sample-interval", "1ns"}, cmd...), []string{"crmon exec: --sample-interval=1ns: want a duration from 50ms to 1h"}},
 		{[]string{"session", "start", "--sample-interval", "0", "x"}, []string{"crmon session start: --sample-interval=0s"}},
 		{[]string{"session", "start", "--lease", "48h", "x"}, []string{"crmon session start: --lease=48h: want a duration from 1s to 24h"}},

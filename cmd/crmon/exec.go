@@ -48,7 +48,7 @@ func reportFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no summary on stderr"},
 		&cli.StringFlag{Name: "limits", Usage: "read limits from the TOML `FILE` ([cleanroom.resource_limits])"},
 		&cli.StringSliceFlag{Name: "limit", Usage: "a limit `NAME=VALUE` or container:PATTERN:NAME=VALUE (repeatable; overrides the file's limit of the same name and pattern); names: " + strings.Join(session.LimitNames(), ", ")},
-		&cli.StringFlag{Name: "unmeasured", Value: string(session.UnmeasuredError), Usage: "a limit on a figure that was not measured: error (fails like an exceeded limit) or skip (reported as skipped)"},
+		&cli.StringFlag{Name: "unmeasured", Value: string(session.UnmeasuredError), Usage: "a limit on a figure that was not measured: error (fails like an exceeded limit) or skip (reported as skipped)", Action: oneOf(string(session.UnmeasuredError), string(session.UnmeasuredSkip))},
 		&cli.StringFlag{Name: "name", Usage: "name the report and its JUnit suite `NAME` (default: exec, or the session's name), so that CI follows it across runs"},
 		agentURLFlag(),
 	}
@@ -58,7 +58,7 @@ func execCommand() *cli.Command {
 	flags := append(reportFlags(),
 		&cli.StringSliceFlag{Name: "containers", Usage: "report only containers with label `LABEL=VALUE` (repeatable; all must match); default: every container created during the run"},
 		&cli.BoolFlag{Name: "kill-stragglers", Usage: "kill the processes CMD leaves behind when it exits instead of waiting for them"},
-		&cli.DurationFlag{Name: "max-wait", Usage: "after CMD exits, wait at most `D` for the processes it left behind, then kill them (0: no bound)"},
+		&cli.DurationFlag{Name: "max-wait", Usage: "after CMD exits, wait at most `D` for the processes it left behind, then kill them (0: no bound)", Action: durationIn(0, 24*time.Hour)},
 		sampleIntervalFlag(),
 		&cli.BoolFlag{Name: "no-agent", Usage: "measure in this process even when an agent is running"},
 		&cli.StringFlag{Name: "ebpf", Value: "auto", Usage: "without an agent: auto (load the probes when the kernel allows), required or disabled", EnvVars: []string{"CRMON_EBPF"}, Action: oneOf(config.EBPFModes...)},
@@ -97,9 +97,6 @@ func runExec(c *cli.Context) error {
 	limits, err := loadLimits(c)
 	if err != nil {
 		return withCode(exitUsage, err)
-	}
-	if c.Duration("max-wait") < 0 {
-		return usageErrorf("--max-wait must be 0 (no bound) or more")
 	}
 	if _, err := runner.CleanParent(c.String("cgroup-parent")); err != nil {
 		return usageErrorf("--cgroup-parent: %w", err)
@@ -240,12 +237,8 @@ func finishReport(c *cli.Context, outs *reportOutputs, rep *session.Report, limi
 
 // loadLimits reads --limits and then --limit, which add to the file's and
 // override the file's limit of the same name and container pattern; it
-// checks --unmeasured and --name too, so that bad options fail before CMD
-// runs.
+// checks --name too, so that bad options fail before CMD runs.
 func loadLimits(c *cli.Context) (session.Limits, error) {
-	if _, err := session.ParseUnmeasured(c.String("unmeasured")); err != nil {
-		return nil, fmt.Errorf("--%w", err)
-	}
 	if err := validReportName(c.String("name")); err != nil {
 		return nil, err
 	}

@@ -44,10 +44,10 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-// oneOf accepts one of words, in any case.
+// oneOf accepts one of words, as written.
 func oneOf(words ...string) func(*cli.Context, string) error {
 	return func(_ *cli.Context, s string) error {
-		if !slices.Contains(words, strings.ToLower(s)) {
+		if !slices.Contains(words, s) {
 			return fmt.Errorf("want %s", orList(words))
 		}
 		return nil
