@@ -48,7 +48,13 @@ type Alert struct {
 	StartsAt time.Time `json:"starts_at,omitzero"`
 	// EndsAt is when it resolved; zero while it is active.
 	EndsAt time.Time `json:"ends_at,omitzero"`
+
+	// condition is the rule's, for the message.
+	condition string
 }
+
+// Condition is the rule's condition, e.g. ">".
+func (a *Alert) Condition() string { return a.condition }
 
 // Fingerprint identifies the instance: its labels, sorted.
 func (a *Alert) Fingerprint() string { return fingerprint(a.Labels) }

@@ -42,10 +42,17 @@ type Options struct {
 	Logger    *slog.Logger
 }
 
+// instKey identifies an instance: its rule and, for a per-container
+// rule, the container's id ("" for a host rule). Cheaper to look up on
+// every tick than the labels' fingerprint.
+type instKey struct{ rule, id string }
+
 // instance is one alert instance's state.
 type instance struct {
 	ruleKey string
-	alert   Alert
+	// container names the container in messages; "" for a host rule.
+	container string
+	alert     Alert
 	// lastNotified is the last notification to every channel; lastSent
 	// the last to Alertmanager, resends included.
 	lastNotified time.Time
@@ -61,7 +68,8 @@ type Engine struct {
 
 	mu       sync.Mutex // guards everything below
 	rules    []Rule
-	inst     map[string]*instance
+	ruleKeys []string // rules[i].key()
+	inst     map[instKey]*instance
 	ended    []Notification // resolved by a reload, sent at the next Eval
 	overflow uint64
 	saved    bool // the state file holds the current state
@@ -84,17 +92,25 @@ func New(rules []Rule, opts Options) *Engine {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{
-		opts:  opts,
-		log:   opts.Logger,
-		rules: slices.Clone(rules),
-		inst:  map[string]*instance{},
+		opts: opts,
+		log:  opts.Logger,
+		inst: map[instKey]*instance{},
 		descAlerts: prometheus.NewDesc("crmon_alerts",
 			"Alert instances by state.", []string{"state"}, nil),
 		descOverflow: prometheus.NewDesc("crmon_alert_instances_dropped_total",
 			"Alert instances not started because the most the engine holds were held.", nil, nil),
 	}
+	e.setRules(rules)
 	e.load()
 	return e
+}
+
+func (e *Engine) setRules(rules []Rule) {
+	e.rules = slices.Clone(rules)
+	e.ruleKeys = make([]string, len(rules))
+	for i := range rules {
+		e.ruleKeys[i] = rules[i].key()
+	}
 }
 
 // SetRules replaces the rules (a reload). Instances of an unchanged rule
@@ -112,14 +128,14 @@ func (e *Engine) SetRules(rules []Rule) {
 			continue
 		}
 		if in.alert.State == StateFiring {
-			a := in.alert
+			a := in.notified()
 			a.State, a.EndsAt = StateResolved, a.Timestamp
 			e.ended = append(e.ended, Notification{Alert: a, Channels: e.channelsOf(a.Name)})
 		}
 		delete(e.inst, k)
 		e.saved = false
 	}
-	e.rules = slices.Clone(rules)
+	e.setRules(rules)
 }
 
 // channelsOf returns the channels of the rule named name in the rules
@@ -146,26 +162,16 @@ func (e *Engine) Eval(m *metrics.ResourceMetrics) []Notification {
 	changed := len(out) > 0
 	for i := range e.rules {
 		r := &e.rules[i]
-		rk := r.key()
 		if perContainer(r.Resource) {
 			for j := range m.Containers.ContainerDetails {
 				d := &m.Containers.ContainerDetails[j]
 				if d.State != "running" {
 					continue
 				}
-				id := d.CgroupPath
-				if id == "" {
-					id = d.ContainerID
-				}
-				labels := e.labels(r, map[string]string{"name": d.ContainerName, "image": d.Image, "id": id})
-				name := d.ContainerName
-				if name == "" {
-					name = d.ContainerID
-				}
-				out, changed = e.step(out, changed, r, rk, labels, containerValue(r.Resource, d), name, now)
+				out, changed = e.step(out, changed, i, d, containerValue(r.Resource, d), now)
 			}
 		} else if v, ok := hostValue(r.Resource, m); ok {
-			out, changed = e.step(out, changed, r, rk, e.labels(r, nil), v, "", now)
+			out, changed = e.step(out, changed, i, nil, v, now)
 		}
 	}
 	// An instance not seen this time (its container went away, the host
@@ -175,7 +181,7 @@ func (e *Engine) Eval(m *metrics.ResourceMetrics) []Notification {
 			continue
 		}
 		if in.alert.State == StateFiring {
-			a := in.alert
+			a := in.notified()
 			a.State, a.EndsAt, a.Timestamp = StateResolved, now, now
 			out = append(out, Notification{Alert: a, Channels: e.channelsOf(a.Name)})
 		}
@@ -200,9 +206,31 @@ func (e *Engine) labels(r *Rule, extra map[string]string) map[string]string {
 	return l
 }
 
-// step advances one instance with the value v at now.
-func (e *Engine) step(out []Notification, changed bool, r *Rule, rk string, labels map[string]string, v float64, container string, now time.Time) ([]Notification, bool) {
-	key := r.Name + "\x00" + fingerprint(labels)
+// containerID is the id label of a container: its cgroup, as in the
+// container_* metrics, or its id when the cgroup is not known.
+func containerID(d *metrics.ContainerDetailMetrics) string {
+	if d.CgroupPath != "" {
+		return d.CgroupPath
+	}
+	return d.ContainerID
+}
+
+// notified is the alert as a notification carries it, message included.
+func (in *instance) notified() Alert {
+	a := in.alert
+	a.Message = message(a.Resource, a.Condition(), a.Value, a.Threshold, in.container)
+	return a
+}
+
+// step advances the instance of rule i (and container d, nil for a host
+// rule) with the value v at now. The common case, a condition that does
+// not hold and no instance, costs one map lookup and no allocation.
+func (e *Engine) step(out []Notification, changed bool, i int, d *metrics.ContainerDetailMetrics, v float64, now time.Time) ([]Notification, bool) {
+	r := &e.rules[i]
+	key := instKey{rule: r.Name}
+	if d != nil {
+		key.id = containerID(d)
+	}
 	in := e.inst[key]
 	hold := compare(r.Condition, v, r.Threshold)
 	if in == nil {
@@ -213,16 +241,22 @@ func (e *Engine) step(out []Notification, changed bool, r *Rule, rk string, labe
 			e.overflow++
 			return out, changed
 		}
-		in = &instance{ruleKey: rk, alert: Alert{
+		var extra map[string]string
+		in = &instance{ruleKey: e.ruleKeys[i]}
+		if d != nil {
+			extra = map[string]string{"name": d.ContainerName, "image": d.Image, "id": key.id}
+			in.container = cmp.Or(d.ContainerName, d.ContainerID)
+		}
+		in.alert = Alert{
 			Name: r.Name, Severity: r.Severity, Resource: r.Resource, Threshold: r.Threshold,
-			Labels: labels, State: StatePending, ActiveAt: now,
-		}}
+			Labels: e.labels(r, extra), State: StatePending, ActiveAt: now, condition: r.Condition,
+		}
 		e.inst[key] = in
 		changed = true
 	}
 	in.seen = true
 	a := &in.alert
-	a.Value, a.Timestamp, a.Message = v, now, message(r, v, container)
+	a.Value, a.Timestamp = v, now
 	switch a.State {
 	case StatePending:
 		if !hold {
@@ -235,7 +269,7 @@ func (e *Engine) step(out []Notification, changed bool, r *Rule, rk string, labe
 			keep = compare(r.Condition, v, *r.ResolveThreshold)
 		}
 		if !keep {
-			res := *a
+			res := in.notified()
 			res.State, res.EndsAt = StateResolved, now
 			delete(e.inst, key)
 			return append(out, Notification{Alert: res, Channels: r.Channels}), true
@@ -251,11 +285,11 @@ func (e *Engine) step(out []Notification, changed bool, r *Rule, rk string, labe
 	switch {
 	case in.lastNotified.IsZero() || now.Sub(in.lastNotified) >= e.opts.Cooldown:
 		in.lastNotified, in.lastSent = now, now
-		out = append(out, Notification{Alert: *a, Channels: r.Channels})
+		out = append(out, Notification{Alert: in.notified(), Channels: r.Channels})
 		changed = true
 	case now.Sub(in.lastSent) >= e.opts.ResendInterval:
 		in.lastSent = now
-		out = append(out, Notification{Alert: *a, Channels: r.Channels, Resend: true})
+		out = append(out, Notification{Alert: in.notified(), Channels: r.Channels, Resend: true})
 	}
 	return out, changed
 }
@@ -267,7 +301,7 @@ func (e *Engine) Alerts() []Alert {
 	defer e.mu.Unlock()
 	out := make([]Alert, 0, len(e.inst))
 	for _, in := range e.inst {
-		a := in.alert
+		a := in.notified()
 		a.Labels = maps.Clone(a.Labels)
 		out = append(out, a)
 	}

@@ -173,13 +173,13 @@ var resourceTitle = map[string]string{
 	config.ResourceContainerNet:    "network throughput",
 }
 
-func message(r *Rule, v float64, container string) string {
-	what := resourceTitle[r.Resource]
+func message(resource, condition string, v, threshold float64, container string) string {
+	what := resourceTitle[resource]
 	if container != "" {
 		what = "container " + container + " " + what
 	}
-	u := unit(r.Resource)
-	return fmt.Sprintf("%s is %s%s (%s %s%s)", what, num(v), u, r.Condition, num(r.Threshold), u)
+	u := unit(resource)
+	return fmt.Sprintf("%s is %s%s (%s %s%s)", what, num(v), u, condition, num(threshold), u)
 }
 
 // num prints a value with at most two decimals and no trailing zeros.

@@ -26,7 +26,11 @@ type stateFile struct {
 }
 
 type stateInstance struct {
-	Rule         string `json:"rule"` // the rule's key
+	Rule string `json:"rule"` // the rule's key
+	// ID is the container's id label; "" for a host rule.
+	ID           string `json:"id,omitempty"`
+	Container    string `json:"container,omitempty"`
+	Condition    string `json:"condition"`
 	Alert        Alert  `json:"alert"`
 	LastNotified int64  `json:"last_notified_unix_nano"`
 	LastSent     int64  `json:"last_sent_unix_nano"`
@@ -64,8 +68,9 @@ func (e *Engine) load() {
 		if !keys[si.Rule] || (a.State != StatePending && a.State != StateFiring) || len(a.Labels) > 64 || len(e.inst) >= e.opts.MaxInstances {
 			continue
 		}
-		e.inst[a.Name+"\x00"+fingerprint(a.Labels)] = &instance{
-			ruleKey: si.Rule, alert: a,
+		a.condition = si.Condition
+		e.inst[instKey{rule: a.Name, id: si.ID}] = &instance{
+			ruleKey: si.Rule, alert: a, container: si.Container,
 			lastNotified: timeFromNano(si.LastNotified), lastSent: timeFromNano(si.LastSent),
 		}
 	}
@@ -81,9 +86,9 @@ func (e *Engine) save() {
 		return
 	}
 	sf := stateFile{Version: stateVersion, Instances: make([]stateInstance, 0, len(e.inst))}
-	for _, in := range e.inst {
+	for k, in := range e.inst {
 		sf.Instances = append(sf.Instances, stateInstance{
-			Rule: in.ruleKey, Alert: in.alert,
+			Rule: in.ruleKey, ID: k.id, Container: in.container, Condition: in.alert.condition, Alert: in.alert,
 			LastNotified: nano(in.lastNotified), LastSent: nano(in.lastSent),
 		})
 	}
