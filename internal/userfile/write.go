@@ -4,6 +4,7 @@
 package userfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,11 +15,18 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
-// MaxWriteBytes bounds what one Output holds: a report far larger than
-// any run produces is a fault, not something to fill a disk with.
-const MaxWriteBytes = 1 << 30
+// MaxWriteBytes bounds what one Output holds, in memory until Commit: a
+// report far larger than any run produces is a fault, not something to
+// fill a disk with.
+const MaxWriteBytes = 256 << 20
+
+// WriteTimeout bounds each step of an Output that touches the file
+// system (Create, Commit, Abort): a report on a hung network mount must
+// not hold crmon, or CMD's exit code, forever.
+const WriteTimeout = 30 * time.Second
 
 // maxSymlinks is the kernel's bound on the symlinks one lookup follows
 // (MAXSYMLINKS), past which it fails with ELOOP.
@@ -39,14 +47,31 @@ const maxSymlinks = 40
 // Create opens it before the work whose result it holds, so that a path
 // that cannot be written fails first; Commit or Abort ends it.
 type Output struct {
+	name string // as given, for errors
 	path string // the resolved target
 	tmp  *os.File
-	n    int64
+	buf  bytes.Buffer
+	done bool
 }
 
 // Create resolves name and opens the temporary file that Commit renames
 // over it. Errors name the path and say what is wrong with it.
 func Create(name string) (*Output, error) {
+	made := make(chan *Output, 1)
+	err := within("write", name, WriteTimeout, func() error {
+		o, err := create(name)
+		if err == nil {
+			made <- o
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return <-made, nil
+}
+
+func create(name string) (*Output, error) {
 	target, err := resolveForWrite(name)
 	if err != nil {
 		return nil, err
@@ -68,7 +93,7 @@ func Create(name string) (*Output, error) {
 			return nil, &fs.PathError{Op: "write", Path: name, Err: err}
 		}
 	}
-	return &Output{path: target, tmp: tmp}, nil
+	return &Output{name: name, path: target, tmp: tmp}, nil
 }
 
 // createTemp creates a new file in dir, as os.Create would (0666 less the
@@ -92,38 +117,81 @@ func createTemp(dir, prefix string) (*os.File, error) {
 // Path is the file Commit writes: the name given, its symlinks resolved.
 func (o *Output) Path() string { return o.path }
 
-// Write writes to the temporary file, at most MaxWriteBytes in all.
+// Write adds p to what Commit writes, at most MaxWriteBytes in all.
 func (o *Output) Write(p []byte) (int, error) {
-	if o.n+int64(len(p)) > MaxWriteBytes {
+	if int64(o.buf.Len())+int64(len(p)) > MaxWriteBytes {
 		return 0, fmt.Errorf("writing %s: more than %d bytes", o.path, int64(MaxWriteBytes))
 	}
-	n, err := o.tmp.Write(p)
-	o.n += int64(n)
-	return n, err
+	return o.buf.Write(p)
 }
 
 // Commit puts what was written in place of the target, complete or not at
 // all.
 func (o *Output) Commit() error {
-	err := o.tmp.Sync()
-	if cerr := o.tmp.Close(); err == nil {
-		err = cerr
+	if o.done {
+		return fmt.Errorf("writing %s: already committed or aborted", o.path)
 	}
-	if err == nil {
-		err = os.Rename(o.tmp.Name(), o.path)
-	}
+	o.done = true
+	b, tmp := o.buf.Bytes(), o.tmp
+	err := within("write", o.path, WriteTimeout, func() error {
+		_, err := tmp.Write(b)
+		if err == nil {
+			err = tmp.Sync()
+		}
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), o.path)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+		return err
+	})
+	o.buf = bytes.Buffer{}
 	if err != nil {
-		os.Remove(o.tmp.Name())
 		return fmt.Errorf("writing %s: %w", o.path, err)
 	}
 	return nil
 }
 
-// Abort drops what was written; the target stays as it was. It may follow
-// a Commit, then it does nothing.
+// Abort drops what was written; the target stays as it was. After Commit
+// it does nothing.
 func (o *Output) Abort() {
-	if o.tmp.Close() == nil {
-		os.Remove(o.tmp.Name())
+	if o.done {
+		return
+	}
+	o.done = true
+	o.buf = bytes.Buffer{}
+	tmp := o.tmp
+	_ = within("remove", tmp.Name(), WriteTimeout, func() error {
+		tmp.Close()
+		return os.Remove(tmp.Name())
+	})
+}
+
+// within runs op, giving up after timeout: a file system that does not
+// answer leaves op blocked in the kernel, counted with Read's, and the
+// caller gets ErrTimeout.
+func within(op, path string, timeout time.Duration, f func() error) error {
+	if stuck.Load() >= maxStuck {
+		return &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w: earlier calls are still blocked", ErrTimeout)}
+	}
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		stuck.Add(1)
+		go func() {
+			<-done
+			stuck.Add(-1)
+		}()
+		return &fs.PathError{Op: op, Path: path, Err: fmt.Errorf("%w within %v", ErrTimeout, timeout)}
 	}
 }
 

@@ -4,6 +4,7 @@
 package userfile
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/crmon-dev/crmon/internal/testenv"
 )
@@ -198,5 +200,38 @@ func TestAbortKeepsTarget(t *testing.T) {
 	}
 	if fi, _ := os.Stat(n); fi.Mode().Perm() != 0o644 {
 		t.Errorf("new file mode = %v, want 0644", fi.Mode().Perm())
+	}
+}
+
+// TestWithinGivesUp: a file system call that does not return is given up
+// after its deadline, with ErrTimeout naming the path.
+func TestWithinGivesUp(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	err := within("write", "/mnt/hung/r.json", 50*time.Millisecond, func() error { <-block; return nil })
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "/mnt/hung/r.json") {
+		t.Errorf("within = %v, want ErrTimeout naming the path", err)
+	}
+}
+
+// TestWriteIsBounded: an Output refuses to hold more than MaxWriteBytes.
+func TestWriteIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	o, err := Create(filepath.Join(dir, "big.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Abort()
+	chunk := make([]byte, 1<<20)
+	var n int64
+	for n <= MaxWriteBytes {
+		m, err := o.Write(chunk)
+		n += int64(m)
+		if err != nil {
+			break
+		}
+	}
+	if n > MaxWriteBytes {
+		t.Errorf("Output took %d bytes, more than %d", n, MaxWriteBytes)
 	}
 }
