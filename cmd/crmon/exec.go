@@ -43,8 +43,8 @@ const agentProbeTimeout = 2 * time.Second
 func reportFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "json", Usage: "write the report as JSON (schema: docs/report.md) to `FILE`; - writes it to stdout once CMD and all it started have exited, and sends CMD's stdout to stderr, so that stdout is the report alone"},
-		&cli.StringFlag{Name: "junit", Usage: "write the limits as JUnit XML to `FILE`, one test case per limit"},
-		&cli.StringFlag{Name: "html", Usage: "write a self-contained HTML report with plots to `FILE`"},
+		&cli.StringFlag{Name: "junit", Usage: "write the limits as JUnit XML to `FILE`, one test case per limit (- for stdout, as with --json -)"},
+		&cli.StringFlag{Name: "html", Usage: "write a self-contained HTML report with plots to `FILE` (- for stdout, as with --json -)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no summary on stderr"},
 		&cli.StringFlag{Name: "limits", Usage: "read limits from the TOML `FILE` ([cleanroom.resource_limits])"},
 		&cli.StringSliceFlag{Name: "limit", Usage: "a limit `NAME=VALUE` or container:PATTERN:NAME=VALUE (repeatable; overrides the file's limit of the same name and pattern); names: " + strings.Join(session.LimitNames(), ", ")},
