@@ -175,3 +175,30 @@ labels = { team = "ci" }
 		t.Errorf("crmon alerts test --channel hook: %v\n%s", err, out)
 	}
 }
+
+// TestConfigCheckSMTPHost: config check says, at its line, that an SMTP
+// host does not resolve (.invalid never does, RFC 6761), and accepts one
+// that does.
+func TestConfigCheckSMTPHost(t *testing.T) {
+	for host, want := range map[string]string{
+		"smtp.nowhere.invalid": `:4: smtp_host = "smtp.nowhere.invalid": it does not resolve (alert channel "mail")`,
+		"localhost":            "",
+	} {
+		f := filepath.Join(t.TempDir(), "c.toml")
+		body := fmt.Sprintf("[[cleanroom.monitoring.alerting.alert_channels]]\nname = \"mail\"\ntype = \"email\"\nsmtp_host = %q\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n", host)
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(crmonBinary(t), "config", "check", f).CombinedOutput()
+		if want == "" {
+			if err != nil {
+				t.Errorf("%s: %v\n%s", host, err, out)
+			}
+			continue
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), f+want) {
+			t.Errorf("%s: %v, want exit 1 and %q:\n%s", host, err, want, out)
+		}
+	}
+}
