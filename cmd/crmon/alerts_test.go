@@ -202,3 +202,64 @@ func TestConfigCheckSMTPHost(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotAlerts: crmon snapshot evaluates the config's rules on its
+// sample and shows what holds, in the table and the JSON; the agent's
+// /api/v1/snapshot carries its active alerts.
+func TestSnapshotAlerts(t *testing.T) {
+	root, err := filepath.Abs("../../testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "crmon.toml")
+	body := `[cleanroom.monitoring.thresholds]
+cpu_usage_percent = 0
+memory_usage_percent = 0
+disk_usage_percent = 0
+network_bandwidth_percent = 0
+container_count = 0
+process_count = 1
+
+[[cleanroom.monitoring.alerting.alert_rules]]
+name = "ProcsFor"
+resource = "processes"
+threshold = 0
+for = "1h"
+`
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fixture := []string{"--config", cfg, "--path.procfs", filepath.Join(root, "proc"), "--path.sysfs", filepath.Join(root, "sys"),
+		"--path.rootfs", filepath.Join(root, "rootfs"), "--collector.containers=false"}
+	out, err := exec.Command(crmonBinary(t), append([]string{"snapshot", "--json", "--window", "100ms"}, fixture...)...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Alerts []struct {
+			Name, State, Message string
+			Labels               map[string]string
+			StartsAt             *time.Time `json:"starts_at"`
+		}
+	}
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatal(err)
+	}
+	state := map[string]string{}
+	for _, a := range m.Alerts {
+		state[a.Name] = a.State
+		if a.State == "firing" && a.StartsAt == nil || a.State == "pending" && a.StartsAt != nil || a.Message == "" {
+			t.Errorf("alert %+v", a)
+		}
+	}
+	if len(m.Alerts) != 2 || state["TooManyProcesses"] != "firing" || state["ProcsFor"] != "pending" {
+		t.Errorf("snapshot alerts %+v, want TooManyProcesses firing and ProcsFor pending", m.Alerts)
+	}
+	table, err := exec.Command(crmonBinary(t), append([]string{"snapshot", "--window", "100ms"}, fixture...)...).Output()
+	if err != nil || !strings.Contains(string(table), "ALERTS  2 active") || !strings.Contains(string(table), "TooManyProcesses") {
+		t.Errorf("snapshot table: %v\n%s", err, table)
+	}
+
+	p := startAgent(t, append(fixture, "--ebpf", "disabled")...)
+	waitFor(t, func() bool { return strings.Contains(p.get(t, "/api/v1/snapshot"), "TooManyProcesses") })
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/crmon-dev/crmon/internal/control"
 	"github.com/crmon-dev/crmon/internal/version"
 	"github.com/crmon-dev/crmon/internal/web"
+	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
 func configFlag() cli.Flag {
@@ -125,6 +126,7 @@ func runAgent(c *cli.Context) error {
 		ControlOptional: os.Geteuid() != 0 && sc.Socket == config.DefaultControlSocket,
 		Handlers:        handlers,
 		ReadOnly:        map[string]http.Handler{"/api/v1/alerts": alert.APIHandler(al.svc.Engine)},
+		Alerts:          func() []metrics.ActiveAlert { return alert.Snapshot(al.svc.Engine.Alerts()) },
 	})
 	if err := srv.Listen(); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/crmon-dev/crmon/internal/agent"
+	"github.com/crmon-dev/crmon/internal/alert"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
@@ -70,10 +71,14 @@ func snapshot(c *cli.Context) error {
 		return ctx.Err()
 	}
 	s := a.Tick(ctx)
+	// The config's rules on this one sample: what holds now is firing
+	// for a rule without `for`, pending for the others. Nothing is sent.
+	m := *s.Metrics
+	m.Alerts = alert.Snapshot(alert.New(alert.Rules(cfg), alert.Options{}).Active(&m))
 	if c.Bool("json") {
-		return writeJSON(c.App.Writer, s.Metrics)
+		return writeJSON(c.App.Writer, &m)
 	}
-	return writeTable(c.App.Writer, s.Metrics)
+	return writeTable(c.App.Writer, &m)
 }
 
 // writeTable prints a sample for people: the host first, then the
@@ -165,6 +170,15 @@ func writeTable(out io.Writer, m *metrics.ResourceMetrics) error {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\n", cd.ContainerName, short(cd.ContainerID), cd.Image, cd.State,
 				cd.CPUUsagePercent, bytes(cd.MemoryUsageBytes), bytes(cd.DiskUsageBytes),
 				bytes(cd.NetworkBytesReceived), bytes(cd.NetworkBytesSent), started)
+		}
+		w.Flush()
+	}
+	if len(m.Alerts) > 0 {
+		fmt.Fprintf(out, "\nALERTS  %d active\n", len(m.Alerts))
+		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ALERT\tSTATE\tSEVERITY\tMESSAGE")
+		for _, a := range m.Alerts {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.Name, a.State, a.Severity, a.Message)
 		}
 		w.Flush()
 	}

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
 // APIAlert is an active alert as Prometheus' /api/v1/alerts shows one.
@@ -54,4 +56,22 @@ func APIHandler(e *Engine) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(ToAPI(e.Alerts()))
 	})
+}
+
+// Snapshot turns alerts into the snapshot's shape.
+func Snapshot(alerts []Alert) []metrics.ActiveAlert {
+	out := make([]metrics.ActiveAlert, 0, len(alerts))
+	for _, a := range alerts {
+		s := metrics.ActiveAlert{
+			Name: a.Name, Severity: a.Severity, Resource: a.Resource, Message: a.Message,
+			Value: a.Value, Threshold: a.Threshold, Timestamp: a.Timestamp, Labels: a.Labels,
+			State: string(a.State), ActiveAt: a.ActiveAt,
+		}
+		if !a.StartsAt.IsZero() {
+			t := a.StartsAt
+			s.StartsAt = &t
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -294,6 +294,13 @@ func (e *Engine) step(out []Notification, changed bool, i int, d *metrics.Contai
 	return out, changed
 }
 
+// Active evaluates m once and returns the active instances: Eval and
+// Alerts in one, for a one-off sample.
+func (e *Engine) Active(m *metrics.ResourceMetrics) []Alert {
+	e.Eval(m)
+	return e.Alerts()
+}
+
 // Alerts returns the active instances (pending and firing), by name and
 // then labels.
 func (e *Engine) Alerts() []Alert {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/internal/control"
+	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
 // Options configure the server.
@@ -50,6 +51,9 @@ type Options struct {
 	// Handlers are the control socket's API handlers by path prefix, e.g.
 	// "/api/v1/sessions". They find the caller with control.PeerFrom.
 	Handlers map[string]http.Handler
+	// Alerts, when set, gives the active alerts that /api/v1/snapshot
+	// serves with the sample.
+	Alerts func() []metrics.ActiveAlert
 	// ReadOnly are read-only API handlers by path, e.g. "/api/v1/alerts",
 	// served on the TCP listener and the control socket alike.
 	ReadOnly map[string]http.Handler
@@ -88,12 +92,17 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 			http.Error(w, "no sample collected yet", http.StatusServiceUnavailable)
 			return
 		}
+		// The sample is shared and immutable: the alerts go on a copy.
+		m := *s.Metrics
+		if opts.Alerts != nil {
+			m.Alerts = opts.Alerts()
+		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		if r.URL.Query().Has("pretty") {
 			enc.SetIndent("", "  ")
 		}
-		_ = enc.Encode(s.Metrics)
+		_ = enc.Encode(&m)
 	})
 	healthz := func(w http.ResponseWriter, r *http.Request) {
 		// Healthy while the loop keeps ticking: a sample no older than

@@ -24,8 +24,31 @@ type ResourceMetrics struct {
 	System     SystemMetrics    `json:"system"`
 	// Cgroups holds what the eBPF probes counted per cgroup, for every
 	// exported cgroup (containers included). Empty when the probes are off.
-	Cgroups   []CgroupMetrics `json:"cgroups"`
-	Timestamp time.Time       `json:"timestamp"`
+	Cgroups []CgroupMetrics `json:"cgroups"`
+	// Alerts are the active alerts (pending and firing) when the sample
+	// was served: the agent's, or in `crmon snapshot` the config's rules
+	// whose condition holds on this sample.
+	Alerts    []ActiveAlert `json:"alerts"`
+	Timestamp time.Time     `json:"timestamp"`
+}
+
+// ActiveAlert is an alert instance that is pending or firing: ADR-006's
+// alert fields plus its labels and times.
+type ActiveAlert struct {
+	Name      string            `json:"name"`
+	Severity  string            `json:"severity"`
+	Resource  string            `json:"resource"`
+	Message   string            `json:"message"`
+	Value     float64           `json:"value"`
+	Threshold float64           `json:"threshold"`
+	Timestamp time.Time         `json:"timestamp"`
+	Labels    map[string]string `json:"labels"`
+	// State is "pending" (the condition holds, for less than the rule's
+	// `for`) or "firing".
+	State    string    `json:"state"`
+	ActiveAt time.Time `json:"active_at"`
+	// StartsAt is when it began to fire; null while pending.
+	StartsAt *time.Time `json:"starts_at"`
 }
 
 // CPUMetrics is the host's CPU.
