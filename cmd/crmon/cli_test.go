@@ -56,6 +56,9 @@ func TestUsageErrors(t *testing.T) {
 		{append([]string{"exec", "--cgroup-parent", "../../etc"}, cmd...), []string{"crmon exec: --cgroup-parent", `without ".."`}},
 		{append([]string{"exec", "--json", "-", "--junit", "-"}, cmd...), []string{"only one report can go to stdout"}},
 		{[]string{"exec"}, []string{"crmon exec: no command given"}},
+		{[]string{"run", "--ebpf=disabled", "extra"}, []string{`crmon run: unexpected argument "extra": crmon run takes none`}},
+		{[]string{"version", "extra"}, []string{`crmon version: unexpected argument "extra"`}},
+		{[]string{"session", "list", "extra"}, []string{`crmon session list: unexpected argument "extra"`}},
 		{[]string{"config", "check"}, []string{"crmon config check: want exactly one FILE"}},
 		{[]string{"session", "start"}, []string{"crmon session start: want exactly one NAME"}},
 	} {

@@ -75,12 +75,31 @@ func prepareCommands(path string, cmds []*cli.Command) []*cli.Command {
 			}
 		}
 		cmd.Action = prefixErrors(sub, cmd.Action)
-		cmd.Before = checkFlagsBefore(sub, cmd.Flags)
+		cmd.Before = checkBefore(sub, cmd)
 	}
 	return cmds
 }
 
-// checkFlagsBefore refuses the command's bad flag values before it runs.
+// checkBefore refuses, before the command runs, its bad flag values and,
+// for a command that takes no arguments, any argument: `crmon run foo`
+// must not start an agent as if foo meant something.
+func checkBefore(path string, cmd *cli.Command) cli.BeforeFunc {
+	// Decided now: urfave/cli gives every command a help subcommand when
+	// it runs.
+	takesNone := cmd.ArgsUsage == "" && len(cmd.Subcommands) == 0
+	return func(c *cli.Context) error {
+		err := checkFlags(c, cmd.Flags)
+		if a := c.Args().First(); err == nil && takesNone && c.Args().Present() && !(c.NArg() == 1 && (a == "help" || a == "h")) {
+			err = fmt.Errorf("unexpected argument %q: %s takes none", c.Args().First(), path)
+		}
+		if err != nil {
+			return &commandError{cmd: path, err: withCode(exitUsage, err)}
+		}
+		return nil
+	}
+}
+
+// checkFlagsBefore refuses the app's bad global flag values.
 func checkFlagsBefore(path string, flags []cli.Flag) cli.BeforeFunc {
 	return func(c *cli.Context) error {
 		if err := checkFlags(c, flags); err != nil {
