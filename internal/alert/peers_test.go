@@ -9,8 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,12 +40,8 @@ func getJSON(t *testing.T, url string, v any) {
 type mailpit struct{ smtp, api string }
 
 func startMailpit(t *testing.T) mailpit {
-	bin := testenv.RequireGoTool(t, "mailpit")
-	m := mailpit{smtp: testenv.FreePort(t), api: testenv.FreePort(t)}
-	testenv.StartServer(t, "http://"+m.api+"/readyz", bin,
-		"--smtp", m.smtp, "--listen", m.api, "--database", filepath.Join(t.TempDir(), "mail.db"),
-		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--disable-version-check")
-	return m
+	smtp, api := testenv.Mailpit(t)
+	return mailpit{smtp: smtp, api: api}
 }
 
 type mailpitMessage struct {
@@ -73,7 +67,6 @@ func (m mailpit) text(t *testing.T, id string) string {
 // repeat-suppressed and resolved notifications become one mail per
 // notification to each recipient, with ADR-006's subject and body.
 func TestEmailThroughMailpit(t *testing.T) {
-	testenv.RequireLong(t, "a mail server")
 	m := startMailpit(t)
 	chs, err := NewChannels([]config.AlertChannel{{
 		Name: "mail", Type: config.ChannelEmail, SMTPHost: "127.0.0.1", SMTPPort: testenv.Port(t, m.smtp),
@@ -135,16 +128,7 @@ func TestEmailThroughMailpit(t *testing.T) {
 // TestAlertmanagerReal: a firing alert reaches a real Alertmanager with
 // its labels and annotations, and resolves there.
 func TestAlertmanagerReal(t *testing.T) {
-	testenv.RequireLong(t, "Alertmanager")
-	bin := testenv.RequireCommand(t, "prometheus-alertmanager")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "am.yml")
-	if err := os.WriteFile(cfg, []byte("route:\n  receiver: none\nreceivers:\n  - name: none\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := testenv.FreePort(t)
-	testenv.StartServer(t, "http://"+addr+"/-/ready", bin, "--config.file", cfg, "--storage.path", dir,
-		"--web.listen-address", addr, "--cluster.listen-address", "")
+	addr := testenv.Alertmanager(t)
 
 	chs, err := NewChannels([]config.AlertChannel{{Name: "am", Type: config.ChannelAlertmanager, URL: config.Secret("http://" + addr + "/")}}, ChannelOptions{Interval: time.Second})
 	if err != nil {
