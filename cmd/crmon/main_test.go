@@ -57,7 +57,7 @@ type agentProc struct {
 	done   chan error
 }
 
-var servingRE = regexp.MustCompile(`crmon is serving http://([^/\s]+)/metrics`)
+var servingRE = regexp.MustCompile(`crmon is serving https?://([^/\s]+)/metrics`)
 
 // lostCompletionAfter is the block-request timeout of the agents that
 // lostCompletionConfig configures: short, so that a test that finds its

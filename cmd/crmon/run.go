@@ -71,6 +71,7 @@ func runAgent(c *cli.Context) error {
 	if err := web.CheckConfigFile(c.String("web.config.file")); err != nil {
 		return err
 	}
+	scheme := web.Scheme(c.String("web.config.file"))
 	if !cfg.Monitoring.EnableMonitoring {
 		logger.Warn("enable_monitoring = false in the config: collecting nothing, serving health only")
 	}
@@ -145,11 +146,11 @@ func runAgent(c *cli.Context) error {
 	a.Tick(ctx)
 	logger.Info("crmon started",
 		"version", version.Get().Version,
-		"url", "http://"+srv.Addr()+"/metrics",
+		"url", scheme+"://"+srv.Addr()+"/metrics",
 		"interval", interval,
 		"first_sample", time.Since(first).Round(time.Microsecond),
 		"probes", src.ProbeSummary())
-	fmt.Fprintf(c.App.ErrWriter, "crmon is serving http://%s/metrics and http://%s/api/v1/snapshot\n", srv.Addr(), srv.Addr())
+	fmt.Fprintf(c.App.ErrWriter, "crmon is serving %s://%s/metrics and %[1]s://%[3]s/api/v1/snapshot\n", scheme, srv.Addr(), srv.Addr())
 	if p := srv.ControlSocket(); p != "" {
 		fmt.Fprintf(c.App.ErrWriter, "crmon is serving the session API on %s\n", p)
 	}

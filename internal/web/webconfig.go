@@ -50,3 +50,22 @@ func CheckConfigFile(path string) error {
 	}
 	return nil
 }
+
+// Scheme is "https" when the web config at path turns TLS on, else
+// "http": for the URLs the agent prints. CheckConfigFile has read path.
+func Scheme(path string) string {
+	if path == "" {
+		return "http"
+	}
+	b, err := userfile.Read(path, maxWebFileBytes)
+	if err != nil {
+		return "http"
+	}
+	var c web.Config
+	// exporter-toolkit serves TLS when a certificate is given, and plain
+	// HTTP otherwise.
+	if yaml.Unmarshal(b, &c) != nil || c.TLSConfig.TLSCertPath == "" && c.TLSConfig.TLSCert == "" {
+		return "http"
+	}
+	return "https"
+}
