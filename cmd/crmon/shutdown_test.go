@@ -169,6 +169,7 @@ func TestRunStopsWithScrapesInFlight(t *testing.T) {
 		if d > time.Second {
 			t.Errorf("SIGTERM took %v to stop the agent with scrapes in flight, want < 1s\n%s", d, p.logs())
 		}
+		t.Logf("stopped %v after SIGTERM", d.Round(time.Millisecond))
 	case <-time.After(10 * time.Second):
 		t.Fatalf("crmon run still running 10s after SIGTERM\n%s", p.logs())
 	}
