@@ -128,8 +128,7 @@ func (e *Engine) SetRules(rules []Rule) {
 			continue
 		}
 		if in.alert.State == StateFiring {
-			a := in.notified()
-			a.State, a.EndsAt = StateResolved, a.Timestamp
+			a := in.resolved(in.alert.Timestamp)
 			e.ended = append(e.ended, Notification{Alert: a, Channels: e.channelsOf(a.Name)})
 		}
 		delete(e.inst, k)
@@ -181,8 +180,7 @@ func (e *Engine) Eval(m *metrics.ResourceMetrics) []Notification {
 			continue
 		}
 		if in.alert.State == StateFiring {
-			a := in.notified()
-			a.State, a.EndsAt, a.Timestamp = StateResolved, now, now
+			a := in.resolved(now)
 			out = append(out, Notification{Alert: a, Channels: e.channelsOf(a.Name)})
 		}
 		delete(e.inst, k)
@@ -218,7 +216,15 @@ func containerID(d *metrics.ContainerDetailMetrics) string {
 // notified is the alert as a notification carries it, message included.
 func (in *instance) notified() Alert {
 	a := in.alert
-	a.Message = message(a.Resource, a.Condition(), a.Value, a.Threshold, in.container)
+	a.Message = message(a.Resource, a.Condition(), a.Value, a.Threshold, in.container, false)
+	return a
+}
+
+// resolved is the alert's resolved notification, ended at t.
+func (in *instance) resolved(t time.Time) Alert {
+	a := in.alert
+	a.State, a.EndsAt, a.Timestamp = StateResolved, t, t
+	a.Message = message(a.Resource, a.Condition(), a.Value, a.Threshold, in.container, true)
 	return a
 }
 
@@ -269,8 +275,7 @@ func (e *Engine) step(out []Notification, changed bool, i int, d *metrics.Contai
 			keep = compare(r.Condition, v, *r.ResolveThreshold)
 		}
 		if !keep {
-			res := in.notified()
-			res.State, res.EndsAt = StateResolved, now
+			res := in.resolved(now)
 			delete(e.inst, key)
 			return append(out, Notification{Alert: res, Channels: r.Channels}), true
 		}

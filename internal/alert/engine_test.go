@@ -82,6 +82,9 @@ func TestLifecycle(t *testing.T) {
 	if len(n) != 1 || n[0].Alert.State != StateResolved || !n[0].Alert.EndsAt.Equal(t0.Add(94*time.Second)) || n[0].Alert.Value != 10 {
 		t.Fatalf("after the CPU fell: %+v, want one resolved notification at 94s", n)
 	}
+	if m := n[0].Alert.Message; m != "host CPU usage is 10 %, no longer > 50 %" {
+		t.Errorf("resolved message %q", m)
+	}
 	if a := e.Alerts(); len(a) != 0 {
 		t.Errorf("active after resolving: %+v", a)
 	}

@@ -117,7 +117,7 @@ func TestEmailThroughMailpit(t *testing.T) {
 		}
 	}
 	for _, to := range []string{"a@example.com", "b@example.com"} {
-		for _, s := range []string{"[FIRING] Resource Alert: host CPU usage is 90 % (> 50 %)", "[RESOLVED] Resource Alert: host CPU usage is 4 % (> 50 %)"} {
+		for _, s := range []string{"[FIRING] Resource Alert: host CPU usage is 90 % (> 50 %)", "[RESOLVED] Resource Alert: host CPU usage is 4 %, no longer > 50 %"} {
 			if count[s+" → "+to] != 1 {
 				t.Errorf("%q to %s: %d mails, want 1; got %v", s, to, count[s+" → "+to], count)
 			}

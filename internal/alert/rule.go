@@ -173,12 +173,17 @@ var resourceTitle = map[string]string{
 	config.ResourceContainerNet:    "network throughput",
 }
 
-func message(resource, condition string, v, threshold float64, container string) string {
+// message says what the alert is about: "host CPU usage is 91.5 % (> 50
+// %)", or resolved, "host CPU usage is 12 %, no longer > 50 %".
+func message(resource, condition string, v, threshold float64, container string, resolved bool) string {
 	what := resourceTitle[resource]
 	if container != "" {
 		what = "container " + container + " " + what
 	}
 	u := unit(resource)
+	if resolved {
+		return fmt.Sprintf("%s is %s%s, no longer %s %s%s", what, num(v), u, condition, num(threshold), u)
+	}
 	return fmt.Sprintf("%s is %s%s (%s %s%s)", what, num(v), u, condition, num(threshold), u)
 }
 
