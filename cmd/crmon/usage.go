@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/crmon-dev/crmon/internal/suggest"
 )
 
 // commandError is an error as main prints it: once, after the name of the
@@ -146,36 +148,7 @@ func onUsageError(path string) cli.OnUsageErrorFunc {
 // similar keeps suggestions that share something with what was typed:
 // Jaro-Winkler, which cli.SuggestFlag uses, always finds a "closest"
 // flag, however unrelated.
-func similar(typed, name string) bool {
-	if typed == "" || name == "" {
-		return false
-	}
-	if strings.HasPrefix(name, typed) || strings.HasPrefix(typed, name) {
-		return true
-	}
-	return editDistance(typed, name) <= max(2, len(typed)/3)
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func similar(typed, name string) bool { return suggest.Close(typed, name) }
 
 // unknownCommand is the usage error for a command name that does not
 // exist among cmds.
@@ -184,7 +157,7 @@ func unknownCommand(path, name string, cmds []*cli.Command) error {
 	best, bestD := "", 0
 	for _, cmd := range cmds {
 		for _, n := range cmd.Names() {
-			if d := editDistance(name, n); similar(name, n) && (best == "" || d < bestD) {
+			if d := suggest.Distance(name, n); similar(name, n) && (best == "" || d < bestD) {
 				best, bestD = n, d
 			}
 		}

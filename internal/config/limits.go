@@ -12,6 +12,7 @@ import (
 
 	toml "github.com/pelletier/go-toml/v2"
 
+	"github.com/crmon-dev/crmon/internal/suggest"
 	"github.com/crmon-dev/crmon/internal/userfile"
 	"github.com/crmon-dev/crmon/pkg/session"
 )
@@ -151,7 +152,7 @@ func parseContainerLimits(p *problems, src *source, ep string, i int, ct map[str
 // for the unknown-key message.
 func parseLimit(p *problems, src *source, path, key string, v any, container, where string, known []string, check bool) (session.Limit, bool) {
 	if !slices.Contains(session.LimitNames(), key) {
-		if s, ok := nearest(key, known); ok {
+		if s, ok := suggest.Nearest(key, known); ok {
 			p.addAt(path, "unknown key %s in %s; did you mean %s?", clip(key), where, s)
 		} else {
 			p.addAt(path, "unknown key %s in %s; the keys there are %s", clip(key), where, strings.Join(known, ", "))

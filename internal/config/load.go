@@ -17,6 +17,7 @@ import (
 	toml "github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
+	"github.com/crmon-dev/crmon/internal/suggest"
 	"github.com/crmon-dev/crmon/internal/userfile"
 )
 
@@ -518,7 +519,7 @@ func unknownKey(p *problems, line int, path string, key []string) {
 		where = "in [" + parent + "]"
 	}
 	known := knownKeys(key[:len(key)-1])
-	switch s, ok := nearest(name, known); {
+	switch s, ok := suggest.Nearest(name, known); {
 	case ok:
 		p.addLine(line, path, "unknown key %s %s; did you mean %s?", clip(name), clip(where), s)
 	case len(known) > 0:

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/crmon-dev/crmon/internal/suggest"
 )
 
 // MinCollectionInterval is the shortest collection_interval: below it the
@@ -194,7 +196,7 @@ func (c *Config) validateAlerting(p *problems) {
 		rules = append(rules, r.Name)
 		if !slices.Contains(RuleResources, r.Resource) {
 			hint := ""
-			if s, ok := nearest(r.Resource, RuleResources); ok && r.Resource != "" {
+			if s, ok := suggest.Nearest(r.Resource, RuleResources); ok && r.Resource != "" {
 				hint = fmt.Sprintf("did you mean %q? ", s)
 			}
 			p.add(rp+".resource", "resource = %q: unknown resource (%s); %suse one of %s", r.Resource, what, hint, quoteList(RuleResources))
@@ -233,7 +235,7 @@ func (c *Config) validateAlerting(p *problems) {
 				continue
 			}
 			hint := ""
-			if s, ok := nearest(n, names); ok {
+			if s, ok := suggest.Nearest(n, names); ok {
 				hint = fmt.Sprintf("; did you mean %q?", s)
 			}
 			if len(names) == 0 {
