@@ -166,27 +166,18 @@ func TestExecWithoutCgroupAccess(t *testing.T) {
 	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+	stdout, stderr, code := runArgv(t, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
 		bin, "exec", "--no-agent", "--ebpf=disabled", "--", "sh", "-c", "echo "+ran)
-	var stdout, stderr strings.Builder
-	c.Stdout, c.Stderr = &stdout, &stderr
-	err := c.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
 	if code != exitCrmon {
-		t.Errorf("exit %d, want %d\n%s", code, exitCrmon, stderr.String())
+		t.Errorf("exit %d, want %d\n%s", code, exitCrmon, stderr)
 	}
-	if strings.Contains(stdout.String(), ran) {
+	if strings.Contains(stdout, ran) {
 		t.Error("CMD ran")
 	}
-	checkErrorLines(t, stderr.String(), 1)
+	checkErrorLines(t, stderr, 1)
 	for _, w := range []string{"crmon exec: ", "root", "CAP_SYS_ADMIN", "cgroup"} {
-		if !strings.Contains(stderr.String(), w) {
-			t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, stderr)
 		}
 	}
 }

@@ -53,17 +53,7 @@ func sharedDir(t *testing.T) (dir, bin string) {
 func asNobody(t *testing.T, bin string, args ...string) (string, string, int) {
 	t.Helper()
 	setpriv := testenv.RequireCommand(t, "setpriv")
-	cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)...)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), code
+	return runArgv(t, append([]string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin}, args...)...)
 }
 
 // TestControlSocketAsUser drives the agent's control socket as an

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -125,22 +124,6 @@ func TestExecAgentRefusesNoProbes(t *testing.T) {
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("--ebpf required without the probes ran CMD")
 	}
-}
-
-// runArgv runs argv and returns its stdout, stderr and exit code.
-func runArgv(t *testing.T, argv ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), code
 }
 
 // TestExecWithHungDocker measures a run beside a Docker engine that

@@ -150,7 +150,13 @@ func (p *agentProc) get(t *testing.T, path string) string {
 // run executes crmon with args and returns stdout, stderr and the exit code.
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(crmonBinary(t), args...)
+	return runArgv(t, append([]string{crmonBinary(t)}, args...)...)
+}
+
+// runArgv runs argv and returns its stdout, stderr and exit code.
+func runArgv(t *testing.T, argv ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
