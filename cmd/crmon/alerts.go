@@ -94,6 +94,14 @@ func (al *alerting) reload(cfg *config.Config) error {
 	return nil
 }
 
+// close stops delivery: attempts under way are cancelled, and what is
+// still queued is not sent.
+func (al *alerting) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	al.svc.Dispatcher().Close(ctx)
+}
+
 func alertsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "alerts",

@@ -95,6 +95,7 @@ func runAgent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer al.close()
 	extra := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "crmon"}),

@@ -149,7 +149,18 @@ func (e *Engine) channelsOf(name string) []string {
 }
 
 // Eval evaluates every rule on m at m's time and returns what to notify.
+// When the state changed it saves it, after letting go of the lock that
+// the API and scrapes take. Eval is not meant to run concurrently with
+// itself: the agent's stream calls it from one goroutine.
 func (e *Engine) Eval(m *metrics.ResourceMetrics) []Notification {
+	out, snap := e.eval(m)
+	if snap != nil {
+		e.write(snap)
+	}
+	return out
+}
+
+func (e *Engine) eval(m *metrics.ResourceMetrics) ([]Notification, *stateFile) {
 	now := m.Timestamp
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -186,10 +197,12 @@ func (e *Engine) Eval(m *metrics.ResourceMetrics) []Notification {
 		delete(e.inst, k)
 		changed = true
 	}
-	if changed || !e.saved {
-		e.save()
+	var snap *stateFile
+	if (changed || !e.saved) && e.opts.StatePath != "" {
+		snap = e.state()
 	}
-	return out
+	e.saved = true // write says otherwise if it fails
+	return out, snap
 }
 
 // labels are an instance's labels: the rule's, then alertname, severity

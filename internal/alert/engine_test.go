@@ -6,6 +6,7 @@ package alert
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,6 +166,14 @@ func TestPerContainer(t *testing.T) {
 	}
 	if a := e.Alerts(); len(a) != 1 || a[0].Labels["name"] != "ct-aaa" {
 		t.Errorf("active: %+v", a)
+	}
+}
+
+// TestContainerNameInMessage: a name with control characters cannot
+// add lines to a mail's subject.
+func TestContainerNameInMessage(t *testing.T) {
+	if m := message("container_cpu", ">", 99, 80, "evil\r\nBcc: x@example.com", false); strings.ContainsAny(m, "\r\n") {
+		t.Errorf("message %q", m)
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/crmon-dev/crmon/internal/config"
 	"github.com/crmon-dev/crmon/pkg/metrics"
@@ -178,7 +180,14 @@ var resourceTitle = map[string]string{
 func message(resource, condition string, v, threshold float64, container string, resolved bool) string {
 	what := resourceTitle[resource]
 	if container != "" {
-		what = "container " + container + " " + what
+		// A container's name is the outside world's: it becomes a mail
+		// subject, so no control character (no header injection).
+		what = "container " + strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return '?'
+			}
+			return r
+		}, container) + " " + what
 	}
 	u := unit(resource)
 	if resolved {

@@ -77,36 +77,40 @@ func (e *Engine) load() {
 	e.saved = true
 }
 
-// save writes the instances to the state file by rename, so that a crash
-// leaves the old file or the new one. Called with mu held: the file is
-// the engine's own, on local disk, small.
-func (e *Engine) save() {
-	if e.opts.StatePath == "" {
-		e.saved = true
-		return
-	}
-	sf := stateFile{Version: stateVersion, Instances: make([]stateInstance, 0, len(e.inst))}
+// state is what the state file holds now. Called with mu held.
+func (e *Engine) state() *stateFile {
+	sf := &stateFile{Version: stateVersion, Instances: make([]stateInstance, 0, len(e.inst))}
 	for k, in := range e.inst {
 		sf.Instances = append(sf.Instances, stateInstance{
 			Rule: in.ruleKey, ID: k.id, Container: in.container, Condition: in.alert.condition, Alert: in.alert,
 			LastNotified: nano(in.lastNotified), LastSent: nano(in.lastSent),
 		})
 	}
+	return sf
+}
+
+// write saves sf to the state file by rename, so that a crash leaves the
+// old file or the new one. Called without mu: a slow disk delays only
+// the evaluations, never a scrape or the API.
+func (e *Engine) write(sf *stateFile) {
 	err := os.MkdirAll(filepath.Dir(e.opts.StatePath), 0o700)
 	if err == nil {
 		err = userfile.WriteFile(e.opts.StatePath, func(w io.Writer) error {
-			return json.NewEncoder(w).Encode(&sf)
+			return json.NewEncoder(w).Encode(sf)
 		})
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if err != nil {
-		// Said once until a save works again, not at every evaluation.
+		// Said once until a save works again, not at every evaluation;
+		// the next evaluation tries again.
 		if !e.saveFailed {
 			e.log.Warn("cannot save the alert state; a restart will forget the alerts", "file", e.opts.StatePath, "err", err)
 		}
-		e.saveFailed = true
+		e.saved, e.saveFailed = false, true
 		return
 	}
-	e.saved, e.saveFailed = true, false
+	e.saveFailed = false
 }
 
 func nano(t time.Time) int64 {
