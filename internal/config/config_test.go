@@ -160,9 +160,10 @@ func fullConfig() *Config {
 		},
 		{Name: "alertmanager", Type: ChannelAlertmanager, URL: "http://alertmanager:9093"},
 	}
+	resolveAt80 := 80.0
 	m.Alerting.AlertRules = []AlertRule{
 		{
-			Name: "host-cpu-saturated", Resource: ResourceCPU, Condition: ">", Threshold: 90,
+			Name: "host-cpu-saturated", Resource: ResourceCPU, Condition: ">", Threshold: 90, ResolveThreshold: &resolveAt80,
 			For: Duration(2 * time.Minute), Severity: SeverityCritical,
 			Channels: []string{"ci-slack", "alertmanager"}, Labels: map[string]string{"team": "ci"},
 		},
