@@ -84,6 +84,12 @@ func (c *Collector) session(ctx context.Context, onSync func()) error {
 	c.layout = cgroups.Layout{Driver: info.CgroupDriver}
 	c.fsDevice = c.deviceOfPath(info.DockerRootDir)
 	c.mu.Unlock()
+	// Containers' cgroups are made in the default parent unless they name
+	// another: watched from now on, so that the first containers are
+	// watched from the moment their cgroups exist too.
+	if c.exits != nil && c.h.Unified != "" {
+		c.exits.addParent(path.Dir(cgroups.DockerPath(cgroups.Layout{Driver: info.CgroupDriver}, "0")))
+	}
 
 	lctx, lcancel := context.WithTimeout(ctx, apiTimeout)
 	list, err := c.client.List(lctx)
@@ -211,7 +217,7 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 		c.mu.Unlock()
 		return
 	}
-	oldPID := ct.pid
+	oldPID, hadReader := ct.pid, ct.reader != nil
 	ct.setMeta(d, c.opts.ContainerLabels)
 	layout := c.layout
 	layout.Parent = d.CgroupParent
@@ -244,7 +250,7 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 		ct.closeFiles()
 		return
 	}
-	if ct.reader != nil && oldPID == d.PID {
+	if hadReader && oldPID == d.PID {
 		return
 	}
 
