@@ -5,6 +5,7 @@ package alert
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -27,10 +28,15 @@ type email struct {
 	to       []string
 	username string
 	password string
+	// implicitTLS is TLS from the first byte (port 465), not STARTTLS.
+	implicitTLS bool
+	// tlsConfig, when set, replaces the system's roots (tests).
+	tlsConfig *tls.Config
 }
 
 func newEmail(c config.AlertChannel) *email {
-	return &email{name: c.Name, host: c.SMTPHost, port: c.SMTPPort, from: c.From, to: c.To, username: c.Username, password: c.Password.Reveal()}
+	return &email{name: c.Name, host: c.SMTPHost, port: c.SMTPPort, from: c.From, to: c.To, username: c.Username, password: c.Password.Reveal(),
+		implicitTLS: c.SMTPPort == 465}
 }
 
 func (e *email) Name() string { return e.name }
@@ -60,8 +66,11 @@ func (e *email) client(ctx context.Context) (*mail.Client, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		opts = append(opts, mail.WithTimeout(time.Until(dl)))
 	}
+	if e.tlsConfig != nil {
+		opts = append(opts, mail.WithTLSConfig(e.tlsConfig))
+	}
 	switch {
-	case e.port == 465:
+	case e.implicitTLS:
 		opts = append(opts, mail.WithSSL())
 	case isLoopback(e.host):
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
@@ -72,7 +81,7 @@ func (e *email) client(ctx context.Context) (*mail.Client, error) {
 		// Auto-discovery takes PLAIN and LOGIN only over TLS; a local
 		// relay without TLS gets PLAIN, which is safe on loopback.
 		auth := mail.SMTPAuthAutoDiscover
-		if e.port != 465 && isLoopback(e.host) {
+		if !e.implicitTLS && isLoopback(e.host) {
 			auth = mail.SMTPAuthPlain
 		}
 		opts = append(opts, mail.WithSMTPAuth(auth), mail.WithUsername(e.username), mail.WithPassword(e.password))

@@ -6,20 +6,26 @@ package testenv
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
 // Mailpit starts mailpit (an SMTP server whose HTTP API reads the mails
 // back) on loopback for the test, accepting any login without TLS, and
-// returns its SMTP and API addresses. make deps installs it.
-func Mailpit(t testing.TB) (smtp, api string) {
+// returns its SMTP and API addresses. args are more of mailpit's flags,
+// e.g. a TLS certificate. make deps installs it.
+func Mailpit(t testing.TB, args ...string) (smtp, api string) {
 	t.Helper()
 	RequireLong(t, "a mail server")
 	bin := RequireGoTool(t, "mailpit")
 	smtp, api = FreePort(t), FreePort(t)
-	StartServer(t, "http://"+api+"/readyz", bin,
-		"--smtp", smtp, "--listen", api, "--database", filepath.Join(t.TempDir(), "mail.db"),
-		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--disable-version-check")
+	base := []string{"--smtp", smtp, "--listen", api, "--database", filepath.Join(t.TempDir(), "mail.db"),
+		"--smtp-auth-accept-any", "--disable-version-check"}
+	if !slices.Contains(args, "--smtp-tls-cert") {
+		// Without TLS, a login is accepted in the clear (loopback only).
+		base = append(base, "--smtp-auth-allow-insecure")
+	}
+	StartServer(t, "http://"+api+"/readyz", bin, append(base, args...)...)
 	return smtp, api
 }
 
