@@ -88,4 +88,3 @@ for = "2s"
 		t.Errorf("after removing the busy container: %+v, want its alert resolved and none for the idle one", hook.msgs)
 	}
 }
-
