@@ -43,16 +43,9 @@ type alerting struct {
 // startAlerting starts the engine on the agent's sample stream.
 func startAlerting(cfg *config.Config, a *agent.Agent, logger *slog.Logger) (*alerting, error) {
 	al := &alerting{metrics: alert.NewDeliveryMetrics(), logger: logger}
-	m := cfg.Monitoring
-	// The state file keeps what was notified; with no channel nothing is,
-	// and the agent writes nothing to disk.
-	state := ""
-	if len(m.Alerting.AlertChannels) > 0 && m.Alerting.EnableAlerting {
-		state = filepath.Join(m.Store.Path, alertStateFile)
-	}
 	e := alert.New(alert.Rules(cfg), alert.Options{
-		Cooldown:  m.Alerting.CooldownPeriod.Std(),
-		StatePath: state,
+		Cooldown:  cfg.Monitoring.Alerting.CooldownPeriod.Std(),
+		StatePath: statePath(cfg),
 		Logger:    logger,
 	})
 	d, err := al.dispatcher(cfg)
@@ -66,6 +59,16 @@ func startAlerting(cfg *config.Config, a *agent.Agent, logger *slog.Logger) (*al
 	return al, nil
 }
 
+// statePath is the engine's state file. It keeps what was notified; with
+// no channel nothing is, and the agent writes nothing to disk.
+func statePath(cfg *config.Config) string {
+	a := cfg.Monitoring.Alerting
+	if len(a.AlertChannels) == 0 || !a.EnableAlerting {
+		return ""
+	}
+	return filepath.Join(cfg.Monitoring.Store.Path, alertStateFile)
+}
+
 func (al *alerting) dispatcher(cfg *config.Config) (*alert.Dispatcher, error) {
 	chs, err := alert.NewChannels(cfg.Monitoring.Alerting.AlertChannels, alert.ChannelOptions{
 		Interval: cfg.Monitoring.CollectionInterval.Std(),
@@ -77,13 +80,14 @@ func (al *alerting) dispatcher(cfg *config.Config) (*alert.Dispatcher, error) {
 }
 
 // reload applies a new config: the rules (the state of unchanged ones
-// kept) and the channels. Notifications still queued for the old
+// kept), the cooldown, the state file and the channels. Notifications still queued for the old
 // channels are dropped with them.
 func (al *alerting) reload(cfg *config.Config) error {
 	d, err := al.dispatcher(cfg)
 	if err != nil {
 		return err
 	}
+	al.svc.Engine.SetOptions(cfg.Monitoring.Alerting.CooldownPeriod.Std(), statePath(cfg))
 	al.svc.Engine.SetRules(alert.Rules(cfg))
 	old := al.svc.SetDispatcher(d)
 	go func() {

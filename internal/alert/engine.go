@@ -153,14 +153,25 @@ func (e *Engine) channelsOf(name string) []string {
 // the API and scrapes take. Eval is not meant to run concurrently with
 // itself: the agent's stream calls it from one goroutine.
 func (e *Engine) Eval(m *metrics.ResourceMetrics) []Notification {
-	out, snap := e.eval(m)
+	out, snap, path := e.eval(m)
 	if snap != nil {
-		e.write(snap)
+		e.write(path, snap)
 	}
 	return out
 }
 
-func (e *Engine) eval(m *metrics.ResourceMetrics) ([]Notification, *stateFile) {
+// SetOptions changes, on a reload, the cooldown and the state file; an
+// empty path stops saving.
+func (e *Engine) SetOptions(cooldown time.Duration, statePath string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if statePath != e.opts.StatePath {
+		e.saved = false
+	}
+	e.opts.Cooldown, e.opts.StatePath = cooldown, statePath
+}
+
+func (e *Engine) eval(m *metrics.ResourceMetrics) ([]Notification, *stateFile, string) {
 	now := m.Timestamp
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -202,7 +213,7 @@ func (e *Engine) eval(m *metrics.ResourceMetrics) ([]Notification, *stateFile) {
 		snap = e.state()
 	}
 	e.saved = true // write says otherwise if it fails
-	return out, snap
+	return out, snap, e.opts.StatePath
 }
 
 // labels are an instance's labels: the rule's, then alertname, severity

@@ -269,3 +269,27 @@ func TestRulesFromConfig(t *testing.T) {
 		t.Errorf("enable_alerting = false: %d rules", len(r))
 	}
 }
+
+// TestSetOptions: a reload's cooldown applies to the next repeat, and a
+// state file named by a reload is written.
+func TestSetOptions(t *testing.T) {
+	e := New([]Rule{cpuRule()}, Options{Cooldown: time.Hour})
+	if n := feed(e, 0, 4*time.Second, 90); len(n) != 1 {
+		t.Fatalf("%+v", n)
+	}
+	path := filepath.Join(t.TempDir(), "alerts.json")
+	e.SetOptions(10*time.Second, path)
+	n := feed(e, 4*time.Second, 14*time.Second, 90)
+	var repeats int
+	for _, x := range n {
+		if !x.Resend {
+			repeats++
+		}
+	}
+	if repeats != 1 {
+		t.Errorf("%d repeats 10 s after firing with a 10 s cooldown, want 1: %+v", repeats, n)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("state file after SetOptions: %v", err)
+	}
+}

@@ -92,10 +92,10 @@ func (e *Engine) state() *stateFile {
 // write saves sf to the state file by rename, so that a crash leaves the
 // old file or the new one. Called without mu: a slow disk delays only
 // the evaluations, never a scrape or the API.
-func (e *Engine) write(sf *stateFile) {
-	err := os.MkdirAll(filepath.Dir(e.opts.StatePath), 0o700)
+func (e *Engine) write(path string, sf *stateFile) {
+	err := os.MkdirAll(filepath.Dir(path), 0o700)
 	if err == nil {
-		err = userfile.WriteFile(e.opts.StatePath, func(w io.Writer) error {
+		err = userfile.WriteFile(path, func(w io.Writer) error {
 			return json.NewEncoder(w).Encode(sf)
 		})
 	}
@@ -105,7 +105,7 @@ func (e *Engine) write(sf *stateFile) {
 		// Said once until a save works again, not at every evaluation;
 		// the next evaluation tries again.
 		if !e.saveFailed {
-			e.log.Warn("cannot save the alert state; a restart will forget the alerts", "file", e.opts.StatePath, "err", err)
+			e.log.Warn("cannot save the alert state; a restart will forget the alerts", "file", path, "err", err)
 		}
 		e.saved, e.saveFailed = false, true
 		return
