@@ -6,6 +6,7 @@ package alert
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -61,16 +62,70 @@ func Body(a *Alert) string {
 	return b.String()
 }
 
+// maxSMTPBytes bounds what crmon reads from an SMTP server on one
+// connection: its replies to a few commands are a few hundred bytes.
+const maxSMTPBytes = 1 << 20
+
+var errSMTPTooLong = errors.New("the SMTP server sent more than 1 MiB")
+
+// limitedConn is a connection that reads at most left bytes more.
+type limitedConn struct {
+	net.Conn
+	left int64
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errSMTPTooLong
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+// dial connects with a bound on what is read, under TLS (implicit TLS)
+// and STARTTLS alike, since both wrap this connection.
+func (e *email) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	lc := &limitedConn{Conn: conn, left: maxSMTPBytes}
+	if !e.implicitTLS {
+		return lc, nil
+	}
+	tc := tls.Client(lc, e.tls())
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+func (e *email) tls() *tls.Config {
+	if e.tlsConfig != nil {
+		return e.tlsConfig
+	}
+	return &tls.Config{ServerName: e.host, MinVersion: tls.VersionTLS12}
+}
+
+// authMechs are the login mechanisms crmon offers, best first. PLAIN and
+// LOGIN refuse to send the password without TLS, except to a server on
+// loopback.
+var authMechs = []mail.SMTPAuthType{mail.SMTPAuthSCRAMSHA256, mail.SMTPAuthSCRAMSHA1, mail.SMTPAuthCramMD5, mail.SMTPAuthPlain, mail.SMTPAuthLogin}
+
 func (e *email) client(ctx context.Context) (*mail.Client, error) {
-	opts := []mail.Option{mail.WithPort(e.port)}
+	opts := []mail.Option{mail.WithPort(e.port), mail.WithDialContextFunc(e.dial), mail.WithTLSConfig(e.tls())}
 	if dl, ok := ctx.Deadline(); ok {
 		opts = append(opts, mail.WithTimeout(time.Until(dl)))
 	}
-	if e.tlsConfig != nil {
-		opts = append(opts, mail.WithTLSConfig(e.tlsConfig))
-	}
 	switch {
 	case e.implicitTLS:
+		// dial speaks TLS; WithSSL keeps go-mail from asking STARTTLS.
 		opts = append(opts, mail.WithSSL())
 	case isLoopback(e.host):
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
@@ -78,13 +133,7 @@ func (e *email) client(ctx context.Context) (*mail.Client, error) {
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
 	}
 	if e.username != "" {
-		// Auto-discovery takes PLAIN and LOGIN only over TLS; a local
-		// relay without TLS gets PLAIN, which is safe on loopback.
-		auth := mail.SMTPAuthAutoDiscover
-		if !e.implicitTLS && isLoopback(e.host) {
-			auth = mail.SMTPAuthPlain
-		}
-		opts = append(opts, mail.WithSMTPAuth(auth), mail.WithUsername(e.username), mail.WithPassword(e.password))
+		opts = append(opts, mail.WithOpportunisticSMTPAuth(authMechs...), mail.WithUsername(e.username), mail.WithPassword(e.password))
 	}
 	return mail.NewClient(e.host, opts...)
 }

@@ -12,10 +12,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +94,44 @@ func TestEmailTLS(t *testing.T) {
 				t.Error("sent over TLS to a server whose certificate is not trusted")
 			}
 		})
+	}
+}
+
+// TestEmailBoundsWhatItReads: an SMTP server that answers with an endless
+// line costs a bounded read and an error, not memory until the timeout.
+func TestEmailBoundsWhatItReads(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		chunk := make([]byte, 64<<10)
+		for i := range chunk {
+			chunk[i] = 'x'
+		}
+		_, _ = c.Write([]byte("220 "))
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	e := newEmail(config.AlertChannel{Name: "mail", Type: config.ChannelEmail, SMTPHost: "127.0.0.1", SMTPPort: testenv.Port(t, ln.Addr().String()),
+		From: "crmon@example.com", To: []string{"a@example.com"}})
+	firing, _ := firingAndResolved()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = e.Send(ctx, firing)
+	if err == nil || !errors.Is(err, errSMTPTooLong) && !strings.Contains(err.Error(), errSMTPTooLong.Error()) {
+		t.Errorf("Send to an endless server: %v, want %v", err, errSMTPTooLong)
+	}
+	if ctx.Err() != nil {
+		t.Error("stopped by the deadline, not by the bound")
 	}
 }
