@@ -66,7 +66,9 @@ func TestFaultyChannelsDelayNothing(t *testing.T) {
 	}
 	dm := NewDeliveryMetrics()
 	d := NewDispatcher(chs, dm, DeliveryOptions{
-		QueueSize: 16, AttemptTimeout: 200 * time.Millisecond, RetryDeadline: 3 * time.Second,
+		// An attempt on the channel that never answers lasts 5 s: were
+		// the channels coupled, the good one would be that late.
+		QueueSize: 16, AttemptTimeout: 5 * time.Second, RetryDeadline: 12 * time.Second,
 		Backoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 	})
 	defer d.Close(context.Background())
@@ -119,6 +121,16 @@ func TestFaultyChannelsDelayNothing(t *testing.T) {
 	if len(at) < len(ticks) {
 		t.Fatalf("good channel got %d notifications for %d ticks", len(at), len(ticks))
 	}
+	// Each tick notifies once (no cooldown), and a channel delivers in
+	// order: the i-th delivery is the i-th tick's.
+	var late time.Duration
+	for i := range ticks {
+		late = max(late, at[i].Sub(ticks[i]))
+	}
+	t.Logf("good channel: latest delivery %v after its tick", late)
+	if late >= 2500*time.Millisecond {
+		t.Errorf("good channel delivered %v after the tick, while another channel hung for 5 s per attempt", late)
+	}
 	// The flaky channel: every notification in the end, after retries.
 	deadline = time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -133,7 +145,7 @@ func TestFaultyChannelsDelayNothing(t *testing.T) {
 	// The dead ones are retried, and never succeed.
 	for _, name := range []string{"never", "refused"} {
 		var fails float64
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 			if fails = testutil.ToFloat64(dm.attemptsFail.WithLabelValues(name)); fails >= 2 {
 				break
 			}
@@ -144,6 +156,10 @@ func TestFaultyChannelsDelayNothing(t *testing.T) {
 		sent := testutil.ToFloat64(dm.notifications.WithLabelValues(name, "sent"))
 		if sent != 0 {
 			t.Errorf("%s: %v sent", name, sent)
+		}
+		// Inside the queue's bound nothing is dropped: each waits its turn.
+		if d := testutil.ToFloat64(dm.notifications.WithLabelValues(name, "dropped")); d != 0 {
+			t.Errorf("%s: %v dropped with %d notifications and a queue of 16", name, d, len(at))
 		}
 	}
 	if v := testutil.ToFloat64(dm.notifications.WithLabelValues("good", "sent")); int(v) != len(at) {
