@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -205,9 +206,17 @@ func alertsTest(c *cli.Context) error {
 			names = append(names, ch.Name)
 		}
 		for _, n := range only {
-			if !slices.Contains(names, n) {
-				return usageErrorf("--channel %q: no such channel; the channels are %q", n, names)
+			if slices.Contains(names, n) {
+				continue
 			}
+			if len(names) == 0 {
+				return usageErrorf("--channel %q: the config has no alert channels", n)
+			}
+			quoted := make([]string, len(names))
+			for i, c := range names {
+				quoted[i] = strconv.Quote(c)
+			}
+			return usageErrorf("--channel %q: no such channel; the channels are %s", n, strings.Join(quoted, ", "))
 		}
 		chCfg = slices.DeleteFunc(slices.Clone(chCfg), func(ch config.AlertChannel) bool { return !slices.Contains(only, ch.Name) })
 	}

@@ -174,6 +174,10 @@ labels = { team = "ci" }
 	if err != nil || strings.Contains(string(out), "dead") {
 		t.Errorf("crmon alerts test --channel hook: %v\n%s", err, out)
 	}
+	out, err = exec.Command(crmonBinary(t), "alerts", "test", "--config", cfg, "--channel", "hoook").CombinedOutput()
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), `no such channel; the channels are "hook", "dead"`) {
+		t.Errorf("crmon alerts test --channel hoook: %v, want exit 2 naming the channels\n%s", err, out)
+	}
 }
 
 // TestConfigCheckSMTPHost: config check says, at its line, that an SMTP
