@@ -15,7 +15,7 @@
 // background, every DiskUsageInterval.
 //
 // Churn: a container's last counters are taken when its last process
-// leaves (inotify on cgroup.events, before the runtime removes the
+// leaves (cgroup.events polled, before the runtime removes the
 // cgroup), else they are those of the last tick. A container that stopped
 // or was removed keeps serving its counters, with their final values, for
 // RemovedRetention, so that a scraper at a slower interval still sees
@@ -250,8 +250,9 @@ func New(o Options) (c *Collector, err error) {
 	go func() { defer c.wg.Done(); c.follow(ctx) }()
 	go func() { defer c.wg.Done(); c.refreshSizes(ctx) }()
 	if c.exits != nil {
-		c.wg.Add(1)
+		c.wg.Add(2)
 		go func() { defer c.wg.Done(); c.exits.run() }()
+		go func() { defer c.wg.Done(); c.exits.poll() }()
 	}
 	return c, nil
 }
@@ -274,6 +275,9 @@ func (c *Collector) Close() error {
 		errs = append(errs, c.exits.close())
 	}
 	c.wg.Wait()
+	if c.exits != nil {
+		c.exits.closeFiles()
+	}
 	c.mu.Lock()
 	for _, ct := range c.byID {
 		ct.closeFiles()

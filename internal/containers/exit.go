@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -18,12 +19,13 @@ import (
 	"github.com/crmon-dev/crmon/internal/cgroups"
 )
 
-// exitWatcher watches containers' cgroup.events with inotify. The kernel
-// signals a modification when "populated" drops to 0, that is when the last
-// process left, which is before the runtime removes the cgroup: the one
-// moment a short-lived container's final counters can be read.
+// exitWatcher polls containers' cgroup.events. The kernel signals a change
+// when "populated" drops to 0, that is when the last process left, which
+// is before the runtime removes the cgroup: the one moment a short-lived
+// container's final counters can be read.
 //
-// It also watches the directories containers' cgroups are made in, so that
+// It also watches, with inotify, the directories containers' cgroups are
+// made in, so that
 // a container's cgroup.events is watched from the moment the runtime makes
 // its cgroup, before its process runs: one that exits before the engine's
 // start event is handled still gets its final read.
@@ -33,7 +35,12 @@ type exitWatcher struct {
 	onZero   func(id string, paths cgroups.Paths)
 	onCreate func(cgroup string)
 
-	mu   sync.Mutex
+	// epfd polls the containers' cgroup.events files; closed stops it.
+	epfd   int
+	closed atomic.Bool
+
+	mu sync.Mutex
+	// byWD are the watched cgroup.events files by descriptor.
 	byWD map[int]exitWatch
 	// root is the cgroup2 mount. parents are the watched parent
 	// directories' cgroup paths by watch, and their watches by cgroup
@@ -62,10 +69,15 @@ func newExitWatcher(root string, onZero func(string, cgroups.Paths), onCreate fu
 	if err != nil {
 		return nil, err
 	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	// A non-blocking fd in an os.File goes through the runtime poller, so
 	// Close wakes the reader.
 	return &exitWatcher{
-		f: os.NewFile(uintptr(fd), "inotify"), fd: fd, onZero: onZero, onCreate: onCreate,
+		f: os.NewFile(uintptr(fd), "inotify"), fd: fd, epfd: epfd, onZero: onZero, onCreate: onCreate,
 		root: root, byWD: map[int]exitWatch{}, parents: map[int]string{}, parentWD: map[string]int{}, wanted: map[string]bool{},
 	}, nil
 }
@@ -132,23 +144,64 @@ func (w *exitWatcher) made(cg string) {
 	w.onCreate(cg)
 }
 
+// add watches a container's cgroup.events at path. It is polled, not
+// watched with inotify: the kernel wakes pollers of a cgroup file as it
+// changes (kernfs_notify), but passes inotify its events later, from a
+// work queue, which the runtime's removal of the cgroup can beat. It
+// returns the file's descriptor, which names the watch.
 func (w *exitWatcher) add(path, id string, paths cgroups.Paths) (int, error) {
-	wd, err := unix.InotifyAddWatch(w.fd, path, unix.IN_MODIFY)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
 	}
+	// Read once: kernfs reports a change since the last read.
+	var b [64]byte
+	unix.Pread(fd, b[:], 0)
 	w.mu.Lock()
-	w.byWD[wd] = exitWatch{id, paths}
+	w.byWD[fd] = exitWatch{id, paths}
 	w.mu.Unlock()
-	return wd, nil
+	ev := unix.EpollEvent{Events: unix.EPOLLPRI | unix.EPOLLERR | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		w.remove(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 func (w *exitWatcher) remove(wd int) {
 	w.mu.Lock()
+	_, ok := w.byWD[wd]
 	delete(w.byWD, wd)
 	w.mu.Unlock()
-	// The watch may be gone already with its cgroup (IN_IGNORED).
-	unix.InotifyRmWatch(w.fd, uint32(wd))
+	if ok {
+		unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, wd, nil)
+		unix.Close(wd)
+	}
+}
+
+// poll waits for changes of the watched cgroup.events files.
+func (w *exitWatcher) poll() {
+	evs := make([]unix.EpollEvent, 64)
+	var b [64]byte
+	for !w.closed.Load() {
+		// A timeout, so that close is noticed.
+		n, err := unix.EpollWait(w.epfd, evs, 500)
+		if err != nil {
+			continue
+		}
+		for _, ev := range evs[:n] {
+			fd := int(ev.Fd)
+			w.mu.Lock()
+			ew, ok := w.byWD[fd]
+			if ok {
+				unix.Pread(fd, b[:], 0)
+			}
+			w.mu.Unlock()
+			if ok {
+				w.onZero(ew.id, ew.paths)
+			}
+		}
+	}
 }
 
 // size is the number of container watches held, for tests of churn.
@@ -176,24 +229,32 @@ func (w *exitWatcher) run() {
 			}
 			off += unix.SizeofInotifyEvent + int(ev.Len)
 			w.mu.Lock()
-			ew, ok := w.byWD[int(ev.Wd)]
 			parent, isParent := w.parents[int(ev.Wd)]
-			if ev.Mask&unix.IN_IGNORED != 0 {
-				delete(w.byWD, int(ev.Wd))
-				if isParent {
-					delete(w.parents, int(ev.Wd))
-					delete(w.parentWD, parent)
-				}
+			if isParent && ev.Mask&unix.IN_IGNORED != 0 {
+				delete(w.parents, int(ev.Wd))
+				delete(w.parentWD, parent)
 			}
 			w.mu.Unlock()
-			switch {
-			case ok && ev.Mask&unix.IN_MODIFY != 0:
-				w.onZero(ew.id, ew.paths)
-			case isParent && ev.Mask&unix.IN_CREATE != 0 && ev.Mask&unix.IN_ISDIR != 0 && len(name) > 0:
+			if isParent && ev.Mask&unix.IN_CREATE != 0 && ev.Mask&unix.IN_ISDIR != 0 && len(name) > 0 {
 				w.made(path.Join(parent, string(name)))
 			}
 		}
 	}
 }
 
-func (w *exitWatcher) close() error { return w.f.Close() }
+func (w *exitWatcher) close() error {
+	w.closed.Store(true)
+	return w.f.Close()
+}
+
+// closeFiles closes the epoll instance and every watched file, once both
+// loops have returned.
+func (w *exitWatcher) closeFiles() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for fd := range w.byWD {
+		unix.Close(fd)
+	}
+	w.byWD = map[int]exitWatch{}
+	unix.Close(w.epfd)
+}
