@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
 // TestNewCgroupCleansUpPartialState makes the second hierarchy fail after
@@ -23,14 +24,14 @@ func TestNewCgroupCleansUpPartialState(t *testing.T) {
 		// mkdir under /proc fails, as root too.
 		V1: map[string]string{"memory": "/proc"},
 	}
-	cg, err := NewCgroup(h, "crmon-test", "partial")
+	cg, err := NewCgroup(h, testenv.CgroupParent, "partial")
 	if err == nil {
 		t.Fatalf("NewCgroup succeeded: %+v", cg)
 	}
 	if cg != nil {
 		t.Errorf("NewCgroup returned %+v with its error", cg)
 	}
-	if _, err := os.Stat(filepath.Join(unified, "crmon-test", "partial")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(unified, testenv.CgroupParent, "partial")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the cgroup2 directory made before the failure is still there: %v", err)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
 // The test binary doubles as the workload of known size: run with
@@ -33,26 +35,12 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	code := m.Run()
-	if !testing.Short() { // -short made no cgroup, and touches none
-		removeTestParent()
-	}
+	testenv.RemoveCgroupParent()
 	os.Exit(code)
 }
 
 // testParent is the cgroup the tests make their cgroups under.
-const testParent = "crmon-test"
-
-// removeTestParent removes the tests' parent cgroup from every hierarchy
-// once its children are gone, so that the tests leave the host's cgroup
-// trees as they found them. A parent still in use (another test binary
-// running beside this one) is not empty, and stays.
-func removeTestParent() {
-	roots, _ := filepath.Glob("/sys/fs/cgroup/*/" + testParent)
-	roots = append(roots, "/sys/fs/cgroup/"+testParent)
-	for _, d := range roots {
-		_ = os.Remove(d)
-	}
-}
+const testParent = testenv.CgroupParent
 
 type workloadResult struct {
 	CPUSeconds float64 `json:"cpu_seconds"`

@@ -21,6 +21,7 @@ import (
 	"github.com/crmon-dev/crmon/internal/control"
 	"github.com/crmon-dev/crmon/internal/runner"
 	"github.com/crmon-dev/crmon/internal/sessions"
+	"github.com/crmon-dev/crmon/internal/testenv"
 	"github.com/crmon-dev/crmon/pkg/session"
 )
 
@@ -201,7 +202,7 @@ func TestLeaseExpires(t *testing.T) {
 // cgroup made for it is killed and the cgroup removed in every hierarchy.
 func TestOwnerProcessExits(t *testing.T) {
 	srv, h := newServerWith(t, sessions.ManagerOptions{AbandonedAfter: 30 * time.Second})
-	cg, err := runner.NewCgroup(h, "crmon-test", fmt.Sprintf("owner-%d", os.Getpid()))
+	cg, err := runner.NewCgroup(h, testenv.CgroupParent, fmt.Sprintf("owner-%d", os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}

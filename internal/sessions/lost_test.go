@@ -45,7 +45,7 @@ func TestLostCompletionsInReport(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 
-	cg, err := runner.NewCgroup(h, "crmon-test", fmt.Sprintf("lost-%d", os.Getpid()))
+	cg, err := runner.NewCgroup(h, testenv.CgroupParent, fmt.Sprintf("lost-%d", os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,7 +88,7 @@ func (a *agentServer) do(t *testing.T, method, path, body string) (int, string) 
 // Go client, as a test framework would.
 func TestSessionOverHTTP(t *testing.T) {
 	srv, h := newServer(t)
-	cg, err := runner.NewCgroup(h, "crmon-test", fmt.Sprintf("session-%d", os.Getpid()))
+	cg, err := runner.NewCgroup(h, testenv.CgroupParent, fmt.Sprintf("session-%d", os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}

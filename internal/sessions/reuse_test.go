@@ -41,7 +41,7 @@ func TestFreshCgroupReusedPath(t *testing.T) {
 	meter := sessions.NewProbeMeter(p)
 
 	name := fmt.Sprintf("reuse-%d", os.Getpid())
-	first, err := runner.NewCgroup(h, "crmon-test", name)
+	first, err := runner.NewCgroup(h, testenv.CgroupParent, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestFreshCgroupReusedPath(t *testing.T) {
 		t.Fatalf("the probes kept %.3f CPU-seconds of the removed cgroup; the test needs some", before)
 	}
 
-	second, err := runner.NewCgroup(h, "crmon-test", name)
+	second, err := runner.NewCgroup(h, testenv.CgroupParent, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -52,5 +53,23 @@ func RequireLong(t testing.TB, needs string) {
 	t.Helper()
 	if testing.Short() {
 		Unavailable(t, "needs %s (-short)", needs)
+	}
+}
+
+// CgroupParent is the cgroup that tests make their cgroups under.
+const CgroupParent = "crmon-test"
+
+// RemoveCgroupParent removes CgroupParent from every hierarchy once its
+// children are gone, so that the tests leave the host's cgroup trees as
+// they found them: a package's TestMain calls it after m.Run. Under
+// -short, which makes no cgroup, it does nothing. A parent still in use
+// (another test binary running beside this one) is not empty, and stays.
+func RemoveCgroupParent() {
+	if testing.Short() {
+		return
+	}
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + CgroupParent)
+	for _, d := range append(dirs, "/sys/fs/cgroup/"+CgroupParent) {
+		_ = os.Remove(d)
 	}
 }
