@@ -28,14 +28,7 @@ func TestAgentContainerAlerts(t *testing.T) {
 	body := fmt.Sprintf(`[cleanroom.monitoring]
 collection_interval = "1s"
 
-[cleanroom.monitoring.thresholds]
-cpu_usage_percent = 0
-memory_usage_percent = 0
-disk_usage_percent = 0
-network_bandwidth_percent = 0
-container_count = 0
-process_count = 0
-
+`+thresholdsOff+`
 [cleanroom.monitoring.containers]
 include = ["crmon-alert-*-%s"]
 idle_refresh = "0s"

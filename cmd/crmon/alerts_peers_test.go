@@ -84,14 +84,7 @@ func TestAgentAlertsAllChannels(t *testing.T) {
 		body := fmt.Sprintf(`[cleanroom.monitoring]
 collection_interval = "200ms"
 
-[cleanroom.monitoring.thresholds]
-cpu_usage_percent = 0
-memory_usage_percent = 0
-disk_usage_percent = 0
-network_bandwidth_percent = 0
-container_count = 0
-process_count = 0
-
+`+thresholdsOff+`
 [cleanroom.monitoring.store]
 path = %q
 

@@ -23,6 +23,17 @@ import (
 	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
+// thresholdsOff turns off the built-in threshold rules, so that a test's
+// agent alerts only on the rules the test gives it.
+const thresholdsOff = `[cleanroom.monitoring.thresholds]
+cpu_usage_percent = 0
+memory_usage_percent = 0
+disk_usage_percent = 0
+network_bandwidth_percent = 0
+container_count = 0
+process_count = 0
+`
+
 // hookReceiver records the webhook payloads it is sent.
 type hookReceiver struct {
 	*httptest.Server
@@ -70,14 +81,7 @@ func TestAgentAlerts(t *testing.T) {
 	body := fmt.Sprintf(`[cleanroom.monitoring]
 collection_interval = "200ms"
 
-[cleanroom.monitoring.thresholds]
-cpu_usage_percent = 0
-memory_usage_percent = 0
-disk_usage_percent = 0
-network_bandwidth_percent = 0
-container_count = 0
-process_count = 0
-
+`+thresholdsOff+`
 [cleanroom.monitoring.store]
 path = %q
 
