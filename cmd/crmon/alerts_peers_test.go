@@ -4,9 +4,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,23 +17,6 @@ import (
 	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
-func getJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s: %s", url, resp.Status, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("GET %s: %v: %s", url, err, b)
-	}
-}
-
 type mail struct {
 	Subject string
 	Created time.Time
@@ -43,7 +24,7 @@ type mail struct {
 
 func mails(t *testing.T, api string) []mail {
 	var r struct{ Messages []mail }
-	getJSON(t, "http://"+api+"/api/v1/messages", &r)
+	testenv.GetJSON(t, "http://"+api+"/api/v1/messages", &r)
 	return r.Messages
 }
 
@@ -141,7 +122,7 @@ severity = "critical"
 	}
 	var alerts []amAlert
 	waitFor(t, func() bool {
-		getJSON(t, "http://"+am+"/api/v2/alerts", &alerts)
+		testenv.GetJSON(t, "http://"+am+"/api/v2/alerts", &alerts)
 		return len(alerts) == 1
 	})
 	if a := alerts[0]; a.Labels["alertname"] != "Procs" || a.Labels["severity"] != "critical" || a.Status.State != "active" || !a.EndsAt.After(time.Now()) {
@@ -167,7 +148,7 @@ severity = "critical"
 		t.Errorf("second mail %q, want the resolved one", s)
 	}
 	waitFor(t, func() bool {
-		getJSON(t, "http://"+am+"/api/v2/alerts", &alerts)
+		testenv.GetJSON(t, "http://"+am+"/api/v2/alerts", &alerts)
 		return len(alerts) == 0 || !alerts[0].EndsAt.After(time.Now())
 	})
 	waitFor(t, func() bool { return hook.count() == 2 })

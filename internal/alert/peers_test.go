@@ -5,10 +5,7 @@ package alert
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -17,24 +14,6 @@ import (
 	"github.com/crmon-dev/crmon/internal/testenv"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
-
-// getJSON GETs url into v, with a deadline and a size bound.
-func getJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s %v: %s", url, resp.Status, err, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("GET %s: %v: %s", url, err, b)
-	}
-}
 
 // mailpit is a real SMTP server on loopback whose API reads mails back.
 type mailpit struct{ smtp, api string }
@@ -53,13 +32,13 @@ type mailpitMessage struct {
 // messages are the mails mailpit holds, newest first.
 func (m mailpit) messages(t *testing.T) []mailpitMessage {
 	var r struct{ Messages []mailpitMessage }
-	getJSON(t, "http://"+m.api+"/api/v1/messages", &r)
+	testenv.GetJSON(t, "http://"+m.api+"/api/v1/messages", &r)
 	return r.Messages
 }
 
 func (m mailpit) text(t *testing.T, id string) string {
 	var r struct{ Text string }
-	getJSON(t, "http://"+m.api+"/api/v1/message/"+id, &r)
+	testenv.GetJSON(t, "http://"+m.api+"/api/v1/message/"+id, &r)
 	return r.Text
 }
 
@@ -159,7 +138,7 @@ func TestAlertmanagerReal(t *testing.T) {
 		Status      struct{ State string }
 	}
 	var got []gettable
-	getJSON(t, "http://"+addr+"/api/v2/alerts", &got)
+	testenv.GetJSON(t, "http://"+addr+"/api/v2/alerts", &got)
 	if len(got) != 1 {
 		t.Fatalf("Alertmanager holds %d alerts, want 1: %+v", len(got), got)
 	}
@@ -179,13 +158,13 @@ func TestAlertmanagerReal(t *testing.T) {
 	}
 	// Resolved: Alertmanager no longer lists it as active.
 	var active []gettable
-	getJSON(t, "http://"+addr+"/api/v2/alerts?active=true&silenced=false&inhibited=false&unprocessed=false", &active)
+	testenv.GetJSON(t, "http://"+addr+"/api/v2/alerts?active=true&silenced=false&inhibited=false&unprocessed=false", &active)
 	for _, a := range active {
 		if a.Labels["alertname"] == "CPU" && a.EndsAt.After(now) {
 			t.Errorf("still active after resolving: %+v", a)
 		}
 	}
-	getJSON(t, "http://"+addr+"/api/v2/alerts", &got)
+	testenv.GetJSON(t, "http://"+addr+"/api/v2/alerts", &got)
 	for _, a := range got {
 		if a.Labels["alertname"] == "CPU" && !a.EndsAt.Equal(now) {
 			t.Errorf("endsAt %v after resolving at %v", a.EndsAt, now)

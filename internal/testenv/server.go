@@ -5,6 +5,8 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -116,4 +118,23 @@ func Port(t testing.TB, addr string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// GetJSON GETs url into v, with a deadline and a size bound, failing the
+// test on any error or a status other than 200.
+func GetJSON(t testing.TB, url string, v any) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v: %s", url, resp.Status, err, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v: %s", url, err, b)
+	}
 }
