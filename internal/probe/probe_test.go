@@ -583,6 +583,36 @@ func TestSchedCPU(t *testing.T) {
 	t.Logf("idle cgroup CPU = %v", ic.CPU)
 }
 
+// startUntilDone starts n copies of workload name in cg (pinned to cpu
+// when >= 0), releases them together, and waits until each has printed
+// "done" and sleeps; they are killed when the test ends.
+func startUntilDone(t *testing.T, cg *testCgroup, cpu int, name, arg string, n int) []*workloadProc {
+	t.Helper()
+	ws := make([]*workloadProc, n)
+	for i := range ws {
+		ws[i] = start(t, cg, cpu, name, arg)
+	}
+	for _, w := range ws {
+		w.go_(t)
+	}
+	t.Cleanup(func() {
+		for _, w := range ws {
+			_ = w.cmd.Process.Kill()
+			_ = w.cmd.Wait()
+		}
+	})
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, w := range ws {
+		for !strings.Contains(w.stdoutString(), "done") {
+			if time.Now().After(deadline) || w.cmd.ProcessState != nil {
+				t.Fatalf("%s workload not done: %s", name, w.stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return ws
+}
+
 // TestSchedRunqueue runs two burners pinned to one CPU: each waits while
 // the other runs, and the kernel's schedstat run delay is ground truth.
 func TestSchedRunqueue(t *testing.T) {
@@ -590,25 +620,7 @@ func TestSchedRunqueue(t *testing.T) {
 	m := mounts(t)
 	cg := newCgroup(t, m, "runq")
 	cpu := runtime.NumCPU() - 1
-	ws := []*workloadProc{start(t, cg, cpu, "burn-and-stay", "700ms"), start(t, cg, cpu, "burn-and-stay", "700ms")}
-	for _, w := range ws {
-		w.go_(t)
-	}
-	defer func() {
-		for _, w := range ws {
-			_ = w.cmd.Process.Kill()
-			_ = w.cmd.Wait()
-		}
-	}()
-	deadline := time.Now().Add(2 * time.Minute)
-	for _, w := range ws {
-		for !strings.Contains(w.stdoutString(), "done") {
-			if time.Now().After(deadline) || w.cmd.ProcessState != nil {
-				t.Fatalf("workload not done: %s", w.stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	ws := startUntilDone(t, cg, cpu, "burn-and-stay", "700ms", 2)
 	// Compared where the two are defined to agree: every thread asleep,
 	// so that only the Go runtime's idle threads may still wait for a
 	// CPU, and the probes' read bracketed by two reads of the kernel's
@@ -679,26 +691,8 @@ func TestSchedSwitchTypes(t *testing.T) {
 	m := mounts(t)
 	cg := newCgroup(t, m, "switches")
 	cpu := runtime.NumCPU() - 1
-	ws := []*workloadProc{start(t, cg, cpu, "switches", "1500"), start(t, cg, cpu, "switches", "1500")}
-	for _, w := range ws {
-		w.go_(t)
-	}
-	defer func() {
-		for _, w := range ws {
-			_ = w.cmd.Process.Kill()
-			_ = w.cmd.Wait()
-		}
-	}()
-	deadline := time.Now().Add(2 * time.Minute)
+	ws := startUntilDone(t, cg, cpu, "switches", "1500", 2)
 	pids := []int{ws[0].cmd.Process.Pid, ws[1].cmd.Process.Pid}
-	for _, w := range ws {
-		for !strings.Contains(w.stdoutString(), "done") {
-			if time.Now().After(deadline) || w.cmd.ProcessState != nil {
-				t.Fatalf("workload not done: %s", w.stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 	time.Sleep(50 * time.Millisecond)
 	status := func() (vol, invol float64) {
 		for _, pid := range pids {
