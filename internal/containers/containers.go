@@ -237,7 +237,13 @@ func New(o Options) (c *Collector, err error) {
 		}
 		c.client = e
 	}
-	c.exits, err = newExitWatcher(h.Unified, c.onPopulatedZero, c.onCgroupCreated)
+	c.exits, err = newExitWatcher(h.Unified, c.onPopulatedZero, c.onCgroupCreated, func(p cgroups.Paths) *cgroups.Reader {
+		r, err := c.openCgroup(p)
+		if err != nil {
+			return nil
+		}
+		return r
+	})
 	if err != nil {
 		c.log.Debug("no exit watcher; short-lived containers keep their last tick's counters", "err", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -24,6 +25,12 @@ import (
 // is before the runtime removes the cgroup: the one moment a short-lived
 // container's final counters can be read.
 //
+// A container's counters are read through files opened as its first
+// process enters the cgroup (populated 1), kept for its first
+// keepReaderFor: then the final read is a pread of each, where opening a
+// dozen files in as many hierarchies after the last process left loses the
+// race with the runtime's rmdir now and then, even on an idle host.
+//
 // It also watches, with inotify, the directories containers' cgroups are
 // made in, so that
 // a container's cgroup.events is watched from the moment the runtime makes
@@ -32,8 +39,10 @@ import (
 type exitWatcher struct {
 	f        *os.File
 	fd       int
-	onZero   func(id string, paths cgroups.Paths)
+	onZero   func(id string, paths cgroups.Paths, r *cgroups.Reader)
 	onCreate func(cgroup string)
+	// open opens a container's cgroup reader, or returns nil.
+	open func(paths cgroups.Paths) *cgroups.Reader
 
 	// epfd polls the containers' cgroup.events files; closed stops it.
 	epfd   int
@@ -62,9 +71,21 @@ const maxParents = 64
 type exitWatch struct {
 	id    string
 	paths cgroups.Paths
+	// r is the reader opened as the first process entered (opened), until
+	// the final read takes it or keepReaderFor has passed since then.
+	r      *cgroups.Reader
+	opened bool
+	since  time.Time
 }
 
-func newExitWatcher(root string, onZero func(string, cgroups.Paths), onCreate func(string)) (*exitWatcher, error) {
+// keepReaderFor is how long a reader opened as a container starts is kept
+// for its final read. It bounds the descriptors this costs to containers
+// started that recently, the short-lived ones; a container that lives
+// longer is read every tick or idle_refresh, and its final read opens its
+// files after the last process left.
+const keepReaderFor = 30 * time.Second
+
+func newExitWatcher(root string, onZero func(string, cgroups.Paths, *cgroups.Reader), onCreate func(string), open func(cgroups.Paths) *cgroups.Reader) (*exitWatcher, error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil, err
@@ -77,7 +98,7 @@ func newExitWatcher(root string, onZero func(string, cgroups.Paths), onCreate fu
 	// A non-blocking fd in an os.File goes through the runtime poller, so
 	// Close wakes the reader.
 	return &exitWatcher{
-		f: os.NewFile(uintptr(fd), "inotify"), fd: fd, epfd: epfd, onZero: onZero, onCreate: onCreate,
+		f: os.NewFile(uintptr(fd), "inotify"), fd: fd, epfd: epfd, onZero: onZero, onCreate: onCreate, open: open,
 		root: root, byWD: map[int]exitWatch{}, parents: map[int]string{}, parentWD: map[string]int{}, wanted: map[string]bool{},
 	}, nil
 }
@@ -156,9 +177,14 @@ func (w *exitWatcher) add(path, id string, paths cgroups.Paths) (int, error) {
 	}
 	// Read once: kernfs reports a change since the last read.
 	var b [64]byte
-	unix.Pread(fd, b[:], 0)
+	n, _ := unix.Pread(fd, b[:], 0)
+	ew := exitWatch{id: id, paths: paths}
+	if n > 0 && cgroups.Populated(b[:n]) {
+		// Its process runs already: no change will say it started.
+		ew.r, ew.opened, ew.since = w.open(paths), true, time.Now()
+	}
 	w.mu.Lock()
-	w.byWD[fd] = exitWatch{id, paths}
+	w.byWD[fd] = ew
 	w.mu.Unlock()
 	ev := unix.EpollEvent{Events: unix.EPOLLPRI | unix.EPOLLERR | unix.EPOLLET, Fd: int32(fd)}
 	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
@@ -170,12 +196,15 @@ func (w *exitWatcher) add(path, id string, paths cgroups.Paths) (int, error) {
 
 func (w *exitWatcher) remove(wd int) {
 	w.mu.Lock()
-	_, ok := w.byWD[wd]
+	ew, ok := w.byWD[wd]
 	delete(w.byWD, wd)
 	w.mu.Unlock()
 	if ok {
 		unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, wd, nil)
 		unix.Close(wd)
+		if ew.r != nil {
+			ew.r.Close()
+		}
 	}
 }
 
@@ -183,25 +212,92 @@ func (w *exitWatcher) remove(wd int) {
 func (w *exitWatcher) poll() {
 	evs := make([]unix.EpollEvent, 64)
 	var b [64]byte
+	lastSweep := time.Now()
 	for !w.closed.Load() {
 		// A timeout, so that close is noticed.
 		n, err := unix.EpollWait(w.epfd, evs, 500)
+		if now := time.Now(); now.Sub(lastSweep) >= time.Second {
+			lastSweep = now
+			w.dropOldReaders(now)
+		}
 		if err != nil {
 			continue
 		}
 		for _, ev := range evs[:n] {
 			fd := int(ev.Fd)
+			var start, empty bool
+			var r *cgroups.Reader
 			w.mu.Lock()
 			ew, ok := w.byWD[fd]
 			if ok {
-				unix.Pread(fd, b[:], 0)
+				m, _ := unix.Pread(fd, b[:], 0)
+				populated := m > 0 && cgroups.Populated(b[:m])
+				start, empty = populated && !ew.opened, !populated
+				if empty {
+					// The final read takes the reader.
+					r, ew.r = ew.r, nil
+				}
+				ew.opened = ew.opened || start
+				w.byWD[fd] = ew
 			}
 			w.mu.Unlock()
-			if ok {
-				w.onZero(ew.id, ew.paths)
+			switch {
+			case start:
+				w.keepReader(fd, ew.id, w.open(ew.paths))
+			case empty:
+				w.onZero(ew.id, ew.paths, r)
 			}
 		}
 	}
+}
+
+// keepReader keeps r for the final read of watch wd if it still is id's:
+// r was opened off w.mu, and the watch may have gone meanwhile.
+func (w *exitWatcher) keepReader(wd int, id string, r *cgroups.Reader) {
+	if r == nil {
+		return
+	}
+	w.mu.Lock()
+	ew, ok := w.byWD[wd]
+	if ok && ew.id == id && ew.r == nil {
+		ew.r, ew.since = r, time.Now()
+		w.byWD[wd] = ew
+		r = nil
+	}
+	w.mu.Unlock()
+	if r != nil {
+		r.Close()
+	}
+}
+
+// dropOldReaders closes the readers kept longer than keepReaderFor.
+func (w *exitWatcher) dropOldReaders(now time.Time) {
+	var old []*cgroups.Reader
+	w.mu.Lock()
+	for wd, ew := range w.byWD {
+		if ew.r != nil && now.Sub(ew.since) > keepReaderFor {
+			old = append(old, ew.r)
+			ew.r = nil
+			w.byWD[wd] = ew
+		}
+	}
+	w.mu.Unlock()
+	for _, r := range old {
+		r.Close()
+	}
+}
+
+// keptFiles counts the files of the readers kept for final reads.
+func (w *exitWatcher) keptFiles() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, ew := range w.byWD {
+		if ew.r != nil {
+			n += ew.r.Files()
+		}
+	}
+	return n
 }
 
 // size is the number of container watches held, for tests of churn.
@@ -252,8 +348,11 @@ func (w *exitWatcher) close() error {
 func (w *exitWatcher) closeFiles() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for fd := range w.byWD {
+	for fd, ew := range w.byWD {
 		unix.Close(fd)
+		if ew.r != nil {
+			ew.r.Close()
+		}
 	}
 	w.byWD = map[int]exitWatch{}
 	unix.Close(w.epfd)

@@ -325,28 +325,37 @@ func (c *Collector) setCgroup(ct *container, p cgroups.Paths) {
 	c.byCgroup[ct.cgroupPath] = ct
 }
 
-// onPopulatedZero runs when a watched cgroup.events changes: if the cgroup
-// has no process left it reads the counters one last time, before the
-// runtime removes the cgroup. The runtime may do so within milliseconds,
-// so the cgroup is read before c.mu is taken: a tick or a scrape holding
-// it would make the read come too late.
-func (c *Collector) onPopulatedZero(id string, paths cgroups.Paths) {
-	b, err := os.ReadFile(filepath.Join(c.h.Unified, paths.V2, "cgroup.events"))
-	if err != nil || cgroups.Populated(b) {
-		return
+// openCgroup opens a reader of the cgroup at paths, for a final read.
+func (c *Collector) openCgroup(paths cgroups.Paths) (*cgroups.Reader, error) {
+	return c.h.OpenWith(paths, cgroups.OpenOptions{NoPressure: !c.groups.pressure})
+}
+
+// onPopulatedZero runs when a watched cgroup has no process left: it reads
+// the counters one last time, before the runtime removes the cgroup,
+// through r when the watch opened it as the container started. The runtime
+// may remove it within a millisecond, so the cgroup is read before c.mu is
+// taken: a tick or a scrape holding it would make the read come too late.
+func (c *Collector) onPopulatedZero(id string, paths cgroups.Paths, r *cgroups.Reader) {
+	full := int(c.fullFiles.Load())
+	if r != nil && r.Files() < full {
+		// Opened before every hierarchy had the cgroup.
+		r.Close()
+		r = nil
 	}
-	r, err := c.h.OpenWith(paths, cgroups.OpenOptions{NoPressure: !c.groups.pressure})
-	if err != nil {
-		return
+	if r == nil {
+		var err error
+		if r, err = c.openCgroup(paths); err != nil {
+			return
+		}
 	}
 	var st cgroups.Stats
 	var buf []byte
-	err = r.Read(&st, &buf, cgroups.ReadAll)
+	err := r.Read(&st, &buf, cgroups.ReadAll)
 	files := r.Files()
 	r.Close()
 	// A read that raced the runtime's removal of some hierarchies is not
 	// the final one.
-	if err == cgroups.ErrGone || files < int(c.fullFiles.Load()) {
+	if err == cgroups.ErrGone || files < full {
 		return
 	}
 	now := time.Now()
