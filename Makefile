@@ -11,6 +11,8 @@ export PATH := $(PATH):/usr/local/go/bin
 # the go command fetches it through the module proxy the first time. It
 # carries the standard library fixes govulncheck asks for.
 export GOTOOLCHAIN ?= go1.26.11
+# Screenshots and other files the tests leave for a person to look at.
+export CRMON_TEST_ARTIFACTS ?= $(CURDIR)/test-artifacts
 
 .DEFAULT_GOAL := help
 .PHONY: help deps docker-env generate check-generated build run test test-unit e2e bench bench-agent lint format

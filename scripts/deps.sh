@@ -25,6 +25,11 @@ pkgs=(
 	strace          # checks that go test -short touches nothing on the host
 	ca-certificates
 	prometheus-alertmanager # the alertmanager alert channel is tested against a real one
+	influxdb        # the InfluxDB exporter is tested against a real server
+	chromium        # the live page and the HTML reports are checked in a real browser
+	tmux            # crmon top is driven through a real terminal
+	systemd         # systemd-analyze verifies the unit file
+	ruby            # ruby -c checks the Vagrantfile
 )
 if grep -qi '^ID=ubuntu' /etc/os-release 2>/dev/null; then
 	command -v bpftool >/dev/null || pkgs+=(linux-tools-common linux-tools-generic "linux-tools-$(uname -r)")
