@@ -104,6 +104,8 @@ func runAgent(c *cli.Context) error {
 		al.metrics,
 	}
 
+	a.SetGatherer(web.Gatherer(a, extra))
+
 	sc := cfg.Monitoring.Sessions
 	gid, err := control.LookupGroup(sc.SocketGroup)
 	if err != nil {

@@ -39,14 +39,19 @@ type Sample struct {
 	Time     time.Time
 	Duration time.Duration
 	Metrics  *metrics.ResourceMetrics
+
+	// seq is the tick's number, and series what Series gathered for it.
+	seq    uint64
+	series *series
 }
 
 // Agent owns a set of collectors and the loop that drives them.
 type Agent struct {
 	logger *slog.Logger
 
-	mu         sync.Mutex // guards collectors, interval, subs and dropped
+	mu         sync.Mutex // guards collectors, interval, subs, dropped and gatherer
 	collectors []collect.Collector
+	gatherer   prometheus.Gatherer
 	interval   time.Duration
 	subs       []*Subscription
 	// dropped counts, per subscriber name, the samples its subscriptions
@@ -56,6 +61,9 @@ type Agent struct {
 	reset   chan struct{} // interval changed: restart the ticker
 
 	latest atomic.Pointer[Sample]
+	// started counts the ticks that began updating collectors; Series
+	// uses it to tell that a tick ran during a gather.
+	started atomic.Uint64
 	// tickMu serialises ticks: Update must never run concurrently with
 	// itself, and Collect/Fill read what the last Update left.
 	tickMu sync.Mutex
@@ -268,6 +276,7 @@ func (a *Agent) Tick(ctx context.Context) *Sample {
 	cs := a.collectors
 	a.mu.Unlock()
 
+	seq := a.started.Add(1)
 	start := time.Now()
 	status := make([]collectorStatus, len(cs))
 	for i, c := range cs {
@@ -288,7 +297,7 @@ func (a *Agent) Tick(ctx context.Context) *Sample {
 			status[i].ok = false
 		}
 	}
-	s := &Sample{Time: start, Duration: time.Since(start), Metrics: m}
+	s := &Sample{Time: start, Duration: time.Since(start), Metrics: m, seq: seq, series: new(series)}
 	a.status.Store(&status)
 	a.latest.Store(s)
 	a.ticks.Add(1)

@@ -81,8 +81,7 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	full, rest := prometheus.NewRegistry(), prometheus.NewRegistry()
-	full.MustRegister(append([]prometheus.Collector{a}, extra...)...)
+	full, rest := Gatherer(a, extra), prometheus.NewRegistry()
 	rest.MustRegister(append([]prometheus.Collector{a.Rest()}, extra...)...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", newMetricsHandler(full, rest, a.AppendText, opts.Logger, 10))
@@ -164,6 +163,16 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 		opts:   opts,
 		logger: opts.Logger,
 	}
+}
+
+// Gatherer gathers every series /metrics serves: a's and extra's. The
+// agent's consumers read it through agent.Series (run it with
+// a.SetGatherer(Gatherer(a, extra))), so that an exporter or the store
+// reads, per tick, exactly what a scrape would.
+func Gatherer(a *agent.Agent, extra []prometheus.Collector) prometheus.Gatherer {
+	full := prometheus.NewRegistry()
+	full.MustRegister(append([]prometheus.Collector{a}, extra...)...)
+	return full
 }
 
 // allowedHosts are the Host header values the TCP listener answers:
