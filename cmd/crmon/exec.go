@@ -55,7 +55,7 @@ func reportFlags() []cli.Flag {
 }
 
 func execCommand() *cli.Command {
-	flags := append(reportFlags(),
+	flags := append(append(reportFlags(), regressionFlags()...),
 		&cli.StringSliceFlag{Name: "containers", Usage: "report only containers with label `LABEL=VALUE` (repeatable; all must match); default: every container created during the run"},
 		&cli.BoolFlag{Name: "kill-stragglers", Usage: "kill the processes CMD leaves behind when it exits instead of waiting for them"},
 		&cli.DurationFlag{Name: "max-wait", Usage: "after CMD exits, wait at most `D` for the processes it left behind, then kill them (0: no bound)", Action: durationIn(0, 24*time.Hour)},
@@ -94,7 +94,7 @@ func runExec(c *cli.Context) error {
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
-	limits, err := loadLimits(c)
+	checks, err := loadChecks(c)
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
@@ -157,7 +157,7 @@ func runExec(c *cli.Context) error {
 	if err != nil {
 		return withCode(execFailureCode(err, res), err)
 	}
-	err = finishReport(c, outs, rep, limits, res.ExitCode)
+	err = finishReport(c, outs, rep, checks, res.ExitCode)
 	if res.Signal != 0 {
 		reraise(res.Signal)
 	}
@@ -197,16 +197,17 @@ func reraise(sig syscall.Signal) {
 	time.Sleep(100 * time.Millisecond)
 }
 
-// finishReport checks the limits, writes the reports and decides the exit
-// code: CMD's own, or ExitLimitExceeded when CMD succeeded but a limit was
-// exceeded or could not be checked (--unmeasured error). A report that
+// finishReport checks the limits and regressions, writes the reports and
+// decides the exit code: CMD's own, or ExitLimitExceeded when CMD succeeded
+// but a limit was exceeded, a figure grew beyond its bound over the
+// baseline, or either could not be checked (--unmeasured error). A report that
 // cannot be written is reported and, when CMD succeeded, ends crmon with
 // outs' failure code.
-func finishReport(c *cli.Context, outs *reportOutputs, rep *session.Report, limits session.Limits, code int) error {
+func finishReport(c *cli.Context, outs *reportOutputs, rep *session.Report, ch checks, code int) error {
 	if n := c.String("name"); n != "" {
 		rep.Name = n
 	}
-	limitErr := rep.Check(limits, session.Unmeasured(c.String("unmeasured")))
+	limitErr := ch.check(rep, session.Unmeasured(c.String("unmeasured")))
 	var errs []error
 	if !c.Bool("quiet") {
 		errs = append(errs, report.Summary(c.App.ErrWriter, rep))

@@ -47,6 +47,7 @@ func newApp() *cli.App {
 			configCommand(),
 			alertsCommand(),
 			execCommand(),
+			diffCommand(),
 			sessionCommand(),
 			versionCommand(),
 		}), helpCommand(name)),

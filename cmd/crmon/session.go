@@ -82,13 +82,13 @@ nobody stops ends when its --lease runs out.`,
 				Name:      "stop",
 				Usage:     "stop a session and report",
 				ArgsUsage: "NAME",
-				Flags:     reportFlags(),
+				Flags:     append(reportFlags(), regressionFlags()...),
 				Action: func(c *cli.Context) error {
 					name, err := oneName(c)
 					if err != nil {
 						return err
 					}
-					limits, err := loadLimits(c)
+					checks, err := loadChecks(c)
 					if err != nil {
 						return withCode(exitUsage, err)
 					}
@@ -106,7 +106,7 @@ nobody stops ends when its --lease runs out.`,
 					if err != nil {
 						return err
 					}
-					return finishReport(c, outs, rep, limits, 0)
+					return finishReport(c, outs, rep, checks, 0)
 				},
 			},
 			{

@@ -44,6 +44,7 @@ type htmlView struct {
 	Title    string
 	Summary  string
 	Limits   []session.LimitResult
+	Regress  []session.RegressionResult
 	Scopes   []scopeView
 	Interval string
 }
@@ -56,7 +57,7 @@ func HTML(w io.Writer, r *session.Report) error {
 	if err := Summary(&sum, r); err != nil {
 		return err
 	}
-	v := htmlView{Title: "crmon report", Summary: sum.String(), Limits: r.Limits}
+	v := htmlView{Title: "crmon report", Summary: sum.String(), Limits: r.Limits, Regress: r.Regressions}
 	if r.Name != "" {
 		v.Title += ": " + r.Name
 	}
@@ -191,10 +192,13 @@ func (c chart) svg() template.HTML {
 }
 
 var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
-	"fmtv":   session.FormatValue,
-	"actual": actualText,
-	"scope":  scopeLabel,
-	"status": func(l session.LimitResult) string { return strings.ToLower(statusText[l.Status]) },
+	"fmtv":    session.FormatValue,
+	"actual":  actualText,
+	"scope":   scopeLabel,
+	"status":  func(l session.LimitResult) string { return strings.ToLower(statusText[l.Status]) },
+	"fig":     session.FormatFigure,
+	"change":  session.ChangeText,
+	"gstatus": func(g session.RegressionResult) string { return strings.ToLower(statusText[g.Status]) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -216,6 +220,10 @@ td, th { padding: .2em .8em; border-bottom: 1px solid #ddd; text-align: left; }
 {{if .Limits}}<h2>Limits</h2>
 <table><tr><th>limit</th><th>scope</th><th>limit</th><th>actual</th><th></th></tr>
 {{range .Limits}}<tr><td>{{.Name}}</td><td>{{scope .}}</td><td>{{fmtv .Unit .Limit}}</td><td>{{actual .}}</td><td>{{if .OK}}<span class="ok">ok</span>{{else if eq .Status "skipped"}}<span>skipped</span>{{else}}<span class="fail">{{status .}}</span>{{end}}{{with .Reason}}: {{.}}{{end}}</td></tr>
+{{end}}</table>{{end}}
+{{if .Regress}}<h2>Regressions</h2>
+<table><tr><th>figure</th><th>scope</th><th>baseline</th><th>actual</th><th>change</th><th>at most</th><th></th></tr>
+{{range .Regress}}<tr><td>{{.Figure}}</td><td>{{.Scope}}</td><td>{{fig .Unit .Baseline}}{{if gt .Baselines 1}} (median of {{.Baselines}}){{end}}</td><td>{{fig .Unit .Actual}}</td><td>{{change .ChangePercent}}</td><td>+{{.MaxPercent}}%</td><td>{{if .OK}}<span class="ok">ok</span>{{else if eq .Status "skipped"}}<span>skipped</span>{{else}}<span class="fail">{{gstatus .}}</span>{{end}}{{with .Reason}}: {{.}}{{end}}</td></tr>
 {{end}}</table>{{end}}
 {{if .Interval}}<p>Sampled every {{.Interval}}.</p>{{end}}
 {{range .Scopes}}<h2>{{.Title}}</h2>

@@ -115,8 +115,31 @@ func Summary(w io.Writer, r *session.Report) error {
 		}
 		b.WriteString("\n")
 	}
+	for _, g := range r.Regressions {
+		b.WriteString("  " + RegressionText(g) + "\n")
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// RegressionText is one regression result for people: "regression
+// cpu_seconds (run): 1.200s, baseline 0.600s (median of 3), +100.0% of at
+// most +10% EXCEEDED".
+func RegressionText(g session.RegressionResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "regression %s (%s): %s, baseline %s", g.Figure, g.Scope,
+		session.FormatFigure(g.Unit, g.Actual), session.FormatFigure(g.Unit, g.Baseline))
+	if g.Baselines > 1 {
+		fmt.Fprintf(&b, " (median of %d)", g.Baselines)
+	}
+	if g.Actual != nil && g.Baseline != nil {
+		b.WriteString(", " + session.ChangeText(g.ChangePercent))
+	}
+	fmt.Fprintf(&b, " of at most +%s%% %s", strconv.FormatFloat(g.MaxPercent, 'f', -1, 64), statusText[g.Status])
+	if g.Reason != "" {
+		b.WriteString(": " + g.Reason)
+	}
+	return b.String()
 }
 
 // stragglerList names the first few processes of st.
@@ -321,6 +344,28 @@ func JUnit(w io.Writer, r *session.Report, hostname string) error {
 			s.Errors++
 		case session.StatusSkipped:
 			c.Skipped = &junitFailure{Message: l.Reason}
+			s.Skipped++
+		}
+		s.Cases = append(s.Cases, c)
+	}
+	for _, g := range r.Regressions {
+		c := junitCase{
+			Name:      g.Figure + " regression (" + g.Scope + ")",
+			Classname: name + ".regressions." + classScope(g.Scope),
+			Time:      "0",
+			SystemOut: RegressionText(g),
+		}
+		switch g.Status {
+		case session.StatusExceeded:
+			c.Failure = &junitFailure{Message: (&session.RegressionError{Result: g}).Error(), Type: "resource_regression",
+				Text: fmt.Sprintf("figure: %s\nscope: %s\nbaseline: %s\nbaselines: %d\nactual: %s\nchange: %s\nmax: +%v%%\n",
+					g.Figure, g.Scope, session.FormatFigure(g.Unit, g.Baseline), g.Baselines, session.FormatFigure(g.Unit, g.Actual), session.ChangeText(g.ChangePercent), g.MaxPercent)}
+			s.Failures++
+		case session.StatusNotMeasured:
+			c.Error = &junitFailure{Message: "regression not checked: " + g.Reason, Type: "not_measured"}
+			s.Errors++
+		case session.StatusSkipped:
+			c.Skipped = &junitFailure{Message: g.Reason}
 			s.Skipped++
 		}
 		s.Cases = append(s.Cases, c)

@@ -564,6 +564,8 @@ func FormatValue(unit string, v float64) string {
 		return FormatSeconds(v)
 	case UnitPercent:
 		return strconv.FormatFloat(v, 'f', 1, 64) + "%"
+	case UnitCount:
+		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }

@@ -75,6 +75,11 @@ type Report struct {
 	// (exec only), nil when there were none.
 	Stragglers *Stragglers   `json:"stragglers,omitempty"`
 	Limits     []LimitResult `json:"limits"`
+	// Baselines name the reports this one was compared with
+	// (--baseline), and Regressions are the figures compared: each
+	// against the median of the baselines.
+	Baselines   []string           `json:"baselines,omitempty"`
+	Regressions []RegressionResult `json:"regressions,omitempty"`
 	// Series are the samples taken during the run, for plots. Omitted from
 	// the JSON unless asked for.
 	Series *Series `json:"series,omitempty"`
