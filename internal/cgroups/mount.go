@@ -76,15 +76,17 @@ type Hierarchy struct {
 // OnV2 reports whether c is read from the unified hierarchy.
 func (h *Hierarchy) OnV2(c Controller) bool { return h.onV2[c] }
 
-// Detect reads procFS/self/mountinfo and the root cgroup.controllers to find
-// the host's layout. rootFS prefixes every mount point, so that a fixture
-// tree or a host filesystem mounted elsewhere can be used.
+// Detect reads the host's mount table and the root cgroup.controllers to
+// find the host's layout: procFS/1/mountinfo, whose mount points are
+// opened below rootFS (a fixture tree, or the host's / mounted elsewhere),
+// or, when init's table is not ours to read, procFS/self/mountinfo, whose
+// mount points are our own paths (mountinfo.HostTables).
 func Detect(procFS, rootFS string) (*Hierarchy, error) {
-	b, err := os.ReadFile(filepath.Join(procFS, "self", "mountinfo"))
+	b, root, err := mountinfo.ReadHost(procFS, rootFS)
 	if err != nil {
-		return nil, fmt.Errorf("reading mountinfo: %w", err)
+		return nil, err
 	}
-	h, err := parseMountinfo(b, rootFS)
+	h, err := parseMountinfo(b, root)
 	if err != nil {
 		return nil, err
 	}

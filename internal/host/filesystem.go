@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"regexp"
@@ -59,10 +58,14 @@ type statfsWorker struct {
 
 type filesystemCollector struct {
 	metricSet
-	log      *slog.Logger
-	r        *reader
-	paths    [2]cpath // 1/mountinfo, self/mountinfo
-	rootfs   string
+	log *slog.Logger
+	r   *reader
+	// paths are mountinfo.HostTables: init's table, whose mount points
+	// are statted below roots[0] (--path.rootfs), then our own, whose
+	// are our paths; root is that of the table last read.
+	paths    [2]cpath
+	roots    [2]string
+	root     string
 	mpEx     *regexp.Regexp
 	fsEx     *regexp.Regexp
 	timeout  time.Duration
@@ -98,11 +101,12 @@ func newFilesystemCollector(o collect.Options, ho Options, sh *shared) (*filesys
 	d := func(name, help string) *metricDesc { return newDesc("filesystem", name, help, l...) }
 	t := time.NewTimer(time.Hour)
 	t.Stop()
+	tables := mountinfo.HostTables(o.Paths.ProcFS, o.Paths.RootFS)
 	return &filesystemCollector{
 		log:       logger(o),
 		r:         newReader(16384),
-		paths:     [2]cpath{mkpath(o.Paths.ProcFS, "1/mountinfo"), mkpath(o.Paths.ProcFS, "self/mountinfo")},
-		rootfs:    o.Paths.RootFS,
+		paths:     [2]cpath{mkpath(tables[0].Path), mkpath(tables[1].Path)},
+		roots:     [2]string{tables[0].Root, tables[1].Root},
 		mpEx:      mp,
 		fsEx:      ft,
 		timeout:   ho.FilesystemMountTimeout,
@@ -189,17 +193,21 @@ func (c *filesystemCollector) load(now time.Time) error {
 	if !c.watch.changed(c.paths[0], now) && c.raw != nil {
 		return nil
 	}
+	root := c.roots[0]
 	b, err := c.r.read(c.paths[0])
-	if errors.Is(err, fs.ErrNotExist) {
-		// /proc/1 is hidden with hidepid; fall back to our own view.
+	if mountinfo.Unreadable(err) {
+		// /proc/1 is hidden with hidepid, or not ours to read in a
+		// container without CAP_SYS_PTRACE; fall back to our own view.
+		root = c.roots[1]
 		b, err = c.r.read(c.paths[1])
 	}
 	if err != nil {
 		return err
 	}
-	if c.raw != nil && bytes.Equal(b, c.raw) {
+	if c.raw != nil && bytes.Equal(b, c.raw) && root == c.root {
 		return nil
 	}
+	c.root = root
 	ms, err := mountinfo.Parse(b)
 	if err != nil {
 		return err
@@ -221,7 +229,7 @@ func (c *filesystemCollector) load(now time.Time) error {
 		maj, min := strconv.FormatUint(uint64(m.Major), 10), strconv.FormatUint(uint64(m.Minor), 10)
 		fm := fsMount{
 			Mount:    m,
-			statPath: filepath.Join(c.rootfs, m.MountPoint),
+			statPath: filepath.Join(root, m.MountPoint),
 			ro:       m.ReadOnly(),
 			lvInfo:   []string{m.Source, maj, min, m.MountPoint},
 			lvOK:     []string{m.Source, m.MountPoint, m.FSType, ""},

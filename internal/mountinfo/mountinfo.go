@@ -9,6 +9,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -118,4 +121,53 @@ func Unescape(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// Table is a mount table file and the directory its mount points are to be
+// opened below, from this process.
+//
+// The mount points in /proc/PID/mountinfo are paths in PID's mount
+// namespace. Those of the host's init (<procfs>/1/mountinfo, with the
+// host's procfs and PID namespace) are the host's paths, so they are opened
+// below the host's root as this process sees it (--path.rootfs); those of
+// <procfs>/self/mountinfo are this process's own paths, opened as they are.
+// Joining the wrong root to a mount point is how a sidecar that mounts the
+// host's / at /rootfs ends up looking for /rootfs/rootfs/sys/fs/cgroup.
+type Table struct {
+	Path string // the mountinfo file
+	Root string // prefix of every mount point it lists
+}
+
+// HostTables are the tables to try, in order, for the host's mounts: init's
+// (which a container can read only with the host's PID namespace and
+// CAP_SYS_PTRACE, and which hidepid hides), then this process's own.
+func HostTables(procFS, rootFS string) [2]Table {
+	if rootFS == "" {
+		rootFS = "/"
+	}
+	return [2]Table{
+		{Path: filepath.Join(procFS, "1", "mountinfo"), Root: rootFS},
+		{Path: filepath.Join(procFS, "self", "mountinfo"), Root: "/"},
+	}
+}
+
+// Unreadable reports whether err from reading a table means trying the
+// next one: the file is hidden (hidepid) or not ours to read (ptrace
+// access to init).
+func Unreadable(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)
+}
+
+// ReadHost reads the first of HostTables that can be read, and returns its
+// contents and the root its mount points are below.
+func ReadHost(procFS, rootFS string) (b []byte, root string, err error) {
+	for _, t := range HostTables(procFS, rootFS) {
+		if b, err = os.ReadFile(t.Path); err == nil {
+			return b, t.Root, nil
+		}
+		if !Unreadable(err) {
+			break
+		}
+	}
+	return nil, "", fmt.Errorf("reading mountinfo: %w", err)
 }
