@@ -113,7 +113,7 @@ func runAgent(c *cli.Context) error {
 	}
 	var handlers map[string]http.Handler
 	if sc.Socket != "" {
-		if handlers, err = src.Handlers(cfg); err != nil {
+		if handlers, err = src.Handlers(cfg, a); err != nil {
 			return err
 		}
 	}

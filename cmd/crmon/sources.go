@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/config"
@@ -262,8 +263,9 @@ func closeAll(cs []collect.Collector) error {
 func (s *sources) Collectors() []collect.Collector { return s.collectors }
 
 // Handlers are the API handlers the agent mounts beside /metrics: the
-// test-run sessions, measured with the agent's own probes.
-func (s *sources) Handlers(cfg *config.Config) (map[string]http.Handler, error) {
+// test-run sessions, measured with the agent's own probes and fed by its
+// sample stream.
+func (s *sources) Handlers(cfg *config.Config, a *agent.Agent) (map[string]http.Handler, error) {
 	h, err := cgroups.Detect(s.paths.ProcFS, s.paths.RootFS)
 	if err != nil {
 		s.logger.Warn("no cgroup hierarchy; the sessions API is off", "err", err)
@@ -297,6 +299,9 @@ func (s *sources) Handlers(cfg *config.Config) (map[string]http.Handler, error) 
 			s.logger.Warn("sessions will not see containers", "err", err)
 		}
 	}
+	// A few ticks of slack: feeding the sessions takes microseconds per
+	// session.
+	opts.Samples = a.Subscribe("sessions", 4)
 	s.sessions = sessions.NewManager(opts)
 	return map[string]http.Handler{"/api/v1/sessions": s.sessions}, nil
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/internal/probe"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
@@ -39,10 +40,22 @@ type Sample struct {
 	Time     time.Time
 	Duration time.Duration
 	Metrics  *metrics.ResourceMetrics
+	// Probes is the eBPF probes' read of this tick: every cgroup's
+	// counters and histograms, removed cgroups included, before the
+	// export's filters and caps; nil when the probes are off. A consumer
+	// that needs a cgroup the export leaves out (a test session's) finds
+	// it here instead of reading the maps again.
+	Probes *probe.Snapshot
 
 	// seq is the tick's number, and series what Series gathered for it.
 	seq    uint64
 	series *series
+}
+
+// probeSource is a collector whose last update read the probes: the
+// "ebpf" collector.
+type probeSource interface {
+	ProbeSnapshot() *probe.Snapshot
 }
 
 // Agent owns a set of collectors and the loop that drives them.
@@ -292,12 +305,16 @@ func (a *Agent) Tick(ctx context.Context) *Sample {
 		}
 	}
 	m := &metrics.ResourceMetrics{Timestamp: start}
+	var snap *probe.Snapshot
 	for i, c := range cs {
 		if !a.fill(c, m) {
 			status[i].ok = false
 		}
+		if ps, ok := c.(probeSource); ok {
+			snap = ps.ProbeSnapshot()
+		}
 	}
-	s := &Sample{Time: start, Duration: time.Since(start), Metrics: m, seq: seq, series: new(series)}
+	s := &Sample{Time: start, Duration: time.Since(start), Metrics: m, Probes: snap, seq: seq, series: new(series)}
 	a.status.Store(&status)
 	a.latest.Store(s)
 	a.ticks.Add(1)

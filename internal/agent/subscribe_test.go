@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/internal/probe"
 )
 
 // TestSubscriptionKeepsNewestAndCountsDropsPerSubscriber checks the
@@ -115,5 +116,31 @@ func TestStuckSubscriberNeverDelaysATick(t *testing.T) {
 		if _, ok := <-late.C(); ok {
 			t.Error("a subscription after Run ended should start closed")
 		}
+	}
+}
+
+// probing is a collector whose update read the probes.
+type probing struct {
+	*counting
+	snap *probe.Snapshot
+}
+
+func (p *probing) ProbeSnapshot() *probe.Snapshot { return p.snap }
+
+// TestSampleCarriesTheProbesRead checks that a tick's sample carries the
+// probes' read of that tick, so that a subscriber needs no read of its
+// own, and nil when no collector read them.
+func TestSampleCarriesTheProbesRead(t *testing.T) {
+	snap := &probe.Snapshot{Time: time.Unix(1, 0)}
+	a := New([]collect.Collector{newCounting("host", nil), &probing{newCounting("ebpf", nil), snap}}, time.Second, nil)
+	sub := a.Subscribe("test", 1)
+	a.Tick(context.Background())
+	if s := <-sub.C(); s.Probes != snap {
+		t.Errorf("sample's Probes = %p, want the ebpf collector's read %p", s.Probes, snap)
+	}
+	a.SetCollectors([]collect.Collector{newCounting("host", nil)})
+	a.Tick(context.Background())
+	if s := <-sub.C(); s.Probes != nil {
+		t.Errorf("sample's Probes = %p without probes, want nil", s.Probes)
 	}
 }

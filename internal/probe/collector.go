@@ -80,7 +80,7 @@ type collector struct {
 	blockBytes, blockOps, blockHist                  *prometheus.Desc
 	netBytes, netPackets                             *prometheus.Desc
 	up, mapMem, progRuns, progTime, drops, nExported *prometheus.Desc
-	cappedDesc, evictedDesc                          *prometheus.Desc
+	cappedDesc, evictedDesc, reads                   *prometheus.Desc
 }
 
 // NewCollector returns the "ebpf" collector over p, which may be nil when
@@ -128,6 +128,8 @@ func NewCollector(p *Probes, opts CollectorOptions) collect.Collector {
 			"Cgroups exported by the last update.", nil, nil),
 		cappedDesc: prometheus.NewDesc("crmon_cgroups_series_cap_dropped_total",
 			"Cgroups left out of an update by the series cap, summed over updates.", nil, nil),
+		reads: prometheus.NewDesc("crmon_bpf_map_reads_total",
+			"Reads of every probe map: one per collection, plus the exact reads a test session takes at its start and stop.", nil, nil),
 		evictedDesc: prometheus.NewDesc("crmon_cgroups_removed_evicted_total",
 			"Removed cgroups whose final counts were forgotten before their retention was over, to keep the number held bounded.", nil, nil),
 	}
@@ -189,6 +191,16 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 	return err
 }
 
+// ProbeSnapshot is the probes' read of the last Update: every cgroup's
+// counters, removed ones included, unfiltered. It is shared and never
+// changed; the agent publishes it with the tick's sample (agent.Sample's
+// Probes), so that no consumer reads the maps again.
+func (c *collector) ProbeSnapshot() *Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.snap
+}
+
 // dedupIDs keeps the first of the cgroups whose repaired ids coincide
 // ("/a\xff" and "/a\xfe" both become "/a\uFFFD"): two series with one
 // label set would fail the scrape's checks. The others are left out.
@@ -230,7 +242,7 @@ func (c *collector) selected(p string) bool {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.cpu, c.wait, c.waitHist, c.switches, c.blockBytes, c.blockOps,
 		c.blockHist, c.netBytes, c.netPackets, c.up, c.mapMem, c.progRuns, c.progTime, c.drops,
-		c.nExported, c.cappedDesc, c.evictedDesc} {
+		c.nExported, c.cappedDesc, c.evictedDesc, c.reads} {
 		ch <- d
 	}
 }
@@ -312,6 +324,7 @@ func (c *collector) buildInto(ch *metricSink, snap *Snapshot, cgroups []exported
 	}
 	ch.send(prometheus.MustNewConstMetric(c.nExported, prometheus.GaugeValue, float64(len(cgroups))))
 	ch.send(prometheus.MustNewConstMetric(c.cappedDesc, prometheus.CounterValue, float64(capped)))
+	ch.send(prometheus.MustNewConstMetric(c.reads, prometheus.CounterValue, float64(c.p.Reads())))
 	if snap == nil {
 		return
 	}

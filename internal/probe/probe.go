@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -148,6 +149,10 @@ type Probes struct {
 
 	mu    sync.Mutex
 	state *readState
+	// reads counts the reads of every map (Read calls that reached the
+	// maps): one per agent tick, plus a test session's exact reads at its
+	// start and stop. crmon_bpf_map_reads_total shows it.
+	reads atomic.Uint64
 }
 
 // New loads and attaches the probes opts enables. On error nothing stays

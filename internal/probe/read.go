@@ -181,8 +181,13 @@ func (p *Probes) Read(now time.Time) (*Snapshot, error) {
 	if p.state == nil {
 		return nil, errors.New("probes closed")
 	}
+	p.reads.Add(1)
 	return p.state.read(now)
 }
+
+// Reads is how many times Read has read the maps since the probes were
+// loaded.
+func (p *Probes) Reads() uint64 { return p.reads.Load() }
 
 func monotonicNow() uint64 {
 	var ts unix.Timespec

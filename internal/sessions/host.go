@@ -10,8 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
 // hostSampler reads the host's CPU, memory and disk usage for ADR-006's
@@ -146,4 +149,39 @@ func parseMeminfoUsage(b []byte) (float64, error) {
 		return 0, errors.New("reading /proc/meminfo: no MemTotal or MemAvailable")
 	}
 	return 100 * float64(total-min(avail, total)) / float64(total), nil
+}
+
+// hostTick is the host's part of one agent sample, as a session takes it.
+type hostTick struct {
+	// time is the sample's; since the previous sample's, the start of
+	// the interval the CPU usage covers (zero for the agent's first).
+	time, since    time.Time
+	cpu, mem, disk float64
+	got            uint8
+}
+
+// hostFromSample takes the figures hostSampler reads from the agent's
+// sample: CPU usage since the previous tick, memory usage as free(1)
+// counts it, and the usage of the filesystem mounted at / (under the
+// agent's rootfs), as df(1) counts it. A figure the agent's collectors
+// did not give (one turned off, / left out by the filesystem
+// collector's excludes) is not got.
+func hostFromSample(m *metrics.ResourceMetrics, at, since time.Time) hostTick {
+	t := hostTick{time: at, since: since}
+	if m == nil {
+		return t
+	}
+	if m.CPU.Cores > 0 {
+		t.cpu, t.got = m.CPU.UsagePercent, t.got|gotCPU
+	}
+	if m.Memory.TotalBytes > 0 {
+		t.mem, t.got = m.Memory.UsagePercent, t.got|gotMem
+	}
+	for _, p := range m.Disk.Partitions {
+		if p.MountPoint == "/" && p.TotalBytes > 0 {
+			t.disk, t.got = p.UsagePercent, t.got|gotDisk
+			break
+		}
+	}
+	return t
 }

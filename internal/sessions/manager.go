@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/control"
 	"github.com/crmon-dev/crmon/pkg/session"
@@ -71,7 +72,14 @@ type ManagerOptions struct {
 	// AbandonedAfter is DefaultAbandonedAfter when 0: the lease of a
 	// session that does not end with its client process.
 	AbandonedAfter time.Duration
-	Logger         *slog.Logger
+	// Samples is the agent's sample stream, the one way the sessions get
+	// the host's figures and the probes' reads between their start and
+	// stop: each tick's read of the maps and of /proc serves every
+	// session, however many run. The manager reads it until Close. Nil
+	// (a manager without an agent) makes each session read for itself,
+	// as `crmon exec` without an agent does.
+	Samples *agent.Subscription
+	Logger  *slog.Logger
 }
 
 // Manager runs named sessions and serves them under /api/v1/sessions.
@@ -86,7 +94,9 @@ type Manager struct {
 	// done stops the sweep for abandoned sessions; swept says it stopped.
 	done  chan struct{}
 	swept chan struct{}
-	now   func() time.Time
+	// fedDone is closed when feed has ended (at once without Samples).
+	fedDone chan struct{}
+	now     func() time.Time
 }
 
 // running is a session; tr is nil while it starts.
@@ -136,8 +146,45 @@ func NewManager(opts ManagerOptions) *Manager {
 	if opts.Docker != nil {
 		m.hub = &eventHub{d: opts.Docker}
 	}
+	m.fedDone = make(chan struct{})
+	if opts.Samples != nil {
+		go m.feed(opts.Samples)
+	} else {
+		close(m.fedDone)
+	}
 	go m.sweep()
 	return m
+}
+
+// feed hands every sample of the agent's stream to the sessions: the
+// probes' read to the shared meter, which every session's plots read
+// from, and the host's figures to each session's peaks. It holds m.mu only
+// to list the sessions, and each session's lock only to take the figures,
+// so a session that is busy delays the feed, never a tick: the
+// subscription's buffer absorbs it, and drops the oldest, counted in
+// crmon_samples_dropped_total{subscriber="sessions"}.
+func (m *Manager) feed(sub *agent.Subscription) {
+	defer close(m.fedDone)
+	pm, _ := m.opts.Meter.(*ProbeMeter)
+	var prev time.Time
+	for smp := range sub.C() {
+		if pm != nil {
+			pm.offer(smp.Probes)
+		}
+		t := hostFromSample(smp.Metrics, smp.Time, prev)
+		prev = smp.Time
+		m.mu.Lock()
+		trs := make([]*Tracker, 0, len(m.sessions))
+		for _, r := range m.sessions {
+			if r.tr != nil {
+				trs = append(trs, r.tr)
+			}
+		}
+		m.mu.Unlock()
+		for _, tr := range trs {
+			tr.feed(t)
+		}
+	}
 }
 
 // sweepEvery is how often the manager looks for abandoned sessions: a
@@ -318,6 +365,7 @@ func (m *Manager) Start(peer control.Peer, req session.StartRequest) (session.In
 		Hierarchy: m.opts.Hierarchy, Meter: m.opts.Meter, Docker: m.opts.Docker,
 		ProcFS: m.opts.ProcFS, DiskPath: m.opts.DiskPath, SampleInterval: interval,
 		NoMeter: m.opts.NoMeter, Logger: m.opts.Logger, events: m.hub,
+		fed: m.opts.Samples != nil,
 	}
 	tr, err := NewTracker(topts, t)
 	m.mu.Lock()
@@ -492,6 +540,10 @@ func (m *Manager) Close() error {
 		close(m.done)
 	}
 	<-m.swept
+	if m.opts.Samples != nil {
+		m.opts.Samples.Close()
+	}
+	<-m.fedDone
 	m.mu.Lock()
 	var all []*running
 	for name, r := range m.sessions {

@@ -45,6 +45,14 @@ type Meter interface {
 	Subtree(path string) (Counters, bool)
 }
 
+// fedMeter is a Meter that the agent's ticks keep current (ProbeMeter):
+// ReadAt says when its current read was taken, so that a session knows a
+// new one arrived without reading the maps itself.
+type fedMeter interface {
+	Meter
+	ReadAt() time.Time
+}
+
 // lossMeter is a Meter that counts the block completions its probes lost,
 // host-wide: a run's block figures are a lower bound when any were lost
 // during it.

@@ -11,7 +11,9 @@ import (
 )
 
 // ProbeMeter is a Meter over the eBPF probes. The agent passes its own
-// probes; `crmon exec` without an agent loads them itself.
+// probes and offers it the read of every tick (the sample's Probes), so
+// that its sessions never read the maps between their start and stop;
+// `crmon exec` without an agent loads the probes itself and refreshes.
 type ProbeMeter struct {
 	p                 *probe.Probes
 	sched, block, net bool
@@ -42,6 +44,27 @@ func (m *ProbeMeter) Refresh(now time.Time, maxAge time.Duration) error {
 		m.snap, m.readAt = s, now
 	}
 	return err
+}
+
+// offer makes snap, the agent's read of one tick, the meter's current
+// read, unless the meter holds a newer one (a session's exact read at its
+// start or stop).
+func (m *ProbeMeter) offer(snap *probe.Snapshot) {
+	if snap == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.snap == nil || snap.Time.After(m.readAt) {
+		m.snap, m.readAt = snap, snap.Time
+	}
+}
+
+// ReadAt is the time of the current read; zero before the first.
+func (m *ProbeMeter) ReadAt() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.readAt
 }
 
 // BlockLostCompletions is how many block completions the probes lost on

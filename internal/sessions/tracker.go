@@ -83,6 +83,10 @@ type TrackerOptions struct {
 	// events, when set, is the manager's shared event stream; otherwise
 	// the tracker opens its own.
 	events *eventHub
+	// fed says the agent's ticks bring the host's figures and the probes'
+	// reads (Manager.feed): between its start and its stop the tracker
+	// then reads neither /proc nor the maps, only its own cgroups' files.
+	fed bool
 	// now, when set, replaces time.Now for the start, the end and the
 	// probe reads outside samples.
 	now func() time.Time
@@ -276,10 +280,19 @@ func (tr *Tracker) sample(now time.Time, final bool) {
 	// the probe-based values of the plots (network, block I/O) new, and
 	// the points since the last read get their share of the step.
 	probed := final
-	if final {
+	switch {
+	case final:
 		tr.refreshMeter(now, 0)
 		tr.meterAt = now
-	} else if now.Sub(tr.meterAt) >= MeterInterval {
+	case tr.opts.fed:
+		// The agent's ticks keep the meter current: a point is probed
+		// when a tick's read arrived since the last one.
+		if fm, ok := tr.opts.Meter.(fedMeter); ok {
+			if at := fm.ReadAt(); at.After(tr.meterAt) {
+				tr.meterAt, probed = at, true
+			}
+		}
+	case now.Sub(tr.meterAt) >= MeterInterval:
 		// Sessions share one read per MeterInterval: it costs
 		// milliseconds with many cgroups.
 		tr.refreshMeter(now, MeterInterval*9/10)
@@ -287,7 +300,12 @@ func (tr *Tracker) sample(now time.Time, final bool) {
 		probed = true
 	}
 	probed = probed && tr.opts.Meter != nil
-	tr.sampleHost()
+	if final || !tr.opts.fed {
+		// Fed, the host's figures come with the ticks (feed); the
+		// final read gives the usage since the start, which a run
+		// shorter than two ticks has no other figure of.
+		tr.sampleHost()
+	}
 	t := now.Sub(tr.start).Seconds()
 	if tr.run != nil {
 		tr.readScope(tr.run, final)
@@ -324,13 +342,41 @@ func (tr *Tracker) refreshMeter(now time.Time, maxAge time.Duration) {
 
 func (tr *Tracker) sampleHost() {
 	cpu, mem, disk, got, err := tr.hs.sample()
-	tr.hostGot |= got
 	if err != nil {
 		tr.logOnce("host", "reading host usage", err)
 	}
-	tr.host.CPUUsagePercent = max(tr.host.CPUUsagePercent, cpu)
-	tr.host.MemoryUsagePercent = max(tr.host.MemoryUsagePercent, mem)
-	tr.host.DiskUsagePercent = max(tr.host.DiskUsagePercent, disk)
+	tr.addHost(cpu, mem, disk, got)
+}
+
+// addHost takes the host's figures into the run's peaks; got says which
+// were measured. tr.mu held.
+func (tr *Tracker) addHost(cpu, mem, disk float64, got uint8) {
+	tr.hostGot |= got
+	if got&gotCPU != 0 {
+		tr.host.CPUUsagePercent = max(tr.host.CPUUsagePercent, cpu)
+	}
+	if got&gotMem != 0 {
+		tr.host.MemoryUsagePercent = max(tr.host.MemoryUsagePercent, mem)
+	}
+	if got&gotDisk != 0 {
+		tr.host.DiskUsagePercent = max(tr.host.DiskUsagePercent, disk)
+	}
+}
+
+// feed takes the host's figures of one agent tick. A tick before the
+// start is not the run's; a CPU usage measured over an interval that
+// began before the start is not either (it may be another run's burst).
+func (tr *Tracker) feed(t hostTick) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if t.time.Before(tr.start) {
+		return
+	}
+	got := t.got
+	if t.since.IsZero() || t.since.Before(tr.start) {
+		got &^= gotCPU
+	}
+	tr.addHost(t.cpu, t.mem, t.disk, got)
 }
 
 func (tr *Tracker) logOnce(key, msg string, err error) {
