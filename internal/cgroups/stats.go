@@ -69,6 +69,9 @@ type MemoryStats struct {
 	Failcnt          uint64 // memory.failcnt (v1), memory.events "max" (v2)
 	// OOMEvents counts OOM kills in the cgroup.
 	OOMEvents uint64
+	// MajorFaults counts page faults that read from disk
+	// (total_pgmajfault in v1, pgmajfault in v2 memory.stat).
+	MajorFaults uint64
 }
 
 // PidsStats counts tasks (threads); Limit is 0 when unlimited.
@@ -170,6 +173,8 @@ func parseMemoryStatV1(b []byte, m *MemoryStats) error {
 			m.InactiveFile = v
 		case "total_swap":
 			m.Swap = v
+		case "total_pgmajfault":
+			m.MajorFaults = v
 		}
 	})
 }
@@ -188,6 +193,8 @@ func parseMemoryStatV2(b []byte, m *MemoryStats) error {
 			m.ActiveFile = v
 		case "inactive_file":
 			m.InactiveFile = v
+		case "pgmajfault":
+			m.MajorFaults = v
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,6 +64,9 @@ type Event struct {
 	// before it can be inspected is still named.
 	Name  string
 	Image string
+	// ExitCode is a die event's exit code, nil for other events: a
+	// container run with --rm may be gone before it can be inspected.
+	ExitCode *int
 }
 
 // Info is what crmon needs of the engine.
@@ -373,6 +377,9 @@ func (e *Engine) Events(ctx context.Context) (<-chan Event, <-chan error) {
 				// "health_status: healthy"; keep the verb only.
 				if i := strings.IndexByte(ev.Action, ':'); i >= 0 {
 					ev.Action = ev.Action[:i]
+				}
+				if code, err := strconv.Atoi(m.Actor.Attributes["exitCode"]); err == nil && ev.Action == "die" {
+					ev.ExitCode = &code
 				}
 				select {
 				case out <- ev:

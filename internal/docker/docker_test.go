@@ -92,7 +92,7 @@ func TestEngineEvents(t *testing.T) {
 	defer cancel()
 	evs, errs := e.Events(ctx)
 	// A container that lives a moment: every life-cycle event must arrive.
-	id := dockertest.Docker(t, "run", "-d", dockertest.Image, "true")
+	id := dockertest.Docker(t, "run", "-d", dockertest.Image, "sh", "-c", "exit 3")
 	dockertest.Docker(t, "wait", id)
 	dockertest.Docker(t, "rm", id)
 
@@ -106,6 +106,10 @@ func TestEngineEvents(t *testing.T) {
 			}
 			if ev.Time.IsZero() || ev.Image != dockertest.Image || ev.Name == "" {
 				t.Errorf("event %s: time %v, name %q, image %q", ev.Action, ev.Time, ev.Name, ev.Image)
+			}
+			// A die event carries the exit code, and only a die event.
+			if (ev.Action == "die") != (ev.ExitCode != nil) || (ev.ExitCode != nil && *ev.ExitCode != 3) {
+				t.Errorf("event %s: exit code %v, want 3 on die only", ev.Action, ev.ExitCode)
 			}
 			got = append(got, ev.Action)
 		case err := <-errs:

@@ -45,6 +45,7 @@ type htmlView struct {
 	Summary  string
 	Limits   []session.LimitResult
 	Regress  []session.RegressionResult
+	Findings []session.Finding
 	Scopes   []scopeView
 	Interval string
 }
@@ -57,7 +58,7 @@ func HTML(w io.Writer, r *session.Report) error {
 	if err := Summary(&sum, r); err != nil {
 		return err
 	}
-	v := htmlView{Title: "crmon report", Summary: sum.String(), Limits: r.Limits, Regress: r.Regressions}
+	v := htmlView{Title: "crmon report", Summary: sum.String(), Limits: r.Limits, Regress: r.Regressions, Findings: r.Findings}
 	if r.Name != "" {
 		v.Title += ": " + r.Name
 	}
@@ -225,6 +226,10 @@ td, th { padding: .2em .8em; border-bottom: 1px solid #ddd; text-align: left; }
 <table><tr><th>figure</th><th>scope</th><th>baseline</th><th>actual</th><th>change</th><th>at most</th><th></th></tr>
 {{range .Regress}}<tr><td>{{.Figure}}</td><td>{{.Scope}}</td><td>{{fig .Unit .Baseline}}{{if gt .Baselines 1}} (median of {{.Baselines}}){{end}}</td><td>{{fig .Unit .Actual}}</td><td>{{change .ChangePercent}}</td><td>+{{.MaxPercent}}%</td><td>{{if .OK}}<span class="ok">ok</span>{{else if eq .Status "skipped"}}<span>skipped</span>{{else}}<span class="fail">{{gstatus .}}</span>{{end}}{{with .Reason}}: {{.}}{{end}}</td></tr>
 {{end}}</table>{{end}}
+<h2>Findings</h2>
+{{if .Findings}}<table><tr><th>severity</th><th>finding</th><th>scope</th><th>what happened</th></tr>
+{{range .Findings}}<tr><td class="{{if eq .Severity "critical"}}fail{{end}}">{{.Severity}}</td><td>{{.Code}}</td><td>{{.Scope}}</td><td>{{.Message}}</td></tr>
+{{end}}</table>{{else}}<p class="ok">Nothing found that slowed the run down or failed it.</p>{{end}}
 {{if .Interval}}<p>Sampled every {{.Interval}}.</p>{{end}}
 {{range .Scopes}}<h2>{{.Title}}</h2>
 <div class="grid">{{range .Charts}}<div>{{.}}</div>{{end}}</div>

@@ -34,6 +34,9 @@ func JSON(w io.Writer, r *session.Report, withSeries bool) error {
 	if c.Sources == nil {
 		c.Sources = []string{}
 	}
+	if c.Findings == nil {
+		c.Findings = []session.Finding{}
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(&c)
@@ -118,6 +121,9 @@ func Summary(w io.Writer, r *session.Report) error {
 	for _, g := range r.Regressions {
 		b.WriteString("  " + RegressionText(g) + "\n")
 	}
+	for _, f := range r.Findings {
+		b.WriteString("  " + FindingText(f) + "\n")
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -140,6 +146,12 @@ func RegressionText(g session.RegressionResult) string {
 		b.WriteString(": " + g.Reason)
 	}
 	return b.String()
+}
+
+// FindingText is one finding for people: "finding cpu_starved (run,
+// critical): the run waited …".
+func FindingText(f session.Finding) string {
+	return fmt.Sprintf("finding %s (%s, %s): %s", f.Code, f.Scope, f.Severity, f.Message)
 }
 
 // stragglerList names the first few processes of st.
@@ -324,6 +336,10 @@ func JUnit(w io.Writer, r *session.Report, hostname string) error {
 	for _, f := range session.MeasureFields() {
 		s.Props = append(s.Props, junitProperty{Name: "totals." + f, Value: totals[f]})
 	}
+	s.Props = append(s.Props, junitProperty{Name: "findings", Value: strconv.Itoa(len(r.Findings))})
+	for i, f := range r.Findings {
+		s.Props = append(s.Props, junitProperty{Name: fmt.Sprintf("finding.%d", i+1), Value: FindingText(f)})
+	}
 	for _, l := range r.Limits {
 		c := junitCase{
 			Name:      l.Name + " (" + scopeLabel(l) + ")",
@@ -395,6 +411,9 @@ func runCase(r *session.Report, suite string) junitCase {
 	totals := jsonFields(&r.Totals)
 	for _, f := range session.MeasureFields() {
 		fmt.Fprintf(&out, "%s: %s\n", f, totals[f])
+	}
+	for _, f := range r.Findings {
+		out.WriteString(FindingText(f) + "\n")
 	}
 	c.SystemOut = out.String()
 	if r.ExitCode != nil && *r.ExitCode != 0 {

@@ -48,6 +48,12 @@ func sample() *session.Report {
 				Unmeasured: []string{"net_rx_bytes", "net_tx_bytes", "processes_started"}},
 		}},
 		Host: session.HostPeaks{CPUUsagePercent: 97.5, MemoryUsagePercent: 40.1, DiskUsagePercent: 61},
+		Findings: []session.Finding{{
+			Code: session.FindingCPUStarved, Severity: session.SeverityCritical, Scope: "run",
+			Message:  "the run waited 1.200s for a CPU while running 610.0ms (197% of its CPU time): the CPUs were busy with other work, most of all /docker/f00 1.900s",
+			Evidence: map[string]float64{"runqueue_wait_seconds": 1.2, "cpu_seconds": 0.61, "wait_percent_of_cpu": 197},
+			Others:   []session.CgroupCPU{{Cgroup: "/docker/f00", CPUSeconds: 1.9}},
+		}},
 		Series: &session.Series{
 			IntervalSeconds: 0.2,
 			Run: []session.Point{

@@ -108,3 +108,43 @@ func (m *ProbeMeter) Subtree(path string) (Counters, bool) {
 	c.BlockLatencyHist = append([]uint64(nil), lat.Buckets[:]...)
 	return c, true
 }
+
+// CgroupCPU is each cgroup's own on-CPU seconds as of the last Refresh.
+func (m *ProbeMeter) CgroupCPU() map[string]float64 {
+	m.mu.Lock()
+	s := m.snap
+	m.mu.Unlock()
+	if s == nil || !m.sched {
+		return nil
+	}
+	out := make(map[string]float64, len(s.Cgroups))
+	for i := range s.Cgroups {
+		c := &s.Cgroups[i]
+		out[c.Path] += c.CPU.Seconds()
+	}
+	return out
+}
+
+// DeviceLatency is, per device, the block latency histogram of the
+// subtree at path, reads and writes together, as of the last Refresh.
+func (m *ProbeMeter) DeviceLatency(path string) map[string][]uint64 {
+	m.mu.Lock()
+	s := m.snap
+	m.mu.Unlock()
+	if s == nil || !m.block {
+		return nil
+	}
+	st := s.Subtree(path)
+	out := map[string][]uint64{}
+	for _, b := range st.Block {
+		h := out[b.Device]
+		if h == nil {
+			h = make([]uint64, len(b.Latency.Buckets))
+		}
+		for i, c := range b.Latency.Buckets {
+			h[i] += c
+		}
+		out[b.Device] = h
+	}
+	return out
+}

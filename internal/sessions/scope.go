@@ -54,7 +54,12 @@ type scope struct {
 	meter     Counters
 	meterBase Counters
 	haveMeter bool
-	points    []session.Point
+	// ev is the evidence of findings the cgroup files gave at the last
+	// read, evBase at the start; settingsRead says the limits were read.
+	ev, evBase   evidence
+	haveEv       bool
+	settingsRead bool
+	points       []session.Point
 	// anchor is the point of the last probe read (or of the start, where
 	// every counter is zero): the probe-based values of the points after
 	// it are spread between it and the next read.
@@ -105,12 +110,19 @@ func (tr *Tracker) readScope(s *scope, force bool) {
 		return
 	}
 	if s.reader != nil {
-		err := s.reader.Read(&s.stats, &tr.buf, cgroups.ReadCounters)
+		// The limits (memory, CPU quota) are read once: they only change
+		// when someone updates the container.
+		mode := cgroups.ReadCounters
+		if !s.settingsRead {
+			mode, s.settingsRead = cgroups.ReadAll, true
+		}
+		err := s.reader.Read(&s.stats, &tr.buf, mode)
 		if errors.Is(err, cgroups.ErrGone) {
 			s.gone = true
 			s.close()
 			return
 		}
+		s.ev, s.haveEv = evidenceOf(&s.stats), true
 	} else if len(tr.buf) < 4096 {
 		tr.buf = make([]byte, 16384)
 	}
@@ -156,6 +168,7 @@ func parseUsageUsec(b []byte) (uint64, bool) {
 // setBaseline makes the current values the zero of the run.
 func (s *scope) setBaseline() {
 	s.base = s.cur
+	s.evBase = s.ev
 	s.meterBase = s.meter
 	s.memPeak = s.memUsage
 }

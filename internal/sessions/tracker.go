@@ -128,6 +128,12 @@ type Tracker struct {
 	// lostAtStart is the meter's count of lost block completions when
 	// the run started.
 	lostAtStart uint64
+	// cpuAtStart is each cgroup's CPU time at the start, ioBefore each
+	// device's block latency on the host before the run and ioRunStart
+	// the run's own: the findings' references. Nil without the probes.
+	cpuAtStart map[string]float64
+	ioBefore   map[string][]uint64
+	ioRunStart map[string][]uint64
 
 	inotify int
 	watches map[int]*scope
@@ -238,6 +244,17 @@ func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
 	tr.sampleHost()
 	if lm, ok := opts.Meter.(lossMeter); ok {
 		tr.lostAtStart = lm.BlockLostCompletions()
+	}
+	if hm, ok := opts.Meter.(hostMeter); ok {
+		if tr.meterAt.IsZero() {
+			tr.meterAt = opts.now()
+			tr.refreshMeter(tr.meterAt, 0)
+		}
+		tr.cpuAtStart = hm.CgroupCPU()
+		tr.ioBefore = hm.DeviceLatency("/")
+		if t.Cgroup.V2 != "" {
+			tr.ioRunStart = hm.DeviceLatency(t.Cgroup.V2)
+		}
 	}
 	tr.start = opts.now()
 	tr.mu.Unlock()
@@ -473,6 +490,7 @@ func (tr *Tracker) Stop() *session.Report {
 			r.BlockLostCompletions = n - tr.lostAtStart
 		}
 	}
+	r.Findings = tr.findings(r)
 	r.ContainersOmitted = len(tr.omitted) + tr.omittedMore
 	if r.ContainersOmitted > 0 {
 		r.ContainersLimit = tr.opts.MaxContainers
@@ -600,10 +618,22 @@ func (tr *Tracker) watchDocker(ctx context.Context, evs <-chan docker.Event, err
 			switch ev.Action {
 			case "create", "start":
 				tr.addContainer(ctx, ev.ID)
+				tr.mu.Lock()
+				if s := tr.containers[ev.ID]; s != nil && ev.Action == "start" && s.meta.StartedAt.IsZero() {
+					s.meta.StartedAt = ev.Time
+				}
+				tr.mu.Unlock()
 			case "die":
 				tr.mu.Lock()
 				if s := tr.containers[ev.ID]; s != nil {
 					tr.readScope(s, true)
+					s.meta.FinishedAt, s.meta.ExitCode = ev.Time, ev.ExitCode
+				}
+				tr.mu.Unlock()
+			case "oom":
+				tr.mu.Lock()
+				if s := tr.containers[ev.ID]; s != nil {
+					s.meta.OOMKilled = true
 				}
 				tr.mu.Unlock()
 			}
@@ -680,7 +710,11 @@ func (tr *Tracker) addContainerLocked(c docker.Container, start time.Time) {
 	l.Parent = c.CgroupParent
 	p := cgroups.DockerPath(l, c.ID)
 	s := tr.newScope(c.Name, tr.opts.Hierarchy.Uniform(p), true)
-	s.meta = session.ContainerReport{ID: c.ID, Name: c.Name, Image: c.Image, Cgroup: p}
+	s.meta = session.ContainerReport{ID: c.ID, Name: c.Name, Image: c.Image, Cgroup: p,
+		Lifecycle: session.Lifecycle{CreatedAt: c.Created, StartedAt: c.Started, OOMKilled: c.OOMKilled}}
+	if c.State == "exited" || c.State == "dead" {
+		s.meta.FinishedAt, s.meta.ExitCode = c.Finished, &c.ExitCode
+	}
 	// A container's counters are zero when it is added, as it starts: the
 	// plots spread its first probe read over the time since.
 	s.anchored = true

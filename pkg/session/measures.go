@@ -172,12 +172,13 @@ type containerMeta struct {
 	Name   string `json:"name"`
 	Image  string `json:"image"`
 	Cgroup string `json:"cgroup,omitempty"`
+	Lifecycle
 }
 
 // MarshalJSON flattens the measures into the container's object (the
 // embedded Measures' own MarshalJSON would otherwise stand for the whole).
 func (c ContainerReport) MarshalJSON() ([]byte, error) {
-	meta, err := json.Marshal(containerMeta{c.ID, c.Name, c.Image, c.Cgroup})
+	meta, err := json.Marshal(containerMeta{c.ID, c.Name, c.Image, c.Cgroup, c.Lifecycle})
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +201,7 @@ func (c *ContainerReport) UnmarshalJSON(data []byte) error {
 	if err := m.UnmarshalJSON(data); err != nil {
 		return err
 	}
-	*c = ContainerReport{ID: meta.ID, Name: meta.Name, Image: meta.Image, Cgroup: meta.Cgroup, Measures: m}
+	*c = ContainerReport{ID: meta.ID, Name: meta.Name, Image: meta.Image, Cgroup: meta.Cgroup, Lifecycle: meta.Lifecycle, Measures: m}
 	return nil
 }
 

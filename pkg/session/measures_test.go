@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -37,7 +38,20 @@ func TestContainerReportJSONRoundTrip(t *testing.T) {
 func fill(t *testing.T, v reflect.Value) {
 	for i := range v.NumField() {
 		f := v.Field(i)
+		if f.Type() == reflect.TypeFor[time.Time]() {
+			f.Set(reflect.ValueOf(time.Date(2026, 1, 2, 3, 4, i, 0, time.UTC)))
+			continue
+		}
 		switch f.Kind() {
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Pointer:
+			p := reflect.New(f.Type().Elem())
+			if p.Elem().Kind() != reflect.Int {
+				t.Fatalf("fill: field %s points to %s", v.Type().Field(i).Name, p.Elem().Kind())
+			}
+			p.Elem().SetInt(int64(i) + 1)
+			f.Set(p)
 		case reflect.String:
 			f.SetString(v.Type().Field(i).Name)
 		case reflect.Float64:

@@ -75,6 +75,9 @@ type Report struct {
 	// (exec only), nil when there were none.
 	Stragglers *Stragglers   `json:"stragglers,omitempty"`
 	Limits     []LimitResult `json:"limits"`
+	// Findings say why the run was slow or failed, from what it
+	// measured; empty when nothing was found.
+	Findings []Finding `json:"findings"`
 	// Baselines name the reports this one was compared with
 	// (--baseline), and Regressions are the figures compared: each
 	// against the median of the baselines.
@@ -132,7 +135,20 @@ type ContainerReport struct {
 	Image string `json:"image"`
 	// Cgroup is the container's cgroup2 path ("/docker/<id>").
 	Cgroup string `json:"cgroup,omitempty"`
+	Lifecycle
 	Measures
+}
+
+// Lifecycle is when a container was created, started and finished, and
+// how it ended; times the run did not see are zero (absent in JSON).
+type Lifecycle struct {
+	CreatedAt  time.Time `json:"created_at,omitzero"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// ExitCode is the container's exit code, nil while it runs or when
+	// the run did not see it end.
+	ExitCode  *int `json:"exit_code,omitempty"`
+	OOMKilled bool `json:"oom_killed,omitempty"`
 }
 
 // Stragglers are the processes still running in a run's cgroup when CMD
