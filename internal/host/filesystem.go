@@ -60,11 +60,11 @@ type filesystemCollector struct {
 	metricSet
 	log *slog.Logger
 	r   *reader
-	// paths are mountinfo.HostTables: init's table, whose mount points
-	// are statted below roots[0] (--path.rootfs), then our own, whose
-	// are our paths; root is that of the table last read.
-	paths    [2]cpath
-	roots    [2]string
+	// paths are mountinfo.HostTables: init's table when its mount points
+	// can be statted (below roots[0]), then our own, whose are our paths;
+	// root is that of the table last read.
+	paths    []cpath
+	roots    []string
 	root     string
 	mpEx     *regexp.Regexp
 	fsEx     *regexp.Regexp
@@ -101,12 +101,16 @@ func newFilesystemCollector(o collect.Options, ho Options, sh *shared) (*filesys
 	d := func(name, help string) *metricDesc { return newDesc("filesystem", name, help, l...) }
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	tables := mountinfo.HostTables(o.Paths.ProcFS, o.Paths.RootFS)
+	var paths []cpath
+	var roots []string
+	for _, t := range mountinfo.HostTables(o.Paths.ProcFS, o.Paths.RootFS) {
+		paths, roots = append(paths, mkpath(t.Path)), append(roots, t.Root)
+	}
 	return &filesystemCollector{
 		log:       logger(o),
 		r:         newReader(16384),
-		paths:     [2]cpath{mkpath(tables[0].Path), mkpath(tables[1].Path)},
-		roots:     [2]string{tables[0].Root, tables[1].Root},
+		paths:     paths,
+		roots:     roots,
 		mpEx:      mp,
 		fsEx:      ft,
 		timeout:   ho.FilesystemMountTimeout,
@@ -195,7 +199,7 @@ func (c *filesystemCollector) load(now time.Time) error {
 	}
 	root := c.roots[0]
 	b, err := c.r.read(c.paths[0])
-	if mountinfo.Unreadable(err) {
+	if mountinfo.Unreadable(err) && len(c.paths) > 1 {
 		// /proc/1 is hidden with hidepid, or not ours to read in a
 		// container without CAP_SYS_PTRACE; fall back to our own view.
 		root = c.roots[1]

@@ -138,17 +138,30 @@ type Table struct {
 	Root string // prefix of every mount point it lists
 }
 
-// HostTables are the tables to try, in order, for the host's mounts: init's
-// (which a container can read only with the host's PID namespace and
-// CAP_SYS_PTRACE, and which hidepid hides), then this process's own.
-func HostTables(procFS, rootFS string) [2]Table {
+// HostTables are the tables to try, in order, for the host's mounts. Init's
+// table (which a container can read only with the host's PID namespace and
+// CAP_SYS_PTRACE, and which hidepid hides) comes first when its mount
+// points can be opened: below rootFS when one was given, or as they are
+// when init's mount namespace is ours. A container given neither gets its
+// own table alone: statting the host's "/" there would measure the
+// container's.
+func HostTables(procFS, rootFS string) []Table {
+	own := Table{Path: filepath.Join(procFS, "self", "mountinfo"), Root: "/"}
 	if rootFS == "" {
 		rootFS = "/"
 	}
-	return [2]Table{
-		{Path: filepath.Join(procFS, "1", "mountinfo"), Root: rootFS},
-		{Path: filepath.Join(procFS, "self", "mountinfo"), Root: "/"},
+	if filepath.Clean(rootFS) == "/" && !sameMountNS(procFS) {
+		return []Table{own}
 	}
+	return []Table{{Path: filepath.Join(procFS, "1", "mountinfo"), Root: rootFS}, own}
+}
+
+// sameMountNS reports whether this process is in init's mount namespace;
+// false when that cannot be told (init's namespace is not ours to read).
+func sameMountNS(procFS string) bool {
+	initNS, err1 := os.Readlink(filepath.Join(procFS, "1", "ns", "mnt"))
+	selfNS, err2 := os.Readlink(filepath.Join(procFS, "self", "ns", "mnt"))
+	return err1 == nil && err2 == nil && initNS == selfNS
 }
 
 // Unreadable reports whether err from reading a table means trying the

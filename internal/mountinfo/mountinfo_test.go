@@ -5,6 +5,9 @@ package mountinfo
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -84,5 +87,35 @@ func TestReadOnly(t *testing.T) {
 		if got := tc.m.ReadOnly(); got != tc.want {
 			t.Errorf("%+v ReadOnly = %v, want %v", tc.m, got, tc.want)
 		}
+	}
+}
+
+// TestHostTables checks whose mount table names the host's mounts, and
+// below which root its mount points open.
+func TestHostTables(t *testing.T) {
+	proc := t.TempDir() // no ns links: init's namespace cannot be compared
+	own := Table{Path: filepath.Join(proc, "self", "mountinfo"), Root: "/"}
+	initT := Table{Path: filepath.Join(proc, "1", "mountinfo"), Root: "/rootfs"}
+	if got := HostTables(proc, "/rootfs"); !slices.Equal(got, []Table{initT, own}) {
+		t.Errorf("host / at /rootfs: %v, want init's below /rootfs, then ours", got)
+	}
+	// No host root given and no way to tell that init's mounts are ours:
+	// init's "/" would be statted as our "/".
+	for _, root := range []string{"/", "", "//"} {
+		if got := HostTables(proc, root); !slices.Equal(got, []Table{own}) {
+			t.Errorf("rootfs %q, namespaces unknown: %v, want our own table alone", root, got)
+		}
+	}
+	// This process shares init's mount namespace when it can read both
+	// links and they agree, as on a host.
+	a, err1 := os.Readlink("/proc/1/ns/mnt")
+	b, err2 := os.Readlink("/proc/self/ns/mnt")
+	got := HostTables("/proc", "/")
+	if err1 == nil && err2 == nil && a == b {
+		if len(got) != 2 || got[0].Path != "/proc/1/mountinfo" || got[0].Root != "/" {
+			t.Errorf("in init's mount namespace: %v, want init's table first, as it is", got)
+		}
+	} else if len(got) != 1 || got[0].Path != "/proc/self/mountinfo" {
+		t.Errorf("outside init's mount namespace (%v %v): %v, want our own table alone", err1, err2, got)
 	}
 }
