@@ -76,11 +76,11 @@ type collector struct {
 	// one tick share the work.
 	built []prometheus.Metric
 
-	cpu, wait, waitHist, switches                    *prometheus.Desc
-	blockBytes, blockOps, blockHist                  *prometheus.Desc
-	netBytes, netPackets                             *prometheus.Desc
-	up, mapMem, progRuns, progTime, drops, nExported *prometheus.Desc
-	cappedDesc, evictedDesc, reads                   *prometheus.Desc
+	cpu, wait, waitHist, switches                              *prometheus.Desc
+	blockBytes, blockOps, blockHist                            *prometheus.Desc
+	netBytes, netPackets                                       *prometheus.Desc
+	up, downInfo, mapMem, progRuns, progTime, drops, nExported *prometheus.Desc
+	cappedDesc, evictedDesc, reads                             *prometheus.Desc
 }
 
 // NewCollector returns the "ebpf" collector over p, which may be nil when
@@ -116,6 +116,8 @@ func NewCollector(p *Probes, opts CollectorOptions) collect.Collector {
 			"Network packets of the cgroup's sockets by direction.", with("direction"), nil),
 		up: prometheus.NewDesc("crmon_probe_up",
 			"Whether the eBPF probe is loaded and attached.", []string{"probe"}, nil),
+		downInfo: prometheus.NewDesc("crmon_probe_down_info",
+			"Why an eBPF probe is not loaded (a missing capability, a kernel feature); 1 for each probe that is down.", []string{"probe", "reason"}, nil),
 		mapMem: prometheus.NewDesc("crmon_bpf_map_memory_bytes",
 			"Kernel memory of a BPF map.", []string{"map"}, nil),
 		progRuns: prometheus.NewDesc("crmon_bpf_program_run_count_total",
@@ -241,7 +243,7 @@ func (c *collector) selected(p string) bool {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.cpu, c.wait, c.waitHist, c.switches, c.blockBytes, c.blockOps,
-		c.blockHist, c.netBytes, c.netPackets, c.up, c.mapMem, c.progRuns, c.progTime, c.drops,
+		c.blockHist, c.netBytes, c.netPackets, c.up, c.downInfo, c.mapMem, c.progRuns, c.progTime, c.drops,
 		c.nExported, c.cappedDesc, c.evictedDesc, c.reads} {
 		ch <- d
 	}
@@ -321,6 +323,9 @@ func (c *collector) buildInto(ch *metricSink, snap *Snapshot, cgroups []exported
 			v = 1
 		}
 		ch.send(prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, v, s.Probe))
+		if !s.Up {
+			ch.send(prometheus.MustNewConstMetric(c.downInfo, prometheus.GaugeValue, 1, s.Probe, s.Reason))
+		}
 	}
 	ch.send(prometheus.MustNewConstMetric(c.nExported, prometheus.GaugeValue, float64(len(cgroups))))
 	ch.send(prometheus.MustNewConstMetric(c.cappedDesc, prometheus.CounterValue, float64(capped)))
