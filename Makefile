@@ -6,6 +6,12 @@ BINARY    ?= crmon
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/crmon-dev/crmon/internal/version.Version=$(VERSION)
 RUN_ARGS  ?= --collection-interval 1s
+IMAGE     ?= crmon
+# The build host's CA bundle, copied into the image for the exporters and
+# alert channels (Debian: the ca-certificates package).
+CA_CERTS  ?= /etc/ssl/certs/ca-certificates.crt
+PREFIX    ?= /usr/local
+DESTDIR   ?=
 export PATH := $(PATH):/usr/local/go/bin
 # The Go release crmon is built and tested with (go.mod's toolchain line):
 # the go command fetches it through the module proxy the first time. It
@@ -15,7 +21,7 @@ export GOTOOLCHAIN ?= go1.26.11
 export CRMON_TEST_ARTIFACTS ?= $(CURDIR)/test-artifacts
 
 .DEFAULT_GOAL := help
-.PHONY: help deps docker-env generate check-generated build run test test-unit e2e bench bench-agent lint format
+.PHONY: help deps docker-env generate check-generated build image install run test test-unit e2e bench bench-agent lint format
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,8 +38,20 @@ generate: ## Regenerate vmlinux.h-based eBPF objects and Go bindings (needs clan
 check-generated: ## Fail if the committed eBPF objects do not match their sources
 	@scripts/check-generated.sh
 
-build: ## Build the crmon binary (no clang needed: eBPF objects are committed)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/crmon
+build: ## Build the crmon binary, static (no clang needed: eBPF objects are committed)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/crmon
+
+image: build ## Build the container image crmon:<version> and crmon:latest (FROM scratch: pulls nothing)
+	@test -r $(CA_CERTS) || { echo "image: no CA bundle at $(CA_CERTS) (apt-get install ca-certificates, or CA_CERTS=FILE)"; exit 1; }
+	rm -rf dist/image && mkdir -p dist/image
+	cp $(BINARY) dist/image/crmon
+	cp $(CA_CERTS) dist/image/ca-certificates.crt
+	docker build -f Dockerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):latest \
+		--build-arg VERSION=$(VERSION) \
+		--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+		--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+		dist/image
+	@docker image inspect -f '{{.RepoTags}} {{.Size}} bytes' $(IMAGE):$(VERSION)
 
 run: build ## Build and run the agent with the default config (root for eBPF)
 	@if [ "$$(id -u)" -eq 0 ] && command -v dockerd >/dev/null; then scripts/docker-env.sh >/dev/null || true; fi
