@@ -29,14 +29,23 @@ import (
 func TestAgentAttributesContainers(t *testing.T) {
 	dockertest.Require(t)
 	p := startAgent(t, "--config", lostCompletionConfig(t), "--collection-interval", "1s", "--ebpf", "required")
-	lost := lostCompletions(parseMetrics(t, p.get(t, "/metrics")))
+	attributeContainers(t, p.get, "accept")
+}
+
+// attributeContainers runs the burner, writer, sender and idle containers
+// beside an agent already running with lostCompletionConfig at 1 s, and
+// checks what get (a GET of the agent's path) serves about each against
+// the kernel's own counts; role prefixes the containers' names.
+func attributeContainers(t *testing.T, get func(*testing.T, string) string, role string) {
+	t.Helper()
+	lost := lostCompletions(parseMetrics(t, get(t, "/metrics")))
 
 	bridge := dockertest.BridgeIP(t)
 	ln, received := countingListener(t, bridge+":0")
 	port := ln.Addr().(*net.TCPAddr).Port
 
 	tag := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
-	name := func(role string) string { return "crmon-accept-" + role + "-" + tag }
+	name := func(r string) string { return "crmon-" + role + "-" + r + "-" + tag }
 	const burnSecs, direct, sent = 4, 32 << 20, 8 << 20
 	writeCmd := fmt.Sprintf("dd if=/dev/zero of=/tmp/f bs=1M count=%d oflag=direct 2>/dev/null; echo done; sleep 600", direct>>20)
 	ids := map[string]string{
@@ -62,12 +71,12 @@ func TestAgentAttributesContainers(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	for _, role := range []string{"burn", "write"} {
-		waitDone(ids[role], name(role))
+	for _, r := range []string{"burn", "write"} {
+		waitDone(ids[r], name(r))
 	}
 	time.Sleep(lostCompletionAfter + lostCompletionAfter/2 + 2500*time.Millisecond) // see accept_test.go
 
-	fams := parseMetrics(t, p.get(t, "/metrics"))
+	fams := parseMetrics(t, get(t, "/metrics"))
 	h, err := cgroups.Detect("/proc", "/")
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +111,7 @@ func TestAgentAttributesContainers(t *testing.T) {
 			ids["write"] = dockertest.Run(t, []string{"--name", writer}, "sh", "-c", writeCmd)
 			waitDone(ids["write"], writer)
 			time.Sleep(lostCompletionAfter + lostCompletionAfter/2 + 2500*time.Millisecond) // see accept_test.go
-			fams = parseMetrics(t, p.get(t, "/metrics"))
+			fams = parseMetrics(t, get(t, "/metrics"))
 		}
 		return sum(fams, "crmon_container_block_io_bytes_total", map[string]string{"name": writer, "op": "write"}),
 			lostCompletions(fams) - lost
@@ -131,7 +140,7 @@ func TestAgentAttributesContainers(t *testing.T) {
 	}
 
 	var snap metrics.ResourceMetrics
-	if err := json.Unmarshal([]byte(p.get(t, "/api/v1/snapshot")), &snap); err != nil {
+	if err := json.Unmarshal([]byte(get(t, "/api/v1/snapshot")), &snap); err != nil {
 		t.Fatal(err)
 	}
 	listed := map[string]bool{}
@@ -150,7 +159,7 @@ func TestAgentAttributesContainers(t *testing.T) {
 	removed := time.Now()
 	idle := map[string]string{"name": name("idle"), "image": dockertest.Image}
 	for {
-		fams := parseMetrics(t, p.get(t, "/metrics"))
+		fams := parseMetrics(t, get(t, "/metrics"))
 		if count(fams, "container_memory_working_set_bytes", map[string]string{"name": name("idle")}) == 0 {
 			t.Logf("removed container's gauges gone after %v", time.Since(removed).Round(100*time.Millisecond))
 			if count(fams, "container_cpu_usage_seconds_total", idle) != 1 || count(fams, "crmon_container_cpu_seconds_total", idle) != 1 {

@@ -29,7 +29,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeBuiltImages()
+	os.Exit(code)
 }
 
 // workload burns CRMON_TEST_CPU seconds of CPU, writes CRMON_TEST_DIRECT_BYTES
