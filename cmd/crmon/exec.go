@@ -24,6 +24,7 @@ import (
 	"github.com/crmon-dev/crmon/internal/report"
 	"github.com/crmon-dev/crmon/internal/runner"
 	"github.com/crmon-dev/crmon/internal/sessions"
+	"github.com/crmon-dev/crmon/internal/userfile"
 	"github.com/crmon-dev/crmon/pkg/session"
 )
 
@@ -45,6 +46,8 @@ func reportFlags() []cli.Flag {
 		&cli.StringFlag{Name: "json", Usage: "write the report as JSON (schema: docs/report.md) to `FILE`; - writes it to stdout once CMD and all it started have exited, and sends CMD's stdout to stderr, so that stdout is the report alone"},
 		&cli.StringFlag{Name: "junit", Usage: "write the limits as JUnit XML to `FILE`, one test case per limit (- for stdout, as with --json -)"},
 		&cli.StringFlag{Name: "html", Usage: "write a self-contained HTML report with plots to `FILE` (- for stdout, as with --json -)"},
+		&cli.StringFlag{Name: "markdown", Usage: "write a Markdown summary (totals, findings, limits) to `FILE` (- for stdout); without it, the summary is appended to $GITHUB_STEP_SUMMARY when that is set"},
+		&cli.StringFlag{Name: "gitlab-metrics", Usage: "write the totals as a GitLab metrics report (artifacts:reports:metrics) to `FILE` (- for stdout)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no summary on stderr"},
 		&cli.StringFlag{Name: "limits", Usage: "read limits from the TOML `FILE` ([cleanroom.resource_limits])"},
 		&cli.StringSliceFlag{Name: "limit", Usage: "a limit `NAME=VALUE` or container:PATTERN:NAME=VALUE (repeatable; overrides the file's limit of the same name and pattern); names: " + strings.Join(session.LimitNames(), ", ")},
@@ -218,6 +221,13 @@ func finishReport(c *cli.Context, outs *reportOutputs, rep *session.Report, ch c
 		return report.JUnit(w, rep, host)
 	}))
 	errs = append(errs, outs.write(c, "html", func(w io.Writer) error { return report.HTML(w, rep) }))
+	errs = append(errs, outs.write(c, "markdown", func(w io.Writer) error { return report.Markdown(w, rep) }))
+	errs = append(errs, outs.write(c, "gitlab-metrics", func(w io.Writer) error { return report.GitLabMetrics(w, rep) }))
+	if p := os.Getenv("GITHUB_STEP_SUMMARY"); p != "" && !c.IsSet("markdown") {
+		if err := userfile.Append(p, func(w io.Writer) error { return report.Markdown(w, rep) }); err != nil {
+			errs = append(errs, fmt.Errorf("$GITHUB_STEP_SUMMARY: %w", err))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		if code == 0 {
 			code = outs.failCode

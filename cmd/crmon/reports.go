@@ -14,7 +14,7 @@ import (
 
 // reportFlagNames are the report options that name a file, or - for
 // stdout.
-var reportFlagNames = []string{"json", "junit", "html"}
+var reportFlagNames = []string{"json", "junit", "html", "markdown", "gitlab-metrics"}
 
 // reportOutputs are the report files of a run or a session, opened before
 // it starts or stops, so that a path that cannot be written fails before

@@ -301,3 +301,52 @@ func fileKind(m fs.FileMode) string {
 		return "a special file"
 	}
 }
+
+// Append adds what write produces to the end of the regular file name,
+// creating it if need be: a file a CI system hands every step to add to
+// ($GITHUB_STEP_SUMMARY). The path is resolved as for Create, the content
+// is bounded by MaxWriteBytes and written with one write(2) (O_APPEND),
+// so that steps appending at the same time do not interleave, and the
+// whole takes at most WriteTimeout.
+func Append(name string, write func(io.Writer) error) error {
+	var buf bytes.Buffer
+	if err := write(&limitedWriter{w: &buf, n: MaxWriteBytes}); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return within("append", name, WriteTimeout, func() error {
+		target, err := resolveForWrite(name)
+		if err != nil {
+			return err
+		}
+		f, err := os.OpenFile(target, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o666)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return &fs.PathError{Op: "append", Path: name, Err: fmt.Errorf("%s, not a regular file", fileKind(fi.Mode()))}
+		}
+		if _, err := f.Write(buf.Bytes()); err != nil {
+			return err
+		}
+		return f.Close()
+	})
+}
+
+// limitedWriter fails a write past n bytes.
+type limitedWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.n {
+		return 0, fmt.Errorf("more than %s", Size(MaxWriteBytes))
+	}
+	l.n -= int64(len(p))
+	return l.w.Write(p)
+}
