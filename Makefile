@@ -12,6 +12,10 @@ IMAGE     ?= crmon
 CA_CERTS  ?= /etc/ssl/certs/ca-certificates.crt
 PREFIX    ?= /usr/local
 DESTDIR   ?=
+BINDIR    ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+# systemd reads units from /usr/local/lib/systemd/system and /usr/lib/systemd/system.
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
 export PATH := $(PATH):/usr/local/go/bin
 # The Go release crmon is built and tested with (go.mod's toolchain line):
 # the go command fetches it through the module proxy the first time. It
@@ -52,6 +56,19 @@ image: build ## Build the container image crmon:<version> and crmon:latest (FROM
 		--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
 		dist/image
 	@docker image inspect -f '{{.RepoTags}} {{.Size}} bytes' $(IMAGE):$(VERSION)
+
+install: build ## Install the binary, the systemd unit and a default config (DESTDIR, PREFIX, SYSCONFDIR, UNITDIR)
+	install -D -m 0755 $(BINARY) $(DESTDIR)$(BINDIR)/crmon
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' deploy/systemd/crmon.service >$(DESTDIR)$(UNITDIR)/crmon.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/crmon.service
+	@# An existing config is the operator's: never overwritten.
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/crmon/crmon.toml ]; then \
+		echo "install: keeping $(DESTDIR)$(SYSCONFDIR)/crmon/crmon.toml"; \
+	else \
+		install -D -m 0644 deploy/systemd/crmon.toml $(DESTDIR)$(SYSCONFDIR)/crmon/crmon.toml; \
+	fi
+	@echo "installed; then: systemctl daemon-reload && systemctl enable --now crmon"
 
 run: build ## Build and run the agent with the default config (root for eBPF)
 	@if [ "$$(id -u)" -eq 0 ] && command -v dockerd >/dev/null; then scripts/docker-env.sh >/dev/null || true; fi
