@@ -89,6 +89,7 @@ func startAgent(t *testing.T, args ...string) *agentProc {
 	}
 	args = append([]string{"run", "--web.listen-address", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(crmonBinary(t), args...)
+	cmd.Env = storeEnv(t)
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
@@ -122,6 +123,17 @@ func startAgent(t *testing.T, args ...string) *agentProc {
 		t.Fatalf("crmon run did not serve within 30s\n%s", p.logs())
 	}
 	return p
+}
+
+// storeEnv gives an agent a store of its own, in a temporary directory
+// (CRMON_STORE_PATH), unless the test sets one: tests leave nothing in
+// /var/lib/crmon, and two agents never share a store.
+func storeEnv(tb testing.TB) []string {
+	env := os.Environ()
+	if os.Getenv("CRMON_STORE_PATH") == "" {
+		env = append(env, "CRMON_STORE_PATH="+tb.TempDir())
+	}
+	return env
 }
 
 func (p *agentProc) logs() string {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
@@ -40,6 +41,7 @@ func runCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "web.allowed-hosts", Usage: "names besides localhost, the hostname and IP addresses that requests may carry as their Host (repeatable)", EnvVars: []string{"CRMON_WEB_ALLOWED_HOSTS"}},
 		&cli.StringFlag{Name: "control.socket", Usage: "unix socket of the session API (overrides [cleanroom.monitoring.sessions] socket; \"\" for none)", EnvVars: []string{"CRMON_CONTROL_SOCKET"}},
 		&cli.StringFlag{Name: "control.socket-group", Usage: "group whose members may use the control socket (overrides socket_group)", EnvVars: []string{"CRMON_CONTROL_SOCKET_GROUP"}},
+		&cli.StringFlag{Name: "store.path", Usage: "directory of the local store (overrides [cleanroom.monitoring.store] path)", EnvVars: []string{"CRMON_STORE_PATH"}},
 		&cli.StringFlag{Name: "collection-interval", Usage: "override collection_interval from the config (e.g. 1s)", EnvVars: []string{"CRMON_COLLECTION_INTERVAL"}},
 	}
 	flags = append(flags, sourceFlags()...)
@@ -96,13 +98,19 @@ func runAgent(c *cli.Context) error {
 		return err
 	}
 	defer al.close()
-	extra := []prometheus.Collector{
+	hist, err := startStore(cfg, logger)
+	if err != nil {
+		return err
+	}
+	extra := append([]prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "crmon"}),
 		buildInfoCollector(),
 		al.svc.Engine,
 		al.metrics,
-	}
+	}, hist.collectors()...)
+	readOnly := map[string]http.Handler{"/api/v1/alerts": alert.APIHandler(al.svc.Engine)}
+	maps.Copy(readOnly, hist.handlers(logger))
 
 	a.SetGatherer(web.Gatherer(a, extra))
 
@@ -129,7 +137,7 @@ func runAgent(c *cli.Context) error {
 		// default socket is then skipped, while one asked for must work.
 		ControlOptional: os.Geteuid() != 0 && sc.Socket == config.DefaultControlSocket,
 		Handlers:        handlers,
-		ReadOnly:        map[string]http.Handler{"/api/v1/alerts": alert.APIHandler(al.svc.Engine)},
+		ReadOnly:        readOnly,
 		Alerts:          func() []metrics.ActiveAlert { return alert.Snapshot(al.svc.Engine.Alerts()) },
 	})
 	if err := srv.Listen(); err != nil {
@@ -157,6 +165,12 @@ func runAgent(c *cli.Context) error {
 	if p := srv.ControlSocket(); p != "" {
 		fmt.Fprintf(c.App.ErrWriter, "crmon is serving the session API on %s\n", p)
 	}
+	if hist.store != nil {
+		fmt.Fprintf(c.App.ErrWriter, "crmon is keeping history in %s (retention %s) and serving PromQL on %s://%s/api/v1/query\n",
+			hist.store.Dir(), cfg.Monitoring.RetentionPeriod, scheme, srv.Addr())
+	}
+	hist.run(a)
+	defer hist.wait(200 * time.Millisecond)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
@@ -225,6 +239,9 @@ func loadConfig(c *cli.Context) (*config.Config, error) {
 	}
 	if c.IsSet("ebpf") {
 		cfg.Monitoring.EBPF.Mode = c.String("ebpf")
+	}
+	if c.IsSet("store.path") {
+		cfg.Monitoring.Store.Path = c.String("store.path")
 	}
 	if c.IsSet("control.socket") {
 		cfg.Monitoring.Sessions.Socket = c.String("control.socket")

@@ -336,6 +336,10 @@ type ResourceLimits struct {
 	MaxDiskUsagePercent   float64 `toml:"-"`
 }
 
+// DefaultStorePath is the store's directory: root's to write, so an
+// unprivileged agent runs without the store unless its config names one.
+const DefaultStorePath = "/var/lib/crmon"
+
 // DefaultControlSocket is where the agent serves the session API, as
 // Docker serves its API on /run/docker.sock.
 const DefaultControlSocket = "/run/crmon/crmon.sock"
@@ -400,8 +404,8 @@ func Default() *Config {
 				RemovedRetention:  Duration(time.Minute),
 			},
 			Store: Store{
-				Enabled: false,
-				Path:    "/var/lib/crmon",
+				Enabled: true,
+				Path:    DefaultStorePath,
 			},
 			Sessions: Sessions{
 				Socket:             DefaultControlSocket,

@@ -77,7 +77,7 @@ func TestDefaultValues(t *testing.T) {
 		{"containers.disk_usage_interval", d.Monitoring.Containers.DiskUsageInterval.Std(), time.Minute},
 		{"containers.idle_refresh", d.Monitoring.Containers.IdleRefresh.Std(), 10 * time.Second},
 		{"containers.removed_retention", d.Monitoring.Containers.RemovedRetention.Std(), time.Minute},
-		{"store.enabled", d.Monitoring.Store.Enabled, false},
+		{"store.enabled", d.Monitoring.Store.Enabled, true},
 		{"store.path", d.Monitoring.Store.Path, "/var/lib/crmon"},
 		{"process_command_lines", d.Monitoring.ProcessCommandLines, false},
 		{"sessions.socket", d.Monitoring.Sessions.Socket, "/run/crmon/crmon.sock"},

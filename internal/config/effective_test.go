@@ -110,7 +110,7 @@ func TestWriteEffectiveDefault(t *testing.T) {
       exclude = []
 
     [cleanroom.monitoring.store]
-      enabled = false
+      enabled = true
       path = '/var/lib/crmon'
       max_bytes = 0
 

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmon-dev/crmon/internal/agent"
+	"github.com/crmon-dev/crmon/internal/config"
+	"github.com/crmon-dev/crmon/internal/store"
+	"github.com/crmon-dev/crmon/internal/version"
+)
+
+// tsdbDir is the store's TSDB under store.path, beside the alert state.
+const tsdbDir = "tsdb"
+
+// history is the running agent's store: nil fields when it is off.
+type history struct {
+	store  *store.Store
+	engine *store.Engine
+	done   chan struct{}
+}
+
+// startStore opens the store when the config enables it. Unprivileged,
+// with the default path (which only root can write), the agent runs
+// without it and says so; a path the operator chose must work.
+func startStore(cfg *config.Config, logger *slog.Logger) (*history, error) {
+	sc := cfg.Monitoring.Store
+	h := &history{}
+	if !sc.Enabled {
+		return h, nil
+	}
+	if os.Geteuid() != 0 && sc.Path == config.DefaultStorePath {
+		if err := os.MkdirAll(sc.Path, 0o750); err != nil {
+			logger.Warn("the local store is off: its default directory is not writable unprivileged; set [cleanroom.monitoring.store] path", "path", sc.Path, "err", err)
+			return h, nil
+		}
+	}
+	st, err := store.New(store.Options{
+		Dir:       filepath.Join(sc.Path, tsdbDir),
+		Retention: cfg.Monitoring.RetentionPeriod.Std(),
+		MaxBytes:  sc.MaxBytes,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.store = st
+	h.engine = store.NewEngine(st.Queryable(), store.DefaultLimits(), logger)
+	return h, nil
+}
+
+// collectors are the store's self-metrics, for /metrics.
+func (h *history) collectors() []prometheus.Collector {
+	if h.store == nil {
+		return nil
+	}
+	return []prometheus.Collector{h.store}
+}
+
+// handlers are the query API's, for the agent's listener.
+func (h *history) handlers(logger *slog.Logger) map[string]http.Handler {
+	if h.store == nil {
+		return nil
+	}
+	return store.NewAPI(h.store, h.engine, version.Get().Version, logger).Handlers()
+}
+
+// run appends every sample of a until a stops; then the store is closed.
+func (h *history) run(a *agent.Agent) {
+	if h.store == nil {
+		return
+	}
+	h.done = make(chan struct{})
+	// A few samples of slack, as for the alert engine: an append takes a
+	// few milliseconds, a compaction longer.
+	sub := a.Subscribe("store", 4)
+	go func() {
+		defer close(h.done)
+		h.store.Run(a, sub)
+		_ = h.store.Close()
+	}()
+}
+
+// wait lets the store close after the agent stopped, within d: every
+// committed tick is in the write-ahead log already, so one that does not
+// finish in time loses nothing.
+func (h *history) wait(d time.Duration) {
+	if h.done == nil {
+		return
+	}
+	select {
+	case <-h.done:
+	case <-time.After(d):
+	}
+}

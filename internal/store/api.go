@@ -1,0 +1,514 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/index"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// The API answers in the shapes of Prometheus' HTTP API
+// (https://prometheus.io/docs/prometheus/latest/querying/api/), so that
+// promtool, Grafana and client_golang's api/v1 client use crmon as they
+// use a Prometheus server:
+//
+//	{"status":"success","data":…,"warnings":[…],"infos":[…]}
+//	{"status":"error","errorType":"bad_data","error":"…"}
+type response struct {
+	Status    string   `json:"status"`
+	Data      any      `json:"data,omitempty"`
+	ErrorType string   `json:"errorType,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
+	Infos     []string `json:"infos,omitempty"`
+}
+
+type queryData struct {
+	ResultType parser.ValueType `json:"resultType"`
+	Result     parser.Value     `json:"result"`
+}
+
+// Prometheus' error types and the status codes it answers them with.
+const (
+	errBadData  = "bad_data"
+	errExec     = "execution"
+	errTimeout  = "timeout"
+	errCanceled = "canceled"
+	errInternal = "internal"
+	errUnavail  = "unavailable"
+)
+
+var errorCodes = map[string]int{
+	errBadData:  http.StatusBadRequest,
+	errExec:     http.StatusUnprocessableEntity,
+	errTimeout:  http.StatusServiceUnavailable,
+	errCanceled: 499,
+	errInternal: http.StatusInternalServerError,
+	errUnavail:  http.StatusServiceUnavailable,
+}
+
+// The bounds Prometheus gives a missing start and end, and their text,
+// which its clients send for "all time".
+var (
+	minTime          = time.Unix(math.MinInt64/1000+62135596801, 0).UTC()
+	maxTime          = time.Unix(math.MaxInt64/1000-62135596801, 999999999).UTC()
+	minTimeFormatted = minTime.Format(time.RFC3339Nano)
+	maxTimeFormatted = maxTime.Format(time.RFC3339Nano)
+)
+
+// maxBody bounds a POSTed form (a query and its parameters).
+const maxBody = 1 << 20
+
+// API serves Prometheus' query API over a store.
+type API struct {
+	store   *Store
+	engine  *Engine
+	log     *slog.Logger
+	version string
+}
+
+// NewAPI serves s through e. version is what /api/v1/status/buildinfo
+// reports.
+func NewAPI(s *Store, e *Engine, version string, logger *slog.Logger) *API {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &API{store: s, engine: e, log: logger, version: version}
+}
+
+// Handlers are the API's handlers by path, for the agent's listener.
+func (a *API) Handlers() map[string]http.Handler {
+	h := func(f func(*http.Request) (any, error)) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, f) })
+	}
+	return map[string]http.Handler{
+		"/api/v1/query":            h(a.query),
+		"/api/v1/query_range":      h(a.queryRange),
+		"/api/v1/series":           h(a.series),
+		"/api/v1/labels":           h(a.labelNames),
+		"/api/v1/label/":           h(a.labelValues),
+		"/api/v1/status/tsdb":      h(a.tsdbStatus),
+		"/api/v1/status/buildinfo": h(a.buildInfo),
+		// Grafana asks for these; the store keeps neither metadata nor
+		// exemplars.
+		"/api/v1/metadata":        h(func(*http.Request) (any, error) { return map[string]any{}, nil }),
+		"/api/v1/query_exemplars": h(func(*http.Request) (any, error) { return []any{}, nil }),
+	}
+}
+
+// apiError is an error with Prometheus' errorType.
+type apiError struct {
+	typ string
+	err error
+}
+
+func (e *apiError) Error() string { return e.err.Error() }
+
+func badData(format string, args ...any) error {
+	return &apiError{errBadData, fmt.Errorf(format, args...)}
+}
+
+// warned carries a result's warnings and infos.
+type warned struct {
+	data  any
+	annos annotations.Annotations
+}
+
+func (a *API) serve(w http.ResponseWriter, r *http.Request, f func(*http.Request) (any, error)) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		a.write(w, http.StatusMethodNotAllowed, response{Status: "error", ErrorType: errBadData, Error: "method not allowed; use GET or POST"})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if err := r.ParseForm(); err != nil {
+		a.write(w, http.StatusBadRequest, response{Status: "error", ErrorType: errBadData, Error: "parsing the form: " + err.Error()})
+		return
+	}
+	data, err := f(r)
+	if err != nil {
+		typ := classify(err)
+		a.write(w, errorCodes[typ], response{Status: "error", ErrorType: typ, Error: err.Error()})
+		return
+	}
+	resp := response{Status: "success", Data: data}
+	if wd, ok := data.(warned); ok {
+		resp.Data = wd.data
+		resp.Warnings, resp.Infos = wd.annos.AsStrings("", 10, 10)
+	}
+	a.write(w, http.StatusOK, resp)
+}
+
+func classify(err error) string {
+	var ae *apiError
+	var br *BadRequest
+	var eqc promql.ErrQueryCanceled
+	var eqt promql.ErrQueryTimeout
+	var es promql.ErrStorage
+	switch {
+	case errors.As(err, &ae):
+		return ae.typ
+	case errors.As(err, &br):
+		return errBadData
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrBusy):
+		return errUnavail
+	case errors.As(err, &eqc), errors.Is(err, context.Canceled):
+		return errCanceled
+	case errors.As(err, &eqt), errors.Is(err, context.DeadlineExceeded):
+		return errTimeout
+	case errors.As(err, &es):
+		return errInternal
+	}
+	return errExec
+}
+
+func (a *API) write(w http.ResponseWriter, code int, resp response) {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		a.log.Error("encoding an API response", "err", err)
+		code = http.StatusInternalServerError
+		b, _ = json.Marshal(response{Status: "error", ErrorType: errInternal, Error: "encoding the response: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+// queryContext bounds a request by its timeout parameter, which may
+// shorten the engine's but not lengthen it.
+func queryContext(r *http.Request) (context.Context, context.CancelFunc, error) {
+	ctx := r.Context()
+	if s := r.FormValue("timeout"); s != "" {
+		d, err := ParseDuration(s)
+		if err != nil {
+			return nil, nil, badData("invalid parameter \"timeout\": %w", err)
+		}
+		c, cancel := context.WithTimeout(ctx, d)
+		return c, cancel, nil
+	}
+	return ctx, func() {}, nil
+}
+
+func (a *API) query(r *http.Request) (any, error) {
+	t := time.Now()
+	if s := r.FormValue("time"); s != "" {
+		var err error
+		if t, err = ParseTime(s); err != nil {
+			return nil, badData("invalid parameter \"time\": %w", err)
+		}
+	}
+	ctx, cancel, err := queryContext(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	res, err := a.engine.Instant(ctx, r.FormValue("query"), t)
+	if err != nil {
+		return nil, err
+	}
+	return warned{queryData{res.Value.Type(), res.Value}, res.Warnings}, nil
+}
+
+func (a *API) queryRange(r *http.Request) (any, error) {
+	start, err := ParseTime(r.FormValue("start"))
+	if err != nil {
+		return nil, badData("invalid parameter \"start\": %w", err)
+	}
+	end, err := ParseTime(r.FormValue("end"))
+	if err != nil {
+		return nil, badData("invalid parameter \"end\": %w", err)
+	}
+	step, err := ParseDuration(r.FormValue("step"))
+	if err != nil {
+		return nil, badData("invalid parameter \"step\": %w", err)
+	}
+	if step <= 0 {
+		return nil, badData("zero or negative query resolution step widths are not accepted. Try a positive integer")
+	}
+	ctx, cancel, err := queryContext(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	res, err := a.engine.Range(ctx, r.FormValue("query"), start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	return warned{queryData{res.Value.Type(), res.Value}, res.Warnings}, nil
+}
+
+// window is a request's start and end, all time by default.
+func window(r *http.Request) (mint, maxt int64, err error) {
+	start, end := minTime, maxTime
+	if s := r.FormValue("start"); s != "" {
+		if start, err = ParseTime(s); err != nil {
+			return 0, 0, badData("invalid parameter \"start\": %w", err)
+		}
+	}
+	if s := r.FormValue("end"); s != "" {
+		if end, err = ParseTime(s); err != nil {
+			return 0, 0, badData("invalid parameter \"end\": %w", err)
+		}
+	}
+	if end.Before(start) {
+		return 0, 0, badData("invalid parameter \"end\": end timestamp must not be before start time")
+	}
+	return start.UnixMilli(), end.UnixMilli(), nil
+}
+
+func matcherSets(r *http.Request) ([][]*labels.Matcher, error) {
+	var sets [][]*labels.Matcher
+	for _, s := range r.Form["match[]"] {
+		ms, err := promQL.ParseMetricSelector(s)
+		if err != nil {
+			return nil, badData("invalid parameter \"match[]\": %w", err)
+		}
+		sets = append(sets, ms)
+	}
+	return sets, nil
+}
+
+func limit(r *http.Request) (int, error) {
+	s := r.FormValue("limit")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, badData("invalid parameter \"limit\": %q is not a whole number of 0 or more", s)
+	}
+	return n, nil
+}
+
+func (a *API) querier(r *http.Request) (storage.Querier, int64, int64, error) {
+	mint, maxt, err := window(r)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	q, err := a.store.Queryable().Querier(mint, maxt)
+	return q, mint, maxt, err
+}
+
+func (a *API) series(r *http.Request) (any, error) {
+	sets, err := matcherSets(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(sets) == 0 {
+		return nil, badData("no match[] parameter provided")
+	}
+	n, err := limit(r)
+	if err != nil {
+		return nil, err
+	}
+	q, mint, maxt, err := a.querier(r)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	hints := &storage.SelectHints{Start: mint, End: maxt, Func: "series"}
+	var ss []storage.SeriesSet
+	for _, ms := range sets {
+		ss = append(ss, q.Select(r.Context(), len(sets) > 1, hints, ms...))
+	}
+	set := storage.NewMergeSeriesSet(ss, 0, storage.ChainedSeriesMerge)
+	out := []labels.Labels{}
+	var annos annotations.Annotations
+	for set.Next() {
+		if n > 0 && len(out) >= n {
+			annos.Add(errors.New("results truncated due to limit"))
+			break
+		}
+		out = append(out, set.At().Labels())
+	}
+	if err := set.Err(); err != nil {
+		return nil, err
+	}
+	return warned{out, annos.Merge(set.Warnings())}, nil
+}
+
+func (a *API) labelNames(r *http.Request) (any, error) {
+	return a.labels(r, "")
+}
+
+func (a *API) labelValues(r *http.Request) (any, error) {
+	name, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/api/v1/label/"), "/values")
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return nil, &apiError{errBadData, fmt.Errorf("unknown path %s; the label API is /api/v1/label/<name>/values", r.URL.Path)}
+	}
+	if !model.UTF8Validation.IsValidLabelName(name) {
+		return nil, badData("invalid label name: %q", name)
+	}
+	return a.labels(r, name)
+}
+
+// labels lists label names (name "") or the values of one, over the
+// series every match[] selects, or all.
+func (a *API) labels(r *http.Request, name string) (any, error) {
+	sets, err := matcherSets(r)
+	if err != nil {
+		return nil, err
+	}
+	n, err := limit(r)
+	if err != nil {
+		return nil, err
+	}
+	q, _, _, err := a.querier(r)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	if len(sets) == 0 {
+		sets = [][]*labels.Matcher{nil}
+	}
+	var all []string
+	var annos annotations.Annotations
+	hints := &storage.LabelHints{Limit: n}
+	for _, ms := range sets {
+		var vs []string
+		var w annotations.Annotations
+		if name == "" {
+			vs, w, err = q.LabelNames(r.Context(), hints, ms...)
+		} else {
+			vs, w, err = q.LabelValues(r.Context(), name, hints, ms...)
+		}
+		if err != nil {
+			return nil, err
+		}
+		annos.Merge(w)
+		all = append(all, vs...)
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	if n > 0 && len(all) > n {
+		all = all[:n]
+		annos.Add(errors.New("results truncated due to limit"))
+	}
+	if all == nil {
+		all = []string{}
+	}
+	return warned{all, annos}, nil
+}
+
+type tsdbStat struct {
+	Name  string `json:"name"`
+	Value uint64 `json:"value"`
+}
+
+type headStats struct {
+	NumSeries     uint64 `json:"numSeries"`
+	NumLabelPairs int    `json:"numLabelPairs"`
+	ChunkCount    int64  `json:"chunkCount"`
+	MinTime       int64  `json:"minTime"`
+	MaxTime       int64  `json:"maxTime"`
+}
+
+type tsdbStatus struct {
+	HeadStats                   headStats  `json:"headStats"`
+	SeriesCountByMetricName     []tsdbStat `json:"seriesCountByMetricName"`
+	LabelValueCountByLabelName  []tsdbStat `json:"labelValueCountByLabelName"`
+	MemoryInBytesByLabelName    []tsdbStat `json:"memoryInBytesByLabelName"`
+	SeriesCountByLabelValuePair []tsdbStat `json:"seriesCountByLabelValuePair"`
+}
+
+func (a *API) tsdbStatus(r *http.Request) (any, error) {
+	n := 10
+	if s := r.FormValue("limit"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > 10_000 {
+			return nil, badData("invalid parameter \"limit\": %q: must be a whole number from 1 to 10000", s)
+		}
+		n = v
+	}
+	st, err := a.store.Stats(model.MetricNameLabel, n)
+	if err != nil {
+		return nil, err
+	}
+	conv := func(in []index.Stat) []tsdbStat {
+		out := make([]tsdbStat, 0, len(in))
+		for _, s := range in {
+			out = append(out, tsdbStat{s.Name, s.Count})
+		}
+		return out
+	}
+	ps := st.IndexPostingStats
+	chunks := a.store.headChunks()
+	return tsdbStatus{
+		HeadStats: headStats{
+			NumSeries: st.NumSeries, NumLabelPairs: ps.NumLabelPairs, ChunkCount: chunks,
+			MinTime: st.MinTime, MaxTime: st.MaxTime,
+		},
+		SeriesCountByMetricName:     conv(ps.CardinalityMetricsStats),
+		LabelValueCountByLabelName:  conv(ps.CardinalityLabelStats),
+		MemoryInBytesByLabelName:    conv(ps.LabelValueStats),
+		SeriesCountByLabelValuePair: conv(ps.LabelValuePairsStats),
+	}, nil
+}
+
+func (a *API) buildInfo(*http.Request) (any, error) {
+	return map[string]string{
+		"version":   a.version,
+		"revision":  "",
+		"branch":    "",
+		"buildUser": "",
+		"buildDate": "",
+		"goVersion": "",
+	}, nil
+}
+
+// ParseTime reads a time as Prometheus' API does: Unix seconds (with a
+// fraction) or RFC 3339.
+func ParseTime(s string) (time.Time, error) {
+	if t, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(t) || math.IsInf(t, 0) {
+			return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
+		}
+		sec, frac := math.Modf(t)
+		frac = math.Round(frac*1000) / 1000
+		return time.Unix(int64(sec), int64(frac*float64(time.Second))).UTC(), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	switch s {
+	case minTimeFormatted:
+		return minTime, nil
+	case maxTimeFormatted:
+		return maxTime, nil
+	}
+	return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp; give Unix seconds or RFC 3339", s)
+}
+
+// ParseDuration reads a duration as Prometheus' API does: seconds (with a
+// fraction) or a Prometheus duration ("15s", "1h30m", "1d").
+func ParseDuration(s string) (time.Duration, error) {
+	if d, err := strconv.ParseFloat(s, 64); err == nil {
+		ts := d * float64(time.Second)
+		if math.IsNaN(ts) || ts >= float64(math.MaxInt64) || ts < float64(math.MinInt64) {
+			return 0, fmt.Errorf("cannot parse %q to a valid duration: it overflows", s)
+		}
+		return time.Duration(ts), nil
+	}
+	if d, err := model.ParseDuration(s); err == nil {
+		return time.Duration(d), nil
+	}
+	return 0, fmt.Errorf("cannot parse %q to a valid duration; give seconds or e.g. \"15s\"", s)
+}

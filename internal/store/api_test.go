@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crmon-dev/crmon/internal/testenv"
+)
+
+// apiServer serves the query API over a store holding one hour of two
+// containers' CPU counters: container cN's counter grows by N per second.
+func apiServer(t *testing.T) (url string, start time.Time) {
+	t.Helper()
+	st := openStore(t, Options{})
+	start = time.Now().Add(-2 * time.Hour).Truncate(time.Minute)
+	var b strings.Builder
+	for i := range 360 { // every 10 s for an hour
+		b.Reset()
+		b.WriteString("# TYPE container_cpu_usage_seconds_total counter\n")
+		for _, n := range []int{1, 3} {
+			fmt.Fprintf(&b, "container_cpu_usage_seconds_total{id=\"/docker/%d\",name=\"c%d\"} %d\n", n, n, 10*i*n)
+		}
+		if err := st.appendText([]byte(b.String()), start.Add(time.Duration(i)*10*time.Second).UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mux := http.NewServeMux()
+	for p, h := range NewAPI(st, NewEngine(st.Queryable(), Limits{}, nil), "test", nil).Handlers() {
+		mux.Handle(p, h)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL, start
+}
+
+func promtool(t *testing.T, args ...string) []byte {
+	t.Helper()
+	bin := testenv.RequireCommand(t, "promtool")
+	out, err := exec.Command(bin, append([]string{"query"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool query %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// TestPromtool queries the API with promtool, Prometheus' own client.
+func TestPromtool(t *testing.T) {
+	url, start := apiServer(t)
+	at := start.Add(30 * time.Minute)
+
+	var vec []struct {
+		Metric map[string]string `json:"metric"`
+		Value  [2]any            `json:"value"`
+	}
+	out := promtool(t, "instant", "-o", "json", "--time", strconv.FormatInt(at.Unix(), 10), url, `rate(container_cpu_usage_seconds_total[1m])`)
+	if err := json.Unmarshal(out, &vec); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(vec) != 2 {
+		t.Fatalf("instant: %s", out)
+	}
+	for _, s := range vec {
+		n, _ := strconv.Atoi(strings.TrimPrefix(s.Metric["name"], "c"))
+		v, _ := strconv.ParseFloat(s.Value[1].(string), 64)
+		if math.Abs(v-float64(n)) > 1e-9 || s.Value[0].(float64) != float64(at.Unix()) {
+			t.Errorf("instant: %v = %v at %v, want %d at %d", s.Metric, v, s.Value[0], n, at.Unix())
+		}
+	}
+
+	var mat []struct {
+		Metric map[string]string `json:"metric"`
+		Values [][2]any          `json:"values"`
+	}
+	out = promtool(t, "range", "-o", "json", "--start", at.Format(time.RFC3339), "--end", at.Add(10*time.Minute).Format(time.RFC3339), "--step", "15s", url, `rate(container_cpu_usage_seconds_total{name="c3"}[1m])`)
+	if err := json.Unmarshal(out, &mat); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(mat) != 1 || len(mat[0].Values) != 41 {
+		t.Fatalf("range: want 1 series of 41 points:\n%s", out)
+	}
+	for _, p := range mat[0].Values {
+		if v, _ := strconv.ParseFloat(p[1].(string), 64); math.Abs(v-3) > 1e-9 {
+			t.Errorf("range: %v, want 3", p)
+		}
+	}
+
+	out = promtool(t, "series", "--match", `container_cpu_usage_seconds_total{name=~"c.*"}`, url)
+	for _, want := range []string{`name="c1"`, `name="c3"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("series: no %s in\n%s", want, out)
+		}
+	}
+	out = promtool(t, "labels", url, "name")
+	if got := strings.Fields(string(out)); !slices.Equal(got, []string{"c1", "c3"}) {
+		t.Errorf("label values of name: %q", got)
+	}
+}
+
+// TestAPIErrors checks Prometheus' error shape and status codes.
+func TestAPIErrors(t *testing.T) {
+	url, _ := apiServer(t)
+	cases := []struct {
+		path     string
+		code     int
+		typ, msg string
+	}{
+		{"/api/v1/query?query=rate(", 400, "bad_data", "parse error"},
+		{"/api/v1/query?query=up&time=yesterday", 400, "bad_data", `invalid parameter "time"`},
+		{"/api/v1/query_range?query=up&start=0&end=1&step=0", 400, "bad_data", "zero or negative"},
+		{"/api/v1/query_range?query=up&start=0&end=100000&step=1", 400, "bad_data", "maximum resolution"},
+		{"/api/v1/series", 400, "bad_data", "no match[]"},
+		{"/api/v1/label/%FF/values", 400, "bad_data", "invalid label name"},
+	}
+	for _, c := range cases {
+		resp, err := http.Get(url + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r response
+		err = json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != c.code || r.Status != "error" || r.ErrorType != c.typ || !strings.Contains(r.Error, c.msg) {
+			t.Errorf("%s: %d %+v (%v), want %d %s %q", c.path, resp.StatusCode, r, err, c.code, c.typ, c.msg)
+		}
+	}
+	var status struct {
+		Status string     `json:"status"`
+		Data   tsdbStatus `json:"data"`
+	}
+	testenv.GetJSON(t, url+"/api/v1/status/tsdb", &status)
+	if status.Data.HeadStats.NumSeries != 2 || len(status.Data.SeriesCountByMetricName) != 1 || status.Data.SeriesCountByMetricName[0].Value != 2 {
+		t.Errorf("status/tsdb: %+v", status)
+	}
+}

@@ -1,0 +1,556 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+// Package store keeps crmon's local history: every series the agent serves
+// on /metrics, appended once per tick to an embedded Prometheus TSDB, and
+// queried with PromQL.
+//
+// The store reads the agent's sample stream (agent.Subscribe) and, for each
+// sample, the series /metrics served at its tick (agent.Series), so the
+// history holds exactly what a scraper would have stored, under the tick's
+// timestamp. It never runs readers of its own and never delays a
+// tick: when it falls behind, the subscription drops samples and the agent
+// counts them.
+//
+// Failures to write (an unwritable directory, a full disk) are counted in
+// crmon_store_append_failures_total and logged at most once a minute;
+// collection and /metrics go on. A directory that cannot be opened is
+// tried again each minute.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/crmon-dev/crmon/internal/agent"
+)
+
+// Options configure a store.
+type Options struct {
+	// Dir is the TSDB's directory (created if missing).
+	Dir string
+	// Retention is how long samples are kept (retention_period).
+	Retention time.Duration
+	// MaxBytes bounds the persisted blocks; the oldest go first. 0 leaves
+	// only Retention. The write-ahead log and the head's memory-mapped
+	// chunks come on top (at most a few blocks' worth).
+	MaxBytes int64
+	// BlockDuration is the time range of the blocks the head is cut into;
+	// 0 is the TSDB's default, 2 h. Tests set it short.
+	BlockDuration time.Duration
+	Logger        *slog.Logger
+}
+
+// ErrClosed is returned by queries once the store is closed, and while
+// its directory has not been opened yet.
+var ErrClosed = errors.New("the store is not open")
+
+// Store is the local history.
+type Store struct {
+	opts Options
+	log  *slog.Logger
+
+	mu sync.RWMutex // guards db: queries hold it read, Close and open write
+	db *tsdb.DB
+	// tsdbReg holds the TSDB's own metrics, read by Collect under
+	// crmon_store_* names.
+	tsdbReg *prometheus.Registry
+
+	// Touched by the appending goroutine only.
+	cache    map[string]*entry
+	seen     uint64
+	key      []byte
+	lb       labels.ScratchBuilder
+	lastOpen time.Time
+	lastWarn time.Time
+
+	appended, failures, skipped atomic.Uint64
+	diskBytes                   atomic.Int64
+	lastAppend                  atomic.Int64 // ms of the last committed tick
+
+	descSeries, descAppended, descFailures, descSkipped, descBytes *prometheus.Desc
+	descOldest, descNewest, descCompactions, descCompactFailed     *prometheus.Desc
+	descUp, descRetention, descMaxBytes                            *prometheus.Desc
+}
+
+// entry is a series the last tick appended.
+type entry struct {
+	ref  storage.SeriesRef
+	lset labels.Labels
+	seen uint64
+}
+
+// New makes a store and tries to open its directory. A directory that
+// cannot be opened is logged and tried again from Run, once a minute; New
+// fails only on options that can never work.
+func New(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("store: no directory")
+	}
+	if opts.Retention <= 0 {
+		return nil, errors.New("store: retention must be more than 0")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		opts:  opts,
+		log:   opts.Logger.With("component", "store"),
+		cache: map[string]*entry{},
+		lb:    labels.NewScratchBuilder(16),
+		descSeries: prometheus.NewDesc("crmon_store_head_series",
+			"Series in the store's in-memory head block.", nil, nil),
+		descAppended: prometheus.NewDesc("crmon_store_samples_appended_total",
+			"Samples the store committed, staleness markers included.", nil, nil),
+		descFailures: prometheus.NewDesc("crmon_store_append_failures_total",
+			"Ticks the store could not write (directory not writable or not open, disk full, samples refused); the samples of those ticks are not in the history.", nil, nil),
+		descSkipped: prometheus.NewDesc("crmon_store_ticks_skipped_total",
+			"Samples the store did not write because the next tick had already started updating before it read them (the store fell behind by a whole interval).", nil, nil),
+		descBytes: prometheus.NewDesc("crmon_store_bytes",
+			"Bytes the store holds on disk: blocks, write-ahead log and head chunks.", nil, nil),
+		descOldest: prometheus.NewDesc("crmon_store_oldest_timestamp_seconds",
+			"Time of the oldest sample the store holds.", nil, nil),
+		descNewest: prometheus.NewDesc("crmon_store_newest_timestamp_seconds",
+			"Time of the newest tick the store committed.", nil, nil),
+		descCompactions: prometheus.NewDesc("crmon_store_compactions_total",
+			"Compactions of the store's blocks (the head cut into a block, blocks merged).", nil, nil),
+		descCompactFailed: prometheus.NewDesc("crmon_store_compactions_failed_total",
+			"Compactions of the store's blocks that failed.", nil, nil),
+		descUp: prometheus.NewDesc("crmon_store_up",
+			"Whether the store's directory is open (1) or not (0: see the log; it is tried again each minute).", nil, nil),
+		descRetention: prometheus.NewDesc("crmon_store_retention_seconds",
+			"How long the store keeps samples (retention_period).", nil, nil),
+		descMaxBytes: prometheus.NewDesc("crmon_store_max_bytes",
+			"The store's size bound on disk (max_bytes); 0 for none.", nil, nil),
+	}
+	if err := s.open(); err != nil {
+		s.log.Error("store not open; collection goes on without history, trying again each minute", "dir", opts.Dir, "err", err)
+	}
+	return s, nil
+}
+
+// open opens the TSDB unless it is open.
+func (s *Store) open() error {
+	s.mu.RLock()
+	open := s.db != nil
+	s.mu.RUnlock()
+	if open {
+		return nil
+	}
+	s.lastOpen = time.Now()
+	if err := os.MkdirAll(s.opts.Dir, 0o750); err != nil {
+		return err
+	}
+	o := tsdb.DefaultOptions()
+	o.RetentionDuration = s.opts.Retention.Milliseconds()
+	o.MaxBytes = s.opts.MaxBytes
+	if d := s.opts.BlockDuration.Milliseconds(); d > 0 {
+		o.MinBlockDuration = d
+		o.MaxBlockDuration = d
+	}
+	// Blocks of up to a tenth of the retention, as Prometheus does, so
+	// that retention and max_bytes delete in small steps.
+	if o.MinBlockDuration == tsdb.DefaultBlockDuration {
+		o.MaxBlockDuration = max(tsdb.DefaultBlockDuration, min(o.RetentionDuration/10, 31*24*time.Hour.Milliseconds()))
+	}
+	reg := prometheus.NewRegistry()
+	db, err := tsdb.Open(s.opts.Dir, s.log, reg, o, nil)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.db, s.tsdbReg = db, reg
+	s.mu.Unlock()
+	s.updateSize()
+	return nil
+}
+
+// Close closes the TSDB; the head stays in the write-ahead log for the
+// next start.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+// Run appends every sample sub delivers until it is closed.
+func (s *Store) Run(a *agent.Agent, sub *agent.Subscription) {
+	for smp := range sub.C() {
+		s.Append(a, smp)
+	}
+}
+
+// Append writes one sample: every series /metrics served at its tick
+// (agent.Series). It is Run's body, exported for tests and benchmarks
+// that drive the agent's ticks themselves.
+func (s *Store) Append(a *agent.Agent, smp *agent.Sample) {
+	// Read the series first: they are the tick's only until the next one.
+	fams, err := a.Series(smp)
+	if errors.Is(err, agent.ErrSuperseded) {
+		s.skipped.Add(1)
+		return
+	}
+	if err != nil && len(fams) == 0 {
+		s.fail("gathering the series for the store", err)
+		return
+	}
+	// A gather that failed in part gives what it could, as a scrape does.
+	if err := s.ensureOpen(); err != nil {
+		s.fail("store not open", err)
+		return
+	}
+	if err := s.appendFamilies(fams, smp.Time.UnixMilli()); err != nil {
+		s.fail("appending to the store", err)
+		return
+	}
+	s.updateSize()
+}
+
+// ensureOpen opens the store if it is closed and a minute has passed
+// since the last try.
+func (s *Store) ensureOpen() error {
+	s.mu.RLock()
+	open := s.db != nil
+	s.mu.RUnlock()
+	if open {
+		return nil
+	}
+	if time.Since(s.lastOpen) < time.Minute {
+		return ErrClosed
+	}
+	if err := s.open(); err != nil {
+		return err
+	}
+	s.log.Info("store opened", "dir", s.opts.Dir)
+	return nil
+}
+
+// fail counts a tick that was not written, and logs it at most once a
+// minute.
+func (s *Store) fail(msg string, err error) {
+	s.failures.Add(1)
+	if time.Since(s.lastWarn) < time.Minute {
+		return
+	}
+	s.lastWarn = time.Now()
+	s.log.Error(msg+"; collection goes on, this tick's samples are not in the history (logged at most once a minute, counted in crmon_store_append_failures_total)",
+		"dir", s.opts.Dir, "failures", s.failures.Load(), "err", err)
+}
+
+// appendFamilies appends the samples of fams at t (ms), in the series a
+// Prometheus server scraping /metrics would store (a histogram's _bucket,
+// _sum and _count, a summary's quantiles), and a staleness marker for
+// every series of the last tick that is gone, as a scrape does, so that a
+// removed container's series end where it went instead of lingering for
+// the lookback window.
+func (s *Store) appendFamilies(fams []*dto.MetricFamily, t int64) (err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	app := s.db.Appender(context.Background())
+	defer func() {
+		if err != nil {
+			_ = app.Rollback()
+		}
+	}()
+	s.seen++
+	var n, refused uint64
+	var firstRefused error
+	add := func(name, suffix string, m *dto.Metric, extra, extraValue string, v float64) {
+		e := s.entry(name, suffix, m, extra, extraValue)
+		if e.seen == s.seen {
+			return // the same series twice; the first wins, as in a scrape
+		}
+		e.seen = s.seen
+		ref, aerr := app.Append(e.ref, e.lset, t, v)
+		if aerr != nil {
+			// Out of order (the clock went back): this series' sample
+			// is refused, the others go on.
+			refused++
+			if firstRefused == nil {
+				firstRefused = fmt.Errorf("%s: %w", e.lset, aerr)
+			}
+			return
+		}
+		e.ref = ref
+		n++
+	}
+	for _, f := range fams {
+		name := f.GetName()
+		for _, m := range f.GetMetric() {
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				add(name, "", m, "", "", m.GetCounter().GetValue())
+			case dto.MetricType_GAUGE:
+				add(name, "", m, "", "", m.GetGauge().GetValue())
+			case dto.MetricType_UNTYPED:
+				add(name, "", m, "", "", m.GetUntyped().GetValue())
+			case dto.MetricType_SUMMARY:
+				sm := m.GetSummary()
+				for _, q := range sm.GetQuantile() {
+					add(name, "", m, "quantile", formatFloat(q.GetQuantile()), q.GetValue())
+				}
+				add(name, "_sum", m, "", "", sm.GetSampleSum())
+				add(name, "_count", m, "", "", float64(sm.GetSampleCount()))
+			case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+				h := m.GetHistogram()
+				inf := false
+				for _, b := range h.GetBucket() {
+					inf = inf || math.IsInf(b.GetUpperBound(), 1)
+					add(name, "_bucket", m, "le", formatFloat(b.GetUpperBound()), float64(b.GetCumulativeCount()))
+				}
+				if !inf {
+					add(name, "_bucket", m, "le", "+Inf", float64(h.GetSampleCount()))
+				}
+				add(name, "_sum", m, "", "", h.GetSampleSum())
+				add(name, "_count", m, "", "", float64(h.GetSampleCount()))
+			}
+		}
+	}
+	var stale uint64
+	for k, e := range s.cache {
+		if e.seen == s.seen {
+			continue
+		}
+		if _, aerr := app.Append(e.ref, e.lset, t, math.Float64frombits(value.StaleNaN)); aerr == nil {
+			stale++
+		}
+		delete(s.cache, k)
+	}
+	if err := app.Commit(); err != nil {
+		return err
+	}
+	s.appended.Add(n + stale)
+	s.lastAppend.Store(t)
+	if refused > 0 {
+		return fmt.Errorf("%d samples refused, first: %w", refused, firstRefused)
+	}
+	return nil
+}
+
+// entry finds a series in the cache by its name and label values, so
+// that its labels are built once in its life, or adds it.
+func (s *Store) entry(name, suffix string, m *dto.Metric, extra, extraValue string) *entry {
+	k := append(s.key[:0], name...)
+	k = append(k, suffix...)
+	for _, lp := range m.GetLabel() {
+		k = append(k, 0xff)
+		k = append(k, lp.GetName()...)
+		k = append(k, 0xfe)
+		k = append(k, lp.GetValue()...)
+	}
+	if extra != "" {
+		k = append(k, 0xff)
+		k = append(k, extra...)
+		k = append(k, 0xfe)
+		k = append(k, extraValue...)
+	}
+	s.key = k
+	if e, ok := s.cache[string(k)]; ok {
+		return e
+	}
+	s.lb.Reset()
+	s.lb.Add(model.MetricNameLabel, name+suffix)
+	for _, lp := range m.GetLabel() {
+		s.lb.Add(lp.GetName(), lp.GetValue())
+	}
+	if extra != "" {
+		s.lb.Add(extra, extraValue)
+	}
+	s.lb.Sort()
+	e := &entry{lset: s.lb.Labels()}
+	s.cache[string(k)] = e
+	return e
+}
+
+// formatFloat writes a bucket bound or quantile as Prometheus stores them
+// from a scrape (OpenMetrics' form: "1.0", "0.25", "+Inf").
+func formatFloat(f float64) string {
+	switch {
+	case math.IsInf(f, 1):
+		return "+Inf"
+	case math.IsInf(f, -1):
+		return "-Inf"
+	case math.IsNaN(f):
+		return "NaN"
+	}
+	s := strconv.FormatFloat(f, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".e") {
+		s += ".0"
+	}
+	return s
+}
+
+// updateSize measures the directory: blocks from the TSDB, the write-ahead
+// log and head chunks by listing them. A handful of files; run after each
+// append, never from Collect.
+func (s *Store) updateSize() {
+	s.mu.RLock()
+	db := s.db
+	var n int64
+	if db != nil {
+		for _, b := range db.Blocks() {
+			n += b.Size()
+		}
+	}
+	s.mu.RUnlock()
+	if db == nil {
+		return
+	}
+	for _, sub := range []string{"wal", "chunks_head"} {
+		n += dirSize(filepath.Join(s.opts.Dir, sub))
+	}
+	s.diskBytes.Store(n)
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if in, err := d.Info(); err == nil {
+			n += in.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+// Bytes is what the store holds on disk, as of the last append.
+func (s *Store) Bytes() int64 { return s.diskBytes.Load() }
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.opts.Dir }
+
+// Queryable is the store for PromQL and the series API. Its queriers fail
+// with ErrClosed while the store is not open.
+func (s *Store) Queryable() storage.Queryable { return queryable{s} }
+
+type queryable struct{ s *Store }
+
+func (q queryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	q.s.mu.RLock()
+	defer q.s.mu.RUnlock()
+	if q.s.db == nil {
+		return nil, ErrClosed
+	}
+	return q.s.db.Querier(mint, maxt)
+}
+
+// Stats are the head's cardinality figures, for /api/v1/status/tsdb.
+func (s *Store) Stats(label string, limit int) (*tsdb.Stats, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil, ErrClosed
+	}
+	return s.db.Head().Stats(label, limit), nil
+}
+
+// Describe sends nothing: which metrics exist depends on whether the
+// directory is open.
+func (s *Store) Describe(chan<- *prometheus.Desc) {}
+
+// Collect emits crmon_store_*. It reads counters and the TSDB's in-memory
+// state only.
+func (s *Store) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
+	counter(s.descAppended, float64(s.appended.Load()))
+	counter(s.descFailures, float64(s.failures.Load()))
+	counter(s.descSkipped, float64(s.skipped.Load()))
+	gauge(s.descRetention, s.opts.Retention.Seconds())
+	gauge(s.descMaxBytes, float64(s.opts.MaxBytes))
+	s.mu.RLock()
+	db, reg := s.db, s.tsdbReg
+	up := 0.0
+	var series uint64
+	oldest := int64(math.MaxInt64)
+	if db != nil {
+		up = 1
+		h := db.Head()
+		series = h.NumSeries()
+		if h.NumSeries() > 0 {
+			oldest = h.MinTime()
+		}
+		if bs := db.Blocks(); len(bs) > 0 {
+			oldest = min(oldest, bs[0].Meta().MinTime)
+		}
+	}
+	s.mu.RUnlock()
+	gauge(s.descUp, up)
+	if db == nil {
+		return
+	}
+	gauge(s.descSeries, float64(series))
+	gauge(s.descBytes, float64(s.diskBytes.Load()))
+	if oldest != math.MaxInt64 {
+		gauge(s.descOldest, float64(oldest)/1e3)
+	}
+	if t := s.lastAppend.Load(); t > 0 {
+		gauge(s.descNewest, float64(t)/1e3)
+	}
+	m := tsdbMetrics(reg, "prometheus_tsdb_compactions_total", "prometheus_tsdb_compactions_failed_total")
+	counter(s.descCompactions, m[0])
+	counter(s.descCompactFailed, m[1])
+}
+
+// headChunks is how many chunks the head holds, from the TSDB's metrics.
+func (s *Store) headChunks() int64 {
+	s.mu.RLock()
+	reg := s.tsdbReg
+	s.mu.RUnlock()
+	if reg == nil {
+		return 0
+	}
+	return int64(tsdbMetrics(reg, "prometheus_tsdb_head_chunks")[0])
+}
+
+// tsdbMetrics reads the TSDB's own metrics by name (summed over labels):
+// the TSDB counts compactions and chunks and exports nothing else for it.
+func tsdbMetrics(reg prometheus.Gatherer, names ...string) []float64 {
+	out := make([]float64, len(names))
+	mfs, err := reg.Gather()
+	if err != nil {
+		return out
+	}
+	for _, mf := range mfs {
+		if i := slices.Index(names, mf.GetName()); i >= 0 {
+			for _, m := range mf.GetMetric() {
+				out[i] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
+}
