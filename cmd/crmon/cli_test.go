@@ -87,7 +87,7 @@ func runWithin(t *testing.T, d time.Duration, args ...string) (string, string, i
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, crmonBinary(t), args...)
-	cmd.Env = storeEnv(t)
+	cmd.Env = storeEnv(t, args)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -72,7 +72,7 @@ func median(ds []time.Duration) time.Duration {
 func startAgentB(b *testing.B, bin string) string {
 	sock := filepath.Join(b.TempDir(), "crmon.sock")
 	cmd := exec.Command(bin, "run", "--web.listen-address", "127.0.0.1:0", "--control.socket", sock)
-	cmd.Env = storeEnv(b)
+	cmd.Env = storeEnv(b, nil)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		b.Fatal(err)

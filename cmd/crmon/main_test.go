@@ -89,7 +89,7 @@ func startAgent(t *testing.T, args ...string) *agentProc {
 	}
 	args = append([]string{"run", "--web.listen-address", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(crmonBinary(t), args...)
-	cmd.Env = storeEnv(t)
+	cmd.Env = storeEnv(t, args)
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
@@ -125,15 +125,25 @@ func startAgent(t *testing.T, args ...string) *agentProc {
 	return p
 }
 
-// storeEnv gives an agent a store of its own, in a temporary directory
-// (CRMON_STORE_PATH), unless the test sets one: tests leave nothing in
+// storeEnv gives an agent run with args a store of its own, in a
+// temporary directory (CRMON_STORE_PATH), unless the test sets one in the
+// environment or in the config file: tests leave nothing in
 // /var/lib/crmon, and two agents never share a store.
-func storeEnv(tb testing.TB) []string {
+func storeEnv(tb testing.TB, args []string) []string {
 	env := os.Environ()
-	if os.Getenv("CRMON_STORE_PATH") == "" {
-		env = append(env, "CRMON_STORE_PATH="+tb.TempDir())
+	if os.Getenv("CRMON_STORE_PATH") != "" {
+		return env
 	}
-	return env
+	for i, a := range args {
+		f, ok := strings.CutPrefix(a, "--config=")
+		if !ok && (a == "--config" || a == "-c") && i+1 < len(args) {
+			f, ok = args[i+1], true
+		}
+		if b, err := os.ReadFile(f); ok && err == nil && strings.Contains(string(b), "[cleanroom.monitoring.store]") {
+			return env
+		}
+	}
+	return append(env, "CRMON_STORE_PATH="+tb.TempDir())
 }
 
 func (p *agentProc) logs() string {
