@@ -39,11 +39,18 @@ type alerting struct {
 	svc     *alert.Service
 	metrics *alert.DeliveryMetrics
 	logger  *slog.Logger
+	sub     *agent.Subscription
+	// ran is closed when the engine has evaluated the stream's last
+	// sample.
+	ran chan struct{}
+	// grace is delivery_grace_period, for the stop.
+	grace time.Duration
 }
 
 // startAlerting starts the engine on the agent's sample stream.
 func startAlerting(cfg *config.Config, a *agent.Agent, logger *slog.Logger) (*alerting, error) {
-	al := &alerting{metrics: alert.NewDeliveryMetrics(), logger: logger}
+	al := &alerting{metrics: alert.NewDeliveryMetrics(), logger: logger, ran: make(chan struct{}),
+		grace: cfg.Monitoring.Alerting.DeliveryGracePeriod.Std()}
 	e := alert.New(alert.Rules(cfg), alert.Options{
 		Cooldown:  cfg.Monitoring.Alerting.CooldownPeriod.Std(),
 		StatePath: statePath(cfg),
@@ -56,7 +63,11 @@ func startAlerting(cfg *config.Config, a *agent.Agent, logger *slog.Logger) (*al
 	al.svc = alert.NewService(e, d)
 	// A few samples of slack: evaluation takes microseconds, and a
 	// subscriber that still fell behind would lose the oldest, counted.
-	go al.svc.Run(a.Subscribe("alert", 4))
+	al.sub = a.Subscribe("alert", 4)
+	go func() {
+		defer close(al.ran)
+		al.svc.Run(al.sub)
+	}()
 	return al, nil
 }
 
@@ -71,40 +82,51 @@ func statePath(cfg *config.Config) string {
 }
 
 func (al *alerting) dispatcher(cfg *config.Config) (*alert.Dispatcher, error) {
-	chs, err := alert.NewChannels(cfg.Monitoring.Alerting.AlertChannels, alert.ChannelOptions{
-		Interval: cfg.Monitoring.CollectionInterval.Std(),
-	})
+	chs, err := alert.NewChannels(cfg.Monitoring.Alerting.AlertChannels, channelOptions(cfg))
 	if err != nil {
 		return nil, err
 	}
 	return alert.NewDispatcher(chs, al.metrics, alert.DeliveryOptions{Logger: al.logger}), nil
 }
 
+func channelOptions(cfg *config.Config) alert.ChannelOptions {
+	return alert.ChannelOptions{Interval: cfg.Monitoring.CollectionInterval.Std()}
+}
+
 // reload applies a new config: the rules (the state of unchanged ones
-// kept), the cooldown, the state file and the channels. Notifications still queued for the old
-// channels are dropped with them.
+// kept), the cooldown, the state file and the channels. The queue of a
+// channel the reload does not change is kept, with the delivery under
+// way; a changed channel's queue goes to its new settings; a removed
+// channel's queue is delivered for delivery_grace_period.
 func (al *alerting) reload(cfg *config.Config) error {
-	d, err := al.dispatcher(cfg)
+	chs, err := alert.NewChannels(cfg.Monitoring.Alerting.AlertChannels, channelOptions(cfg))
 	if err != nil {
 		return err
 	}
 	al.svc.Engine.SetOptions(cfg.Monitoring.Alerting.CooldownPeriod.Std(), statePath(cfg))
 	al.svc.Engine.SetRules(alert.Rules(cfg))
-	old := al.svc.SetDispatcher(d)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), alert.DefaultAttemptTimeout)
-		defer cancel()
-		old.Close(ctx)
-	}()
+	al.grace = cfg.Monitoring.Alerting.DeliveryGracePeriod.Std()
+	al.svc.Dispatcher().Reload(chs, al.grace)
 	return nil
 }
 
-// close stops delivery: attempts under way are cancelled, and what is
-// still queued is not sent.
+// closeWait bounds the wait for the engine's last evaluation at a stop:
+// evaluating takes microseconds, but a stop must not hang on it.
+const closeWait = time.Second
+
+// close stops alerting after the agent's loop: the engine evaluates what
+// the stream still holds, the state file is written, and the channels
+// deliver what is queued for at most delivery_grace_period; what they
+// could not is counted as dropped and logged.
 func (al *alerting) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	al.svc.Dispatcher().Close(ctx)
+	al.sub.Close()
+	select {
+	case <-al.ran:
+	case <-time.After(closeWait):
+		al.logger.Warn("the alert engine did not finish its last evaluation; stopping without it")
+	}
+	al.svc.Engine.Flush()
+	al.svc.Dispatcher().Close(al.grace)
 }
 
 func alertsCommand() *cli.Command {

@@ -55,7 +55,8 @@ With enable_alerting, thresholds and alert rules are evaluated on every sample a
 notified to the alert channels. The session API (/api/v1/sessions) is served on
 the control socket only (--control.socket, default /run/crmon/crmon.sock).
 SIGHUP reloads the config file (a bad file keeps the running config and logs why);
-SIGTERM or SIGINT stops the agent within a second.`,
+SIGTERM or SIGINT stops the agent within a second, or, while alert
+notifications are still queued, within delivery_grace_period more.`,
 		Flags:  flags,
 		Action: runAgent,
 	}

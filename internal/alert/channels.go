@@ -14,6 +14,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,8 +71,37 @@ func NewChannels(cfg []config.AlertChannel, opts ChannelOptions) ([]Channel, err
 		default:
 			return nil, fmt.Errorf("alert channel %q: unknown type %q", c.Name, c.Type)
 		}
+		out[len(out)-1] = &configured{Channel: out[len(out)-1], spec: channelSpec{
+			cfg: c, interval: opts.Interval, resend: opts.ResendInterval, externalURL: opts.ExternalURL,
+		}}
 	}
 	return out, nil
+}
+
+// configured is a channel NewChannels made, with what it was made from.
+type configured struct {
+	Channel
+	spec channelSpec
+}
+
+// channelSpec is what a channel was made from: its config entry, secrets
+// as read, and the options that change what it sends.
+type channelSpec struct {
+	cfg              config.AlertChannel
+	interval, resend time.Duration
+	externalURL      string
+}
+
+// SameChannel reports whether b is a, unchanged: the same channel, or
+// channels NewChannels made from equal settings (secrets included).
+// A reload keeps the queue of such a channel.
+func SameChannel(a, b Channel) bool {
+	if a == b {
+		return true
+	}
+	ca, ok1 := a.(*configured)
+	cb, ok2 := b.(*configured)
+	return ok1 && ok2 && reflect.DeepEqual(ca.spec, cb.spec)
 }
 
 // httpChannel POSTs JSON to a URL that may hold a secret.

@@ -28,12 +28,25 @@ type receiver struct {
 	at     []time.Time
 	fail   int // answer 500 to this many requests first
 	header http.Header
+	// delay is how long each answer takes (a slow receiver); a request
+	// given up by its sender before is not recorded.
+	delay time.Duration
 }
 
 func newReceiver(t *testing.T) *receiver {
 	r := &receiver{}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
+		r.mu.Lock()
+		delay := r.delay
+		r.mu.Unlock()
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-req.Context().Done():
+				return
+			}
+		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.header = req.Header.Clone()

@@ -24,6 +24,14 @@ const (
 	// DefaultMaxInstances bounds the alert instances held at once: the
 	// container_* rules make one per container.
 	DefaultMaxInstances = 10000
+	// DefaultStateWriteInterval is the least time between two writes of
+	// the state file: under churn (hundreds of container instances
+	// starting and ending) the changes of that time make one write. A
+	// stop writes what is left (Flush); a crash loses at most this much.
+	DefaultStateWriteInterval = 10 * time.Second
+	// DefaultMaxStateBytes bounds the state file; beyond it, pending
+	// instances and then the oldest are left out, counted and logged.
+	DefaultMaxStateBytes = 8 << 20
 )
 
 // Options configure an Engine.
@@ -39,7 +47,12 @@ type Options struct {
 	// StatePath is the file that keeps the instances across restarts;
 	// "" keeps them in memory only.
 	StatePath string
-	Logger    *slog.Logger
+	// StateWriteInterval is DefaultStateWriteInterval when 0, measured
+	// in the samples' time.
+	StateWriteInterval time.Duration
+	// MaxStateBytes is DefaultMaxStateBytes when 0.
+	MaxStateBytes int
+	Logger        *slog.Logger
 }
 
 // instKey identifies an instance: its rule and, for a per-container
@@ -72,9 +85,15 @@ type Engine struct {
 	inst     map[instKey]*instance
 	ended    []Notification // resolved by a reload, sent at the next Eval
 	overflow uint64
-	saved    bool // the state file holds the current state
+	// dirty says the state changed since the state file was last
+	// written; written is when that was, in the samples' time.
+	dirty   bool
+	written time.Time
 	// saveFailed is set while saving fails, so that it is logged once.
 	saveFailed bool
+	// wmu serialises writes of the state file (an evaluation's and
+	// Flush's), without holding mu across the disk.
+	wmu sync.Mutex
 
 	descAlerts, descOverflow *prometheus.Desc
 }
@@ -87,6 +106,12 @@ func New(rules []Rule, opts Options) *Engine {
 	}
 	if opts.MaxInstances <= 0 {
 		opts.MaxInstances = DefaultMaxInstances
+	}
+	if opts.StateWriteInterval <= 0 {
+		opts.StateWriteInterval = DefaultStateWriteInterval
+	}
+	if opts.MaxStateBytes <= 0 {
+		opts.MaxStateBytes = DefaultMaxStateBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -132,7 +157,7 @@ func (e *Engine) SetRules(rules []Rule) {
 			e.ended = append(e.ended, Notification{Alert: a, Channels: e.channelsOf(a.Name)})
 		}
 		delete(e.inst, k)
-		e.saved = false
+		e.dirty = true
 	}
 	e.setRules(rules)
 }
@@ -149,7 +174,8 @@ func (e *Engine) channelsOf(name string) []string {
 }
 
 // Eval evaluates every rule on m at m's time and returns what to notify.
-// When the state changed it saves it, after letting go of the lock that
+// When the state changed and the last write of the state file is
+// StateWriteInterval old, it saves it, after letting go of the lock that
 // the API and scrapes take. Eval is not meant to run concurrently with
 // itself: the agent's stream calls it from one goroutine.
 func (e *Engine) Eval(m *metrics.ResourceMetrics) []Notification {
@@ -160,13 +186,30 @@ func (e *Engine) Eval(m *metrics.ResourceMetrics) []Notification {
 	return out
 }
 
+// Flush writes the state file if the state changed since the last write:
+// the agent calls it when it stops, so that a restart resumes from the
+// last state, whatever the write interval held back.
+func (e *Engine) Flush() {
+	e.mu.Lock()
+	var snap *stateFile
+	path := e.opts.StatePath
+	if e.dirty && path != "" {
+		snap, e.dirty = e.state(), false
+	}
+	e.mu.Unlock()
+	if snap != nil {
+		e.write(path, snap)
+	}
+}
+
 // SetOptions changes, on a reload, the cooldown and the state file; an
 // empty path stops saving.
 func (e *Engine) SetOptions(cooldown time.Duration, statePath string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if statePath != e.opts.StatePath {
-		e.saved = false
+		// The new file is written at the next evaluation.
+		e.dirty, e.written = true, time.Time{}
 	}
 	e.opts.Cooldown, e.opts.StatePath = cooldown, statePath
 }
@@ -208,11 +251,12 @@ func (e *Engine) eval(m *metrics.ResourceMetrics) ([]Notification, *stateFile, s
 		delete(e.inst, k)
 		changed = true
 	}
+	e.dirty = e.dirty || changed
 	var snap *stateFile
-	if (changed || !e.saved) && e.opts.StatePath != "" {
-		snap = e.state()
+	if e.dirty && e.opts.StatePath != "" && (e.written.IsZero() || now.Sub(e.written) >= e.opts.StateWriteInterval || now.Before(e.written)) {
+		// write sets dirty again if it fails.
+		snap, e.dirty, e.written = e.state(), false, now
 	}
-	e.saved = true // write says otherwise if it fails
 	return out, snap, e.opts.StatePath
 }
 

@@ -199,6 +199,8 @@ func TestStateSurvivesRestartAndReload(t *testing.T) {
 	if n := feed(e, 0, 5*time.Second, 90); len(n) != 1 {
 		t.Fatalf("want one firing notification, got %+v", n)
 	}
+	// The agent flushes the state when it stops.
+	e.Flush()
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
 	}
@@ -216,6 +218,7 @@ func TestStateSurvivesRestartAndReload(t *testing.T) {
 	if n := feed(e2, 50*time.Second, 51*time.Second, 90); len(n) != 0 {
 		t.Errorf("after a reload with the same rule: %+v", n)
 	}
+	e2.Flush()
 	e3 := New([]Rule{cpuRule()}, opts)
 	if n := feed(e3, 51*time.Second, 52*time.Second, 5); len(n) != 1 || n[0].Alert.State != StateResolved {
 		t.Errorf("restarted and the CPU fell: %+v, want resolved", n)
@@ -236,6 +239,7 @@ func TestStateSurvivesRestartAndReload(t *testing.T) {
 	if a := e2.Alerts(); len(a) != 1 || a[0].State != StatePending || a[0].Threshold != 60 {
 		t.Errorf("after the rule changed: %+v, want a new pending instance", a)
 	}
+	e2.Flush()
 	e4 := New([]Rule{cpuRule()}, Options{StatePath: path})
 	for _, a := range e4.Alerts() {
 		if a.Threshold != 50 {

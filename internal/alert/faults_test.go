@@ -71,7 +71,7 @@ func TestFaultyChannelsDelayNothing(t *testing.T) {
 		QueueSize: 16, AttemptTimeout: 5 * time.Second, RetryDeadline: 12 * time.Second,
 		Backoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 	})
-	defer d.Close(context.Background())
+	defer d.Close(0)
 
 	// A firing alert notified every tick (no cooldown), so the channels
 	// get a notification per tick.
@@ -169,7 +169,7 @@ func TestFaultyChannelsDelayNothing(t *testing.T) {
 		t.Errorf("flaky: %v failed attempts, want the 3 it answered 500 to", v)
 	}
 	if err := testutil.CollectAndCompare(dm, strings.NewReader(fmt.Sprintf(`
-# HELP crmon_alert_notifications_total Alert notifications by channel and result: sent, failed (every attempt up to the retry deadline failed, or the channel refused it) or dropped (its queue was full).
+# HELP crmon_alert_notifications_total Alert notifications by channel and result: sent, failed (every attempt up to the retry deadline failed, or the channel refused it) or dropped (its queue was full, or it was still queued when the grace period ran out at a stop or after its channel was removed).
 # TYPE crmon_alert_notifications_total counter
 crmon_alert_notifications_total{channel="flaky",result="dropped"} 0
 crmon_alert_notifications_total{channel="flaky",result="failed"} 0
@@ -199,7 +199,7 @@ func TestQueueBound(t *testing.T) {
 	}}
 	dm := NewDeliveryMetrics()
 	d := NewDispatcher([]Channel{stuck}, dm, DeliveryOptions{QueueSize: 3, AttemptTimeout: time.Hour, RetryDeadline: time.Hour})
-	defer d.Close(context.Background())
+	defer d.Close(0)
 	firing, _ := firingAndResolved()
 	start := time.Now()
 	for range 10 {

@@ -59,19 +59,33 @@ type DeliveryOptions struct {
 
 // Dispatcher delivers notifications to channels, each through its own
 // bounded queue and goroutine, so that a slow or dead channel delays
-// nothing but its own queue.
+// nothing but its own queue. A reload (Reload) keeps the queues of the
+// channels it does not change; Close delivers what is queued for a
+// bounded time, and counts and logs what it could not.
 type Dispatcher struct {
-	opts   DeliveryOptions
-	log    *slog.Logger
+	opts DeliveryOptions
+	log  *slog.Logger
+	m    *DeliveryMetrics
+
+	mu     sync.RWMutex // guards queues and closed; Notify only reads
 	queues []*queue
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	m      *DeliveryMetrics
+	closed bool
 }
 
+// queue is one channel's queue and the goroutine that empties it.
 type queue struct {
 	ch Channel
 	q  chan Notification
+	// ctx ends the attempt under way: cancel aborts the delivery.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// drain, closed, makes the goroutine return once the queue is empty;
+	// handOver, closed, makes it return at once, leaving what is queued.
+	drain, handOver chan struct{}
+	done            chan struct{}
+	// aborted is the notification whose delivery was cut short by
+	// cancel; read after done.
+	aborted *Notification
 }
 
 // DeliveryMetrics are the delivery's metrics; they outlive a Dispatcher
@@ -88,7 +102,7 @@ func NewDeliveryMetrics() *DeliveryMetrics {
 	return &DeliveryMetrics{
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmon_alert_notifications_total",
-			Help: "Alert notifications by channel and result: sent, failed (every attempt up to the retry deadline failed, or the channel refused it) or dropped (its queue was full).",
+			Help: "Alert notifications by channel and result: sent, failed (every attempt up to the retry deadline failed, or the channel refused it) or dropped (its queue was full, or it was still queued when the grace period ran out at a stop or after its channel was removed).",
 		}, []string{"channel", "result"}),
 		queueLength: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "crmon_alert_queue_length",
@@ -145,24 +159,36 @@ func NewDispatcher(channels []Channel, m *DeliveryMetrics, opts DeliveryOptions)
 	if m == nil {
 		m = NewDeliveryMetrics()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &Dispatcher{opts: opts, log: opts.Logger, cancel: cancel, m: m}
+	d := &Dispatcher{opts: opts, log: opts.Logger, m: m}
 	for _, c := range channels {
-		q := &queue{ch: c, q: make(chan Notification, opts.QueueSize)}
-		d.queues = append(d.queues, q)
-		m.queueLength.WithLabelValues(c.Name()).Set(0)
-		for _, r := range []string{"sent", "failed", "dropped"} {
-			m.notifications.WithLabelValues(c.Name(), r)
-		}
-		d.wg.Add(1)
-		go d.run(ctx, q)
+		d.queues = append(d.queues, d.start(c))
 	}
 	return d
+}
+
+// start makes c's queue and starts its goroutine.
+func (d *Dispatcher) start(c Channel) *queue {
+	ctx, cancel := context.WithCancel(context.Background())
+	q := &queue{
+		ch: c, q: make(chan Notification, d.opts.QueueSize), ctx: ctx, cancel: cancel,
+		drain: make(chan struct{}), handOver: make(chan struct{}), done: make(chan struct{}),
+	}
+	d.m.queueLength.WithLabelValues(c.Name()).Set(0)
+	for _, r := range []string{"sent", "failed", "dropped"} {
+		d.m.notifications.WithLabelValues(c.Name(), r)
+	}
+	go d.run(q)
+	return q
 }
 
 // Notify queues n for each of its channels without waiting; a full queue
 // drops it, counted and logged.
 func (d *Dispatcher) Notify(n Notification) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return
+	}
 	for _, q := range d.queues {
 		if !wants(q.ch, n) {
 			continue
@@ -177,6 +203,137 @@ func (d *Dispatcher) Notify(n Notification) {
 	}
 }
 
+// Reload replaces the channels with channels, without losing what is
+// queued:
+//   - a channel whose name and settings are unchanged (SameChannel) keeps
+//     its queue, its goroutine and the delivery under way; the new
+//     instance is not used;
+//   - a changed channel (same name, other settings: a fixed URL, a new
+//     password) hands what is queued, and a delivery it had to cut short,
+//     to its successor, which delivers them with the new settings;
+//   - a removed channel delivers what is queued for at most grace, in the
+//     background; what is left then is counted as dropped and logged.
+func (d *Dispatcher) Reload(channels []Channel, grace time.Duration) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	old := make(map[string]*queue, len(d.queues))
+	for _, q := range d.queues {
+		old[q.ch.Name()] = q
+	}
+	queues := make([]*queue, 0, len(channels))
+	var handed [][2]*queue // old, new
+	for _, c := range channels {
+		o := old[c.Name()]
+		delete(old, c.Name())
+		switch {
+		case o != nil && SameChannel(o.ch, c):
+			queues = append(queues, o)
+		case o != nil:
+			// Stopped before the successor is visible, so that what it
+			// hands over goes ahead of newer notifications.
+			close(o.handOver)
+			o.cancel()
+			<-o.done
+			nq := d.start(c)
+			handed = append(handed, [2]*queue{o, nq})
+			queues = append(queues, nq)
+		default:
+			queues = append(queues, d.start(c))
+		}
+	}
+	for _, h := range handed {
+		d.handOver(h[0], h[1])
+	}
+	d.queues = queues
+	d.mu.Unlock()
+	for _, q := range old {
+		go d.finish(q, grace, "its channel was removed by a reload")
+	}
+}
+
+// handOver moves what o held into its successor n. Called with d.mu held,
+// before n is visible to Notify.
+func (d *Dispatcher) handOver(o, n *queue) {
+	moved, lost := 0, 0
+	put := func(x Notification) {
+		if !wants(n.ch, x) {
+			return
+		}
+		select {
+		case n.q <- x:
+			moved++
+		default:
+			lost++
+		}
+	}
+	if o.aborted != nil {
+		put(*o.aborted)
+	}
+	for len(o.q) > 0 {
+		put(<-o.q)
+	}
+	name := n.ch.Name()
+	d.m.queueLength.WithLabelValues(name).Set(float64(len(n.q)))
+	if lost > 0 {
+		d.m.notifications.WithLabelValues(name, "dropped").Add(float64(lost))
+	}
+	if moved+lost > 0 {
+		d.log.Info("alert channel changed by a reload; its queued notifications go out with the new settings", "channel", name, "moved", moved, "dropped", lost)
+	}
+}
+
+// finish lets q deliver what is queued for at most grace, then cuts the
+// delivery short; what was not delivered is counted as dropped and logged
+// with why.
+func (d *Dispatcher) finish(q *queue, grace time.Duration, why string) {
+	close(q.drain)
+	t := time.NewTimer(grace)
+	select {
+	case <-q.done:
+		t.Stop()
+	case <-t.C:
+		q.cancel()
+		<-q.done
+	}
+	q.cancel()
+	left := len(q.q)
+	if q.aborted != nil {
+		left++
+	}
+	name := q.ch.Name()
+	d.m.queueLength.WithLabelValues(name).Set(0)
+	if left > 0 {
+		d.m.notifications.WithLabelValues(name, "dropped").Add(float64(left))
+		d.log.Error("alert notifications not sent: "+why+" and the grace period ran out", "channel", name, "unsent", left, "grace", grace)
+	}
+}
+
+// Close stops taking notifications and lets every channel deliver what is
+// queued for at most grace; then it cuts the deliveries short and returns.
+// What was not delivered is counted as dropped and logged per channel.
+func (d *Dispatcher) Close(grace time.Duration) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	d.closed = true
+	qs := d.queues
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, q := range qs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.finish(q, grace, "the agent stopped")
+		}()
+	}
+	wg.Wait()
+}
+
 // wants reports whether channel c takes n: a channel the rule names (or
 // any, when it names none); a resend only to Alertmanager.
 func wants(c Channel, n Notification) bool {
@@ -186,38 +343,44 @@ func wants(c Channel, n Notification) bool {
 	return len(n.Channels) == 0 || slices.Contains(n.Channels, c.Name())
 }
 
-// Close stops the goroutines; what is still queued is not sent. It waits
-// for an attempt under way no longer than until ctx ends.
-func (d *Dispatcher) Close(ctx context.Context) {
-	d.cancel()
-	done := make(chan struct{})
-	go func() { d.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-}
-
-func (d *Dispatcher) run(ctx context.Context, q *queue) {
-	defer d.wg.Done()
+// run delivers q's notifications one by one until its queue is handed
+// over, or drained, or its delivery is cut short.
+func (d *Dispatcher) run(q *queue) {
+	defer close(q.done)
 	name := q.ch.Name()
 	for {
+		var n Notification
 		select {
-		case <-ctx.Done():
+		case <-q.handOver:
 			return
-		case n := <-q.q:
-			d.m.queueLength.WithLabelValues(name).Set(float64(len(q.q)))
-			err := d.deliver(ctx, q.ch, n)
-			if ctx.Err() != nil {
+		default:
+		}
+		select {
+		case n = <-q.q:
+		default:
+			// Empty: wait for the next one, or for the end.
+			select {
+			case n = <-q.q:
+			case <-q.drain:
+				return
+			case <-q.handOver:
+				return
+			case <-q.ctx.Done():
 				return
 			}
-			if err != nil {
-				d.m.notifications.WithLabelValues(name, "failed").Inc()
-				d.log.Error("alert notification failed", "channel", name, "type", q.ch.Type(), "alert", n.Alert.Name, "state", n.Alert.State, "err", err)
-				continue
-			}
-			d.m.notifications.WithLabelValues(name, "sent").Inc()
 		}
+		d.m.queueLength.WithLabelValues(name).Set(float64(len(q.q)))
+		err := d.deliver(q.ctx, q.ch, n)
+		if err != nil && q.ctx.Err() != nil {
+			q.aborted = &n
+			return
+		}
+		if err != nil {
+			d.m.notifications.WithLabelValues(name, "failed").Inc()
+			d.log.Error("alert notification failed", "channel", name, "type", q.ch.Type(), "alert", n.Alert.Name, "state", n.Alert.State, "err", err)
+			continue
+		}
+		d.m.notifications.WithLabelValues(name, "sent").Inc()
 	}
 }
 

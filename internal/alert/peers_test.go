@@ -56,7 +56,7 @@ func TestEmailThroughMailpit(t *testing.T) {
 	}
 	dm := NewDeliveryMetrics()
 	d := NewDispatcher(chs, dm, DeliveryOptions{RetryDeadline: 20 * time.Second, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-	defer d.Close(context.Background())
+	defer d.Close(0)
 	e := New([]Rule{cpuRule()}, Options{Cooldown: time.Hour})
 	notify := func(ns []Notification) {
 		for _, n := range ns {

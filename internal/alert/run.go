@@ -4,31 +4,24 @@
 package alert
 
 import (
-	"sync/atomic"
-
 	"github.com/crmon-dev/crmon/internal/agent"
 )
 
 // Service is the alert engine fed by the agent's sample stream, handing
-// what to notify to the current dispatcher, which a reload may replace.
+// what to notify to its dispatcher, which a reload changes in place
+// (Dispatcher.Reload), keeping what is queued.
 type Service struct {
 	Engine *Engine
-	disp   atomic.Pointer[Dispatcher]
+	disp   *Dispatcher
 }
 
-// NewService makes a service; SetDispatcher sets where notifications go.
+// NewService makes a service that notifies through d.
 func NewService(e *Engine, d *Dispatcher) *Service {
-	s := &Service{Engine: e}
-	s.disp.Store(d)
-	return s
+	return &Service{Engine: e, disp: d}
 }
 
-// SetDispatcher replaces the dispatcher and returns the old one, for the
-// caller to close.
-func (s *Service) SetDispatcher(d *Dispatcher) *Dispatcher { return s.disp.Swap(d) }
-
-// Dispatcher is the current dispatcher.
-func (s *Service) Dispatcher() *Dispatcher { return s.disp.Load() }
+// Dispatcher is the service's dispatcher.
+func (s *Service) Dispatcher() *Dispatcher { return s.disp }
 
 // Run evaluates every sample of sub until it is closed. Evaluation and
 // queueing never wait on a channel, so Run keeps up with the ticks; if it
@@ -36,9 +29,9 @@ func (s *Service) Dispatcher() *Dispatcher { return s.disp.Load() }
 func (s *Service) Run(sub *agent.Subscription) {
 	for smp := range sub.C() {
 		ns := s.Engine.Eval(smp.Metrics)
-		if d := s.disp.Load(); d != nil {
+		if s.disp != nil {
 			for _, n := range ns {
-				d.Notify(n)
+				s.disp.Notify(n)
 			}
 		}
 	}

@@ -4,19 +4,23 @@
 package alert
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/crmon-dev/crmon/internal/userfile"
 )
 
-// maxStateBytes bounds the state file: DefaultMaxInstances instances of
-// a few hundred bytes each.
+// maxStateBytes bounds what is read of a state file: DefaultMaxInstances
+// instances of a few hundred bytes each, and more than any write makes
+// (DefaultMaxStateBytes, or a larger MaxStateBytes up to this).
 const maxStateBytes = 16 << 20
 
 // stateFile is the state file's content.
@@ -74,7 +78,7 @@ func (e *Engine) load() {
 			lastNotified: timeFromNano(si.LastNotified), lastSent: timeFromNano(si.LastSent),
 		}
 	}
-	e.saved = true
+	e.dirty = false
 }
 
 // state is what the state file holds now. Called with mu held.
@@ -93,24 +97,71 @@ func (e *Engine) state() *stateFile {
 // old file or the new one. Called without mu: a slow disk delays only
 // the evaluations, never a scrape or the API.
 func (e *Engine) write(path string, sf *stateFile) {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	b, left := encodeState(sf, min(e.opts.MaxStateBytes, maxStateBytes))
 	err := os.MkdirAll(filepath.Dir(path), 0o700)
 	if err == nil {
 		err = userfile.WriteFile(path, func(w io.Writer) error {
-			return json.NewEncoder(w).Encode(sf)
+			_, err := w.Write(b)
+			return err
 		})
+	}
+	if left > 0 {
+		e.log.Warn("alert state file full; instances left out of it, which a restart forgets", "file", path,
+			"left_out", left, "kept", len(sf.Instances)-left, "max_bytes", e.opts.MaxStateBytes)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err != nil {
 		// Said once until a save works again, not at every evaluation;
-		// the next evaluation tries again.
+		// a later evaluation tries again.
 		if !e.saveFailed {
 			e.log.Warn("cannot save the alert state; a restart will forget the alerts", "file", path, "err", err)
 		}
-		e.saved, e.saveFailed = false, true
+		e.dirty, e.saveFailed = true, true
 		return
 	}
 	e.saveFailed = false
+}
+
+// encodeState encodes sf in at most limit bytes: firing instances first
+// (a restart that forgot one would notify it again), then pending ones,
+// each group the most recently active first. left is how many did not
+// fit.
+func encodeState(sf *stateFile, limit int) (b []byte, left int) {
+	rank := func(s *stateInstance) int {
+		if s.Alert.State == StateFiring {
+			return 0
+		}
+		return 1
+	}
+	slices.SortFunc(sf.Instances, func(a, b stateInstance) int {
+		return cmp.Or(cmp.Compare(rank(&a), rank(&b)), b.Alert.ActiveAt.Compare(a.Alert.ActiveAt),
+			cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.ID, b.ID))
+	})
+	b = append(b, `{"version":`...)
+	b = strconv.AppendInt(b, stateVersion, 10)
+	b = append(b, `,"instances":[`...)
+	const tail = "]}\n"
+	n := 0
+	for i := range sf.Instances {
+		one, err := json.Marshal(&sf.Instances[i])
+		if err != nil {
+			continue
+		}
+		if len(b)+1+len(one)+len(tail) > limit {
+			// In order: a pending instance never takes the place of a
+			// firing one.
+			break
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, one...)
+		n++
+	}
+	return append(b, tail...), len(sf.Instances) - n
 }
 
 func nano(t time.Time) int64 {

@@ -70,10 +70,18 @@ type Alerting struct {
 	EnableAlerting bool `toml:"enable_alerting"`
 	// CooldownPeriod is the least time between two notifications of the
 	// same alert.
-	CooldownPeriod Duration       `toml:"cooldown_period"`
-	AlertChannels  []AlertChannel `toml:"alert_channels"`
-	AlertRules     []AlertRule    `toml:"alert_rules"`
+	CooldownPeriod Duration `toml:"cooldown_period"`
+	// DeliveryGracePeriod is how long notifications still queued are
+	// delivered when the agent stops, or when a reload removes their
+	// channel; what is left then is counted as dropped and logged.
+	DeliveryGracePeriod Duration       `toml:"delivery_grace_period"`
+	AlertChannels       []AlertChannel `toml:"alert_channels"`
+	AlertRules          []AlertRule    `toml:"alert_rules"`
 }
+
+// MaxDeliveryGracePeriod bounds delivery_grace_period: a stop that waits
+// longer would outlast the stop timeouts of systemd and Docker.
+const MaxDeliveryGracePeriod = time.Minute
 
 // Channel types.
 const (
@@ -382,8 +390,9 @@ func Default() *Config {
 				ProcessCount:   5000,
 			},
 			Alerting: Alerting{
-				EnableAlerting: true,
-				CooldownPeriod: Duration(5 * time.Minute),
+				EnableAlerting:      true,
+				CooldownPeriod:      Duration(5 * time.Minute),
+				DeliveryGracePeriod: Duration(5 * time.Second),
 			},
 			EBPF: EBPF{
 				Mode:          EBPFAuto,

@@ -83,6 +83,7 @@ func TestWriteEffectiveDefault(t *testing.T) {
     [cleanroom.monitoring.alerting]
       enable_alerting = true
       cooldown_period = '5m'
+      delivery_grace_period = '5s'
       alert_channels = []
       alert_rules = []
 

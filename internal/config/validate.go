@@ -120,6 +120,9 @@ func (c *Config) validateAlerting(p *problems) {
 	if a.CooldownPeriod < 0 {
 		p.add(ap+"cooldown_period", "cooldown_period = %q: must be 0 or more", a.CooldownPeriod)
 	}
+	if g := a.DeliveryGracePeriod; g < 0 || g.Std() > MaxDeliveryGracePeriod {
+		p.add(ap+"delivery_grace_period", "delivery_grace_period = %q: want 0 to %s", g, Duration(MaxDeliveryGracePeriod))
+	}
 
 	names := make([]string, 0, len(a.AlertChannels))
 	for i := range a.AlertChannels {
