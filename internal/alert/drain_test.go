@@ -94,6 +94,11 @@ func TestReloadKeepsQueues(t *testing.T) {
 			t.Errorf("%s: %v dropped", c, v)
 		}
 	}
+	// The removed channel's queue length is gone from /metrics once it
+	// is drained; its counters stay.
+	waitFor(t, "the removed channel's queue length to go", func() bool {
+		return testutil.CollectAndCount(dm.queueLength) == 2
+	})
 	// The new settings are used from now on.
 	d.Notify(firing)
 	waitFor(t, "a notification after the reload", func() bool { return keep.count() == n+1 && newURL.count() > 0 })

@@ -250,7 +250,11 @@ func (d *Dispatcher) Reload(channels []Channel, grace time.Duration) {
 	d.queues = queues
 	d.mu.Unlock()
 	for _, q := range old {
-		go d.finish(q, grace, "its channel was removed by a reload")
+		go func() {
+			d.finish(q, grace, "its channel was removed by a reload")
+			// Its queue is gone; its counters stay, as counters do.
+			d.m.queueLength.DeleteLabelValues(q.ch.Name())
+		}()
 	}
 }
 
