@@ -425,9 +425,26 @@ func CgroupMetrics(s *CgroupStats) metrics.CgroupMetrics {
 		BlockWriteBytes:            s.BlockBytes(OpWrite),
 		BlockReadOperations:        s.BlockOps(OpRead),
 		BlockWriteOperations:       s.BlockOps(OpWrite),
+		BlockLatencyBuckets:        blockLatencyBuckets(s),
 		NetworkReceiveBytes:        s.NetReceiveBytes,
 		NetworkTransmitBytes:       s.NetTransmitBytes,
 		NetworkReceivePackets:      s.NetReceivePackets,
 		NetworkTransmitPackets:     s.NetTransmitPackets,
 	}
+}
+
+// blockLatencyBuckets merges the read and write latency histograms of
+// every device, without trailing empty buckets.
+func blockLatencyBuckets(s *CgroupStats) []uint64 {
+	h := s.BlockLatency(OpRead)
+	w := s.BlockLatency(OpWrite)
+	h.Add(&w)
+	n := len(h.Buckets)
+	for n > 0 && h.Buckets[n-1] == 0 {
+		n--
+	}
+	if n == 0 {
+		return nil
+	}
+	return append([]uint64(nil), h.Buckets[:n]...)
 }
