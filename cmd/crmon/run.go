@@ -24,6 +24,7 @@ import (
 	"github.com/crmon-dev/crmon/internal/alert"
 	"github.com/crmon-dev/crmon/internal/config"
 	"github.com/crmon-dev/crmon/internal/control"
+	"github.com/crmon-dev/crmon/internal/live"
 	"github.com/crmon-dev/crmon/internal/version"
 	"github.com/crmon-dev/crmon/internal/web"
 	"github.com/crmon-dev/crmon/pkg/metrics"
@@ -126,6 +127,16 @@ func runAgent(c *cli.Context) error {
 			return err
 		}
 	}
+	ls := &liveStatus{}
+	ls.set(src)
+	hub := live.NewHub(a, live.Options{
+		Alerts:   func() []metrics.ActiveAlert { return alert.Snapshot(al.svc.Engine.Alerts()) },
+		Sessions: ls.Sessions,
+		Probes:   ls.Probes,
+		Version:  version.Get().Version,
+		Logger:   logger,
+	})
+	maps.Copy(readOnly, hub.Routes())
 	srv := web.New(a, extra, web.Options{
 		ListenAddress: c.String("web.listen-address"),
 		WebConfigFile: c.String("web.config.file"),
@@ -139,6 +150,7 @@ func runAgent(c *cli.Context) error {
 		ControlOptional: os.Geteuid() != 0 && sc.Socket == config.DefaultControlSocket,
 		Handlers:        handlers,
 		ReadOnly:        readOnly,
+		Page:            live.Page(),
 		Alerts:          func() []metrics.ActiveAlert { return alert.Snapshot(al.svc.Engine.Alerts()) },
 	})
 	if err := srv.Listen(); err != nil {
@@ -163,6 +175,7 @@ func runAgent(c *cli.Context) error {
 		"first_sample", time.Since(first).Round(time.Microsecond),
 		"probes", src.ProbeSummary())
 	fmt.Fprintf(c.App.ErrWriter, "crmon is serving %s://%s/metrics and %[1]s://%[3]s/api/v1/snapshot\n", scheme, srv.Addr(), srv.Addr())
+	fmt.Fprintf(c.App.ErrWriter, "crmon's live page is %s://%s/\n", scheme, srv.Addr())
 	if p := srv.ControlSocket(); p != "" {
 		fmt.Fprintf(c.App.ErrWriter, "crmon is serving the session API on %s\n", p)
 	}
@@ -181,7 +194,7 @@ func runAgent(c *cli.Context) error {
 	for {
 		select {
 		case <-hup:
-			reloadConfig(c, src, a, al, logger)
+			reloadConfig(c, src, a, al, ls, logger)
 		case sig := <-stop:
 			logger.Info("stopping", "signal", sig.String())
 			cancel()
@@ -197,7 +210,7 @@ func runAgent(c *cli.Context) error {
 
 // reloadConfig applies a changed config file. A file that doesn't load
 // leaves everything as it was.
-func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, al *alerting, logger *slog.Logger) {
+func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, al *alerting, ls *liveStatus, logger *slog.Logger) {
 	cfg, err := loadConfig(c)
 	if err != nil {
 		logger.Error("config reload failed; keeping the running config", "err", err)
@@ -209,6 +222,7 @@ func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, al *alerting, lo
 		return
 	}
 	a.SetCollectors(src.Collectors())
+	ls.set(src)
 	if err := closeAll(old); err != nil {
 		logger.Warn("closing replaced collectors", "err", err)
 	}

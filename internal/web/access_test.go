@@ -18,6 +18,7 @@ import (
 
 	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/internal/live"
 )
 
 // serve runs a Server for a ticked agent with opts on 127.0.0.1:0 and
@@ -29,6 +30,11 @@ func serve(t *testing.T, opts Options) (string, *Server) {
 	}, time.Second, slog.New(slog.DiscardHandler))
 	a.Tick(context.Background())
 	opts.ListenAddress = "127.0.0.1:0"
+	// The live page and its stream, as the agent serves them.
+	opts.Page = live.Page()
+	if opts.ReadOnly == nil {
+		opts.ReadOnly = live.NewHub(a, live.Options{}).Routes()
+	}
 	s := New(a, nil, opts)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
@@ -82,8 +88,12 @@ func TestHostChecked(t *testing.T) {
 		{"crmon.example.org:" + port, http.StatusOK},
 		{host + ":" + port, http.StatusOK},
 	} {
-		for _, p := range []string{"/metrics", "/api/v1/snapshot", "/healthz"} {
-			if code, body := get(t, "GET", base+p, tc.host, false); code != tc.code {
+		for _, p := range []string{"/metrics", "/api/v1/snapshot", "/healthz", "/", "/ui/app.js", "/api/v1/live/container?key=x"} {
+			code, body := get(t, "GET", base+p, tc.host, false)
+			if p == "/api/v1/live/container?key=x" && tc.code == http.StatusOK {
+				tc.code = http.StatusNotFound // served, and it has no such row
+			}
+			if code != tc.code {
 				t.Errorf("GET %s with Host %q: HTTP %d, want %d: %.100s", p, tc.host, code, tc.code, body)
 			}
 		}
@@ -118,9 +128,12 @@ func TestWebConfigEveryEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	base, _ := serve(t, Options{WebConfigFile: cfg})
-	for _, p := range []string{"/metrics", "/api/v1/snapshot", "/healthz", "/"} {
+	for _, p := range []string{"/metrics", "/api/v1/snapshot", "/healthz", "/", "/ui/app.js", "/ui/app.css", "/api/v1/live/events", "/api/v1/live/container?key=x"} {
 		if code, _ := get(t, "GET", base+p, "", false); code != http.StatusUnauthorized {
 			t.Errorf("GET %s without credentials: HTTP %d, want 401", p, code)
+		}
+		if strings.HasPrefix(p, "/api/v1/live/") {
+			continue // a stream, and a row the hub does not have
 		}
 		if code, body := get(t, "GET", base+p, "", true); code != http.StatusOK {
 			t.Errorf("GET %s with credentials: HTTP %d: %.100s", p, code, body)

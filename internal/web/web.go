@@ -57,6 +57,9 @@ type Options struct {
 	// ReadOnly are read-only API handlers by path, e.g. "/api/v1/alerts",
 	// served on the TCP listener and the control socket alike.
 	ReadOnly map[string]http.Handler
+	// Page, when set, serves "/" and what it loads on the TCP listener
+	// (the live page) instead of the plain list of links.
+	Page http.Handler
 }
 
 // Server is the agent's HTTP server: the TCP listener and the control
@@ -85,7 +88,7 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 	rest.MustRegister(append([]prometheus.Collector{a.Rest()}, extra...)...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", newMetricsHandler(full, rest, a.AppendText, opts.Logger, 10))
-	mux.HandleFunc("/api/v1/snapshot", func(w http.ResponseWriter, r *http.Request) {
+	snapshot := func(w http.ResponseWriter, r *http.Request) {
 		s := a.Latest()
 		if s == nil {
 			http.Error(w, "no sample collected yet", http.StatusServiceUnavailable)
@@ -102,7 +105,8 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 			enc.SetIndent("", "  ")
 		}
 		_ = enc.Encode(&m)
-	})
+	}
+	mux.HandleFunc("/api/v1/snapshot", snapshot)
 	healthz := func(w http.ResponseWriter, r *http.Request) {
 		// Healthy while the loop keeps ticking: a sample no older than
 		// three intervals.
@@ -120,6 +124,7 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 	mux.HandleFunc("/healthz", healthz)
 	ctl := http.NewServeMux()
 	ctl.HandleFunc("/healthz", healthz)
+	ctl.HandleFunc("/api/v1/snapshot", snapshot)
 	for p, h := range opts.Handlers {
 		ctl.Handle(p, h)
 		ctl.Handle(p+"/", h)
@@ -139,7 +144,10 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 		Version:     opts.Version,
 		Links:       append(links, web.LandingLinks{Address: "/healthz", Text: "Health"}),
 	})
-	if err == nil {
+	switch {
+	case opts.Page != nil:
+		mux.Handle("/", opts.Page)
+	case err == nil:
 		mux.Handle("/", landing)
 	}
 	return &Server{
