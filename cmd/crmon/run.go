@@ -50,7 +50,7 @@ func runCommand() *cli.Command {
 		Name:  "run",
 		Usage: "run the agent: collect every interval, serve /metrics and the JSON snapshot",
 		Description: `The agent collects host, container and eBPF metrics once per collection_interval
-and serves them on --web.listen-address: /metrics (Prometheus), /api/v1/snapshot (the
+and serves them on --web.listen-address: a live page at /, /metrics (Prometheus), /api/v1/snapshot (the
 latest sample as JSON), /api/v1/alerts (active alerts, Prometheus' shape) and /healthz.
 With enable_alerting, thresholds and alert rules are evaluated on every sample and
 notified to the alert channels. The session API (/api/v1/sessions) is served on
