@@ -46,6 +46,7 @@ func newApp() *cli.App {
 			snapshotCommand(),
 			configCommand(),
 			alertsCommand(),
+			queryCommand(),
 			execCommand(),
 			diffCommand(),
 			sessionCommand(),

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/docker/dockertest"
+	"github.com/crmon-dev/crmon/internal/testenv"
+)
+
+// promtoolJSON runs `promtool query ARGS -o json` and decodes its answer.
+func promtoolJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	bin := testenv.RequireCommand(t, "promtool")
+	args = append([]string{"query", args[0], "-o", "json"}, args[1:]...)
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// reading is a cgroup's CPU counter at a time.
+type reading struct {
+	t time.Time
+	v float64
+}
+
+// at interpolates the counter at t between the readings around it.
+func at(rs []reading, t time.Time) (float64, bool) {
+	i := sort.Search(len(rs), func(i int) bool { return !rs[i].t.Before(t) })
+	if i == 0 || i == len(rs) {
+		return 0, false
+	}
+	a, b := rs[i-1], rs[i]
+	f := float64(t.Sub(a.t)) / float64(b.t.Sub(a.t))
+	return a.v + f*(b.v-a.v), true
+}
+
+// TestStoreQueriesMatchScrapeAndCgroup runs the agent with a burner
+// container and asks its query API with promtool, Prometheus' own client:
+// the values at the ticks' times are the ones /metrics served then, and
+// the container's CPU rate over a range query matches its cgroup's own
+// counter, read by the test every 100 ms, within 2 %.
+func TestStoreQueriesMatchScrapeAndCgroup(t *testing.T) {
+	dockertest.Require(t)
+	testenv.RequireCommand(t, "promtool")
+	p := startAgent(t, "--collection-interval", "1s", "--ebpf", "disabled")
+	url := "http://" + p.addr
+	name := fmt.Sprintf("crmon-store-burn-%d", os.Getpid())
+	dockertest.Run(t, []string{"--name", name, "--network", "none", "--label", "crmon.test=store"}, "sh", "-c", "while :; do :; done")
+	sel := fmt.Sprintf(`container_cpu_usage_seconds_total{name=%q}`, name)
+
+	// Wait until the agent serves the container, then find its cgroup.
+	var id string
+	deadline := time.Now().Add(30 * time.Second)
+	for id == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s on /metrics within 30 s", sel)
+		}
+		if ms := matching(parseMetrics(t, p.get(t, "/metrics")), "container_cpu_usage_seconds_total", map[string]string{"name": name}); len(ms) == 1 {
+			id = labelValue(ms[0], "id")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The cgroup's counter every 100 ms, while the agent ticks.
+	var mu sync.Mutex
+	var truth []reading
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(100 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			v := cgroupCPUSeconds(t, h, id)
+			mu.Lock()
+			truth = append(truth, reading{time.Now(), v})
+			mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+			}
+		}
+	}()
+
+	// Scrapes: each value must be what the store holds at its tick. A
+	// scrape is kept when the tick did not change under it.
+	type scraped struct {
+		tick float64
+		v    float64
+	}
+	var scrapes []scraped
+	start := time.Now()
+	for time.Since(start) < 25*time.Second {
+		f1 := parseMetrics(t, p.get(t, "/metrics"))
+		f2 := parseMetrics(t, p.get(t, "/metrics"))
+		t1 := value(f1, "crmon_last_collection_timestamp_seconds", nil)
+		if t2 := value(f2, "crmon_last_collection_timestamp_seconds", nil); t1 == t2 {
+			scrapes = append(scrapes, scraped{t1, value(f1, "container_cpu_usage_seconds_total", map[string]string{"name": name})})
+		}
+		time.Sleep(1300 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // the last tick reaches the store
+	close(stop)
+	<-done
+	end := time.Now()
+
+	bin := testenv.RequireCommand(t, "promtool")
+	for _, args := range [][]string{{"series", "--match", sel, url}, {"labels", url, "name"}} {
+		out, err := exec.Command(bin, append([]string{"query"}, args...)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), name) {
+			t.Errorf("promtool query %s: %v: no %s in\n%s", strings.Join(args, " "), err, name, out)
+		}
+	}
+	if len(scrapes) < 5 {
+		t.Fatalf("only %d consistent scrapes in 25 s", len(scrapes))
+	}
+	for _, s := range scrapes {
+		var vec []struct {
+			Value [2]any `json:"value"`
+		}
+		ts := strconv.FormatFloat(s.tick, 'f', 3, 64)
+		promtoolJSON(t, &vec, "instant", "--time", ts, url, sel)
+		if len(vec) != 1 {
+			t.Errorf("promtool query instant --time %s: %d series, want 1", ts, len(vec))
+			continue
+		}
+		got, _ := strconv.ParseFloat(vec[0].Value[1].(string), 64)
+		if got != s.v {
+			t.Errorf("at %s the store holds %v, /metrics served %v", ts, got, s.v)
+		}
+	}
+
+	// The raw samples, then a range query of the rate over 10 s windows;
+	// each point against the cgroup's own counter between the first and
+	// last sample of its window (what rate() measures over).
+	var raw []struct {
+		Values [][2]any `json:"values"`
+	}
+	promtoolJSON(t, &raw, "instant", "--time", strconv.FormatInt(end.Unix(), 10), url, fmt.Sprintf("%s[%ds]", sel, int(end.Sub(start).Seconds())+1))
+	if len(raw) != 1 || len(raw[0].Values) < 20 {
+		t.Fatalf("raw samples: %+v", raw)
+	}
+	var times []time.Time
+	vals := map[int64]float64{}
+	for _, p := range raw[0].Values {
+		ms := int64(math.Round(p[0].(float64) * 1000))
+		times = append(times, time.UnixMilli(ms))
+		vals[ms], _ = strconv.ParseFloat(p[1].(string), 64)
+	}
+
+	var rng []struct {
+		Values [][2]any `json:"values"`
+	}
+	rs := start.Add(12 * time.Second).Truncate(time.Second)
+	re := end.Add(-2 * time.Second).Truncate(time.Second)
+	promtoolJSON(t, &rng, "range", "--start", strconv.FormatInt(rs.Unix(), 10), "--end", strconv.FormatInt(re.Unix(), 10), "--step", "5s", url, fmt.Sprintf("rate(%s[10s])", sel))
+	if len(rng) != 1 || len(rng[0].Values) < 2 {
+		t.Fatalf("range: %+v", rng)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	checked := 0
+	for _, pt := range rng[0].Values {
+		T := time.UnixMilli(int64(math.Round(pt[0].(float64) * 1000)))
+		rate, _ := strconv.ParseFloat(pt[1].(string), 64)
+		var in []time.Time
+		for _, st := range times {
+			if st.After(T.Add(-10*time.Second)) && !st.After(T) {
+				in = append(in, st)
+			}
+		}
+		if len(in) < 2 {
+			t.Errorf("at %s: %d samples in the window", T, len(in))
+			continue
+		}
+		first, last := in[0], in[len(in)-1]
+		a, ok1 := at(truth, first)
+		b, ok2 := at(truth, last)
+		if !ok1 || !ok2 {
+			continue
+		}
+		want := (b - a) / last.Sub(first).Seconds()
+		stored := (vals[last.UnixMilli()] - vals[first.UnixMilli()]) / last.Sub(first).Seconds()
+		checked++
+		if relErr(rate, want) > 0.02 {
+			t.Errorf("at %s: rate %.4f (samples say %.4f), the cgroup %.4f: off by %.1f %%", T.Format(time.RFC3339), rate, stored, want, 100*relErr(rate, want))
+		}
+	}
+	if checked < 2 {
+		t.Fatalf("only %d range points checked", checked)
+	}
+	t.Logf("%d scrapes equal to the store at their ticks; %d rate points within 2 %% of the cgroup", len(scrapes), checked)
+}
