@@ -203,11 +203,17 @@ type Exporter struct {
 	BatchSize     int      `toml:"batch_size"`
 	FlushInterval Duration `toml:"flush_interval"`
 	// Timeout bounds one request.
-	Timeout    Duration `toml:"timeout"`
-	MaxRetries int      `toml:"max_retries"`
+	Timeout Duration `toml:"timeout"`
+	// MaxRetries bounds the retries of one batch after retryable errors
+	// (network, 5xx, 429); 0 retries for as long as the queue keeps it.
+	MaxRetries int `toml:"max_retries"`
 	// QueueSize bounds the samples waiting to be sent; the oldest are
 	// dropped (and counted) beyond it.
-	QueueSize   int               `toml:"queue_size"`
+	QueueSize int `toml:"queue_size"`
+	// Labels are added to every series sent (the series' own win), after
+	// job="crmon" and instance=<hostname>, which they may replace ("" to
+	// drop one).
+	Labels      map[string]string `toml:"labels,omitempty"`
 	Headers     map[string]Secret `toml:"headers,omitempty"`
 	HeadersFile map[string]string `toml:"headers_file,omitempty"`
 	HeadersEnv  map[string]string `toml:"headers_env,omitempty"`
@@ -220,7 +226,20 @@ type Exporter struct {
 
 	// Elasticsearch.
 	Index string `toml:"index,omitempty"`
+
+	// Prometheus: RemoteWriteAuto, RemoteWrite1 or RemoteWrite2.
+	RemoteWriteVersion string `toml:"remote_write_version,omitempty"`
 }
+
+// Remote write versions.
+const (
+	RemoteWriteAuto = "auto" // 2.0, and 1.0 from the first sign the receiver takes 1.0 only
+	RemoteWrite1    = "1.0"
+	RemoteWrite2    = "2.0"
+)
+
+// RemoteWriteVersions lists the valid remote_write_version values.
+var RemoteWriteVersions = []string{RemoteWriteAuto, RemoteWrite1, RemoteWrite2}
 
 // Credentials authenticate an exporter: basic auth (Username, Password) or
 // a bearer Token.
@@ -355,11 +374,11 @@ const DefaultControlSocket = "/run/crmon/crmon.sock"
 // Defaults of values that live in list entries, applied to each entry for
 // the keys it leaves out.
 const (
-	DefaultBatchSize       = 100
+	DefaultBatchSize       = 2000
 	DefaultFlushInterval   = 30 * time.Second
 	DefaultTimeout         = 10 * time.Second
-	DefaultMaxRetries      = 3
-	DefaultQueueSize       = 10000
+	DefaultMaxRetries      = 0
+	DefaultQueueSize       = 250000
 	DefaultSMTPPort        = 587
 	DefaultSeverity        = SeverityWarning
 	DefaultCondition       = ">"

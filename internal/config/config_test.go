@@ -107,14 +107,15 @@ func TestLoadExamples(t *testing.T) {
 	}
 	production.Monitoring.Alerting.CooldownPeriod = Duration(2 * time.Minute)
 	production.Monitoring.Exporters = []Exporter{{
-		Name:          "prometheus",
-		ExporterType:  ExporterPrometheus,
-		Endpoint:      "http://prometheus:9090/api/v1/write",
-		BatchSize:     100,
-		FlushInterval: Duration(30 * time.Second),
-		Timeout:       Duration(10 * time.Second),
-		MaxRetries:    3,
-		QueueSize:     10000,
+		Name:               "prometheus",
+		ExporterType:       ExporterPrometheus,
+		Endpoint:           "http://prometheus:9090/api/v1/write",
+		BatchSize:          100,
+		FlushInterval:      Duration(30 * time.Second),
+		Timeout:            Duration(10 * time.Second),
+		MaxRetries:         DefaultMaxRetries,
+		QueueSize:          DefaultQueueSize,
+		RemoteWriteVersion: RemoteWriteAuto,
 	}}
 
 	for _, c := range []struct {
@@ -177,7 +178,8 @@ func fullConfig() *Config {
 		{
 			Name: "prometheus", ExporterType: ExporterPrometheus, Endpoint: "http://prometheus:9090/api/v1/write",
 			BatchSize: 100, FlushInterval: Duration(30 * time.Second), Timeout: Duration(10 * time.Second),
-			MaxRetries: 3, QueueSize: 10000,
+			MaxRetries: 3, QueueSize: 10000, RemoteWriteVersion: RemoteWrite1,
+			Labels:      map[string]string{"cluster": "ci-eu"},
 			Headers:     map[string]Secret{"X-Scope-OrgID": "ci"},
 			Credentials: Credentials{Username: "crmon", Password: "remote-write-password"},
 		},
@@ -190,14 +192,14 @@ func fullConfig() *Config {
 		},
 		{
 			Name: "elastic", ExporterType: ExporterElasticsearch, Endpoint: "https://elasticsearch:9200",
-			BatchSize: 100, FlushInterval: Duration(30 * time.Second), Timeout: Duration(10 * time.Second),
-			MaxRetries: 3, QueueSize: 10000, Index: "crmon",
+			BatchSize: DefaultBatchSize, FlushInterval: Duration(30 * time.Second), Timeout: Duration(10 * time.Second),
+			MaxRetries: DefaultMaxRetries, QueueSize: DefaultQueueSize, Index: "crmon",
 			Credentials: Credentials{Username: "crmon", Password: "elastic-password"},
 		},
 		{
 			Name: "custom", ExporterType: ExporterCustom, Endpoint: "https://metrics.example.com/ingest",
-			BatchSize: 100, FlushInterval: Duration(30 * time.Second), Timeout: Duration(10 * time.Second),
-			MaxRetries: 3, QueueSize: 10000,
+			BatchSize: DefaultBatchSize, FlushInterval: Duration(30 * time.Second), Timeout: Duration(10 * time.Second),
+			MaxRetries: DefaultMaxRetries, QueueSize: DefaultQueueSize,
 		},
 	}
 	m.EBPF.Include = []string{"/docker/*", "/system.slice/*"}
@@ -318,11 +320,11 @@ var badFiles = map[string][]string{
 		`:6: lost_completion_after = "500ms": must be from 1s to 1h`,
 	},
 	"exporter-batching.toml": {
-		`:5: batch_size = 0: must be at least 1 (exporter "prometheus"); the default is 100`,
+		`:5: batch_size = 0: must be at least 1 (exporter "prometheus"); the default is 2000`,
 		`:6: flush_interval = "0s": must be more than 0 (exporter "prometheus"); the default is "30s"`,
 		`:7: timeout = "0s": must be more than 0 (exporter "prometheus"); the default is "10s"`,
-		`:8: max_retries = -1: must be 0 (no retries) or more (exporter "prometheus")`,
-		`:15: queue_size = 100: must hold at least one batch, batch_size = 500 (exporter "small-queue"); the default is 10000`,
+		`:8: max_retries = -1: must be 0 (retry for as long as the queue keeps the batch) or more (exporter "prometheus")`,
+		`:15: queue_size = 100: must hold at least one batch, batch_size = 500 (exporter "small-queue"); the default is 250000`,
 	},
 	"exporter-credentials.toml": {
 		`:5: credentials: exporter "both" has both a token and a username/password; use one`,
@@ -346,6 +348,11 @@ var badFiles = map[string][]string{
 	"exporter-names.toml": {
 		`:1: exporter #1 has no name; add name = "…" (it labels the exporter's own metrics)`,
 		`:11: name = "custom": another exporter has this name; names must be unique`,
+	},
+	"exporter-prometheus.toml": {
+		`:5: remote_write_version = "3": use one of "auto", "1.0", "2.0" (exporter "rw")`,
+		`:6: labels: "1st" is not a valid label name (exporter "rw"); use letters, digits and _, not starting with a digit`,
+		`:13: remote_write_version: remote_write_version only applies to exporter_type = "Prometheus", and exporter "influx" is "InfluxDB"; remove it`,
 	},
 	"exporter-type.toml": {
 		`:3: exporter_type = "Graphite": unknown exporter type (exporter "graphite"); use one of "Prometheus", "InfluxDB", "Elasticsearch", "Custom" (any case)`,
@@ -528,7 +535,7 @@ func TestValidateAfterLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Monitoring.Exporters[0].BatchSize = 0
-	want := path + `:25: batch_size = 0: must be at least 1 (exporter "prometheus"); the default is 100`
+	want := path + `:25: batch_size = 0: must be at least 1 (exporter "prometheus"); the default is 2000`
 	if err := c.Validate(); err == nil || err.Error() != want {
 		t.Errorf("Validate() = %v, want %s", err, want)
 	}
@@ -572,7 +579,7 @@ threshold = 50.0
 	}
 	base := defaultExporter()
 	a, b, e := base, base, base
-	a.Name, a.ExporterType, a.Endpoint, a.MaxRetries = "a", ExporterPrometheus, "http://p:9090/api/v1/write", 0
+	a.Name, a.ExporterType, a.Endpoint, a.MaxRetries, a.RemoteWriteVersion = "a", ExporterPrometheus, "http://p:9090/api/v1/write", 0, RemoteWriteAuto
 	b.Name, b.ExporterType, b.Endpoint, b.Database, b.Precision = "b", ExporterInfluxDB, "http://i:8086", "crmon", "ms"
 	e.Name, e.ExporterType, e.Endpoint, e.Index = "c", ExporterElasticsearch, "http://e:9200", "crmon"
 	if diff := cmp.Diff([]Exporter{a, b, e}, c.Monitoring.Exporters); diff != "" {
@@ -597,7 +604,7 @@ exporters = [
 ]
 `
 	_, err := Parse("inline.toml", []byte(doc), ParseOptions{LookupEnv: noEnv})
-	want := `inline.toml:4: batch_size = 0: must be at least 1 (exporter "b"); the default is 100`
+	want := `inline.toml:4: batch_size = 0: must be at least 1 (exporter "b"); the default is 2000`
 	if err == nil || err.Error() != want {
 		t.Errorf("Parse = %v, want %s", err, want)
 	}

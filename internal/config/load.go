@@ -719,6 +719,10 @@ func (c *Config) canonicalize() {
 			if !c.src.has(p + "index") {
 				e.Index = DefaultElasticIndex
 			}
+		case ExporterPrometheus:
+			if !c.src.has(p + "remote_write_version") {
+				e.RemoteWriteVersion = RemoteWriteAuto
+			}
 		}
 	}
 	for i := range m.Alerting.AlertChannels {

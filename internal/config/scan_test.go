@@ -124,7 +124,7 @@ batch_size = 0
 		`x.toml:5: exporter "p" has no exporter_type; add exporter_type = one of "Prometheus", "InfluxDB", "Elasticsearch", "Custom"`,
 		`x.toml:5: exporter "p": endpoint is required; e.g. endpoint = "http://prometheus:9090/api/v1/write"`,
 		`x.toml:7: flush_interval = 30s: durations are strings; write flush_interval = "30s"`,
-		`x.toml:8: batch_size = 0: must be at least 1 (exporter "p"); the default is 100`,
+		`x.toml:8: batch_size = 0: must be at least 1 (exporter "p"); the default is 2000`,
 	}
 	var got []string
 	for _, e := range Problems(err) {

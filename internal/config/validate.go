@@ -262,6 +262,8 @@ var exporterKeys = map[string]string{
 	"bucket":    ExporterInfluxDB,
 	"precision": ExporterInfluxDB,
 	"index":     ExporterElasticsearch,
+
+	"remote_write_version": ExporterPrometheus,
 }
 
 // InfluxPrecisions are the timestamp precisions of the line protocol.
@@ -311,7 +313,12 @@ func (c *Config) validateExporters(p *problems) {
 			p.add(ep+".timeout", "timeout = %q: must be more than 0 (%s); the default is \"%s\"", e.Timeout, what, Duration(DefaultTimeout))
 		}
 		if e.MaxRetries < 0 {
-			p.add(ep+".max_retries", "max_retries = %d: must be 0 (no retries) or more (%s)", e.MaxRetries, what)
+			p.add(ep+".max_retries", "max_retries = %d: must be 0 (retry for as long as the queue keeps the batch) or more (%s)", e.MaxRetries, what)
+		}
+		for _, k := range sortedKeys(e.Labels) {
+			if !isLabelName(k) {
+				p.add(ep+".labels", "labels: %q is not a valid label name (%s); use letters, digits and _, not starting with a digit", k, what)
+			}
 		}
 		cr := &e.Credentials
 		cp := ep + ".credentials"
@@ -337,6 +344,10 @@ func (c *Config) validateExporters(p *problems) {
 				p.add(ep+".bucket", "%s: set database (InfluxDB 1.x) or bucket (2.x), not both", what)
 			case e.Bucket != "" && e.Org == "":
 				p.add(ep+".org", "%s: bucket is set, so InfluxDB 2.x needs org = \"…\" too", what)
+			}
+		case ExporterPrometheus:
+			if !slices.Contains(RemoteWriteVersions, e.RemoteWriteVersion) {
+				p.add(ep+".remote_write_version", "remote_write_version = %q: use one of %s (%s)", e.RemoteWriteVersion, quoteList(RemoteWriteVersions), what)
 			}
 		case ExporterElasticsearch:
 			if e.Index == "" || e.Index != strings.ToLower(e.Index) || strings.ContainsAny(e.Index, ` "*\<|,>/?#:`) || strings.HasPrefix(e.Index, "_") || strings.HasPrefix(e.Index, "-") {
