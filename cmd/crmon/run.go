@@ -24,6 +24,7 @@ import (
 	"github.com/crmon-dev/crmon/internal/alert"
 	"github.com/crmon-dev/crmon/internal/config"
 	"github.com/crmon-dev/crmon/internal/control"
+	"github.com/crmon-dev/crmon/internal/export"
 	"github.com/crmon-dev/crmon/internal/live"
 	"github.com/crmon-dev/crmon/internal/version"
 	"github.com/crmon-dev/crmon/internal/web"
@@ -104,12 +105,20 @@ func runAgent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Exporters subscribe now and read their first sample at the first
+	// tick; they are stopped before the agent's subscriptions close.
+	exp, err := export.Start(a, cfg.Monitoring.Exporters, export.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer exp.Close()
 	extra := append([]prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "crmon"}),
 		buildInfoCollector(),
 		al.svc.Engine,
 		al.metrics,
+		exp,
 	}, hist.collectors()...)
 	readOnly := map[string]http.Handler{"/api/v1/alerts": alert.APIHandler(al.svc.Engine)}
 	maps.Copy(readOnly, hist.handlers(logger))
@@ -194,7 +203,7 @@ func runAgent(c *cli.Context) error {
 	for {
 		select {
 		case <-hup:
-			reloadConfig(c, src, a, al, ls, logger)
+			reloadConfig(c, src, a, al, ls, exp, logger)
 		case sig := <-stop:
 			logger.Info("stopping", "signal", sig.String())
 			cancel()
@@ -210,7 +219,7 @@ func runAgent(c *cli.Context) error {
 
 // reloadConfig applies a changed config file. A file that doesn't load
 // leaves everything as it was.
-func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, al *alerting, ls *liveStatus, logger *slog.Logger) {
+func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, al *alerting, ls *liveStatus, exp *export.Set, logger *slog.Logger) {
 	cfg, err := loadConfig(c)
 	if err != nil {
 		logger.Error("config reload failed; keeping the running config", "err", err)
@@ -229,6 +238,9 @@ func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, al *alerting, ls
 	a.SetInterval(cfg.Monitoring.CollectionInterval.Std())
 	if err := al.reload(cfg); err != nil {
 		logger.Error("alerting reload failed; keeping the running alert channels", "err", err)
+	}
+	if err := exp.Reload(cfg.Monitoring.Exporters); err != nil {
+		logger.Error("exporters reload failed; keeping the running exporters", "err", err)
 	}
 	logger.Info("config reloaded", "file", c.String("config"), "interval", cfg.Monitoring.CollectionInterval.Std())
 }

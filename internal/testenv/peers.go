@@ -45,3 +45,43 @@ func Alertmanager(t testing.TB) string {
 		"--web.listen-address", addr, "--cluster.listen-address", "")
 	return addr
 }
+
+// Prometheus is Debian's prometheus taking remote write on a loopback
+// port, its TSDB in dir (a test's temp dir), so that a test can stop it
+// (an outage) and start it again on the same address and data.
+type Prometheus struct {
+	Addr string
+	t    testing.TB
+	bin  string
+	dir  string
+	stop func()
+}
+
+// StartPrometheus starts a remote-write receiver and returns it; it stops
+// with the test.
+func StartPrometheus(t testing.TB) *Prometheus {
+	t.Helper()
+	RequireLong(t, "Prometheus")
+	p := &Prometheus{t: t, bin: RequireCommand(t, "prometheus"), dir: t.TempDir(), Addr: FreePort(t)}
+	if err := os.WriteFile(filepath.Join(p.dir, "prometheus.yml"), []byte("global:\n  scrape_interval: 1m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	return p
+}
+
+// Start starts the server again after Stop.
+func (p *Prometheus) Start() {
+	p.t.Helper()
+	p.stop = StartServer(p.t, "http://"+p.Addr+"/-/ready", p.bin,
+		"--config.file", filepath.Join(p.dir, "prometheus.yml"),
+		"--storage.tsdb.path", filepath.Join(p.dir, "data"),
+		"--web.listen-address", p.Addr,
+		"--web.enable-remote-write-receiver")
+}
+
+// Stop stops the server.
+func (p *Prometheus) Stop() { p.stop() }
+
+// WriteURL is the remote-write endpoint.
+func (p *Prometheus) WriteURL() string { return "http://" + p.Addr + "/api/v1/write" }

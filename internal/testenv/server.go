@@ -65,7 +65,8 @@ func FreePort(t testing.TB) string {
 
 // StartServer runs a server for the test's duration and waits until ready
 // answers 200, within 30 s. Its output goes to the test log on failure.
-func StartServer(t testing.TB, ready string, path string, args ...string) {
+// stop ends it earlier (an outage); calling it again does nothing.
+func StartServer(t testing.TB, ready string, path string, args ...string) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, path, args...)
@@ -78,9 +79,12 @@ func StartServer(t testing.TB, ready string, path string, args ...string) {
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
+	stop = func() {
 		cancel()
 		<-exited
+	}
+	t.Cleanup(func() {
+		stop()
 		if t.Failed() {
 			t.Logf("%s output:\n%s", filepath.Base(path), out.String())
 		}
@@ -96,7 +100,7 @@ func StartServer(t testing.TB, ready string, path string, args ...string) {
 		if resp, err := c.Get(ready); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return stop
 			}
 		}
 		if time.Now().After(deadline) {

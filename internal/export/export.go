@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+// Package export pushes the agent's samples to external systems: Prometheus
+// remote write, InfluxDB, Elasticsearch and any HTTP endpoint. Each
+// exporter is one subscriber of the agent's sample stream and reads every
+// series /metrics serves through agent.Series.
+//
+// Each exporter has two goroutines. The intake takes each sample as it is
+// published, turns its series into compact points and appends them to the
+// exporter's bounded queue; it never waits on the network, so it never
+// delays a tick, and a full queue drops its oldest samples (counted). The
+// sender peeks a batch at the head of the queue (batch_size samples, or
+// fewer once the oldest has waited flush_interval), sends it with a
+// deadline (timeout), and removes it only once it is delivered: a
+// retryable failure (network error, 5xx, 429) is retried with exponential
+// backoff and jitter, oldest data first, so an outage loses nothing the
+// queue can hold and every series arrives in timestamp order. Other 4xx
+// answers are not retried: the batch is counted as failed and the
+// server's message logged. Exporters share nothing, so a slow one delays
+// no other.
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmon-dev/crmon/internal/agent"
+	"github.com/crmon-dev/crmon/internal/config"
+)
+
+// Backoff between retries: from minBackoff, doubling to maxBackoff, each
+// delay drawn at random from its upper half (jitter), so that many hosts
+// coming back after a receiver's outage do not retry in step.
+const (
+	minBackoff = time.Second
+	maxBackoff = 30 * time.Second
+	// maxRetryAfter bounds what a server's Retry-After may ask for.
+	maxRetryAfter = 5 * time.Minute
+)
+
+// sender delivers one batch in one attempt. It returns the bytes it put on
+// the wire (the request body) and, on failure, a *sendError when it knows
+// whether a retry may help; any other error is retried.
+type sender interface {
+	send(ctx context.Context, b batch) (int, error)
+	// wantsDocs says the sender sends each tick's snapshot (Custom),
+	// not its series.
+	wantsDocs() bool
+	close()
+}
+
+// sendError is a failed attempt, classified.
+type sendError struct {
+	retryable bool
+	// after is what the server's Retry-After asked for.
+	after  time.Duration
+	status int
+	msg    string
+}
+
+func (e *sendError) Error() string {
+	if e.status != 0 {
+		return fmt.Sprintf("HTTP %d: %s", e.status, e.msg)
+	}
+	return e.msg
+}
+
+// Exporter is one [[cleanroom.monitoring.exporters]] at work.
+type Exporter struct {
+	cfg    config.Exporter
+	log    *slog.Logger
+	q      *queue
+	s      sender
+	labels []label // the exporter's own labels, sorted by name
+
+	sent, failed, retried, superseded, bytes atomic.Uint64
+	lastSuccess                              atomic.Int64 // unix nanoseconds
+
+	sub    *agent.Subscription
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Options are what every exporter of a Set shares.
+type Options struct {
+	Logger *slog.Logger
+	// Hostname is the instance label's default; "" uses os.Hostname.
+	Hostname string
+}
+
+// newExporter builds the exporter of c; it sends nothing until run.
+func newExporter(c config.Exporter, o Options) (*Exporter, error) {
+	e := &Exporter{
+		cfg: c,
+		log: o.Logger.With("exporter", c.Name, "exporter_type", c.ExporterType),
+		q:   newQueue(c.QueueSize),
+	}
+	e.labels = exporterLabels(c, o.Hostname)
+	hc := newHTTPClient(c)
+	var err error
+	switch c.ExporterType {
+	case config.ExporterPrometheus:
+		e.s, err = newRemoteWrite(c, hc, e)
+	default:
+		err = fmt.Errorf("exporter_type %q is not supported by this version of crmon", c.ExporterType)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("exporter %q: %w", c.Name, err)
+	}
+	return e, nil
+}
+
+// exporterLabels are job="crmon" and instance=the host's name, then the
+// config's labels, which may replace them.
+func exporterLabels(c config.Exporter, host string) []label {
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	m := map[string]string{"job": "crmon", "instance": host}
+	for k, v := range c.Labels {
+		m[k] = v
+	}
+	ls := make([]label, 0, len(m))
+	for k, v := range m {
+		if v != "" {
+			ls = append(ls, label{k, v})
+		}
+	}
+	slices.SortFunc(ls, func(a, b label) int { return cmpString(a.name, b.name) })
+	return ls
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// intake queues every sample of sub until it ends.
+func (e *Exporter) intake(a *agent.Agent, sub *agent.Subscription) {
+	in := newInterner()
+	for s := range sub.C() {
+		t := &tick{t: s.Time}
+		if e.s.wantsDocs() {
+			doc, err := snapshotJSON(s)
+			if err != nil {
+				e.log.Error("encoding the snapshot", "err", err)
+				continue
+			}
+			t.doc = doc
+		} else {
+			fams, err := a.Series(s)
+			if errors.Is(err, agent.ErrSuperseded) {
+				// Read a whole interval late: the series are gone.
+				e.superseded.Add(uint64(len(in.cur)))
+				e.log.Warn("a sample's series were replaced by the next tick's before this exporter read them; the exporter's intake is starved of CPU")
+				continue
+			}
+			if err != nil && len(fams) == 0 {
+				e.log.Error("gathering the series", "err", err)
+				continue
+			}
+			t.pts = in.points(fams)
+		}
+		if n := e.q.push(t, time.Now()); n > 0 {
+			e.log.Debug("queue full: dropped the oldest samples", "samples", n, "queue_size", e.cfg.QueueSize)
+		}
+	}
+}
+
+// deliver sends the queue's batches until ctx ends.
+func (e *Exporter) deliver(ctx context.Context) {
+	var (
+		retries int
+		delay   time.Duration
+		down    time.Time // first failure of the current run of failures
+	)
+	for e.waitBatch(ctx) {
+		b := e.q.peek(e.cfg.BatchSize)
+		if b.samples() == 0 {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout.Std())
+		n, err := e.s.send(rctx, b)
+		cancel()
+		e.bytes.Add(uint64(n))
+		if err == nil {
+			e.q.commit(b.hi)
+			e.sent.Add(uint64(b.samples()))
+			e.lastSuccess.Store(time.Now().UnixNano())
+			if retries > 0 {
+				e.log.Info("delivering again", "retries", retries, "down_for", time.Since(down).Round(time.Millisecond), "queued", e.q.len())
+			}
+			retries, delay = 0, 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		var se *sendError
+		retryable := !errors.As(err, &se) || se.retryable
+		if retryable && (e.cfg.MaxRetries == 0 || retries < e.cfg.MaxRetries) {
+			if retries == 0 {
+				down = time.Now()
+			}
+			retries++
+			e.retried.Add(uint64(b.samples()))
+			delay = nextDelay(delay)
+			wait := delay
+			if se != nil && se.after > 0 {
+				wait = max(wait, min(se.after, maxRetryAfter))
+			}
+			e.log.Warn("send failed; retrying", "err", err, "retry", retries, "in", wait.Round(time.Millisecond), "queued", e.q.len())
+			if !sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		e.q.commit(b.hi)
+		e.failed.Add(uint64(b.samples()))
+		if retryable {
+			e.log.Error("send failed; giving up the batch after max_retries", "err", err, "retries", retries, "samples", b.samples())
+		} else {
+			e.log.Error("the receiver refused the batch; not retrying", "err", err, "samples", b.samples())
+		}
+		retries, delay = 0, 0
+	}
+}
+
+// nextDelay doubles the backoff from minBackoff up to maxBackoff and draws
+// the wait from its upper half.
+func nextDelay(prev time.Duration) time.Duration {
+	d := min(max(2*prev, minBackoff), maxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// waitBatch waits until a batch is due: batch_size samples queued, or the
+// oldest queued for flush_interval. It returns false when ctx ends.
+func (e *Exporter) waitBatch(ctx context.Context) bool {
+	flush := e.cfg.FlushInterval.Std()
+	for {
+		if ctx.Err() != nil {
+			return false
+		}
+		var timer <-chan time.Time
+		if n := e.q.len(); n >= e.cfg.BatchSize {
+			return true
+		} else if oldest, ok := e.q.oldest(); ok {
+			wait := flush - time.Since(oldest)
+			if wait <= 0 {
+				return true
+			}
+			t := time.NewTimer(wait)
+			timer = t.C
+			defer t.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-e.q.ready:
+		case <-timer:
+		}
+	}
+}
+
+// Set is every configured exporter at work.
+type Set struct {
+	a *agent.Agent
+	o Options
+
+	mu        sync.Mutex // guards exporters
+	exporters []*Exporter
+
+	descSent, descFailed, descDropped, descRetried *prometheus.Desc
+	descQueue, descCapacity, descLast, descBytes   *prometheus.Desc
+}
+
+// subscriberBuffer is each exporter's subscription buffer: the intake
+// only converts and queues, so a few samples are plenty.
+const subscriberBuffer = 4
+
+// Start starts the exporters of cs on a's samples. Close stops them.
+func Start(a *agent.Agent, cs []config.Exporter, o Options) (*Set, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := newSet()
+	s.a, s.o = a, o
+	if err := s.Reload(cs); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload applies a new list of exporters: those whose configuration is
+// unchanged keep running with their queues; the others stop (what they
+// had queued is lost) and the new ones start. On error nothing changes.
+func (s *Set) Reload(cs []config.Exporter) error {
+	s.mu.Lock()
+	old := s.exporters
+	s.mu.Unlock()
+	var next, started []*Exporter
+	kept := map[*Exporter]bool{}
+	for _, c := range cs {
+		i := slices.IndexFunc(old, func(e *Exporter) bool { return reflect.DeepEqual(e.cfg, c) })
+		if i >= 0 {
+			next = append(next, old[i])
+			kept[old[i]] = true
+			continue
+		}
+		e, err := newExporter(c, s.o)
+		if err != nil {
+			for _, e := range started {
+				e.s.close()
+			}
+			return err
+		}
+		next = append(next, e)
+		started = append(started, e)
+	}
+	for _, e := range old {
+		if !kept[e] {
+			if n := e.q.len(); n > 0 {
+				e.log.Warn("exporter stopped by a reload; its queued samples are discarded", "samples", n)
+			}
+			e.stop()
+		}
+	}
+	for _, e := range started {
+		e.start(s.a)
+	}
+	s.mu.Lock()
+	s.exporters = next
+	s.mu.Unlock()
+	return nil
+}
+
+// start runs the exporter's intake and sender.
+func (e *Exporter) start(a *agent.Agent) {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.sub = a.Subscribe("export/"+e.cfg.Name, subscriberBuffer)
+	e.wg.Add(2)
+	go func() { defer e.wg.Done(); e.intake(a, e.sub) }()
+	go func() { defer e.wg.Done(); e.deliver(ctx) }()
+}
+
+// stop ends the exporter and waits for its goroutines: the intake when
+// its subscription ends, the sender at once (a request in flight is
+// abandoned; the queue is in memory and is lost).
+func (e *Exporter) stop() {
+	e.sub.Close()
+	e.cancel()
+	e.wg.Wait()
+	e.s.close()
+}
+
+func newSet() *Set {
+	l := []string{"exporter", "exporter_type"}
+	return &Set{
+		descSent:     prometheus.NewDesc("crmon_exporter_samples_sent_total", "Samples an exporter delivered.", l, nil),
+		descFailed:   prometheus.NewDesc("crmon_exporter_samples_failed_total", "Samples an exporter gave up: refused by the receiver (a 4xx other than 429), or still failing after max_retries.", l, nil),
+		descDropped:  prometheus.NewDesc("crmon_exporter_samples_dropped_total", "Samples an exporter lost before sending: its queue was full (the oldest go), or its intake read a tick too late.", l, nil),
+		descRetried:  prometheus.NewDesc("crmon_exporter_samples_retried_total", "Samples in requests that failed with a retryable error and were sent again.", l, nil),
+		descQueue:    prometheus.NewDesc("crmon_exporter_queue_samples", "Samples waiting in an exporter's queue.", l, nil),
+		descCapacity: prometheus.NewDesc("crmon_exporter_queue_capacity_samples", "The exporter's queue_size.", l, nil),
+		descLast:     prometheus.NewDesc("crmon_exporter_last_success_timestamp_seconds", "When an exporter last delivered a batch; 0 before the first.", l, nil),
+		descBytes:    prometheus.NewDesc("crmon_exporter_sent_bytes_total", "Request bytes an exporter put on the wire (compressed, as sent), retries included.", l, nil),
+	}
+}
+
+// Close stops every exporter.
+func (s *Set) Close() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	es := s.exporters
+	s.exporters = nil
+	s.mu.Unlock()
+	for _, e := range es {
+		e.stop()
+	}
+}
+
+// Describe is empty: the exporters change on reload.
+func (s *Set) Describe(chan<- *prometheus.Desc) {}
+
+// Collect emits every exporter's metrics.
+func (s *Set) Collect(ch chan<- prometheus.Metric) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	es := s.exporters
+	s.mu.Unlock()
+	for _, e := range es {
+		lv := []string{e.cfg.Name, e.cfg.ExporterType}
+		c := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
+		}
+		g := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
+		}
+		c(s.descSent, e.sent.Load())
+		c(s.descFailed, e.failed.Load())
+		c(s.descDropped, e.q.droppedTotal()+e.superseded.Load())
+		c(s.descRetried, e.retried.Load())
+		c(s.descBytes, e.bytes.Load())
+		g(s.descQueue, float64(e.q.len()))
+		g(s.descCapacity, float64(e.cfg.QueueSize))
+		g(s.descLast, float64(e.lastSuccess.Load())/1e9)
+	}
+}

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package export
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/crmon-dev/crmon/internal/agent"
+	"github.com/crmon-dev/crmon/internal/config"
+)
+
+// maxResponseBytes bounds what crmon reads of a receiver's answer: a
+// status, a few headers and an error message or a bulk response.
+const maxResponseBytes = 1 << 20
+
+// maxMessageBytes bounds the server message crmon logs.
+const maxMessageBytes = 512
+
+// newHTTPClient is the exporter's own client: its own connections, so a
+// slow receiver ties up no other exporter's, a deadline per request, and
+// credentials and headers added to every request.
+func newHTTPClient(c config.Exporter) *http.Client {
+	tr := &http.Transport{
+		Proxy:                  http.ProxyFromEnvironment,
+		DialContext:            (&net.Dialer{Timeout: c.Timeout.Std(), KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:    c.Timeout.Std(),
+		ResponseHeaderTimeout:  c.Timeout.Std(),
+		MaxIdleConnsPerHost:    2,
+		IdleConnTimeout:        90 * time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+		ForceAttemptHTTP2:      true,
+	}
+	return &http.Client{
+		Timeout:   c.Timeout.Std(),
+		Transport: &authTransport{base: tr, cfg: c},
+	}
+}
+
+// authTransport adds the exporter's headers and credentials to each
+// request, bounds the response body, and remembers the last response's
+// status and identifying headers for the sender that cannot see them.
+type authTransport struct {
+	base http.RoundTripper
+	cfg  config.Exporter
+	// tokenScheme is the Authorization scheme of a token: "Bearer", or
+	// "Token" for InfluxDB.
+	tokenScheme string
+
+	mu   sync.Mutex
+	last response
+}
+
+// response is what the transport remembers of the last answer.
+type response struct {
+	status     int
+	retryAfter time.Duration
+	server     string // what the answer looks like: "InfluxDB", "Elasticsearch", ""
+	err        error  // a network error
+	sent       int64  // the request body's bytes
+}
+
+func (t *authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range t.cfg.Headers {
+		r.Header.Set(k, v.Reveal())
+	}
+	cr := t.cfg.Credentials
+	switch {
+	case cr.Token != "":
+		scheme := t.tokenScheme
+		if scheme == "" {
+			scheme = "Bearer"
+		}
+		r.Header.Set("Authorization", scheme+" "+cr.Token.Reveal())
+	case cr.Username != "":
+		r.SetBasicAuth(cr.Username, cr.Password.Reveal())
+	}
+	resp, err := t.base.RoundTrip(r)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		t.last = response{err: err, sent: max(r.ContentLength, 0)}
+		return nil, err
+	}
+	t.last = response{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After")), server: serverKind(resp.Header), sent: max(r.ContentLength, 0)}
+	resp.Body = limitBody(resp.Body)
+	return resp, nil
+}
+
+// lastResponse is what the last round trip answered.
+func (t *authTransport) lastResponse() response {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last
+}
+
+// serverKind recognises a server by the headers it always sends.
+func serverKind(h http.Header) string {
+	switch {
+	case h.Get("X-Influxdb-Version") != "":
+		return config.ExporterInfluxDB
+	case h.Get("X-Elastic-Product") != "":
+		return config.ExporterElasticsearch
+	}
+	return ""
+}
+
+// retryAfter parses Retry-After: seconds or an HTTP date.
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+// limitedBody reads at most maxResponseBytes of a response.
+type limitedBody struct {
+	io.Reader
+	io.Closer
+}
+
+func limitBody(b io.ReadCloser) io.ReadCloser {
+	return limitedBody{io.LimitReader(b, maxResponseBytes), b}
+}
+
+// message is a server's answer cut to what a log line may carry: valid
+// UTF-8, one line, at most maxMessageBytes.
+func message(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "�")
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > maxMessageBytes {
+		cut := maxMessageBytes
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "… (cut)"
+	}
+	return s
+}
+
+// classify turns an HTTP status into a sendError: 5xx and 429 are worth a
+// retry, other 4xx are not.
+func classify(status int, after time.Duration, body []byte) *sendError {
+	return &sendError{
+		retryable: status >= 500 || status == http.StatusTooManyRequests,
+		after:     after,
+		status:    status,
+		msg:       message(body),
+	}
+}
+
+// snapshotJSON is the sample as /api/v1/snapshot serves it.
+func snapshotJSON(s *agent.Sample) ([]byte, error) { return json.Marshal(s.Metrics) }
+
+// redact is u without credentials or query, for logs.
+func redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	p.User, p.RawQuery, p.Fragment = nil, "", ""
+	return p.String()
+}

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package export
+
+import (
+	"sync"
+	"time"
+)
+
+// point is one sample of one series: key is the series' identity (see
+// seriesKey), shared by every tick that carries the series, so a queued
+// sample costs its string header and its value, 24 bytes.
+type point struct {
+	key string
+	v   float64
+}
+
+// tick is what one agent sample gives an exporter: every series' value at
+// one time. doc is the tick's own payload for exporters that send the
+// snapshot rather than series (Custom); n counts it as one sample.
+type tick struct {
+	t   time.Time
+	pts []point
+	doc []byte
+	// idx is the queue's running number of the tick's first sample.
+	idx uint64
+	// queued is when the tick entered the queue, for flush_interval.
+	queued time.Time
+}
+
+func (t *tick) len() int {
+	if t.doc != nil {
+		return 1
+	}
+	return len(t.pts)
+}
+
+// chunk is part of one tick: its samples [from, to).
+type chunk struct {
+	t        time.Time
+	pts      []point
+	doc      []byte
+	from, to int
+}
+
+// batch is what one request carries: chunks of consecutive ticks, oldest
+// first, and the queue positions [lo, hi) they cover.
+type batch struct {
+	chunks []chunk
+	lo, hi uint64
+}
+
+func (b *batch) samples() int { return int(b.hi - b.lo) }
+
+// queue is one exporter's bounded queue of samples, oldest first. Every
+// sample has a running number; head is the first one not yet delivered or
+// dropped. A batch is peeked, not taken: it leaves the queue only when it
+// is delivered (or given up), so a full queue that drops its oldest samples
+// during an outage drops them from the batch in flight too, and the next
+// attempt starts from what is left.
+type queue struct {
+	mu    sync.Mutex
+	ticks []*tick // oldest first; ticks[0] holds head
+	head  uint64
+	end   uint64 // running number after the last sample
+	max   int
+	// dropped counts the samples lost to a full queue.
+	dropped uint64
+	// ready is signalled (without blocking) on every push.
+	ready chan struct{}
+}
+
+func newQueue(max int) *queue {
+	return &queue{max: max, ready: make(chan struct{}, 1)}
+}
+
+// push appends t and, beyond the queue's size, drops the oldest samples.
+// It never blocks on the sender: a tick is never delayed by an exporter.
+func (q *queue) push(t *tick, now time.Time) (dropped int) {
+	n := t.len()
+	if n == 0 {
+		return 0
+	}
+	q.mu.Lock()
+	t.idx, t.queued = q.end, now
+	q.end += uint64(n)
+	q.ticks = append(q.ticks, t)
+	if over := int(q.end-q.head) - q.max; over > 0 {
+		dropped = over
+		q.dropped += uint64(over)
+		q.advance(q.head + uint64(over))
+	}
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+	return dropped
+}
+
+// advance moves head to at least to and forgets the ticks before it.
+// Callers hold mu.
+func (q *queue) advance(to uint64) {
+	if to <= q.head {
+		return
+	}
+	q.head = min(to, q.end)
+	i := 0
+	for i < len(q.ticks) && q.ticks[i].idx+uint64(q.ticks[i].len()) <= q.head {
+		q.ticks[i] = nil
+		i++
+	}
+	q.ticks = q.ticks[i:]
+	if len(q.ticks) == 0 {
+		q.ticks = nil // let append start a fresh array
+	}
+}
+
+// len is the number of samples waiting.
+func (q *queue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return int(q.end - q.head)
+}
+
+// oldest is when the oldest waiting sample was queued; ok is false when
+// the queue is empty.
+func (q *queue) oldest() (t time.Time, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.end == q.head {
+		return time.Time{}, false
+	}
+	return q.ticks[0].queued, true
+}
+
+// peek returns up to max samples from head, without removing them. A
+// Custom tick (doc) is never split.
+func (q *queue) peek(max int) batch {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	b := batch{lo: q.head, hi: q.head}
+	for _, t := range q.ticks {
+		if b.samples() >= max {
+			break
+		}
+		from := 0
+		if t.idx < q.head {
+			from = int(q.head - t.idx)
+		}
+		to := min(t.len(), from+max-b.samples())
+		b.chunks = append(b.chunks, chunk{t: t.t, pts: t.pts, doc: t.doc, from: from, to: to})
+		b.hi += uint64(to - from)
+	}
+	return b
+}
+
+// commit removes the samples before hi: delivered or given up.
+func (q *queue) commit(hi uint64) {
+	q.mu.Lock()
+	q.advance(hi)
+	q.mu.Unlock()
+}
+
+// droppedTotal is the samples the full queue has dropped.
+func (q *queue) droppedTotal() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.dropped
+}
