@@ -118,7 +118,7 @@ func diffCommand() *cli.Command {
 		Usage:     "compare a run's JSON report with one or more earlier ones",
 		ArgsUsage: "BASE.json [BASE2.json...] NEW.json",
 		Description: `crmon diff prints each figure of NEW beside the same figure of BASE, and the
-change: the totals and each container (by name). With several
+change: the totals, each container (by name) and each process row (by command). With several
 BASE files, each figure of the baseline is their median. --max-regression checks the
 totals as crmon exec --baseline does, and exits 3 when a figure grew beyond its bound.`,
 		Flags: []cli.Flag{

@@ -50,6 +50,20 @@ func newExecMeter(mode string, h *cgroups.Hierarchy, logger *slog.Logger) (m ses
 	return sessions.NewProbeMeter(p), func() { _ = p.Close() }, "", nil
 }
 
+// newProcCounter loads the per-process probes for a run measured here;
+// nil when they do not load (the report then has no processes).
+func newProcCounter(mode string, logger *slog.Logger) (sessions.ProcCounter, func()) {
+	if mode == "disabled" {
+		return nil, func() {}
+	}
+	pc, err := probe.NewProcs()
+	if err != nil {
+		logger.Warn("per-process counts unavailable", "err", err)
+		return nil, func() {}
+	}
+	return pc, func() { _ = pc.Close() }
+}
+
 // noProbeUp says why no probe of p counts anything, or "" when one does.
 func noProbeUp(p *probe.Probes) string {
 	var reasons []string
@@ -80,6 +94,11 @@ func localTracker(base sessions.TrackerOptions, mode, dockerHost string, h *cgro
 		return base, nil, err
 	}
 	base.Meter, base.NoMeter = meter, why
+	if meter != nil {
+		pc, closeProcs := newProcCounter(mode, base.Logger)
+		base.Procs = pc
+		closeMeter = func(closeMeter func()) func() { return func() { closeProcs(); closeMeter() } }(closeMeter)
+	}
 	if meter == nil && agentErr != nil {
 		base.NoMeter = fmt.Sprintf("the agent did not measure the run (%v), and %s", agentErr, why)
 	}

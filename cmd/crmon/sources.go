@@ -124,7 +124,9 @@ type sources struct {
 
 	// Loaded once for the agent's life: reloading BPF programs on SIGHUP
 	// would lose counts and cost a few hundred milliseconds.
-	probes   *probe.Probes
+	probes *probe.Probes
+	// procs counts the processes of the sessions' cgroups; nil without.
+	procs    *probe.Procs
 	ebpfMode string
 	// probeErr is why the probes did not load in auto mode.
 	probeErr error
@@ -284,6 +286,16 @@ func (s *sources) Handlers(cfg *config.Config, a *agent.Agent) (map[string]http.
 	switch {
 	case s.probes != nil && noProbeUp(s.probes) == "":
 		opts.Meter = sessions.NewProbeMeter(s.probes)
+		if s.procs == nil {
+			if pc, err := probe.NewProcs(); err == nil {
+				s.procs = pc
+			} else {
+				s.logger.Warn("sessions will not count processes one by one", "err", err)
+			}
+		}
+		if s.procs != nil {
+			opts.Procs = s.procs
+		}
 	case s.probes != nil:
 		opts.NoMeter = "the agent's eBPF probes are down: " + noProbeUp(s.probes)
 	case s.probeErr != nil:
@@ -330,7 +342,7 @@ func (s *sources) ProbeSummary() string {
 // wait for a collection to finish; the kernel detaches the probes when the
 // process exits.
 func (s *sources) Abandon() {
-	s.collectors, s.sessions, s.engine, s.probes = nil, nil, nil, nil
+	s.collectors, s.sessions, s.engine, s.probes, s.procs = nil, nil, nil, nil, nil
 }
 
 // Close releases everything: collectors, sessions, the Docker client, and
@@ -343,6 +355,10 @@ func (s *sources) Close() error {
 	}
 	if s.engine != nil {
 		errs = append(errs, s.engine.Close())
+	}
+	if s.procs != nil {
+		errs = append(errs, s.procs.Close())
+		s.procs = nil
 	}
 	if s.probes != nil {
 		errs = append(errs, s.probes.Close())

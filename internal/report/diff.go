@@ -26,8 +26,8 @@ type diffScope struct {
 
 // Diff writes each figure of cur beside the same figure of its baselines
 // (their median when there are several) and the change: the totals first,
-// then each container by name. A container found on one side only is
-// listed as such. Figures that are 0
+// then each container by name, then each process row by command. A
+// container or command found on one side only is listed as such. Figures that are 0
 // or not measured on both sides are left out, except in the totals.
 func Diff(w io.Writer, bases []*session.Report, baseNames []string, cur *session.Report, curName string) error {
 	var b strings.Builder
@@ -185,6 +185,14 @@ func diffScopes(bases []*session.Report, cur *session.Report) []diffScope {
 	for _, b := range bases {
 		for i := range b.Containers {
 			add("container "+b.Containers[i].Name, &b.Containers[i].Measures, false)
+		}
+	}
+	for i := range cur.Processes {
+		add("process "+cur.Processes[i].Command, &cur.Processes[i].Measures, true)
+	}
+	for _, b := range bases {
+		for i := range b.Processes {
+			add("process "+b.Processes[i].Command, &b.Processes[i].Measures, false)
 		}
 	}
 	return out

@@ -46,6 +46,8 @@ type htmlView struct {
 	Limits   []session.LimitResult
 	Regress  []session.RegressionResult
 	Findings []session.Finding
+	Procs    []session.ProcessReport
+	ProcsN   int
 	Scopes   []scopeView
 	Interval string
 }
@@ -58,7 +60,8 @@ func HTML(w io.Writer, r *session.Report) error {
 	if err := Summary(&sum, r); err != nil {
 		return err
 	}
-	v := htmlView{Title: "crmon report", Summary: sum.String(), Limits: r.Limits, Regress: r.Regressions, Findings: r.Findings}
+	v := htmlView{Title: "crmon report", Summary: sum.String(), Limits: r.Limits, Regress: r.Regressions, Findings: r.Findings,
+		Procs: r.Processes[:min(len(r.Processes), topProcesses)], ProcsN: len(r.Processes)}
 	if r.Name != "" {
 		v.Title += ": " + r.Name
 	}
@@ -193,13 +196,15 @@ func (c chart) svg() template.HTML {
 }
 
 var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
-	"fmtv":    session.FormatValue,
-	"actual":  actualText,
-	"scope":   scopeLabel,
-	"status":  func(l session.LimitResult) string { return strings.ToLower(statusText[l.Status]) },
-	"fig":     session.FormatFigure,
-	"change":  session.ChangeText,
-	"gstatus": func(g session.RegressionResult) string { return strings.ToLower(statusText[g.Status]) },
+	"fmtv":       session.FormatValue,
+	"actual":     actualText,
+	"scope":      scopeLabel,
+	"status":     func(l session.LimitResult) string { return strings.ToLower(statusText[l.Status]) },
+	"fig":        session.FormatFigure,
+	"procFields": func() []string { return processFields },
+	"ptext":      func(p session.ProcessReport, f string) string { return processText(&p.Measures, f) },
+	"change":     session.ChangeText,
+	"gstatus":    func(g session.RegressionResult) string { return strings.ToLower(statusText[g.Status]) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -225,6 +230,10 @@ td, th { padding: .2em .8em; border-bottom: 1px solid #ddd; text-align: left; }
 {{if .Regress}}<h2>Regressions</h2>
 <table><tr><th>figure</th><th>scope</th><th>baseline</th><th>actual</th><th>change</th><th>at most</th><th></th></tr>
 {{range .Regress}}<tr><td>{{.Figure}}</td><td>{{.Scope}}</td><td>{{fig .Unit .Baseline}}{{if gt .Baselines 1}} (median of {{.Baselines}}){{end}}</td><td>{{fig .Unit .Actual}}</td><td>{{change .ChangePercent}}</td><td>+{{.MaxPercent}}%</td><td>{{if .OK}}<span class="ok">ok</span>{{else if eq .Status "skipped"}}<span>skipped</span>{{else}}<span class="fail">{{gstatus .}}</span>{{end}}{{with .Reason}}: {{.}}{{end}}</td></tr>
+{{end}}</table>{{end}}
+{{if .Procs}}<h2>Top {{len .Procs}} of {{.ProcsN}} commands by CPU</h2>
+<table><tr><th>command</th><th>processes</th><th>cpu</th><th>run-queue wait</th><th>block read</th><th>block write</th><th>peak RSS</th></tr>
+{{range $p := .Procs}}<tr><td>{{$p.Command}}</td><td>{{$p.Count}}</td>{{range $f := procFields}}<td>{{ptext $p $f}}</td>{{end}}</tr>
 {{end}}</table>{{end}}
 <h2>Findings</h2>
 {{if .Findings}}<table><tr><th>severity</th><th>finding</th><th>scope</th><th>what happened</th></tr>

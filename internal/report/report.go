@@ -82,6 +82,9 @@ func Summary(w io.Writer, r *session.Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if len(r.Processes) > 0 {
+		b.WriteString(processTable(r))
+	}
 	fmt.Fprintf(&b, "  host peak: cpu %s, memory %s, disk %s\n", hostText(&r.Host, "cpu_usage_percent", r.Host.CPUUsagePercent),
 		hostText(&r.Host, "memory_usage_percent", r.Host.MemoryUsagePercent), hostText(&r.Host, "disk_usage_percent", r.Host.DiskUsagePercent))
 	if st := r.Stragglers; st != nil {
@@ -146,6 +149,48 @@ func RegressionText(g session.RegressionResult) string {
 		b.WriteString(": " + g.Reason)
 	}
 	return b.String()
+}
+
+// topProcesses is how many process rows the summary and HTML show.
+const topProcesses = 10
+
+// processFields are the process table's columns after the command.
+var processFields = []string{"cpu_seconds", "runqueue_wait_seconds", "block_read_bytes", "block_write_bytes", "peak_memory_bytes"}
+
+// processTable is the summary's table of the top processes by CPU.
+func processTable(r *session.Report) string {
+	var b strings.Builder
+	n := min(len(r.Processes), topProcesses)
+	fmt.Fprintf(&b, "  top %d of %d commands by CPU:\n", n, len(r.Processes))
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "    command\tprocs\tcpu\trunq wait\tblk read\tblk write\tpeak rss\n")
+	for _, p := range r.Processes[:n] {
+		fmt.Fprintf(tw, "    %s\t%d", truncate(p.Command, 40), p.Count)
+		for _, f := range processFields {
+			fmt.Fprintf(tw, "\t%s", processText(&p.Measures, f))
+		}
+		fmt.Fprintln(tw)
+	}
+	_ = tw.Flush()
+	return b.String()
+}
+
+// processText renders a process figure.
+func processText(m *session.Measures, f string) string {
+	if f == "runqueue_wait_seconds" {
+		if !m.Measured(f) {
+			return notMeasured
+		}
+		return session.FormatSeconds(m.RunqueueWaitSeconds)
+	}
+	return measureText(m, f)
+}
+
+func truncate(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 // FindingText is one finding for people: "finding cpu_starved (run,

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,10 @@ func sample() *session.Report {
 				Unmeasured: []string{"net_rx_bytes", "net_tx_bytes", "processes_started"}},
 		}},
 		Host: session.HostPeaks{CPUUsagePercent: 97.5, MemoryUsagePercent: 40.1, DiskUsagePercent: 61},
+		Processes: []session.ProcessReport{
+			{Command: "procfs.test", PIDs: []int{4242}, Count: 1, Measures: processMeasures(0.4, 0.001, 0, 1<<20, 40<<20)},
+			{Command: "sh -c make", PIDs: []int{4200, 4201}, Count: 2, Measures: processMeasures(0.2, 0.0005, 4096, 0, 3<<20)},
+		},
 		Findings: []session.Finding{{
 			Code: session.FindingCPUStarved, Severity: session.SeverityCritical, Scope: "run",
 			Message:  "the run waited 1.200s for a CPU while running 610.0ms (197% of its CPU time): the CPUs were busy with other work, most of all /docker/f00 1.900s",
@@ -71,6 +76,18 @@ func sample() *session.Report {
 		{Name: "peak_memory_bytes", Container: "web-*", Value: 1 << 30},
 	}, session.UnmeasuredError)
 	return r
+}
+
+// processMeasures are a process row's figures; the rest is not measured
+// per process.
+func processMeasures(cpu, wait float64, rd, wr, rss uint64) session.Measures {
+	m := session.Measures{CPUSeconds: cpu, RunqueueWaitSeconds: wait, BlockReadBytes: rd, BlockWriteBytes: wr, PeakMemoryBytes: rss}
+	for _, f := range session.MeasureFields() {
+		if !slices.Contains(session.ProcessFields, f) {
+			m.SetUnmeasured(f)
+		}
+	}
+	return m
 }
 
 func golden(t *testing.T, name string, got []byte) {

@@ -60,6 +60,8 @@ type ManagerOptions struct {
 	// why.
 	Meter   Meter
 	NoMeter string
+	// Procs counts the sessions' processes one by one; nil for none.
+	Procs ProcCounter
 	// Docker is the agent's engine client; nil without Docker.
 	Docker   Docker
 	ProcFS   string
@@ -364,7 +366,7 @@ func (m *Manager) Start(peer control.Peer, req session.StartRequest) (session.In
 	topts := TrackerOptions{
 		Hierarchy: m.opts.Hierarchy, Meter: m.opts.Meter, Docker: m.opts.Docker,
 		ProcFS: m.opts.ProcFS, DiskPath: m.opts.DiskPath, SampleInterval: interval,
-		NoMeter: m.opts.NoMeter, Logger: m.opts.Logger, events: m.hub,
+		NoMeter: m.opts.NoMeter, Procs: m.opts.Procs, Logger: m.opts.Logger, events: m.hub,
 		fed: m.opts.Samples != nil,
 	}
 	tr, err := NewTracker(topts, t)

@@ -79,7 +79,10 @@ type TrackerOptions struct {
 	MaxContainers int
 	// NoMeter says why Meter is nil, for the report's sources_missing.
 	NoMeter string
-	Logger  *slog.Logger
+	// Procs counts the run's processes one by one; nil for none (the
+	// report then has no processes).
+	Procs  ProcCounter
+	Logger *slog.Logger
 	// events, when set, is the manager's shared event stream; otherwise
 	// the tracker opens its own.
 	events *eventHub
@@ -134,6 +137,10 @@ type Tracker struct {
 	cpuAtStart map[string]float64
 	ioBefore   map[string][]uint64
 	ioRunStart map[string][]uint64
+	// procsID is the run's cgroup2 ID while opts.Procs watches it, 0
+	// when it does not; procsDropped the drops at the start.
+	procsID      uint64
+	procsDropped uint64
 
 	inotify int
 	watches map[int]*scope
@@ -244,6 +251,15 @@ func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
 	tr.sampleHost()
 	if lm, ok := opts.Meter.(lossMeter); ok {
 		tr.lostAtStart = lm.BlockLostCompletions()
+	}
+	if opts.Procs != nil && t.Cgroup.V2 != "" && opts.Hierarchy.Unified != "" {
+		if id, ok := cgroupInode(opts.Hierarchy.Unified, t.Cgroup.V2); ok {
+			if err := opts.Procs.Watch(id); err != nil {
+				tr.logOnce("procs", "counting the run's processes", err)
+			} else {
+				tr.procsID, tr.procsDropped = id, opts.Procs.Dropped()
+			}
+		}
 	}
 	if hm, ok := opts.Meter.(hostMeter); ok {
 		if tr.meterAt.IsZero() {
@@ -491,6 +507,18 @@ func (tr *Tracker) Stop() *session.Report {
 		}
 	}
 	r.Findings = tr.findings(r)
+	if tr.procsID != 0 {
+		ps, err := tr.opts.Procs.Take(tr.procsID)
+		if err != nil {
+			tr.logOnce("procs", "reading the run's processes", err)
+		}
+		r.Processes = processReports(ps)
+		if d := tr.opts.Procs.Dropped(); d > tr.procsDropped {
+			r.ProcessesDropped = d - tr.procsDropped
+		}
+		tr.opts.Procs.Unwatch(tr.procsID)
+		tr.procsID = 0
+	}
 	r.ContainersOmitted = len(tr.omitted) + tr.omittedMore
 	if r.ContainersOmitted > 0 {
 		r.ContainersLimit = tr.opts.MaxContainers
@@ -510,6 +538,10 @@ func (tr *Tracker) Close() {
 		s.close()
 	}
 	tr.closeWatches()
+	if tr.procsID != 0 {
+		tr.opts.Procs.Unwatch(tr.procsID)
+		tr.procsID = 0
+	}
 }
 
 // halt stops the sampling and the watchers and waits for them.

@@ -59,3 +59,21 @@ const (
 	SeverityWarning  = "warning"
 	SeverityCritical = "critical"
 )
+
+// ProcessReport is one command of the run: every process that ran the
+// same command, summed. Its figures have the names of the totals';
+// those the kernel does not count per process (context switches, network,
+// block operations and latency, processes started) are null.
+type ProcessReport struct {
+	// Command is the executable's name and, for an interpreter or a
+	// launcher (sh -c, python, go, node…), the argument that says what it
+	// ran: "procfs.test", "go test", "python3 setup.py".
+	Command string `json:"command"`
+	// PIDs are the first 32 processes' IDs; Count counts them all.
+	PIDs  []int `json:"pids"`
+	Count int   `json:"count"`
+	Measures
+}
+
+// ProcessFields are the figures a ProcessReport measures.
+var ProcessFields = []string{"cpu_seconds", "runqueue_wait_seconds", "block_read_bytes", "block_write_bytes", "peak_memory_bytes"}

@@ -223,3 +223,42 @@ func (l LimitResult) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(out)
 }
+
+type processMeta struct {
+	Command string `json:"command"`
+	PIDs    []int  `json:"pids"`
+	Count   int    `json:"count"`
+}
+
+// MarshalJSON flattens the measures into the process's object.
+func (p ProcessReport) MarshalJSON() ([]byte, error) {
+	pids := p.PIDs
+	if pids == nil {
+		pids = []int{}
+	}
+	meta, err := json.Marshal(processMeta{p.Command, pids, p.Count})
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.Write(meta[:len(meta)-1])
+	if err := appendFields(&b, reflect.ValueOf(&p.Measures).Elem(), measureFields, p.Unmeasured, false); err != nil {
+		return nil, err
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (p *ProcessReport) UnmarshalJSON(data []byte) error {
+	var meta processMeta
+	if err := json.Unmarshal(data, &meta); err != nil {
+		return err
+	}
+	var m Measures
+	if err := m.UnmarshalJSON(data); err != nil {
+		return err
+	}
+	*p = ProcessReport{Command: meta.Command, PIDs: meta.PIDs, Count: meta.Count, Measures: m}
+	return nil
+}

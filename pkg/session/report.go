@@ -68,6 +68,13 @@ type Report struct {
 	TotalsOf   string            `json:"totals_of"`
 	Totals     Measures          `json:"totals"`
 	Containers []ContainerReport `json:"containers"`
+	// Processes are the run's own processes (not its containers'),
+	// grouped by command, most CPU first; nil (absent in JSON) when they
+	// were not counted: a session without a cgroup, or without the probes.
+	Processes []ProcessReport `json:"processes,omitempty"`
+	// ProcessesDropped counts processes of the run not in Processes: the
+	// kernel's table of them was full.
+	ProcessesDropped uint64 `json:"processes_dropped,omitempty"`
 	// Host is the host's peak usage during the run; ADR-006's
 	// max_*_usage_percent limits are checked against it.
 	Host HostPeaks `json:"host"`
