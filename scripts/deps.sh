@@ -30,6 +30,7 @@ pkgs=(
 	tmux            # crmon top is driven through a real terminal
 	systemd         # systemd-analyze verifies the unit file
 	ruby            # ruby -c checks the Vagrantfile
+	docker-compose  # runs the sidecar recipe of deploy/compose
 )
 if grep -qi '^ID=ubuntu' /etc/os-release 2>/dev/null; then
 	command -v bpftool >/dev/null || pkgs+=(linux-tools-common linux-tools-generic "linux-tools-$(uname -r)")
