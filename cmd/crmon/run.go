@@ -173,6 +173,8 @@ func runAgent(c *cli.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 
+	// The store subscribes before the first tick, which it keeps too.
+	hist.run(a)
 	// The first sample is taken before serving, so the first scrape is
 	// complete rather than empty.
 	first := time.Now()
@@ -192,7 +194,6 @@ func runAgent(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "crmon is keeping history in %s (retention %s) and serving PromQL on %s://%s/api/v1/query\n",
 			hist.store.Dir(), cfg.Monitoring.RetentionPeriod, scheme, srv.Addr())
 	}
-	hist.run(a)
 	defer hist.wait(200 * time.Millisecond)
 
 	errc := make(chan error, 1)

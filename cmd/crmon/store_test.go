@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -213,4 +215,120 @@ func TestStoreQueriesMatchScrapeAndCgroup(t *testing.T) {
 		t.Fatalf("only %d range points checked", checked)
 	}
 	t.Logf("%d scrapes equal to the store at their ticks; %d rate points within 2 %% of the cgroup", len(scrapes), checked)
+}
+
+// rawSamples is a series' samples between two times, from the agent's
+// query API: timestamps in ms and values.
+func rawSamples(t *testing.T, p *agentProc, expr string, end time.Time, span time.Duration) (ts []int64, vs []float64) {
+	t.Helper()
+	var m []struct {
+		Values [][2]any `json:"values"`
+	}
+	promtoolJSON(t, &m, "instant", "--time", strconv.FormatFloat(float64(end.UnixMilli())/1e3, 'f', 3, 64), "http://"+p.addr, fmt.Sprintf("%s[%dms]", expr, span.Milliseconds()))
+	if len(m) != 1 {
+		t.Fatalf("%s: %d series, want 1", expr, len(m))
+	}
+	for _, v := range m[0].Values {
+		ts = append(ts, int64(math.Round(v[0].(float64)*1000)))
+		f, _ := strconv.ParseFloat(v[1].(string), 64)
+		vs = append(vs, f)
+	}
+	return ts, vs
+}
+
+// TestStoreSurvivesKill9 kills the agent with SIGKILL while it appends
+// every 100 ms, starts it again on the same store, and checks that every
+// tick the store had committed before the kill is there: crmon's own tick
+// counter, one sample per tick from the first, with no gap, up to the
+// newest committed tick.
+func TestStoreSurvivesKill9(t *testing.T) {
+	testenv.RequireLong(t, "a crmon agent killed and restarted")
+	testenv.RequireCommand(t, "promtool")
+	t.Setenv("CRMON_STORE_PATH", t.TempDir())
+	args := []string{"--collection-interval", "100ms", "--ebpf", "disabled", "--collector.containers=false"}
+	p := startAgent(t, args...)
+	first := time.Now()
+	time.Sleep(4 * time.Second)
+
+	fams := parseMetrics(t, p.get(t, "/metrics"))
+	newest := value(fams, "crmon_store_newest_timestamp_seconds", nil)
+	lost := value(fams, "crmon_store_ticks_skipped_total", nil) + value(fams, "crmon_samples_dropped_total", map[string]string{"subscriber": "store"}) + value(fams, "crmon_store_append_failures_total", nil)
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	if newest == 0 {
+		t.Fatal("the store had committed nothing before the kill")
+	}
+	committed := time.UnixMilli(int64(math.Round(newest * 1000)))
+
+	p2 := startAgent(t, args...)
+	ts, vs := rawSamples(t, p2, "crmon_collections_total", committed, committed.Sub(first)+time.Second)
+	if len(ts) == 0 || ts[len(ts)-1] != committed.UnixMilli() {
+		t.Fatalf("after the restart the newest committed tick (%d) is missing; the samples end at %v", committed.UnixMilli(), ts[max(0, len(ts)-3):])
+	}
+	gaps := 0
+	for i := 1; i < len(vs); i++ {
+		if vs[i] != vs[i-1]+1 {
+			gaps++
+		}
+	}
+	if float64(gaps) > lost {
+		t.Errorf("%d gaps among %d ticks kept, %v ticks lost before the kill by the store's own count", gaps, len(vs), lost)
+	}
+	if int(vs[len(vs)-1]) != len(vs)+int(lost) && gaps == 0 {
+		t.Errorf("tick %v at the newest committed time, but %d samples", vs[len(vs)-1], len(vs))
+	}
+	t.Logf("%d ticks kept up to the kill, %d gaps (%v lost before it)", len(vs), gaps, lost)
+}
+
+// TestStoreUnwritable runs the agent with its store on a read-only file
+// system and on a full one: the agent collects and serves /metrics, the
+// failures are counted and logged once, and while the store cannot open
+// its history API answers unavailable.
+func TestStoreUnwritable(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireLong(t, "mounting tmpfs")
+	for _, c := range []struct {
+		name, opts string
+		open       bool // the TSDB opens (and fails each append)
+	}{
+		{"read-only", "ro,size=1m", false},
+		{"full", "size=64k", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", c.opts, "crmon-test", dir).CombinedOutput(); err != nil {
+				t.Fatalf("mount: %v: %s", err, out)
+			}
+			t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+			t.Setenv("CRMON_STORE_PATH", dir)
+			p := startAgent(t, "--collection-interval", "200ms", "--ebpf", "disabled", "--collector.containers=false")
+			time.Sleep(2 * time.Second)
+			fams := parseMetrics(t, p.get(t, "/metrics"))
+			if f := value(fams, "crmon_store_append_failures_total", nil); f < 5 {
+				t.Errorf("crmon_store_append_failures_total = %v after 2 s at 200 ms, want every tick", f)
+			}
+			if up := value(fams, "crmon_store_up", nil); (up == 1) != c.open {
+				t.Errorf("crmon_store_up = %v", up)
+			}
+			if n := value(fams, "crmon_collections_total", nil); n < 5 {
+				t.Errorf("crmon_collections_total = %v: collection stopped", n)
+			}
+			if logs := p.logs(); strings.Count(logs, "crmon_store_append_failures_total") > 1 {
+				t.Errorf("the failure logged more than once a minute:\n%s", logs)
+			}
+			if c.open {
+				return
+			}
+			resp, err := http.Get("http://" + p.addr + "/api/v1/query?query=up")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("a query while the store is not open: %s, want 503", resp.Status)
+			}
+		})
+	}
 }
