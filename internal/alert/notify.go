@@ -86,6 +86,9 @@ type queue struct {
 	// aborted is the notification whose delivery was cut short by
 	// cancel; read after done.
 	aborted *Notification
+	// first are the notifications a changed channel's predecessor
+	// handed over: delivered before those in q. Set before run starts.
+	first []Notification
 }
 
 // DeliveryMetrics are the delivery's metrics; they outlive a Dispatcher
@@ -168,6 +171,13 @@ func NewDispatcher(channels []Channel, m *DeliveryMetrics, opts DeliveryOptions)
 
 // start makes c's queue and starts its goroutine.
 func (d *Dispatcher) start(c Channel) *queue {
+	q := d.newQueue(c)
+	go d.run(q)
+	return q
+}
+
+// newQueue makes c's queue; run empties it.
+func (d *Dispatcher) newQueue(c Channel) *queue {
 	ctx, cancel := context.WithCancel(context.Background())
 	q := &queue{
 		ch: c, q: make(chan Notification, d.opts.QueueSize), ctx: ctx, cancel: cancel,
@@ -177,7 +187,6 @@ func (d *Dispatcher) start(c Channel) *queue {
 	for _, r := range []string{"sent", "failed", "dropped"} {
 		d.m.notifications.WithLabelValues(c.Name(), r)
 	}
-	go d.run(q)
 	return q
 }
 
@@ -232,23 +241,25 @@ func (d *Dispatcher) Reload(channels []Channel, grace time.Duration) {
 		case o != nil && SameChannel(o.ch, c):
 			queues = append(queues, o)
 		case o != nil:
-			// Stopped before the successor is visible, so that what it
-			// hands over goes ahead of newer notifications.
+			// The successor takes new notifications at once, and starts
+			// once the predecessor has stopped (below, without d.mu:
+			// its Send may take until its context's end to return).
 			close(o.handOver)
 			o.cancel()
-			<-o.done
-			nq := d.start(c)
+			nq := d.newQueue(c)
 			handed = append(handed, [2]*queue{o, nq})
 			queues = append(queues, nq)
 		default:
 			queues = append(queues, d.start(c))
 		}
 	}
-	for _, h := range handed {
-		d.handOver(h[0], h[1])
-	}
 	d.queues = queues
 	d.mu.Unlock()
+	for _, h := range handed {
+		<-h[0].done
+		d.handOver(h[0], h[1])
+		go d.run(h[1])
+	}
 	for _, q := range old {
 		go func() {
 			d.finish(q, grace, "its channel was removed by a reload")
@@ -258,34 +269,29 @@ func (d *Dispatcher) Reload(channels []Channel, grace time.Duration) {
 	}
 }
 
-// handOver moves what o held into its successor n. Called with d.mu held,
-// before n is visible to Notify.
+// handOver gives what o held, once it has stopped, to its successor n,
+// which delivers it first; n has not started. Nothing is lost: n holds
+// what o held (at most its queue and the delivery cut short) beside its
+// own queue.
 func (d *Dispatcher) handOver(o, n *queue) {
-	moved, lost := 0, 0
 	put := func(x Notification) {
-		if !wants(n.ch, x) {
-			return
-		}
-		select {
-		case n.q <- x:
-			moved++
-		default:
-			lost++
+		if wants(n.ch, x) {
+			n.first = append(n.first, x)
 		}
 	}
 	if o.aborted != nil {
 		put(*o.aborted)
 	}
+	for _, x := range o.first {
+		put(x)
+	}
 	for len(o.q) > 0 {
 		put(<-o.q)
 	}
 	name := n.ch.Name()
-	d.m.queueLength.WithLabelValues(name).Set(float64(len(n.q)))
-	if lost > 0 {
-		d.m.notifications.WithLabelValues(name, "dropped").Add(float64(lost))
-	}
-	if moved+lost > 0 {
-		d.log.Info("alert channel changed by a reload; its queued notifications go out with the new settings", "channel", name, "moved", moved, "dropped", lost)
+	d.m.queueLength.WithLabelValues(name).Set(float64(len(n.first) + len(n.q)))
+	if len(n.first) > 0 {
+		d.log.Info("alert channel changed by a reload; its queued notifications go out with the new settings", "channel", name, "notifications", len(n.first))
 	}
 }
 
@@ -303,7 +309,7 @@ func (d *Dispatcher) finish(q *queue, grace time.Duration, why string) {
 		<-q.done
 	}
 	q.cancel()
-	left := len(q.q)
+	left := len(q.first) + len(q.q)
 	if q.aborted != nil {
 		left++
 	}
@@ -353,27 +359,11 @@ func (d *Dispatcher) run(q *queue) {
 	defer close(q.done)
 	name := q.ch.Name()
 	for {
-		var n Notification
-		select {
-		case <-q.handOver:
+		n, ok := q.next()
+		if !ok {
 			return
-		default:
 		}
-		select {
-		case n = <-q.q:
-		default:
-			// Empty: wait for the next one, or for the end.
-			select {
-			case n = <-q.q:
-			case <-q.drain:
-				return
-			case <-q.handOver:
-				return
-			case <-q.ctx.Done():
-				return
-			}
-		}
-		d.m.queueLength.WithLabelValues(name).Set(float64(len(q.q)))
+		d.m.queueLength.WithLabelValues(name).Set(float64(len(q.first) + len(q.q)))
 		err := d.deliver(q.ctx, q.ch, n)
 		if err != nil && q.ctx.Err() != nil {
 			q.aborted = &n
@@ -385,6 +375,40 @@ func (d *Dispatcher) run(q *queue) {
 			continue
 		}
 		d.m.notifications.WithLabelValues(name, "sent").Inc()
+	}
+}
+
+// next waits for q's next notification: what a predecessor handed over
+// first, then the queue. false says stop: the queue is handed over, or
+// drained and empty, or its delivery cut short.
+func (q *queue) next() (Notification, bool) {
+	select {
+	case <-q.handOver:
+		return Notification{}, false
+	case <-q.ctx.Done():
+		return Notification{}, false
+	default:
+	}
+	if len(q.first) > 0 {
+		n := q.first[0]
+		q.first = q.first[1:]
+		return n, true
+	}
+	select {
+	case n := <-q.q:
+		return n, true
+	default:
+	}
+	// Empty: wait for the next one, or for the end.
+	select {
+	case n := <-q.q:
+		return n, true
+	case <-q.drain:
+		return Notification{}, false
+	case <-q.handOver:
+		return Notification{}, false
+	case <-q.ctx.Done():
+		return Notification{}, false
 	}
 }
 
