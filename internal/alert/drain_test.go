@@ -146,8 +146,9 @@ func TestCloseDrainsWithinGrace(t *testing.T) {
 	sent := testutil.ToFloat64(dm.notifications.WithLabelValues("slow", "sent"))
 	dropped := testutil.ToFloat64(dm.notifications.WithLabelValues("slow", "dropped"))
 	t.Logf("Close(%v) took %v: %v sent, %v dropped", grace, took, sent, dropped)
-	// 300 ms each: some fit in a second, never all ten.
-	if sent < 1 || sent >= n || sent+dropped != n || int(sent) != slow.count() {
+	// 300 ms each: some fit in a second, never all ten. The delivery cut
+	// short at the end may have reached the receiver as it was cut.
+	if got := slow.count(); sent < 1 || sent >= n || sent+dropped != n || got < int(sent) || got > int(sent)+1 {
 		t.Errorf("%v sent (receiver got %d) and %v dropped of %d", sent, slow.count(), dropped, n)
 	}
 	if took < grace {
