@@ -137,7 +137,7 @@ func TestRegressionReports(t *testing.T) {
 	if err := HTML(&h, cur); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(h.String(), "<h2>Regressions</h2>") || !strings.Contains(h.String(), "&#43;100.0%") {
-		t.Error("HTML lacks the regressions table")
+	if !strings.Contains(h.String(), `<table id="checks">`) || !strings.Contains(h.String(), "<td>regression</td><td>cpu_seconds</td>") || !strings.Contains(h.String(), "(&#43;100.0%)") {
+		t.Error("HTML lacks the regressions in its checks table")
 	}
 }

@@ -320,8 +320,11 @@ func TestHTML(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := b.String()
-	if n := strings.Count(s, "<svg"); n != 8 {
+	if n := strings.Count(s, `<svg class="chart"`); n != 8 {
 		t.Errorf("%d <svg> plots, want 8 (4 for the run, 4 for the container)", n)
+	}
+	if n := strings.Count(s, `<svg class="timeline"`); n != 1 {
+		t.Errorf("%d container timelines, want 1", n)
 	}
 	if strings.Contains(s, "<script>") {
 		t.Error("container name not escaped")
@@ -330,8 +333,15 @@ func TestHTML(t *testing.T) {
 	if m := regexp.MustCompile(`(?i)(src|href)\s*=|@import|url\(`).FindString(s); m != "" {
 		t.Errorf("page loads something external: %q", m)
 	}
-	if !strings.Contains(s, `points="64.0,128.0 287.0,118.2 510.0,10.0"`) {
-		t.Error("run memory polyline not where expected")
+	// Values on hover: each sample's band says when and how much.
+	if !strings.Contains(s, "<title>at 400.0ms\nusage: 12.0MiB</title>") || !strings.Contains(s, "<title>at 200.0ms\nread: 0B/s\nwrite: 5.0MiB/s</title>") {
+		t.Error("no hover values for the run's memory and block I/O")
+	}
+	// Both axes: a unit on y, time on x.
+	for _, want := range []string{">bytes per second</text>", ">CPU cores in use</text>", ">time since the start</text>", ">400.0ms</text>"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("no axis label %q", want)
+		}
 	}
 	// The container's network was not measured: its chart says so and
 	// draws no line at 0.
