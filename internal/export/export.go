@@ -50,15 +50,23 @@ const (
 	maxRetryAfter = 5 * time.Minute
 )
 
-// sender delivers one batch in one attempt. It returns the bytes it put on
-// the wire (the request body) and, on failure, a *sendError when it knows
-// whether a retry may help; any other error is retried.
+// sender delivers one batch in one attempt. It returns what it put on the
+// wire and, on failure, a *sendError when it knows whether a retry may
+// help; any other error is retried.
 type sender interface {
-	send(ctx context.Context, b batch) (int, error)
+	send(ctx context.Context, b batch) (sent, error)
 	// wantsDocs says the sender sends each tick's snapshot (Custom),
 	// not its series.
 	wantsDocs() bool
 	close()
+}
+
+// sent is what one attempt put on the wire.
+type sent struct {
+	bytes int
+	// skipped counts the batch's samples the receiver's format cannot
+	// carry (NaN in InfluxDB), left out of the request: failed, not sent.
+	skipped int
 }
 
 // sendError is a failed attempt, classified.
@@ -113,6 +121,8 @@ func newExporter(c config.Exporter, o Options) (*Exporter, error) {
 	switch c.ExporterType {
 	case config.ExporterPrometheus:
 		e.s, err = newRemoteWrite(c, hc, e)
+	case config.ExporterInfluxDB:
+		e.s, err = newInflux(c, hc, e)
 	default:
 		err = fmt.Errorf("exporter_type %q is not supported by this version of crmon", c.ExporterType)
 	}
@@ -197,12 +207,13 @@ func (e *Exporter) deliver(ctx context.Context) {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout.Std())
-		n, err := e.s.send(rctx, b)
+		r, err := e.s.send(rctx, b)
 		cancel()
-		e.bytes.Add(uint64(n))
+		e.bytes.Add(uint64(r.bytes))
 		if err == nil {
 			e.q.commit(b.hi)
-			e.sent.Add(uint64(b.samples()))
+			e.sent.Add(uint64(b.samples() - r.skipped))
+			e.failed.Add(uint64(r.skipped))
 			e.lastSuccess.Store(time.Now().UnixNano())
 			if retries > 0 {
 				e.log.Info("delivering again", "retries", retries, "down_for", time.Since(down).Round(time.Millisecond), "queued", e.q.len())

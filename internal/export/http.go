@@ -4,6 +4,9 @@
 package export
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"encoding/json"
 	"io"
 	"net"
@@ -15,8 +18,11 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/klauspost/compress/gzip"
+
 	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/internal/config"
+	"github.com/crmon-dev/crmon/internal/version"
 )
 
 // maxResponseBytes bounds what crmon reads of a receiver's answer: a
@@ -176,4 +182,81 @@ func redact(u string) string {
 	}
 	p.User, p.RawQuery, p.Fragment = nil, "", ""
 	return p.String()
+}
+
+// poster makes one POST per attempt for the exporters that speak plain
+// HTTP (InfluxDB, Custom), gzip-compressed where the receiver takes it.
+type poster struct {
+	hc  *http.Client
+	tr  *authTransport
+	e   *Exporter
+	gz  *gzip.Writer
+	buf bytes.Buffer
+	// expect is the kind of server the exporter talks to, for the
+	// wrong-server log line; "" checks nothing.
+	expect string
+	warned bool
+}
+
+func newPoster(hc *http.Client, e *Exporter, expect string) *poster {
+	gz, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return &poster{hc: hc, tr: hc.Transport.(*authTransport), e: e, gz: gz, expect: expect}
+}
+
+// post sends body to u, gzipped when compress is set, and returns the
+// bytes sent. A 2xx is success; anything else is a classified sendError
+// with the server's message.
+func (p *poster) post(ctx context.Context, u, contentType string, body []byte, compress bool, hdr http.Header) (int, error) {
+	payload := body
+	if compress {
+		p.buf.Reset()
+		p.gz.Reset(&p.buf)
+		p.gz.Write(body)
+		if err := p.gz.Close(); err != nil {
+			return 0, err
+		}
+		payload = p.buf.Bytes()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
+	if err != nil {
+		return 0, &sendError{msg: err.Error()}
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("User-Agent", "crmon/"+version.Get().Version)
+	if compress {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return len(payload), &sendError{retryable: true, msg: err.Error()}
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	p.checkServer(resp)
+	if resp.StatusCode/100 == 2 {
+		return len(payload), nil
+	}
+	return len(payload), classify(resp.StatusCode, retryAfter(resp.Header.Get("Retry-After")), answer)
+}
+
+// checkServer logs, once, that the endpoint does not answer like the
+// server the exporter's type expects.
+func (p *poster) checkServer(resp *http.Response) {
+	if p.warned || p.expect == "" {
+		return
+	}
+	got := serverKind(resp.Header)
+	if got == p.expect {
+		return
+	}
+	p.warned = true
+	like := "another kind of server"
+	if got != "" {
+		like = got
+	}
+	p.e.log.Error(fmt.Sprintf("the endpoint answers like %s, not %s, which sends X-Influxdb-Version with every answer; check exporter_type and endpoint", like, p.expect),
+		"endpoint", redact(p.e.cfg.Endpoint), "status", resp.StatusCode)
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 
 	"github.com/prometheus/client_golang/exp/api/remote"
 	writev2 "github.com/prometheus/client_golang/exp/api/remote/genproto/v2"
@@ -58,10 +57,10 @@ func newRemoteWrite(c config.Exporter, hc *http.Client, e *Exporter) (*remoteWri
 func (rw *remoteWrite) wantsDocs() bool { return false }
 func (rw *remoteWrite) close()          {}
 
-func (rw *remoteWrite) send(ctx context.Context, b batch) (int, error) {
+func (rw *remoteWrite) send(ctx context.Context, b batch) (sent, error) {
 	n, err := rw.write(ctx, b)
 	if err == nil || !rw.auto || !rw.v2 {
-		return n, err
+		return sent{bytes: n}, err
 	}
 	last := rw.tr.lastResponse()
 	if last.status/100 == 2 || last.status == http.StatusUnsupportedMediaType {
@@ -70,9 +69,9 @@ func (rw *remoteWrite) send(ctx context.Context, b batch) (int, error) {
 		rw.e.log.Info("the receiver does not take remote write 2.0; using 1.0", "status", last.status, "answer", err.Error())
 		rw.v2 = false
 		m, err := rw.write(ctx, b)
-		return n + m, err
+		return sent{bytes: n + m}, err
 	}
-	return n, err
+	return sent{bytes: n}, err
 }
 
 // write makes one attempt. client_golang's API retries by itself; the
@@ -90,29 +89,29 @@ func (rw *remoteWrite) write(ctx context.Context, b batch) (int, error) {
 		_, err = rw.api.Write(actx, remote.WriteV1MessageType, rw.v1Request(b), onRetry)
 	}
 	last := rw.tr.lastResponse()
-	sent := int(last.sent)
+	n := int(last.sent)
 	if err == nil {
-		return sent, nil
+		return n, nil
 	}
 	if ctx.Err() != nil {
-		return sent, ctx.Err()
+		return n, ctx.Err()
 	}
 	rw.checkServer(last)
 	switch {
 	case last.err != nil:
-		return sent, &sendError{retryable: true, msg: last.err.Error()}
+		return n, &sendError{retryable: true, msg: last.err.Error()}
 	case last.status/100 == 2:
 		// 2.0 sent, 2xx without the written-samples headers.
-		return sent, &sendError{msg: "the receiver answered remote write 2.0 without confirming what it wrote (X-Prometheus-Remote-Write-*-Written): it takes 1.0 only; set remote_write_version = \"1.0\""}
+		return n, &sendError{msg: "the receiver answered remote write 2.0 without confirming what it wrote (X-Prometheus-Remote-Write-*-Written): it takes 1.0 only; set remote_write_version = \"1.0\""}
 	case last.status != 0:
 		se := classify(last.status, last.retryAfter, []byte(err.Error()))
 		se.retryable = se.retryable || retry
 		if last.status == http.StatusNotFound {
 			se.msg += " (is this the receiver's remote-write URL, e.g. http://prometheus:9090/api/v1/write, and does Prometheus run with --web.enable-remote-write-receiver?)"
 		}
-		return sent, se
+		return n, se
 	}
-	return sent, &sendError{retryable: retry, msg: err.Error()}
+	return n, &sendError{retryable: retry, msg: err.Error()}
 }
 
 // checkServer logs, once, that the endpoint answers like another kind of
@@ -130,13 +129,7 @@ func (rw *remoteWrite) checkServer(last response) {
 // as with Prometheus' external_labels.
 func (rw *remoteWrite) seriesLabels(key string) []label {
 	name, ls := splitKey(key, rw.lbuf)
-	ls = append(ls, label{"__name__", name})
-	for _, el := range rw.e.labels {
-		if !slices.ContainsFunc(ls, func(l label) bool { return l.name == el.name }) {
-			ls = append(ls, el)
-		}
-	}
-	slices.SortFunc(ls, func(a, b label) int { return cmpString(a.name, b.name) })
+	ls = mergeLabels(append(ls, label{"__name__", name}), rw.e.labels)
 	rw.lbuf = ls
 	return ls
 }

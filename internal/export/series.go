@@ -5,6 +5,7 @@ package export
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -132,4 +133,16 @@ func splitKey(k string, buf []label) (string, []label) {
 		buf = append(buf, label{n, v})
 	}
 	return name, buf
+}
+
+// mergeLabels appends to ls the labels of extra it lacks (ls's own win,
+// as with Prometheus' external_labels) and sorts the result by name.
+func mergeLabels(ls, extra []label) []label {
+	for _, el := range extra {
+		if !slices.ContainsFunc(ls, func(l label) bool { return l.name == el.name }) {
+			ls = append(ls, el)
+		}
+	}
+	slices.SortFunc(ls, func(a, b label) int { return strings.Compare(a.name, b.name) })
+	return ls
 }

@@ -4,10 +4,14 @@
 package testenv
 
 import (
+	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 // Mailpit starts mailpit (an SMTP server whose HTTP API reads the mails
@@ -85,3 +89,43 @@ func (p *Prometheus) Stop() { p.stop() }
 
 // WriteURL is the remote-write endpoint.
 func (p *Prometheus) WriteURL() string { return "http://" + p.Addr + "/api/v1/write" }
+
+// InfluxDB starts Debian's influxd (1.x) on loopback, its data, meta and
+// WAL in a temp dir, reporting and self-monitoring off, with database
+// created, and returns its HTTP address.
+func InfluxDB(t testing.TB, database string) string {
+	t.Helper()
+	RequireLong(t, "InfluxDB")
+	bin := RequireCommand(t, "influxd")
+	dir := t.TempDir()
+	addr := FreePort(t)
+	cfg := fmt.Sprintf(`reporting-disabled = true
+bind-address = %q
+[meta]
+  dir = %q
+[data]
+  dir = %q
+  wal-dir = %q
+[http]
+  bind-address = %q
+  log-enabled = false
+[monitor]
+  store-enabled = false
+`, FreePort(t), filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), addr)
+	path := filepath.Join(dir, "influxdb.conf")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// /ping answers 204; a query answers 200 once the server is up.
+	StartServer(t, "http://"+addr+"/query?q=SHOW+DATABASES", bin, "-config", path)
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.PostForm("http://"+addr+"/query", url.Values{"q": {"CREATE DATABASE " + database}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("CREATE DATABASE %s: %s", database, resp.Status)
+	}
+	return addr
+}
