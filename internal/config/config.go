@@ -229,7 +229,19 @@ type Exporter struct {
 
 	// Prometheus: RemoteWriteAuto, RemoteWrite1 or RemoteWrite2.
 	RemoteWriteVersion string `toml:"remote_write_version,omitempty"`
+
+	// Custom: CustomJSON or CustomNDJSON.
+	Format string `toml:"format,omitempty"`
 }
+
+// Custom exporter formats.
+const (
+	CustomJSON   = "json"   // one POST per tick, the snapshot as a JSON object
+	CustomNDJSON = "ndjson" // batches of snapshots, one JSON object a line
+)
+
+// CustomFormats lists the valid format values.
+var CustomFormats = []string{CustomJSON, CustomNDJSON}
 
 // Remote write versions.
 const (

@@ -198,8 +198,8 @@ func fullConfig() *Config {
 		},
 		{
 			Name: "custom", ExporterType: ExporterCustom, Endpoint: "https://metrics.example.com/ingest",
-			BatchSize: DefaultBatchSize, FlushInterval: Duration(30 * time.Second), Timeout: Duration(10 * time.Second),
-			MaxRetries: DefaultMaxRetries, QueueSize: DefaultQueueSize,
+			BatchSize: 60, FlushInterval: Duration(time.Minute), Timeout: Duration(10 * time.Second),
+			MaxRetries: DefaultMaxRetries, QueueSize: 360, Format: CustomNDJSON,
 		},
 	}
 	m.EBPF.Include = []string{"/docker/*", "/system.slice/*"}
@@ -353,6 +353,7 @@ var badFiles = map[string][]string{
 		`:5: remote_write_version = "3": use one of "auto", "1.0", "2.0" (exporter "rw")`,
 		`:6: labels: "1st" is not a valid label name (exporter "rw"); use letters, digits and _, not starting with a digit`,
 		`:13: remote_write_version: remote_write_version only applies to exporter_type = "Prometheus", and exporter "influx" is "InfluxDB"; remove it`,
+		`:19: format = "xml": use one of "json", "ndjson" (exporter "custom")`,
 	},
 	"exporter-type.toml": {
 		`:3: exporter_type = "Graphite": unknown exporter type (exporter "graphite"); use one of "Prometheus", "InfluxDB", "Elasticsearch", "Custom" (any case)`,

@@ -723,6 +723,10 @@ func (c *Config) canonicalize() {
 			if !c.src.has(p + "remote_write_version") {
 				e.RemoteWriteVersion = RemoteWriteAuto
 			}
+		case ExporterCustom:
+			if !c.src.has(p + "format") {
+				e.Format = CustomJSON
+			}
 		}
 	}
 	for i := range m.Alerting.AlertChannels {

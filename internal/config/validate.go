@@ -264,6 +264,7 @@ var exporterKeys = map[string]string{
 	"index":     ExporterElasticsearch,
 
 	"remote_write_version": ExporterPrometheus,
+	"format":               ExporterCustom,
 }
 
 // InfluxPrecisions are the timestamp precisions of the line protocol.
@@ -346,8 +347,12 @@ func (c *Config) validateExporters(p *problems) {
 				p.add(ep+".org", "%s: bucket is set, so InfluxDB 2.x needs org = \"…\" too", what)
 			}
 		case ExporterPrometheus:
-			if !slices.Contains(RemoteWriteVersions, e.RemoteWriteVersion) {
+			if e.RemoteWriteVersion != "" && !slices.Contains(RemoteWriteVersions, e.RemoteWriteVersion) {
 				p.add(ep+".remote_write_version", "remote_write_version = %q: use one of %s (%s)", e.RemoteWriteVersion, quoteList(RemoteWriteVersions), what)
+			}
+		case ExporterCustom:
+			if e.Format != "" && !slices.Contains(CustomFormats, e.Format) {
+				p.add(ep+".format", "format = %q: use one of %s (%s)", e.Format, quoteList(CustomFormats), what)
 			}
 		case ExporterElasticsearch:
 			if e.Index == "" || e.Index != strings.ToLower(e.Index) || strings.ContainsAny(e.Index, ` "*\<|,>/?#:`) || strings.HasPrefix(e.Index, "_") || strings.HasPrefix(e.Index, "-") {

@@ -123,6 +123,8 @@ func newExporter(c config.Exporter, o Options) (*Exporter, error) {
 		e.s, err = newRemoteWrite(c, hc, e)
 	case config.ExporterInfluxDB:
 		e.s, err = newInflux(c, hc, e)
+	case config.ExporterCustom:
+		e.s = newCustom(c, hc, e)
 	default:
 		err = fmt.Errorf("exporter_type %q is not supported by this version of crmon", c.ExporterType)
 	}
@@ -201,8 +203,12 @@ func (e *Exporter) deliver(ctx context.Context) {
 		delay   time.Duration
 		down    time.Time // first failure of the current run of failures
 	)
-	for e.waitBatch(ctx) {
-		b := e.q.peek(e.cfg.BatchSize)
+	size := e.cfg.BatchSize
+	if l, ok := e.s.(interface{ maxBatch() int }); ok && l.maxBatch() > 0 {
+		size = min(size, l.maxBatch())
+	}
+	for e.waitBatch(ctx, size) {
+		b := e.q.peek(size)
 		if b.samples() == 0 {
 			continue
 		}
@@ -274,14 +280,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // waitBatch waits until a batch is due: batch_size samples queued, or the
 // oldest queued for flush_interval. It returns false when ctx ends.
-func (e *Exporter) waitBatch(ctx context.Context) bool {
+func (e *Exporter) waitBatch(ctx context.Context, size int) bool {
 	flush := e.cfg.FlushInterval.Std()
 	for {
 		if ctx.Err() != nil {
 			return false
 		}
 		var timer <-chan time.Time
-		if n := e.q.len(); n >= e.cfg.BatchSize {
+		if n := e.q.len(); n >= size {
 			return true
 		} else if oldest, ok := e.q.oldest(); ok {
 			wait := flush - time.Since(oldest)

@@ -65,11 +65,18 @@ type queue struct {
 	head  uint64
 	end   uint64 // running number after the last sample
 	max   int
+	// bytes is what the queued docs (Custom's snapshots) hold; beyond
+	// maxDocBytes the oldest are dropped too.
+	bytes int
 	// dropped counts the samples lost to a full queue.
 	dropped uint64
 	// ready is signalled (without blocking) on every push.
 	ready chan struct{}
 }
+
+// maxDocBytes bounds the snapshots a Custom exporter queues, whatever
+// queue_size says.
+const maxDocBytes = 64 << 20
 
 func newQueue(max int) *queue {
 	return &queue{max: max, ready: make(chan struct{}, 1)}
@@ -86,11 +93,16 @@ func (q *queue) push(t *tick, now time.Time) (dropped int) {
 	t.idx, t.queued = q.end, now
 	q.end += uint64(n)
 	q.ticks = append(q.ticks, t)
+	q.bytes += len(t.doc)
 	if over := int(q.end-q.head) - q.max; over > 0 {
 		dropped = over
-		q.dropped += uint64(over)
 		q.advance(q.head + uint64(over))
 	}
+	for q.bytes > maxDocBytes && len(q.ticks) > 1 {
+		dropped++
+		q.advance(q.ticks[0].idx + 1)
+	}
+	q.dropped += uint64(dropped)
 	q.mu.Unlock()
 	select {
 	case q.ready <- struct{}{}:
@@ -108,6 +120,7 @@ func (q *queue) advance(to uint64) {
 	q.head = min(to, q.end)
 	i := 0
 	for i < len(q.ticks) && q.ticks[i].idx+uint64(q.ticks[i].len()) <= q.head {
+		q.bytes -= len(q.ticks[i].doc)
 		q.ticks[i] = nil
 		i++
 	}

@@ -48,7 +48,7 @@ func newRemoteWrite(c config.Exporter, hc *http.Client, e *Exporter) (*remoteWri
 	switch c.RemoteWriteVersion {
 	case config.RemoteWrite2:
 		rw.v2 = true
-	case config.RemoteWriteAuto:
+	case config.RemoteWriteAuto, "":
 		rw.v2, rw.auto = true, true
 	}
 	return rw, nil
