@@ -11,7 +11,12 @@
 //     cancelled_write_bytes: /proc/<pid>/io);
 //   - peak RSS from signal->maxrss, which do_exit() updates from the mm
 //     before trace_sched_process_exit when the thread group dies (rusage's
-//     ru_maxrss).
+//     ru_maxrss);
+//   - network bytes from sock_send_length and sock_recv_length, which
+//     sock_sendmsg_nosec() and sock_recvmsg_nosec() fire in the calling
+//     task for every send and receive on a socket (write(2), sendfile and
+//     io_uring included): the payload bytes of its IPv4 and IPv6 sockets.
+//     These two are attached only while a run is watched.
 // Each thread adds its own figures as it exits (sched_process_exit fires
 // in do_exit() for every task, before exit_mm() and cgroup_exit()), so a
 // process that lives a millisecond is counted. What the thread still
@@ -50,6 +55,8 @@ struct proc_value {
 	__u64 read_bytes;
 	__u64 write_bytes;
 	__u64 maxrss_pages;
+	__u64 net_rx_bytes;
+	__u64 net_tx_bytes;
 	__u32 exited;
 	__u32 ppid;
 	// threads_exited and threads_freed count the process's threads at
@@ -223,5 +230,53 @@ int BPF_PROG(crmon_procs_free, struct task_struct *p)
 		__sync_fetch_and_add(&v->threads_freed, 1);
 	}
 	bpf_task_storage_delete(&procs_threads, p);
+	return 0;
+}
+
+// AF_INET and AF_INET6 from include/linux/socket.h, MSG_PEEK from
+// include/linux/socket.h: not in BTF.
+#define AF_INET 2
+#define AF_INET6 10
+#define MSG_PEEK 2
+
+static __always_inline void count_net(struct sock *sk, int ret, bool tx)
+{
+	struct task_struct *t;
+	struct proc_value *v;
+	struct proc_key k;
+	__u16 family;
+	__u64 cg;
+
+	if (ret <= 0)
+		return;
+	family = sk->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6)
+		return;
+	t = bpf_get_current_task_btf();
+	cg = watched(t);
+	if (!cg)
+		return;
+	v = proc_of(t, cg, &k);
+	if (!v)
+		return;
+	if (tx)
+		__sync_fetch_and_add(&v->net_tx_bytes, ret);
+	else
+		__sync_fetch_and_add(&v->net_rx_bytes, ret);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(crmon_procs_send, struct sock *sk, int ret, int flags)
+{
+	count_net(sk, ret, true);
+	return 0;
+}
+
+// A peek reads bytes that a later receive reads again.
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(crmon_procs_recv, struct sock *sk, int ret, int flags)
+{
+	if (!(flags & MSG_PEEK))
+		count_net(sk, ret, false);
 	return 0;
 }

@@ -35,6 +35,9 @@ type Process struct {
 	ReadBytes, WriteBytes uint64
 	// MaxRSSBytes is its peak resident set, rusage's ru_maxrss.
 	MaxRSSBytes uint64
+	// NetRxBytes and NetTxBytes are the payload bytes it received and
+	// sent on its IPv4 and IPv6 sockets.
+	NetRxBytes, NetTxBytes uint64
 }
 
 // Procs counts the processes of the cgroups it watches: one entry per
@@ -46,6 +49,9 @@ type Procs struct {
 
 	mu      sync.Mutex
 	watched map[uint64]int // cgroup id → watchers
+	// netLinks are the socket programs, attached only while a cgroup is
+	// watched: they fire on every send and receive on the host.
+	netLinks []link.Link
 }
 
 // NewProcs loads and attaches the per-process programs.
@@ -80,13 +86,33 @@ func NewProcs() (p *Procs, err error) {
 func (p *Procs) Watch(id uint64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if len(p.watched) == 0 && p.netLinks == nil {
+		for _, prog := range []*ebpf.Program{p.objs.CrmonProcsSend, p.objs.CrmonProcsRecv} {
+			l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+			if err != nil {
+				p.detachNet()
+				return fmt.Errorf("attaching %s: %w", prog, err)
+			}
+			p.netLinks = append(p.netLinks, l)
+		}
+	}
 	if p.watched[id] == 0 {
 		if err := p.objs.ProcsWatch.Put(id, uint32(1)); err != nil {
+			if len(p.watched) == 0 {
+				p.detachNet()
+			}
 			return fmt.Errorf("watching cgroup %d: %w", id, err)
 		}
 	}
 	p.watched[id]++
 	return nil
+}
+
+func (p *Procs) detachNet() {
+	for _, l := range p.netLinks {
+		_ = l.Close()
+	}
+	p.netLinks = nil
 }
 
 // Unwatch ends a Watch; the last one stops the counting and forgets
@@ -100,6 +126,9 @@ func (p *Procs) Unwatch(id uint64) {
 	delete(p.watched, id)
 	_ = p.objs.ProcsWatch.Delete(id)
 	_, _ = p.take(id, true)
+	if len(p.watched) == 0 {
+		p.detachNet()
+	}
 }
 
 // finalWait bounds how long Take waits for the exited processes' tasks
@@ -159,6 +188,7 @@ func (p *Procs) take(id uint64, all bool) ([]Process, error) {
 			Comm: cString(v.Comm[:]), Filename: cString(v.Filename[:]), Args: splitArgs(v.Args[:]),
 			CPU: time.Duration(v.CpuNs), RunqueueWait: time.Duration(v.WaitNs),
 			ReadBytes: v.ReadBytes, WriteBytes: v.WriteBytes, MaxRSSBytes: v.MaxrssPages * page,
+			NetRxBytes: v.NetRxBytes, NetTxBytes: v.NetTxBytes,
 		})
 	}
 	if err := it.Err(); err != nil {
@@ -191,6 +221,9 @@ func (p *Procs) Dropped() uint64 {
 // Close detaches and unloads the programs.
 func (p *Procs) Close() error {
 	var errs []error
+	p.mu.Lock()
+	p.detachNet()
+	p.mu.Unlock()
 	for _, l := range p.links {
 		errs = append(errs, l.Close())
 	}

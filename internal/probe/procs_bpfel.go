@@ -28,6 +28,8 @@ type procsProcValue struct {
 	ReadBytes     uint64
 	WriteBytes    uint64
 	MaxrssPages   uint64
+	NetRxBytes    uint64
+	NetTxBytes    uint64
 	Exited        uint32
 	Ppid          uint32
 	ThreadsExited uint32
@@ -55,6 +57,8 @@ const (
 	procsProgCrmonProcsExec = "crmon_procs_exec"
 	procsProgCrmonProcsExit = "crmon_procs_exit"
 	procsProgCrmonProcsFree = "crmon_procs_free"
+	procsProgCrmonProcsRecv = "crmon_procs_recv"
+	procsProgCrmonProcsSend = "crmon_procs_send"
 )
 
 // loadProcs returns the embedded CollectionSpec for procs.
@@ -102,6 +106,8 @@ type procsProgramSpecs struct {
 	CrmonProcsExec *ebpf.ProgramSpec `ebpf:"crmon_procs_exec"`
 	CrmonProcsExit *ebpf.ProgramSpec `ebpf:"crmon_procs_exit"`
 	CrmonProcsFree *ebpf.ProgramSpec `ebpf:"crmon_procs_free"`
+	CrmonProcsRecv *ebpf.ProgramSpec `ebpf:"crmon_procs_recv"`
+	CrmonProcsSend *ebpf.ProgramSpec `ebpf:"crmon_procs_send"`
 }
 
 // procsMapSpecs contains maps before they are loaded into the kernel.
@@ -168,6 +174,8 @@ type procsPrograms struct {
 	CrmonProcsExec *ebpf.Program `ebpf:"crmon_procs_exec"`
 	CrmonProcsExit *ebpf.Program `ebpf:"crmon_procs_exit"`
 	CrmonProcsFree *ebpf.Program `ebpf:"crmon_procs_free"`
+	CrmonProcsRecv *ebpf.Program `ebpf:"crmon_procs_recv"`
+	CrmonProcsSend *ebpf.Program `ebpf:"crmon_procs_send"`
 }
 
 func (p *procsPrograms) Close() error {
@@ -175,6 +183,8 @@ func (p *procsPrograms) Close() error {
 		p.CrmonProcsExec,
 		p.CrmonProcsExit,
 		p.CrmonProcsFree,
+		p.CrmonProcsRecv,
+		p.CrmonProcsSend,
 	)
 }
 

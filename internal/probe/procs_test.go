@@ -4,9 +4,14 @@
 package probe
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/crmon-dev/crmon/internal/testenv"
 )
@@ -85,5 +90,86 @@ func TestProcsMatchRusage(t *testing.T) {
 	}
 	if p.Dropped() != 0 {
 		t.Errorf("%d processes dropped", p.Dropped())
+	}
+}
+
+// TestProcsNetwork: a process of the watched cgroup that sends N bytes
+// over TCP is charged N sent, and one that receives M is charged M
+// received: its sockets' payload, counted in the process that called.
+func TestProcsNetwork(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireLong(t, "eBPF")
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		testenv.Unavailable(t, "no kernel BTF")
+	}
+	p, err := NewProcs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	cg := newCgroup(t, mounts(t), "procs-net")
+	fi, err := os.Stat(cg.v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fi.Sys().(*syscall.Stat_t).Ino
+	if err := p.Watch(id); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Unwatch(id)
+
+	const sent, received = 3_000_000, 1_500_000
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan int64, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		n, _ := io.Copy(io.Discard, c)
+		c.Close()
+		got <- n
+	}()
+	sender := start(t, cg, -1, "send", fmt.Sprintf("%d,%s", sent, l.Addr()))
+	sender.go_(t)
+	sender.wait(t)
+	if n := <-got; n != sent {
+		t.Fatalf("the listener got %d bytes, want %d", n, sent)
+	}
+	receiver := start(t, cg, -1, "receive", "")
+	receiver.go_(t)
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		addr = strings.TrimSpace(receiver.stdoutString())
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(make([]byte, received)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	receiver.wait(t)
+
+	ps, err := p.Take(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[int]Process{}
+	for _, pr := range ps {
+		by[pr.PID] = pr
+	}
+	s, r := by[sender.cmd.Process.Pid], by[receiver.cmd.Process.Pid]
+	if s.NetTxBytes != sent || s.NetRxBytes != 0 {
+		t.Errorf("sender: sent %d, received %d; want %d and 0", s.NetTxBytes, s.NetRxBytes, sent)
+	}
+	if r.NetRxBytes != received || r.NetTxBytes != 0 {
+		t.Errorf("receiver: received %d, sent %d; want %d and 0", r.NetRxBytes, r.NetTxBytes, received)
 	}
 }

@@ -590,7 +590,7 @@ pre { background: #fff; border: 1px solid #e1e4e8; padding: .8em; overflow-x: au
 {{end}}</table></div>
 
 {{if .Procs}}<h2>Top {{len .Procs}} of {{.ProcsN}} commands by CPU</h2>
-<div class="scroll"><table id="processes"><tr><th>command</th><th class="num">processes</th><th class="num">cpu</th><th class="num">run-queue wait</th><th class="num">block read</th><th class="num">block write</th><th class="num">peak RSS</th></tr>
+<div class="scroll"><table id="processes"><tr><th>command</th><th class="num">processes</th><th class="num">cpu</th><th class="num">run-queue wait</th><th class="num">block read</th><th class="num">block write</th><th class="num">net rx</th><th class="num">net tx</th><th class="num">peak RSS</th></tr>
 {{range $p := .Procs}}<tr><td>{{$p.Command}}</td><td class="num">{{$p.Count}}</td>{{range $f := procFields}}<td class="num">{{ptext $p $f}}</td>{{end}}</tr>
 {{end}}</table></div>{{end}}
 

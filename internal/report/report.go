@@ -155,7 +155,7 @@ func RegressionText(g session.RegressionResult) string {
 const topProcesses = 10
 
 // processFields are the process table's columns after the command.
-var processFields = []string{"cpu_seconds", "runqueue_wait_seconds", "block_read_bytes", "block_write_bytes", "peak_memory_bytes"}
+var processFields = []string{"cpu_seconds", "runqueue_wait_seconds", "block_read_bytes", "block_write_bytes", "net_rx_bytes", "net_tx_bytes", "peak_memory_bytes"}
 
 // processTable is the summary's table of the top processes by CPU.
 func processTable(r *session.Report) string {
@@ -163,7 +163,7 @@ func processTable(r *session.Report) string {
 	n := min(len(r.Processes), topProcesses)
 	fmt.Fprintf(&b, "  top %d of %d commands by CPU:\n", n, len(r.Processes))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "    command\tprocs\tcpu\trunq wait\tblk read\tblk write\tpeak rss\n")
+	fmt.Fprintf(tw, "    command\tprocs\tcpu\trunq wait\tblk read\tblk write\tnet rx\tnet tx\tpeak rss\n")
 	for _, p := range r.Processes[:n] {
 		fmt.Fprintf(tw, "    %s\t%d", truncate(p.Command, 40), p.Count)
 		for _, f := range processFields {

@@ -113,6 +113,8 @@ func processReports(ps []probe.Process) []session.ProcessReport {
 		r.RunqueueWaitSeconds += p.RunqueueWait.Seconds()
 		r.BlockReadBytes += p.ReadBytes
 		r.BlockWriteBytes += p.WriteBytes
+		r.NetRxBytes += p.NetRxBytes
+		r.NetTxBytes += p.NetTxBytes
 		r.PeakMemoryBytes = max(r.PeakMemoryBytes, p.MaxRSSBytes)
 	}
 	out := make([]session.ProcessReport, 0, len(by))
@@ -134,6 +136,8 @@ func processReports(ps []probe.Process) []session.ProcessReport {
 			rest.RunqueueWaitSeconds += r.RunqueueWaitSeconds
 			rest.BlockReadBytes += r.BlockReadBytes
 			rest.BlockWriteBytes += r.BlockWriteBytes
+			rest.NetRxBytes += r.NetRxBytes
+			rest.NetTxBytes += r.NetTxBytes
 			rest.PeakMemoryBytes = max(rest.PeakMemoryBytes, r.PeakMemoryBytes)
 		}
 		out = append(out[:maxCommands-1], rest)

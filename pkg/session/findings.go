@@ -62,8 +62,9 @@ const (
 
 // ProcessReport is one command of the run: every process that ran the
 // same command, summed. Its figures have the names of the totals';
-// those the kernel does not count per process (context switches, network,
-// block operations and latency, processes started) are null.
+// those the kernel does not count per process (context switches, block
+// operations and latency, processes started) are null. Its network bytes
+// are payload bytes of its sockets, where the totals' are packets.
 type ProcessReport struct {
 	// Command is the executable's name and, for an interpreter or a
 	// launcher (sh -c, python, go, node…), the argument that says what it
@@ -76,4 +77,4 @@ type ProcessReport struct {
 }
 
 // ProcessFields are the figures a ProcessReport measures.
-var ProcessFields = []string{"cpu_seconds", "runqueue_wait_seconds", "block_read_bytes", "block_write_bytes", "peak_memory_bytes"}
+var ProcessFields = []string{"cpu_seconds", "runqueue_wait_seconds", "block_read_bytes", "block_write_bytes", "net_rx_bytes", "net_tx_bytes", "peak_memory_bytes"}
