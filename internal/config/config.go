@@ -80,7 +80,9 @@ type Alerting struct {
 }
 
 // MaxDeliveryGracePeriod bounds delivery_grace_period: a stop that waits
-// longer would outlast the stop timeouts of systemd and Docker.
+// longer would outlast systemd's default stop timeout (90 s) with what
+// else a stop takes; Docker's (10 s) asks for less, which the operator
+// sets.
 const MaxDeliveryGracePeriod = time.Minute
 
 // Channel types.

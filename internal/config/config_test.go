@@ -330,6 +330,9 @@ var badFiles = map[string][]string{
 		`:5: credentials: exporter "both" has both a token and a username/password; use one`,
 		`:11: credentials: exporter "no-password" has a username but no password; add password, password_file or password_env`,
 	},
+	"alerting-grace.toml": {
+		`:3: delivery_grace_period = "2m": must be 0 to 1m: the agent's stop waits this long for slow alert channels (keep it below the stop timeout of systemd or Docker)`,
+	},
 	"exporter-elasticsearch.toml": {
 		`:5: index = "CRMON metrics": Elasticsearch index names are lower case, without spaces or any of \/*?"<>|,#:, and do not start with _ or - (exporter "elastic")`,
 		`:6: database: database only applies to exporter_type = "InfluxDB", and exporter "elastic" is "Elasticsearch"; remove it`,

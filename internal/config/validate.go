@@ -121,7 +121,7 @@ func (c *Config) validateAlerting(p *problems) {
 		p.add(ap+"cooldown_period", "cooldown_period = %q: must be 0 or more", a.CooldownPeriod)
 	}
 	if g := a.DeliveryGracePeriod; g < 0 || g.Std() > MaxDeliveryGracePeriod {
-		p.add(ap+"delivery_grace_period", "delivery_grace_period = %q: want 0 to %s", g, Duration(MaxDeliveryGracePeriod))
+		p.add(ap+"delivery_grace_period", "delivery_grace_period = %q: must be 0 to %s: the agent's stop waits this long for slow alert channels (keep it below the stop timeout of systemd or Docker)", g, Duration(MaxDeliveryGracePeriod))
 	}
 
 	names := make([]string, 0, len(a.AlertChannels))
