@@ -47,6 +47,7 @@ func newApp() *cli.App {
 			configCommand(),
 			alertsCommand(),
 			queryCommand(),
+			reportCommand(),
 			execCommand(),
 			diffCommand(),
 			sessionCommand(),

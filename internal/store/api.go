@@ -107,6 +107,8 @@ func (a *API) Handlers() map[string]http.Handler {
 		"/api/v1/label/":           h(a.labelValues),
 		"/api/v1/status/tsdb":      h(a.tsdbStatus),
 		"/api/v1/status/buildinfo": h(a.buildInfo),
+		// crmon's own: the report `crmon exec` writes, for a past window.
+		"/api/v1/report": h(a.report),
 		// Grafana asks for these; the store keeps neither metadata nor
 		// exemplars.
 		"/api/v1/metadata":        h(func(*http.Request) (any, error) { return map[string]any{}, nil }),
@@ -461,6 +463,33 @@ func (a *API) tsdbStatus(r *http.Request) (any, error) {
 		MemoryInBytesByLabelName:    conv(ps.LabelValueStats),
 		SeriesCountByLabelValuePair: conv(ps.LabelValuePairsStats),
 	}, nil
+}
+
+// report builds the report of the window from..to (required), for the
+// containers whose names match container (repeatable globs; all without).
+func (a *API) report(r *http.Request) (any, error) {
+	from, err := ParseTime(r.FormValue("from"))
+	if err != nil {
+		return nil, badData("invalid parameter \"from\": %w", err)
+	}
+	to, err := ParseTime(r.FormValue("to"))
+	if err != nil {
+		return nil, badData("invalid parameter \"to\": %w", err)
+	}
+	if len(r.Form["container"]) > 100 {
+		return nil, badData("at most 100 container parameters")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.engine.Limits().Timeout)
+	defer cancel()
+	// A report reads about as much as a query of every container
+	// series over the window: it takes a query's slot.
+	select {
+	case a.engine.sem <- struct{}{}:
+		defer func() { <-a.engine.sem }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: waited %s", ErrBusy, a.engine.Limits().Timeout)
+	}
+	return a.store.Report(ctx, from, to, r.Form["container"])
 }
 
 func (a *API) buildInfo(*http.Request) (any, error) {

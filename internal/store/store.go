@@ -86,6 +86,7 @@ type Store struct {
 	appended, failures, skipped atomic.Uint64
 	diskBytes                   atomic.Int64
 	lastAppend                  atomic.Int64 // ms of the last committed tick
+	tickEvery                   atomic.Int64 // ns between the last two committed ticks
 
 	descSeries, descAppended, descFailures, descSkipped, descBytes *prometheus.Desc
 	descOldest, descNewest, descCompactions, descCompactFailed     *prometheus.Desc
@@ -347,7 +348,9 @@ func (s *Store) appendFamilies(fams []*dto.MetricFamily, t int64) (err error) {
 		return err
 	}
 	s.appended.Add(n + stale)
-	s.lastAppend.Store(t)
+	if prev := s.lastAppend.Swap(t); prev > 0 && t > prev {
+		s.tickEvery.Store((time.Duration(t-prev) * time.Millisecond).Nanoseconds())
+	}
 	if refused > 0 {
 		return fmt.Errorf("%d samples refused, first: %w", refused, firstRefused)
 	}
