@@ -18,7 +18,7 @@ import (
 // volatile are the families whose values depend on when and where the test
 // runs, not on the fixture tree: the agent's own process, timings, clocks
 // (timex reads the running kernel's clock with adjtimex, not a file).
-var volatile = regexp.MustCompile(`^(go_|crmon_process_|process_|promhttp_|crmon_build_info|crmon_collector_duration_seconds|crmon_collection_duration_seconds|crmon_last_collection_timestamp_seconds|crmon_collections_total|node_time_|node_timex_|node_scrape_|crmon_store_(head_series|samples_appended_total|bytes|oldest_timestamp_seconds|newest_timestamp_seconds))`)
+var volatile = regexp.MustCompile(`^(go_|crmon_process_|process_|promhttp_|crmon_build_info|crmon_collector_duration_seconds|crmon_collection_duration_seconds|crmon_last_collection_timestamp_seconds|crmon_collections_total|node_time_|node_timex_|node_scrape_|crmon_store_(head_series|samples_appended_total|ticks_skipped_total|bytes|oldest_timestamp_seconds|newest_timestamp_seconds))`)
 
 // TestEndToEnd runs the agent on the fixture trees, scrapes /metrics and
 // compares it with testdata/e2e-output.txt (node_exporter's end-to-end
