@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,6 +218,11 @@ func TestExecWithAgent(t *testing.T) {
 	}
 	if !strings.Contains(a.logs(), "session started") {
 		t.Errorf("the agent did not run the session:\n%s", a.logs())
+	}
+	// The agent counts the run's processes too: the shell is one row,
+	// with all of the run's CPU.
+	if len(r.Processes) != 1 || r.Processes[0].Command != "sh -c i=0;" || math.Abs(r.Processes[0].CPUSeconds-r.Totals.CPUSeconds) > 0.01*r.Totals.CPUSeconds {
+		t.Errorf("processes through the agent: %+v (run cpu %v)", r.Processes, r.Totals.CPUSeconds)
 	}
 }
 
