@@ -136,9 +136,16 @@ func Compute(prev, cur *metrics.ResourceMetrics, all bool) View {
 	v.Rows = make([]Row, 0, len(cur.Containers.ContainerDetails))
 	for i := range cur.Containers.ContainerDetails {
 		d := &cur.Containers.ContainerDetails[i]
-		r := containerRow(d, prevCt[d.ContainerID], dt)
-		if d.Cgroup != nil && d.State == "running" {
+		pd := prevCt[d.ContainerID]
+		r := containerRow(d, pd, dt)
+		switch {
+		case d.State != "running" || pd == nil:
+		case d.Cgroup != nil:
 			cgroupRates(&r, d.Cgroup, prevCg[d.Cgroup.ID], dt)
+		case v.EBPF:
+			// The probes export a cgroup once they counted something
+			// for it: this one has done nothing since they loaded.
+			r.RunqWait, r.BlkRead, r.BlkWrite = ptr(0.0), ptr(0.0), ptr(0.0)
 		}
 		v.Rows = append(v.Rows, r)
 	}
@@ -223,6 +230,25 @@ func cgroupRates(r *Row, cg, prev *metrics.CgroupMetrics, dt float64) {
 	if q := h.Quantile(0.99); q > 0 {
 		r.IOLatP99 = ptr(q.Seconds())
 	}
+}
+
+// Complete reports whether every running container of cur was in prev
+// too, so that each has its rates.
+func Complete(prev, cur *metrics.ResourceMetrics) bool {
+	if prev == nil {
+		return false
+	}
+	seen := make(map[string]bool, len(prev.Containers.ContainerDetails))
+	for i := range prev.Containers.ContainerDetails {
+		seen[prev.Containers.ContainerDetails[i].ContainerID] = true
+	}
+	for i := range cur.Containers.ContainerDetails {
+		d := &cur.Containers.ContainerDetails[i]
+		if d.State == "running" && !seen[d.ContainerID] {
+			return false
+		}
+	}
+	return true
 }
 
 // rate is the per-second rate of a counter; a counter that went back (a

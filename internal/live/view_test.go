@@ -84,6 +84,17 @@ func TestComputeRates(t *testing.T) {
 	if i.IOLatP99 != nil || i.BlkWrite == nil || *i.BlkWrite != 0 {
 		t.Errorf("idle row %+v: want no p99 (no I/O) and 0 B/s", i)
 	}
+
+	// A container whose cgroup the probes have not exported (nothing
+	// counted since they loaded) did nothing: 0, not n/a.
+	prev, cur := sample(10, true), sample(12, true)
+	for _, m := range []*metrics.ResourceMetrics{prev, cur} {
+		m.Containers.ContainerDetails[1].Cgroup = nil
+		m.Cgroups = m.Cgroups[:1]
+	}
+	if i := Compute(prev, cur, false).Rows[1]; i.RunqWait == nil || *i.RunqWait != 0 || i.BlkRead == nil || i.IOLatP99 != nil {
+		t.Errorf("unexported idle row %+v: want 0 wait and I/O, no p99", i)
+	}
 }
 
 func TestComputeWithoutProbesSaysNotMeasured(t *testing.T) {
