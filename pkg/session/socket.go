@@ -120,3 +120,14 @@ func rootPeer(c net.Conn) error {
 	}
 	return nil
 }
+
+// AgentClient returns a client and the base URL for requests to the agent
+// at addr: for a control socket ("unix://PATH" or "/PATH"), a client that
+// dials it only if it passes CheckSocket and root listens on it; for an
+// HTTP URL, http.DefaultClient and addr.
+func AgentClient(addr string) (*http.Client, string) {
+	if p, ok := SocketPath(addr); ok {
+		return &http.Client{Transport: unixTransport(p), Timeout: 30 * time.Second}, "http://localhost"
+	}
+	return http.DefaultClient, strings.TrimRight(addr, "/")
+}
