@@ -44,6 +44,7 @@ func newApp() *cli.App {
 		Commands: append(prepareCommands(name, []*cli.Command{
 			runCommand(),
 			snapshotCommand(),
+			topCommand(),
 			configCommand(),
 			alertsCommand(),
 			queryCommand(),
