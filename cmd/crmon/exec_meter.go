@@ -82,7 +82,10 @@ func noProbeUp(p *probe.Probes) string {
 }
 
 // localTracker completes base to measure a run in this process: the probes
-// loaded here and the Docker engine at dockerHost. agentErr, when set, is
+// loaded here and the Docker engine at dockerHost. It runs no in-process
+// agent: an agent's collectors read every mount, process and container,
+// which a one-off run does not need, and with no agent there is no other
+// reader for the run's own reads to duplicate (internal/sessions). agentErr, when set, is
 // why the agent did not measure it; the report's sources_missing then says
 // so beside what stopped the probes here.
 func localTracker(base sessions.TrackerOptions, mode, dockerHost string, h *cgroups.Hierarchy, agentErr error) (sessions.TrackerOptions, func(), error) {

@@ -5,6 +5,17 @@
 // and the containers created during it, from the eBPF probes' counters and
 // the cgroup files, and turns them into a session.Report; the Manager runs
 // named sessions inside the agent and serves them over HTTP.
+//
+// Inside the agent, the sessions get the host's figures and the probes'
+// reads from the agent's sample stream (ManagerOptions.Samples): one read
+// of the maps and of /proc per tick serves every session. A session still
+// reads for itself only what a tick cannot give: the exact values at its
+// start and stop (a fresh cgroup's base, the final counts), which must not
+// wait up to a collection interval; its own cgroups' files, whose
+// cumulative counters no sample carries, at its plots' interval; and a
+// container's files the moment it exits. `crmon exec` without an agent has
+// no stream: its one session reads the probes and /proc itself, which is
+// then no second reader of anything.
 package sessions
 
 import (
