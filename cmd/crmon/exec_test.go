@@ -221,7 +221,7 @@ func TestExecWithAgent(t *testing.T) {
 	}
 	// The agent counts the run's processes too: the shell is one row,
 	// with all of the run's CPU.
-	if len(r.Processes) != 1 || r.Processes[0].Command != "sh -c i=0;" || math.Abs(r.Processes[0].CPUSeconds-r.Totals.CPUSeconds) > 0.01*r.Totals.CPUSeconds {
+	if len(r.Processes) != 1 || r.Processes[0].Command != "sh -c (script)" || math.Abs(r.Processes[0].CPUSeconds-r.Totals.CPUSeconds) > 0.01*r.Totals.CPUSeconds {
 		t.Errorf("processes through the agent: %+v (run cpu %v)", r.Processes, r.Totals.CPUSeconds)
 	}
 }

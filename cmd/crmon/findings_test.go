@@ -105,7 +105,9 @@ func TestFindingsStarved(t *testing.T) {
 
 // TestFindingsContainers: a container burning CPU under --cpus 0.2 is
 // throttled; one that allocates 64 MiB under --memory 16m is OOM-killed
-// and fails. Each has its own findings and not the other's. (Whether the
+// and fails; one that writes 48 MiB to a file under --memory 32m fills
+// its limit with page cache, which the kernel reclaims: near its limit,
+// not killed. Each has its own findings and not the others'. (Whether the
 // throttled one is also CPU-starved depends on the host's load: on a busy
 // host it waits for the CPUs within its quota too, and says so.)
 func TestFindingsContainers(t *testing.T) {
@@ -113,10 +115,12 @@ func TestFindingsContainers(t *testing.T) {
 	dockertest.Require(t)
 	thr := fmt.Sprintf("crmon-throttled-%d", os.Getpid())
 	oom := fmt.Sprintf("crmon-oom-%d", os.Getpid())
-	t.Cleanup(func() { dockertest.Remove(thr, oom) })
+	near := fmt.Sprintf("crmon-nearlimit-%d", os.Getpid())
+	t.Cleanup(func() { dockertest.Remove(thr, oom, near) })
 	got, r := findingCodes(t, "--", "sh", "-c",
 		"docker run --rm --name "+thr+" --cpus 0.2 "+dockertest.Image+" sh -c '"+burner+"'; "+
-			"docker run --rm --name "+oom+" --memory 16m --memory-swap 16m "+dockertest.Image+" dd if=/dev/zero of=/dev/null bs=64M count=1; true")
+			"docker run --rm --name "+oom+" --memory 16m --memory-swap 16m "+dockertest.Image+" dd if=/dev/zero of=/dev/null bs=64M count=1; "+
+			"docker run --rm --name "+near+" --memory 32m --memory-swap 32m "+dockertest.Image+" dd if=/dev/zero of=/tmp/x bs=1M count=48; true")
 	if !slices.Contains(got["container:"+thr], session.FindingCPUThrottled) {
 		t.Errorf("findings %v: want cpu_throttled for %s", got, thr)
 	}
@@ -130,8 +134,18 @@ func TestFindingsContainers(t *testing.T) {
 			t.Errorf("findings %v: want %s for %s", got, c, oom)
 		}
 	}
-	if slices.Contains(got["container:"+oom], session.FindingCPUThrottled) {
-		t.Errorf("findings %v: %s was not throttled", got, oom)
+	for _, c := range []string{session.FindingCPUThrottled, session.FindingMemoryNearLimit} {
+		if slices.Contains(got["container:"+oom], c) {
+			t.Errorf("findings %v: %s was not staged for %s (its OOM kill says more)", got, c, oom)
+		}
+	}
+	if !slices.Contains(got["container:"+near], session.FindingMemoryNearLimit) {
+		t.Errorf("findings %v: want memory_near_limit for %s", got, near)
+	}
+	for _, c := range []string{session.FindingOOMKill, session.FindingContainerFailed, session.FindingCPUThrottled} {
+		if slices.Contains(got["container:"+near], c) {
+			t.Errorf("findings %v: %s was not staged for %s", got, c, near)
+		}
 	}
 	for _, c := range r.Containers {
 		if c.Name == oom && (c.ExitCode == nil || *c.ExitCode != 137 || c.FinishedAt.IsZero()) {

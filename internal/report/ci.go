@@ -15,7 +15,8 @@ import (
 
 // Markdown writes r as GitHub-flavoured Markdown, for a CI job's summary
 // ($GITHUB_STEP_SUMMARY): a heading, a table of the totals and each
-// container, then the findings, the limits and the regressions. Every
+// container, the top commands by CPU, then the findings, the limits and
+// the regressions. Every
 // string from outside (the command, container names, messages) is
 // escaped, so that it reads as text, not as Markdown or HTML.
 func Markdown(w io.Writer, r *session.Report) error {
@@ -47,6 +48,17 @@ func Markdown(w io.Writer, r *session.Report) error {
 	for i := range r.Containers {
 		c := &r.Containers[i]
 		row("container "+c.Name, &c.Measures)
+	}
+	if len(r.Processes) > 0 {
+		n := min(len(r.Processes), topProcesses)
+		fmt.Fprintf(&b, "\n**Top %d of %d commands by CPU**\n\n| command | processes | cpu | run-queue wait | block read | block write | net rx | net tx | peak RSS |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", n, len(r.Processes))
+		for _, p := range r.Processes[:n] {
+			fmt.Fprintf(&b, "| %s | %d", mdEscape(p.Command), p.Count)
+			for _, f := range processFields {
+				b.WriteString(" | " + processText(&p.Measures, f))
+			}
+			b.WriteString(" |\n")
+		}
 	}
 	b.WriteString("\n**Findings**\n\n")
 	if len(r.Findings) == 0 {

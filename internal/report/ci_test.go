@@ -84,8 +84,11 @@ func TestMarkdown(t *testing.T) {
 	}
 	golden(t, "summary.md", b.Bytes())
 	tables, html := mdTables(t, b.Bytes())
-	if len(tables) != 2 {
-		t.Fatalf("%d tables, want totals and limits:\n%s", len(tables), b.String())
+	if len(tables) != 3 {
+		t.Fatalf("%d tables, want totals, processes and limits:\n%s", len(tables), b.String())
+	}
+	if procs := tables[1]; len(procs) != 3 || !slicesEqual(procs[1], []string{"procfs.test", "1", "400.0ms", "1.0ms", "0B", "1.0MiB", "0B", "0B", "40.0MiB"}) {
+		t.Errorf("processes table %q", procs)
 	}
 	tot := tables[0]
 	if len(tot) != 3 || len(tot[0]) != 10 {
@@ -100,7 +103,7 @@ func TestMarkdown(t *testing.T) {
 			t.Errorf("no row %q in %q", want, tot)
 		}
 	}
-	lim := tables[1]
+	lim := tables[2]
 	if len(lim) != 1+len(r.Limits) || lim[1][0] != "cpu_seconds" || lim[1][4] != "❌ EXCEEDED" {
 		t.Errorf("limits table %q", lim)
 	}

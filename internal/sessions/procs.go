@@ -6,6 +6,7 @@ package sessions
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -67,11 +68,7 @@ func commandOf(p probe.Process) string {
 		a := args[i]
 		if a == "-c" && i+1 < len(args) {
 			// sh -c 'CMD ARGS': CMD says what it ran.
-			f := strings.Fields(args[i+1])
-			if len(f) > 0 {
-				return exe + " -c " + filepath.Base(f[0])
-			}
-			return exe + " -c"
+			return exe + " -c " + scriptCommand(args[i+1])
 		}
 		if a == "" || strings.HasPrefix(a, "-") {
 			continue
@@ -79,6 +76,29 @@ func commandOf(p probe.Process) string {
 		return exe + " " + filepath.Base(a)
 	}
 	return exe
+}
+
+// shellWords start a shell statement without naming a command.
+var shellWords = map[string]bool{"if": true, "for": true, "while": true, "until": true, "case": true, "{": true, "(": true,
+	"!": true, "exec": true, "time": true, "then": true, "do": true, "else": true, "command": true, "nohup": true,
+	"done": true, "fi": true, "esac": true, "in": true}
+
+// commandWord is a word that can name a program: a path or a name, not an
+// option, a test ([ … ]), an assignment or an expansion.
+var commandWord = regexp.MustCompile(`^[A-Za-z0-9_.+/][A-Za-z0-9_.+/-]*$`)
+
+// scriptCommand is the first command a shell script runs, as the
+// basename of its first word that is not a variable assignment or a
+// keyword ("i=0; while …; do make; done" runs make); "(script)" when it
+// runs none that shows in its first 255 bytes.
+func scriptCommand(script string) string {
+	for _, w := range strings.FieldsFunc(script, func(r rune) bool { return strings.ContainsRune(" \t\n;&|`", r) }) {
+		if shellWords[w] || !commandWord.MatchString(w) || strings.Trim(w, "0123456789") == "" {
+			continue
+		}
+		return filepath.Base(w)
+	}
+	return "(script)"
 }
 
 func isLauncher(exe string) bool {

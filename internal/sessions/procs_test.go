@@ -21,6 +21,9 @@ func TestCommandOf(t *testing.T) {
 		{probe.Process{Comm: "sh", Filename: "/bin/sh", Args: []string{"sh", "-c", "/usr/bin/make -j4 all"}}, "sh -c make"},
 		{probe.Process{Comm: "python3", Filename: "/usr/bin/python3.12", Args: []string{"python3", "-m", "pytest", "-q"}}, "python3.12 pytest"},
 		{probe.Process{Comm: "compile", Filename: "/usr/local/go/pkg/tool/linux_amd64/compile", Args: []string{"compile", "-o", "x"}}, "compile"},
+		{probe.Process{Comm: "sh", Filename: "/bin/sh", Args: []string{"sh", "-c", "i=0; while [ $i -lt 9 ]; do i=$((i+1)); done"}}, "sh -c (script)"},
+		{probe.Process{Comm: "sh", Filename: "/bin/sh", Args: []string{"sh", "-c", "cd /src && CGO_ENABLED=0 go build ./..."}}, "sh -c cd"},
+		{probe.Process{Comm: "sh", Filename: "/bin/sh", Args: []string{"sh", "-c", "X=1 exec ./run-tests.sh --fast"}}, "sh -c run-tests.sh"},
 		// A fork that never executed anything: its kernel name.
 		{probe.Process{Comm: "sh"}, "sh"},
 		{probe.Process{Comm: "pythonista", Filename: "/usr/bin/pythonista", Args: []string{"pythonista", "x"}}, "pythonista"},
