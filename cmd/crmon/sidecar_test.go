@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -246,5 +247,83 @@ func TestSidecarWithoutCapabilities(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the log lacks %s:\n%s", want, logs)
 		}
+	}
+}
+
+// TestImage checks what `make image` built: OCI labels naming this
+// version and revision, `crmon run` by default, the store's volume, no
+// base image, and no file but the binary and the CA bundle (beside what
+// the engine itself adds to every container).
+func TestImage(t *testing.T) {
+	requireSidecar(t)
+	image, err := sidecarImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []struct {
+		Config struct {
+			Labels     map[string]string
+			Entrypoint []string
+			Cmd        []string
+			Volumes    map[string]struct{}
+		}
+		RootFS struct{ Layers []string }
+	}
+	if err := json.Unmarshal([]byte(dockertest.Docker(t, "image", "inspect", image)), &in); err != nil || len(in) != 1 {
+		t.Fatalf("docker image inspect %s: %v", image, err)
+	}
+	cfg := in[0].Config
+	_, version, _ := strings.Cut(image, ":")
+	head, err := exec.Command("git", "-C", repoRoot(t), "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{
+		"org.opencontainers.image.version":  version,
+		"org.opencontainers.image.revision": strings.TrimSpace(string(head)),
+		"org.opencontainers.image.title":    "crmon",
+		"org.opencontainers.image.licenses": "Apache-2.0",
+	} {
+		if cfg.Labels[k] != want {
+			t.Errorf("label %s = %q, want %q", k, cfg.Labels[k], want)
+		}
+	}
+	if _, err := time.Parse(time.RFC3339, cfg.Labels["org.opencontainers.image.created"]); err != nil {
+		t.Errorf("label org.opencontainers.image.created: %v", err)
+	}
+	if strings.Join(cfg.Entrypoint, " ") != "/usr/bin/crmon" || strings.Join(cfg.Cmd, " ") != "run" {
+		t.Errorf("entrypoint %q, cmd %q: want /usr/bin/crmon run", cfg.Entrypoint, cfg.Cmd)
+	}
+	if _, ok := cfg.Volumes["/var/lib/crmon"]; !ok {
+		t.Errorf("volumes %v, want /var/lib/crmon (store.path)", cfg.Volumes)
+	}
+	// FROM scratch: the two COPY layers are all there is.
+	if n := len(in[0].RootFS.Layers); n != 2 {
+		t.Errorf("%d layers, want the binary's and the CA bundle's alone", n)
+	}
+
+	// Every regular file of a container made from it.
+	id := dockertest.Docker(t, "create", image)
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", "-v", id).Run() })
+	out, err := exec.Command("sh", "-c", "docker export "+id+" | tar -t").Output()
+	if err != nil {
+		t.Fatalf("docker export: %v", err)
+	}
+	var files []string
+	for _, f := range strings.Fields(string(out)) {
+		if !strings.HasSuffix(f, "/") {
+			files = append(files, f)
+		}
+	}
+	// The engine adds these to every container.
+	engine := map[string]bool{".dockerenv": true, "etc/hostname": true, "etc/hosts": true, "etc/resolv.conf": true, "etc/mtab": true, "dev/console": true, "dev/pts": true, "dev/shm": true, "proc": true, "sys": true}
+	var ours []string
+	for _, f := range files {
+		if !engine[f] {
+			ours = append(ours, f)
+		}
+	}
+	if strings.Join(ours, " ") != "etc/ssl/certs/ca-certificates.crt usr/bin/crmon" {
+		t.Errorf("the image holds %v, want the CA bundle and the binary alone", ours)
 	}
 }
