@@ -117,10 +117,12 @@ func TestFindingsContainers(t *testing.T) {
 	oom := fmt.Sprintf("crmon-oom-%d", os.Getpid())
 	near := fmt.Sprintf("crmon-nearlimit-%d", os.Getpid())
 	t.Cleanup(func() { dockertest.Remove(thr, oom, near) })
-	got, r := findingCodes(t, "--", "sh", "-c",
-		"docker run --rm --name "+thr+" --cpus 0.2 "+dockertest.Image+" sh -c '"+burner+"'; "+
-			"docker run --rm --name "+oom+" --memory 16m --memory-swap 16m "+dockertest.Image+" dd if=/dev/zero of=/dev/null bs=64M count=1; "+
-			"docker run --rm --name "+near+" --memory 32m --memory-swap 32m "+dockertest.Image+" dd if=/dev/zero of=/tmp/x bs=1M count=48; true")
+	// Only this test's containers: other tests may start theirs meanwhile.
+	label := fmt.Sprintf("crmon.test=findings-%d", os.Getpid())
+	got, r := findingCodes(t, "--containers", label, "--", "sh", "-c",
+		"docker run --rm --label "+label+" --name "+thr+" --cpus 0.2 "+dockertest.Image+" sh -c '"+burner+"'; "+
+			"docker run --rm --label "+label+" --name "+oom+" --memory 16m --memory-swap 16m "+dockertest.Image+" dd if=/dev/zero of=/dev/null bs=64M count=1; "+
+			"docker run --rm --label "+label+" --name "+near+" --memory 32m --memory-swap 32m "+dockertest.Image+" dd if=/dev/zero of=/tmp/x bs=1M count=48; true")
 	if !slices.Contains(got["container:"+thr], session.FindingCPUThrottled) {
 		t.Errorf("findings %v: want cpu_throttled for %s", got, thr)
 	}

@@ -41,7 +41,7 @@ const htmlPageJS = `(() => {
 		cards: q(".card .label").map(e => e.textContent),
 		checks: q("#checks tr").length - 1,
 		failedChecks: q("#checks tr.failed").length,
-		scopes: q("#scopes tr td:first-child").map(e => e.textContent),
+		scopes: q("#scopes tr td:first-child").map(e => e.firstChild.textContent),
 		processes: q("#processes tr").length - 1,
 		findings: q(".finding .code").map(e => e.textContent),
 		charts: q("svg.chart").length,
@@ -69,10 +69,12 @@ func TestExecHTMLInBrowser(t *testing.T) {
 	}
 	ok, oom := fmt.Sprintf("crmon-html-%d", os.Getpid()), fmt.Sprintf("crmon-html-oom-%d", os.Getpid())
 	t.Cleanup(func() { dockertest.Remove(ok, oom) })
+	// Only this test's containers: other tests may start theirs meanwhile.
+	label := fmt.Sprintf("crmon.test=html-%d", os.Getpid())
 	_, stderr, code := run(t, "exec", "-q", noAgent, "--html", h, "--limit", "cpu_seconds=0.1", "--limit", "peak_memory_bytes=1GiB",
-		"--baseline", base, "--max-regression", "cpu_seconds=10%", "--", "sh", "-c",
-		"docker run --rm --name "+ok+" "+dockertest.Image+" sh -c 'i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done'; "+
-			"docker run --rm --name "+oom+" --memory 16m --memory-swap 16m "+dockertest.Image+" dd if=/dev/zero of=/dev/null bs=64M count=1; "+
+		"--baseline", base, "--max-regression", "cpu_seconds=10%", "--containers", label, "--", "sh", "-c",
+		"docker run --rm --label "+label+" --name "+ok+" "+dockertest.Image+" sh -c 'i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done'; "+
+			"docker run --rm --label "+label+" --name "+oom+" --memory 16m --memory-swap 16m "+dockertest.Image+" dd if=/dev/zero of=/dev/null bs=64M count=1; "+
 			burner+"; "+burner)
 	if code != 3 {
 		t.Fatalf("exit %d, want 3 (over the limit)\n%s", code, stderr)

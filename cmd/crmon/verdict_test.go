@@ -99,7 +99,7 @@ func TestExecUnmeasuredLimits(t *testing.T) {
 				t.Errorf("error message %q does not say why", s.Cases[1].Message)
 			}
 			html, _ := os.ReadFile(h)
-			if !strings.Contains(string(html), "<td>n/a</td>") {
+			if !strings.Contains(string(html), `<td class="num">n/a</td>`) {
 				t.Error("HTML limits table does not show n/a")
 			}
 		})
