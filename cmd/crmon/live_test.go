@@ -4,8 +4,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/crmon-dev/crmon/internal/docker/dockertest"
+	"github.com/crmon-dev/crmon/internal/testenv"
 	"github.com/crmon-dev/crmon/internal/testenv/browser"
 )
 
@@ -165,4 +169,57 @@ removed_retention = "0s"
 	}
 	slices.Sort(stats.RenderMs)
 	t.Logf("%d ticks; render median %.1f ms; tick %d B, init %d B", stats.Ticks, stats.RenderMs[len(stats.RenderMs)/2], stats.LastBytes, stats.InitBytes)
+}
+
+// TestLivePageHistoryFromStore checks that a page opened on an agent that
+// had no page open gets the host's last seconds from the store: its first
+// event carries points from before it connected.
+func TestLivePageHistoryFromStore(t *testing.T) {
+	testenv.RequireLong(t, "an agent whose store fills for seconds")
+	p := startAgent(t, "--collection-interval", "1s", "--ebpf", "disabled", "--collector.containers=false")
+	time.Sleep(6 * time.Second)
+	opened := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+"/api/v1/live/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	var init struct {
+		History struct {
+			T   []int64    `json:"t"`
+			CPU []*float64 `json:"cpu"`
+			Mem []*float64 `json:"mem"`
+		} `json:"history"`
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the stream: %v", err)
+		}
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			if err := json.Unmarshal([]byte(data), &init); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	h := init.History
+	if len(h.T) < 3 || len(h.CPU) != len(h.T) || len(h.Mem) != len(h.T) {
+		t.Fatalf("history of %d points (cpu %d, mem %d), want at least 3 from the store", len(h.T), len(h.CPU), len(h.Mem))
+	}
+	for i, ts := range h.T {
+		if ts > opened.UnixMilli() {
+			t.Errorf("point %d at %v, after the page opened at %v", i, time.UnixMilli(ts), opened)
+		}
+		if c := h.CPU[i]; c == nil || *c < 0 || *c > 100 {
+			t.Errorf("point %d: CPU %v, want 0 to 100 %%", i, c)
+		}
+		if m := h.Mem[i]; m == nil || *m <= 0 {
+			t.Errorf("point %d: memory used %v", i, m)
+		}
+	}
 }

@@ -138,13 +138,19 @@ func runAgent(c *cli.Context) error {
 	}
 	ls := &liveStatus{}
 	ls.set(src)
-	hub := live.NewHub(a, live.Options{
+	lo := live.Options{
 		Alerts:   func() []metrics.ActiveAlert { return alert.Snapshot(al.svc.Engine.Alerts()) },
 		Sessions: ls.Sessions,
 		Probes:   ls.Probes,
 		Version:  version.Get().Version,
 		Logger:   logger,
-	})
+	}
+	if hist.engine != nil {
+		// A page opened while none was open gets the host's last
+		// minutes from the store.
+		lo.HostHistory = live.StoreHistory(hist.engine, a.Interval)
+	}
+	hub := live.NewHub(a, lo)
 	maps.Copy(readOnly, hub.Routes())
 	srv := web.New(a, extra, web.Options{
 		ListenAddress: c.String("web.listen-address"),

@@ -182,8 +182,12 @@ func (h *Hub) join() (*client, []byte, error) {
 	if h.host.len() == 0 && h.opts.HostHistory != nil {
 		// Filled outside the lock below.
 		h.mu.Unlock()
-		now := time.Now()
-		pts, err := h.opts.HostHistory(now.Add(-h.opts.Window), now)
+		// Points at the ticks' own times, up to the last one.
+		to := time.Now()
+		if s := h.a.Latest(); s != nil {
+			to = s.Time
+		}
+		pts, err := h.opts.HostHistory(to.Add(-h.opts.Window), to)
 		if err != nil {
 			h.opts.Logger.Warn("live view: no host history from the store", "err", err)
 		}
