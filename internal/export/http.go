@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -184,6 +185,21 @@ func redact(u string) string {
 	return p.String()
 }
 
+// errText is err's message without the credentials or query of a URL it
+// names: net/http's errors quote the request's URL, with its query, where
+// a receiver's API key may be (https://…/ingest?api_key=…).
+func errText(err error, endpoint string) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = redact(ue.URL)
+	}
+	s := err.Error()
+	if endpoint != "" {
+		s = strings.ReplaceAll(s, endpoint, redact(endpoint))
+	}
+	return s
+}
+
 // poster makes one POST per attempt for the exporters that speak plain
 // HTTP (InfluxDB, Custom), gzip-compressed where the receiver takes it.
 type poster struct {
@@ -219,7 +235,7 @@ func (p *poster) post(ctx context.Context, u, contentType string, body []byte, c
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
 	if err != nil {
-		return 0, &sendError{msg: err.Error()}
+		return 0, &sendError{msg: errText(err, u)}
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "crmon/"+version.Get().Version)
@@ -231,7 +247,7 @@ func (p *poster) post(ctx context.Context, u, contentType string, body []byte, c
 	}
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return len(payload), &sendError{retryable: true, msg: err.Error()}
+		return len(payload), &sendError{retryable: true, msg: errText(err, u)}
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(resp.Body)

@@ -99,19 +99,19 @@ func (rw *remoteWrite) write(ctx context.Context, b batch) (int, error) {
 	rw.checkServer(last)
 	switch {
 	case last.err != nil:
-		return n, &sendError{retryable: true, msg: last.err.Error()}
+		return n, &sendError{retryable: true, msg: errText(last.err, rw.e.cfg.Endpoint)}
 	case last.status/100 == 2:
 		// 2.0 sent, 2xx without the written-samples headers.
 		return n, &sendError{msg: "the receiver answered remote write 2.0 without confirming what it wrote (X-Prometheus-Remote-Write-*-Written): it takes 1.0 only; set remote_write_version = \"1.0\""}
 	case last.status != 0:
-		se := classify(last.status, last.retryAfter, []byte(err.Error()))
+		se := classify(last.status, last.retryAfter, []byte(errText(err, rw.e.cfg.Endpoint)))
 		se.retryable = se.retryable || retry
 		if last.status == http.StatusNotFound {
 			se.msg += " (is this the receiver's remote-write URL, e.g. http://prometheus:9090/api/v1/write, and does Prometheus run with --web.enable-remote-write-receiver?)"
 		}
 		return n, se
 	}
-	return n, &sendError{retryable: retry, msg: err.Error()}
+	return n, &sendError{retryable: retry, msg: errText(err, rw.e.cfg.Endpoint)}
 }
 
 // checkServer logs, once, that the endpoint answers like another kind of
