@@ -47,13 +47,15 @@ type alerting struct {
 	grace time.Duration
 }
 
-// startAlerting starts the engine on the agent's sample stream.
-func startAlerting(cfg *config.Config, a *agent.Agent, logger *slog.Logger) (*alerting, error) {
+// startAlerting starts the engine on the agent's sample stream; query
+// evaluates expr rules over the store (nil without one).
+func startAlerting(cfg *config.Config, a *agent.Agent, query func(context.Context, string, time.Time) ([]alert.ExprSample, error), logger *slog.Logger) (*alerting, error) {
 	al := &alerting{metrics: alert.NewDeliveryMetrics(), logger: logger, ran: make(chan struct{}),
 		grace: cfg.Monitoring.Alerting.DeliveryGracePeriod.Std()}
 	e := alert.New(alert.Rules(cfg), alert.Options{
 		Cooldown:  cfg.Monitoring.Alerting.CooldownPeriod.Std(),
 		StatePath: statePath(cfg),
+		Query:     query,
 		Logger:    logger,
 	})
 	d, err := al.dispatcher(cfg)

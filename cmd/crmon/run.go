@@ -96,15 +96,15 @@ func runAgent(c *cli.Context) error {
 	interval := cfg.Monitoring.CollectionInterval.Std()
 	a := agent.New(src.Collectors(), interval, logger)
 
-	al, err := startAlerting(cfg, a, logger)
-	if err != nil {
-		return err
-	}
-	defer al.close()
 	hist, err := startStore(cfg, logger)
 	if err != nil {
 		return err
 	}
+	al, err := startAlerting(cfg, a, hist.exprQuery(), logger)
+	if err != nil {
+		return err
+	}
+	defer al.close()
 	// Exporters subscribe now and read their first sample at the first
 	// tick; they are stopped before the agent's subscriptions close.
 	exp, err := export.Start(a, cfg.Monitoring.Exporters, export.Options{Logger: logger})

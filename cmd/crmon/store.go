@@ -4,6 +4,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -11,8 +13,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql"
 
 	"github.com/crmon-dev/crmon/internal/agent"
+	"github.com/crmon-dev/crmon/internal/alert"
 	"github.com/crmon-dev/crmon/internal/config"
 	"github.com/crmon-dev/crmon/internal/store"
 	"github.com/crmon-dev/crmon/internal/version"
@@ -55,6 +60,36 @@ func startStore(cfg *config.Config, logger *slog.Logger) (*history, error) {
 	h.store = st
 	h.engine = store.NewEngine(st.Queryable(), store.DefaultLimits(), logger)
 	return h, nil
+}
+
+// exprQuery evaluates alert rules' PromQL over the store; nil when the
+// store is off.
+func (h *history) exprQuery() func(context.Context, string, time.Time) ([]alert.ExprSample, error) {
+	if h.store == nil {
+		return nil
+	}
+	return func(ctx context.Context, expr string, t time.Time) ([]alert.ExprSample, error) {
+		r, err := h.engine.Instant(ctx, expr, t)
+		if err != nil {
+			return nil, err
+		}
+		switch v := r.Value.(type) {
+		case promql.Vector:
+			out := make([]alert.ExprSample, 0, len(v))
+			for _, s := range v {
+				if s.H != nil {
+					continue // no native histograms in the store
+				}
+				l := s.Metric.Map()
+				delete(l, model.MetricNameLabel)
+				out = append(out, alert.ExprSample{Labels: l, Value: s.F})
+			}
+			return out, nil
+		case promql.Scalar:
+			return []alert.ExprSample{{Labels: map[string]string{}, Value: v.V}}, nil
+		}
+		return nil, fmt.Errorf("the expression gives a %s, not an instant vector or a scalar", r.Value.Type())
+	}
 }
 
 // collectors are the store's self-metrics, for /metrics.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -330,5 +331,78 @@ func TestStoreUnwritable(t *testing.T) {
 				t.Errorf("a query while the store is not open: %s, want 503", resp.Status)
 			}
 		})
+	}
+}
+
+// TestExprAlertRule runs the agent with an alert rule whose PromQL expr
+// is evaluated against the store: it returns two series (one per
+// collector named), each is an alert that goes pending, then firing after
+// for, notified to the webhook with the series' labels; when the
+// expression stops returning them (the threshold passes the tick count),
+// they resolve.
+func TestExprAlertRule(t *testing.T) {
+	hook := newHookReceiver(t)
+	data := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "crmon.toml")
+	body := fmt.Sprintf(`[cleanroom.monitoring]
+collection_interval = "200ms"
+
+`+thresholdsOff+`
+[cleanroom.monitoring.store]
+path = %q
+
+[[cleanroom.monitoring.alerting.alert_channels]]
+name = "hook"
+type = "webhook"
+url = %q
+
+[[cleanroom.monitoring.alerting.alert_rules]]
+name = "Ticking"
+expr = 'crmon_collector_success{collector=~"cpu|meminfo"} * on() group_left() (crmon_collections_total > 3 < 25)'
+for = "1s"
+labels = { team = "ci" }
+`, data, hook.URL)
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startAgent(t, "--config", cfg, "--ebpf", "disabled", "--collector.containers=false")
+
+	firing := func() map[string]map[string]string {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		out := map[string]map[string]string{}
+		for _, m := range hook.msgs {
+			for _, a := range m.Alerts {
+				if a.Status == "firing" {
+					out[a.Labels["collector"]] = a.Labels
+				}
+			}
+		}
+		return out
+	}
+	waitFor(t, func() bool { return len(firing()) >= 2 })
+	got := firing()
+	for c, l := range got {
+		if l["alertname"] != "Ticking" || l["team"] != "ci" || l["resource"] != "expr" || l["severity"] != "warning" {
+			t.Errorf("%s: labels %v", c, l)
+		}
+	}
+	if len(got) != 2 || got["cpu"] == nil || got["meminfo"] == nil {
+		t.Errorf("series alerted on: %v, want cpu and meminfo", got)
+	}
+	waitFor(t, func() bool {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		for _, m := range hook.msgs {
+			for _, a := range m.Alerts {
+				if a.Status == "resolved" {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if out := p.get(t, "/api/v1/alerts"); strings.Contains(out, "Ticking") {
+		t.Errorf("resolved alerts still active: %s", out)
 	}
 }

@@ -5,6 +5,9 @@ package alert
 
 import (
 	"cmp"
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -52,8 +55,27 @@ type Options struct {
 	StateWriteInterval time.Duration
 	// MaxStateBytes is DefaultMaxStateBytes when 0.
 	MaxStateBytes int
-	Logger        *slog.Logger
+	// Query evaluates an expr rule's PromQL at a time, over the local
+	// store; nil when there is none, and expr rules are not evaluated.
+	Query  func(ctx context.Context, expr string, t time.Time) ([]ExprSample, error)
+	Logger *slog.Logger
 }
+
+// ExprSample is one series an expr rule's query returned.
+type ExprSample struct {
+	Labels map[string]string // without __name__
+	Value  float64
+}
+
+// exprResult is an expr rule's query result at one evaluation.
+type exprResult struct {
+	samples []ExprSample
+	err     error
+}
+
+// maxExprSeries bounds the instances one expr rule's query may start at
+// one evaluation; the engine's MaxInstances bounds all.
+const maxExprSeries = 1000
 
 // instKey identifies an instance: its rule and, for a per-container
 // rule, the container's id ("" for a host rule). Cheaper to look up on
@@ -91,6 +113,8 @@ type Engine struct {
 	written time.Time
 	// saveFailed is set while saving fails, so that it is logged once.
 	saveFailed bool
+	// exprLogged is when each expr rule's failure was last logged.
+	exprLogged map[string]time.Time
 	// wmu serialises writes of the state file (an evaluation's and
 	// Flush's), without holding mu across the disk.
 	wmu sync.Mutex
@@ -179,7 +203,7 @@ func (e *Engine) channelsOf(name string) []string {
 // the API and scrapes take. Eval is not meant to run concurrently with
 // itself: the agent's stream calls it from one goroutine.
 func (e *Engine) Eval(m *metrics.ResourceMetrics) []Notification {
-	out, snap, path := e.eval(m)
+	out, snap, path := e.eval(m, e.queryExprs(m.Timestamp))
 	if snap != nil {
 		e.write(path, snap)
 	}
@@ -214,7 +238,66 @@ func (e *Engine) SetOptions(cooldown time.Duration, statePath string) {
 	e.opts.Cooldown, e.opts.StatePath = cooldown, statePath
 }
 
-func (e *Engine) eval(m *metrics.ResourceMetrics) ([]Notification, *stateFile, string) {
+// queryExprs runs the expr rules' queries at t, before the evaluation
+// takes the lock, each within the collection interval's worth of time it
+// can spare (exprTimeout).
+func (e *Engine) queryExprs(t time.Time) map[string]exprResult {
+	e.mu.Lock()
+	var exprs []Rule
+	for _, r := range e.rules {
+		if r.Expr != "" {
+			exprs = append(exprs, r)
+		}
+	}
+	q := e.opts.Query
+	e.mu.Unlock()
+	if len(exprs) == 0 {
+		return nil
+	}
+	out := make(map[string]exprResult, len(exprs))
+	for _, r := range exprs {
+		if q == nil {
+			out[r.Name] = exprResult{err: errNoStore}
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), exprTimeout)
+		ss, err := q(ctx, r.Expr, t)
+		cancel()
+		if len(ss) > maxExprSeries {
+			ss, err = ss[:maxExprSeries], fmt.Errorf("%d series, more than the %d an expr rule may alert on; the rest are left out", len(ss), maxExprSeries)
+			e.exprFailed(r.Name, err)
+			err = nil
+		}
+		if err != nil {
+			e.exprFailed(r.Name, err)
+		}
+		out[r.Name] = exprResult{ss, err}
+	}
+	return out
+}
+
+// exprTimeout bounds one expr rule's query.
+const exprTimeout = 5 * time.Second
+
+var errNoStore = errors.New("no local store to evaluate the expression against")
+
+// exprFailed logs an expr rule's failed query, at most once a minute per
+// rule.
+func (e *Engine) exprFailed(rule string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
+	if e.exprLogged == nil {
+		e.exprLogged = map[string]time.Time{}
+	}
+	if last, ok := e.exprLogged[rule]; ok && now.Sub(last) < time.Minute {
+		return
+	}
+	e.exprLogged[rule] = now
+	e.log.Warn("alert rule: evaluating its expr failed; its alerts stay as they were (logged at most once a minute)", "rule", rule, "err", err)
+}
+
+func (e *Engine) eval(m *metrics.ResourceMetrics, exprs map[string]exprResult) ([]Notification, *stateFile, string) {
 	now := m.Timestamp
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -226,16 +309,36 @@ func (e *Engine) eval(m *metrics.ResourceMetrics) ([]Notification, *stateFile, s
 	changed := len(out) > 0
 	for i := range e.rules {
 		r := &e.rules[i]
-		if perContainer(r.Resource) {
+		switch {
+		case r.Expr != "":
+			res, ok := exprs[r.Name]
+			if !ok || res.err != nil {
+				// Unknown this time: its instances stay as they are.
+				for k, in := range e.inst {
+					if k.rule == r.Name {
+						in.seen = true
+					}
+				}
+				continue
+			}
+			for _, x := range res.samples {
+				name := x.Labels["name"]
+				out, changed = e.step(out, changed, i, fingerprint(x.Labels), x.Labels, name, x.Value, true, now)
+			}
+		case perContainer(r.Resource):
 			for j := range m.Containers.ContainerDetails {
 				d := &m.Containers.ContainerDetails[j]
 				if d.State != "running" {
 					continue
 				}
-				out, changed = e.step(out, changed, i, d, containerValue(r.Resource, d), now)
+				id := containerID(d)
+				v := containerValue(r.Resource, d)
+				out, changed = e.stepContainer(out, changed, i, d, id, v, now)
 			}
-		} else if v, ok := hostValue(r.Resource, m); ok {
-			out, changed = e.step(out, changed, i, nil, v, now)
+		default:
+			if v, ok := hostValue(r.Resource, m); ok {
+				out, changed = e.step(out, changed, i, "", nil, "", v, compare(r.Condition, v, r.Threshold), now)
+			}
 		}
 	}
 	// An instance not seen this time (its container went away, the host
@@ -299,14 +402,22 @@ func (in *instance) resolved(t time.Time) Alert {
 // step advances the instance of rule i (and container d, nil for a host
 // rule) with the value v at now. The common case, a condition that does
 // not hold and no instance, costs one map lookup and no allocation.
-func (e *Engine) step(out []Notification, changed bool, i int, d *metrics.ContainerDetailMetrics, v float64, now time.Time) ([]Notification, bool) {
+// stepContainer is step for a per-container rule: the container's labels
+// are built only when an instance starts.
+func (e *Engine) stepContainer(out []Notification, changed bool, i int, d *metrics.ContainerDetailMetrics, id string, v float64, now time.Time) ([]Notification, bool) {
 	r := &e.rules[i]
-	key := instKey{rule: r.Name}
-	if d != nil {
-		key.id = containerID(d)
-	}
-	in := e.inst[key]
 	hold := compare(r.Condition, v, r.Threshold)
+	var extra map[string]string
+	if _, ok := e.inst[instKey{r.Name, id}]; !ok && hold {
+		extra = map[string]string{"name": d.ContainerName, "image": d.Image, "id": id}
+	}
+	return e.step(out, changed, i, id, extra, cmp.Or(d.ContainerName, d.ContainerID), v, hold, now)
+}
+
+func (e *Engine) step(out []Notification, changed bool, i int, id string, extra map[string]string, container string, v float64, hold bool, now time.Time) ([]Notification, bool) {
+	r := &e.rules[i]
+	key := instKey{rule: r.Name, id: id}
+	in := e.inst[key]
 	if in == nil {
 		if !hold {
 			return out, changed
@@ -315,12 +426,7 @@ func (e *Engine) step(out []Notification, changed bool, i int, d *metrics.Contai
 			e.overflow++
 			return out, changed
 		}
-		var extra map[string]string
-		in = &instance{ruleKey: e.ruleKeys[i]}
-		if d != nil {
-			extra = map[string]string{"name": d.ContainerName, "image": d.Image, "id": key.id}
-			in.container = cmp.Or(d.ContainerName, d.ContainerID)
-		}
+		in = &instance{ruleKey: e.ruleKeys[i], container: container}
 		in.alert = Alert{
 			Name: r.Name, Severity: r.Severity, Resource: r.Resource, Threshold: r.Threshold,
 			Labels: e.labels(r, extra), State: StatePending, ActiveAt: now, condition: r.Condition,
@@ -339,7 +445,7 @@ func (e *Engine) step(out []Notification, changed bool, i int, d *metrics.Contai
 		}
 	case StateFiring:
 		keep := hold
-		if r.ResolveThreshold != nil {
+		if r.ResolveThreshold != nil && r.Expr == "" {
 			keep = compare(r.Condition, v, *r.ResolveThreshold)
 		}
 		if !keep {

@@ -18,7 +18,11 @@ import (
 // Rule is one alert rule: fire when the resource's value compares with
 // Threshold by Condition for at least For.
 type Rule struct {
-	Name      string
+	Name string
+	// Expr, when set, is a PromQL expression over the local store that
+	// replaces Resource, Condition and Threshold: an instance per series
+	// it returns, holding while it returns it.
+	Expr      string
 	Resource  string
 	Condition string
 	Threshold float64
@@ -37,7 +41,7 @@ func (r *Rule) key() string {
 	if r.ResolveThreshold != nil {
 		rt = strconv.FormatFloat(*r.ResolveThreshold, 'g', -1, 64)
 	}
-	return fmt.Sprintf("%s|%s|%s|%g|%s|%s|%s|%s", r.Name, r.Resource, r.Condition, r.Threshold, rt, r.For, r.Severity, fingerprint(r.Labels))
+	return fmt.Sprintf("%s|%s|%s|%g|%s|%s|%s|%s|%s", r.Name, r.Resource, r.Condition, r.Threshold, rt, r.For, r.Severity, fingerprint(r.Labels), r.Expr)
 }
 
 // thresholdRules are the built-in rules of [cleanroom.monitoring.thresholds].
@@ -67,6 +71,13 @@ func Rules(cfg *config.Config) []Rule {
 		}
 	}
 	for _, r := range a.AlertRules {
+		if r.Expr != "" {
+			rules = append(rules, Rule{
+				Name: r.Name, Expr: r.Expr, Resource: ResourceExpr, For: r.For.Std(), Severity: r.Severity,
+				Channels: r.Channels, Labels: r.Labels,
+			})
+			continue
+		}
 		rules = append(rules, Rule{
 			Name: r.Name, Resource: r.Resource, Condition: r.Condition, Threshold: r.Threshold,
 			ResolveThreshold: r.ResolveThreshold, For: r.For.Std(), Severity: r.Severity,
@@ -75,6 +86,9 @@ func Rules(cfg *config.Config) []Rule {
 	}
 	return rules
 }
+
+// ResourceExpr is the resource label of an expr rule's alerts.
+const ResourceExpr = "expr"
 
 // perContainer reports whether the resource is evaluated per container.
 func perContainer(resource string) bool {
@@ -178,6 +192,9 @@ var resourceTitle = map[string]string{
 // message says what the alert is about: "host CPU usage is 91.5 % (> 50
 // %)", or resolved, "host CPU usage is 12 %, no longer > 50 %".
 func message(resource, condition string, v, threshold float64, container string, resolved bool) string {
+	if resource == ResourceExpr {
+		return exprMessage(v, container, resolved)
+	}
 	what := resourceTitle[resource]
 	if container != "" {
 		// A container's name is the outside world's: it becomes a mail
@@ -194,6 +211,24 @@ func message(resource, condition string, v, threshold float64, container string,
 		return fmt.Sprintf("%s is %s%s, no longer %s %s%s", what, num(v), u, condition, num(threshold), u)
 	}
 	return fmt.Sprintf("%s is %s%s (%s %s%s)", what, num(v), u, condition, num(threshold), u)
+}
+
+// exprMessage says what an expr rule's alert is about: its series' value,
+// and the container the series names, if any.
+func exprMessage(v float64, container string, resolved bool) string {
+	what := "the expression"
+	if container != "" {
+		what += " for container " + strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return '?'
+			}
+			return r
+		}, container)
+	}
+	if resolved {
+		return fmt.Sprintf("%s no longer holds (last value %s)", what, num(v))
+	}
+	return fmt.Sprintf("%s holds: value %s", what, num(v))
 }
 
 // num prints a value with at most two decimals and no trailing zeros.

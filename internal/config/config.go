@@ -165,9 +165,13 @@ const (
 var Severities = []string{SeverityInfo, SeverityWarning, SeverityCritical}
 
 // AlertRule is one [[cleanroom.monitoring.alerting.alert_rules]]: fire when
-// Resource Condition Threshold has held for For.
+// Resource Condition Threshold has held for For, or, with Expr, while the
+// PromQL expression returns a series (one alert per series).
 type AlertRule struct {
-	Name      string   `toml:"name"`
+	Name string `toml:"name"`
+	// Expr is a PromQL expression evaluated against the local store at
+	// each tick, instead of Resource, Condition and Threshold.
+	Expr      string   `toml:"expr,omitempty"`
 	Resource  string   `toml:"resource"`
 	Condition string   `toml:"condition"`
 	Threshold float64  `toml:"threshold"`

@@ -173,6 +173,10 @@ func fullConfig() *Config {
 			For: Duration(30 * time.Second), Severity: SeverityWarning,
 			Channels: []string{}, Labels: map[string]string{},
 		},
+		{
+			Name: "container-cpu-saturated", Expr: "rate(container_cpu_usage_seconds_total[1m]) > 0.9", Condition: DefaultCondition,
+			For: Duration(5 * time.Minute), Severity: SeverityWarning,
+		},
 	}
 	m.Exporters = []Exporter{
 		{
@@ -395,6 +399,14 @@ var badFiles = map[string][]string{
 		`:15: labels: "bad-label" is not a valid label name (alert rule "cpu"); use letters, digits and _, not starting with a digit`,
 		`:17: alert rule #3 has no name; add name = "…" (alerts are named after their rule)`,
 		`:19: threshold = -1: must be 0 or more (alert rule #3)`,
+	},
+	"rule-expr.toml": {
+		`:7: expr = "node_load1 > 4": an expr rule fires while its expression returns a series, so it takes no resource, condition, threshold or resolve_threshold (alert rule "both"); put the comparison in the expression, e.g. expr = "node_load1 > 4"`,
+		`:12: expr = "rate(node_load1[1m]": 1:20: parse error: unclosed left parenthesis (alert rule "parse")`,
+		`:16: expr = "node_load1[5m]": gives a range vector; an alert needs an instant vector or a scalar, e.g. rate(x[1m]) > 0.5 rather than x[1m] (alert rule "range")`,
+	},
+	"rule-expr-nostore.toml": {
+		`:6: expr = "node_load1 > 4": expr rules are evaluated against the local store, which is off; set enabled = true in [cleanroom.monitoring.store] (alert rule "load")`,
 	},
 	"rule-timing.toml": {
 		`:8: resolve_threshold = 95: with condition ">" it must be at most threshold = 90, or the alert could never resolve (alert rule "cpu")`,

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/prometheus/promql/parser"
+
 	"github.com/crmon-dev/crmon/internal/suggest"
 )
 
@@ -197,20 +199,23 @@ func (c *Config) validateAlerting(p *problems) {
 			p.add(rp+".name", "name = %q: another alert rule has this name; names must be unique", r.Name)
 		}
 		rules = append(rules, r.Name)
-		if !slices.Contains(RuleResources, r.Resource) {
+		if r.Expr != "" {
+			validateExpr(p, rp, what, r, c.Monitoring.Store.Enabled)
+		} else if !slices.Contains(RuleResources, r.Resource) && !p.bad[rp+".expr"] {
 			hint := ""
 			if s, ok := suggest.Nearest(r.Resource, RuleResources); ok && r.Resource != "" {
 				hint = fmt.Sprintf("did you mean %q? ", s)
 			}
 			p.add(rp+".resource", "resource = %q: unknown resource (%s); %suse one of %s", r.Resource, what, hint, quoteList(RuleResources))
 		}
-		if !slices.Contains(RuleConditions, r.Condition) {
+		if r.Expr == "" && !slices.Contains(RuleConditions, r.Condition) {
 			p.add(rp+".condition", "condition = %q: unknown condition (%s); use one of %s", r.Condition, what, quoteList(RuleConditions))
 		}
 		if !slices.Contains(Severities, r.Severity) {
 			p.add(rp+".severity", "severity = %q: unknown severity (%s); use one of %s", r.Severity, what, quoteList(Severities))
 		}
 		switch {
+		case r.Expr != "":
 		case math.IsNaN(r.Threshold) || math.IsInf(r.Threshold, 0):
 			p.add(rp+".threshold", "threshold = %v: must be a finite number (%s)", r.Threshold, what)
 		case isPercentResource(r.Resource) && (r.Threshold < 0 || r.Threshold > 100):
@@ -223,7 +228,7 @@ func (c *Config) validateAlerting(p *problems) {
 		} else if r.For > 0 && r.For < c.Monitoring.CollectionInterval {
 			p.add(rp+".for", "for = %q: shorter than collection_interval = %q, so it cannot be checked (%s); use \"0s\" or at least %q", r.For, c.Monitoring.CollectionInterval, what, c.Monitoring.CollectionInterval)
 		}
-		if rt := r.ResolveThreshold; rt != nil {
+		if rt := r.ResolveThreshold; rt != nil && r.Expr == "" {
 			switch {
 			case math.IsNaN(*rt) || math.IsInf(*rt, 0):
 				p.add(rp+".resolve_threshold", "resolve_threshold = %v: must be a finite number (%s)", *rt, what)
@@ -555,4 +560,28 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// promQL parses alert rules' expressions as the store's engine does.
+var promQL = parser.NewParser(parser.Options{})
+
+// validateExpr checks an alert rule that gives a PromQL expr: it parses,
+// gives an instant vector or a scalar, reads the store, and leaves the
+// threshold keys out.
+func validateExpr(p *problems, rp, what string, r *AlertRule, store bool) {
+	if r.Resource != "" || r.Condition != DefaultCondition || r.Threshold != 0 || r.ResolveThreshold != nil {
+		p.add(rp+".expr", "expr = %q: an expr rule fires while its expression returns a series, so it takes no resource, condition, threshold or resolve_threshold (%s); put the comparison in the expression, e.g. expr = \"node_load1 > 4\"", r.Expr, what)
+	}
+	e, err := promQL.ParseExpr(r.Expr)
+	if err != nil {
+		p.add(rp+".expr", "expr = %q: %v (%s)", r.Expr, err, what)
+		return
+	}
+	if t := e.Type(); t != parser.ValueTypeVector && t != parser.ValueTypeScalar {
+		kind := map[parser.ValueType]string{parser.ValueTypeMatrix: "range vector", parser.ValueTypeString: "string"}[t]
+		p.add(rp+".expr", "expr = %q: gives a %s; an alert needs an instant vector or a scalar, e.g. rate(x[1m]) > 0.5 rather than x[1m] (%s)", r.Expr, kind, what)
+	}
+	if !store {
+		p.add(rp+".expr", "expr = %q: expr rules are evaluated against the local store, which is off; set enabled = true in [cleanroom.monitoring.store] (%s)", r.Expr, what)
+	}
 }
