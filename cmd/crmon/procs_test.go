@@ -4,14 +4,19 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/testenv"
+	"github.com/crmon-dev/crmon/pkg/session"
 )
 
 // TestExecGoTestProcesses runs a real test suite, github.com/prometheus/
@@ -75,5 +80,53 @@ func TestExecGoTestProcesses(t *testing.T) {
 	}
 	if r.ProcessesDropped != 0 {
 		t.Errorf("%d processes dropped", r.ProcessesDropped)
+	}
+}
+
+// TestSessionProcessesOnlyForOwner: a user who measures a cgroup that is
+// not theirs gets its figures but not its processes (what runs there,
+// with an argument, is the owner's business); root gets both.
+func TestSessionProcessesOnlyForOwner(t *testing.T) {
+	requireRootRun(t)
+	dir, bin := sharedDir(t)
+	sock := filepath.Join(dir, "run", "crmon.sock")
+	a := startAgent(t, "--ebpf", "required", "--collector.containers=false",
+		"--control.socket", sock, "--control.socket-group", strconv.Itoa(nobody))
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := newTestCgroup(t, h, fmt.Sprintf("crmon-test-owner-%d", os.Getpid()))
+	url := "--agent-url=unix://" + sock
+	for _, who := range []string{"root", "nobody"} {
+		start := []string{"session", "start", url, "--cgroup", cg.Path, "s-" + who}
+		stop := []string{"session", "stop", url, "-q", "--json", "-", "s-" + who}
+		runAs := func(args ...string) (string, string, int) {
+			if who == "nobody" {
+				return asNobody(t, bin, args...)
+			}
+			return run(t, args...)
+		}
+		if _, stderr, code := runAs(start...); code != 0 {
+			t.Fatalf("%s: session start: exit %d\n%s\n%s", who, code, stderr, a.logs())
+		}
+		w := startInCgroup(t, cg, nil, "sh", "-c", "read x; "+burner)
+		if err := w.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		out, stderr, code := runAs(stop...)
+		if code != 0 {
+			t.Fatalf("%s: session stop: exit %d\n%s", who, code, stderr)
+		}
+		var r session.Report
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%s: %v\n%s", who, err, out)
+		}
+		if r.Totals.CPUSeconds < 0.1 {
+			t.Errorf("%s: cpu_seconds %v, want the burner's", who, r.Totals.CPUSeconds)
+		}
+		if got := len(r.Processes); (who == "root") != (got > 0) {
+			t.Errorf("%s: %d process rows; want them for root only", who, got)
+		}
 	}
 }

@@ -366,8 +366,14 @@ func (m *Manager) Start(peer control.Peer, req session.StartRequest) (session.In
 	topts := TrackerOptions{
 		Hierarchy: m.opts.Hierarchy, Meter: m.opts.Meter, Docker: m.opts.Docker,
 		ProcFS: m.opts.ProcFS, DiskPath: m.opts.DiskPath, SampleInterval: interval,
-		NoMeter: m.opts.NoMeter, Procs: m.opts.Procs, Logger: m.opts.Logger, events: m.hub,
+		NoMeter: m.opts.NoMeter, Logger: m.opts.Logger, events: m.hub,
 		fed: m.opts.Samples != nil,
+	}
+	// A report's processes name what ran (the program and an argument):
+	// only for root, or for a user in a cgroup of their own, not for a
+	// user measuring a cgroup someone else's processes run in.
+	if peer.Root() || (t.Cgroup.V2 != "" && ownedBy(m.opts.Hierarchy, t.Cgroup, peer.UID)) {
+		topts.Procs = m.opts.Procs
 	}
 	tr, err := NewTracker(topts, t)
 	m.mu.Lock()
