@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crmon-dev/crmon/internal/docker/dockertest"
 	"github.com/crmon-dev/crmon/internal/testenv"
 )
@@ -325,5 +327,42 @@ func TestImage(t *testing.T) {
 	}
 	if strings.Join(ours, " ") != "etc/ssl/certs/ca-certificates.crt usr/bin/crmon" {
 		t.Errorf("the image holds %v, want the CA bundle and the binary alone", ours)
+	}
+}
+
+// TestSidecarHostRootAtRootfs runs the image as the README's sidecar once
+// was: the host's /, /proc and /sys bind-mounted at /rootfs, /host/proc and
+// /host/sys and named by the path flags. It read its own mount table,
+// whose /rootfs/sys/fs/cgroup/... it joined under /rootfs again: every
+// container cgroup read as removed, with no container_* series. Now a
+// burner's CPU is served from both families, and the host's / is statted
+// through /rootfs.
+func TestSidecarHostRootAtRootfs(t *testing.T) {
+	requireSidecar(t)
+	flags := append(sidecarFlags(t),
+		"--volume=/:/rootfs:ro", "--volume=/proc:/host/proc:ro", "--volume=/sys:/host/sys:ro",
+		"--env=CRMON_LOG_LEVEL=debug")
+	name := "crmon-rootfs-burn-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
+	dockertest.Run(t, []string{"--name", name}, "sh", "-c", "yes >/dev/null")
+	s := startSidecar(t, flags, "", "--collection-interval", "1s",
+		"--path.procfs", "/host/proc", "--path.sysfs", "/host/sys", "--path.rootfs", "/rootfs")
+	time.Sleep(2500 * time.Millisecond)
+	fams := parseMetrics(t, s.get(t, "/metrics"))
+	burner := map[string]string{"name": name}
+	if v := sum(fams, "container_cpu_usage_seconds_total", burner); v <= 0 {
+		t.Errorf("container_cpu_usage_seconds_total{name=%q} = %v, want > 0", name, v)
+	}
+	if v := sum(fams, "crmon_container_cpu_seconds_total", burner); v <= 0 {
+		t.Errorf("crmon_container_cpu_seconds_total{name=%q} = %v, want > 0", name, v)
+	}
+	if logs := s.logs(t); strings.Contains(logs, "cgroup removed") {
+		t.Errorf("the sidecar read a live cgroup as removed:\n%s", logs)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs("/", &st); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := value(fams, "node_filesystem_size_bytes", map[string]string{"mountpoint": "/"}), float64(st.Blocks)*float64(st.Bsize); got != want {
+		t.Errorf("node_filesystem_size_bytes{mountpoint=\"/\"} = %v, the host's / has %v", got, want)
 	}
 }
