@@ -489,7 +489,7 @@ func (a *API) report(r *http.Request) (any, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: waited %s", ErrBusy, a.engine.Limits().Timeout)
 	}
-	return a.store.Report(ctx, from, to, r.Form["container"])
+	return a.store.Report(ctx, from, to, r.Form["container"], a.engine.Limits().MaxSamples/reportSampleCost)
 }
 
 func (a *API) buildInfo(*http.Request) (any, error) {

@@ -29,6 +29,22 @@ const maxReportContainers = 1000
 // values at its start (Prometheus' default staleness).
 const lookback = 5 * time.Minute
 
+// reportSampleCost is what a sample a report reads costs in samples a
+// query may hold (Limits.MaxSamples): a report keeps about 70
+// bytes of heap per sample it reads (the samples, then a point per tick
+// and container) where a query keeps 16, so that both bound the agent's
+// heap alike. Measured: a day of 20 containers at 2 s, 1.7 M samples,
+// left the heap 117 MB larger at the report's end.
+const reportSampleCost = 4
+
+// TooManySamples is a report's window holding more samples than it may
+// read.
+type TooManySamples struct{ Max int }
+
+func (e *TooManySamples) Error() string {
+	return fmt.Sprintf("the window holds more than %d samples of the containers' series, more than a report may read: choose a shorter window", e.Max)
+}
+
 // sample is one stored value.
 type sample struct {
 	t int64
@@ -107,7 +123,7 @@ type labeledSamples struct {
 // the host's peaks. Figures are deltas between the ticks nearest the
 // window's ends. Limits, findings and processes are not part of a report
 // from history.
-func (s *Store) Report(ctx context.Context, from, to time.Time, names []string) (*session.Report, error) {
+func (s *Store) Report(ctx context.Context, from, to time.Time, names []string, maxSamples int) (*session.Report, error) {
 	if !to.After(from) {
 		return nil, &BadRequest{fmt.Errorf("the window's end %s is not after its start %s", to.Format(time.RFC3339), from.Format(time.RFC3339))}
 	}
@@ -125,6 +141,7 @@ func (s *Store) Report(ctx context.Context, from, to time.Time, names []string) 
 
 	byID := map[string]reportSeries{}
 	var order []string
+	held := 0
 	read := func(metric string) (map[string][]labeledSamples, error) {
 		set := q.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt}, labels.MustNewMatcher(labels.MatchEqual, "__name__", metric))
 		out := map[string][]labeledSamples{}
@@ -138,6 +155,12 @@ func (s *Store) Report(ctx context.Context, from, to time.Time, names []string) 
 				t, v := it.At()
 				if !value.IsStaleNaN(v) {
 					ss = append(ss, sample{t, v})
+				}
+				if held++; maxSamples > 0 && held > maxSamples {
+					return nil, &TooManySamples{Max: maxSamples}
+				}
+				if held%(1<<14) == 0 && ctx.Err() != nil {
+					return nil, ctx.Err()
 				}
 			}
 			if err := it.Err(); err != nil {

@@ -4,10 +4,18 @@
 package store
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/crmon-dev/crmon/pkg/session"
 )
 
 func TestCounterIncrease(t *testing.T) {
@@ -42,6 +50,64 @@ func TestQuantile(t *testing.T) {
 	for _, c := range []struct{ q, want float64 }{{0.5, 0.1}, {0.7, 0.1 + 0.9*0.5}, {0.99, 1}} {
 		if got := quantile(c.q, bs, 0, 10, false); math.Abs(got-c.want) > 1e-9 {
 			t.Errorf("q%v = %v, want %v", c.q, got, c.want)
+		}
+	}
+}
+
+// TestReportBoundsSamples: a report whose window holds more samples than
+// it may read is refused (HTTP 422, as a query that would load too many),
+// instead of growing the agent's heap with the window; within the bound,
+// the same report is served.
+func TestReportBoundsSamples(t *testing.T) {
+	st := openStore(t, Options{})
+	start := time.Now().Add(-2 * time.Hour).Truncate(time.Minute)
+	var b strings.Builder
+	for i := range 360 { // two containers every 10 s for an hour: 720 samples
+		b.Reset()
+		b.WriteString("# TYPE container_cpu_usage_seconds_total counter\n")
+		for _, n := range []int{1, 3} {
+			fmt.Fprintf(&b, "container_cpu_usage_seconds_total{id=\"/docker/%d\",name=\"c%d\"} %d\n", n, n, 10*i*n)
+		}
+		if err := st.appendText([]byte(b.String()), start.Add(time.Duration(i)*10*time.Second).UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	window := fmt.Sprintf("/api/v1/report?from=%d&to=%d", start.Unix(), start.Add(time.Hour).Unix())
+	for _, c := range []struct {
+		maxSamples int
+		code       int
+	}{
+		{reportSampleCost * 500, http.StatusUnprocessableEntity},
+		{reportSampleCost * 1000, http.StatusOK},
+	} {
+		mux := http.NewServeMux()
+		for p, h := range NewAPI(st, NewEngine(st.Queryable(), Limits{MaxSamples: c.maxSamples}, nil), "test", nil).Handlers() {
+			mux.Handle(p, h)
+		}
+		srv := httptest.NewServer(mux)
+		resp, err := http.Get(srv.URL + window)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			response
+			Data *session.Report `json:"data"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		srv.Close()
+		if err != nil || resp.StatusCode != c.code {
+			t.Errorf("MaxSamples %d: HTTP %d (%v) %+v, want %d", c.maxSamples, resp.StatusCode, err, r.response, c.code)
+			continue
+		}
+		if c.code != http.StatusOK {
+			if r.ErrorType != errExec || !strings.Contains(r.Error, "shorter window") {
+				t.Errorf("MaxSamples %d: %+v, want an execution error that says to shorten the window", c.maxSamples, r.response)
+			}
+			continue
+		}
+		if r.Data == nil || len(r.Data.Containers) != 2 {
+			t.Errorf("MaxSamples %d: %+v, want the report of both containers", c.maxSamples, r.Data)
 		}
 	}
 }
