@@ -185,3 +185,38 @@ func TestSystemdUnitMirrorsSidecar(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeExplainsSidecarFlags checks that the README's table of the
+// sidecar's flags explains every line of sidecar.flags, and no flag that
+// is not there.
+func TestReadmeExplainsSidecarFlags(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	start := strings.Index(readme, "| flag | why | without it |")
+	if start < 0 {
+		t.Fatal("README: no table of the sidecar's flags")
+	}
+	explained := map[string]bool{}
+	for _, line := range strings.Split(readme[start:], "\n")[2:] {
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		cell := strings.Split(line, "|")[1]
+		for _, f := range strings.Split(cell, ",") {
+			explained[strings.Trim(strings.TrimSpace(f), "`")] = true
+		}
+	}
+	flags := sidecarFlags(t)
+	for _, f := range flags {
+		if !explained[f] {
+			t.Errorf("README does not explain %s", f)
+		}
+		delete(explained, f)
+	}
+	for f := range explained {
+		t.Errorf("README explains %s, which sidecar.flags does not have", f)
+	}
+}
