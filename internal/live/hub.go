@@ -6,12 +6,16 @@ package live
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/pkg/metrics"
@@ -469,13 +473,29 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	// The stream outlives the server's read timeout, which would
 	// otherwise end the request's context.
 	_ = rc.SetReadDeadline(time.Time{})
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Accel-Buffering", "no")
+	hd.Add("Vary", "Accept-Encoding")
+	// A tick of 200 containers is some 75 KiB of JSON, a tenth of it
+	// gzipped: worth it for a page watched over a network. One gzip
+	// stream per page, flushed at each event.
+	var out io.Writer = w
+	var gz *gzip.Writer
+	if acceptsGzip(r) {
+		hd.Set("Content-Encoding", "gzip")
+		gz, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+		defer gz.Close()
+		out = gz
+	}
 	w.WriteHeader(http.StatusOK)
 	send := func(b []byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := w.Write(b); err != nil {
+		if _, err := out.Write(b); err != nil {
+			return false
+		}
+		if gz != nil && gz.Flush() != nil {
 			return false
 		}
 		return rc.Flush() == nil
@@ -499,6 +519,18 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for _, e := range strings.Split(v, ",") {
+			e, q, _ := strings.Cut(strings.TrimSpace(e), ";")
+			if strings.EqualFold(strings.TrimSpace(e), "gzip") && strings.ReplaceAll(q, " ", "") != "q=0" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func event(name string, data []byte) []byte {
