@@ -88,3 +88,42 @@ type ContainerRef struct {
 type ContainerLookup interface {
 	LookupCgroup(path string) (ContainerRef, bool)
 }
+
+// CgroupCounts are what the eBPF probes counted in the kernel for one
+// cgroup since Since: its CPU time, measured at context switch from the
+// tasks' se.sum_exec_runtime (the clock cpuacct and cpu.stat charge from),
+// and its block I/O bytes by device. The kernel keeps them by cgroup id
+// after the cgroup is removed, which is what makes them the final counts of
+// a container whose cgroup went before its files could be read.
+type CgroupCounts struct {
+	// Since is when the probes began counting: a cgroup made before then
+	// has partial counts.
+	Since time.Time
+	// At is when the probes read them.
+	At time.Time
+	// Removed says the cgroup is gone: the counts are final.
+	Removed bool
+	// HasCPU and HasBlock say whether the probe behind each count runs.
+	HasCPU, HasBlock bool
+	CPU              time.Duration
+	// Block is by device as the kernel names it in dev_t terms (a
+	// partition's major and minor where the request had one).
+	Block []BlockBytes
+}
+
+// BlockBytes are a cgroup's block I/O bytes on one device.
+type BlockBytes struct {
+	Major, Minor          uint32
+	ReadBytes, WriteBytes uint64
+}
+
+// CgroupCounter gives the eBPF probes' counts of the cgroup at a cgroup2
+// path, as of their last read or read now. The eBPF collector implements it; the
+// containers collector serves them for a container whose cgroup it could
+// not read before the runtime removed it.
+type CgroupCounter interface {
+	CgroupCounts(path string) (CgroupCounts, bool)
+	// ReadCgroupCounts reads the probes now: the counts of a cgroup whose
+	// last task just ended, complete before the next tick.
+	ReadCgroupCounts(path string) (CgroupCounts, bool)
+}

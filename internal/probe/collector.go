@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -136,6 +137,8 @@ func NewCollector(p *Probes, opts CollectorOptions) collect.Collector {
 			"Removed cgroups whose final counts were forgotten before their retention was over, to keep the number held bounded.", nil, nil),
 	}
 }
+
+var _ collect.CgroupCounter = (*collector)(nil)
 
 func (c *collector) Name() string { return "ebpf" }
 
@@ -385,6 +388,61 @@ func (c *collector) buildInto(ch *metricSink, snap *Snapshot, cgroups []exported
 			ch.send(prometheus.MustNewConstMetric(c.netPackets, prometheus.CounterValue, float64(s.NetTransmitPackets), id, name, image, "transmit"))
 		}
 	}
+}
+
+// CgroupCounts implements collect.CgroupCounter from the last Update's
+// reading, removed cgroups' final counts included: it asks nothing of the
+// kernel.
+func (c *collector) CgroupCounts(path string) (collect.CgroupCounts, bool) {
+	if c.p == nil {
+		return collect.CgroupCounts{}, false
+	}
+	c.mu.Lock()
+	snap := c.snap
+	c.mu.Unlock()
+	return c.countsOf(snap, path)
+}
+
+// ReadCgroupCounts implements collect.CgroupCounter with a read of the
+// probes now. The reading is not served: the next Update makes the
+// collector's own.
+func (c *collector) ReadCgroupCounts(path string) (collect.CgroupCounts, bool) {
+	if c.p == nil {
+		return collect.CgroupCounts{}, false
+	}
+	snap, _ := c.p.Read(time.Now())
+	return c.countsOf(snap, path)
+}
+
+// countsOf returns the counts of the cgroup at path in snap.
+func (c *collector) countsOf(snap *Snapshot, path string) (collect.CgroupCounts, bool) {
+	if snap == nil {
+		return collect.CgroupCounts{}, false
+	}
+	cg, ok := snap.Cgroup(path)
+	if !ok {
+		return collect.CgroupCounts{}, false
+	}
+	out := collect.CgroupCounts{Since: c.p.loaded, At: snap.Time, Removed: cg.Removed, HasCPU: c.p.Up(ProbeSched), HasBlock: c.p.Up(ProbeBlock)}
+	if out.HasCPU {
+		out.CPU = cg.CPU
+	}
+	if out.HasBlock {
+		for i := range cg.Block {
+			b := &cg.Block[i]
+			j := slices.IndexFunc(out.Block, func(o collect.BlockBytes) bool { return o.Major == b.Major && o.Minor == b.Minor })
+			if j < 0 {
+				out.Block = append(out.Block, collect.BlockBytes{Major: b.Major, Minor: b.Minor})
+				j = len(out.Block) - 1
+			}
+			if b.Op == OpWrite {
+				out.Block[j].WriteBytes += b.Bytes
+			} else {
+				out.Block[j].ReadBytes += b.Bytes
+			}
+		}
+	}
+	return out, true
 }
 
 // Fill sets m.Cgroups and the Cgroup of every container whose cgroup was

@@ -147,6 +147,10 @@ type Probes struct {
 	// kernel is the kernel's BTF, kept only while loading.
 	kernel *btf.Spec
 
+	// loaded is when every probe was attached: the counts of a cgroup
+	// made since are complete.
+	loaded time.Time
+
 	mu    sync.Mutex
 	state *readState
 	// reads counts the reads of every map (Read calls that reached the
@@ -253,6 +257,7 @@ func New(opts Options) (_ *Probes, err error) {
 	p.progs = p.programs()
 	p.mapList = p.maps()
 	p.state = newReadState(p)
+	p.loaded = time.Now()
 	return p, nil
 }
 

@@ -458,7 +458,7 @@ func (s *readState) reap(now time.Time) error {
 		}
 		for bk, a := range s.block {
 			if bk.Cgroup == k.Id && bk.Hierarchy == k.Hierarchy {
-				s.retire(a.path, a.id, now).addBlock(s.deviceName(bk.Dev), bk.Op, &a.v)
+				s.retire(a.path, a.id, now).addBlock(s.deviceName(bk.Dev), bk.Dev, bk.Op, &a.v)
 				delete(s.block, bk)
 				_ = p.block.BlockCgroups.Delete(&bk)
 			}
@@ -523,7 +523,7 @@ func (s *readState) reapGone(now time.Time) {
 		if k.Cgroup == 0 || r == nil || !gone(r, a.path, k.Cgroup) {
 			continue
 		}
-		s.retire(a.path, a.id, now).addBlock(s.deviceName(k.Dev), k.Op, &a.v)
+		s.retire(a.path, a.id, now).addBlock(s.deviceName(k.Dev), k.Dev, k.Op, &a.v)
 		delete(s.block, k)
 		_ = p.block.BlockCgroups.Delete(&k)
 	}
@@ -545,8 +545,8 @@ func (s *readState) retire(path string, id uint64, now time.Time) *retiredPath {
 
 func (r *retiredPath) addSched(v *schedSchedValue) { addSched(&r.stats, v) }
 func (r *retiredPath) addNet(v *netNetValue)       { addNet(&r.stats, v) }
-func (r *retiredPath) addBlock(dev string, op uint32, v *blockBlockValue) {
-	addBlock(&r.stats, dev, op, v)
+func (r *retiredPath) addBlock(name string, dev, op uint32, v *blockBlockValue) {
+	addBlock(&r.stats, name, dev, op, v)
 }
 
 func addSched(c *CgroupStats, v *schedSchedValue) {
@@ -568,8 +568,10 @@ func addNet(c *CgroupStats, v *netNetValue) {
 	c.NetTransmitPackets += v.TxPackets
 }
 
-func addBlock(c *CgroupStats, dev string, op uint32, v *blockBlockValue) {
-	b := BlockStats{Device: dev, Op: OpRead, Bytes: v.Bytes, Ops: v.Ops}
+// addBlock adds one map entry's counts; dev is the kernel's dev_t
+// (major << 20 | minor), name the device's.
+func addBlock(c *CgroupStats, name string, dev, op uint32, v *blockBlockValue) {
+	b := BlockStats{Device: name, Major: dev >> 20, Minor: dev & (1<<20 - 1), Op: OpRead, Bytes: v.Bytes, Ops: v.Ops}
 	if op == 1 {
 		b.Op = OpWrite
 	}
@@ -639,7 +641,7 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 	}
 	for k, a := range s.block {
 		c := get(a.path)
-		addBlock(c, s.deviceName(k.Dev), k.Op, &a.v)
+		addBlock(c, s.deviceName(k.Dev), k.Dev, k.Op, &a.v)
 		if c.ID == 0 {
 			c.ID = a.id
 		}

@@ -91,11 +91,13 @@ const (
 type BlockStats struct {
 	// Device is the kernel's name of the disk or partition ("vda"), or
 	// "MAJ:MIN" when sysfs has no name for it.
-	Device  string
-	Op      Op
-	Bytes   uint64
-	Ops     uint64
-	Latency Histogram
+	Device string
+	// Major and Minor are its dev_t.
+	Major, Minor uint32
+	Op           Op
+	Bytes        uint64
+	Ops          uint64
+	Latency      Histogram
 }
 
 // CgroupStats is what the probes counted for one cgroup, cumulative since
