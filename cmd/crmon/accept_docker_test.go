@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -341,4 +342,159 @@ include = [%q]
 	if len(gone) > 0 {
 		t.Errorf("%d series name cgroups that no longer exist, e.g. %v", len(gone), gone[:min(5, len(gone))])
 	}
+	// Where crmon lost a final read to the runtime's removal of the
+	// cgroup, the probes' counts stood in: none is left with nothing or
+	// with the last tick's counters.
+	fams := parseMetrics(t, p.get(t, "/metrics"))
+	for _, f := range []string{"last_read", "none"} {
+		if n := value(fams, "crmon_containers_unread_total", map[string]string{"fallback": f}); n != 0 {
+			t.Errorf("crmon_containers_unread_total{fallback=%q} = %v, want 0", f, n)
+		}
+	}
+	t.Logf("%v of 100 containers served from the probes' counts", value(fams, "crmon_containers_unread_total", map[string]string{"fallback": "ebpf"}))
+}
+
+// TestAgentFrozenThroughContainer stops the agent (SIGSTOP) while a
+// container starts, burns CPU, writes 8 MiB with O_DIRECT, ends and is
+// removed: the extreme of a host too busy for crmon to read a container's
+// final cgroupfs counters before the runtime removes its cgroup. The
+// probes' counts, which the kernel keeps by cgroup id, stand in for them:
+// container_cpu_usage_seconds_total and container_fs_writes_bytes_total are
+// served, crmon_container_counters_from_ebpf names those families, and
+// crmon_containers_unread_total{fallback="ebpf"} counts the container once.
+// The CPU total is checked against the account of the container's cgroup
+// parent, which holds no other container and keeps its children's usage
+// after they are gone.
+func TestAgentFrozenThroughContainer(t *testing.T) {
+	dockertest.Require(t)
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
+	parent := "/crmon-frozen-" + tag
+	prefix := "crmon-frozen-" + tag
+	t.Cleanup(func() {
+		dirs := map[string]bool{h.Unified: true}
+		for _, d := range h.V1 {
+			dirs[d] = true
+		}
+		for d := range dirs {
+			if d != "" {
+				os.Remove(filepath.Join(d, parent))
+			}
+		}
+	})
+	cfg := filepath.Join(t.TempDir(), "crmon.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[cleanroom.monitoring]
+collection_interval = "1s"
+
+[cleanroom.monitoring.containers]
+removed_retention = "1m"
+include = [%q]
+
+[cleanroom.monitoring.ebpf]
+include = [%q]
+`, prefix+"-*", parent+"/*")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startAgent(t, "--config", cfg, "--ebpf", "required")
+	run := func(name string, cmd ...string) {
+		t.Helper()
+		dockertest.Docker(t, append([]string{"run", "--rm", "--network", "none", "--cgroup-parent", parent, "--name", name, dockertest.Image}, cmd...)...)
+	}
+	// A first container makes the parent, which the agent then watches
+	// for new cgroups; it runs throughout, read from cgroupfs as usual.
+	warm := prefix + "-warm"
+	dockertest.Run(t, []string{"--network", "none", "--cgroup-parent", parent, "--name", warm}, "sleep", "600")
+	unread := func(fams map[string]*dto.MetricFamily) (out [3]float64) {
+		for i, f := range []string{"ebpf", "last_read", "none"} {
+			out[i] = value(fams, "crmon_containers_unread_total", map[string]string{"fallback": f})
+		}
+		return out
+	}
+	var before [3]float64
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		fams := parseMetrics(t, p.get(t, "/metrics"))
+		if count(fams, "container_cpu_usage_seconds_total", map[string]string{"name": warm}) == 1 {
+			before = unread(fams)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not served within 15s", warm)
+		}
+	}
+
+	// The parent's CPU total before and after holds the frozen
+	// container's exactly: no other task runs in it.
+	parentCPU := func() uint64 {
+		st, err := h.ReadStats(h.Uniform(parent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.CPU.UsageNanos
+	}
+	cpu0 := parentCPU()
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(thaw)
+	const written = 8 << 20
+	name := prefix + "-frozen"
+	run(name, "sh", "-c", fmt.Sprintf("dd if=/dev/zero of=/tmp/f bs=1M count=%d oflag=direct 2>/dev/null; i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done", written>>20))
+	truth := float64(parentCPU()-cpu0) / 1e9
+	thaw()
+
+	// The probes' counts of a removed cgroup are final once they reaped
+	// it (a second after its removal); then both families say the same.
+	want := map[string]string{"name": name, "image": dockertest.Image}
+	var fams map[string]*dto.MetricFamily
+	var cadv, ebpf float64
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		fams = parseMetrics(t, p.get(t, "/metrics"))
+		cadv = value(fams, "container_cpu_usage_seconds_total", want)
+		ebpf = value(fams, "crmon_container_cpu_seconds_total", want)
+		if count(fams, "container_cpu_usage_seconds_total", want) == 1 && cadv == ebpf {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: container_cpu_usage_seconds_total %v (%d series) and crmon_container_cpu_seconds_total %v not one and the same within 20s of the thaw",
+				name, cadv, count(fams, "container_cpu_usage_seconds_total", want), ebpf)
+		}
+	}
+	if relErr(cadv, truth) > 0.01 {
+		t.Errorf("%s: container_cpu_usage_seconds_total %.4f s, its cgroup parent's usage grew %.4f s: want within 1%%", name, cadv, truth)
+	}
+	if w := sum(fams, "container_fs_writes_bytes_total", want); w < written {
+		t.Errorf("%s: container_fs_writes_bytes_total = %v, want at least %d", name, w, written)
+	}
+	for _, f := range []string{"container_cpu_usage_seconds_total", "container_fs_writes_bytes_total", "container_fs_reads_bytes_total"} {
+		if v := value(fams, "crmon_container_counters_from_ebpf", map[string]string{"name": name, "family": f}); v != 1 {
+			t.Errorf("%s: crmon_container_counters_from_ebpf{family=%q} = %v, want 1", name, f, v)
+		}
+	}
+	// Only the families the probes count are served for it.
+	for _, f := range []string{"container_cpu_user_seconds_total", "container_fs_writes_total", "container_memory_failcnt"} {
+		if n := count(fams, f, want); n != 0 {
+			t.Errorf("%s: %d %s series, want none: crmon never read it", name, n, f)
+		}
+	}
+	if n := count(fams, "crmon_container_counters_from_ebpf", map[string]string{"name": warm}); n != 0 {
+		t.Errorf("%s, running: %d crmon_container_counters_from_ebpf series, want none", warm, n)
+	}
+	after := unread(fams)
+	if d := [3]float64{after[0] - before[0], after[1] - before[1], after[2] - before[2]}; d != [3]float64{1, 0, 0} {
+		t.Errorf("crmon_containers_unread_total{fallback=ebpf,last_read,none} grew by %v, want [1 0 0]", d)
+	}
+	t.Logf("%s: %.4f CPU-seconds served from the probes, %.4f by its parent's account; %v bytes written",
+		name, cadv, truth, sum(fams, "container_fs_writes_bytes_total", want))
 }

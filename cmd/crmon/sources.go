@@ -233,14 +233,20 @@ func (s *sources) Reload(cfg *config.Config) (old []collect.Collector, err error
 			}
 		}
 		e := cfg.Monitoring.EBPF
-		cs = append(cs, probe.NewCollector(s.probes, probe.CollectorOptions{
+		pc := probe.NewCollector(s.probes, probe.CollectorOptions{
 			Lookup:           lookup,
 			Include:          e.Include,
 			Exclude:          e.Exclude,
 			MaxSeries:        e.MaxSeries,
 			RemovedRetention: m.Containers.RemovedRetention.Std(),
 			Logger:           s.logger,
-		}))
+		})
+		// The probes' counts stand in for the final counters of a
+		// container whose cgroup went before they could be read.
+		if ct, ok := lookup.(*containers.Collector); ok {
+			ct.SetCgroupCounter(pc.(collect.CgroupCounter))
+		}
+		cs = append(cs, pc)
 	}
 	s.built = key
 	return s.swap(cs), nil

@@ -27,11 +27,14 @@ type container struct {
 	started     time.Time
 	pid         int
 
-	// cgroupPath is the cgroup2 path (the `id` label).
-	cgroupPath string
-	paths      cgroups.Paths
-	reader     *cgroups.Reader
-	exitWD     int
+	// cgroupPath is the cgroup2 path (the `id` label); pathGuessed says
+	// it is the default layout's, the engine having removed the container
+	// before it told its cgroup parent.
+	cgroupPath  string
+	pathGuessed bool
+	paths       cgroups.Paths
+	reader      *cgroups.Reader
+	exitWD      int
 
 	// netFD is /proc/<pid>/net/dev, kept open so that a tick is one
 	// pread; -1 when not read (not running, or host network).
@@ -77,6 +80,27 @@ type container struct {
 	// (made before the engine told of it), since pendingSince.
 	pending      bool
 	pendingSince time.Time
+
+	// ranWatched is set when crmon saw the container run: its cgroup
+	// made, or it running, or its end. One that ended before crmon came
+	// has no counters anyone could have read. madeAt is when its cgroup
+	// was seen made.
+	ranWatched bool
+	madeAt     time.Time
+	// restarted is set once the container runs again in a recreated
+	// cgroup (newRun).
+	restarted bool
+	// fromProbes is set when the final read was lost (the runtime removed
+	// the cgroup first) and the probes' counts of the cgroup stand in for
+	// the CPU total (probeCPU, when probeHasCPU) and the block I/O bytes
+	// by whole disk (probeIO); probeFinal once the probes saw the cgroup
+	// removed, so that the counts will not move again. lostTicks counts
+	// the ticks since the loss was seen, until unreadCounted.
+	fromProbes, probeHasCPU, probeFinal bool
+	probeCPU                            uint64
+	probeIO                             []cgroups.IODevice
+	lostTicks                           int
+	unreadCounted                       bool
 }
 
 func newContainer(id string) *container {

@@ -155,6 +155,12 @@ type Collector struct {
 	// evicted counts removed containers dropped before their retention
 	// was over, to keep at most maxRemoved.
 	evicted uint64
+	// counter gives the probes' per-cgroup counts, nil without probes;
+	// unread counts the containers whose final read was lost, by what
+	// stood in for it (lost.go). disks maps partitions to their disks.
+	counter collect.CgroupCounter
+	unread  [numUnread]uint64
+	disks   map[uint64]uint64
 	// pending counts the containers in byID held as pending.
 	pending int
 	// sample is what Fill serves, by name; scrapeOrder the same for
@@ -219,6 +225,7 @@ func New(o Options) (c *Collector, err error) {
 		byID:     map[string]*container{},
 		byCgroup: map[string]*container{},
 		devNames: map[uint64]string{},
+		disks:    map[uint64]uint64{},
 		ready:    make(chan struct{}),
 		groups:   groups,
 	}

@@ -10,13 +10,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/docker/dockertest"
+	"github.com/crmon-dev/crmon/internal/probe"
+	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
 // TestShortLivedFinalCounters runs containers that each write 8 MiB with
-// O_DIRECT and exit at once, between two ticks: each one's final cgroupfs
-// counters must be served, with its name and image, for RemovedRetention
-// after it is gone, though its cgroup is gone before the next tick.
+// O_DIRECT and exit at once, between two ticks: each one's final counters
+// must be served, with its name and image, for RemovedRetention after it
+// is gone, though its cgroup is gone before the next tick. They are read
+// from cgroupfs as the last process leaves; where a busy host made crmon
+// lose that race, the probes' counts stand in, as in the agent, and no
+// container is left with nothing or with stale counters.
 func TestShortLivedFinalCounters(t *testing.T) {
 	const (
 		n         = 20
@@ -26,6 +32,7 @@ func TestShortLivedFinalCounters(t *testing.T) {
 	)
 	prefix := uniq("crmon-final")
 	c := newTestCollector(t, Options{Include: []string{prefix + "-*"}, RemovedRetention: retention})
+	pc := probeCounts(t, c, retention)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -38,7 +45,9 @@ func TestShortLivedFinalCounters(t *testing.T) {
 			case <-stop:
 				return
 			case now := <-tk.C:
+				// In the agent's order: containers, then the probes.
 				c.Update(context.Background(), now)
+				pc.Update(context.Background(), now)
 			}
 		}
 	}()
@@ -116,6 +125,27 @@ func TestShortLivedFinalCounters(t *testing.T) {
 	if k := c.Known(); k != 0 {
 		t.Errorf("%d containers held after their retention, want 0", k)
 	}
+	for _, f := range []string{"last_read", "none"} {
+		if n, _ := series(mfs, "crmon_containers_unread_total", "", "fallback", f); n != 0 {
+			t.Errorf("crmon_containers_unread_total{fallback=%q} = %v, want 0: the probes count every container", f, n)
+		}
+	}
+	fromProbes, _ := series(mfs, "crmon_containers_unread_total", "", "fallback", "ebpf")
+	t.Logf("%v of %d containers served from the probes' counts", fromProbes, n)
+}
+
+// probeCounts loads the sched and block probes and gives c their counts of
+// removed cgroups, as the agent does; the returned collector reads them.
+func probeCounts(t *testing.T, c *Collector, retention time.Duration) collect.Collector {
+	t.Helper()
+	p, err := probe.New(probe.Options{Sched: true, Block: true, Required: true})
+	if err != nil {
+		testenv.Unavailable(t, "eBPF probes: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	pc := probe.NewCollector(p, probe.CollectorOptions{Lookup: c, RemovedRetention: retention})
+	c.SetCgroupCounter(pc.(collect.CgroupCounter))
+	return pc
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/collect"
 )
 
@@ -75,6 +76,8 @@ const (
 	fDockerUp
 	fKnown
 	fEvicted
+	fUnread
+	fFromEBPF
 
 	numFams
 )
@@ -84,7 +87,9 @@ const (
 type family struct {
 	name, help string
 	typ        prometheus.ValueType
-	extra      string // "cpu", "device", "interface"; "-" for no container labels
+	// extra is "cpu", "device", "interface" or "family"; "-" for no
+	// container labels, "-name" for name alone.
+	extra string
 }
 
 const (
@@ -152,6 +157,8 @@ var families = [numFams]family{
 	fDockerUp: {"crmon_docker_up", "Whether the Docker engine answered crmon's last request (1) or not (0).", gauge, "-"},
 	fKnown:    {"crmon_containers_known", "Containers crmon holds, including removed ones whose final values it still serves.", gauge, "-"},
 	fEvicted:  {"crmon_containers_removed_evicted_total", "Removed containers dropped before removed_retention was over, to keep the number held bounded.", counter, "-"},
+	fUnread:   {"crmon_containers_unread_total", "Containers that ended without crmon reading their final cgroup counters (the runtime removed the cgroup first), by what stands in for them: the eBPF probes' counts (ebpf), the last tick's counters (last_read), or nothing (none).", counter, "-fallback"},
+	fFromEBPF: {"crmon_container_counters_from_ebpf", "1 for each container_* counter family whose series of this container carry the eBPF probes' per-cgroup counts, its cgroup having gone before crmon read its final counters; other families come from cgroupfs.", gauge, "family"},
 }
 
 // textOrder lists the families by name, the order /metrics writes them in.
@@ -173,9 +180,12 @@ func newDescs(labelNames []string) descs {
 	var d descs
 	for i, f := range families {
 		var labels []string
-		switch f.extra {
-		case "-":
-		case "":
+		switch {
+		case strings.HasPrefix(f.extra, "-"):
+			if f.extra != "-" {
+				labels = []string{f.extra[1:]}
+			}
+		case f.extra == "":
 			labels = base
 		default:
 			labels = append(append([]string(nil), base...), f.extra)
@@ -204,6 +214,9 @@ func (c *Collector) series(emit func(f fam, l *labelSet, v float64)) {
 	emit(fDockerUp, &noLabels, up)
 	emit(fKnown, &noLabels, float64(len(c.byID)-c.pending))
 	emit(fEvicted, &noLabels, float64(c.evicted))
+	for i, l := range unreadLabels {
+		emit(fUnread, l, float64(c.unread[i]))
+	}
 
 	for _, ct := range c.scrapeOrder {
 		if !c.exported(ct) || ct.lp == nil {
@@ -213,18 +226,31 @@ func (c *Collector) series(emit func(f fam, l *labelSet, v float64)) {
 		emit := emit
 		if !ct.running() {
 			// Gone: its counters keep their final values, its gauges
-			// would count it beside its replacement.
+			// would count it beside its replacement. Where its counters
+			// came from goes with them.
 			all := emit
 			emit = func(f fam, l *labelSet, v float64) {
-				if families[f].typ == counter {
+				if families[f].typ == counter || f == fFromEBPF {
 					all(f, l, v)
 				}
 			}
 		}
+		if !ct.haveStats {
+			// Never read from cgroupfs: what the probes counted.
+			c.probeSeries(ct, emit)
+			continue
+		}
 		m := func(f fam, v float64) { emit(f, lp.base, v) }
 		s := &ct.stats
 
-		emit(fCPUUsage, lp.cpuTotal, float64(s.CPU.UsageNanos)/1e9)
+		cpu, cpuEBPF := s.CPU.UsageNanos, false
+		if ct.probeHasCPU && ct.probeCPU > cpu {
+			cpu, cpuEBPF = ct.probeCPU, true
+		}
+		emit(fCPUUsage, lp.cpuTotal, float64(cpu)/1e9)
+		if cpuEBPF {
+			emit(fFromEBPF, lp.fromEBPF[fCPUUsage], 1)
+		}
 		m(fCPUUser, float64(s.CPU.UserNanos)/1e9)
 		m(fCPUSystem, float64(s.CPU.SystemNanos)/1e9)
 		m(fCFSPeriods, float64(s.CPU.Periods))
@@ -262,16 +288,42 @@ func (c *Collector) series(emit func(f fam, l *labelSet, v float64)) {
 			}
 		}
 
+		var readEBPF, writeEBPF bool
 		for i := range s.IO.Devices {
 			io := &s.IO.Devices[i]
 			l, ok := lp.device[devKey(io.Major, io.Minor)]
 			if !ok {
 				continue
 			}
-			emit(fFSReadsBytes, l, float64(io.ReadBytes))
-			emit(fFSWritesBytes, l, float64(io.WriteBytes))
+			rb, wb := io.ReadBytes, io.WriteBytes
+			if p, ok := ct.probeBytes(io.Major, io.Minor); ok {
+				if p.ReadBytes > rb {
+					rb, readEBPF = p.ReadBytes, true
+				}
+				if p.WriteBytes > wb {
+					wb, writeEBPF = p.WriteBytes, true
+				}
+			}
+			emit(fFSReadsBytes, l, float64(rb))
+			emit(fFSWritesBytes, l, float64(wb))
 			emit(fFSReads, l, float64(io.Reads))
 			emit(fFSWrites, l, float64(io.Writes))
+		}
+		for _, p := range ct.probeIO {
+			if ioDeviceIn(s.IO.Devices, p.Major, p.Minor) {
+				continue
+			}
+			if l, ok := lp.device[devKey(p.Major, p.Minor)]; ok {
+				emit(fFSReadsBytes, l, float64(p.ReadBytes))
+				emit(fFSWritesBytes, l, float64(p.WriteBytes))
+				readEBPF, writeEBPF = true, true
+			}
+		}
+		if readEBPF {
+			emit(fFromEBPF, lp.fromEBPF[fFSReadsBytes], 1)
+		}
+		if writeEBPF {
+			emit(fFromEBPF, lp.fromEBPF[fFSWritesBytes], 1)
 		}
 		if ct.sizeRw >= 0 && lp.fs != nil {
 			emit(fFSUsage, lp.fs, float64(ct.sizeRw))
@@ -309,6 +361,39 @@ func (c *Collector) series(emit func(f fam, l *labelSet, v float64)) {
 			m(fStartTime, float64(ct.started.Unix()))
 		}
 	}
+}
+
+// probeSeries emits the series of a container that was never read from
+// cgroupfs: the probes' counts, in the families they stand in for, and
+// which those are. c.mu must be held.
+func (c *Collector) probeSeries(ct *container, emit func(f fam, l *labelSet, v float64)) {
+	lp := ct.lp
+	if ct.probeHasCPU {
+		emit(fCPUUsage, lp.cpuTotal, float64(ct.probeCPU)/1e9)
+		emit(fFromEBPF, lp.fromEBPF[fCPUUsage], 1)
+	}
+	any := false
+	for _, p := range ct.probeIO {
+		if l, ok := lp.device[devKey(p.Major, p.Minor)]; ok {
+			emit(fFSReadsBytes, l, float64(p.ReadBytes))
+			emit(fFSWritesBytes, l, float64(p.WriteBytes))
+			any = true
+		}
+	}
+	if any {
+		emit(fFromEBPF, lp.fromEBPF[fFSReadsBytes], 1)
+		emit(fFromEBPF, lp.fromEBPF[fFSWritesBytes], 1)
+	}
+}
+
+// ioDeviceIn reports whether devs has the device.
+func ioDeviceIn(devs []cgroups.IODevice, maj, min uint32) bool {
+	for i := range devs {
+		if devs[i].Major == maj && devs[i].Minor == min {
+			return true
+		}
+	}
+	return false
 }
 
 // Collect implements prometheus.Collector from the last Update, without I/O.
@@ -436,6 +521,9 @@ type labelSets struct {
 	base, cpuTotal, fs *labelSet
 	device             map[uint64]*labelSet
 	iface              map[string]*labelSet
+	// fromEBPF are crmon_container_counters_from_ebpf's, by family, made
+	// once the probes' counts stand in for the container's.
+	fromEBPF map[fam]*labelSet
 }
 
 func devKey(major, minor uint32) uint64 { return uint64(major)<<32 | uint64(minor) }
@@ -473,6 +561,21 @@ func (c *Collector) updateLabels(ct *container) {
 			ct.lp.iface[ct.net[i].name] = newLabelSet(append(kv[:len(kv):len(kv)], "interface", ct.net[i].name)...)
 		}
 	}
+	if !ct.fromProbes {
+		return
+	}
+	for _, p := range ct.probeIO {
+		k := devKey(p.Major, p.Minor)
+		if _, ok := ct.lp.device[k]; !ok {
+			ct.lp.device[k] = newLabelSet(append(kv[:len(kv):len(kv)], "device", c.devName(p.Major, p.Minor))...)
+		}
+	}
+	if ct.lp.fromEBPF == nil {
+		ct.lp.fromEBPF = make(map[fam]*labelSet, len(probeFamilies))
+		for _, f := range probeFamilies {
+			ct.lp.fromEBPF[f] = newLabelSet(append(kv[:len(kv):len(kv)], "family", families[f].name)...)
+		}
+	}
 }
 
 // exported reports whether ct's cgroup series are served: while it runs,
@@ -480,7 +583,7 @@ func (c *Collector) updateLabels(ct *container) {
 // so that scrapes at a slower interval than the tick still see their
 // final values. c.mu must be held.
 func (c *Collector) exported(ct *container) bool {
-	if !ct.haveStats || ct.pending {
+	if (!ct.haveStats && !ct.fromProbes) || ct.pending || c.awaitingProbes(ct) {
 		return false
 	}
 	return ct.running() || c.lastUpdate.Sub(ct.goneAt) <= c.opts.RemovedRetention

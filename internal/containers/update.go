@@ -67,6 +67,9 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 			ct.cpuPercent = 0
 			ct.netRate = 0
 		}
+		if ct.lostFinalRead(now) {
+			c.lostFinal(ct)
+		}
 		c.updateLabels(ct)
 	}
 	if len(removed) > maxRemoved {

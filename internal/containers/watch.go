@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/docker"
 )
 
@@ -189,6 +190,8 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 	ictx, cancel := context.WithTimeout(ctx, apiTimeout)
 	d, err := c.client.Inspect(ictx, id)
 	cancel()
+	// guessed: the engine could not say the container's cgroup parent.
+	guessed := false
 	if err != nil {
 		if !docker.IsNotFound(err) {
 			c.log.Debug("inspecting container", "id", id, "err", err)
@@ -196,10 +199,17 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 		}
 		// Gone before we could look: still count it, named from the event.
 		d = docker.Container{ID: id, Name: ev.Name, Image: ev.Image, State: "exited"}
+		guessed = true
 	}
 	if !c.watched(d.Name) {
 		c.forgetPending(id)
 		return
+	}
+	// Ended: the probes' counts, read now, before it is marked gone,
+	// stand in at once if its final read was lost (lost.go).
+	var ended *collect.CgroupCounts
+	if !d.Running() && d.State != "created" {
+		ended = c.readProbes(id)
 	}
 
 	c.mu.Lock()
@@ -217,8 +227,11 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 		c.mu.Unlock()
 		return
 	}
-	oldPID, hadReader := ct.pid, ct.reader != nil
+	oldPID, hadReader, prevStart := ct.pid, ct.reader != nil, ct.started
 	ct.setMeta(d, c.opts.ContainerLabels)
+	// It runs, or ran since crmon follows the engine: its counters are
+	// due, and one whose final read is lost is counted (lost.go).
+	ct.ranWatched = ct.ranWatched || d.Running() || ev.Action == "start" || ev.Action == "die"
 	layout := c.layout
 	layout.Parent = d.CgroupParent
 	c.mu.Unlock()
@@ -230,6 +243,7 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 		if ct.cgroupPath == "" {
 			p := cgroups.DockerPath(layout, id)
 			c.setCgroup(ct, c.h.Uniform(p))
+			ct.pathGuessed = guessed
 		}
 		if d.State == "created" {
 			// Not started yet: watch for its cgroup, so that its
@@ -242,6 +256,9 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 		// It ran and stopped: its final counters, if its cgroup is still
 		// there and they were not read as it emptied.
 		c.readFinal(ct)
+		if ended != nil && !ct.finalRead {
+			c.standIn(ct, ended)
+		}
 		ct.gone(time.Now())
 		if ct.exitWD >= 0 && c.exits != nil {
 			c.exits.remove(ct.exitWD)
@@ -293,6 +310,9 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 	}
 	ct.pid = d.PID
 	ct.reader, ct.netFD = r, netFD
+	if !prevStart.IsZero() && !d.Started.IsZero() && !d.Started.Equal(prevStart) {
+		ct.newRun()
+	}
 	ct.finalRead = false
 	ct.goneAt = time.Time{}
 	ct.prevAt = time.Time{}
@@ -411,11 +431,18 @@ func (c *Collector) readFinal(ct *container) {
 		if err != nil {
 			return
 		}
+		if r.Files() < int(c.fullFiles.Load()) {
+			// Some hierarchies are gone already.
+			r.Close()
+			return
+		}
 		ct.reader = r
 		ct.needSettings = true
 	}
 	ct.read(&c.buf, time.Now(), 1)
-	ct.finalRead = true
+	// A read that found the cgroup removed closed the reader: the values
+	// are the last tick's, no final ones (lost.go).
+	ct.finalRead = ct.reader != nil
 	ct.closeFiles()
 	c.updateLabels(ct)
 }
@@ -433,9 +460,12 @@ func (c *Collector) onCgroupCreated(cgroup string) {
 		return
 	}
 	// Watched at once, before c.mu is taken: the container may end soon.
+	seen := time.Now()
 	wd, err := c.exits.add(filepath.Join(c.h.Unified, cgroup, "cgroup.events"), id, c.h.Uniform(cgroup))
 	if err != nil {
-		return
+		// Gone already: crmon was held up for longer than the container
+		// lived. Its path still names the probes' counts of it.
+		wd = -1
 	}
 	c.apply(func() {
 		ct, ok := c.byID[id]
@@ -447,7 +477,22 @@ func (c *Collector) onCgroupCreated(cgroup string) {
 			c.setCgroup(ct, c.h.Uniform(cgroup))
 			ok = true
 		}
+		if ok && ct.pathGuessed && ct.paths.V2 != cgroup {
+			// Its path was guessed from the default layout (the engine
+			// had removed it before it could say its cgroup parent).
+			c.setCgroup(ct, c.h.Uniform(cgroup))
+			ct.pathGuessed = false
+		}
+		if ok && ct.paths.V2 == cgroup {
+			if !ct.madeAt.IsZero() {
+				// Made again: a restart (lost.go).
+				ct.restarted = true
+			}
+			// Made since crmon watches, so since the probes count.
+			ct.madeAt, ct.ranWatched = seen, true
+		}
 		switch {
+		case wd < 0:
 		case ok && wd == ct.exitWD:
 		case !ok || ct.removed || ct.exitWD >= 0 || ct.paths.V2 != cgroup:
 			c.exits.remove(wd)
