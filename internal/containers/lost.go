@@ -76,10 +76,11 @@ func (c *Collector) SetCgroupCounter(cc collect.CgroupCounter) {
 // made), and counts the container in crmon_containers_unread_total once.
 // c.mu must be held.
 func (c *Collector) lostFinal(ct *container) {
-	if !ct.ranWatched || ct.probeFinal {
+	// Counts from the probes say it ran, whatever crmon saw.
+	if !ct.ranWatched && !ct.fromProbes {
 		return
 	}
-	if c.counter != nil && ct.paths.V2 != "" && !ct.restarted {
+	if c.counter != nil && ct.paths.V2 != "" && !ct.restarted && !ct.probeFinal {
 		// Counts read before crmon saw the container end may lack its
 		// last moments; those read after hold all of it.
 		if pc, ok := c.counter.CgroupCounts(ct.paths.V2); ok && pc.At.After(ct.goneAt) {
