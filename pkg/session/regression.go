@@ -209,9 +209,26 @@ func (r *Report) CheckRegressions(baselines []*Report, bounds []RegressionBound,
 	for _, b := range baselines {
 		durs = append(durs, b.DurationSeconds)
 	}
+	// Totals of a cgroup and totals of containers measure different
+	// things (a run's own processes; the containers it started): a
+	// comparison across them is no comparison, whatever --unmeasured says.
+	// (Every report crmon writes says which; one built by hand may not.)
+	unlike := ""
+	for _, b := range baselines {
+		if b.TotalsOf != r.TotalsOf && b.TotalsOf != "" && r.TotalsOf != "" {
+			unlike = fmt.Sprintf("a baseline's totals are of %s, this run's of %s: they measure different things", totalsText(b.TotalsOf), totalsText(r.TotalsOf))
+			break
+		}
+	}
 	var errs []error
 	for _, bd := range bounds {
 		res := RegressionResult{Figure: bd.Figure, Scope: scope, Unit: FigureUnit(bd.Figure), MaxPercent: bd.MaxPercent}
+		if unlike != "" {
+			res.Status, res.Reason = StatusNotMeasured, unlike
+			errs = append(errs, fmt.Errorf("regression not checked: %s (%s): %s", res.Figure, res.Scope, res.Reason))
+			r.Regressions = append(r.Regressions, res)
+			continue
+		}
 		var cur, ref float64
 		var curOK, refOK bool
 		if bd.Figure == FigureDuration {
@@ -266,4 +283,15 @@ func (r *Report) CheckRegressions(baselines []*Report, bounds []RegressionBound,
 		r.Regressions = append(r.Regressions, res)
 	}
 	return errors.Join(errs...)
+}
+
+// totalsText says what a Report.TotalsOf measured.
+func totalsText(of string) string {
+	switch of {
+	case TotalsCgroup:
+		return "its own cgroup (its processes, not its containers)"
+	case TotalsContainers:
+		return "its containers"
+	}
+	return strconv.Quote(of)
 }

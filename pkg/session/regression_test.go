@@ -64,6 +64,8 @@ func TestCheckRegressions(t *testing.T) {
 	}
 	noNet := base(1, 100, 1)
 	noNet.Totals.SetUnmeasured("net_rx_bytes")
+	ofContainers := base(0.44, 100, 4)
+	ofContainers.TotalsOf = TotalsContainers
 	for _, tc := range []struct {
 		name       string
 		cur        *Report
@@ -83,6 +85,11 @@ func TestCheckRegressions(t *testing.T) {
 		{"from zero", base(1, 100, 1), []*Report{base(0, 100, 1)}, []RegressionBound{{"cpu_seconds", 1000}}, UnmeasuredError, []string{StatusExceeded}, true},
 		{"not measured", base(1, 100, 1), []*Report{noNet}, []RegressionBound{{"net_rx_bytes", 10}}, UnmeasuredError, []string{StatusNotMeasured}, true},
 		{"not measured, skipped", base(1, 100, 1), []*Report{noNet}, []RegressionBound{{"net_rx_bytes", 10}}, UnmeasuredSkip, []string{StatusSkipped}, false},
+		// A run's own cgroup against a report of containers (crmon
+		// report, a session without a cgroup): not comparable, even when
+		// unmeasured figures may be skipped.
+		{"totals of containers", base(0.02, 100, 1), []*Report{ofContainers}, []RegressionBound{{"cpu_seconds", 10}}, UnmeasuredSkip, []string{StatusNotMeasured}, true},
+		{"one of the baselines of containers", base(0.02, 100, 1), []*Report{base(0.02, 100, 1), ofContainers}, []RegressionBound{{"cpu_seconds", 10}, {"duration_seconds", 10}}, UnmeasuredError, []string{StatusNotMeasured, StatusNotMeasured}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cur.CheckRegressions(tc.bases, tc.bounds, tc.unmeasured)
