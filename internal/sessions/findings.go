@@ -121,13 +121,44 @@ func diagnoseScope(f scopeFacts, others []session.CgroupCPU) []session.Finding {
 		return &out[len(out)-1]
 	}
 	m, ev := f.m, f.ev
+	throttled := false
+	if f.haveEv && ev.throttledPeriods > 0 && ev.periods > 0 {
+		thr := float64(ev.throttledNanos) / 1e9
+		share := float64(ev.throttledPeriods) / float64(ev.periods)
+		if thr >= throttledMin && share >= throttledShare {
+			sev := session.SeverityWarning
+			if share >= 0.5 {
+				sev = session.SeverityCritical
+			}
+			quota := ""
+			if ev.quotaMicros > 0 && ev.periodMicros > 0 {
+				quota = fmt.Sprintf(" of %.2f CPUs", float64(ev.quotaMicros)/float64(ev.periodMicros))
+			}
+			evm := map[string]float64{"throttled_periods": float64(ev.throttledPeriods), "periods": float64(ev.periods),
+				"throttled_seconds": thr, "throttled_percent_of_periods": share * 100}
+			if quota != "" {
+				evm["quota_cpus"] = float64(ev.quotaMicros) / float64(ev.periodMicros)
+			}
+			msg := fmt.Sprintf("%s hit its CPU quota%s in %d of %d periods (%.0f%%) and was held back %s",
+				who(f.scope), quota, ev.throttledPeriods, ev.periods, share*100, session.FormatSeconds(thr))
+			if m.Measured("runqueue_wait_seconds") {
+				evm["runqueue_wait_seconds"] = m.RunqueueWaitSeconds
+				msg += fmt.Sprintf("; its tasks waited %s in all while runnable", session.FormatSeconds(m.RunqueueWaitSeconds))
+			}
+			add(session.FindingCPUThrottled, sev, msg, evm)
+			throttled = true
+		}
+	}
 	// A task held back by its CPU quota stays runnable, and its wait
-	// counts as run-queue wait: that part is the quota's, not others'.
+	// counts as run-queue wait: each of the scope's runnable tasks
+	// waits while the quota holds them all, so a throttled scope's wait
+	// cannot be put on others; its throttling finding says what held it.
+	// A scope throttled a little has the quota's time taken off.
 	wait := m.RunqueueWaitSeconds
 	if f.haveEv {
 		wait = max(0, wait-float64(ev.throttledNanos)/1e9)
 	}
-	if m.Measured("runqueue_wait_seconds") && m.Measured("cpu_seconds") && wait >= starvedMin {
+	if !throttled && m.Measured("runqueue_wait_seconds") && m.Measured("cpu_seconds") && wait >= starvedMin {
 		share := wait / max(m.CPUSeconds, 1e-9)
 		if share >= starvedShare {
 			sev := session.SeverityWarning
@@ -151,27 +182,6 @@ func diagnoseScope(f scopeFacts, others []session.CgroupCPU) []session.Finding {
 				"runqueue_wait_seconds": wait, "cpu_seconds": m.CPUSeconds, "wait_percent_of_cpu": share * 100,
 			})
 			fd.Others = others
-		}
-	}
-	if f.haveEv && ev.throttledPeriods > 0 && ev.periods > 0 {
-		thr := float64(ev.throttledNanos) / 1e9
-		share := float64(ev.throttledPeriods) / float64(ev.periods)
-		if thr >= throttledMin && share >= throttledShare {
-			sev := session.SeverityWarning
-			if share >= 0.5 {
-				sev = session.SeverityCritical
-			}
-			quota := ""
-			if ev.quotaMicros > 0 && ev.periodMicros > 0 {
-				quota = fmt.Sprintf(" of %.2f CPUs", float64(ev.quotaMicros)/float64(ev.periodMicros))
-			}
-			evm := map[string]float64{"throttled_periods": float64(ev.throttledPeriods), "periods": float64(ev.periods),
-				"throttled_seconds": thr, "throttled_percent_of_periods": share * 100}
-			if quota != "" {
-				evm["quota_cpus"] = float64(ev.quotaMicros) / float64(ev.periodMicros)
-			}
-			add(session.FindingCPUThrottled, sev, fmt.Sprintf("%s hit its CPU quota%s in %d of %d periods (%.0f%%) and was held back %s",
-				who(f.scope), quota, ev.throttledPeriods, ev.periods, share*100, session.FormatSeconds(thr)), evm)
 		}
 	}
 	if f.haveEv && (ev.oomKills > 0 || f.oomKilled) {
