@@ -10,6 +10,8 @@ IMAGE     ?= crmon
 # The build host's CA bundle, copied into the image for the exporters and
 # alert channels (Debian: the ca-certificates package).
 CA_CERTS  ?= /etc/ssl/certs/ca-certificates.crt
+# The image's build context: the binary and the CA bundle, nothing else.
+IMAGE_CONTEXT ?= dist/image
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 BINDIR    ?= $(PREFIX)/bin
@@ -47,14 +49,14 @@ build: ## Build the crmon binary, static (no clang needed: eBPF objects are comm
 
 image: build ## Build the container image crmon:<version> and crmon:latest (FROM scratch: pulls nothing)
 	@test -r $(CA_CERTS) || { echo "image: no CA bundle at $(CA_CERTS) (apt-get install ca-certificates, or CA_CERTS=FILE)"; exit 1; }
-	rm -rf dist/image && mkdir -p dist/image
-	cp $(BINARY) dist/image/crmon
-	cp $(CA_CERTS) dist/image/ca-certificates.crt
+	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)
+	cp $(BINARY) $(IMAGE_CONTEXT)/crmon
+	cp $(CA_CERTS) $(IMAGE_CONTEXT)/ca-certificates.crt
 	docker build -f Dockerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):latest \
 		--build-arg VERSION=$(VERSION) \
 		--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
 		--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
-		dist/image
+		$(IMAGE_CONTEXT)
 	@docker image inspect -f '{{.RepoTags}} {{.Size}} bytes' $(IMAGE):$(VERSION)
 
 install: build ## Install the binary, the systemd unit and a default config (DESTDIR, PREFIX, SYSCONFDIR, UNITDIR)

@@ -113,7 +113,9 @@ func buildImage(t *testing.T) string {
 	t.Helper()
 	name := "crmon-test/crmon-deploy"
 	version := strconv.Itoa(os.Getpid())
-	command(t, root(t), "make", "image", "IMAGE="+name, "VERSION="+version, "BINARY="+filepath.Join(t.TempDir(), "crmon"))
+	dir := t.TempDir()
+	command(t, root(t), "make", "image", "IMAGE="+name, "VERSION="+version,
+		"BINARY="+filepath.Join(dir, "crmon"), "IMAGE_CONTEXT="+filepath.Join(dir, "context"))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

@@ -53,7 +53,8 @@ var sidecarImage = sync.OnceValues(func() (string, error) {
 	name, version, _ := strings.Cut(tag, ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "make", "-C", root, "image", "IMAGE="+name, "VERSION="+version, "BINARY="+filepath.Join(dir, "crmon"))
+	cmd := exec.CommandContext(ctx, "make", "-C", root, "image", "IMAGE="+name, "VERSION="+version,
+		"BINARY="+filepath.Join(dir, "crmon"), "IMAGE_CONTEXT="+filepath.Join(dir, "context"))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("make image: %v\n%s", err, out)
 	}
