@@ -179,8 +179,7 @@ func runAgent(c *cli.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 
-	// The store subscribes before the first tick, to keep it too (unless
-	// Run's own first tick, right after it, starts before the store read it).
+	// The store subscribes before the first tick, to keep it too.
 	hist.run(a)
 	// The first sample is taken before serving, so the first scrape is
 	// complete rather than empty.

@@ -246,9 +246,15 @@ func (a *Agent) publish(s *Sample) {
 	}
 }
 
-// Run collects once immediately, then every interval, until ctx ends.
+// Run collects once immediately, then every interval, until ctx ends. A
+// sample taken less than an interval ago (crmon run ticks once before it
+// serves) counts as the first: a second one right after it would be
+// published before its readers took the first, which they would then find
+// superseded, and would make rates over a few milliseconds.
 func (a *Agent) Run(ctx context.Context) error {
-	a.Tick(ctx)
+	if s := a.Latest(); s == nil || time.Since(s.Time) >= a.Interval() {
+		a.Tick(ctx)
+	}
 	for {
 		t := time.NewTimer(a.untilNext(time.Now()))
 		select {

@@ -101,6 +101,31 @@ func TestRunTicksAlignedAndStops(t *testing.T) {
 	}
 }
 
+// TestRunAfterTickWaitsForTheNextTick: when the caller has just ticked
+// (crmon run does, to serve a complete first scrape), Run does not tick
+// again at once, which left the readers of the first sample (exporters,
+// the store) finding it superseded.
+func TestRunAfterTickWaitsForTheNextTick(t *testing.T) {
+	c := newCounting("ok", nil)
+	a := New([]collect.Collector{c}, time.Hour, nil)
+	// Not within seconds of the hour's aligned tick.
+	for a.untilNext(time.Now()) < 5*time.Second {
+		time.Sleep(a.untilNext(time.Now()) + 10*time.Millisecond)
+	}
+	a.Tick(t.Context())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := c.updates.Load(); n != 1 {
+		t.Errorf("%d collections, want 1: Run ticked again right after the caller's tick", n)
+	}
+}
+
 // waitUpdates waits until c has at least n updates, or fails after a
 // deadline generous enough for a loaded machine.
 func waitUpdates(t *testing.T, c *counting, n int64) {
