@@ -189,7 +189,7 @@ type AlertRule struct {
 
 // Exporter types, as the ADR spells them. The file may use any case.
 const (
-	ExporterPrometheus    = "Prometheus"    // remote write 1.0
+	ExporterPrometheus    = "Prometheus"    // remote write 1.0 or 2.0
 	ExporterInfluxDB      = "InfluxDB"      // line protocol
 	ExporterElasticsearch = "Elasticsearch" // bulk API
 	ExporterCustom        = "Custom"        // the snapshot as JSON over HTTP

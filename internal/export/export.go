@@ -125,6 +125,8 @@ func newExporter(c config.Exporter, o Options) (*Exporter, error) {
 		e.s, err = newInflux(c, hc, e)
 	case config.ExporterCustom:
 		e.s = newCustom(c, hc, e)
+	case config.ExporterElasticsearch:
+		e.s, err = newElastic(c, hc, e)
 	default:
 		err = fmt.Errorf("exporter_type %q is not supported by this version of crmon", c.ExporterType)
 	}

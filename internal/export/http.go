@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -65,6 +66,15 @@ type authTransport struct {
 
 	mu   sync.Mutex
 	last response
+	// total is every request body's bytes.
+	total int64
+}
+
+// sentTotal is every request body's bytes so far.
+func (t *authTransport) sentTotal() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.total
 }
 
 // response is what the transport remembers of the last answer.
@@ -95,6 +105,7 @@ func (t *authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.total += max(r.ContentLength, 0)
 	if err != nil {
 		t.last = response{err: err, sent: max(r.ContentLength, 0)}
 		return nil, err
@@ -276,3 +287,11 @@ func (p *poster) checkServer(resp *http.Response) {
 	p.e.log.Error(fmt.Sprintf("the endpoint answers like %s, not %s, which sends X-Influxdb-Version with every answer; check exporter_type and endpoint", like, p.expect),
 		"endpoint", redact(p.e.cfg.Endpoint), "status", resp.StatusCode)
 }
+
+// readAll reads what limitBody lets through.
+func readAll(r io.Reader) []byte {
+	b, _ := io.ReadAll(r)
+	return b
+}
+
+func isNaNOrInf(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }
