@@ -45,6 +45,21 @@ func (e *TooManySamples) Error() string {
 	return fmt.Sprintf("the window holds more than %d samples of the containers' series, more than a report may read: choose a shorter window", e.Max)
 }
 
+// budget counts the samples a report reads, up to max (0: no bound), and
+// ends the reading when its context does.
+type budget struct{ n, max int }
+
+func (b *budget) take(ctx context.Context) error {
+	b.n++
+	if b.max > 0 && b.n > b.max {
+		return &TooManySamples{Max: b.max}
+	}
+	if b.n%(1<<14) == 0 {
+		return ctx.Err()
+	}
+	return nil
+}
+
 // sample is one stored value.
 type sample struct {
 	t int64
@@ -141,7 +156,7 @@ func (s *Store) Report(ctx context.Context, from, to time.Time, names []string, 
 
 	byID := map[string]reportSeries{}
 	var order []string
-	held := 0
+	held := &budget{max: maxSamples}
 	read := func(metric string) (map[string][]labeledSamples, error) {
 		set := q.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt}, labels.MustNewMatcher(labels.MatchEqual, "__name__", metric))
 		out := map[string][]labeledSamples{}
@@ -156,11 +171,8 @@ func (s *Store) Report(ctx context.Context, from, to time.Time, names []string, 
 				if !value.IsStaleNaN(v) {
 					ss = append(ss, sample{t, v})
 				}
-				if held++; maxSamples > 0 && held > maxSamples {
-					return nil, &TooManySamples{Max: maxSamples}
-				}
-				if held%(1<<14) == 0 && ctx.Err() != nil {
-					return nil, ctx.Err()
+				if err := held.take(ctx); err != nil {
+					return nil, err
 				}
 			}
 			if err := it.Err(); err != nil {
@@ -371,7 +383,7 @@ func (s *Store) Report(ctx context.Context, from, to time.Time, names []string, 
 	if rep.Series != nil {
 		rep.Series.Run = sumPoints(rep.Series.Containers)
 	}
-	host, err := s.hostPeaks(ctx, q, mint, from0, to0)
+	host, err := s.hostPeaks(ctx, q, mint, from0, to0, held)
 	if err != nil {
 		return nil, err
 	}
@@ -561,7 +573,7 @@ func quantile(q float64, buckets []labeledSamples, from, to int64, born bool) fl
 
 // hostPeaks are the host's highest CPU, memory and root file system usage
 // between two ticks of the window.
-func (s *Store) hostPeaks(ctx context.Context, q storage.Querier, mint, from, to int64) (session.HostPeaks, error) {
+func (s *Store) hostPeaks(ctx context.Context, q storage.Querier, mint, from, to int64, held *budget) (session.HostPeaks, error) {
 	var h session.HostPeaks
 	sel := func(ms ...*labels.Matcher) (map[string][]sample, error) {
 		set := q.Select(ctx, true, &storage.SelectHints{Start: mint, End: to}, ms...)
@@ -575,6 +587,9 @@ func (s *Store) hostPeaks(ctx context.Context, q storage.Querier, mint, from, to
 				t, v := it.At()
 				if !value.IsStaleNaN(v) && t >= from && t <= to {
 					out[k] = append(out[k], sample{t, v})
+				}
+				if err := held.take(ctx); err != nil {
+					return nil, err
 				}
 			}
 			if err := it.Err(); err != nil {

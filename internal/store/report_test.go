@@ -62,11 +62,16 @@ func TestReportBoundsSamples(t *testing.T) {
 	st := openStore(t, Options{})
 	start := time.Now().Add(-2 * time.Hour).Truncate(time.Minute)
 	var b strings.Builder
-	for i := range 360 { // two containers every 10 s for an hour: 720 samples
+	for i := range 360 { // every 10 s for an hour: 720 samples of two containers, 1440 of the host's CPU
 		b.Reset()
 		b.WriteString("# TYPE container_cpu_usage_seconds_total counter\n")
 		for _, n := range []int{1, 3} {
 			fmt.Fprintf(&b, "container_cpu_usage_seconds_total{id=\"/docker/%d\",name=\"c%d\"} %d\n", n, n, 10*i*n)
+		}
+		b.WriteString("# TYPE node_cpu_seconds_total counter\n")
+		for _, cpu := range []string{"0", "1"} {
+			fmt.Fprintf(&b, "node_cpu_seconds_total{cpu=%q,mode=\"idle\"} %d\n", cpu, 5*i)
+			fmt.Fprintf(&b, "node_cpu_seconds_total{cpu=%q,mode=\"user\"} %d\n", cpu, 5*i)
 		}
 		if err := st.appendText([]byte(b.String()), start.Add(time.Duration(i)*10*time.Second).UnixMilli()); err != nil {
 			t.Fatal(err)
@@ -78,7 +83,8 @@ func TestReportBoundsSamples(t *testing.T) {
 		code       int
 	}{
 		{reportSampleCost * 500, http.StatusUnprocessableEntity},
-		{reportSampleCost * 1000, http.StatusOK},
+		{reportSampleCost * 1000, http.StatusUnprocessableEntity}, // the host's samples count too
+		{reportSampleCost * 3000, http.StatusOK},
 	} {
 		mux := http.NewServeMux()
 		for p, h := range NewAPI(st, NewEngine(st.Queryable(), Limits{MaxSamples: c.maxSamples}, nil), "test", nil).Handlers() {
@@ -106,8 +112,8 @@ func TestReportBoundsSamples(t *testing.T) {
 			}
 			continue
 		}
-		if r.Data == nil || len(r.Data.Containers) != 2 {
-			t.Errorf("MaxSamples %d: %+v, want the report of both containers", c.maxSamples, r.Data)
+		if r.Data == nil || len(r.Data.Containers) != 2 || r.Data.Host.CPUUsagePercent != 50 {
+			t.Errorf("MaxSamples %d: %+v, want the report of both containers and the host's CPU at 50 %%", c.maxSamples, r.Data)
 		}
 	}
 }
