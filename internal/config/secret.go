@@ -315,8 +315,11 @@ const redactedUserinfo = "xxxxx"
 
 // redactURL hides the user information of a URL, which carries a password
 // or a token ("https://user:pass@host/" becomes "https://xxxxx@host/"),
-// also in a URL that does not parse.
+// and the values of its query, where receivers take API keys
+// ("?api_key=…&db=ci" becomes "?api_key=xxxxx&db=xxxxx"), also in a URL
+// that does not parse.
 func redactURL(s string) string {
+	s = redactQuery(s)
 	i := strings.Index(s, "://")
 	if i < 0 {
 		return s
@@ -331,4 +334,23 @@ func redactURL(s string) string {
 		return s
 	}
 	return s[:i+3] + redactedUserinfo + rest[at:]
+}
+
+// redactQuery replaces the value of each parameter of s's query.
+func redactQuery(s string) string {
+	q := strings.IndexByte(s, '?')
+	if q < 0 {
+		return s
+	}
+	query, frag := s[q+1:], ""
+	if h := strings.IndexByte(query, '#'); h >= 0 {
+		query, frag = query[:h], query[h:]
+	}
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		if k, v, ok := strings.Cut(p, "="); ok && v != "" {
+			params[i] = k + "=" + redactedUserinfo
+		}
+	}
+	return s[:q+1] + strings.Join(params, "&") + frag
 }

@@ -357,3 +357,38 @@ url_env = "HOOK_URL"
 		t.Errorf("Parse (-want +got):\n%s", diff)
 	}
 }
+
+// An exporter's endpoint may carry an API key in its query: the effective
+// configuration and the errors about the endpoint show the parameters'
+// names, not their values.
+func TestEndpointQueryNotPrinted(t *testing.T) {
+	doc := `[[cleanroom.monitoring.exporters]]
+name = "ok"
+exporter_type = "Custom"
+endpoint = "https://user:pw-1a2b@metrics.example.com/ingest?api_key=key-3c4d&tenant=ci#frag"
+
+[[cleanroom.monitoring.exporters]]
+name = "bad"
+exporter_type = "Custom"
+endpoint = "ftp://metrics.example.com/ingest?api_key=key-5e6f"
+`
+	_, err := Parse("t.toml", []byte(doc), ParseOptions{LookupEnv: noEnv})
+	if err == nil || strings.Contains(err.Error(), "key-5e6f") || !strings.Contains(err.Error(), "api_key=xxxxx") {
+		t.Errorf("the error should name the parameter, not its value:\n%v", err)
+	}
+	c, err := Parse("t.toml", []byte(doc[:strings.Index(doc, "\n\n")]), ParseOptions{LookupEnv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eff bytes.Buffer
+	if err := c.WriteEffective(&eff); err != nil {
+		t.Fatal(err)
+	}
+	want := `endpoint = 'https://xxxxx@metrics.example.com/ingest?api_key=xxxxx&tenant=xxxxx#frag'`
+	if !strings.Contains(eff.String(), want) || strings.Contains(eff.String(), "key-3c4d") || strings.Contains(eff.String(), "pw-1a2b") {
+		t.Errorf("WriteEffective should show %s:\n%s", want, eff.String())
+	}
+	if got := c.Monitoring.Exporters[0].Endpoint; !strings.Contains(got, "key-3c4d") {
+		t.Errorf("masking changed the config: endpoint = %q", got)
+	}
+}
