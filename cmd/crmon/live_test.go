@@ -59,8 +59,9 @@ func percent(t *testing.T, s string) float64 {
 // containers, one burning CPU and one writing to disk: the table lists
 // them with plausible figures (the burner first, at no more than the one
 // core its quota allows; the writer's block writes), the host charts
-// fill, a container's row opens its charts, a container started later
-// appears and a removed one fades out and goes. Screenshots of the page
+// fill, a running test session is listed, a container's row opens its
+// charts, a container started later appears and a removed one fades out
+// and goes. Screenshots of the page
 // are written to the artifact directory.
 func TestLivePage(t *testing.T) {
 	dockertest.Require(t)
@@ -119,6 +120,15 @@ removed_retention = "0s"
 		tr.children[0].textContent === "`+name("write")+`" && !/^(0 B\/s|n\/a)$/.test(tr.children[7].textContent))`, time.Minute)
 	poll("host charts with points", `["c-cpu","c-mem","c-disk","c-net"].every(id => +document.getElementById(id).dataset.points >= 5)`, time.Minute)
 
+	// A test session running on the agent is listed, and so is the
+	// alert a busy host raises (HostCPUUsageHigh, when it is busy).
+	url := "--agent-url=unix://" + p.sock
+	if _, stderr, code := run(t, "session", "start", url, "live-page-"+tag); code != 0 {
+		t.Fatalf("session start: exit %d\n%s", code, stderr)
+	}
+	t.Cleanup(func() { run(t, "session", "stop", "-q", url, "live-page-"+tag) })
+	poll("the running session", `!document.getElementById("sessions").hidden && document.querySelector("#sessions tbody").textContent.includes("live-page-`+tag+`")`, 30*time.Second)
+
 	rs := rows()
 	if len(rs) != 10 {
 		t.Fatalf("%d rows, want 10: %+v", len(rs), rs)
@@ -145,6 +155,10 @@ removed_retention = "0s"
 		t.Fatal(err)
 	}
 	poll("the burner's charts", `!document.getElementById("detail").hidden && document.getElementById("d-name").textContent === "`+name("burn")+`" && +document.getElementById("d-cpu").dataset.points >= 2`, 30*time.Second)
+	// The charts scrolled into view; a full-page shot starts at the top.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
+		t.Fatal(err)
+	}
 	browser.Screenshot(t, bctx, "container-charts.png")
 
 	// A container started now appears; a removed one fades, then goes.

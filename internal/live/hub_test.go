@@ -250,3 +250,41 @@ func TestPage(t *testing.T) {
 		}
 	}
 }
+
+// TestHubDropsSlowPage checks that a page that does not read is dropped
+// once four ticks wait for it, without holding up the others, and that
+// the subscription ends with it.
+func TestHubDropsSlowPage(t *testing.T) {
+	a := agent.New([]collect.Collector{&scripted{}}, time.Second, nil)
+	a.Tick(context.Background())
+	h := NewHub(a, Options{})
+	slow, _, err := h.join()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, _, err := h.join()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		a.Tick(context.Background())
+		// The fast page reads every tick.
+		select {
+		case <-fast.ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("tick %d did not reach the fast page", i)
+		}
+	}
+	n := 0
+	for range slow.ch { // closed once dropped
+		n++
+	}
+	if n != cap(slow.ch) || h.Clients() != 1 {
+		t.Errorf("slow page got %d ticks before it was dropped, want %d; %d pages left, want 1", n, cap(slow.ch), h.Clients())
+	}
+	h.leave(fast)
+	h.leave(slow) // gone already: a no-op
+	if h.Subscribed() {
+		t.Error("still subscribed with no page")
+	}
+}

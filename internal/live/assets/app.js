@@ -256,6 +256,8 @@ function row(r) {
   }
   const cpuTd = tr.children[2];
   cpuTd.style.backgroundSize = Math.min(100, r.cpu || 0) + "% 100%";
+  // Waiting for a CPU half the time or more: starved, worth a look.
+  tr.children[4].classList.toggle("warn", r.runq != null && r.runq >= 50);
   return tr;
 }
 
