@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/internal/live"
+	"github.com/crmon-dev/crmon/internal/userfile"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 	"github.com/crmon-dev/crmon/pkg/session"
 )
@@ -31,6 +34,7 @@ func topCommand() *cli.Command {
 	flags := []cli.Flag{
 		configFlag(),
 		&cli.StringFlag{Name: "url", Usage: "a running agent's TCP listener, e.g. http://127.0.0.1:9717 (https://USER:PASSWORD@HOST:PORT with a web config's basic auth)", EnvVars: []string{"CRMON_TOP_URL"}},
+		&cli.StringFlag{Name: "tls.ca-file", Usage: "PEM certificates to trust for an https --url (an agent whose certificate is its own)", EnvVars: []string{"CRMON_TOP_TLS_CA_FILE"}},
 		&cli.StringFlag{Name: "control.socket", Value: session.DefaultSocket, Usage: "a running agent's control socket, used when --url is not given and it answers", EnvVars: []string{"CRMON_CONTROL_SOCKET"}},
 		&cli.BoolFlag{Name: "all", Usage: "a row per cgroup the eBPF probes count, not per container"},
 		&cli.StringFlag{Name: "sort", Value: "cpu", Usage: "column to sort by, largest first: " + strings.Join(live.SortKeys, ", "), Action: oneOf(live.SortKeys...)},
@@ -163,8 +167,20 @@ func openSource(c *cli.Context, logger *slog.Logger) (sampleSource, error) {
 			return nil, usageErrorf("--url %q: want http://HOST:PORT or https://HOST:PORT", u)
 		}
 		shown := pu.Redacted()
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if f := c.String("tls.ca-file"); f != "" {
+			pem, err := userfile.Read(f, 1<<20)
+			if err != nil {
+				return nil, fmt.Errorf("--tls.ca-file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--tls.ca-file %s: no PEM certificate in it", f)
+			}
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
 		// Go's client sends the URL's user and password as basic auth.
-		return &agentSource{client: &http.Client{Timeout: 15 * time.Second}, base: strings.TrimRight(u, "/"), shown: shown, interval: iv}, nil
+		return &agentSource{client: &http.Client{Timeout: 15 * time.Second, Transport: tr}, base: strings.TrimRight(u, "/"), shown: shown, interval: iv}, nil
 	}
 	if p := c.String("control.socket"); p != "" {
 		base := "unix://" + p

@@ -90,6 +90,22 @@ func TestRunWithWebConfig(t *testing.T) {
 			t.Errorf("GET %s with password %q: %s, want %d", tc.url, tc.password, resp.Status, tc.want)
 		}
 	}
+
+	// crmon top reads such an agent with the password in its URL and
+	// the certificate to trust; it never prints the password.
+	out, stderr, code := run(t, "top", "--once", "--url", "https://prometheus:s3cret@"+p.addr, "--tls.ca-file", certFile)
+	if code != 0 || !strings.Contains(out, "NAME") || !strings.Contains(out, " cores") {
+		t.Errorf("top --once over TLS with basic auth: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, args := range [][]string{
+		{"--url", "https://prometheus:wrong@" + p.addr, "--tls.ca-file", certFile},
+		{"--url", "https://prometheus:s3cret@" + p.addr},
+	} {
+		out, stderr, code := run(t, append([]string{"top", "--once", "--timeout", "5s"}, args...)...)
+		if code != 1 || strings.Contains(stderr+out, "s3cret") || strings.Contains(stderr+out, "wrong") {
+			t.Errorf("top --once %v: exit %d, want 1 without the password in the message:\n%s%s", args, code, out, stderr)
+		}
+	}
 }
 
 func writeFile(t *testing.T, name string, b []byte, perm os.FileMode) {
