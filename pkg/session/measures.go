@@ -160,7 +160,10 @@ func nullFields(data []byte, fs structFields) ([]string, error) {
 	}
 	var out []string
 	for _, name := range fs.names {
-		if v, ok := raw[name]; ok && string(bytes.TrimSpace(v)) == "null" {
+		// Absent is no measurement either: crmon writes every field, and
+		// a figure missing from a report edited or written by another
+		// tool must not be read as 0 (a regression gate would pass on it).
+		if v, ok := raw[name]; !ok || string(bytes.TrimSpace(v)) == "null" {
 			out = append(out, name)
 		}
 	}

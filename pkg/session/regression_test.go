@@ -129,3 +129,24 @@ func TestRegressionJSON(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", b, want)
 	}
 }
+
+// TestRegressionMissingFigure: a figure absent from a report's JSON (one
+// edited by hand, or written by another tool) is not measured, not 0, so
+// that a gate on it does not pass on a figure nobody measured.
+func TestRegressionMissingFigure(t *testing.T) {
+	read := func(totals string) *Report {
+		var r Report
+		if err := json.Unmarshal([]byte(`{"schema_version":2,"totals_of":"cgroup","totals":`+totals+`}`), &r); err != nil {
+			t.Fatal(err)
+		}
+		return &r
+	}
+	base, cur := read(`{"cpu_seconds": 2.5, "peak_memory_bytes": 100}`), read(`{"peak_memory_bytes": 100}`)
+	if cur.Totals.Measured("cpu_seconds") || !cur.Totals.Measured("peak_memory_bytes") {
+		t.Errorf("unmeasured %v, want cpu_seconds only", cur.Totals.Unmeasured)
+	}
+	err := cur.CheckRegressions([]*Report{base}, []RegressionBound{{"cpu_seconds", 10}}, UnmeasuredError)
+	if err == nil || len(cur.Regressions) != 1 || cur.Regressions[0].Status != StatusNotMeasured {
+		t.Errorf("cpu_seconds missing from the run: %v, %+v; want not measured, and an error", err, cur.Regressions)
+	}
+}
