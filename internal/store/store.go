@@ -40,6 +40,7 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/crmon-dev/crmon/internal/agent"
 )
@@ -164,6 +165,11 @@ func (s *Store) open() error {
 	o := tsdb.DefaultOptions()
 	o.RetentionDuration = s.opts.Retention.Milliseconds()
 	o.MaxBytes = s.opts.MaxBytes
+	// The write-ahead log holds the last 2–3 h, not yet chunk-encoded:
+	// snappy makes it 5.7 bytes a sample instead of 11, measured on a
+	// host with 50 idle containers (BenchmarkDiskWAL). zstd gives 3.6,
+	// but its encoder cost the agent 33 MiB more RSS, side by side.
+	o.WALCompression = compression.Snappy
 	if d := s.opts.BlockDuration.Milliseconds(); d > 0 {
 		o.MinBlockDuration = d
 		o.MaxBlockDuration = d
