@@ -396,7 +396,7 @@ const (
 	DefaultFlushInterval   = 30 * time.Second
 	DefaultTimeout         = 10 * time.Second
 	DefaultMaxRetries      = 0
-	DefaultQueueSize       = 250000
+	DefaultQueueSize       = 400000
 	DefaultSMTPPort        = 587
 	DefaultSeverity        = SeverityWarning
 	DefaultCondition       = ">"

@@ -328,7 +328,7 @@ var badFiles = map[string][]string{
 		`:6: flush_interval = "0s": must be more than 0 (exporter "prometheus"); the default is "30s"`,
 		`:7: timeout = "0s": must be more than 0 (exporter "prometheus"); the default is "10s"`,
 		`:8: max_retries = -1: must be 0 (retry for as long as the queue keeps the batch) or more (exporter "prometheus")`,
-		`:15: queue_size = 100: must hold at least one batch, batch_size = 500 (exporter "small-queue"); the default is 250000`,
+		`:15: queue_size = 100: must hold at least one batch, batch_size = 500 (exporter "small-queue"); the default is 400000`,
 	},
 	"exporter-credentials.toml": {
 		`:5: credentials: exporter "both" has both a token and a username/password; use one`,

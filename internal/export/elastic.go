@@ -122,10 +122,10 @@ func (el *elastic) send(ctx context.Context, b batch) (sent, error) {
 	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
 		Client:     el.c,
 		NumWorkers: 1,
-		// The batch is the exporter's: flush only on Close, or at the
-		// size Elasticsearch's default http.max_content_length allows
-		// with room to spare.
-		FlushBytes:    50 << 20,
+		// The batch is the exporter's: flush on Close, or when a
+		// request reaches 1 MiB (the indexer allocates its buffer at
+		// this size for each batch; a default batch is about 200 kB).
+		FlushBytes:    1 << 20,
 		FlushInterval: time.Hour,
 		OnError: func(_ context.Context, err error) {
 			mu.Lock()

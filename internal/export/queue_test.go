@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/crmon-dev/crmon/internal/config"
 )
 
 func pts(vals ...float64) []point {
@@ -85,11 +87,11 @@ func equal(a, b []float64) bool {
 	return true
 }
 
-// TestQueueMemory measures what a full default queue holds: 250 000
-// samples as 2 000-series ticks whose keys are shared from tick to tick,
+// TestQueueMemory measures what a full default queue holds: 400 000
+// samples as 5 000-series ticks (host + 50 containers) whose keys are shared from tick to tick,
 // as the intake makes them. The README quotes the figure.
 func TestQueueMemory(t *testing.T) {
-	const series, size = 2000, 250000
+	const series, size = 5000, config.DefaultQueueSize
 	keys := make([]string, series)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("container_cpu_usage_seconds_total\xffid\xff/docker/%064d\xffname\xffc%d", i, i)
