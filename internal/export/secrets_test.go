@@ -24,7 +24,7 @@ func TestSendErrorsHideEndpointSecrets(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	for _, typ := range []string{config.ExporterCustom, config.ExporterPrometheus} {
+	for _, typ := range []string{config.ExporterCustom, config.ExporterPrometheus, config.ExporterInfluxDB, config.ExporterElasticsearch} {
 		t.Run(typ, func(t *testing.T) {
 			var mu sync.Mutex
 			var logs strings.Builder
