@@ -472,7 +472,7 @@ func drawTop(scr tcell.Screen, st *topState, src sampleSource, host string) {
 	for i, l := range lines {
 		style := plain
 		switch {
-		case rows[i].Gone:
+		case rows[i].Gone, rows[i].State != "" && rows[i].State != "running":
 			style = dim
 		case i == busiest:
 			style = bold
