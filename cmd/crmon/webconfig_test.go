@@ -75,6 +75,10 @@ func TestRunWithWebConfig(t *testing.T) {
 		{"https://" + p.addr + "/metrics", "wrong", http.StatusUnauthorized},
 		{"https://" + p.addr + "/metrics", "s3cret", http.StatusOK},
 		{"http://" + p.addr + "/metrics", "s3cret", http.StatusBadRequest},
+		// The query API over the store is behind the same TLS and auth.
+		{"https://" + p.addr + "/api/v1/query?query=up", "", http.StatusUnauthorized},
+		{"https://" + p.addr + "/api/v1/query?query=vector(1)", "s3cret", http.StatusOK},
+		{"https://" + p.addr + "/api/v1/report?from=0&to=1", "", http.StatusUnauthorized},
 	} {
 		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
 		if tc.password != "" {
