@@ -4,7 +4,9 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -142,5 +144,40 @@ func TestAPIErrors(t *testing.T) {
 	testenv.GetJSON(t, url+"/api/v1/status/tsdb", &status)
 	if status.Data.HeadStats.NumSeries != 2 || len(status.Data.SeriesCountByMetricName) != 1 || status.Data.SeriesCountByMetricName[0].Value != 2 {
 		t.Errorf("status/tsdb: %+v", status)
+	}
+}
+
+// TestQueryBounds checks the engine's bounds: a query over more samples
+// than MaxSamples fails with Prometheus' execution error, one that runs
+// longer than Timeout with its timeout error, and queries beyond
+// Concurrency wait their turn for at most the timeout.
+func TestQueryBounds(t *testing.T) {
+	st := openStore(t, Options{})
+	start := time.Now().Add(-2 * time.Hour).Truncate(time.Minute)
+	synthetic(t, st, start, 10*time.Second, 360, 50)
+	end := start.Add(time.Hour)
+
+	small := NewEngine(st.Queryable(), Limits{MaxSamples: 100}, nil)
+	_, err := small.Range(context.Background(), `container_cpu_usage_seconds_total`, start, end, 15*time.Second)
+	if classify(err) != errExec || !strings.Contains(fmt.Sprint(err), "too many samples") {
+		t.Errorf("over max samples: %v (%s), want an execution error", err, classify(err))
+	}
+
+	slow := NewEngine(st.Queryable(), Limits{Timeout: time.Nanosecond}, nil)
+	_, err = slow.Range(context.Background(), `sum(rate(container_cpu_usage_seconds_total[5m]))`, start, end, time.Second)
+	if typ := classify(err); typ != errTimeout && typ != errUnavail {
+		t.Errorf("past the timeout: %v (%s), want a timeout", err, typ)
+	}
+
+	one := NewEngine(st.Queryable(), Limits{Concurrency: 1, Timeout: 200 * time.Millisecond}, nil)
+	one.sem <- struct{}{} // a query holds the only slot
+	t0 := time.Now()
+	_, err = one.Instant(context.Background(), `vector(1)`, end)
+	if !errors.Is(err, ErrBusy) || classify(err) != errUnavail || time.Since(t0) < 200*time.Millisecond {
+		t.Errorf("with the slot taken: %v after %v, want ErrBusy after the timeout", err, time.Since(t0))
+	}
+	<-one.sem
+	if _, err := one.Instant(context.Background(), `vector(1)`, end); err != nil {
+		t.Errorf("with the slot free: %v", err)
 	}
 }
