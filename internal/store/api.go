@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -77,12 +78,31 @@ var (
 // maxBody bounds a POSTed form (a query and its parameters).
 const maxBody = 1 << 20
 
+// Responses waiting for their clients to read them are held in memory
+// until written: they are bounded in total, and each has a deadline, so
+// that clients that ask and do not read cannot pin the agent's memory
+// (16 such clients of a 14 MB query_range held 700 MB of heap, for as long
+// as they stayed connected).
+const (
+	// maxPendingBytes bounds the responses being written at once: room
+	// for the largest a query may give (5 M samples) and a few more.
+	maxPendingBytes = 256 << 20
+	// responseWriteTimeout bounds writing one response.
+	responseWriteTimeout = time.Minute
+)
+
 // API serves Prometheus' query API over a store.
 type API struct {
 	store   *Store
 	engine  *Engine
 	log     *slog.Logger
 	version string
+
+	// pending is the bytes of the responses being written, up to
+	// maxPending; writeTimeout bounds each write.
+	pending      atomic.Int64
+	maxPending   int64
+	writeTimeout time.Duration
 }
 
 // NewAPI serves s through e. version is what /api/v1/status/buildinfo
@@ -91,7 +111,7 @@ func NewAPI(s *Store, e *Engine, version string, logger *slog.Logger) *API {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &API{store: s, engine: e, log: logger, version: version}
+	return &API{store: s, engine: e, log: logger, version: version, maxPending: maxPendingBytes, writeTimeout: responseWriteTimeout}
 }
 
 // Handlers are the API's handlers by path, for the agent's listener.
@@ -189,6 +209,18 @@ func (a *API) write(w http.ResponseWriter, code int, resp response) {
 		code = http.StatusInternalServerError
 		b, _ = json.Marshal(response{Status: "error", ErrorType: errInternal, Error: "encoding the response: " + err.Error()})
 	}
+	size := int64(len(b))
+	if n := a.pending.Add(size); n > a.maxPending && n > size {
+		// Others' responses hold the room; one alone may take it all.
+		a.pending.Add(-size)
+		code = errorCodes[errUnavail]
+		b, _ = json.Marshal(response{Status: "error", ErrorType: errUnavail,
+			Error: fmt.Sprintf("%.1f MiB of responses are waiting for their clients to read them; try again", float64(n-size)/(1<<20))})
+		size = int64(len(b))
+		a.pending.Add(size)
+	}
+	defer a.pending.Add(-size)
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(a.writeTimeout))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(b)
