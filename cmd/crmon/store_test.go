@@ -295,7 +295,7 @@ func TestStoreUnwritable(t *testing.T) {
 		open       bool // the TSDB opens (and fails each append)
 	}{
 		{"read-only", "ro,size=1m", false},
-		{"full", "size=64k", true},
+		{"full", "size=1m", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -305,10 +305,26 @@ func TestStoreUnwritable(t *testing.T) {
 			t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 			t.Setenv("CRMON_STORE_PATH", dir)
 			p := startAgent(t, "--collection-interval", "200ms", "--ebpf", "disabled", "--collector.containers=false")
+			if c.open {
+				// The store opened; now the disk fills up.
+				time.Sleep(time.Second)
+				fill, err := os.Create(filepath.Join(dir, "fill"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, 4096)
+				for {
+					if _, err := fill.Write(buf); err != nil {
+						break
+					}
+				}
+				fill.Close()
+			}
+			f0 := value(parseMetrics(t, p.get(t, "/metrics")), "crmon_store_append_failures_total", nil)
 			time.Sleep(2 * time.Second)
 			fams := parseMetrics(t, p.get(t, "/metrics"))
-			if f := value(fams, "crmon_store_append_failures_total", nil); f < 5 {
-				t.Errorf("crmon_store_append_failures_total = %v after 2 s at 200 ms, want every tick", f)
+			if f := value(fams, "crmon_store_append_failures_total", nil) - f0; f < 5 {
+				t.Errorf("crmon_store_append_failures_total rose by %v in 2 s at 200 ms, want every tick", f)
 			}
 			if up := value(fams, "crmon_store_up", nil); (up == 1) != c.open {
 				t.Errorf("crmon_store_up = %v", up)
