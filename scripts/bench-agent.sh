@@ -42,7 +42,10 @@ tck=$(getconf CLK_TCK)
 
 cleanup() {
 	[[ -n ${pid:-} ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-	$DOCKER ps -aq --filter label=crmon-bench=1 2>/dev/null | xargs -r -P "$PARALLEL" -n 50 $DOCKER rm -f >/dev/null 2>&1 || true
+	# Two removals at a time, each with a deadline: Docker 20.10 wedged
+	# (every delete and network call blocked on libnetwork's locks) when
+	# twelve bulk removals of 50 containers ran at once.
+	$DOCKER ps -aq --filter label=crmon-bench=1 2>/dev/null | xargs -r -P 2 -n 20 timeout 120 $DOCKER rm -f >/dev/null 2>&1 || true
 	$DOCKER network rm crmon-bench >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
