@@ -219,26 +219,9 @@ func cgroupCPUSeconds(t *testing.T, h *cgroups.Hierarchy, id string) float64 {
 // baseline and no exported id names a cgroup that no longer exists.
 func TestAgentRemovedRetention(t *testing.T) {
 	dockertest.Require(t)
-	h, err := cgroups.Detect("/proc", "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
 	// The containers' cgroups go under a parent of their own, so that
 	// other containers on the host are no part of the counts.
-	parent := "/crmon-retention-" + tag
-	prefix := "crmon-retention-" + tag
-	t.Cleanup(func() {
-		dirs := map[string]bool{h.Unified: true}
-		for _, d := range h.V1 {
-			dirs[d] = true
-		}
-		for d := range dirs {
-			if d != "" {
-				os.Remove(filepath.Join(d, parent))
-			}
-		}
-	})
+	h, parent, prefix := ownCgroupParent(t, "retention")
 	const retention = 5 * time.Second
 	cfg := filepath.Join(t.TempDir(), "crmon.toml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[cleanroom.monitoring]
@@ -368,24 +351,7 @@ lost_completion_after = %q
 // after they are gone.
 func TestAgentFrozenThroughContainer(t *testing.T) {
 	dockertest.Require(t)
-	h, err := cgroups.Detect("/proc", "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
-	parent := "/crmon-frozen-" + tag
-	prefix := "crmon-frozen-" + tag
-	t.Cleanup(func() {
-		dirs := map[string]bool{h.Unified: true}
-		for _, d := range h.V1 {
-			dirs[d] = true
-		}
-		for d := range dirs {
-			if d != "" {
-				os.Remove(filepath.Join(d, parent))
-			}
-		}
-	})
+	h, parent, prefix := ownCgroupParent(t, "frozen")
 	cfg := filepath.Join(t.TempDir(), "crmon.toml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[cleanroom.monitoring]
 collection_interval = "1s"
@@ -515,4 +481,30 @@ lost_completion_after = %q
 	}
 	t.Logf("%s: %.4f CPU-seconds served from the probes, %.4f by its parent's account; %v bytes written",
 		name, cadv, truth, sum(fams, "container_fs_writes_bytes_total", want))
+}
+
+// ownCgroupParent names a cgroup parent of the test's own for its
+// containers (--cgroup-parent) and the prefix of their names, and removes
+// that parent from every hierarchy when the test ends.
+func ownCgroupParent(t *testing.T, kind string) (h *cgroups.Hierarchy, parent, prefix string) {
+	t.Helper()
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
+	parent = "/crmon-" + kind + "-" + tag
+	prefix = "crmon-" + kind + "-" + tag
+	t.Cleanup(func() {
+		dirs := map[string]bool{h.Unified: true}
+		for _, d := range h.V1 {
+			dirs[d] = true
+		}
+		for d := range dirs {
+			if d != "" {
+				os.Remove(filepath.Join(d, parent))
+			}
+		}
+	})
+	return h, parent, prefix
 }
