@@ -190,6 +190,8 @@ func (el *elastic) requestError(err error) error {
 		return &sendError{msg: err.Error()}
 	case last.err != nil || last.status == 0:
 		return &sendError{retryable: true, msg: err.Error()}
+	case last.status/100 == 3:
+		return redirected(last.status, last.location)
 	}
 	return classify(last.status, last.retryAfter, []byte(err.Error()))
 }
@@ -216,6 +218,9 @@ func (el *elastic) ensureTemplate(ctx context.Context) error {
 		return el.requestError(err)
 	}
 	defer res.Body.Close()
+	if res.StatusCode/100 == 3 {
+		return redirected(res.StatusCode, res.Header.Get("Location"))
+	}
 	if !res.IsError() {
 		el.template = true
 		return nil

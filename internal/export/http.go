@@ -51,6 +51,11 @@ func newHTTPClient(c config.Exporter) *http.Client {
 	return &http.Client{
 		Timeout:   c.Timeout.Std(),
 		Transport: &authTransport{base: tr, cfg: c},
+		// authTransport adds the credentials and headers to every request
+		// it carries, a redirected one too: following a redirect would
+		// hand them to whatever host the receiver names. A 3xx is an
+		// answer, reported by redirected.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 
@@ -84,6 +89,7 @@ type response struct {
 	server     string // what the answer looks like: "InfluxDB", "Elasticsearch", ""
 	err        error  // a network error
 	sent       int64  // the request body's bytes
+	location   string // a redirect's Location
 }
 
 func (t *authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -110,7 +116,8 @@ func (t *authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		t.last = response{err: err, sent: max(r.ContentLength, 0)}
 		return nil, err
 	}
-	t.last = response{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After")), server: serverKind(resp.Header), sent: max(r.ContentLength, 0)}
+	t.last = response{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After")), server: serverKind(resp.Header), sent: max(r.ContentLength, 0),
+		location: resp.Header.Get("Location")}
 	resp.Body = limitBody(resp.Body)
 	return resp, nil
 }
@@ -181,6 +188,18 @@ func classify(status int, after time.Duration, body []byte) *sendError {
 		status:    status,
 		msg:       message(body),
 	}
+}
+
+// redirected is the error of a 3xx answer, which is not followed: it
+// names where the receiver points (without credentials or query), so that
+// the endpoint can be set to it.
+func redirected(status int, location string) *sendError {
+	where := "elsewhere"
+	if location != "" {
+		where = "to " + message([]byte(redact(location)))
+	}
+	return &sendError{status: status, msg: "the receiver redirects " + where +
+		"; exporters do not follow redirects, which would take the credentials and headers along: set endpoint to the final URL"}
 }
 
 // snapshotJSON is the sample as /api/v1/snapshot serves it.
@@ -263,8 +282,11 @@ func (p *poster) post(ctx context.Context, u, contentType string, body []byte, c
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(resp.Body)
 	p.checkServer(resp)
-	if resp.StatusCode/100 == 2 {
+	switch resp.StatusCode / 100 {
+	case 2:
 		return len(payload), nil
+	case 3:
+		return len(payload), redirected(resp.StatusCode, resp.Header.Get("Location"))
 	}
 	return len(payload), classify(resp.StatusCode, retryAfter(resp.Header.Get("Retry-After")), answer)
 }

@@ -103,6 +103,8 @@ func (rw *remoteWrite) write(ctx context.Context, b batch) (int, error) {
 	case last.status/100 == 2:
 		// 2.0 sent, 2xx without the written-samples headers.
 		return n, &sendError{msg: "the receiver answered remote write 2.0 without confirming what it wrote (X-Prometheus-Remote-Write-*-Written): it takes 1.0 only; set remote_write_version = \"1.0\""}
+	case last.status/100 == 3:
+		return n, redirected(last.status, last.location)
 	case last.status != 0:
 		se := classify(last.status, last.retryAfter, []byte(errText(err, rw.e.cfg.Endpoint)))
 		se.retryable = se.retryable || retry
