@@ -60,6 +60,9 @@ type Options struct {
 	// Page, when set, serves "/" and what it loads on the TCP listener
 	// (the live page) instead of the plain list of links.
 	Page http.Handler
+	// WriteTimeout bounds writing an answer on the TCP listener
+	// (DefaultWriteTimeout); a stream sets its own per event.
+	WriteTimeout time.Duration
 }
 
 // Server is the agent's HTTP server: the TCP listener and the control
@@ -74,6 +77,11 @@ type Server struct {
 	ctlLn *control.Listener
 }
 
+// DefaultWriteTimeout bounds writing one answer on the TCP listener: a
+// client that asks and does not read holds a handler, its answer and,
+// for /metrics, one of the scrape slots only this long.
+const DefaultWriteTimeout = time.Minute
+
 // DefaultListenAddress is loopback only: a monitoring agent must not expose
 // host details to the network unless its operator asks for it.
 const DefaultListenAddress = "127.0.0.1:9717"
@@ -83,6 +91,9 @@ const DefaultListenAddress = "127.0.0.1:9717"
 func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
 	}
 	full, rest := Gatherer(a, extra), prometheus.NewRegistry()
 	rest.MustRegister(append([]prometheus.Collector{a.Rest()}, extra...)...)
@@ -156,8 +167,9 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 			ReadHeaderTimeout: 10 * time.Second,
 			// Bound what a slow or idle client holds once the agent
 			// listens beyond loopback.
-			ReadTimeout: 30 * time.Second,
-			IdleTimeout: 2 * time.Minute,
+			ReadTimeout:  30 * time.Second,
+			WriteTimeout: opts.WriteTimeout,
+			IdleTimeout:  2 * time.Minute,
 		},
 		ctl: &http.Server{
 			Handler:           ctl,
