@@ -78,6 +78,18 @@ struct {
 
 DEFINE_DROPS(sched_drops, SCHED_DROP_MAX);
 
+// sched_oncpu holds, per CPU, the cgroup2 id of the task that CPU switched
+// to last (0 for the idle task). A task that runs through a whole tick
+// without switching out charges nothing to sched_cgroups in that tick:
+// user space reads this map too, so that such a cgroup still counts as
+// active and its cgroupfs counters are read.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sched_oncpu SEC(".maps");
+
 static struct sched_value zero_sched;
 
 // task_struct.state was renamed __state in Linux 5.14 (and made an
@@ -176,9 +188,18 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(crmon_sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next)
 {
+	__u32 zero = 0;
+	__u64 *oncpu;
+
 	// pid 0 is the idle task: its time is not work.
 	if (prev->pid)
 		switch_out(prev, preempt);
+	// The same cgroup2 id task_cgroup() reads, without the task-storage
+	// lookup: next's css_set pointers are hot, the scheduler just used
+	// them. A percpu array lookup is inlined by the verifier.
+	oncpu = bpf_map_lookup_elem(&sched_oncpu, &zero);
+	if (oncpu)
+		*oncpu = next->pid ? next->cgroups->dfl_cgrp->kn->id : 0;
 	return 0;
 }
 

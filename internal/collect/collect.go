@@ -117,6 +117,31 @@ type BlockBytes struct {
 	ReadBytes, WriteBytes uint64
 }
 
+// CgroupActivity tells, from the eBPF probes, which cgroups did anything,
+// so that the others' cgroupfs files need not be read. The eBPF collector
+// implements it; the probes are read once per tick, for whichever of its
+// Update and CgroupActivity asks first with the tick's time.
+type CgroupActivity interface {
+	// CgroupActivity returns the probes' activity as of the tick at now.
+	// ok is false when the probes cannot tell (the sched probe is down, a
+	// read failed): then every cgroup must be read.
+	CgroupActivity(now time.Time) (act Activity, ok bool)
+}
+
+// Activity is what the probes saw of each cgroup, by cgroup2 path, each
+// summed over the cgroup and its descendants. Neither map is changed
+// once returned, and callers must not change them.
+type Activity struct {
+	// Counts are the cgroup's counts of events that only happen when it
+	// does something: context switches, completed block requests,
+	// packets. A cgroup did something between two readings exactly when
+	// its count moved; one absent did nothing since the probes loaded.
+	Counts map[string]uint64
+	// OnCPU holds the cgroups with a task on a CPU at the reading: a task
+	// that never switches out moves no count.
+	OnCPU map[string]bool
+}
+
 // CgroupCounter gives the eBPF probes' counts of the cgroup at a cgroup2
 // path, as of their last read or read now. The eBPF collector implements it; the
 // containers collector serves them for a container whose cgroup it could

@@ -320,10 +320,12 @@ type Containers struct {
 	// DiskUsageInterval is how often the writable layer's size is
 	// measured (it walks a tree, so it is slower than a tick); 0 never.
 	DiskUsageInterval Duration `toml:"disk_usage_interval"`
-	// IdleRefresh is how often an idle container's memory, block I/O,
-	// network and process counters are re-read; its CPU total is read
-	// every tick, and a container whose CPU total moved is read in full.
-	// 0 reads everything every tick.
+	// IdleRefresh is how often an idle container is read in full: how
+	// stale its counters may get. Idle is what the eBPF probes saw of its
+	// cgroup since the last tick (nothing ran, no block I/O, no packets,
+	// no task on a CPU), else an unchanged CPU total; a container that
+	// wakes is read in full at the next tick. 0 reads everything every
+	// tick.
 	IdleRefresh Duration `toml:"idle_refresh"`
 	// RemovedRetention is how long a container or cgroup that is gone
 	// keeps serving its counters, with their final values and its last

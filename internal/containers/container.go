@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/docker"
 )
 
@@ -52,6 +53,8 @@ type container struct {
 	// left the cgroup, so they are the container's final values.
 	finalRead bool
 	lastRead  time.Time
+	// fullAt is when the counters were last read in full.
+	fullAt time.Time
 
 	prevUsage  uint64
 	prevAt     time.Time
@@ -64,6 +67,11 @@ type container struct {
 	netRate   float64
 
 	sizeRw int64 // -1 until the first size refresh
+
+	// actCount is the probes' activity count of the cgroup at the last
+	// tick, when actSeen: a count that moved since says it did something.
+	actCount uint64
+	actSeen  bool
 
 	// lp are the label sets Collect and AppendText serve; lpStale asks Update to
 	// rebuild them after a rename or a new cgroup.
@@ -158,17 +166,57 @@ func (ct *container) closeFiles() {
 	}
 }
 
-// read reads the cgroup and network counters. A container whose CPU total
-// did not move since the last read is idle: its other counters are re-read
-// only every idleEvery ticks, so that a host of idle containers costs one
-// pread per container per tick. On error the previous values stay: a cgroup
-// that is gone keeps its last counters.
-func (ct *container) read(buf *[]byte, now time.Time, idleEvery int) error {
+// activity is what the probes say a container's cgroup did in a tick.
+type activity uint8
+
+const (
+	// actUnknown: no probes, or they cannot tell; the CPU total tells.
+	actUnknown activity = iota
+	// actActive: it ran, did block I/O or had packets, or runs now.
+	actActive
+	// actIdle: none of that since the last tick.
+	actIdle
+)
+
+// activity says what the probes saw of the container since the last tick,
+// from the tick's act (ok false when they cannot tell), and notes its
+// count for the next. The probes name cgroups by their cgroup2 path.
+func (ct *container) activity(act collect.Activity, ok bool) activity {
+	if !ok || ct.paths.V2 == "" {
+		// The next tick that can tell has nothing to compare with.
+		ct.actSeen = false
+		return actUnknown
+	}
+	n := act.Counts[ct.paths.V2]
+	moved := !ct.actSeen || n != ct.actCount
+	ct.actCount, ct.actSeen = n, true
+	if moved || act.OnCPU[ct.paths.V2] {
+		return actActive
+	}
+	return actIdle
+}
+
+// read reads the cgroup and network counters. A container that is idle
+// has its counters re-read only every idleEvery ticks. Idle is what the
+// probes say (act), which costs no syscall; without them, a container
+// whose CPU total did not move since the last read is idle, which costs
+// one pread. On error the previous values stay: a cgroup that is gone
+// keeps its last counters.
+func (ct *container) read(buf *[]byte, now time.Time, idleEvery int, act activity) error {
 	if ct.reader == nil {
 		return nil
 	}
+	due := !ct.haveStats || ct.needSettings || ct.sinceFull+1 >= idleEvery
+	if act == actIdle && !due {
+		// Nothing of it ran: the CPU total is where the last read left
+		// it, and it sent and received nothing through its sockets.
+		ct.sinceFull++
+		ct.account(now)
+		ct.netRate = 0
+		return nil
+	}
 	prev := ct.stats.CPU.UsageNanos
-	if ct.haveStats && !ct.needSettings && ct.sinceFull+1 < idleEvery {
+	if act == actUnknown && !due {
 		if err := ct.reader.ReadUsage(&ct.stats, buf); err == cgroups.ErrGone {
 			ct.closeFiles()
 			return nil
@@ -193,6 +241,7 @@ func (ct *container) read(buf *[]byte, now time.Time, idleEvery int) error {
 	ct.haveStats = true
 	ct.needSettings = false
 	ct.sinceFull = 0
+	ct.fullAt = now
 	ct.account(now)
 	ct.readNet(buf, now)
 	return err

@@ -7,10 +7,13 @@
 // metric names and labels and in the snapshot's ContainerMetrics. It also
 // maps cgroup paths to containers for the eBPF collector's labels.
 //
-// Cost: every counter file stays open and is re-read with one pread. A
-// container whose CPU total did not move since the last tick is idle and
-// costs that one pread; its other counters are re-read every IdleRefresh
-// ticks. Limits and CFS settings are read on start, on "update" events and
+// Cost: every counter file stays open and is re-read with one pread. With
+// the eBPF probes, a container whose cgroup switched no task out, did no
+// block I/O, had no packets since the last tick and has no task on a CPU
+// is idle and costs nothing; without them, one whose CPU total did not
+// move since the last tick is idle and costs that one pread. An idle
+// container's counters are re-read every IdleRefresh ticks; one that
+// wakes is read in full at the next tick. Limits and CFS settings are read on start, on "update" events and
 // every minute. Writable-layer sizes come from the engine in the
 // background, every DiskUsageInterval.
 //
@@ -71,11 +74,14 @@ type Options struct {
 	// container, so they are off by default.
 	EnableMetrics []string
 	// IdleRefresh is how often, in ticks, an idle container's counters
-	// other than CPU are re-read (default 10; 1 reads everything every
-	// tick). A container is idle when its CPU total did not move since
-	// the last tick; its memory, I/O and network counters then barely
-	// move either, and skipping them makes an idle container cost one
-	// pread a tick instead of a dozen. cAdvisor's dynamic housekeeping backs
+	// are re-read (default 10; 1 reads everything every tick): it bounds
+	// how stale they may get. A container is idle when the probes saw
+	// nothing of it since the last tick (SetCgroupCounter), else when its
+	// CPU total did not move; its memory, I/O and network counters then
+	// barely move either (reclaim, writeback and packets its sockets do
+	// not see still move them), and skipping them makes an idle container
+	// cost nothing a tick with the probes, one pread without, instead of
+	// a dozen. cAdvisor's dynamic housekeeping backs
 	// off the same way, up to 15 s for a container whose stats stay put.
 	IdleRefresh int
 	Paths       collect.Paths
@@ -159,8 +165,11 @@ type Collector struct {
 	// unread counts the containers whose final read was lost, by what
 	// stood in for it (lost.go). disks maps partitions to their disks.
 	counter collect.CgroupCounter
-	unread  [numUnread]uint64
-	disks   map[uint64]uint64
+	// activity tells which cgroups the probes saw active in a tick; nil
+	// without probes.
+	activity collect.CgroupActivity
+	unread   [numUnread]uint64
+	disks    map[uint64]uint64
 	// pending counts the containers in byID held as pending.
 	pending int
 	// sample is what Fill serves, by name; scrapeOrder the same for

@@ -63,10 +63,13 @@ const lostTicksMax = 2
 
 // SetCgroupCounter gives the collector the probes' per-cgroup counts,
 // which stand in for the final counters of a container whose cgroup went
-// before they were read. Call it before the first Update.
+// before they were read. Call it before the first Update. When cc also
+// tells which cgroups were active in a tick (collect.CgroupActivity), an
+// idle container's cgroup is not read at all until its idle refresh.
 func (c *Collector) SetCgroupCounter(cc collect.CgroupCounter) {
 	c.mu.Lock()
 	c.counter = cc
+	c.activity, _ = cc.(collect.CgroupActivity)
 	c.mu.Unlock()
 }
 

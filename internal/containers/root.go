@@ -98,7 +98,7 @@ func (c *Collector) updateRoot(now time.Time) error {
 				ct.net = parseNetDev(c.buf[:n], ct.net)
 			}
 		}
-	} else if err = ct.read(&c.buf, now, 1); c.h.OnV2(cgroups.Memory) {
+	} else if err = ct.read(&c.buf, now, 1, actUnknown); c.h.OnV2(cgroups.Memory) {
 		m := &ct.stats.Memory
 		m.Usage = m.RSS + m.Cache
 		m.WorkingSet = 0

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
@@ -41,6 +42,11 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 	defer c.mu.Unlock()
 	var errs []error
 	var removed []*container
+	var act collect.Activity
+	probesTell := false
+	if c.activity != nil {
+		act, probesTell = c.activity.CgroupActivity(now)
+	}
 	for _, ct := range c.byID {
 		if ct.pending {
 			if now.Sub(ct.pendingSince) > pendingTTL {
@@ -59,7 +65,7 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 			if ct.sinceSetting++; ct.sinceSetting >= settingsEvery {
 				ct.needSettings, ct.sinceSetting = true, 0
 			}
-			if err := ct.read(&c.buf, now, c.opts.IdleRefresh); err != nil {
+			if err := ct.read(&c.buf, now, c.opts.IdleRefresh, ct.activity(act, probesTell)); err != nil {
 				errs = append(errs, err)
 			}
 		}

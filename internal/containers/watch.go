@@ -149,7 +149,7 @@ func (c *Collector) handle(ctx context.Context, ev docker.Event) {
 		// watcher or the last tick has them.
 		c.mu.Lock()
 		if ct, ok := c.byID[ev.ID]; ok && ct.reader != nil {
-			ct.read(&c.buf, time.Now(), 1)
+			ct.read(&c.buf, time.Now(), 1, actUnknown)
 			c.updateLabels(ct)
 		}
 		c.mu.Unlock()
@@ -322,7 +322,7 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 		return
 	}
 	ct.needSettings = true
-	ct.read(&c.buf, time.Now(), 1)
+	ct.read(&c.buf, time.Now(), 1, actUnknown)
 	c.updateLabels(ct)
 	// Spread idle containers' full reads over the ticks.
 	ct.sinceFull = int(ct.id[0]+ct.id[1]) % c.opts.IdleRefresh
@@ -439,7 +439,7 @@ func (c *Collector) readFinal(ct *container) {
 		ct.reader = r
 		ct.needSettings = true
 	}
-	ct.read(&c.buf, time.Now(), 1)
+	ct.read(&c.buf, time.Now(), 1, actUnknown)
 	// A read that found the cgroup removed closed the reader: the values
 	// are the last tick's, no final ones (lost.go).
 	ct.finalRead = ct.reader != nil

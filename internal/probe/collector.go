@@ -77,6 +77,16 @@ type collector struct {
 	// one tick share the work.
 	built []prometheus.Metric
 
+	// readMu guards the tick's reading: CgroupActivity (the containers
+	// collector, earlier in the tick) and Update share one read of the
+	// maps per tick, made by whichever asks first; act is its activity.
+	readMu   sync.Mutex
+	readAt   time.Time
+	readSnap *Snapshot
+	readErr  error
+	act      collect.Activity
+	actOK    bool
+
 	cpu, wait, waitHist, switches                              *prometheus.Desc
 	blockBytes, blockOps, blockHist                            *prometheus.Desc
 	netBytes, netPackets                                       *prometheus.Desc
@@ -138,7 +148,10 @@ func NewCollector(p *Probes, opts CollectorOptions) collect.Collector {
 	}
 }
 
-var _ collect.CgroupCounter = (*collector)(nil)
+var (
+	_ collect.CgroupCounter  = (*collector)(nil)
+	_ collect.CgroupActivity = (*collector)(nil)
+)
 
 func (c *collector) Name() string { return "ebpf" }
 
@@ -147,7 +160,7 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 	if c.p == nil {
 		return collect.ErrNoData
 	}
-	snap, err := c.p.Read(now)
+	snap, err := c.reading(now)
 	if snap == nil {
 		return err
 	}
@@ -194,6 +207,76 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 	c.built = nil
 	c.mu.Unlock()
 	return err
+}
+
+// reading returns the probes' reading for the tick at now, reading the
+// maps if this tick has not yet, and sums each cgroup's activity.
+func (c *collector) reading(now time.Time) (*Snapshot, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.readSnap != nil && c.readAt.Equal(now) {
+		return c.readSnap, c.readErr
+	}
+	snap, err := c.p.Read(now)
+	c.readAt, c.readSnap, c.readErr = now, snap, err
+	c.act, c.actOK = collect.Activity{}, false
+	if snap == nil {
+		return snap, err
+	}
+	// Without the sched probe, a cgroup that only computes is not seen.
+	if !snap.OnCPUKnown || !c.p.Up(ProbeSched) {
+		return snap, err
+	}
+	act := collect.Activity{Counts: make(map[string]uint64, len(snap.Cgroups)), OnCPU: make(map[string]bool, len(snap.OnCPU))}
+	for i := range snap.Cgroups {
+		cg := &snap.Cgroups[i]
+		n := activityCount(cg)
+		for p := cg.Path; ; p = path.Dir(p) {
+			act.Counts[p] += n
+			if p == "/" || p == "." || p == "" {
+				break
+			}
+		}
+	}
+	for _, p := range snap.OnCPU {
+		for ; !act.OnCPU[p]; p = path.Dir(p) {
+			act.OnCPU[p] = true
+			if p == "/" || p == "." || p == "" {
+				break
+			}
+		}
+	}
+	c.act, c.actOK = act, true
+	return snap, err
+}
+
+// activityCount sums a cgroup's counts of events that only happen when
+// it does something: context switches, completed block requests,
+// packets. Each only grows, so the sum moves exactly when one of them
+// does.
+func activityCount(cg *CgroupStats) uint64 {
+	n := cg.VoluntarySwitches + cg.InvoluntarySwitches + cg.NetReceivePackets + cg.NetTransmitPackets
+	for i := range cg.Block {
+		n += cg.Block[i].Ops
+	}
+	return n
+}
+
+// CgroupActivity implements collect.CgroupActivity from the tick's
+// reading.
+func (c *collector) CgroupActivity(now time.Time) (collect.Activity, bool) {
+	if c.p == nil {
+		return collect.Activity{}, false
+	}
+	if snap, _ := c.reading(now); snap == nil {
+		return collect.Activity{}, false
+	}
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if !c.actOK || !c.readAt.Equal(now) {
+		return collect.Activity{}, false
+	}
+	return c.act, true
 }
 
 // ProbeSnapshot is the probes' read of the last Update: every cgroup's

@@ -568,7 +568,7 @@ type namedProgram struct {
 func (p *Probes) maps() []namedMap {
 	var out []namedMap
 	if p.sched != nil {
-		out = append(out, namedMap{"sched_cgroups", p.sched.SchedCgroups}, namedMap{"sched_tasks", p.sched.SchedTasks}, namedMap{"sched_drops", p.sched.SchedDrops})
+		out = append(out, namedMap{"sched_cgroups", p.sched.SchedCgroups}, namedMap{"sched_tasks", p.sched.SchedTasks}, namedMap{"sched_drops", p.sched.SchedDrops}, namedMap{"sched_oncpu", p.sched.SchedOncpu})
 	}
 	if p.block != nil {
 		out = append(out, namedMap{"block_cgroups", p.block.BlockCgroups}, namedMap{"block_inflight", p.block.BlockInflight}, namedMap{"block_drops", p.block.BlockDrops})

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -79,6 +80,13 @@ type readState struct {
 	blockMap perCPUReader[blockBlockKey, blockBlockValue]
 	netMap   perCPUReader[uint64, netNetValue]
 	dropVals []uint64
+
+	// oncpu are the cgroups with a task on a CPU at the last read, from
+	// sched_oncpu; oncpuKnown is false when a CPU's cgroup did not
+	// resolve or the map could not be read.
+	oncpu      []string
+	oncpuKnown bool
+	oncpuVals  []uint64
 }
 
 type schedAcc struct {
@@ -202,7 +210,13 @@ func (s *readState) read(now time.Time) (*Snapshot, error) {
 	p := s.p
 	var errs []error
 	if p.sched != nil {
+		// sched_oncpu before sched_cgroups: a task that ran since the
+		// last read is either still on its CPU at the first read, or
+		// switched out before it and was charged before the second.
+		s.readOnCPU()
 		errs = append(errs, s.readSched(now))
+	} else {
+		s.oncpu, s.oncpuKnown = s.oncpu[:0], false
 	}
 	if p.block != nil {
 		errs = append(errs, s.readBlock(now))
@@ -290,6 +304,27 @@ func (s *readState) readSched(now time.Time) error {
 		return fmt.Errorf("reading sched_cgroups: %w", err)
 	}
 	return nil
+}
+
+// readOnCPU reads which cgroup each CPU runs.
+func (s *readState) readOnCPU() {
+	s.oncpu, s.oncpuKnown = s.oncpu[:0], false
+	if err := s.p.sched.SchedOncpu.Lookup(uint32(0), &s.oncpuVals); err != nil {
+		return
+	}
+	for _, id := range s.oncpuVals {
+		if id == 0 {
+			continue
+		}
+		path, ok := s.resolve(id, 0)
+		if !ok {
+			return
+		}
+		if !slices.Contains(s.oncpu, path) {
+			s.oncpu = append(s.oncpu, path)
+		}
+	}
+	s.oncpuKnown = true
 }
 
 func (s *readState) readBlock(now time.Time) error {
@@ -648,7 +683,8 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 		live[a.path] = true
 	}
 
-	snap := &Snapshot{Time: now, Probes: p.Status()}
+	snap := &Snapshot{Time: now, Probes: p.Status(), OnCPUKnown: s.oncpuKnown}
+	snap.OnCPU = append([]string(nil), s.oncpu...)
 	snap.Cgroups = make([]CgroupStats, 0, len(byPath))
 	for path, c := range byPath {
 		if live[path] {

@@ -40,6 +40,7 @@ type schedTaskState struct {
 const (
 	schedMapSchedCgroups         = "sched_cgroups"
 	schedMapSchedDrops           = "sched_drops"
+	schedMapSchedOncpu           = "sched_oncpu"
 	schedMapSchedTasks           = "sched_tasks"
 	schedProgCrmonSchedSwitch    = "crmon_sched_switch"
 	schedProgCrmonSchedWakeupNew = "crmon_sched_wakeup_new"
@@ -98,6 +99,7 @@ type schedProgramSpecs struct {
 type schedMapSpecs struct {
 	SchedCgroups *ebpf.MapSpec `ebpf:"sched_cgroups"`
 	SchedDrops   *ebpf.MapSpec `ebpf:"sched_drops"`
+	SchedOncpu   *ebpf.MapSpec `ebpf:"sched_oncpu"`
 	SchedTasks   *ebpf.MapSpec `ebpf:"sched_tasks"`
 }
 
@@ -130,6 +132,7 @@ func (o *schedObjects) Close() error {
 type schedMaps struct {
 	SchedCgroups *ebpf.Map `ebpf:"sched_cgroups"`
 	SchedDrops   *ebpf.Map `ebpf:"sched_drops"`
+	SchedOncpu   *ebpf.Map `ebpf:"sched_oncpu"`
 	SchedTasks   *ebpf.Map `ebpf:"sched_tasks"`
 }
 
@@ -137,6 +140,7 @@ func (m *schedMaps) Close() error {
 	return _SchedClose(
 		m.SchedCgroups,
 		m.SchedDrops,
+		m.SchedOncpu,
 		m.SchedTasks,
 	)
 }

@@ -282,6 +282,13 @@ type Snapshot struct {
 	// forgotten before Options.RemovedRetention, to keep at most
 	// maxRetired (cumulative).
 	RemovedEvicted uint64
+	// OnCPU are the cgroup2 paths of the cgroups that had a task on a
+	// CPU as the maps were read (read before the counters), each once:
+	// a task that never switches out is charged nothing until it does.
+	// OnCPUKnown is false when the sched probe is down or a CPU's cgroup
+	// could not be named.
+	OnCPU      []string
+	OnCPUKnown bool
 }
 
 // Dropped returns the count of probe's drops for reason.

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package containers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/internal/docker/dockertest"
+)
+
+// activityRig is a collector given the probes' activity, as the agent
+// does, over containers started by the test.
+type activityRig struct {
+	t  *testing.T
+	c  *Collector
+	pc collect.Collector
+}
+
+func newActivityRig(t *testing.T, prefix string, idleRefresh int) *activityRig {
+	c := newTestCollector(t, Options{Include: []string{prefix + "-*"}, IdleRefresh: idleRefresh})
+	return &activityRig{t: t, c: c, pc: probeCounts(t, c, time.Minute)}
+}
+
+// tick runs one tick in the agent's order, containers then the probes,
+// with one time.
+func (r *activityRig) tick() time.Time {
+	now := time.Now()
+	if err := r.c.Update(context.Background(), now); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.pc.Update(context.Background(), now); err != nil {
+		r.t.Fatal(err)
+	}
+	return now
+}
+
+// get returns the container's full read time and CPU total.
+func (r *activityRig) get(id string) (fullAt time.Time, usage uint64) {
+	r.c.mu.RLock()
+	defer r.c.mu.RUnlock()
+	ct, ok := r.c.byID[id]
+	if !ok {
+		r.t.Fatalf("container %.12s not held", id)
+	}
+	return ct.fullAt, ct.stats.CPU.UsageNanos
+}
+
+func (r *activityRig) waitKnown(ids ...string) {
+	waitFor(r.t, 10*time.Second, "containers seen through events", func() bool {
+		r.c.mu.RLock()
+		defer r.c.mu.RUnlock()
+		for _, id := range ids {
+			if ct, ok := r.c.byID[id]; !ok || ct.reader == nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestActivityReads checks, with the probes telling which cgroups were
+// active, that a burner that never sleeps is read in full every tick,
+// that sleeping containers are not read at all between idle refreshes,
+// and that one that wakes is read in full at the next tick.
+func TestActivityReads(t *testing.T) {
+	prefix := uniq("crmon-act")
+	// No idle refresh within the test: only activity makes a read.
+	r := newActivityRig(t, prefix, 1000)
+	burner := dockertest.Run(t, []string{"--name", prefix + "-burn", "--cpus", "0.5"}, "sh", "-c", "while :; do :; done")
+	sleeper := dockertest.Run(t, []string{"--name", prefix + "-sleep"}, "sleep", "3600")
+	// The waker sleeps until it gets SIGUSR1, then counts to 20000 (some
+	// 50 ms of CPU) and sleeps again.
+	waker := dockertest.Run(t, []string{"--name", prefix + "-wake"}, "sh", "-c",
+		`trap 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done' USR1; while :; do sleep 3600 & wait $!; done`)
+	r.waitKnown(burner, sleeper, waker)
+
+	// The containers' start and the engine's setup settle.
+	for range 5 {
+		r.tick()
+		time.Sleep(200 * time.Millisecond)
+	}
+	_, burnPrev := r.get(burner)
+	sleepFull, sleepUsage := r.get(sleeper)
+	wakeFull, wakeUsage := r.get(waker)
+	const ticks = 10
+	for i := range ticks {
+		time.Sleep(200 * time.Millisecond)
+		now := r.tick()
+		full, usage := r.get(burner)
+		if !full.Equal(now) {
+			t.Errorf("tick %d: the burner was not read in full (last %v ago)", i, now.Sub(full))
+		}
+		if usage <= burnPrev {
+			t.Errorf("tick %d: the burner's CPU total did not move (%d)", i, usage)
+		}
+		burnPrev = usage
+	}
+	for _, c := range []struct {
+		what  string
+		id    string
+		full  time.Time
+		usage uint64
+	}{{"sleeper", sleeper, sleepFull, sleepUsage}, {"waker", waker, wakeFull, wakeUsage}} {
+		full, usage := r.get(c.id)
+		if !full.Equal(c.full) || usage != c.usage {
+			t.Errorf("the %s was read while it slept: full read at %v (was %v), CPU total %d (was %d)", c.what, full, c.full, usage, c.usage)
+		}
+	}
+
+	// Wake it: the next tick reads it in full, with the CPU it used.
+	g := truth{t, r.c.h}
+	r.c.mu.RLock()
+	wakeCg := r.c.byID[waker].cgroupPath
+	r.c.mu.RUnlock()
+	before := g.cpuNanos(wakeCg)
+	dockertest.Docker(t, "kill", "-s", "USR1", waker)
+	waitFor(t, 10*time.Second, "the waker to compute", func() bool { return g.cpuNanos(wakeCg) > before+10e6 })
+	now := r.tick()
+	full, usage := r.get(waker)
+	if !full.Equal(now) {
+		t.Fatalf("the waker was not read in full at the tick after it woke (last full read %v before)", now.Sub(full))
+	}
+	if usage <= wakeUsage+10e6 {
+		t.Errorf("the waker's CPU total is %d after it woke, was %d: want 10 ms more", usage, wakeUsage)
+	}
+	if _, u := r.get(sleeper); u != sleepUsage {
+		t.Errorf("the sleeper's CPU total moved from %d to %d", sleepUsage, u)
+	}
+}
+
+// TestIdleRefresh checks that an idle container's counters are read in
+// full every IdleRefresh ticks with the probes on, and not in between.
+func TestIdleRefresh(t *testing.T) {
+	prefix := uniq("crmon-refresh")
+	const every = 3
+	r := newActivityRig(t, prefix, every)
+	sleeper := dockertest.Run(t, []string{"--name", prefix + "-sleep"}, "sleep", "3600")
+	r.waitKnown(sleeper)
+	for range 5 {
+		r.tick()
+		time.Sleep(100 * time.Millisecond)
+	}
+	var fulls []int
+	for i := range 4 * every {
+		time.Sleep(100 * time.Millisecond)
+		now := r.tick()
+		if full, _ := r.get(sleeper); full.Equal(now) {
+			fulls = append(fulls, i)
+		}
+	}
+	if len(fulls) < 3 {
+		t.Fatalf("an idle container was read in full at ticks %v of %d, want every %d", fulls, 4*every, every)
+	}
+	for i := 1; i < len(fulls); i++ {
+		if d := fulls[i] - fulls[i-1]; d != every {
+			t.Errorf("full reads at ticks %v: %d ticks apart, want %d (the refresh) and none between", fulls, d, every)
+		}
+	}
+	if fulls[0] >= every {
+		t.Errorf("first full read at tick %d, want within %d", fulls[0], every)
+	}
+}
