@@ -69,26 +69,27 @@ func (h *history) exprQuery() func(context.Context, string, time.Time) ([]alert.
 		return nil
 	}
 	return func(ctx context.Context, expr string, t time.Time) ([]alert.ExprSample, error) {
-		r, err := h.engine.Instant(ctx, expr, t)
-		if err != nil {
-			return nil, err
-		}
-		switch v := r.Value.(type) {
-		case promql.Vector:
-			out := make([]alert.ExprSample, 0, len(v))
-			for _, s := range v {
-				if s.H != nil {
-					continue // no native histograms in the store
+		var out []alert.ExprSample
+		err := h.engine.Instant(ctx, expr, t, func(r *store.Result) error {
+			switch v := r.Value.(type) {
+			case promql.Vector:
+				out = make([]alert.ExprSample, 0, len(v))
+				for _, s := range v {
+					if s.H != nil {
+						continue // no native histograms in the store
+					}
+					l := s.Metric.Map()
+					delete(l, model.MetricNameLabel)
+					out = append(out, alert.ExprSample{Labels: l, Value: s.F})
 				}
-				l := s.Metric.Map()
-				delete(l, model.MetricNameLabel)
-				out = append(out, alert.ExprSample{Labels: l, Value: s.F})
+				return nil
+			case promql.Scalar:
+				out = []alert.ExprSample{{Labels: map[string]string{}, Value: v.V}}
+				return nil
 			}
-			return out, nil
-		case promql.Scalar:
-			return []alert.ExprSample{{Labels: map[string]string{}, Value: v.V}}, nil
-		}
-		return nil, fmt.Errorf("the expression gives a %s, not an instant vector or a scalar", r.Value.Type())
+			return fmt.Errorf("the expression gives a %s, not an instant vector or a scalar", r.Value.Type())
+		})
+		return out, err
 	}
 }
 

@@ -48,43 +48,47 @@ func StoreHistory(e *store.Engine, interval func() time.Duration) func(from, to 
 		byTime := map[int64]*Host{}
 		var order []int64
 		for i, q := range hostQueries {
-			res, err := e.Range(ctx, strings.ReplaceAll(q, "$w", win), from, to, step)
-			if err != nil {
-				return nil, fmt.Errorf("host history from the store: %w", err)
-			}
-			m, ok := res.Value.(promql.Matrix)
-			if !ok {
-				return nil, errors.New("host history from the store: not a range")
-			}
-			for _, s := range m {
-				for _, p := range s.Floats {
-					if math.IsNaN(p.F) {
-						continue
-					}
-					h := byTime[p.T]
-					if h == nil {
-						if i > 0 {
-							continue // a point the CPU query did not have
+			// The points are read while the query holds them: the
+			// engine recycles them once it is closed.
+			err := e.Range(ctx, strings.ReplaceAll(q, "$w", win), from, to, step, func(res *store.Result) error {
+				m, ok := res.Value.(promql.Matrix)
+				if !ok {
+					return errors.New("not a range")
+				}
+				for _, s := range m {
+					for _, p := range s.Floats {
+						if math.IsNaN(p.F) {
+							continue
 						}
-						h = &Host{Time: time.UnixMilli(p.T)}
-						byTime[p.T] = h
-						order = append(order, p.T)
-					}
-					switch i {
-					case 0:
-						h.CPUPercent = p.F
-					case 1:
-						h.MemUsed = uint64(max(p.F, 0))
-					case 2:
-						h.DiskRead = p.F
-					case 3:
-						h.DiskWrite = p.F
-					case 4:
-						h.NetRx = p.F
-					case 5:
-						h.NetTx = p.F
+						h := byTime[p.T]
+						if h == nil {
+							if i > 0 {
+								continue // a point the CPU query did not have
+							}
+							h = &Host{Time: time.UnixMilli(p.T)}
+							byTime[p.T] = h
+							order = append(order, p.T)
+						}
+						switch i {
+						case 0:
+							h.CPUPercent = p.F
+						case 1:
+							h.MemUsed = uint64(max(p.F, 0))
+						case 2:
+							h.DiskRead = p.F
+						case 3:
+							h.DiskWrite = p.F
+						case 4:
+							h.NetRx = p.F
+						case 5:
+							h.NetTx = p.F
+						}
 					}
 				}
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("host history from the store: %w", err)
 			}
 		}
 		out := make([]Host, 0, len(order))

@@ -82,11 +82,16 @@ const maxBody = 1 << 20
 // until written: they are bounded in total, and each has a deadline, so
 // that clients that ask and do not read cannot pin the agent's memory
 // (16 such clients of a 14 MB query_range held 700 MB of heap, for as long
-// as they stayed connected).
+// as they stayed connected). Each answer is built and encoded inside a
+// query slot, so that at most the engine's concurrency of them are being
+// encoded at once, and each is bounded in size.
 const (
-	// maxPendingBytes bounds the responses being written at once: room
-	// for the largest a query may give (5 M samples) and a few more.
+	// maxPendingBytes bounds the responses being written at once.
 	maxPendingBytes = 256 << 20
+	// maxAnswerBytes bounds one answer, a quarter of the room for
+	// pending ones: a range query of about 2 million points (an hour of
+	// 500 series at 1 s), more than a dashboard draws.
+	maxAnswerBytes = maxPendingBytes / 4
 	// responseWriteTimeout bounds writing one response.
 	responseWriteTimeout = time.Minute
 )
@@ -98,10 +103,12 @@ type API struct {
 	log     *slog.Logger
 	version string
 
-	// pending is the bytes of the responses being written, up to
-	// maxPending; writeTimeout bounds each write.
+	// pending is the bytes of the responses encoded and not yet written,
+	// up to maxPending; maxAnswer bounds one; writeTimeout bounds each
+	// write.
 	pending      atomic.Int64
 	maxPending   int64
+	maxAnswer    int64
 	writeTimeout time.Duration
 }
 
@@ -111,28 +118,47 @@ func NewAPI(s *Store, e *Engine, version string, logger *slog.Logger) *API {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &API{store: s, engine: e, log: logger, version: version, maxPending: maxPendingBytes, writeTimeout: responseWriteTimeout}
+	return &API{store: s, engine: e, log: logger, version: version,
+		maxPending: maxPendingBytes, maxAnswer: maxAnswerBytes, writeTimeout: responseWriteTimeout}
 }
+
+// handlerFunc builds an answer and hands it to answer, which encodes it;
+// it returns what went wrong instead.
+type handlerFunc func(r *http.Request, answer func(data any) error) error
 
 // Handlers are the API's handlers by path, for the agent's listener.
 func (a *API) Handlers() map[string]http.Handler {
-	h := func(f func(*http.Request) (any, error)) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, f) })
+	// slotted: the handler reads the store, and serve takes a query slot
+	// for it; the queries take theirs in the engine, around evaluating
+	// and encoding.
+	h := func(f handlerFunc, slotted bool) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, f, slotted) })
+	}
+	simple := func(f func(*http.Request) (any, error)) handlerFunc {
+		return func(r *http.Request, answer func(any) error) error {
+			data, err := f(r)
+			if err != nil {
+				return err
+			}
+			return answer(data)
+		}
 	}
 	return map[string]http.Handler{
-		"/api/v1/query":            h(a.query),
-		"/api/v1/query_range":      h(a.queryRange),
-		"/api/v1/series":           h(a.series),
-		"/api/v1/labels":           h(a.labelNames),
-		"/api/v1/label/":           h(a.labelValues),
-		"/api/v1/status/tsdb":      h(a.tsdbStatus),
-		"/api/v1/status/buildinfo": h(a.buildInfo),
+		"/api/v1/query":            h(a.query, false),
+		"/api/v1/query_range":      h(a.queryRange, false),
+		"/api/v1/series":           h(simple(a.series), true),
+		"/api/v1/labels":           h(simple(a.labelNames), true),
+		"/api/v1/label/":           h(simple(a.labelValues), true),
+		"/api/v1/status/tsdb":      h(simple(a.tsdbStatus), true),
+		"/api/v1/status/buildinfo": h(simple(a.buildInfo), false),
 		// crmon's own: the report `crmon exec` writes, for a past window.
-		"/api/v1/report": h(a.report),
+		// It reads about as much as a query of every container series
+		// over the window: it takes a query's slot.
+		"/api/v1/report": h(simple(a.report), true),
 		// Grafana asks for these; the store keeps neither metadata nor
 		// exemplars.
-		"/api/v1/metadata":        h(func(*http.Request) (any, error) { return map[string]any{}, nil }),
-		"/api/v1/query_exemplars": h(func(*http.Request) (any, error) { return []any{}, nil }),
+		"/api/v1/metadata":        h(simple(func(*http.Request) (any, error) { return map[string]any{}, nil }), false),
+		"/api/v1/query_exemplars": h(simple(func(*http.Request) (any, error) { return []any{}, nil }), false),
 	}
 }
 
@@ -154,29 +180,108 @@ type warned struct {
 	annos annotations.Annotations
 }
 
-func (a *API) serve(w http.ResponseWriter, r *http.Request, f func(*http.Request) (any, error)) {
+func (a *API) serve(w http.ResponseWriter, r *http.Request, f handlerFunc, slotted bool) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
-		a.write(w, http.StatusMethodNotAllowed, response{Status: "error", ErrorType: errBadData, Error: "method not allowed; use GET or POST"})
+		a.fail(w, &apiError{errBadData, errors.New("method not allowed; use GET or POST")}, http.StatusMethodNotAllowed)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if err := r.ParseForm(); err != nil {
-		a.write(w, http.StatusBadRequest, response{Status: "error", ErrorType: errBadData, Error: "parsing the form: " + err.Error()})
+		a.fail(w, &apiError{errBadData, fmt.Errorf("parsing the form: %w", err)}, 0)
 		return
 	}
-	data, err := f(r)
+	var body []byte
+	answer := func(data any) error {
+		resp := response{Status: "success", Data: data}
+		if wd, ok := data.(warned); ok {
+			resp.Data = wd.data
+			resp.Warnings, resp.Infos = wd.annos.AsStrings("", 10, 10)
+		}
+		b, err := a.encode(resp)
+		body = b
+		return err
+	}
+	err := func() error {
+		if !slotted {
+			return f(r, answer)
+		}
+		ctx, _, done, err := a.engine.acquire(r.Context())
+		if err != nil {
+			return err
+		}
+		defer done()
+		return f(r.WithContext(ctx), answer)
+	}()
+	defer a.pending.Add(-int64(len(body)))
 	if err != nil {
-		typ := classify(err)
-		a.write(w, errorCodes[typ], response{Status: "error", ErrorType: typ, Error: err.Error()})
+		a.fail(w, err, 0)
 		return
 	}
-	resp := response{Status: "success", Data: data}
-	if wd, ok := data.(warned); ok {
-		resp.Data = wd.data
-		resp.Warnings, resp.Infos = wd.annos.AsStrings("", 10, 10)
+	a.send(w, http.StatusOK, body)
+}
+
+// encode encodes a successful answer, within its bound, and counts it as
+// pending until it is sent (the caller gives it back). It runs inside the
+// answer's query slot.
+func (a *API) encode(resp response) ([]byte, error) {
+	if d, ok := resp.Data.(queryData); ok {
+		if n := answerSize(d.Result); n > a.maxAnswer {
+			return nil, &apiError{errExec, fmt.Errorf("the answer would be about %.0f MiB, more than the %.0f MiB one may be; select fewer series or use a larger step", float64(n)/(1<<20), float64(a.maxAnswer)/(1<<20))}
+		}
 	}
-	a.write(w, http.StatusOK, resp)
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return nil, &apiError{errInternal, fmt.Errorf("encoding the response: %w", err)}
+	}
+	size := int64(len(b))
+	if size > a.maxAnswer {
+		return nil, &apiError{errExec, fmt.Errorf("the answer is %.0f MiB, more than the %.0f MiB one may be; ask for less", float64(size)/(1<<20), float64(a.maxAnswer)/(1<<20))}
+	}
+	if n := a.pending.Add(size); n > a.maxPending && n > size {
+		// Others' responses hold the room; one alone may take it all.
+		a.pending.Add(-size)
+		return nil, &apiError{errUnavail, fmt.Errorf("%.1f MiB of responses are waiting for their clients to read them; try again", float64(n-size)/(1<<20))}
+	}
+	return b, nil
+}
+
+// answerSize is about how many bytes a query's result takes in JSON, from
+// its series and points, so that one too large is refused before it is
+// encoded: a float point ([1733000000.123,"12.5"]) takes about 24, a
+// series' labels about their length and quotes.
+func answerSize(v parser.Value) int64 {
+	metric := func(l labels.Labels) int64 {
+		n := int64(16)
+		l.Range(func(l labels.Label) { n += int64(len(l.Name) + len(l.Value) + 6) })
+		return n
+	}
+	var n int64
+	switch v := v.(type) {
+	case promql.Matrix:
+		for _, s := range v {
+			n += metric(s.Metric) + 24*int64(len(s.Floats)) + 512*int64(len(s.Histograms))
+		}
+	case promql.Vector:
+		for _, s := range v {
+			n += metric(s.Metric) + 48
+		}
+	}
+	return n
+}
+
+// fail answers err in Prometheus' error shape; code 0 is errorType's.
+func (a *API) fail(w http.ResponseWriter, err error, code int) {
+	typ := classify(err)
+	if code == 0 {
+		code = errorCodes[typ]
+	}
+	b, merr := json.Marshal(response{Status: "error", ErrorType: typ, Error: err.Error()})
+	if merr != nil {
+		a.log.Error("encoding an API error", "err", merr)
+		return
+	}
+	a.send(w, code, b)
 }
 
 func classify(err error) string {
@@ -202,24 +307,8 @@ func classify(err error) string {
 	return errExec
 }
 
-func (a *API) write(w http.ResponseWriter, code int, resp response) {
-	b, err := json.Marshal(resp)
-	if err != nil {
-		a.log.Error("encoding an API response", "err", err)
-		code = http.StatusInternalServerError
-		b, _ = json.Marshal(response{Status: "error", ErrorType: errInternal, Error: "encoding the response: " + err.Error()})
-	}
-	size := int64(len(b))
-	if n := a.pending.Add(size); n > a.maxPending && n > size {
-		// Others' responses hold the room; one alone may take it all.
-		a.pending.Add(-size)
-		code = errorCodes[errUnavail]
-		b, _ = json.Marshal(response{Status: "error", ErrorType: errUnavail,
-			Error: fmt.Sprintf("%.1f MiB of responses are waiting for their clients to read them; try again", float64(n-size)/(1<<20))})
-		size = int64(len(b))
-		a.pending.Add(size)
-	}
-	defer a.pending.Add(-size)
+// send writes an encoded response within the write deadline.
+func (a *API) send(w http.ResponseWriter, code int, b []byte) {
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(a.writeTimeout))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -241,52 +330,48 @@ func queryContext(r *http.Request) (context.Context, context.CancelFunc, error) 
 	return ctx, func() {}, nil
 }
 
-func (a *API) query(r *http.Request) (any, error) {
+func (a *API) query(r *http.Request, answer func(any) error) error {
 	t := time.Now()
 	if s := r.FormValue("time"); s != "" {
 		var err error
 		if t, err = ParseTime(s); err != nil {
-			return nil, badData("invalid parameter \"time\": %w", err)
+			return badData("invalid parameter \"time\": %w", err)
 		}
 	}
 	ctx, cancel, err := queryContext(r)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer cancel()
-	res, err := a.engine.Instant(ctx, r.FormValue("query"), t)
-	if err != nil {
-		return nil, err
-	}
-	return warned{queryData{res.Value.Type(), res.Value}, res.Warnings}, nil
+	return a.engine.Instant(ctx, r.FormValue("query"), t, func(res *Result) error {
+		return answer(warned{queryData{res.Value.Type(), res.Value}, res.Warnings})
+	})
 }
 
-func (a *API) queryRange(r *http.Request) (any, error) {
+func (a *API) queryRange(r *http.Request, answer func(any) error) error {
 	start, err := ParseTime(r.FormValue("start"))
 	if err != nil {
-		return nil, badData("invalid parameter \"start\": %w", err)
+		return badData("invalid parameter \"start\": %w", err)
 	}
 	end, err := ParseTime(r.FormValue("end"))
 	if err != nil {
-		return nil, badData("invalid parameter \"end\": %w", err)
+		return badData("invalid parameter \"end\": %w", err)
 	}
 	step, err := ParseDuration(r.FormValue("step"))
 	if err != nil {
-		return nil, badData("invalid parameter \"step\": %w", err)
+		return badData("invalid parameter \"step\": %w", err)
 	}
 	if step <= 0 {
-		return nil, badData("zero or negative query resolution step widths are not accepted. Try a positive integer")
+		return badData("zero or negative query resolution step widths are not accepted. Try a positive integer")
 	}
 	ctx, cancel, err := queryContext(r)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer cancel()
-	res, err := a.engine.Range(ctx, r.FormValue("query"), start, end, step)
-	if err != nil {
-		return nil, err
-	}
-	return warned{queryData{res.Value.Type(), res.Value}, res.Warnings}, nil
+	return a.engine.Range(ctx, r.FormValue("query"), start, end, step, func(res *Result) error {
+		return answer(warned{queryData{res.Value.Type(), res.Value}, res.Warnings})
+	})
 }
 
 // window is a request's start and end, all time by default.
@@ -511,17 +596,8 @@ func (a *API) report(r *http.Request) (any, error) {
 	if len(r.Form["container"]) > 100 {
 		return nil, badData("at most 100 container parameters")
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), a.engine.Limits().Timeout)
-	defer cancel()
-	// A report reads about as much as a query of every container
-	// series over the window: it takes a query's slot.
-	select {
-	case a.engine.sem <- struct{}{}:
-		defer func() { <-a.engine.sem }()
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: waited %s", ErrBusy, a.engine.Limits().Timeout)
-	}
-	return a.store.Report(ctx, from, to, r.Form["container"], a.engine.Limits().MaxSamples/reportSampleCost)
+	// serve holds a query slot, and r's context ends at its timeout.
+	return a.store.Report(r.Context(), from, to, r.Form["container"], a.engine.Limits().MaxSamples/reportSampleCost)
 }
 
 func (a *API) buildInfo(*http.Request) (any, error) {

@@ -8,15 +8,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/promql"
 
 	"github.com/crmon-dev/crmon/internal/testenv"
 )
@@ -158,26 +162,103 @@ func TestQueryBounds(t *testing.T) {
 	end := start.Add(time.Hour)
 
 	small := NewEngine(st.Queryable(), Limits{MaxSamples: 100}, nil)
-	_, err := small.Range(context.Background(), `container_cpu_usage_seconds_total`, start, end, 15*time.Second)
+	none := func(*Result) error { return nil }
+	err := small.Range(context.Background(), `container_cpu_usage_seconds_total`, start, end, 15*time.Second, none)
 	if classify(err) != errExec || !strings.Contains(fmt.Sprint(err), "too many samples") {
 		t.Errorf("over max samples: %v (%s), want an execution error", err, classify(err))
 	}
 
 	slow := NewEngine(st.Queryable(), Limits{Timeout: time.Nanosecond}, nil)
-	_, err = slow.Range(context.Background(), `sum(rate(container_cpu_usage_seconds_total[5m]))`, start, end, time.Second)
+	err = slow.Range(context.Background(), `sum(rate(container_cpu_usage_seconds_total[5m]))`, start, end, time.Second, none)
 	if typ := classify(err); typ != errTimeout && typ != errUnavail {
 		t.Errorf("past the timeout: %v (%s), want a timeout", err, typ)
 	}
 
 	one := NewEngine(st.Queryable(), Limits{Concurrency: 1, Timeout: 200 * time.Millisecond}, nil)
-	one.sem <- struct{}{} // a query holds the only slot
+	sem := one.cur.Load().sem
+	sem <- struct{}{} // a query holds the only slot
 	t0 := time.Now()
-	_, err = one.Instant(context.Background(), `vector(1)`, end)
+	err = one.Instant(context.Background(), `vector(1)`, end, none)
 	if !errors.Is(err, ErrBusy) || classify(err) != errUnavail || time.Since(t0) < 200*time.Millisecond {
 		t.Errorf("with the slot taken: %v after %v, want ErrBusy after the timeout", err, time.Since(t0))
 	}
-	<-one.sem
-	if _, err := one.Instant(context.Background(), `vector(1)`, end); err != nil {
+	<-sem
+	if err := one.Instant(context.Background(), `vector(1)`, end, none); err != nil {
 		t.Errorf("with the slot free: %v", err)
+	}
+}
+
+// TestAnswersAreBuiltInsideTheSlot checks that a query's answer is used
+// (encoded, for the API) while the query still holds its slot, so that no
+// more answers than the concurrency are built at once, and that an answer
+// larger than the bound is refused before it is encoded.
+func TestAnswersAreBuiltInsideTheSlot(t *testing.T) {
+	st := openStore(t, Options{})
+	start := time.Now().Add(-2 * time.Hour).Truncate(time.Minute)
+	synthetic(t, st, start, 10*time.Second, 360, 50)
+	end := start.Add(time.Hour)
+
+	one := NewEngine(st.Queryable(), Limits{Concurrency: 1, Timeout: 300 * time.Millisecond}, nil)
+	var inner error
+	err := one.Range(context.Background(), `container_cpu_usage_seconds_total`, start, end, time.Minute, func(r *Result) error {
+		if m, ok := r.Value.(promql.Matrix); !ok || len(m) != 50 {
+			return fmt.Errorf("%v, want 50 series", r.Value.Type())
+		}
+		// The only slot is this query's until use returns.
+		inner = one.Instant(context.Background(), `vector(1)`, end, func(*Result) error { return nil })
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(inner, ErrBusy) {
+		t.Errorf("a query while another's answer was being used: %v, want ErrBusy", inner)
+	}
+
+	api := NewAPI(st, NewEngine(st.Queryable(), Limits{}, nil), "test", nil)
+	mux := http.NewServeMux()
+	for p, h := range api.Handlers() {
+		mux.Handle(p, h)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	get := func(q string) (int, response, int) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/api/v1/query_range?" + url.Values{
+			"query": {q}, "start": {fmt.Sprint(start.Unix())}, "end": {fmt.Sprint(end.Unix())}, "step": {"10"},
+		}.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r response
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		return resp.StatusCode, r, len(b)
+	}
+	code, r, size := get(`container_cpu_usage_seconds_total`)
+	if code != http.StatusOK {
+		t.Fatalf("HTTP %d %+v", code, r)
+	}
+	// 50 series of 361 points: about 24 bytes a point, as answerSize
+	// reckons.
+	if est := 50 * 361 * 24; size < est/2 || size > 2*est {
+		t.Errorf("an answer of 18 050 points took %d bytes; answerSize reckons %d", size, est)
+	}
+	api.maxAnswer = int64(size) / 2
+	code, r, _ = get(`container_cpu_usage_seconds_total`)
+	if code != http.StatusUnprocessableEntity || r.ErrorType != errExec || !strings.Contains(r.Error, "larger step") {
+		t.Errorf("an answer over the bound: HTTP %d %+v, want 422 execution", code, r)
+	}
+	if code, r, _ = get(`container_cpu_usage_seconds_total{name="c1"}`); code != http.StatusOK {
+		t.Errorf("a small answer: HTTP %d %+v", code, r)
+	}
+	if n := api.pending.Load(); n != 0 {
+		t.Errorf("%d bytes still counted as pending after every answer was read", n)
 	}
 }

@@ -6,6 +6,7 @@ package store
 import (
 	"compress/gzip"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -254,12 +255,14 @@ func BenchmarkQueryRange1h(b *testing.B) {
 	e := NewEngine(st.Queryable(), Limits{}, nil)
 	const q = `rate(container_cpu_usage_seconds_total{name="crmon-storebench-7"}[1m])`
 	for b.Loop() {
-		r, err := e.Range(context.Background(), q, start, end, 15*time.Second)
+		err := e.Range(context.Background(), q, start, end, 15*time.Second, func(r *Result) error {
+			if m := r.Value.(promql.Matrix); len(m) != 1 || len(m[0].Floats) < 200 {
+				return fmt.Errorf("%d series", len(m))
+			}
+			return nil
+		})
 		if err != nil {
 			b.Fatal(err)
-		}
-		if m := r.Value.(promql.Matrix); len(m) != 1 || len(m[0].Floats) < 200 {
-			b.Fatalf("%d series", len(m))
 		}
 	}
 }

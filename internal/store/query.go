@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/promql"
@@ -47,16 +48,36 @@ func DefaultLimits() Limits {
 	return Limits{Timeout: 30 * time.Second, MaxSamples: 5_000_000, Concurrency: 2, MaxPoints: 11_000}
 }
 
-// Engine evaluates PromQL over the store, within Limits.
+// Engine evaluates PromQL over the store, within Limits, which a reload
+// may change (SetLimits).
 type Engine struct {
+	q   storage.Queryable
+	log *slog.Logger
+	cur atomic.Pointer[engineState]
+}
+
+// engineState is one set of limits and what enforces them: the PromQL
+// engine (its sample bound and timeout are fixed when it is made) and the
+// query slots. A query keeps the state it started with, so a reload never
+// changes a running query's bounds, and its slot is given back to the
+// semaphore it came from.
+type engineState struct {
 	eng    *promql.Engine
-	q      storage.Queryable
 	limits Limits
 	sem    chan struct{}
 }
 
 // NewEngine evaluates over q (a Store's Queryable).
 func NewEngine(q storage.Queryable, l Limits, logger *slog.Logger) *Engine {
+	e := &Engine{q: q, log: logger}
+	e.SetLimits(l)
+	return e
+}
+
+// SetLimits makes the engine's next queries run within l (zero fields are
+// the defaults'); running ones finish within the limits they started
+// with, so for a while both may run.
+func (e *Engine) SetLimits(l Limits) {
 	d := DefaultLimits()
 	if l.Timeout <= 0 {
 		l.Timeout = d.Timeout
@@ -70,9 +91,9 @@ func NewEngine(q storage.Queryable, l Limits, logger *slog.Logger) *Engine {
 	if l.MaxPoints <= 0 {
 		l.MaxPoints = d.MaxPoints
 	}
-	return &Engine{
+	e.cur.Store(&engineState{
 		eng: promql.NewEngine(promql.EngineOpts{
-			Logger:               logger,
+			Logger:               e.log,
 			MaxSamples:           l.MaxSamples,
 			Timeout:              l.Timeout,
 			LookbackDelta:        5 * time.Minute,
@@ -80,14 +101,13 @@ func NewEngine(q storage.Queryable, l Limits, logger *slog.Logger) *Engine {
 			EnableNegativeOffset: true,
 			Parser:               promQL,
 		}),
-		q:      q,
 		limits: l,
 		sem:    make(chan struct{}, l.Concurrency),
-	}
+	})
 }
 
 // Limits are the engine's bounds.
-func (e *Engine) Limits() Limits { return e.limits }
+func (e *Engine) Limits() Limits { return e.cur.Load().limits }
 
 // ErrBusy is returned when the engine's queries stay full for the whole
 // timeout.
@@ -99,28 +119,35 @@ type Result struct {
 	Warnings annotations.Annotations
 }
 
-// Instant evaluates expr at t.
-func (e *Engine) Instant(ctx context.Context, expr string, t time.Time) (*Result, error) {
-	return e.run(ctx, func() (promql.Query, error) {
-		return e.eng.NewInstantQuery(ctx, e.q, nil, expr, t)
-	})
+// Instant evaluates expr at t and hands the result to use.
+//
+// use runs while the query holds its slot and its memory: the PromQL
+// engine recycles a result's points once the query is closed, so use
+// must copy what it keeps, and whatever it builds from the result
+// (an encoded answer) is built within the concurrency bound.
+func (e *Engine) Instant(ctx context.Context, expr string, t time.Time, use func(*Result) error) error {
+	return e.run(ctx, func(ctx context.Context, st *engineState) (promql.Query, error) {
+		return st.eng.NewInstantQuery(ctx, e.q, nil, expr, t)
+	}, use)
 }
 
-// Range evaluates expr from start to end every step. The live page's
-// history and crmon query use it as they would a Prometheus server.
-func (e *Engine) Range(ctx context.Context, expr string, start, end time.Time, step time.Duration) (*Result, error) {
+// Range evaluates expr from start to end every step and hands the result
+// to use, as Instant does. The live page's history and crmon query use it
+// as they would a Prometheus server.
+func (e *Engine) Range(ctx context.Context, expr string, start, end time.Time, step time.Duration, use func(*Result) error) error {
 	if step <= 0 {
-		return nil, &BadRequest{errors.New("step must be more than 0")}
+		return &BadRequest{errors.New("step must be more than 0")}
 	}
 	if end.Before(start) {
-		return nil, &BadRequest{errors.New("end is before start")}
+		return &BadRequest{errors.New("end is before start")}
 	}
-	if n := end.Sub(start) / step; n > time.Duration(e.limits.MaxPoints) {
-		return nil, &BadRequest{fmt.Errorf("exceeded maximum resolution of %d points per series: %d; use a larger step", e.limits.MaxPoints, n)}
+	maxPoints := e.Limits().MaxPoints
+	if n := end.Sub(start) / step; n > time.Duration(maxPoints) {
+		return &BadRequest{fmt.Errorf("exceeded maximum resolution of %d points per series: %d; use a larger step", maxPoints, n)}
 	}
-	return e.run(ctx, func() (promql.Query, error) {
-		return e.eng.NewRangeQuery(ctx, e.q, nil, expr, start, end, step)
-	})
+	return e.run(ctx, func(ctx context.Context, st *engineState) (promql.Query, error) {
+		return st.eng.NewRangeQuery(ctx, e.q, nil, expr, start, end, step)
+	}, use)
 }
 
 // BadRequest is an error in what the caller asked (a parse error, a bad
@@ -130,23 +157,36 @@ type BadRequest struct{ Err error }
 func (b *BadRequest) Error() string { return b.Err.Error() }
 func (b *BadRequest) Unwrap() error { return b.Err }
 
-func (e *Engine) run(ctx context.Context, mk func() (promql.Query, error)) (*Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.limits.Timeout)
-	defer cancel()
+// acquire takes one of the engine's query slots for a query that may run
+// for the engine's timeout, waiting included. It returns the context
+// bounded by that timeout, the state the slot belongs to, and done, which
+// gives the slot back and ends the context.
+func (e *Engine) acquire(ctx context.Context) (_ context.Context, _ *engineState, done func(), _ error) {
+	st := e.cur.Load()
+	ctx, cancel := context.WithTimeout(ctx, st.limits.Timeout)
 	select {
-	case e.sem <- struct{}{}:
-		defer func() { <-e.sem }()
+	case st.sem <- struct{}{}:
+		return ctx, st, func() { <-st.sem; cancel() }, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: waited %s", ErrBusy, e.limits.Timeout)
+		cancel()
+		return nil, nil, nil, fmt.Errorf("%w: waited %s", ErrBusy, st.limits.Timeout)
 	}
-	q, err := mk()
+}
+
+func (e *Engine) run(ctx context.Context, mk func(context.Context, *engineState) (promql.Query, error), use func(*Result) error) error {
+	ctx, st, done, err := e.acquire(ctx)
 	if err != nil {
-		return nil, &BadRequest{err}
+		return err
+	}
+	defer done()
+	q, err := mk(ctx, st)
+	if err != nil {
+		return &BadRequest{err}
 	}
 	defer q.Close()
 	r := q.Exec(ctx)
 	if r.Err != nil {
-		return nil, r.Err
+		return r.Err
 	}
-	return &Result{Value: r.Value, Warnings: r.Warnings}, nil
+	return use(&Result{Value: r.Value, Warnings: r.Warnings})
 }

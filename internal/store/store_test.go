@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -97,13 +98,17 @@ func openStore(t testing.TB, o Options) *Store {
 
 func instant(t *testing.T, e *Engine, expr string, at time.Time) promql.Vector {
 	t.Helper()
-	r, err := e.Instant(context.Background(), expr, at)
+	var v promql.Vector
+	err := e.Instant(context.Background(), expr, at, func(r *Result) error {
+		var ok bool
+		if v, ok = r.Value.(promql.Vector); !ok {
+			return fmt.Errorf("%T, want a vector", r.Value)
+		}
+		v = slices.Clone(v)
+		return nil
+	})
 	if err != nil {
 		t.Fatalf("%s: %v", expr, err)
-	}
-	v, ok := r.Value.(promql.Vector)
-	if !ok {
-		t.Fatalf("%s: %T, want a vector", expr, r.Value)
 	}
 	return v
 }
