@@ -210,7 +210,7 @@ func runAgent(c *cli.Context) error {
 	for {
 		select {
 		case <-hup:
-			reloadConfig(c, src, a, al, ls, exp, logger)
+			reloadConfig(c, src, a, al, ls, exp, hist, logger)
 		case sig := <-stop:
 			logger.Info("stopping", "signal", sig.String())
 			cancel()
@@ -226,7 +226,7 @@ func runAgent(c *cli.Context) error {
 
 // reloadConfig applies a changed config file. A file that doesn't load
 // leaves everything as it was.
-func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, al *alerting, ls *liveStatus, exp *export.Set, logger *slog.Logger) {
+func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, al *alerting, ls *liveStatus, exp *export.Set, hist *history, logger *slog.Logger) {
 	cfg, err := loadConfig(c)
 	if err != nil {
 		logger.Error("config reload failed; keeping the running config", "err", err)
@@ -249,6 +249,7 @@ func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, al *alerting, ls
 	if err := exp.Reload(cfg.Monitoring.Exporters); err != nil {
 		logger.Error("exporters reload failed; keeping the running exporters", "err", err)
 	}
+	hist.reload(cfg, logger)
 	logger.Info("config reloaded", "file", c.String("config"), "interval", cfg.Monitoring.CollectionInterval.Std())
 }
 

@@ -31,6 +31,8 @@ type history struct {
 	store  *store.Store
 	engine *store.Engine
 	done   chan struct{}
+	// started is the store's section as the agent started with it.
+	started config.Store
 }
 
 // startStore opens the store when the config enables it. Unprivileged,
@@ -38,7 +40,7 @@ type history struct {
 // without it and says so; a path the operator chose must work.
 func startStore(cfg *config.Config, logger *slog.Logger) (*history, error) {
 	sc := cfg.Monitoring.Store
-	h := &history{}
+	h := &history{started: sc}
 	if !sc.Enabled {
 		return h, nil
 	}
@@ -58,8 +60,36 @@ func startStore(cfg *config.Config, logger *slog.Logger) (*history, error) {
 		return nil, err
 	}
 	h.store = st
-	h.engine = store.NewEngine(st.Queryable(), store.DefaultLimits(), logger)
+	h.engine = store.NewEngine(st.Queryable(), queryLimits(sc), logger)
 	return h, nil
+}
+
+// queryLimits are the query API's bounds from the config.
+func queryLimits(sc config.Store) store.Limits {
+	l := store.DefaultLimits()
+	l.Timeout = sc.QueryTimeout.Std()
+	l.MaxSamples = sc.QueryMaxSamples
+	l.Concurrency = sc.QueryConcurrency
+	return l
+}
+
+// reload applies what a reload may change: the query limits (running
+// queries finish within theirs), retention_period and max_bytes (applied
+// when the store next checks its blocks, within a minute). Turning the
+// store on or off and moving it take a restart, and the log says so.
+func (h *history) reload(cfg *config.Config, logger *slog.Logger) {
+	sc := cfg.Monitoring.Store
+	if sc.Enabled != h.started.Enabled || sc.Path != h.started.Path {
+		logger.Warn("the store's enabled and path change at the next start; the running agent keeps the store it started with",
+			"enabled", h.started.Enabled, "path", h.started.Path, "new_enabled", sc.Enabled, "new_path", sc.Path)
+	}
+	if h.store == nil {
+		return
+	}
+	h.engine.SetLimits(queryLimits(sc))
+	if err := h.store.SetRetention(cfg.Monitoring.RetentionPeriod.Std(), sc.MaxBytes); err != nil {
+		logger.Error("store reload failed; keeping its retention and size bound", "err", err)
+	}
 }
 
 // exprQuery evaluates alert rules' PromQL over the store; nil when the

@@ -6,11 +6,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -420,5 +423,64 @@ labels = { team = "ci" }
 	})
 	if out := p.get(t, "/api/v1/alerts"); strings.Contains(out, "Ticking") {
 		t.Errorf("resolved alerts still active: %s", out)
+	}
+}
+
+// TestStoreReload changes the store's section under a running agent:
+// SIGHUP applies the query limits and the retention at once, and says in
+// the log that a new path takes a restart.
+func TestStoreReload(t *testing.T) {
+	testenv.RequireLong(t, "a crmon agent with its store, reloaded")
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "crmon.toml")
+	writeConfig := func(retention string, maxSamples int, path string) {
+		t.Helper()
+		c := fmt.Sprintf("[cleanroom.monitoring]\ncollection_interval = \"100ms\"\nretention_period = %q\n\n"+
+			"[cleanroom.monitoring.store]\npath = %q\nquery_max_samples = %d\nquery_concurrency = 1\nquery_timeout = \"5s\"\n",
+			retention, path, maxSamples)
+		if err := os.WriteFile(cfgFile, []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConfig("7d", 1000, filepath.Join(dir, "a"))
+	p := startAgent(t, "--config", cfgFile, "--ebpf", "disabled", "--collector.containers=false")
+	retention := regexp.MustCompile(`(?m)^crmon_store_retention_seconds (\S+)$`)
+	if v := retention.FindStringSubmatch(p.get(t, "/metrics")); v == nil || v[1] != "604800" {
+		t.Fatalf("retention before the reload: %v, want 604800", v)
+	}
+	time.Sleep(time.Second)
+	query := func() (int, string) {
+		t.Helper()
+		now := time.Now()
+		resp, err := http.Get("http://" + p.addr + "/api/v1/query_range?" + url.Values{
+			"query": {`{__name__=~".+"}`}, "start": {fmt.Sprint(now.Add(-time.Second).Unix())}, "end": {fmt.Sprint(now.Unix())}, "step": {"0.1"},
+		}.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := query(); code != http.StatusUnprocessableEntity || !strings.Contains(body, "too many samples") {
+		t.Fatalf("every series over 1 s with query_max_samples = 1000: HTTP %d %.200s, want 422 too many samples", code, body)
+	}
+
+	writeConfig("1d", 5_000_000, filepath.Join(dir, "b"))
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(p.logs(), "config reloaded") })
+	if code, body := query(); code != http.StatusOK {
+		t.Errorf("the same query with query_max_samples = 5000000: HTTP %d %.200s", code, body)
+	}
+	if v := retention.FindStringSubmatch(p.get(t, "/metrics")); v == nil || v[1] != "86400" {
+		t.Errorf("retention after the reload: %v, want 86400", v)
+	}
+	if !strings.Contains(p.logs(), "change at the next start") {
+		t.Errorf("a new store path was not said to need a restart:\n%s", p.logs())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b")); !os.IsNotExist(err) {
+		t.Errorf("the new path was created before a restart: %v", err)
 	}
 }

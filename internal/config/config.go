@@ -344,6 +344,14 @@ type Store struct {
 	Path    string `toml:"path"`
 	// MaxBytes bounds the store on disk; 0 leaves only retention_period.
 	MaxBytes int64 `toml:"max_bytes"`
+	// QueryTimeout ends a query (and a report) that runs longer, waiting
+	// for a slot included.
+	QueryTimeout Duration `toml:"query_timeout"`
+	// QueryMaxSamples bounds the samples one query holds in memory at
+	// once (about 16 bytes each).
+	QueryMaxSamples int `toml:"query_max_samples"`
+	// QueryConcurrency is how many queries run at once; more wait.
+	QueryConcurrency int `toml:"query_concurrency"`
 }
 
 // Sessions is [cleanroom.monitoring.sessions]: the test-run session API,
@@ -452,8 +460,11 @@ func Default() *Config {
 				RemovedRetention:  Duration(time.Minute),
 			},
 			Store: Store{
-				Enabled: true,
-				Path:    DefaultStorePath,
+				Enabled:          true,
+				Path:             DefaultStorePath,
+				QueryTimeout:     Duration(30 * time.Second),
+				QueryMaxSamples:  5_000_000,
+				QueryConcurrency: 2,
 			},
 			Sessions: Sessions{
 				Socket:             DefaultControlSocket,

@@ -212,7 +212,8 @@ func fullConfig() *Config {
 	m.Containers.EnableMetrics = []string{"pressure"}
 	m.Containers.Include = []string{}
 	m.Containers.Exclude = []string{"buildx_buildkit_*"}
-	m.Store = Store{Enabled: true, Path: "/var/lib/crmon", MaxBytes: 1 << 30}
+	m.Store = Store{Enabled: true, Path: "/var/lib/crmon", MaxBytes: 1 << 30,
+		QueryTimeout: Duration(time.Minute), QueryMaxSamples: 10_000_000, QueryConcurrency: 4}
 	c.ResourceLimits = ResourceLimits{
 		Limits: session.Limits{
 			{Name: "max_cpu_usage_percent", Value: 90},
@@ -423,6 +424,10 @@ var badFiles = map[string][]string{
 	"store.toml": {
 		`:3: path = "": the store is enabled and needs a directory; e.g. path = "/var/lib/crmon"`,
 		`:4: max_bytes = -1: must be 0 (no size limit) or more`,
+		`:5: query_timeout = "0s": must be between 1s and 10m`,
+		`:6: query_max_samples = 10: must be between 1000 and 100000000 (about 16 bytes each; 5000000 is 80 MB)`,
+		`:7: query_concurrency = 0: must be between 1 and 64; each running query may take a core`,
+		`:8: unknown key query_concurency in [cleanroom.monitoring.store]; did you mean query_concurrency?`,
 	},
 	"syntax.toml": {
 		`:3: [cleanroom.monitoring.thresholds: expected ']' to close table name; this is not valid TOML`,
@@ -437,7 +442,7 @@ var badFiles = map[string][]string{
 	"unknown-keys.toml": {
 		`:2: unknown key colection_interval in [cleanroom.monitoring]; did you mean collection_interval?`,
 		`:4: unknown key monitorin in [cleanroom]; did you mean monitoring?`,
-		`:8: unknown key frobnicate in [cleanroom.monitoring.store]; the keys there are enabled, max_bytes, path`,
+		`:8: unknown key frobnicate in [cleanroom.monitoring.store]; the keys there are enabled, max_bytes, path, query_concurrency, query_max_samples, query_timeout`,
 	},
 	"wrong-types.toml": {
 		`:2: enable_monitoring = "yes": enable_monitoring takes true or false`,

@@ -114,6 +114,9 @@ func TestWriteEffectiveDefault(t *testing.T) {
       enabled = true
       path = '/var/lib/crmon'
       max_bytes = 0
+      query_timeout = '30s'
+      query_max_samples = 5000000
+      query_concurrency = 2
 
     [cleanroom.monitoring.sessions]
       socket = '/run/crmon/crmon.sock'

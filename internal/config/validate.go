@@ -73,10 +73,28 @@ func (c *Config) validate(p *problems) {
 	if s.MaxBytes < 0 {
 		p.add(mp+".store.max_bytes", "max_bytes = %d: must be 0 (no size limit) or more", s.MaxBytes)
 	}
+	if d := s.QueryTimeout.Std(); d < time.Second || d > maxQueryTimeout {
+		p.add(mp+".store.query_timeout", "query_timeout = %q: must be between 1s and %s", s.QueryTimeout, Duration(maxQueryTimeout))
+	}
+	if s.QueryMaxSamples < minQuerySamples || s.QueryMaxSamples > maxQuerySamples {
+		p.add(mp+".store.query_max_samples", "query_max_samples = %d: must be between %d and %d (about 16 bytes each; 5000000 is 80 MB)", s.QueryMaxSamples, minQuerySamples, maxQuerySamples)
+	}
+	if s.QueryConcurrency < 1 || s.QueryConcurrency > maxQueryConcurrency {
+		p.add(mp+".store.query_concurrency", "query_concurrency = %d: must be between 1 and %d; each running query may take a core", s.QueryConcurrency, maxQueryConcurrency)
+	}
 
 	c.validateSessions(p)
 	c.ResourceLimits.validateLimits(p)
 }
+
+// Bounds of the store's query limits: a query may hold up to
+// query_max_samples × 16 bytes, and query_concurrency of them run at once.
+const (
+	maxQueryTimeout     = 10 * time.Minute
+	minQuerySamples     = 1000
+	maxQuerySamples     = 100_000_000
+	maxQueryConcurrency = 64
+)
 
 // Bounds of [cleanroom.monitoring.sessions].
 const (

@@ -33,9 +33,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
+	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
@@ -59,6 +61,11 @@ type Options struct {
 	// 0 is the TSDB's default, 2 h. Tests set it short.
 	BlockDuration time.Duration
 	Logger        *slog.Logger
+
+	// blockReload is how often the TSDB checks its blocks against the
+	// retention and the size bound; 0 is its default, a minute. Tests
+	// set it short.
+	blockReload time.Duration
 }
 
 // ErrClosed is returned by queries once the store is closed, and while
@@ -83,6 +90,10 @@ type Store struct {
 	lb       labels.ScratchBuilder
 	lastOpen time.Time
 	lastWarn time.Time
+
+	// retention and maxBytes are Options' (ms and bytes), which a
+	// reload may change (SetRetention).
+	retention, maxBytes atomic.Int64
 
 	appended, failures, skipped atomic.Uint64
 	diskBytes                   atomic.Int64
@@ -144,6 +155,8 @@ func New(opts Options) (*Store, error) {
 		descMaxBytes: prometheus.NewDesc("crmon_store_max_bytes",
 			"The store's size bound on disk (max_bytes); 0 for none.", nil, nil),
 	}
+	s.retention.Store(opts.Retention.Milliseconds())
+	s.maxBytes.Store(opts.MaxBytes)
 	if err := s.open(); err != nil {
 		s.log.Error("store not open; collection goes on without history, trying again each minute", "dir", opts.Dir, "err", err)
 	}
@@ -163,8 +176,8 @@ func (s *Store) open() error {
 		return err
 	}
 	o := tsdb.DefaultOptions()
-	o.RetentionDuration = s.opts.Retention.Milliseconds()
-	o.MaxBytes = s.opts.MaxBytes
+	o.RetentionDuration = s.retention.Load()
+	o.MaxBytes = s.maxBytes.Load()
 	// The write-ahead log holds the last 2–3 h, not yet chunk-encoded:
 	// snappy makes it 5.7 bytes a sample instead of 11, measured on a
 	// host with 50 idle containers (BenchmarkDiskWAL). zstd gives 3.6,
@@ -179,6 +192,9 @@ func (s *Store) open() error {
 	if o.MinBlockDuration == tsdb.DefaultBlockDuration {
 		o.MaxBlockDuration = max(tsdb.DefaultBlockDuration, min(o.RetentionDuration/10, 31*24*time.Hour.Milliseconds()))
 	}
+	if s.opts.blockReload > 0 {
+		o.BlockReloadInterval = s.opts.blockReload
+	}
 	reg := prometheus.NewRegistry()
 	db, err := tsdb.Open(s.opts.Dir, s.log, reg, o, nil)
 	if err != nil {
@@ -188,6 +204,33 @@ func (s *Store) open() error {
 	s.db, s.tsdbReg = db, reg
 	s.mu.Unlock()
 	s.updateSize()
+	return nil
+}
+
+// SetRetention changes how long the store keeps samples and its size
+// bound (retention_period and max_bytes, on a reload). The TSDB applies
+// them when it next checks its blocks, within a minute. The blocks' time
+// range, chosen from the retention at open, stays until the next start.
+func (s *Store) SetRetention(retention time.Duration, maxBytes int64) error {
+	if retention <= 0 {
+		return errors.New("store: retention must be more than 0")
+	}
+	if maxBytes < 0 {
+		return errors.New("store: max_bytes must be 0 or more")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db != nil {
+		err := s.db.ApplyConfig(&promconfig.Config{StorageConfig: promconfig.StorageConfig{TSDBConfig: &promconfig.TSDBConfig{
+			Retention: &promconfig.TSDBRetentionConfig{Time: model.Duration(retention), Size: units.Base2Bytes(maxBytes)},
+		}}})
+		if err != nil {
+			return err
+		}
+	}
+	// Closed, open() reads them.
+	s.retention.Store(retention.Milliseconds())
+	s.maxBytes.Store(maxBytes)
 	return nil
 }
 
@@ -499,8 +542,8 @@ func (s *Store) Collect(ch chan<- prometheus.Metric) {
 	counter(s.descAppended, float64(s.appended.Load()))
 	counter(s.descFailures, float64(s.failures.Load()))
 	counter(s.descSkipped, float64(s.skipped.Load()))
-	gauge(s.descRetention, s.opts.Retention.Seconds())
-	gauge(s.descMaxBytes, float64(s.opts.MaxBytes))
+	gauge(s.descRetention, float64(s.retention.Load())/1e3)
+	gauge(s.descMaxBytes, float64(s.maxBytes.Load()))
 	s.mu.RLock()
 	db, reg := s.db, s.tsdbReg
 	up := 0.0

@@ -230,6 +230,47 @@ func TestRetention(t *testing.T) {
 	}
 }
 
+// TestSetRetention shortens a running store's retention, as a reload
+// does: the blocks beyond it go at the TSDB's next check.
+func TestSetRetention(t *testing.T) {
+	st := openStore(t, Options{Retention: 7 * 24 * time.Hour, BlockDuration: 10 * time.Minute, blockReload: 100 * time.Millisecond})
+	start := time.Now().Add(-3 * time.Hour).Truncate(time.Hour)
+	synthetic(t, st, start, 10*time.Second, 6*60*3, 20) // 3 hours
+	if err := st.db.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := st.db.Blocks()
+	if len(before) < 10 {
+		t.Fatalf("%d blocks; want the 3 hours kept under a 7-day retention", len(before))
+	}
+	if err := st.SetRetention(30*time.Minute, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetRetention(0, 0); err == nil {
+		t.Error("a retention of 0 was taken")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(st.db.Blocks()) == len(before) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	after := st.db.Blocks()
+	newest := after[len(after)-1].Meta().MaxTime
+	for _, b := range after {
+		if m := b.Meta(); m.MaxTime < newest-(30*time.Minute).Milliseconds() {
+			t.Errorf("block %d–%d kept, older than the new retention", m.MinTime, m.MaxTime)
+		}
+	}
+	if len(after) >= len(before) {
+		t.Errorf("%d blocks before, %d after shortening the retention", len(before), len(after))
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(st)
+	want := "# HELP crmon_store_retention_seconds How long the store keeps samples (retention_period).\n# TYPE crmon_store_retention_seconds gauge\ncrmon_store_retention_seconds 1800\n"
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "crmon_store_retention_seconds"); err != nil {
+		t.Error(err)
+	}
+}
+
 // TestMaxBytes checks that max_bytes deletes the oldest blocks first.
 func TestMaxBytes(t *testing.T) {
 	dir := t.TempDir()
