@@ -213,7 +213,8 @@ func BenchmarkExporters(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			in := newInterner()
+			in := newInterner(e.labels)
+			size, whole := e.batchShape()
 			var series atomic.Int64
 			start := time.Now()
 			b.ResetTimer()
@@ -229,7 +230,7 @@ func BenchmarkExporters(b *testing.B) {
 				}
 				e.q.push(t, time.Now())
 				for e.q.len() > 0 {
-					bt := e.q.peek(c.BatchSize)
+					bt := e.q.peek(size, whole)
 					r, err := e.s.send(context.Background(), bt)
 					if err != nil {
 						b.Fatal(err)

@@ -178,7 +178,16 @@ func (s *bulkServer) bulk(w http.ResponseWriter, b []byte) {
 // day's index; items refused with 429 are sent again (the batch whole,
 // the IDs making it idempotent), an item refused with 400 is counted as
 // failed and logged; every other sample is indexed as served.
+//
+// With a batch_size smaller than a tick, batches still end at a tick's
+// end, so that no document replaces another of the same group.
 func TestElasticsearchBulk(t *testing.T) {
+	for _, size := range []int{config.DefaultBatchSize, 3} {
+		t.Run(fmt.Sprintf("batch_size=%d", size), func(t *testing.T) { testElasticsearchBulk(t, size) })
+	}
+}
+
+func testElasticsearchBulk(t *testing.T, batchSize int) {
 	bs := &bulkServer{t: t, docs: map[string]map[string]json.RawMessage{}, reject429: 3}
 	srv := httptest.NewServer(bs)
 	defer srv.Close()
@@ -186,6 +195,7 @@ func TestElasticsearchBulk(t *testing.T) {
 	// A label value that Elasticsearch refuses for the test's sake.
 	c := exporterConfig("elastic", config.ExporterElasticsearch, srv.URL)
 	c.Index = "crmon"
+	c.BatchSize = batchSize
 	c.Credentials.Token = "a2V5"
 	var logs strings.Builder
 	var logMu sync.Mutex
@@ -312,5 +322,16 @@ func TestElasticsearchRefusals(t *testing.T) {
 	defer logMu.Unlock()
 	if !strings.Contains(logs.String(), "does not answer like Elasticsearch") || !strings.Contains(logs.String(), "exporter=not-elastic") {
 		t.Errorf("log:\n%s", logs.String())
+	}
+}
+
+// TestElasticsearchJSONFloat: the encoder writes numbers as encoding/json
+// does.
+func TestElasticsearchJSONFloat(t *testing.T) {
+	for _, f := range []float64{0, 1, -1, 0.1, 12.5, 1e-7, 1.5e-9, 1e20, 1e21, 3.4e38, -2.5e-300, 123456789.125} {
+		want, _ := json.Marshal(f)
+		if got := appendJSONFloat(nil, f); string(got) != string(want) {
+			t.Errorf("%v: %s, want %s", f, got, want)
+		}
 	}
 }

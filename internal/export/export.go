@@ -168,7 +168,7 @@ func cmpString(a, b string) int {
 
 // intake queues every sample of sub until it ends.
 func (e *Exporter) intake(a *agent.Agent, sub *agent.Subscription) {
-	in := newInterner()
+	in := newInterner(e.labels)
 	for s := range sub.C() {
 		t := &tick{t: s.Time}
 		if e.s.wantsDocs() {
@@ -205,12 +205,9 @@ func (e *Exporter) deliver(ctx context.Context) {
 		delay   time.Duration
 		down    time.Time // first failure of the current run of failures
 	)
-	size := e.cfg.BatchSize
-	if l, ok := e.s.(interface{ maxBatch() int }); ok && l.maxBatch() > 0 {
-		size = min(size, l.maxBatch())
-	}
+	size, whole := e.batchShape()
 	for e.waitBatch(ctx, size) {
-		b := e.q.peek(size)
+		b := e.q.peek(size, whole)
 		if b.samples() == 0 {
 			continue
 		}
@@ -260,6 +257,17 @@ func (e *Exporter) deliver(ctx context.Context) {
 		}
 		retries, delay = 0, 0
 	}
+}
+
+// batchShape is how many samples a batch carries at most, and whether it
+// carries whole ticks, as the sender wants them.
+func (e *Exporter) batchShape() (size int, whole bool) {
+	size = e.cfg.BatchSize
+	if l, ok := e.s.(interface{ maxBatch() int }); ok && l.maxBatch() > 0 {
+		size = min(size, l.maxBatch())
+	}
+	w, ok := e.s.(interface{ wholeTicks() bool })
+	return size, ok && w.wholeTicks()
 }
 
 // nextDelay doubles the backoff from minBackoff up to maxBackoff and draws

@@ -95,7 +95,7 @@ func recordServed(t *testing.T, a *agent.Agent, labels []label) *served {
 	t.Helper()
 	sub := a.Subscribe("test-recorder", 1000)
 	r := &served{values: map[string]map[int64]float64{}, done: make(chan struct{})}
-	in := newInterner()
+	in := newInterner(nil)
 	go func() {
 		defer close(r.done)
 		for s := range sub.C() {
@@ -106,7 +106,7 @@ func recordServed(t *testing.T, a *agent.Agent, labels []label) *served {
 			}
 			r.mu.Lock()
 			for _, p := range in.points(fams) {
-				k := seriesID(p.key, labels)
+				k := seriesID(p.s.key, labels)
 				if r.values[k] == nil {
 					r.values[k] = map[int64]float64{}
 				}

@@ -68,6 +68,12 @@ type authTransport struct {
 	// tokenScheme is the Authorization scheme of a token: "Bearer", or
 	// "Token" for InfluxDB.
 	tokenScheme string
+	// gzip compresses request bodies that are not compressed yet (the
+	// _bulk requests go-elasticsearch makes).
+	gzip bool
+	gz   *gzip.Writer
+	raw  bytes.Buffer
+	zbuf bytes.Buffer
 
 	mu   sync.Mutex
 	last response
@@ -108,6 +114,11 @@ func (t *authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	case cr.Username != "":
 		r.SetBasicAuth(cr.Username, cr.Password.Reveal())
 	}
+	if t.gzip && r.Body != nil && r.Body != http.NoBody && r.Header.Get("Content-Encoding") == "" {
+		if err := t.compress(r); err != nil {
+			return nil, err
+		}
+	}
 	resp, err := t.base.RoundTrip(r)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -121,6 +132,44 @@ func (t *authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp.Body = limitBody(resp.Body)
 	return resp, nil
 }
+
+// compress replaces r's body with its gzip, at the fastest level of
+// klauspost/compress: for Elasticsearch's _bulk bodies at host + 50
+// containers, go-elasticsearch's own compression (compress/gzip, even at
+// BestSpeed) was a quarter of the exporter's CPU, and this a third of
+// that for 6 % more bytes. One request is in flight per exporter, so the
+// buffer is reused.
+func (t *authTransport) compress(r *http.Request) error {
+	t.raw.Reset()
+	_, err := t.raw.ReadFrom(io.LimitReader(r.Body, maxRequestBytes+1))
+	r.Body.Close()
+	if err != nil {
+		return err
+	}
+	body := t.raw.Bytes()
+	if len(body) > maxRequestBytes {
+		return fmt.Errorf("a request body over %d bytes", maxRequestBytes)
+	}
+	if t.gz == nil {
+		t.gz, _ = gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	}
+	t.zbuf.Reset()
+	t.gz.Reset(&t.zbuf)
+	t.gz.Write(body)
+	if err := t.gz.Close(); err != nil {
+		return err
+	}
+	z := t.zbuf.Bytes()
+	r.Body = io.NopCloser(bytes.NewReader(z))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(z)), nil }
+	r.ContentLength = int64(len(z))
+	r.Header.Set("Content-Encoding", "gzip")
+	return nil
+}
+
+// maxRequestBytes bounds a request body the transport compresses: a
+// _bulk request is at most about 1 MiB (the indexer's FlushBytes).
+const maxRequestBytes = 64 << 20
 
 // lastResponse is what the last round trip answered.
 func (t *authTransport) lastResponse() response {

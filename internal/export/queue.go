@@ -8,12 +8,12 @@ import (
 	"time"
 )
 
-// point is one sample of one series: key is the series' identity (see
-// seriesKey), shared by every tick that carries the series, so a queued
-// sample costs its string header and its value, 24 bytes.
+// point is one sample of one series: s is shared by every tick that
+// carries the series, so a queued sample costs a pointer and its value,
+// 16 bytes.
 type point struct {
-	key string
-	v   float64
+	s *series
+	v float64
 }
 
 // tick is what one agent sample gives an exporter: every series' value at
@@ -148,9 +148,10 @@ func (q *queue) oldest() (t time.Time, ok bool) {
 	return q.ticks[0].queued, true
 }
 
-// peek returns up to max samples from head, without removing them. A
-// Custom tick (doc) is never split.
-func (q *queue) peek(max int) batch {
+// peek returns up to max samples from head, without removing them; with
+// whole, more when the last tick has more, so that the batch ends at a
+// tick's end. A Custom tick (doc) is never split.
+func (q *queue) peek(max int, whole bool) batch {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	b := batch{lo: q.head, hi: q.head}
@@ -162,7 +163,10 @@ func (q *queue) peek(max int) batch {
 		if t.idx < q.head {
 			from = int(q.head - t.idx)
 		}
-		to := min(t.len(), from+max-b.samples())
+		to := t.len()
+		if !whole {
+			to = min(to, from+max-b.samples())
+		}
 		b.chunks = append(b.chunks, chunk{t: t.t, pts: t.pts, doc: t.doc, from: from, to: to})
 		b.hi += uint64(to - from)
 	}

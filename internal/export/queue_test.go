@@ -4,7 +4,6 @@
 package export
 
 import (
-	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -12,10 +11,12 @@ import (
 	"github.com/crmon-dev/crmon/internal/config"
 )
 
+var testSeries = &series{key: "s", name: "s"}
+
 func pts(vals ...float64) []point {
 	p := make([]point, len(vals))
 	for i, v := range vals {
-		p[i] = point{key: "s", v: v}
+		p[i] = point{s: testSeries, v: v}
 	}
 	return p
 }
@@ -38,9 +39,9 @@ func TestQueueDropsOldestAndBatchesSurviveDrops(t *testing.T) {
 	q := newQueue(5)
 	now := time.Now()
 	q.push(&tick{t: now, pts: pts(1, 2, 3)}, now)
-	b := q.peek(4)
+	b := q.peek(4, false)
 	if got := values(b); len(got) != 3 || b.samples() != 3 {
-		t.Fatalf("peek(4) of 3 = %v", got)
+		t.Fatalf("peek(4, false) of 3 = %v", got)
 	}
 	// The batch is in flight; two more ticks overflow the queue by 3.
 	if d := q.push(&tick{t: now, pts: pts(4, 5)}, now); d != 0 {
@@ -49,28 +50,28 @@ func TestQueueDropsOldestAndBatchesSurviveDrops(t *testing.T) {
 	if d := q.push(&tick{t: now, pts: pts(6, 7, 8)}, now); d != 3 {
 		t.Errorf("dropped %d, want 3", d)
 	}
-	if got := values(q.peek(10)); !equal(got, []float64{4, 5, 6, 7, 8}) {
+	if got := values(q.peek(10, false)); !equal(got, []float64{4, 5, 6, 7, 8}) {
 		t.Errorf("after dropping the oldest 3: %v", got)
 	}
 	q.commit(b.hi) // the old batch delivered late: nothing of it is left
 	if q.len() != 5 || q.droppedTotal() != 3 {
 		t.Errorf("len %d dropped %d, want 5 and 3", q.len(), q.droppedTotal())
 	}
-	b = q.peek(3)
+	b = q.peek(3, false)
 	if got := values(b); !equal(got, []float64{4, 5, 6}) {
-		t.Errorf("peek(3) = %v, want a batch across two ticks", got)
+		t.Errorf("peek(3, false) = %v, want a batch across two ticks", got)
 	}
 	q.commit(b.hi)
-	if got := values(q.peek(10)); !equal(got, []float64{7, 8}) || q.len() != 2 {
+	if got := values(q.peek(10, false)); !equal(got, []float64{7, 8}) || q.len() != 2 {
 		t.Errorf("after commit: %v (len %d)", got, q.len())
 	}
-	q.commit(q.peek(10).hi)
+	q.commit(q.peek(10, false).hi)
 	if _, ok := q.oldest(); ok || q.len() != 0 || len(q.ticks) != 0 {
 		t.Errorf("empty queue: len %d, %d ticks", q.len(), len(q.ticks))
 	}
 	// A single tick bigger than the queue keeps its newest samples.
 	q.push(&tick{t: now, pts: pts(1, 2, 3, 4, 5, 6, 7)}, now)
-	if got := values(q.peek(10)); !equal(got, []float64{3, 4, 5, 6, 7}) {
+	if got := values(q.peek(10, false)); !equal(got, []float64{3, 4, 5, 6, 7}) {
 		t.Errorf("oversized tick: %v", got)
 	}
 }
@@ -88,32 +89,30 @@ func equal(a, b []float64) bool {
 }
 
 // TestQueueMemory measures what a full default queue holds: 400 000
-// samples as 5 000-series ticks (host + 50 containers) whose keys are shared from tick to tick,
-// as the intake makes them. The README quotes the figure.
+// samples as ticks of host + 50 containers (the benchmark's fleet), whose
+// series are shared from tick to tick, as the intake makes them. The
+// README quotes the figure.
 func TestQueueMemory(t *testing.T) {
-	const series, size = 5000, config.DefaultQueueSize
-	keys := make([]string, series)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("container_cpu_usage_seconds_total\xffid\xff/docker/%064d\xffname\xffc%d", i, i)
-	}
+	const size = config.DefaultQueueSize
+	fl := newFleet(t, 50)
+	fams := fl.tick(1)
+	in := newInterner(nil)
+	in.points(fams) // the series, which live as long as they are served
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	q := newQueue(size)
 	now := time.Now()
 	for q.len() < size {
-		p := make([]point, series)
-		for i := range p {
-			p[i] = point{keys[i], float64(i)}
-		}
-		q.push(&tick{t: now, pts: p}, now)
+		q.push(&tick{t: now, pts: in.points(fams)}, now)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	per := float64(after.HeapAlloc-before.HeapAlloc) / size
 	t.Logf("a full queue of %d samples: %.1f MB, %.1f bytes a sample", size, float64(after.HeapAlloc-before.HeapAlloc)/1e6, per)
-	if per > 32 {
-		t.Errorf("%.1f bytes a sample; the README says 24", per)
+	if per > 20 {
+		t.Errorf("%.1f bytes a sample; the README says 16", per)
 	}
 	runtime.KeepAlive(q)
+	runtime.KeepAlive(in)
 }

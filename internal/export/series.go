@@ -10,23 +10,72 @@ import (
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/prometheus/prompb"
 )
 
 // sep separates the parts of a series key. 0xff never occurs in UTF-8,
 // and client_golang refuses label values that are not UTF-8.
 const sep = "\xff"
 
-// interner turns families into points whose keys are shared from one
-// tick to the next. It keeps the keys of the last tick only: a series that
-// disappears (a container that exits) is forgotten at the next tick, and
-// the strings of queued ticks are kept alive by the ticks themselves.
-type interner struct {
-	prev, cur map[string]string
-	buf       []byte
+// series is one series as an exporter knows it, shared by every queued
+// sample of it: its identity, and what each sender renders of it once
+// rather than at every tick.
+type series struct {
+	// key is the series' identity (see interner.key).
+	key  string
+	name string
+	// at is the series' place in the last tick, for the interner.
+	at int
+	// labels are the series' own labels and the exporter's, the series'
+	// winning, sorted by name (as mergeLabels).
+	labels []label
+
+	// What follows belongs to the exporter's sender goroutine: it fills
+	// it the first time a series is sent and reads it afterwards.
+
+	// enc is the sender's rendering of the series (InfluxDB: the line's
+	// measurement and tags; remote write 1.0 its labels, see rw1).
+	enc []byte
+	// unfit is set when the sender's format cannot carry the series.
+	unfit bool
+	rw1   []prompb.Label
+	// syms are the series' label strings as remote write 2.0's symbol
+	// dictionary numbers them, in dictionary generation symGen.
+	syms   []uint32
+	symGen uint64
+	// grp is the series' Elasticsearch sample group.
+	grp *esGroup
+	// stamp and slot place the series in the request being built: slot
+	// is its index there when stamp is that request's number.
+	stamp uint64
+	slot  int
 }
 
-func newInterner() *interner {
-	return &interner{prev: map[string]string{}, cur: map[string]string{}}
+// interner turns families into points whose series are shared from one
+// tick to the next. It keeps the series of the last tick only: a series
+// that disappears (a container that exits) is forgotten at the next tick,
+// and the series of queued ticks are kept alive by the ticks themselves.
+//
+// The agent serves its series in the same order every tick, so a series
+// is looked for first where it was in the last tick (one comparison of
+// keys), and only when it is not there in an index of the last tick's
+// series, built then. With a map lookup per sample, interning was a
+// quarter of the InfluxDB exporter's CPU at host + 50 containers.
+type interner struct {
+	prev, cur []*series
+	// pos is where in prev the next series is expected.
+	pos int
+	// index is prev's series by key, built on the tick's first miss.
+	index   map[string]*series
+	indexed bool
+	buf     []byte
+	lbuf    []label
+	// labels are the exporter's own labels, merged into each series'.
+	labels []label
+}
+
+func newInterner(labels []label) *interner {
+	return &interner{index: map[string]*series{}, labels: labels}
 }
 
 // points expands fams the way the text format does: a histogram is its
@@ -75,13 +124,18 @@ func (in *interner) points(fams []*dto.MetricFamily) []point {
 			}
 		}
 	}
-	in.prev, in.cur = in.cur, in.prev
-	clear(in.cur)
+	clear(in.prev)
+	in.prev, in.cur = in.cur, in.prev[:0]
+	in.pos = 0
+	if in.indexed {
+		clear(in.index)
+		in.indexed = false
+	}
 	return pts
 }
 
-// key is the interned key of name{lp, extra=extraV}.
-func (in *interner) key(name string, lp []*dto.LabelPair, extra, extraV string) string {
+// key is the interned series of name{lp, extra=extraV}.
+func (in *interner) key(name string, lp []*dto.LabelPair, extra, extraV string) *series {
 	b := append(in.buf[:0], name...)
 	for _, l := range lp {
 		b = append(b, sep...)
@@ -96,15 +150,30 @@ func (in *interner) key(name string, lp []*dto.LabelPair, extra, extraV string) 
 		b = append(b, extraV...)
 	}
 	in.buf = b
-	if k, ok := in.cur[string(b)]; ok {
-		return k
+	var s *series
+	if in.pos < len(in.prev) && in.prev[in.pos].key == string(b) {
+		s = in.prev[in.pos]
+		in.pos++
+	} else {
+		if !in.indexed {
+			for _, p := range in.prev {
+				in.index[p.key] = p
+			}
+			in.indexed = true
+		}
+		if s = in.index[string(b)]; s != nil {
+			in.pos = s.at + 1
+		} else {
+			s = &series{key: string(b)}
+			var ls []label
+			s.name, ls = splitKey(s.key, in.lbuf)
+			in.lbuf = ls
+			s.labels = mergeLabels(slices.Clone(ls), in.labels)
+		}
 	}
-	k, ok := in.prev[string(b)]
-	if !ok {
-		k = string(b)
-	}
-	in.cur[k] = k
-	return k
+	s.at = len(in.cur)
+	in.cur = append(in.cur, s)
+	return s
 }
 
 // formatFloat writes le and quantile values as the text format does.
