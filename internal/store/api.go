@@ -338,6 +338,9 @@ func (a *API) query(r *http.Request, answer func(any) error) error {
 			return badData("invalid parameter \"time\": %w", err)
 		}
 	}
+	if err := checkRegexes("query", r.FormValue("query")); err != nil {
+		return err
+	}
 	ctx, cancel, err := queryContext(r)
 	if err != nil {
 		return err
@@ -363,6 +366,9 @@ func (a *API) queryRange(r *http.Request, answer func(any) error) error {
 	}
 	if step <= 0 {
 		return badData("zero or negative query resolution step widths are not accepted. Try a positive integer")
+	}
+	if err := checkRegexes("query", r.FormValue("query")); err != nil {
+		return err
 	}
 	ctx, cancel, err := queryContext(r)
 	if err != nil {
@@ -394,6 +400,9 @@ func window(r *http.Request) (mint, maxt int64, err error) {
 }
 
 func matcherSets(r *http.Request) ([][]*labels.Matcher, error) {
+	if err := checkMatchSets(r.Form["match[]"]); err != nil {
+		return nil, err
+	}
 	var sets [][]*labels.Matcher
 	for _, s := range r.Form["match[]"] {
 		ms, err := promQL.ParseMetricSelector(s)
