@@ -58,7 +58,8 @@ notified to the alert channels. The session API (/api/v1/sessions) is served on
 the control socket only (--control.socket, default /run/crmon/crmon.sock).
 SIGHUP reloads the config file (a bad file keeps the running config and logs why);
 SIGTERM or SIGINT stops the agent within a second, or, while alert
-notifications are still queued, within delivery_grace_period more.`,
+notifications or exporters' samples are still queued, within their
+delivery_grace_period more.`,
 		Flags:  flags,
 		Action: runAgent,
 	}

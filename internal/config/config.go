@@ -216,6 +216,10 @@ type Exporter struct {
 	// QueueSize bounds the samples waiting to be sent; the oldest are
 	// dropped (and counted) beyond it.
 	QueueSize int `toml:"queue_size"`
+	// DeliveryGracePeriod is how long the exporter goes on sending what
+	// it has queued when the agent stops, or when a reload removes or
+	// changes it; what is left then is counted as dropped and logged.
+	DeliveryGracePeriod Duration `toml:"delivery_grace_period"`
 	// Labels are added to every series sent (the series' own win), after
 	// job="crmon" and instance=<hostname>, which they may replace ("" to
 	// drop one).
@@ -402,11 +406,14 @@ const DefaultControlSocket = "/run/crmon/crmon.sock"
 // Defaults of values that live in list entries, applied to each entry for
 // the keys it leaves out.
 const (
-	DefaultBatchSize       = 2000
-	DefaultFlushInterval   = 30 * time.Second
-	DefaultTimeout         = 10 * time.Second
-	DefaultMaxRetries      = 0
-	DefaultQueueSize       = 400000
+	DefaultBatchSize     = 2000
+	DefaultFlushInterval = 30 * time.Second
+	DefaultTimeout       = 10 * time.Second
+	DefaultMaxRetries    = 0
+	DefaultQueueSize     = 400000
+	// DefaultExporterGrace is an exporter's delivery_grace_period, the
+	// alert channels' default.
+	DefaultExporterGrace   = 5 * time.Second
 	DefaultSMTPPort        = 587
 	DefaultSeverity        = SeverityWarning
 	DefaultCondition       = ">"
@@ -480,11 +487,12 @@ func Default() *Config {
 // are applied.
 func defaultExporter() Exporter {
 	return Exporter{
-		BatchSize:     DefaultBatchSize,
-		FlushInterval: Duration(DefaultFlushInterval),
-		Timeout:       Duration(DefaultTimeout),
-		MaxRetries:    DefaultMaxRetries,
-		QueueSize:     DefaultQueueSize,
+		BatchSize:           DefaultBatchSize,
+		FlushInterval:       Duration(DefaultFlushInterval),
+		Timeout:             Duration(DefaultTimeout),
+		MaxRetries:          DefaultMaxRetries,
+		QueueSize:           DefaultQueueSize,
+		DeliveryGracePeriod: Duration(DefaultExporterGrace),
 	}
 }
 

@@ -107,15 +107,16 @@ func TestLoadExamples(t *testing.T) {
 	}
 	production.Monitoring.Alerting.CooldownPeriod = Duration(2 * time.Minute)
 	production.Monitoring.Exporters = []Exporter{{
-		Name:               "prometheus",
-		ExporterType:       ExporterPrometheus,
-		Endpoint:           "http://prometheus:9090/api/v1/write",
-		BatchSize:          100,
-		FlushInterval:      Duration(30 * time.Second),
-		Timeout:            Duration(10 * time.Second),
-		MaxRetries:         DefaultMaxRetries,
-		QueueSize:          DefaultQueueSize,
-		RemoteWriteVersion: RemoteWriteAuto,
+		Name:                "prometheus",
+		ExporterType:        ExporterPrometheus,
+		Endpoint:            "http://prometheus:9090/api/v1/write",
+		BatchSize:           100,
+		FlushInterval:       Duration(30 * time.Second),
+		Timeout:             Duration(10 * time.Second),
+		MaxRetries:          DefaultMaxRetries,
+		QueueSize:           DefaultQueueSize,
+		RemoteWriteVersion:  RemoteWriteAuto,
+		DeliveryGracePeriod: Duration(DefaultExporterGrace),
 	}}
 
 	for _, c := range []struct {
@@ -182,7 +183,7 @@ func fullConfig() *Config {
 		{
 			Name: "prometheus", ExporterType: ExporterPrometheus, Endpoint: "http://prometheus:9090/api/v1/write",
 			BatchSize: 100, FlushInterval: Duration(30 * time.Second), Timeout: Duration(10 * time.Second),
-			MaxRetries: 3, QueueSize: 10000, RemoteWriteVersion: RemoteWrite1,
+			MaxRetries: 3, QueueSize: 10000, RemoteWriteVersion: RemoteWrite1, DeliveryGracePeriod: Duration(5 * time.Second),
 			Labels:      map[string]string{"cluster": "ci-eu"},
 			Headers:     map[string]Secret{"X-Scope-OrgID": "ci"},
 			Credentials: Credentials{Username: "crmon", Password: "remote-write-password"},
@@ -190,20 +191,20 @@ func fullConfig() *Config {
 		{
 			Name: "influx", ExporterType: ExporterInfluxDB, Endpoint: "http://influxdb:8086",
 			BatchSize: 500, FlushInterval: Duration(10 * time.Second), Timeout: Duration(5 * time.Second),
-			MaxRetries: 5, QueueSize: 5000,
+			MaxRetries: 5, QueueSize: 5000, DeliveryGracePeriod: Duration(DefaultExporterGrace),
 			Org: "ci", Bucket: "crmon", Precision: "ms",
 			Credentials: Credentials{Token: "s3cr3t-influx-token", TokenFile: "secrets/influx-token"},
 		},
 		{
 			Name: "elastic", ExporterType: ExporterElasticsearch, Endpoint: "https://elasticsearch:9200",
 			BatchSize: DefaultBatchSize, FlushInterval: Duration(30 * time.Second), Timeout: Duration(10 * time.Second),
-			MaxRetries: DefaultMaxRetries, QueueSize: DefaultQueueSize, Index: "crmon",
+			MaxRetries: DefaultMaxRetries, QueueSize: DefaultQueueSize, Index: "crmon", DeliveryGracePeriod: Duration(DefaultExporterGrace),
 			Credentials: Credentials{Username: "crmon", Password: "elastic-password"},
 		},
 		{
 			Name: "custom", ExporterType: ExporterCustom, Endpoint: "https://metrics.example.com/ingest",
 			BatchSize: 60, FlushInterval: Duration(time.Minute), Timeout: Duration(10 * time.Second),
-			MaxRetries: DefaultMaxRetries, QueueSize: 360, Format: CustomNDJSON,
+			MaxRetries: DefaultMaxRetries, QueueSize: 360, Format: CustomNDJSON, DeliveryGracePeriod: Duration(DefaultExporterGrace),
 		},
 	}
 	m.EBPF.Include = []string{"/docker/*", "/system.slice/*"}
@@ -329,7 +330,8 @@ var badFiles = map[string][]string{
 		`:6: flush_interval = "0s": must be more than 0 (exporter "prometheus"); the default is "30s"`,
 		`:7: timeout = "0s": must be more than 0 (exporter "prometheus"); the default is "10s"`,
 		`:8: max_retries = -1: must be 0 (retry for as long as the queue keeps the batch) or more (exporter "prometheus")`,
-		`:15: queue_size = 100: must hold at least one batch, batch_size = 500 (exporter "small-queue"); the default is 400000`,
+		`:9: delivery_grace_period = "1m30s": must be 0 to 1m (exporter "prometheus"): the agent's stop waits this long for an exporter's queued samples (keep it below the stop timeout of systemd or Docker)`,
+		`:16: queue_size = 100: must hold at least one batch, batch_size = 500 (exporter "small-queue"); the default is 400000`,
 	},
 	"exporter-credentials.toml": {
 		`:5: credentials: exporter "both" has both a token and a username/password; use one`,

@@ -336,6 +336,9 @@ func (c *Config) validateExporters(p *problems) {
 		if e.Timeout <= 0 {
 			p.add(ep+".timeout", "timeout = %q: must be more than 0 (%s); the default is \"%s\"", e.Timeout, what, Duration(DefaultTimeout))
 		}
+		if g := e.DeliveryGracePeriod; g < 0 || g.Std() > MaxDeliveryGracePeriod {
+			p.add(ep+".delivery_grace_period", "delivery_grace_period = %q: must be 0 to %s (%s): the agent's stop waits this long for an exporter's queued samples (keep it below the stop timeout of systemd or Docker)", g, Duration(MaxDeliveryGracePeriod), what)
+		}
 		if e.MaxRetries < 0 {
 			p.add(ep+".max_retries", "max_retries = %d: must be 0 (retry for as long as the queue keeps the batch) or more (%s)", e.MaxRetries, what)
 		}

@@ -98,7 +98,11 @@ type Exporter struct {
 
 	sub    *agent.Subscription
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// intake and sender are the two goroutines; draining is closed once
+	// the intake has queued its last sample at a stop, when the sender
+	// sends what is left without waiting for flush_interval.
+	intakeWG, senderWG sync.WaitGroup
+	draining           chan struct{}
 }
 
 // Options are what every exporter of a Set shares.
@@ -296,6 +300,11 @@ func (e *Exporter) waitBatch(ctx context.Context, size int) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		select {
+		case <-e.draining:
+			return e.q.len() > 0
+		default:
+		}
 		var timer <-chan time.Time
 		if n := e.q.len(); n >= size {
 			return true
@@ -311,6 +320,7 @@ func (e *Exporter) waitBatch(ctx context.Context, size int) bool {
 		select {
 		case <-ctx.Done():
 			return false
+		case <-e.draining:
 		case <-e.q.ready:
 		case <-timer:
 		}
@@ -347,8 +357,9 @@ func Start(a *agent.Agent, cs []config.Exporter, o Options) (*Set, error) {
 }
 
 // Reload applies a new list of exporters: those whose configuration is
-// unchanged keep running with their queues; the others stop (what they
-// had queued is lost) and the new ones start. On error nothing changes.
+// unchanged keep running with their queues; the others stop, sending
+// what they had queued for at most their delivery_grace_period (all at
+// once), and the new ones start. On error nothing changes.
 func (s *Set) Reload(cs []config.Exporter) error {
 	s.mu.Lock()
 	old := s.exporters
@@ -372,14 +383,13 @@ func (s *Set) Reload(cs []config.Exporter) error {
 		next = append(next, e)
 		started = append(started, e)
 	}
+	var gone []*Exporter
 	for _, e := range old {
 		if !kept[e] {
-			if n := e.q.len(); n > 0 {
-				e.log.Warn("exporter stopped by a reload; its queued samples are discarded", "samples", n)
-			}
-			e.stop()
+			gone = append(gone, e)
 		}
 	}
+	stopAll(gone)
 	for _, e := range started {
 		e.start(s.a)
 	}
@@ -393,20 +403,49 @@ func (s *Set) Reload(cs []config.Exporter) error {
 func (e *Exporter) start(a *agent.Agent) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
+	e.draining = make(chan struct{})
 	e.sub = a.Subscribe("export/"+e.cfg.Name, subscriberBuffer)
-	e.wg.Add(2)
-	go func() { defer e.wg.Done(); e.intake(a, e.sub) }()
-	go func() { defer e.wg.Done(); e.deliver(ctx) }()
+	e.intakeWG.Add(1)
+	e.senderWG.Add(1)
+	go func() { defer e.intakeWG.Done(); e.intake(a, e.sub) }()
+	go func() { defer e.senderWG.Done(); e.deliver(ctx) }()
 }
 
-// stop ends the exporter and waits for its goroutines: the intake when
-// its subscription ends, the sender at once (a request in flight is
-// abandoned; the queue is in memory and is lost).
+// stop ends the exporter: its intake queues what its subscription still
+// holds, then its sender sends what is queued, batch after batch without
+// waiting for flush_interval, until the queue is empty or
+// delivery_grace_period has passed (a request or a retry's wait in flight
+// then is abandoned). What is left is counted as dropped and logged.
 func (e *Exporter) stop() {
 	e.sub.Close()
+	e.intakeWG.Wait()
+	grace := e.cfg.DeliveryGracePeriod.Std()
+	start := time.Now()
+	if grace <= 0 {
+		e.cancel()
+	} else {
+		t := time.AfterFunc(grace, e.cancel)
+		defer t.Stop()
+	}
+	close(e.draining)
+	e.senderWG.Wait()
 	e.cancel()
-	e.wg.Wait()
+	if n := e.q.discard(); n > 0 {
+		e.log.Warn("exporter stopped with samples it could not send; they are dropped", "samples", n, "delivery_grace_period", e.cfg.DeliveryGracePeriod, "took", time.Since(start).Round(time.Millisecond))
+	} else if time.Since(start) > time.Second {
+		e.log.Info("exporter sent what it had queued before stopping", "took", time.Since(start).Round(time.Millisecond))
+	}
 	e.s.close()
+}
+
+// stopAll stops es at the same time, so that a stop waits for the longest
+// grace period, not their sum.
+func stopAll(es []*Exporter) {
+	var wg sync.WaitGroup
+	for _, e := range es {
+		wg.Go(e.stop)
+	}
+	wg.Wait()
 }
 
 func newSet() *Set {
@@ -423,7 +462,8 @@ func newSet() *Set {
 	}
 }
 
-// Close stops every exporter.
+// Close stops every exporter, each sending what it has queued for at most
+// its delivery_grace_period.
 func (s *Set) Close() {
 	if s == nil {
 		return
@@ -432,9 +472,7 @@ func (s *Set) Close() {
 	es := s.exporters
 	s.exporters = nil
 	s.mu.Unlock()
-	for _, e := range es {
-		e.stop()
-	}
+	stopAll(es)
 }
 
 // Describe is empty: the exporters change on reload.

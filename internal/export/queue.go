@@ -186,3 +186,14 @@ func (q *queue) droppedTotal() uint64 {
 	defer q.mu.Unlock()
 	return q.dropped
 }
+
+// discard drops every queued sample, counted as dropped, and returns how
+// many there were.
+func (q *queue) discard() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := int(q.end - q.head)
+	q.dropped += uint64(n)
+	q.advance(q.end)
+	return n
+}
