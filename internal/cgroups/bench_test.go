@@ -58,6 +58,49 @@ func BenchmarkReader(b *testing.B) {
 	}
 }
 
+// BenchmarkReaderReopen is one container's full read with its files
+// opened for the read and released after it (but the ones ReadIdle reads).
+func BenchmarkReaderReopen(b *testing.B) {
+	h, p := benchCgroup(b)
+	r, err := h.Open(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	var s Stats
+	var buf []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		r.Release(ReadIdle)
+		if err := r.Read(&s, &buf, ReadAll); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReaderIdleRefresh is an idle container's refresh: only what
+// moves while it does not run.
+func BenchmarkReaderIdleRefresh(b *testing.B) {
+	h, p := benchCgroup(b)
+	r, err := h.Open(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	r.Release(ReadIdle)
+	var s Stats
+	var buf []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := r.Read(&s, &buf, ReadIdle); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(r.Held()), "files")
+}
+
 // BenchmarkReaderIdle is the per-tick read of an idle container.
 func BenchmarkReaderIdle(b *testing.B) {
 	h, p := benchCgroup(b)

@@ -5,6 +5,8 @@ package containers
 
 import (
 	"context"
+	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -20,9 +22,13 @@ type activityRig struct {
 	pc collect.Collector
 }
 
-func newActivityRig(t *testing.T, prefix string, idleRefresh int) *activityRig {
+func newActivityRig(t *testing.T, prefix string, idleRefresh int, probes bool) *activityRig {
 	c := newTestCollector(t, Options{Include: []string{prefix + "-*"}, IdleRefresh: idleRefresh})
-	return &activityRig{t: t, c: c, pc: probeCounts(t, c, time.Minute)}
+	r := &activityRig{t: t, c: c}
+	if probes {
+		r.pc = probeCounts(t, c, time.Minute)
+	}
+	return r
 }
 
 // tick runs one tick in the agent's order, containers then the probes,
@@ -31,6 +37,9 @@ func (r *activityRig) tick() time.Time {
 	now := time.Now()
 	if err := r.c.Update(context.Background(), now); err != nil {
 		r.t.Fatal(err)
+	}
+	if r.pc == nil {
+		return now
 	}
 	if err := r.pc.Update(context.Background(), now); err != nil {
 		r.t.Fatal(err)
@@ -69,7 +78,7 @@ func (r *activityRig) waitKnown(ids ...string) {
 func TestActivityReads(t *testing.T) {
 	prefix := uniq("crmon-act")
 	// No idle refresh within the test: only activity makes a read.
-	r := newActivityRig(t, prefix, 1000)
+	r := newActivityRig(t, prefix, 1000, true)
 	burner := dockertest.Run(t, []string{"--name", prefix + "-burn", "--cpus", "0.5"}, "sh", "-c", "while :; do :; done")
 	sleeper := dockertest.Run(t, []string{"--name", prefix + "-sleep"}, "sleep", "3600")
 	// The waker sleeps until it gets SIGUSR1, then counts to 20000 (some
@@ -132,35 +141,91 @@ func TestActivityReads(t *testing.T) {
 	}
 }
 
-// TestIdleRefresh checks that an idle container's counters are read in
-// full every IdleRefresh ticks with the probes on, and not in between.
+// TestIdleRefresh checks that an idle container is refreshed every
+// IdleRefresh ticks, with the probes telling it is idle or without them
+// (its CPU total), and not read in full in between; that its
+// memory is then what its cgroup says; that it then holds only the files
+// a refresh reads; and that it is read in full, its files opened again,
+// when it wakes.
 func TestIdleRefresh(t *testing.T) {
+	t.Run("probes", func(t *testing.T) { testIdleRefresh(t, true) })
+	t.Run("no probes", func(t *testing.T) { testIdleRefresh(t, false) })
+}
+
+func testIdleRefresh(t *testing.T, probes bool) {
 	prefix := uniq("crmon-refresh")
 	const every = 3
-	r := newActivityRig(t, prefix, every)
-	sleeper := dockertest.Run(t, []string{"--name", prefix + "-sleep"}, "sleep", "3600")
+	r := newActivityRig(t, prefix, every, probes)
+	g := truth{t, r.c.h}
+	sleeper := dockertest.Run(t, []string{"--name", prefix + "-sleep"}, "sh", "-c",
+		`trap 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done' USR1; while :; do sleep 3600 & wait $!; done`)
 	r.waitKnown(sleeper)
 	for range 5 {
 		r.tick()
 		time.Sleep(100 * time.Millisecond)
 	}
-	var fulls []int
+	held := func() (held, files int, ws uint64, cg string) {
+		r.c.mu.RLock()
+		defer r.c.mu.RUnlock()
+		ct := r.c.byID[sleeper]
+		return ct.reader.Held(), ct.reader.Files(), ct.stats.Memory.WorkingSet, ct.cgroupPath
+	}
+	var refreshes []int
 	for i := range 4 * every {
 		time.Sleep(100 * time.Millisecond)
 		now := r.tick()
-		if full, _ := r.get(sleeper); full.Equal(now) {
-			fulls = append(fulls, i)
+		r.c.mu.RLock()
+		ct := r.c.byID[sleeper]
+		refreshed, full := ct.refreshedAt.Equal(now), ct.fullAt.Equal(now)
+		r.c.mu.RUnlock()
+		if full {
+			t.Errorf("tick %d: the idle container was read in full", i)
+		}
+		if refreshed {
+			refreshes = append(refreshes, i)
+			h, n, ws, cg := held()
+			// The kernel charges and uncharges memory in batches of 64
+			// pages per CPU (MEMCG_CHARGE_BATCH, drained when it
+			// likes), also while nothing runs: that is the precision
+			// of a second read.
+			if want, tol := g.workingSet(cg), uint64(64*os.Getpagesize()*runtime.NumCPU()); ws > want+tol || want > ws+tol {
+				t.Errorf("tick %d: refreshed working set %d, its cgroup says %d (±%d)", i, ws, want, tol)
+			}
+			if h >= n/2 {
+				t.Errorf("tick %d: an idle container holds %d of its %d files after its refresh", i, h, n)
+			}
 		}
 	}
-	if len(fulls) < 3 {
-		t.Fatalf("an idle container was read in full at ticks %v of %d, want every %d", fulls, 4*every, every)
+	if len(refreshes) < 3 {
+		t.Fatalf("an idle container was refreshed at ticks %v of %d, want every %d", refreshes, 4*every, every)
 	}
-	for i := 1; i < len(fulls); i++ {
-		if d := fulls[i] - fulls[i-1]; d != every {
-			t.Errorf("full reads at ticks %v: %d ticks apart, want %d (the refresh) and none between", fulls, d, every)
+	for i := 1; i < len(refreshes); i++ {
+		if d := refreshes[i] - refreshes[i-1]; d != every {
+			t.Errorf("refreshes at ticks %v: %d ticks apart, want %d (the refresh) and none between", refreshes, d, every)
 		}
 	}
-	if fulls[0] >= every {
-		t.Errorf("first full read at tick %d, want within %d", fulls[0], every)
+	if refreshes[0] >= every {
+		t.Errorf("first refresh at tick %d, want within %d", refreshes[0], every)
+	}
+	idleHeld, n, _, cg := held()
+	t.Logf("idle: %d of %d files held", idleHeld, n)
+
+	before := g.cpuNanos(cg)
+	dockertest.Docker(t, "kill", "-s", "USR1", sleeper)
+	waitFor(t, 10*time.Second, "the container to compute", func() bool { return g.cpuNanos(cg) > before+10e6 })
+	now := r.tick()
+	full, usage := r.get(sleeper)
+	if !full.Equal(now) {
+		t.Fatalf("the container was not read in full at the tick after it woke")
+	}
+	if want := g.cpuNanos(cg); usage < before+10e6 || usage > want {
+		t.Errorf("CPU total after it woke: %d, want between %d and its cgroup's %d", usage, before+10e6, want)
+	}
+	// Its counters' files are open again; the settings' are opened
+	// when they are read.
+	if h, _, _, _ := held(); h <= idleHeld {
+		t.Errorf("awake, it holds %d of its %d files, as many as idle", h, n)
+	} else {
+		t.Logf("awake: %d of %d files held", h, n)
 	}
 }

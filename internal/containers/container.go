@@ -45,7 +45,8 @@ type container struct {
 	stats     cgroups.Stats
 	haveStats bool
 	// needSettings asks the next read for the limits too (first read,
-	// "update" events, every settingsEvery ticks).
+	// "update" events); sinceSetting counts the ticks since they were
+	// read (settingsEvery, idleSettingsEvery).
 	needSettings bool
 	sinceFull    int
 	sinceSetting int
@@ -53,8 +54,9 @@ type container struct {
 	// left the cgroup, so they are the container's final values.
 	finalRead bool
 	lastRead  time.Time
-	// fullAt is when the counters were last read in full.
-	fullAt time.Time
+	// fullAt is when the counters were last read in full, refreshedAt
+	// when those that move while it is idle were.
+	fullAt, refreshedAt time.Time
 
 	prevUsage  uint64
 	prevAt     time.Time
@@ -197,41 +199,37 @@ func (ct *container) activity(act collect.Activity, ok bool) activity {
 }
 
 // read reads the cgroup and network counters. A container that is idle
-// has its counters re-read only every idleEvery ticks. Idle is what the
-// probes say (act), which costs no syscall; without them, a container
-// whose CPU total did not move since the last read is idle, which costs
-// one pread. On error the previous values stay: a cgroup that is gone
-// keeps its last counters.
+// costs nothing a tick when the probes say so (act), one pread of its CPU
+// total without them; every idleEvery ticks it is refreshed: only what
+// moves while none of its tasks runs is read (memory, block I/O, its
+// interfaces), and it then holds only those files open. A container that
+// did anything is read in full. On error the previous values stay: a
+// cgroup that is gone keeps its last counters.
 func (ct *container) read(buf *[]byte, now time.Time, idleEvery int, act activity) error {
 	if ct.reader == nil {
 		return nil
 	}
-	due := !ct.haveStats || ct.needSettings || ct.sinceFull+1 >= idleEvery
-	if act == actIdle && !due {
-		// Nothing of it ran: the CPU total is where the last read left
-		// it, and it sent and received nothing through its sockets.
-		ct.sinceFull++
-		ct.account(now)
-		ct.netRate = 0
-		return nil
-	}
-	prev := ct.stats.CPU.UsageNanos
-	if act == actUnknown && !due {
-		if err := ct.reader.ReadUsage(&ct.stats, buf); err == cgroups.ErrGone {
-			ct.closeFiles()
-			return nil
-		} else if err != nil {
-			return err
+	settings := ct.needSettings || !ct.haveStats || ct.sinceSetting >= idleSettingsEvery
+	if !settings && idleEvery > 1 && act != actActive {
+		idle := act == actIdle
+		if act == actUnknown {
+			prev := ct.stats.CPU.UsageNanos
+			if err := ct.reader.ReadUsage(&ct.stats, buf); err == cgroups.ErrGone {
+				ct.closeFiles()
+				return nil
+			} else if err != nil {
+				return err
+			}
+			idle = ct.stats.CPU.UsageNanos == prev
 		}
-		if ct.stats.CPU.UsageNanos == prev {
-			ct.sinceFull++
-			ct.account(now)
-			return nil
+		if idle {
+			return ct.readIdle(buf, now, idleEvery, act)
 		}
 	}
 	mode := cgroups.ReadCounters
-	if ct.needSettings || !ct.haveStats {
+	if settings || ct.sinceSetting >= settingsEvery {
 		mode = cgroups.ReadAll
+		ct.sinceSetting = 0
 	}
 	err := ct.reader.Read(&ct.stats, buf, mode)
 	if err == cgroups.ErrGone {
@@ -243,6 +241,30 @@ func (ct *container) read(buf *[]byte, now time.Time, idleEvery int, act activit
 	ct.sinceFull = 0
 	ct.fullAt = now
 	ct.account(now)
+	ct.readNet(buf, now)
+	return err
+}
+
+// readIdle is a tick of an idle container: nothing, or its refresh.
+func (ct *container) readIdle(buf *[]byte, now time.Time, idleEvery int, act activity) error {
+	ct.account(now)
+	if act == actIdle {
+		// Its sockets sent and received nothing.
+		ct.netRate = 0
+	}
+	if ct.sinceFull++; ct.sinceFull < idleEvery {
+		return nil
+	}
+	err := ct.reader.Read(&ct.stats, buf, cgroups.ReadIdle)
+	if err == cgroups.ErrGone {
+		ct.closeFiles()
+		return nil
+	}
+	// Idle for a whole refresh: it is likely to stay so, and its other
+	// files are opened again when it wakes.
+	ct.reader.Release(cgroups.ReadIdle)
+	ct.sinceFull = 0
+	ct.refreshedAt = now
 	ct.readNet(buf, now)
 	return err
 }

@@ -7,13 +7,16 @@
 // metric names and labels and in the snapshot's ContainerMetrics. It also
 // maps cgroup paths to containers for the eBPF collector's labels.
 //
-// Cost: every counter file stays open and is re-read with one pread. With
-// the eBPF probes, a container whose cgroup switched no task out, did no
+// Cost: counter files stay open and are re-read with one pread. With the
+// eBPF probes, a container whose cgroup switched no task out, did no
 // block I/O, had no packets since the last tick and has no task on a CPU
 // is idle and costs nothing; without them, one whose CPU total did not
-// move since the last tick is idle and costs that one pread. An idle
-// container's counters are re-read every IdleRefresh ticks; one that
-// wakes is read in full at the next tick. Limits and CFS settings are read on start, on "update" events and
+// move since the last tick is idle and costs that one pread. Every
+// IdleRefresh ticks an idle container is refreshed: only what moves while
+// none of its tasks runs (memory, block I/O, its interfaces) is read, and
+// it then holds only those files (5 instead of 19 on a v1 host). One
+// that wakes is read in full at the next tick, its files opened again.
+// Limits and CFS settings are read on start, on "update" events and
 // every minute. Writable-layer sizes come from the engine in the
 // background, every DiskUsageInterval.
 //

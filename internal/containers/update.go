@@ -15,8 +15,14 @@ import (
 )
 
 // settingsEvery is how often, in ticks, limits and CFS settings are re-read
-// even without an "update" event (someone may write the cgroup directly).
-const settingsEvery = 60
+// even without an "update" event (someone may write the cgroup directly),
+// with the next read of a container that is not idle; idleSettingsEvery
+// the same for one that stays idle, whose settings files are closed and
+// would be opened again for it (some 100 µs).
+const (
+	settingsEvery     = 60
+	idleSettingsEvery = 600
+)
 
 // maxPending bounds the containers held as pending (their cgroup was made,
 // the engine has not told of them yet), and pendingTTL is how long one is
@@ -62,9 +68,7 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 			removed = append(removed, ct)
 		}
 		if ct.reader != nil {
-			if ct.sinceSetting++; ct.sinceSetting >= settingsEvery {
-				ct.needSettings, ct.sinceSetting = true, 0
-			}
+			ct.sinceSetting++
 			if err := ct.read(&c.buf, now, c.opts.IdleRefresh, ct.activity(act, probesTell)); err != nil {
 				errs = append(errs, err)
 			}
