@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,5 +233,85 @@ func TestInfluxEncodeMatchesLibrary(t *testing.T) {
 		if n != 2 {
 			t.Errorf("%s: %d lines decoded, want 2", prec, n)
 		}
+	}
+}
+
+// TestInfluxDB2ThroughDebians1x: Debian's InfluxDB is 1.6, which answers
+// /api/v2/write with 404 (the 2.x compatibility endpoints came with 1.8),
+// and no 2.x server is installable here. The stand-in is strict about
+// what differs in 2.x: the path, org, bucket and precision as 2.x spells
+// them, "Authorization: Token", a gzip body; it answers a refusal as 2.x
+// does (JSON code and message); and it hands the body, unchanged, to the
+// real 1.6 server's /write, so that what a 2.x server would parse (the
+// line protocol is the same) is parsed and stored by InfluxDB itself, and
+// read back through /query.
+func TestInfluxDB2ThroughDebians1x(t *testing.T) {
+	addr := testenv.InfluxDB(t, "crmon")
+	v1prec := map[string]string{"ns": "n", "us": "u", "ms": "ms", "s": "s"}
+	var refused atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		refuse := func(status int, code, msg string) {
+			refused.Add(1)
+			t.Errorf("stand-in refused a request: %s", msg)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			json.NewEncoder(w).Encode(map[string]string{"code": code, "message": msg})
+		}
+		switch {
+		case r.Method != http.MethodPost || r.URL.Path != "/api/v2/write":
+			refuse(http.StatusNotFound, "not found", r.Method+" "+r.URL.Path)
+			return
+		case q.Get("org") != "ci" || q.Get("bucket") != "crmon" || v1prec[q.Get("precision")] == "":
+			refuse(http.StatusBadRequest, "invalid", "org, bucket or precision: "+r.URL.RawQuery)
+			return
+		case r.Header.Get("Authorization") != "Token influx-t0ken":
+			refuse(http.StatusUnauthorized, "unauthorized", "Authorization: "+r.Header.Get("Authorization"))
+			return
+		case r.Header.Get("Content-Encoding") != "gzip":
+			refuse(http.StatusBadRequest, "invalid", "the body is not gzip")
+			return
+		}
+		fwd, err := http.NewRequestWithContext(r.Context(), http.MethodPost,
+			"http://"+addr+"/write?db="+url.QueryEscape(q.Get("bucket"))+"&precision="+v1prec[q.Get("precision")], r.Body)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		fwd.Header.Set("Content-Encoding", "gzip")
+		resp, err := http.DefaultClient.Do(fwd)
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusNoContent {
+			t.Errorf("InfluxDB refused the body: %s %s", resp.Status, msg)
+		}
+		w.Header().Set("X-Influxdb-Version", "v2.7.11")
+		w.WriteHeader(resp.StatusCode)
+		w.Write(msg)
+	}))
+	defer srv.Close()
+	a := newTestAgent(t)
+	c := exporterConfig("influx2", config.ExporterInfluxDB, srv.URL)
+	c.Org, c.Bucket, c.Precision = "ci", "crmon", "ns"
+	c.Credentials.Token = "influx-t0ken"
+	set, err := Start(a, []config.Exporter{c}, Options{Hostname: "influx2-host", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	e := set.exporters[0]
+	rec := recordServed(t, a, e.labels)
+	tickN(t, a, 10)
+	waitFor(t, 10*time.Second, "the recorder to read every tick", rec.String, func() bool { return rec.ticks() == 10 })
+	want := uint64(rec.total())
+	waitFor(t, 20*time.Second, "every sample to be sent", e.counts, func() bool { return e.sent.Load() == want })
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if n := compareSamples(t, rec.values, influxSamples(t, addr, "crmon", "influx2-host")); uint64(n) != want || refused.Load() != 0 {
+		t.Errorf("%d samples read back, want %d; %d requests refused", n, want, refused.Load())
 	}
 }
