@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -42,8 +44,27 @@ func configCommand() *cli.Command {
 					return err
 				}
 				fmt.Fprintf(c.App.ErrWriter, "%s: valid\n", c.Args().First())
+				if w := inlineSecretsWarning(c.Args().First(), cfg); w != "" {
+					fmt.Fprintf(c.App.ErrWriter, "%s: warning: %s\n", c.Args().First(), w)
+				}
 				return cfg.WriteEffective(c.App.Writer)
 			},
 		}},
 	}
+}
+
+// inlineSecretsWarning says which secrets the config file at path holds
+// as they are, and how to move them out; "" when it holds none. Inline
+// secrets are accepted, as for every secret key, but a file that holds
+// them must be readable by crmon's user only.
+func inlineSecretsWarning(path string, cfg *config.Config) string {
+	keys := cfg.InlineSecrets()
+	if len(keys) == 0 {
+		return ""
+	}
+	how := "move them to <key>_file or <key>_env (endpoints: credentials and headers), or keep the file readable by crmon's user only"
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		how = fmt.Sprintf("the file is readable by others (mode %04o): move them to <key>_file or <key>_env (endpoints: credentials and headers), or chmod 600 it", fi.Mode().Perm())
+	}
+	return fmt.Sprintf("%d secret(s) written in the file: %s; %s", len(keys), strings.Join(keys, ", "), how)
 }

@@ -74,6 +74,9 @@ func runAgent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if w := inlineSecretsWarning(c.String("config"), cfg); w != "" {
+		logger.Warn("the config file holds secrets: " + w)
+	}
 	if err := web.CheckConfigFile(c.String("web.config.file")); err != nil {
 		return err
 	}

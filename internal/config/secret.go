@@ -354,3 +354,54 @@ func redactQuery(s string) string {
 	}
 	return s[:q+1] + strings.Join(params, "&") + frag
 }
+
+// InlineSecrets lists the secrets the file holds as they are, not through
+// <key>_file or <key>_env: passwords, tokens and webhook URLs, headers
+// whose name says they carry a credential (Authorization, *token*,
+// *key*, *secret*, *password*), and exporter endpoints with a password in
+// their user info or a value in their query. Such a file must be readable
+// by crmon's user only; `crmon config check` and the agent warn about them.
+func (c *Config) InlineSecrets() []string {
+	var out []string
+	refs, hdrs := c.secrets()
+	for _, r := range refs {
+		if *r.value != "" && *r.file == "" && *r.env == "" {
+			out = append(out, r.path)
+		}
+	}
+	for _, h := range hdrs {
+		names := make([]string, 0, len(*h.values))
+		for n := range *h.values {
+			_, f := h.file[n]
+			_, e := h.env[n]
+			if !f && !e && credentialHeader(n) {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			out = append(out, h.path+"."+n)
+		}
+	}
+	for i, e := range c.Monitoring.Exporters {
+		if redactURL(e.Endpoint) != e.Endpoint {
+			out = append(out, fmt.Sprintf("%s.exporters[%d].endpoint", monitoringPath, i))
+		}
+	}
+	return out
+}
+
+// credentialHeader says whether a header's name says it carries a
+// credential.
+func credentialHeader(name string) bool {
+	n := strings.ToLower(name)
+	if n == "authorization" || n == "proxy-authorization" || n == "cookie" {
+		return true
+	}
+	for _, w := range []string{"token", "key", "secret", "password", "auth"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}

@@ -135,7 +135,8 @@ func newExporter(c config.Exporter, o Options) (*Exporter, error) {
 		err = fmt.Errorf("exporter_type %q is not supported by this version of crmon", c.ExporterType)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("exporter %q: %w", c.Name, err)
+		// url.Parse's errors and the clients' quote the endpoint.
+		return nil, fmt.Errorf("exporter %q: %s", c.Name, errText(err, c.Endpoint))
 	}
 	return e, nil
 }

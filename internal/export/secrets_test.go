@@ -57,3 +57,21 @@ func TestSendErrorsHideEndpointSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestStartErrorsHideEndpointSecrets: an endpoint the exporter cannot use
+// is named in the error without its password or query (url.Parse quotes
+// the URL it refuses).
+func TestStartErrorsHideEndpointSecrets(t *testing.T) {
+	for _, typ := range []string{config.ExporterPrometheus, config.ExporterInfluxDB, config.ExporterElasticsearch} {
+		c := exporterConfig("leaky", typ, "http://user:PASSWORD-7f3a@host:port/write?api_key=KEY-5e1c")
+		_, err := newExporter(c, Options{Logger: testLogger(t)})
+		if err == nil {
+			t.Errorf("%s: an endpoint with a bad port was accepted", typ)
+			continue
+		}
+		t.Logf("%s: %v", typ, err)
+		if strings.Contains(err.Error(), "PASSWORD-7f3a") || strings.Contains(err.Error(), "KEY-5e1c") || !strings.Contains(err.Error(), `exporter "leaky"`) {
+			t.Errorf("%s: %v", typ, err)
+		}
+	}
+}
