@@ -61,6 +61,15 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"session", "list", "extra"}, []string{`crmon session list: unexpected argument "extra"`}},
 		{[]string{"config", "check"}, []string{"crmon config check: want exactly one FILE"}},
 		{[]string{"session", "start"}, []string{"crmon session start: want exactly one NAME"}},
+		// Flags go before the arguments; one after them is refused, not
+		// read as a file name or dropped.
+		{[]string{"diff", "a.json", "b.json", "--max-regression", "cpu_seconds=10%"}, []string{"crmon diff: flag --max-regression after the arguments: flags go before them: crmon diff [flags] BASE.json"}},
+		{[]string{"diff", "a.json", "-max-regression=cpu_seconds=10%", "b.json"}, []string{"crmon diff: flag --max-regression after the arguments"}},
+		{[]string{"diff", "--unmeasured", "skip", "a.json", "b.json", "--unmeasured=error"}, []string{"crmon diff: flag --unmeasured after the arguments"}},
+		{[]string{"query", "up", "--time", "5"}, []string{"crmon query: flag --time after the arguments: flags go before them: crmon query [flags] EXPR"}},
+		{[]string{"session", "start", "x", "--lease", "1h"}, []string{"crmon session start: flag --lease after the arguments"}},
+		{[]string{"session", "stop", "x", "--json", "r.json"}, []string{"crmon session stop: flag --json after the arguments"}},
+		{[]string{"config", "check", "f.toml", "--help"}, []string{"crmon config check: flag --help after the arguments"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			// An accepted bad value would start an agent, or a run.
@@ -78,6 +87,16 @@ func TestUsageErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExecArgsAreCMDs: what follows exec's CMD is CMD's, flags of crmon's
+// own names included.
+func TestExecArgsAreCMDs(t *testing.T) {
+	requireRootRun(t)
+	stdout, stderr, code := run(t, "exec", "-q", noAgent, "--", "sh", "-c", `echo "$@"`, "sh", "--json", "x", "--max-regression", "-q")
+	if code != 0 || stdout != "--json x --max-regression -q\n" {
+		t.Errorf("exit %d, stdout %q, want CMD's arguments as given\n%s", code, stdout, stderr)
 	}
 }
 

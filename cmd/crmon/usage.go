@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -84,21 +85,52 @@ func prepareCommands(path string, cmds []*cli.Command) []*cli.Command {
 
 // checkBefore refuses, before the command runs, its bad flag values and,
 // for a command that takes no arguments, any argument: `crmon run foo`
-// must not start an agent as if foo meant something.
+// must not start an agent as if foo meant something. Flags go before a
+// command's arguments (Go's flag parsing stops at the first argument): one
+// of the command's flags among its arguments is refused with that said,
+// instead of being taken for a file name or ignored. exec is the
+// exception (what follows its CMD is CMD's), and so is a group such as
+// session, whose arguments are its subcommand's.
 func checkBefore(path string, cmd *cli.Command) cli.BeforeFunc {
 	// Decided now: urfave/cli gives every command a help subcommand when
 	// it runs.
 	takesNone := cmd.ArgsUsage == "" && len(cmd.Subcommands) == 0
+	passesArgs := strings.Contains(cmd.ArgsUsage, "--") || len(cmd.Subcommands) > 0
 	return func(c *cli.Context) error {
 		err := checkFlags(c, cmd.Flags)
 		if a := c.Args().First(); err == nil && takesNone && c.Args().Present() && !(c.NArg() == 1 && (a == "help" || a == "h")) {
 			err = fmt.Errorf("unexpected argument %q: %s takes none", c.Args().First(), path)
+		}
+		if f := flagAmongArgs(c.Args().Slice(), cmd.Flags); err == nil && !passesArgs && f != "" {
+			err = fmt.Errorf("flag %s after the arguments: flags go before them: %s [flags] %s", f, path, cmd.ArgsUsage)
 		}
 		if err != nil {
 			return &commandError{cmd: path, err: withCode(exitUsage, err)}
 		}
 		return nil
 	}
+}
+
+// flagAmongArgs names the first of args that is one of flags (-n, --name,
+// --name=value), as its help writes it, or is "".
+func flagAmongArgs(args []string, flags []cli.Flag) string {
+	for _, a := range args {
+		name, ok := strings.CutPrefix(a, "-")
+		if !ok {
+			continue
+		}
+		name = strings.TrimPrefix(name, "-")
+		name, _, _ = strings.Cut(name, "=")
+		for _, f := range flags {
+			if slices.Contains(f.Names(), name) {
+				if len(name) == 1 {
+					return "-" + name
+				}
+				return "--" + name
+			}
+		}
+	}
+	return ""
 }
 
 // checkFlagsBefore refuses the app's bad global flag values.
