@@ -60,7 +60,8 @@ func at(rs []reading, t time.Time) (float64, bool) {
 
 // TestStoreQueriesMatchScrapeAndCgroup runs the agent with a burner
 // container and asks its query API with promtool, Prometheus' own client:
-// the values at the ticks' times are the ones /metrics served then, and
+// the values at the ticks' times are the ones /metrics served then (or,
+// for a scrape during a tick's collection, the next tick's), and
 // the container's CPU rate over a range query matches its cgroup's own
 // counter, read by the test every 100 ms, within 2 %.
 func TestStoreQueriesMatchScrapeAndCgroup(t *testing.T) {
@@ -143,38 +144,107 @@ func TestStoreQueriesMatchScrapeAndCgroup(t *testing.T) {
 	if len(scrapes) < 5 {
 		t.Fatalf("only %d consistent scrapes in 25 s", len(scrapes))
 	}
+
+	// What the store holds: the container's raw samples, and the ticks it
+	// wrote (each tick's crmon_last_collection_timestamp_seconds sample is
+	// at that tick's time).
+	span := fmt.Sprintf("[%ds]", int(end.Sub(start).Seconds())+40)
+	rawOf := func(expr string) (times []int64, vals map[int64]float64) {
+		var raw []struct {
+			Values [][2]any `json:"values"`
+		}
+		promtoolJSON(t, &raw, "instant", "--time", strconv.FormatInt(end.Unix()+1, 10), url, expr+span)
+		if len(raw) != 1 {
+			t.Fatalf("%s%s: %d series, want 1", expr, span, len(raw))
+		}
+		vals = map[int64]float64{}
+		for _, p := range raw[0].Values {
+			ms := int64(math.Round(p[0].(float64) * 1000))
+			times = append(times, ms)
+			vals[ms], _ = strconv.ParseFloat(p[1].(string), 64)
+		}
+		return times, vals
+	}
+	ctimes, cvals := rawOf(sel)
+	ticks, _ := rawOf("crmon_last_collection_timestamp_seconds")
+	if len(ctimes) < 20 {
+		t.Fatalf("%d raw samples of %s", len(ctimes), sel)
+	}
+	fams := parseMetrics(t, p.get(t, "/metrics"))
+	lost := value(fams, "crmon_store_ticks_skipped_total", nil) + value(fams, "crmon_store_append_failures_total", nil) +
+		value(fams, "crmon_samples_dropped_total", map[string]string{"subscriber": "store"})
+
+	// Each scrape against the store at its tick. /metrics serves the
+	// collectors' current values and the last finished tick's time: a
+	// scrape during a tick's collection serves that tick's container
+	// values under the previous tick's time (the tick's time changes when
+	// it is published). So a scrape's value is the store's at its tick, or
+	// at the next one. A new container is read as soon as the engine tells
+	// of it, between ticks, and served from then on: a scrape before its
+	// first tick serves that read under a tick whose stored series do not
+	// have it yet (no series at that time, a value up to the first stored
+	// one). A tick the store did not write at all must be one it counted
+	// as lost.
+	var atTick, during, early, missing int
 	for _, s := range scrapes {
+		// The store's time of the tick is its ms; the gauge is within a µs
+		// of it.
+		i := sort.Search(len(ticks), func(i int) bool { return float64(ticks[i]) > s.tick*1000-1.5 })
+		if i == len(ticks) || float64(ticks[i]) > s.tick*1000+0.5 {
+			missing++
+			t.Logf("tick %.3f: not in the store", s.tick)
+			continue
+		}
+		tm := ticks[i]
+		ts := strconv.FormatFloat(float64(tm)/1e3, 'f', 3, 64)
 		var vec []struct {
 			Value [2]any `json:"value"`
 		}
-		ts := strconv.FormatFloat(s.tick, 'f', 3, 64)
 		promtoolJSON(t, &vec, "instant", "--time", ts, url, sel)
+		j := sort.Search(len(ctimes), func(j int) bool { return ctimes[j] > tm }) // the sample after the tick
+		stored, ok := cvals[tm]
+		switch {
+		case !ok && j == 0 && s.v > 0 && s.v <= cvals[ctimes[0]]:
+			// Served before any tick read it: the engine's start event
+			// has the collector read a new container at once.
+			early++
+			if len(vec) != 0 {
+				t.Errorf("promtool query instant --time %s: %d series before the container's first sample at %d", ts, len(vec), ctimes[0])
+			}
+			continue
+		case !ok:
+			t.Errorf("tick %s: the store holds the tick but no %s sample at it (scraped %v)", ts, sel, s.v)
+			continue
+		case s.v == stored:
+			atTick++
+		case j < len(ctimes) && s.v == cvals[ctimes[j]]:
+			during++
+		default:
+			t.Errorf("at %s the store holds %v (next %v), /metrics served %v", ts, stored, cvals[ctimes[min(j, len(ctimes)-1)]], s.v)
+		}
 		if len(vec) != 1 {
 			t.Errorf("promtool query instant --time %s: %d series, want 1", ts, len(vec))
 			continue
 		}
-		got, _ := strconv.ParseFloat(vec[0].Value[1].(string), 64)
-		if got != s.v {
-			t.Errorf("at %s the store holds %v, /metrics served %v", ts, got, s.v)
+		if got, _ := strconv.ParseFloat(vec[0].Value[1].(string), 64); got != stored {
+			t.Errorf("promtool query instant --time %s: %v, the store's sample at %d is %v", ts, got, tm, stored)
 		}
 	}
+	if float64(missing) > lost {
+		t.Errorf("%d scraped ticks are not in the store, which counted %v lost", missing, lost)
+	}
+	if atTick < len(scrapes)/2 {
+		t.Errorf("only %d of %d scrapes served their own tick's value", atTick, len(scrapes))
+	}
 
-	// The raw samples, then a range query of the rate over 10 s windows;
-	// each point against the cgroup's own counter between the first and
-	// last sample of its window (what rate() measures over).
-	var raw []struct {
-		Values [][2]any `json:"values"`
-	}
-	promtoolJSON(t, &raw, "instant", "--time", strconv.FormatInt(end.Unix(), 10), url, fmt.Sprintf("%s[%ds]", sel, int(end.Sub(start).Seconds())+1))
-	if len(raw) != 1 || len(raw[0].Values) < 20 {
-		t.Fatalf("raw samples: %+v", raw)
-	}
+	// A range query of the rate over 10 s windows; each point against the
+	// cgroup's own counter between the first and last sample of its window
+	// (what rate() measures over).
 	var times []time.Time
 	vals := map[int64]float64{}
-	for _, p := range raw[0].Values {
-		ms := int64(math.Round(p[0].(float64) * 1000))
+	for _, ms := range ctimes {
 		times = append(times, time.UnixMilli(ms))
-		vals[ms], _ = strconv.ParseFloat(p[1].(string), 64)
+		vals[ms] = cvals[ms]
 	}
 
 	var rng []struct {
@@ -218,7 +288,7 @@ func TestStoreQueriesMatchScrapeAndCgroup(t *testing.T) {
 	if checked < 2 {
 		t.Fatalf("only %d range points checked", checked)
 	}
-	t.Logf("%d scrapes equal to the store at their ticks; %d rate points within 2 %% of the cgroup", len(scrapes), checked)
+	t.Logf("%d scrapes: %d equal to the store at their ticks, %d taken during the next tick's collection, %d before the container's first tick, %d of ticks the store lost; %d rate points within 2 %% of the cgroup", len(scrapes), atTick, during, early, missing, checked)
 }
 
 // rawSamples is a series' samples between two times, from the agent's
