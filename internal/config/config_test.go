@@ -333,6 +333,11 @@ var badFiles = map[string][]string{
 		`:9: delivery_grace_period = "1m30s": must be 0 to 1m (exporter "prometheus"): the agent's stop waits this long for an exporter's queued samples (keep it below the stop timeout of systemd or Docker)`,
 		`:16: queue_size = 100: must hold at least one batch, batch_size = 500 (exporter "small-queue"); the default is 400000`,
 	},
+	"exporter-headers.toml": {
+		`:5: headers: the value of "X-Api-Key" has a control character (a line break?), which HTTP does not allow in a header`,
+		`:5: headers: "X-Bad(Name)" is not a valid HTTP header name`,
+		`:14: headers: the value of "Authorization" has a control character (a line break?), which HTTP does not allow in a header`,
+	},
 	"exporter-credentials.toml": {
 		`:5: credentials: exporter "both" has both a token and a username/password; use one`,
 		`:11: credentials: exporter "no-password" has a username but no password; add password, password_file or password_env`,

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/promql/parser"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/crmon-dev/crmon/internal/suggest"
 )
@@ -524,10 +525,18 @@ func globs(p *problems, key string, pats []string, cgroup bool) {
 	}
 }
 
+// headerNames checks headers' names and values as net/http will, which
+// refuses to send a request with a control character in a value: without
+// this, a value with a line break (a pasted token, a file's last line)
+// would fail every request, retried without end. The value is a secret:
+// the problem names its header only.
 func headerNames(p *problems, key string, h map[string]Secret) {
 	for _, n := range sortedKeys(h) {
-		if n == "" || strings.ContainsAny(n, " \t:\r\n") {
+		if !httpguts.ValidHeaderFieldName(n) {
 			p.add(key, "headers: %q is not a valid HTTP header name", n)
+		}
+		if !httpguts.ValidHeaderFieldValue(h[n].Reveal()) {
+			p.add(key, "headers: the value of %q has a control character (a line break?), which HTTP does not allow in a header", n)
 		}
 	}
 }
