@@ -9,6 +9,8 @@
 #   CONTAINERS="50" SECONDS_PER_RUN=300 scripts/bench-agent.sh
 #   EBPF=disabled scripts/bench-agent.sh    # procfs/cgroupfs only
 #   STORE=true scripts/bench-agent.sh       # with the local store on
+#   BINS="./crmon.old ./crmon" scripts/bench-agent.sh   # builds side by side,
+#                                           # each over the same containers
 #
 # CPU is utime+stime from /proc/PID/stat over the measured window (after
 # WARMUP seconds), so it is the agent's whole cost, probes' user-space side
@@ -37,7 +39,10 @@ ADDR=${ADDR:-127.0.0.1:9799}
 IMAGE=${CRMON_TEST_IMAGE:-crmon-test/busybox:latest}
 DOCKER=docker; [[ -x /usr/bin/docker ]] && DOCKER=/usr/bin/docker
 
-[[ -x $BIN ]] || { echo "build first: make build" >&2; exit 1; }
+BINS=${BINS:-$BIN}
+for b in $BINS; do
+	[[ -x $b ]] || { echo "build first: make build ($b)" >&2; exit 1; }
+done
 tck=$(getconf CLK_TCK)
 
 cleanup() {
@@ -61,7 +66,7 @@ fi
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "nan"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
 
-printf '%-11s %-8s %-10s %-12s %-12s %-14s %-14s\n' containers ebpf cpu_%core rss_MiB_med rss_MiB_peak scrape_ms_med gzip_ms_med
+printf '%-11s %-14s %-8s %-10s %-12s %-12s %-14s %-14s %-6s\n' containers bin ebpf cpu_%core rss_MiB_med rss_MiB_peak scrape_ms_med gzip_ms_med fds
 for n in $CONTAINERS; do
 	cleanup
 	if ((n > 0)); then
@@ -71,28 +76,31 @@ for n in $CONTAINERS; do
 		$DOCKER network create --label crmon-bench=1 crmon-bench >/dev/null
 		seq 1 "$n" | xargs -P "$PARALLEL" -I{} $DOCKER run -d --label crmon-bench=1 --network crmon-bench --name "crmon-bench-{}" "$IMAGE" sleep 86400 >/dev/null
 	fi
-	$BIN --log.level warn run --config "$cfg" --control.socket "$tmp/crmon.sock" --collection-interval 1s --ebpf "$EBPF" --web.listen-address "$ADDR" &
-	pid=$!
-	sleep "$WARMUP"
-	read -r u0 s0 < <(awk '{print $14, $15}' /proc/$pid/stat)
-	t0=$(date +%s.%N)
-	rss=(); scrapes=(); gzips=()
-	for ((i = 0; i < SECONDS_PER_RUN; i++)); do
-		rss+=("$(awk '/VmRSS/ {print $2}' /proc/$pid/status)")
-		if ((i % 15 == 0)); then
-			scrapes+=("$(curl -s -o /dev/null -w '%{time_total}' "http://$ADDR/metrics")")
-			gzips+=("$(curl -s -o /dev/null -H 'Accept-Encoding: gzip' -w '%{time_total}' "http://$ADDR/metrics")")
-		fi
-		sleep 1
+	for bin in $BINS; do
+		"$bin" --log.level warn run --config "$cfg" --control.socket "$tmp/crmon.sock" --collection-interval 1s --ebpf "$EBPF" --web.listen-address "$ADDR" &
+		pid=$!
+		sleep "$WARMUP"
+		read -r u0 s0 < <(awk '{print $14, $15}' /proc/$pid/stat)
+		t0=$(date +%s.%N)
+		rss=(); scrapes=(); gzips=()
+		for ((i = 0; i < SECONDS_PER_RUN; i++)); do
+			rss+=("$(awk '/VmRSS/ {print $2}' /proc/$pid/status)")
+			if ((i % 15 == 0)); then
+				scrapes+=("$(curl -s -o /dev/null -w '%{time_total}' "http://$ADDR/metrics")")
+				gzips+=("$(curl -s -o /dev/null -H 'Accept-Encoding: gzip' -w '%{time_total}' "http://$ADDR/metrics")")
+			fi
+			sleep 1
+		done
+		read -r u1 s1 < <(awk '{print $14, $15}' /proc/$pid/stat)
+		t1=$(date +%s.%N)
+		cpu=$(awk -v a="$u0" -v b="$s0" -v c="$u1" -v d="$s1" -v t0="$t0" -v t1="$t1" -v hz="$tck" \
+			'BEGIN {printf "%.3f", ((c+d)-(a+b))/hz/(t1-t0)*100}')
+		rss_med=$(printf '%s\n' "${rss[@]}" | median | awk '{printf "%.1f", $1/1024}')
+		rss_max=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1 | awk '{printf "%.1f", $1/1024}')
+		scr=$(printf '%s\n' "${scrapes[@]}" | median | awk '{printf "%.2f", $1*1000}')
+		gz=$(printf '%s\n' "${gzips[@]}" | median | awk '{printf "%.2f", $1*1000}')
+		fds=$(ls /proc/$pid/fd | wc -l)
+		printf '%-11s %-14s %-8s %-10s %-12s %-12s %-14s %-14s %-6s\n' "$n" "$(basename "$bin")" "$EBPF" "$cpu" "$rss_med" "$rss_max" "$scr" "$gz" "$fds"
+		kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 	done
-	read -r u1 s1 < <(awk '{print $14, $15}' /proc/$pid/stat)
-	t1=$(date +%s.%N)
-	cpu=$(awk -v a="$u0" -v b="$s0" -v c="$u1" -v d="$s1" -v t0="$t0" -v t1="$t1" -v hz="$tck" \
-		'BEGIN {printf "%.3f", ((c+d)-(a+b))/hz/(t1-t0)*100}')
-	rss_med=$(printf '%s\n' "${rss[@]}" | median | awk '{printf "%.1f", $1/1024}')
-	rss_max=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1 | awk '{printf "%.1f", $1/1024}')
-	scr=$(printf '%s\n' "${scrapes[@]}" | median | awk '{printf "%.2f", $1*1000}')
-	gz=$(printf '%s\n' "${gzips[@]}" | median | awk '{printf "%.2f", $1*1000}')
-	printf '%-11s %-8s %-10s %-12s %-12s %-14s %-14s\n' "$n" "$EBPF" "$cpu" "$rss_med" "$rss_max" "$scr" "$gz"
-	kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 done
