@@ -3,8 +3,9 @@
 
 // Per-process accounting for the cgroups of test runs (sessions): user
 // space puts a run's cgroup2 id in procs_watch while the run lasts, and
-// every process of that cgroup is counted, at exit, from the kernel's own
-// per-task clocks and counters:
+// every process of that cgroup and of the cgroups below it (a scope the
+// run makes, a nested test harness) is counted, at exit, from the
+// kernel's own per-task clocks and counters:
 //   - CPU time from se.sum_exec_runtime, the clock rusage reports;
 //   - run-queue wait from sched_info.run_delay (/proc/<pid>/schedstat);
 //   - storage bytes from the task's ioac (read_bytes, write_bytes less
@@ -27,7 +28,7 @@
 // both agree. sched_process_exec
 // records what the process runs: the file and the first bytes of argv.
 // Nothing runs per context switch, and with procs_watch empty each exit
-// or exec costs one hash lookup.
+// or exec costs one read of procs_watching.
 
 #include "vmlinux.h"
 #include "bpf/bpf_helpers.h"
@@ -109,17 +110,37 @@ struct {
 
 DEFINE_DROPS(procs_drops, PROCS_DROP_MAX);
 
+// procs_watching is how many cgroups procs_watch holds, set by user space:
+// with none, a task's cgroups are not looked up at all.
+volatile __u32 procs_watching;
+
+// PROCS_MAX_DEPTH bounds the cgroups looked up per event: the task's and
+// its ancestors', nearest first. A process more than PROCS_MAX_DEPTH - 1
+// levels below the watched cgroup is not counted.
+#define PROCS_MAX_DEPTH 16
+
 static struct proc_value zero_proc;
 
-// watched returns the cgroup2 id of t's cgroup when a run watches it, or
-// 0.
+// watched returns the cgroup2 id of the nearest cgroup, t's own or one of
+// its ancestors, that a run watches, or 0. t is the current task at every
+// caller (exec, exit and socket calls run in the task), so the helpers
+// that read the current task's cgroup2 ancestors serve.
 static __always_inline __u64 watched(struct task_struct *t)
 {
-	__u64 cg = t->cgroups->dfl_cgrp->kn->id;
+	__u64 cg;
+	int level;
 
-	if (!bpf_map_lookup_elem(&procs_watch, &cg))
+	if (!procs_watching)
 		return 0;
-	return cg;
+	level = t->cgroups->dfl_cgrp->level;
+	for (int i = 0; i < PROCS_MAX_DEPTH; i++) {
+		if (level - i < 0)
+			return 0;
+		cg = bpf_get_current_ancestor_cgroup_id(level - i);
+		if (bpf_map_lookup_elem(&procs_watch, &cg))
+			return cg;
+	}
+	return 0;
 }
 
 static __always_inline struct proc_value *proc_of(struct task_struct *t, __u64 cg, struct proc_key *k)

@@ -13,8 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/runner"
 	"github.com/crmon-dev/crmon/internal/testenv"
 	"github.com/crmon-dev/crmon/pkg/session"
 )
@@ -129,4 +131,102 @@ func TestSessionProcessesOnlyForOwner(t *testing.T) {
 			t.Errorf("%s: %d process rows; want them for root only", who, got)
 		}
 	}
+}
+
+// TestSessionProcessesRunningAndNested: a session's processes[] lists a
+// process still running when the session stops, with what it had used
+// by then, and one that ran in a cgroup below the session's (a scope the
+// job made); each process's CPU within 3 % of its rusage (the running
+// one's taken when it is killed after the stop, having slept since it
+// burned).
+func TestSessionProcessesRunningAndNested(t *testing.T) {
+	requireRootRun(t)
+	a := startAgent(t, "--ebpf", "required", "--collector.containers=false")
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := newTestCgroup(t, h, fmt.Sprintf("crmon-test-running-%d", os.Getpid()))
+	nested := &runner.Cgroup{V2Dir: filepath.Join(cg.V2Dir, "scope")}
+	if err := os.Mkdir(nested.V2Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	url := "--agent-url=unix://" + a.sock
+	if _, stderr, code := run(t, "session", "start", url, "--cgroup", cg.Path, "running"); code != 0 {
+		t.Fatalf("session start: exit %d\n%s\n%s", code, stderr, a.logs())
+	}
+	// Burns, then sleeps through the stop (the same process: exec).
+	stays := startInCgroup(t, cg, nil, "sh", "-c", "read x; "+burner+"; exec sleep 300")
+	t.Cleanup(func() {
+		if stays.ProcessState == nil {
+			_ = stays.Process.Kill()
+			_ = stays.Wait()
+		}
+	})
+	inner := startInCgroup(t, nested, nil, "sh", "-c", "read x; "+burner)
+	if err := inner.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	innerCPU := rusageSeconds(inner.ProcessState)
+	// The running one has burned when its CPU time stops growing.
+	waitBurned(t, stays.Process.Pid)
+
+	stdout, stderr, code := run(t, "session", "stop", url, "-q", "--json", "-", "running")
+	if code != 0 {
+		t.Fatalf("session stop: exit %d\n%s", code, stderr)
+	}
+	var r session.Report
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	_ = stays.Process.Kill()
+	_ = stays.Wait()
+	staysCPU := rusageSeconds(stays.ProcessState)
+	byPID := map[int]session.ProcessReport{}
+	for _, p := range r.Processes {
+		for _, pid := range p.PIDs {
+			if p.Count == 1 {
+				byPID[pid] = p
+			}
+		}
+	}
+	for _, c := range []struct {
+		what string
+		pid  int
+		cpu  float64
+	}{{"still running at the stop", stays.Process.Pid, staysCPU}, {"in a cgroup below the session's", inner.Process.Pid, innerCPU}} {
+		p, ok := byPID[c.pid]
+		if !ok {
+			t.Errorf("%s: pid %d not in processes %+v", c.what, c.pid, r.Processes)
+			continue
+		}
+		if d := math.Abs(p.CPUSeconds-c.cpu) / c.cpu; d > 0.03 {
+			t.Errorf("%s: %q cpu %.4fs, rusage %.4fs (%.2f%% apart)", c.what, p.Command, p.CPUSeconds, c.cpu, d*100)
+		} else {
+			t.Logf("%s: %q cpu %.4fs, rusage %.4fs (%.3f%% apart)", c.what, p.Command, p.CPUSeconds, c.cpu, d*100)
+		}
+	}
+}
+
+func rusageSeconds(ps *os.ProcessState) float64 {
+	return (ps.UserTime() + ps.SystemTime()).Seconds()
+}
+
+// waitBurned waits until process pid's CPU time stops growing for 200 ms
+// (it sleeps), up to 60 s.
+func waitBurned(t *testing.T, pid int) {
+	t.Helper()
+	last := ""
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur := strings.Fields(string(b))[0]
+		if cur == last && cur != "0" {
+			return
+		}
+		last = cur
+	}
+	t.Fatalf("pid %d still burns after 60 s", pid)
 }

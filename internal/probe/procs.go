@@ -40,9 +40,10 @@ type Process struct {
 	NetRxBytes, NetTxBytes uint64
 }
 
-// Procs counts the processes of the cgroups it watches: one entry per
-// process, filled at each thread's exit. Nothing runs per context switch;
-// while nothing is watched, each exit and exec costs one hash lookup.
+// Procs counts the processes of the cgroups it watches, and of the cgroups
+// below them: one entry per process, filled at each thread's exit. Nothing
+// runs per context switch; while nothing is watched, each exit and exec
+// costs one read of a global.
 type Procs struct {
 	objs  *procsObjects
 	links []link.Link
@@ -103,6 +104,15 @@ func (p *Procs) Watch(id uint64) error {
 			}
 			return fmt.Errorf("watching cgroup %d: %w", id, err)
 		}
+		// Set after the entry exists: the programs look the cgroups up
+		// only while procs_watching is not 0.
+		if err := p.objs.ProcsWatching.Set(uint32(len(p.watched) + 1)); err != nil {
+			_ = p.objs.ProcsWatch.Delete(id)
+			if len(p.watched) == 0 {
+				p.detachNet()
+			}
+			return fmt.Errorf("watching cgroup %d: %w", id, err)
+		}
 	}
 	p.watched[id]++
 	return nil
@@ -124,6 +134,7 @@ func (p *Procs) Unwatch(id uint64) {
 		return
 	}
 	delete(p.watched, id)
+	_ = p.objs.ProcsWatching.Set(uint32(len(p.watched)))
 	_ = p.objs.ProcsWatch.Delete(id)
 	_, _ = p.take(id, true)
 	if len(p.watched) == 0 {

@@ -59,6 +59,7 @@ const (
 	procsProgCrmonProcsFree = "crmon_procs_free"
 	procsProgCrmonProcsRecv = "crmon_procs_recv"
 	procsProgCrmonProcsSend = "crmon_procs_send"
+	procsVarProcsWatching   = "procs_watching"
 )
 
 // loadProcs returns the embedded CollectionSpec for procs.
@@ -124,6 +125,7 @@ type procsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type procsVariableSpecs struct {
+	ProcsWatching *ebpf.VariableSpec `ebpf:"procs_watching"`
 }
 
 // procsObjects contains all objects after they have been loaded into the kernel.
@@ -165,6 +167,7 @@ func (m *procsMaps) Close() error {
 //
 // It can be passed to loadProcsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type procsVariables struct {
+	ProcsWatching *ebpf.Variable `ebpf:"procs_watching"`
 }
 
 // procsPrograms contains all programs after they have been loaded into the kernel.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,8 +17,8 @@ import (
 	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
-// TestProcsMatchRusage: the processes of a watched cgroup are each counted
-// once, at exit, with the CPU time their own rusage reports (within 3 %),
+// TestProcsMatchRusage: the processes of a watched cgroup, and of a cgroup
+// two levels below it, are each counted once, at exit, with the CPU time their own rusage reports (within 3 %),
 // their peak RSS, the file they ran and its arguments; a process outside
 // the cgroup is not counted, and after Take nothing is left.
 func TestProcsMatchRusage(t *testing.T) {
@@ -43,11 +44,24 @@ func TestProcsMatchRusage(t *testing.T) {
 	}
 	defer p.Unwatch(id)
 	other := newCgroup(t, m, "procs-other")
+	// Two levels below the watched cgroup, as a scope the run makes.
+	nested := &testCgroup{v2: filepath.Join(cg.v2, "scope", "inner")}
+	if err := os.MkdirAll(nested.v2, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = os.Remove(nested.v2)
+		_ = os.Remove(filepath.Dir(nested.v2))
+	})
 
 	burns := []string{"150ms", "300ms", "600ms"}
 	var wps []*workloadProc
-	for _, d := range burns {
-		wp := start(t, cg, -1, "burn", d)
+	for i, d := range burns {
+		in := cg
+		if i == 1 {
+			in = nested
+		}
+		wp := start(t, in, -1, "burn", d)
 		wp.go_(t)
 		wps = append(wps, wp)
 	}
@@ -171,5 +185,88 @@ func TestProcsNetwork(t *testing.T) {
 	}
 	if r.NetRxBytes != received || r.NetTxBytes != 0 {
 		t.Errorf("receiver: received %d, sent %d; want %d and 0", r.NetRxBytes, r.NetTxBytes, received)
+	}
+}
+
+// TestProcsRunning: processes still running in a watched cgroup, and one
+// level below it, are read with what they used so far, their peak RSS and
+// the file they run; a PID that is gone is left out. They then sleep
+// until killed: their rusage at death is what they had used when read,
+// within 3 %.
+func TestProcsRunning(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireLong(t, "eBPF")
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		testenv.Unavailable(t, "no kernel BTF")
+	}
+	p, err := NewProcs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	cg := newCgroup(t, mounts(t), "procs-running")
+	fi, err := os.Stat(cg.v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fi.Sys().(*syscall.Stat_t).Ino
+	if err := p.Watch(id); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Unwatch(id)
+	nested := &testCgroup{v2: filepath.Join(cg.v2, "scope")}
+	if err := os.Mkdir(nested.v2, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(nested.v2) })
+
+	var wps []*workloadProc
+	for _, in := range []*testCgroup{cg, nested} {
+		wp := start(t, in, -1, "burn-and-stay", "300ms")
+		wp.go_(t)
+		t.Cleanup(func() {
+			if wp.cmd.ProcessState == nil {
+				_ = wp.cmd.Process.Kill()
+				_ = wp.cmd.Wait()
+			}
+		})
+		wps = append(wps, wp)
+	}
+	for _, wp := range wps {
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(wp.stdoutString(), "done"); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("pid %d did not finish burning", wp.cmd.Process.Pid)
+			}
+		}
+	}
+	pids := []int{wps[0].cmd.Process.Pid, wps[1].cmd.Process.Pid, 1 << 22} // the last is no process
+	got, err := p.Running(id, "/proc", pids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d running processes, want 2: %+v", len(got), got)
+	}
+	byPID := map[int]Process{}
+	for _, pr := range got {
+		byPID[pr.PID] = pr
+		if pr.MaxRSSBytes == 0 || pr.Filename != os.Args[0] || len(pr.Args) != 3 || pr.PPID != os.Getpid() {
+			t.Errorf("pid %d: peak RSS %d, ran %q %q from %d", pr.PID, pr.MaxRSSBytes, pr.Filename, pr.Args, pr.PPID)
+		}
+	}
+	for _, wp := range wps {
+		_ = wp.cmd.Process.Kill()
+		_ = wp.cmd.Wait()
+		truth := rusageCPU(wp.cmd.ProcessState.SysUsage().(*syscall.Rusage))
+		pr, ok := byPID[wp.cmd.Process.Pid]
+		if !ok {
+			t.Errorf("pid %d not read", wp.cmd.Process.Pid)
+			continue
+		}
+		if d := float64(pr.CPU-truth) / float64(truth); d < -0.03 || d > 0 {
+			t.Errorf("pid %d: cpu %v, rusage at death %v (%+.2f%%)", pr.PID, pr.CPU, truth, d*100)
+		} else {
+			t.Logf("pid %d: cpu %v, rusage at death %v (%+.3f%%)", pr.PID, pr.CPU, truth, d*100)
+		}
 	}
 }

@@ -406,8 +406,8 @@ func (c *Cgroup) WaitEmpty(ctx context.Context, tick func()) error {
 	}
 }
 
-// Kill kills every process left in the cgroup: cgroup.kill on cgroup2
-// (Linux 5.14+), else SIGKILL to each PID until none is left.
+// Kill kills every process left in the cgroup and below it: cgroup.kill
+// on cgroup2 (Linux 5.14+), else SIGKILL to each PID until none is left.
 func (c *Cgroup) Kill() error {
 	if c.V2Dir != "" {
 		if err := os.WriteFile(filepath.Join(c.V2Dir, "cgroup.kill"), []byte("1"), 0); err == nil {
@@ -424,16 +424,23 @@ func (c *Cgroup) Kill() error {
 			if d == "" {
 				continue
 			}
-			b, err := os.ReadFile(filepath.Join(d, "cgroup.procs"))
-			if err != nil {
-				continue
-			}
-			for _, f := range strings.Fields(string(b)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					_ = unix.Kill(pid, unix.SIGKILL)
-					killed++
+			// The cgroups below the run's too: CMD may have made some.
+			_ = filepath.WalkDir(d, func(p string, de os.DirEntry, err error) error {
+				if err != nil || !de.IsDir() {
+					return nil
 				}
-			}
+				b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+				if err != nil {
+					return nil
+				}
+				for _, f := range strings.Fields(string(b)) {
+					if pid, err := strconv.Atoi(f); err == nil {
+						_ = unix.Kill(pid, unix.SIGKILL)
+						killed++
+					}
+				}
+				return nil
+			})
 		}
 		if killed == 0 {
 			return nil
@@ -443,7 +450,8 @@ func (c *Cgroup) Kill() error {
 	return errors.New("killing cgroup: processes keep appearing")
 }
 
-// Remove removes the run's cgroups. The cgroups must be empty.
+// Remove removes the run's cgroups, and the cgroups CMD made below them
+// (a scope, a nested harness's), deepest first. They must be empty.
 func (c *Cgroup) Remove() error {
 	var errs []error
 	rm := func(dir string) {
@@ -462,11 +470,25 @@ func (c *Cgroup) Remove() error {
 		}
 		errs = append(errs, fmt.Errorf("removing cgroup %s: %w", dir, err))
 	}
+	tree := func(dir string) {
+		var below []string
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() && p != dir {
+				below = append(below, p)
+			}
+			return nil
+		})
+		// WalkDir lists a directory before what is in it.
+		for i := len(below) - 1; i >= 0; i-- {
+			rm(below[i])
+		}
+		rm(dir)
+	}
 	if c.V2Dir != "" {
-		rm(c.V2Dir)
+		tree(c.V2Dir)
 	}
 	for _, d := range c.V1Dirs {
-		rm(d)
+		tree(d)
 	}
 	return errors.Join(errs...)
 }

@@ -4,10 +4,12 @@
 package sessions
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -21,7 +23,59 @@ type ProcCounter interface {
 	Watch(cgroupID uint64) error
 	Unwatch(cgroupID uint64)
 	Take(cgroupID uint64) ([]probe.Process, error)
+	// Running returns what the processes pids, still running in the
+	// watched cgroup or below it, used until now.
+	Running(cgroupID uint64, procFS string, pids []int) ([]probe.Process, error)
 	Dropped() uint64
+}
+
+// maxRunning bounds the still-running processes a report lists: the
+// processes of the run's cgroup tree at its end.
+const maxRunning = 4096
+
+// cgroupPIDs lists up to max PIDs of the processes in the cgroup2
+// directory dir and the cgroups below it.
+func cgroupPIDs(dir string, max int) []int {
+	var pids []int
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		if err != nil {
+			return nil
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if len(pids) >= max {
+				return filepath.SkipAll
+			}
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return nil
+	})
+	return pids
+}
+
+// runProcesses is every process of the run's cgroup tree: those that
+// exited, counted by the kernel at their exit, and those still running at
+// the end, with what they used until then. A process that exits while
+// the running ones are read is taken from the probes' count, once.
+func runProcesses(pc ProcCounter, id uint64, procFS, dir string) ([]probe.Process, error) {
+	exited, err := pc.Take(id)
+	running, rerr := pc.Running(id, procFS, cgroupPIDs(dir, maxRunning))
+	late, lerr := pc.Take(id)
+	seen := map[int]bool{}
+	for _, p := range late {
+		seen[p.PID] = true
+	}
+	for _, p := range running {
+		if !seen[p.PID] {
+			late = append(late, p)
+		}
+	}
+	return append(exited, late...), errors.Join(err, rerr, lerr)
 }
 
 // maxCommands bounds the rows of a report's processes: the rest are

@@ -5,6 +5,10 @@ package sessions
 
 import (
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -62,5 +66,81 @@ func TestProcessReports(t *testing.T) {
 	}
 	if rs[0].Measured("context_switches") || !rs[0].Measured("cpu_seconds") {
 		t.Error("a process row claims figures the kernel does not count per process")
+	}
+}
+
+// stagedProcs is a ProcCounter whose processes exit on cue: exitedAt[i]
+// is the Take call (1, 2) at which running[i] is reported exited.
+type stagedProcs struct {
+	exited   []probe.Process
+	running  []probe.Process
+	exitedAt []int
+	takes    int
+	pids     []int
+}
+
+func (s *stagedProcs) Watch(uint64) error { return nil }
+func (s *stagedProcs) Unwatch(uint64)     {}
+func (s *stagedProcs) Dropped() uint64    { return 0 }
+
+func (s *stagedProcs) Take(uint64) ([]probe.Process, error) {
+	s.takes++
+	out := s.exited
+	s.exited = nil
+	for i, p := range s.running {
+		if s.exitedAt[i] == s.takes {
+			p.CPU += time.Second // what it used after it was read
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (s *stagedProcs) Running(_ uint64, _ string, pids []int) ([]probe.Process, error) {
+	s.pids = pids
+	var out []probe.Process
+	for i, p := range s.running {
+		if s.exitedAt[i] != 1 { // gone before it was read otherwise
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// TestRunProcesses: the report's processes are the exited ones and the
+// PIDs of the run's cgroup tree still running; one that exits while they
+// are read is counted once, with its final figures.
+func TestRunProcesses(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "scope"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for f, body := range map[string]string{"cgroup.procs": "10\n11\n", "scope/cgroup.procs": "12\n"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &stagedProcs{
+		exited:   []probe.Process{{PID: 5, CPU: time.Second}},
+		running:  []probe.Process{{PID: 10, CPU: time.Second}, {PID: 11, CPU: time.Second}, {PID: 12, CPU: time.Second}},
+		exitedAt: []int{0, 2, 1}, // 10 runs on, 11 exits after it was read, 12 before
+	}
+	got, err := runProcesses(s, 1, "/proc", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := map[int]time.Duration{}
+	for _, p := range got {
+		if _, dup := cpu[p.PID]; dup {
+			t.Errorf("pid %d counted twice", p.PID)
+		}
+		cpu[p.PID] = p.CPU
+	}
+	want := map[int]time.Duration{5: time.Second, 10: time.Second, 11: 2 * time.Second, 12: 2 * time.Second}
+	if !maps.Equal(cpu, want) {
+		t.Errorf("processes %v, want %v", cpu, want)
+	}
+	if !slices.Equal(s.pids, []int{10, 11, 12}) {
+		t.Errorf("running PIDs read %v, want the cgroup tree's 10, 11, 12", s.pids)
 	}
 }

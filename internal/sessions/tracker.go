@@ -149,8 +149,10 @@ type Tracker struct {
 	ioBefore   map[string][]uint64
 	ioRunStart map[string][]uint64
 	// procsID is the run's cgroup2 ID while opts.Procs watches it, 0
-	// when it does not; procsDropped the drops at the start.
+	// when it does not; procsDir its directory; procsDropped the drops at
+	// the start.
 	procsID      uint64
+	procsDir     string
 	procsDropped uint64
 
 	inotify int
@@ -269,6 +271,7 @@ func NewTracker(opts TrackerOptions, t Target) (*Tracker, error) {
 				tr.logOnce("procs", "counting the run's processes", err)
 			} else {
 				tr.procsID, tr.procsDropped = id, opts.Procs.Dropped()
+				tr.procsDir = filepath.Join(opts.Hierarchy.Unified, t.Cgroup.V2)
 			}
 		}
 	}
@@ -519,7 +522,7 @@ func (tr *Tracker) Stop() *session.Report {
 	}
 	r.Findings = tr.findings(r)
 	if tr.procsID != 0 {
-		ps, err := tr.opts.Procs.Take(tr.procsID)
+		ps, err := runProcesses(tr.opts.Procs, tr.procsID, tr.opts.ProcFS, tr.procsDir)
 		if err != nil {
 			tr.logOnce("procs", "reading the run's processes", err)
 		}
