@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,9 +33,9 @@ func serve(t *testing.T, opts Options) (string, *Server) {
 	opts.ListenAddress = "127.0.0.1:0"
 	// The live page and its stream, as the agent serves them.
 	opts.Page = live.Page()
-	if opts.ReadOnly == nil {
-		opts.ReadOnly = live.NewHub(a, live.Options{}).Routes()
-	}
+	ro := live.NewHub(a, live.Options{}).Routes()
+	maps.Copy(ro, opts.ReadOnly)
+	opts.ReadOnly = ro
 	s := New(a, nil, opts)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -163,7 +164,7 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 	}
 	return &Server{
 		srv: &http.Server{
-			Handler:           checkHost(mux, allowedHosts(opts)),
+			Handler:           checkHost(sameSite(mux), allowedHosts(opts)),
 			ReadHeaderTimeout: 10 * time.Second,
 			// Bound what a slow or idle client holds once the agent
 			// listens beyond loopback.
@@ -229,6 +230,45 @@ func checkHost(next http.Handler, hosts []string) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// sameSite refuses what a page of another site asks of the agent through
+// its visitor's browser — a fetch, an image, a form's POST to
+// http://127.0.0.1:9717 — which would otherwise make a browser on the host
+// run queries, hold live streams and time the answers for any web page it
+// visits. Browsers say where a request comes from in Sec-Fetch-Site
+// (older ones only in Origin); following a link to the agent (a
+// navigation) is allowed from anywhere, as are clients that are not
+// browsers (Prometheus, curl, Grafana's server). Every answer also says
+// nosniff: what is JSON or text is never read as a page or a script.
+func sameSite(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if crossSite(r) {
+			http.Error(w, "refused: a request from another site's page; open the agent's page itself", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func crossSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return false
+	case "":
+		// No Sec-Fetch-*: a client other than a browser, or a browser
+		// from before them, which sends Origin on cross-origin POSTs and
+		// CORS fetches.
+		o := r.Header.Get("Origin")
+		if o == "" {
+			return false
+		}
+		u, err := url.Parse(o)
+		return err != nil || !strings.EqualFold(u.Host, r.Host)
+	}
+	// "same-site" (another port or subdomain) and "cross-site".
+	return r.Header.Get("Sec-Fetch-Mode") != "navigate" || (r.Method != http.MethodGet && r.Method != http.MethodHead)
 }
 
 // Handler is the server's handler tree, for tests and benchmarks.
