@@ -120,15 +120,19 @@ func mdStatus(status, reason string) string {
 // mdEscape makes s plain text in Markdown, also inside a table cell: a
 // backslash before every character that starts markup mid-line
 // (emphasis, code, links, HTML, entities, table cells, strikethrough,
-// GitHub's $math$), and no line breaks. The text never starts a line, so
-// block markers (-, 1.) need none.
+// GitHub's $math$, autolinks), and no line breaks. The text never starts
+// a line, so block markers (-, 1.) need none.
 func mdEscape(s string) string {
 	var b strings.Builder
-	for _, r := range s {
+	for i, r := range s {
 		switch {
 		case r == '\n' || r == '\r':
 			b.WriteByte(' ')
-		case strings.ContainsRune("\\`*_[]<>|~&$", r):
+		case strings.ContainsRune("\\`*_[]<>|~&$", r),
+			// GFM's extended autolinks: a name with http://… or www.… in
+			// it would be a link.
+			r == ':' && strings.HasPrefix(s[i:], "://"),
+			r == '.' && i >= 3 && strings.EqualFold(s[i-3:i], "www"):
 			b.WriteByte('\\')
 			b.WriteRune(r)
 		default:
