@@ -7,9 +7,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,6 +208,38 @@ func TestRemoveCleansUp(t *testing.T) {
 		dirs = append(dirs, d)
 	}
 	for _, d := range dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s still exists", d)
+		}
+		_ = os.Remove(filepath.Dir(d))
+	}
+}
+
+// TestRemoveNestedCgroups: CMD makes cgroups below the run's and leaves a
+// process in one; the straggler is killed and Remove removes them all.
+func TestRemoveNestedCgroups(t *testing.T) {
+	requireCgroups(t)
+	h, err := cgroups.Detect("/proc", "/")
+	if err != nil {
+		testenv.Unavailable(t, "no cgroups: %v", err)
+	}
+	cg, err := NewCgroup(h, testParent, fmt.Sprintf("rm-nested-%d", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cg.V2Dir == "" {
+		testenv.Unavailable(t, "no cgroup2 hierarchy")
+	}
+	inner := filepath.Join(cg.V2Dir, "scope", "inner")
+	script := fmt.Sprintf(`mkdir -p %[1]s && sh -c 'echo $$ > %[1]s/cgroup.procs && exec sleep 30' >/dev/null 2>&1 </dev/null &
+while ! grep -q . %[1]s/cgroup.procs; do :; done`, inner)
+	if _, err := Run(context.Background(), cg, Options{Args: []string{"sh", "-c", script}, KillStragglers: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cg.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range append([]string{cg.V2Dir}, slices.Collect(maps.Values(cg.V1Dirs))...) {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Errorf("%s still exists", d)
 		}
