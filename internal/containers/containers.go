@@ -91,6 +91,8 @@ type Options struct {
 	Logger      *slog.Logger
 	// Client overrides the engine client built from DockerHost.
 	Client docker.Client
+	// keepReaderFor overrides keepReaderFor, in tests.
+	keepReaderFor time.Duration
 }
 
 // metricGroups are the optional families on.
@@ -265,6 +267,8 @@ func New(o Options) (c *Collector, err error) {
 	})
 	if err != nil {
 		c.log.Debug("no exit watcher; short-lived containers keep their last tick's counters", "err", err)
+	} else if o.keepReaderFor > 0 {
+		c.exits.keepFor = o.keepReaderFor
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel

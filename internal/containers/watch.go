@@ -327,7 +327,7 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 	// Spread idle containers' full reads over the ticks.
 	ct.sinceFull = int(ct.id[0]+ct.id[1]) % c.opts.IdleRefresh
 	if c.exits != nil && c.h.Unified != "" && paths.V2 != "" && ct.exitWD < 0 {
-		wd, err := c.exits.add(filepath.Join(c.h.Unified, paths.V2, "cgroup.events"), id, paths)
+		wd, err := c.exits.add(filepath.Join(c.h.Unified, paths.V2, "cgroup.events"), id, paths, ct.started)
 		if err == nil {
 			ct.exitWD = wd
 		}
@@ -461,7 +461,7 @@ func (c *Collector) onCgroupCreated(cgroup string) {
 	}
 	// Watched at once, before c.mu is taken: the container may end soon.
 	seen := time.Now()
-	wd, err := c.exits.add(filepath.Join(c.h.Unified, cgroup, "cgroup.events"), id, c.h.Uniform(cgroup))
+	wd, err := c.exits.add(filepath.Join(c.h.Unified, cgroup, "cgroup.events"), id, c.h.Uniform(cgroup), time.Time{})
 	if err != nil {
 		// Gone already: crmon was held up for longer than the container
 		// lived. Its path still names the probes' counts of it.
