@@ -213,6 +213,7 @@ func BenchmarkExporters(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			defer e.s.close()
 			in := newInterner(e.labels)
 			size, whole := e.batchShape()
 			var series atomic.Int64

@@ -57,6 +57,11 @@ type elastic struct {
 	// template is true once the index template is in place, or refused
 	// for good (logged).
 	template bool
+	// bi is the bulk indexer, made at the first batch (see indexer),
+	// with a buffer of flushBytes; st what its callbacks report.
+	bi         esutil.BulkIndexer
+	flushBytes int
+	st         esBatch
 }
 
 // elasticTemplate is the mapping of crmon's indices: labels are
@@ -100,7 +105,7 @@ func newElastic(c config.Exporter, hc *http.Client, e *Exporter) (*elastic, erro
 }
 
 func (el *elastic) wantsDocs() bool { return false }
-func (el *elastic) close()          {}
+func (el *elastic) close()          { el.closeIndexer() }
 
 // esGroup is one sample group: a label set, its documents' "labels"
 // object rendered once, and a hash of it for their IDs.
@@ -137,48 +142,22 @@ func (el *elastic) send(ctx context.Context, b batch) (sent, error) {
 	}
 	docs, skipped := el.group(b)
 	body := el.encode(docs)
-	var (
-		mu        sync.Mutex
-		retryable int    // documents refused with a retryable status
-		refused   int    // samples of documents refused for good
-		first     string // the first item error, for the log
-		flushErr  error
-	)
-	itemErr := func(id string, samples, status int, reason string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if first == "" {
-			first = fmt.Sprintf("%s (document %s, status %d)", reason, id, status)
-		}
-		if status == http.StatusTooManyRequests || status >= 500 {
-			retryable++
-		} else {
-			refused += samples
-		}
+	ids := el.ids[:0]
+	need := 0
+	for i := range docs {
+		ids = append(ids, el.docID(&docs[i]))
+		need += len(body[i]) + 1 + esMetaLen(ids[i], docs[i].index)
 	}
-	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
-		Client:     el.c,
-		NumWorkers: 1,
-		// The batch is the exporter's: flush on Close, or when a
-		// request reaches 1 MiB (the indexer allocates its buffer at
-		// this size for each batch; a default batch is about 200 kB).
-		FlushBytes:    1 << 20,
-		FlushInterval: time.Hour,
-		OnError: func(_ context.Context, err error) {
-			mu.Lock()
-			defer mu.Unlock()
-			if flushErr == nil {
-				flushErr = err
-			}
-		},
-	})
+	el.ids = ids
+	bi, err := el.indexer(need)
 	if err != nil {
 		return sent{}, err
 	}
+	st := &el.st
+	st.reset(ctx)
 	// One callback for every item, and readers reused from batch to
 	// batch: two allocations a document fewer. A refused item is found by
 	// its ID, which is rare enough to search for.
-	ids := el.ids[:0]
 	onFailure := func(_ context.Context, it esutil.BulkIndexerItem, r esutil.BulkIndexerResponseItem, err error) {
 		if err != nil {
 			return // the request failed: OnError has it
@@ -187,16 +166,12 @@ func (el *elastic) send(ctx context.Context, b batch) (sent, error) {
 		if i := slices.Index(ids, it.DocumentID); i >= 0 {
 			samples = len(docs[i].metrics)
 		}
-		itemErr(it.DocumentID, samples, r.Status, r.Error.Type+": "+r.Error.Reason)
+		st.itemErr(it.DocumentID, samples, r.Status, r.Error.Type+": "+r.Error.Reason)
 	}
 	if cap(el.readers) < len(docs) {
 		el.readers = make([]bytes.Reader, len(docs))
 	}
 	readers := el.readers[:len(docs)]
-	for i := range docs {
-		ids = append(ids, el.docID(&docs[i]))
-	}
-	el.ids = ids
 	for i := range docs {
 		readers[i].Reset(body[i])
 		err = bi.Add(ctx, esutil.BulkIndexerItem{
@@ -207,27 +182,141 @@ func (el *elastic) send(ctx context.Context, b batch) (sent, error) {
 			OnFailure:  onFailure,
 		})
 		if err != nil {
-			bi.Close(ctx)
-			return sent{bytes: int(el.tr.sentTotal() - before)}, &sendError{retryable: true, msg: err.Error()}
+			break
 		}
 	}
-	if err := bi.Close(ctx); err != nil && flushErr == nil {
-		flushErr = err
+	if err == nil {
+		err = bi.Flush(ctx)
+	}
+	if err != nil {
+		// The deadline passed (Add and Flush fail only then): the
+		// request in flight has the same deadline, so the worker is
+		// about to be done; wait for it before anything else uses the
+		// transport, and start afresh at the next batch.
+		el.closeIndexer()
+		return sent{bytes: int(el.tr.sentTotal() - before)}, &sendError{retryable: true, msg: err.Error()}
 	}
 	r := sent{bytes: int(el.tr.sentTotal() - before), skipped: skipped}
-	if flushErr != nil {
-		return r, el.requestError(flushErr)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.flushErr != nil {
+		return r, el.requestError(st.flushErr)
 	}
-	if retryable > 0 {
+	if st.retryable > 0 {
 		// Sent again whole: the documents already indexed are
 		// overwritten with themselves.
-		return r, &sendError{retryable: true, msg: fmt.Sprintf("%d of %d documents refused for now: %s", retryable, len(docs), message([]byte(first)))}
+		return r, &sendError{retryable: true, msg: fmt.Sprintf("%d of %d documents refused for now: %s", st.retryable, len(docs), message([]byte(st.first)))}
 	}
-	if refused > 0 {
-		el.e.log.Error("Elasticsearch refused documents; not retrying them", "samples", refused, "first", message([]byte(first)))
-		r.skipped += refused
+	if st.refused > 0 {
+		el.e.log.Error("Elasticsearch refused documents; not retrying them", "samples", st.refused, "first", message([]byte(st.first)))
+		r.skipped += st.refused
 	}
 	return r, nil
+}
+
+// esBatch is what the indexer's callbacks learn of the batch being sent.
+// They run on the indexer's worker goroutine; send reads it once Flush
+// has returned.
+type esBatch struct {
+	mu sync.Mutex
+	// ctx is the batch's: its deadline bounds the _bulk requests.
+	ctx       context.Context
+	retryable int    // documents refused with a retryable status
+	refused   int    // samples of documents refused for good
+	first     string // the first item error, for the log
+	flushErr  error
+}
+
+func (st *esBatch) reset(ctx context.Context) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.ctx, st.retryable, st.refused, st.first, st.flushErr = ctx, 0, 0, "", nil
+}
+
+func (st *esBatch) itemErr(id string, samples, status int, reason string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.first == "" {
+		st.first = fmt.Sprintf("%s (document %s, status %d)", reason, id, status)
+	}
+	if status == http.StatusTooManyRequests || status >= 500 {
+		st.retryable++
+	} else {
+		st.refused += samples
+	}
+}
+
+// esMetaLen is the length of the action line the indexer writes for a
+// document: {"index":{"_id":"…","_index":"…"}} and a newline (IDs are hex
+// and index names lower-case ASCII, which JSON quotes as they are).
+func esMetaLen(id, index string) int {
+	return len(`{"index":{"_id":"","_index":""}}`+"\n") + len(id) + len(index)
+}
+
+// Bounds of the indexer's FlushBytes, its buffer's size.
+const (
+	esMinFlushBytes = 256 << 10
+	esMaxFlushBytes = 16 << 20
+)
+
+// indexer is the exporter's BulkIndexer, kept from batch to batch so that
+// its buffer and worker are reused: one made per batch cost a 1 MiB
+// buffer, a goroutine and a ticker each time (see BenchmarkExporters).
+// A batch of need bytes is sent in one request: when need outgrows the
+// buffer (more containers), the indexer is made again with a quarter to
+// spare, up to esMaxFlushBytes, beyond which a batch takes several
+// requests. The buffer must keep 512 bytes free after each document
+// (bytes.Buffer.ReadFrom), or it is reallocated and copied.
+func (el *elastic) indexer(need int) (esutil.BulkIndexer, error) {
+	need = min(need+need/4+512, esMaxFlushBytes)
+	if el.bi != nil && need <= el.flushBytes {
+		return el.bi, nil
+	}
+	el.closeIndexer()
+	flushBytes := max(need, esMinFlushBytes)
+	st := &el.st
+	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
+		Client:     el.c,
+		NumWorkers: 1,
+		FlushBytes: flushBytes,
+		// The batch is the exporter's: send flushes it. The timer is
+		// the indexer's, and idle.
+		FlushInterval: 24 * time.Hour,
+		// The worker sends with a context of its own, without a
+		// deadline: give its requests the batch's.
+		OnFlushStart: func(context.Context) context.Context {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			return st.ctx
+		},
+		OnError: func(_ context.Context, err error) {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			if st.flushErr == nil {
+				st.flushErr = err
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	el.bi, el.flushBytes = bi, flushBytes
+	return bi, nil
+}
+
+// closeIndexer stops the indexer's worker, waiting for the request it
+// may have in flight (whose deadline is the batch's) for at most a few
+// seconds.
+func (el *elastic) closeIndexer() {
+	if el.bi == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := el.bi.Close(ctx); err != nil {
+		el.e.log.Warn("Elasticsearch exporter: the bulk indexer did not stop in time", "err", err)
+	}
+	el.bi = nil
 }
 
 // requestError classifies a failed _bulk request by what the transport

@@ -6,13 +6,16 @@ package export
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -333,5 +336,83 @@ func TestElasticsearchJSONFloat(t *testing.T) {
 		if got := appendJSONFloat(nil, f); string(got) != string(want) {
 			t.Errorf("%v: %s, want %s", f, got, want)
 		}
+	}
+}
+
+// TestElasticsearchStalledAnswer: a _bulk request whose answer stalls
+// after its headers ends at the exporter's timeout (the bulk indexer's
+// worker sends with a context of its own, which gets the batch's
+// deadline), as a retryable failure; the next batch, to a server that
+// answers again, is indexed.
+func TestElasticsearchStalledAnswer(t *testing.T) {
+	bs := &bulkServer{t: t, docs: map[string]map[string]json.RawMessage{}}
+	var stall atomic.Bool
+	stall.Store(true)
+	release := make(chan struct{})
+	defer close(release)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_bulk" && stall.Load() {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("X-Elastic-Product", "Elasticsearch")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte(`{"took":1,`))
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		bs.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c := exporterConfig("elastic", config.ExporterElasticsearch, srv.URL)
+	c.Index = "crmon"
+	c.Credentials.Token = "a2V5"
+	c.Timeout = config.Duration(300 * time.Millisecond)
+	e, err := newExporter(c, Options{Hostname: "h", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.s.close()
+	fl := newFleet(t, 2)
+	in := newInterner(e.labels)
+	size, whole := e.batchShape()
+	send := func(i int) error {
+		e.q.push(&tick{t: time.Unix(1765000000+int64(i)*10, 0), pts: in.points(fl.tick(i))}, time.Now())
+		b := e.q.peek(size, whole)
+		ctx, cancel := context.WithTimeout(t.Context(), c.Timeout.Std())
+		defer cancel()
+		_, err := e.s.send(ctx, b)
+		if err == nil {
+			e.q.commit(b.hi)
+		}
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- send(0) }()
+	select {
+	case err := <-done:
+		var se *sendError
+		if !errors.As(err, &se) || !se.retryable {
+			t.Fatalf("a stalled answer: %v, want a retryable error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a stalled answer held the send past 100 times its timeout")
+	}
+	stall.Store(false)
+	if err := send(1); err != nil {
+		t.Fatalf("the next batch: %v", err)
+	}
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	n := 0
+	for _, docs := range bs.docs {
+		n += len(docs)
+	}
+	// Both ticks: the first stayed queued.
+	if want := len(e.s.(*elastic).docs); n != want || n == 0 {
+		t.Errorf("%d documents indexed once the server answered, want %d", n, want)
 	}
 }
