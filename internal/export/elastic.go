@@ -61,6 +61,7 @@ type elastic struct {
 	// with a buffer of flushBytes; st what its callbacks report.
 	bi         esutil.BulkIndexer
 	flushBytes int
+	biIndex    string
 	st         esBatch
 }
 
@@ -142,14 +143,20 @@ func (el *elastic) send(ctx context.Context, b batch) (sent, error) {
 	}
 	docs, skipped := el.group(b)
 	body := el.encode(docs)
+	// The indexer's requests go to the first document's index
+	// (POST /<index>/_bulk), whose action lines then need no _index.
+	index := ""
+	if len(docs) > 0 {
+		index = docs[0].index
+	}
 	ids := el.ids[:0]
 	need := 0
 	for i := range docs {
 		ids = append(ids, el.docID(&docs[i]))
-		need += len(body[i]) + 1 + esMetaLen(ids[i], docs[i].index)
+		need += len(body[i]) + 1 + esMetaLen(ids[i], docs[i].index, index)
 	}
 	el.ids = ids
-	bi, err := el.indexer(need)
+	bi, err := el.indexer(need, index)
 	if err != nil {
 		return sent{}, err
 	}
@@ -174,8 +181,12 @@ func (el *elastic) send(ctx context.Context, b batch) (sent, error) {
 	readers := el.readers[:len(docs)]
 	for i := range docs {
 		readers[i].Reset(body[i])
+		ix := docs[i].index
+		if ix == index {
+			ix = ""
+		}
 		err = bi.Add(ctx, esutil.BulkIndexerItem{
-			Index:      docs[i].index,
+			Index:      ix,
 			Action:     "index",
 			DocumentID: ids[i],
 			Body:       &readers[i],
@@ -247,10 +258,15 @@ func (st *esBatch) itemErr(id string, samples, status int, reason string) {
 }
 
 // esMetaLen is the length of the action line the indexer writes for a
-// document: {"index":{"_id":"…","_index":"…"}} and a newline (IDs are hex
-// and index names lower-case ASCII, which JSON quotes as they are).
-func esMetaLen(id, index string) int {
-	return len(`{"index":{"_id":"","_index":""}}`+"\n") + len(id) + len(index)
+// document: {"index":{"_id":"…"}} and a newline, with ,"_index":"…" when
+// its index is not the request's (IDs are hex and index names lower-case
+// ASCII, which JSON quotes as they are).
+func esMetaLen(id, index, requestIndex string) int {
+	n := len(`{"index":{"_id":""}}`+"\n") + len(id)
+	if index != requestIndex {
+		n += len(`,"_index":""`) + len(index)
+	}
+	return n
 }
 
 // Bounds of the indexer's FlushBytes, its buffer's size.
@@ -267,9 +283,14 @@ const (
 // spare, up to esMaxFlushBytes, beyond which a batch takes several
 // requests. The buffer must keep 512 bytes free after each document
 // (bytes.Buffer.ReadFrom), or it is reallocated and copied.
-func (el *elastic) indexer(need int) (esutil.BulkIndexer, error) {
+//
+// Its requests go to index, the day's: a new day makes a new indexer.
+// Naming the index once a request rather than in every action line saves
+// a fifth of the indexer's work on the action lines (it quotes every
+// string of them with strconv.AppendQuote) and 17 bytes a document.
+func (el *elastic) indexer(need int, index string) (esutil.BulkIndexer, error) {
 	need = min(need+need/4+512, esMaxFlushBytes)
-	if el.bi != nil && need <= el.flushBytes {
+	if el.bi != nil && need <= el.flushBytes && index == el.biIndex {
 		return el.bi, nil
 	}
 	el.closeIndexer()
@@ -277,6 +298,7 @@ func (el *elastic) indexer(need int) (esutil.BulkIndexer, error) {
 	st := &el.st
 	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
 		Client:     el.c,
+		Index:      index,
 		NumWorkers: 1,
 		FlushBytes: flushBytes,
 		// The batch is the exporter's: send flushes it. The timer is
@@ -300,7 +322,7 @@ func (el *elastic) indexer(need int) (esutil.BulkIndexer, error) {
 	if err != nil {
 		return nil, err
 	}
-	el.bi, el.flushBytes = bi, flushBytes
+	el.bi, el.flushBytes, el.biIndex = bi, flushBytes, index
 	return bi, nil
 }
 

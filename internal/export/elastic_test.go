@@ -91,20 +91,29 @@ func (s *bulkServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.template = string(b)
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"acknowledged":true}`))
-	case r.Method == http.MethodPost && r.URL.Path == "/_bulk":
+	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/_bulk"):
+		// POST /_bulk, or /<index>/_bulk whose index is the default of
+		// action lines without _index.
+		index := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), "/_bulk")
+		if r.URL.Path == "/_bulk" {
+			index = ""
+		} else if index == "" || strings.ContainsAny(index, "/*,") || strings.ToLower(index) != index {
+			s.fail(w, "bulk path %q", r.URL.Path)
+			return
+		}
 		// Elasticsearch takes either for _bulk; go-elasticsearch 8
 		// sends application/json.
 		if ct := r.Header.Get("Content-Type"); ct != "application/json" && ct != "application/x-ndjson" {
 			s.fail(w, "Content-Type %q", ct)
 			return
 		}
-		s.bulk(w, b)
+		s.bulk(w, b, index)
 	default:
 		s.fail(w, "%s %s", r.Method, r.URL.Path)
 	}
 }
 
-func (s *bulkServer) bulk(w http.ResponseWriter, b []byte) {
+func (s *bulkServer) bulk(w http.ResponseWriter, b []byte, index string) {
 	if len(b) == 0 || b[len(b)-1] != '\n' {
 		s.fail(w, "the body must end with a newline")
 		return
@@ -130,8 +139,11 @@ func (s *bulkServer) bulk(w http.ResponseWriter, b []byte) {
 			return
 		}
 		a, ok := action["index"]
+		if a.Index == "" {
+			a.Index = index
+		}
 		if !ok || a.Index == "" || a.ID == "" {
-			s.fail(w, "action line %q: want an index action with _index and _id", sc.Text())
+			s.fail(w, "action line %q: want an index action with _id, and _index or a request's index", sc.Text())
 			return
 		}
 		if !sc.Scan() {
@@ -351,7 +363,7 @@ func TestElasticsearchStalledAnswer(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/_bulk" && stall.Load() {
+		if strings.HasSuffix(r.URL.Path, "/_bulk") && stall.Load() {
 			io.Copy(io.Discard, r.Body)
 			w.Header().Set("X-Elastic-Product", "Elasticsearch")
 			w.Header().Set("Content-Type", "application/json")
@@ -414,5 +426,45 @@ func TestElasticsearchStalledAnswer(t *testing.T) {
 	// Both ticks: the first stayed queued.
 	if want := len(e.s.(*elastic).docs); n != want || n == 0 {
 		t.Errorf("%d documents indexed once the server answered, want %d", n, want)
+	}
+}
+
+// TestElasticsearchAcrossMidnight: a batch whose ticks straddle midnight
+// (UTC) goes to the first day's index by its request path, and the next
+// day's documents name their index in their action lines; the strict
+// server checks each document's index against its time.
+func TestElasticsearchAcrossMidnight(t *testing.T) {
+	bs := &bulkServer{t: t, docs: map[string]map[string]json.RawMessage{}}
+	srv := httptest.NewServer(bs)
+	defer srv.Close()
+	c := exporterConfig("elastic", config.ExporterElasticsearch, srv.URL)
+	c.Index = "crmon"
+	c.Credentials.Token = "a2V5"
+	e, err := newExporter(c, Options{Hostname: "h", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.s.close()
+	fl := newFleet(t, 1)
+	in := newInterner(e.labels)
+	midnight := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	for i, at := range []time.Time{midnight.Add(-10 * time.Second), midnight} {
+		e.q.push(&tick{t: at, pts: in.points(fl.tick(i))}, time.Now())
+	}
+	size, _ := e.batchShape()
+	b := e.q.peek(2*size, true)
+	if len(b.chunks) != 2 {
+		t.Fatalf("%d ticks in the batch, want both", len(b.chunks))
+	}
+	if _, err := e.s.send(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	perDay := len(e.s.(*elastic).docs) / 2
+	for _, ix := range []string{"crmon-2026.12.06", "crmon-2026.12.07"} {
+		if n := len(bs.docs[ix]); n != perDay || n == 0 {
+			t.Errorf("%s: %d documents, want %d", ix, n, perDay)
+		}
 	}
 }

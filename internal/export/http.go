@@ -72,7 +72,6 @@ type authTransport struct {
 	// _bulk requests go-elasticsearch makes).
 	gzip bool
 	gz   *gzip.Writer
-	raw  bytes.Buffer
 	zbuf bytes.Buffer
 
 	mu   sync.Mutex
@@ -140,14 +139,8 @@ func (t *authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // that for 6 % more bytes. One request is in flight per exporter, so the
 // buffer is reused.
 func (t *authTransport) compress(r *http.Request) error {
-	t.raw.Reset()
-	_, err := t.raw.ReadFrom(io.LimitReader(r.Body, maxRequestBytes+1))
-	r.Body.Close()
-	if err != nil {
-		return err
-	}
-	body := t.raw.Bytes()
-	if len(body) > maxRequestBytes {
+	if r.ContentLength > maxRequestBytes {
+		r.Body.Close()
 		return fmt.Errorf("a request body over %d bytes", maxRequestBytes)
 	}
 	if t.gz == nil {
@@ -155,7 +148,15 @@ func (t *authTransport) compress(r *http.Request) error {
 	}
 	t.zbuf.Reset()
 	t.gz.Reset(&t.zbuf)
-	t.gz.Write(body)
+	// Compressed as it is read, without a copy of the body first.
+	n, err := io.Copy(t.gz, io.LimitReader(r.Body, maxRequestBytes+1))
+	r.Body.Close()
+	if err != nil {
+		return err
+	}
+	if n > maxRequestBytes {
+		return fmt.Errorf("a request body over %d bytes", maxRequestBytes)
+	}
 	if err := t.gz.Close(); err != nil {
 		return err
 	}
