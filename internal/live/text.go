@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/crmon-dev/crmon/pkg/session"
 )
 
 // Bytes writes b with a binary prefix: "512 B", "1.50 MiB", "23.5 GiB".
@@ -135,7 +137,9 @@ func Table(rows []Row, now time.Time, width int) (header string, lines []string)
 	for i := range rows {
 		cells[i] = make([]string, len(Columns))
 		for c, col := range Columns {
-			s := col.Cell(&rows[i], now)
+			// Names are others' (any user names a cgroup of theirs):
+			// their control characters are shown, not obeyed.
+			s := session.TerminalText(col.Cell(&rows[i], now), false)
 			cells[i][c] = s
 			widths[c] = max(widths[c], utf8.RuneCountInString(s))
 		}

@@ -46,7 +46,7 @@ func JSON(w io.Writer, r *session.Report, withSeries bool) error {
 // measured reads n/a, never 0.
 func Summary(w io.Writer, r *session.Report) error {
 	var b strings.Builder
-	b.WriteString(headline(r))
+	b.WriteString(session.TerminalText(headline(r), false))
 	// A run measured without the probes lacks whole measures: the first
 	// line says so, not only a log line that scrolls away.
 	for _, m := range r.SourcesMissing {
@@ -127,7 +127,9 @@ func Summary(w io.Writer, r *session.Report) error {
 	for _, f := range r.Findings {
 		b.WriteString("  " + FindingText(f) + "\n")
 	}
-	_, err := io.WriteString(w, b.String())
+	// Names in it are others' (cgroups, processes, containers): none of
+	// their control characters reaches the terminal.
+	_, err := io.WriteString(w, session.TerminalText(b.String(), true))
 	return err
 }
 
