@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/internal/collect"
@@ -239,6 +240,17 @@ func TestSetRetention(t *testing.T) {
 	if err := st.db.Compact(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// Of the TSDB's own metrics, the store keeps only what it reads:
+	// its compactions, counted, and the head's chunks.
+	if n := tsdbMetrics(st.tsdbReg, "prometheus_tsdb_compactions_total")[0]; n < 10 {
+		t.Errorf("%v compactions counted after cutting 3 hours into 10-minute blocks", n)
+	}
+	if n := st.headChunks(); n == 0 {
+		t.Error("no head chunks counted")
+	}
+	if mfs, err := st.tsdbReg.Gather(); err != nil || len(mfs) != 3 {
+		t.Errorf("the TSDB's registry holds %d families (%v), want the 3 the store reads", len(mfs), err)
+	}
 	before := st.db.Blocks()
 	if len(before) < 10 {
 		t.Fatalf("%d blocks; want the 3 hours kept under a 7-day retention", len(before))
@@ -268,6 +280,100 @@ func TestSetRetention(t *testing.T) {
 	want := "# HELP crmon_store_retention_seconds How long the store keeps samples (retention_period).\n# TYPE crmon_store_retention_seconds gauge\ncrmon_store_retention_seconds 1800\n"
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "crmon_store_retention_seconds"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestGoneSeriesLeaveTheHead removes most containers' series, as a host
+// whose containers come and go does: their staleness markers make them
+// stale, and once they are half of the head they leave it, without
+// waiting for the next head compaction (2 h away), and stay queryable.
+func TestGoneSeriesLeaveTheHead(t *testing.T) {
+	st := openStore(t, Options{blockReload: 100 * time.Millisecond})
+	start := time.Now().Add(-2 * time.Minute).Truncate(time.Second)
+	synthetic(t, st, start, time.Second, 60, 100)
+	if n := st.db.Head().NumSeries(); n != 100 {
+		t.Fatalf("%d series in the head, want 100", n)
+	}
+	// From the next tick on, 10 of the 100 containers are left.
+	synthetic(t, st, start.Add(time.Minute), time.Second, 5, 10)
+	deadline := time.Now().Add(20 * time.Second)
+	for st.db.Head().NumSeries() > 10 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := st.db.Head().NumSeries(); n != 10 {
+		t.Errorf("%d series in the head after 90 of 100 went, want 10", n)
+	}
+	e := NewEngine(st.Queryable(), Limits{}, nil)
+	if v := instant(t, e, `container_cpu_usage_seconds_total{name="c50"}`, start.Add(30*time.Second)); len(v) != 1 || v[0].F != 30*50 {
+		t.Errorf("a gone container's sample, after its series left the head: %v, want 1500", v)
+	}
+	if v := instant(t, e, `container_cpu_usage_seconds_total{name="c50"}`, start.Add(time.Minute+3*time.Second)); len(v) != 0 {
+		t.Errorf("a gone container after its staleness marker: %v, want nothing", v)
+	}
+}
+
+// TestSeriesComeAndGo appends ticks whose series come and go in the
+// middle of the order, with label pairs shared from tick to tick (as the
+// containers' collector hands them) and fresh ones (as the host's), and
+// checks that every tick's values land in their own series and that the
+// gone ones end with a staleness marker.
+func TestSeriesComeAndGo(t *testing.T) {
+	st := openStore(t, Options{})
+	pairs := map[string][]*dto.LabelPair{}
+	shared := func(name string) []*dto.LabelPair {
+		if pairs[name] == nil {
+			n, v := "name", name
+			pairs[name] = []*dto.LabelPair{{Name: &n, Value: &v}}
+		}
+		return pairs[name]
+	}
+	fresh := func(name string) []*dto.LabelPair {
+		n, v := "name", name
+		return []*dto.LabelPair{{Name: &n, Value: &v}}
+	}
+	tick := func(ts int64, labels func(string) []*dto.LabelPair, names ...string) {
+		t.Helper()
+		f := &dto.MetricFamily{Name: proto.String("c_total"), Type: dto.MetricType_COUNTER.Enum()}
+		for _, n := range names {
+			v := float64(ts) + float64(n[0])
+			f.Metric = append(f.Metric, &dto.Metric{Label: labels(n), Counter: &dto.Counter{Value: &v}})
+		}
+		if err := st.appendFamilies([]*dto.MetricFamily{f}, ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	ms := func(i int) int64 { return start.Add(time.Duration(i) * time.Second).UnixMilli() }
+	ticks := [][]string{
+		{"a", "b", "c", "d"},
+		{"a", "c", "d", "e"}, // b gone, e came at the end
+		{"a", "b", "c"},      // b back in the middle, d and e gone
+		{"a", "b", "c"},
+		{"x", "a", "c"}, // x before all, b gone
+	}
+	for i, names := range ticks {
+		labels := shared
+		if i%2 == 1 {
+			labels = fresh
+		}
+		tick(ms(i), labels, names...)
+	}
+	e := NewEngine(st.Queryable(), Limits{}, nil)
+	for i, names := range ticks {
+		for _, n := range "abcdex" {
+			v := instant(t, e, fmt.Sprintf(`c_total{name=%q}`, string(n)), time.UnixMilli(ms(i)))
+			want := float64(ms(i)) + float64(n)
+			if slices.Contains(names, string(n)) {
+				if len(v) != 1 || v[0].F != want {
+					t.Errorf("tick %d, %c: %v, want %v", i, n, v, want)
+				}
+			} else if len(v) != 0 {
+				t.Errorf("tick %d, %c: %v, want nothing (gone or not yet there)", i, n, v)
+			}
+		}
+	}
+	if len(st.cache) != 3 || len(st.order) != 3 {
+		t.Errorf("%d series cached, %d in order; want the last tick's 3", len(st.cache), len(st.order))
 	}
 }
 
