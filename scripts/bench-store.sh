@@ -8,13 +8,19 @@
 # scripts/bench-agent.sh measures one: CPU (% of one core) from
 # /proc/PID/stat over the window after WARMUP, RSS the median of VmRSS
 # read once a second (and its peak). Then the on-agent's store size.
+# The agents watch this run's containers only (include), so that other
+# containers on the host, and other runs, do not count. BASELINE=BIN adds
+# a third agent, that binary with the store on, over the same window: a
+# change's before and after side by side.
 #
 #   scripts/bench-store.sh                          # 50 containers, 300 s
 #   CONTAINERS=50 SECONDS_PER_RUN=600 scripts/bench-store.sh
+#   BASELINE=/tmp/crmon-old scripts/bench-store.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${BIN:-./crmon}
+BASELINE=${BASELINE:-}
 CONTAINERS=${CONTAINERS:-50}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-300}
 WARMUP=${WARMUP:-20}
@@ -31,7 +37,7 @@ run=crmon-bench-store-$$
 
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
-	$DOCKER ps -aq --filter "label=crmon-bench-store=$run" 2>/dev/null | xargs -r $DOCKER rm -f >/dev/null 2>&1 || true
+	$DOCKER ps -aq --filter "label=crmon-bench-store=$run" 2>/dev/null | xargs -r -P 2 -n 20 timeout 120 $DOCKER rm -f >/dev/null 2>&1 || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -40,17 +46,27 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "nan"} else if (NR%2
 
 if ((CONTAINERS > 0)); then
 	scripts/docker-env.sh >/dev/null
-	for i in $(seq 1 "$CONTAINERS"); do
-		$DOCKER run -d --label "crmon-bench-store=$run" --name "$run-$i" "$IMAGE" sleep 86400 >/dev/null
-	done
+	seq 1 "$CONTAINERS" | xargs -P 4 -I{} $DOCKER run -d --label "crmon-bench-store=$run" --name "$run-{}" "$IMAGE" sleep 86400 >/dev/null
 fi
-printf '[cleanroom.monitoring.store]\nenabled = false\n' >"$tmp/off.toml"
+include=$(printf '[cleanroom.monitoring.containers]\ninclude = ["%s-*"]\n' "$run")
+printf '%s\n[cleanroom.monitoring.store]\nenabled = false\n' "$include" >"$tmp/off.toml"
+printf '%s\n' "$include" >"$tmp/on.toml"
 $BIN --log.level warn run --config "$tmp/off.toml" --collection-interval 1s --ebpf "$EBPF" \
 	--web.listen-address 127.0.0.1:0 --control.socket "" 2>"$tmp/off.log" &
 pids+=($!)
-$BIN --log.level warn run --store.path "$tmp/store" --collection-interval 1s --ebpf "$EBPF" \
+names=("$BIN off")
+$BIN --log.level warn run --config "$tmp/on.toml" --store.path "$tmp/store" --collection-interval 1s --ebpf "$EBPF" \
 	--web.listen-address 127.0.0.1:0 --control.socket "" 2>"$tmp/on.log" &
 pids+=($!)
+names+=("$BIN on")
+stores=("" "$tmp/store")
+if [[ -n $BASELINE ]]; then
+	$BASELINE --log.level warn run --config "$tmp/on.toml" --store.path "$tmp/store-baseline" --collection-interval 1s --ebpf "$EBPF" \
+		--web.listen-address 127.0.0.1:0 --control.socket "" 2>"$tmp/baseline.log" &
+	pids+=($!)
+	names+=("$BASELINE on")
+	stores+=("$tmp/store-baseline")
+fi
 sleep "$WARMUP"
 declare -A u0 rss
 for p in "${pids[@]}"; do u0[$p]=$(awk '{print $14 + $15}' /proc/$p/stat); rss[$p]=""; done
@@ -60,14 +76,14 @@ for ((i = 0; i < SECONDS_PER_RUN; i++)); do
 	sleep 1
 done
 t1=$(date +%s.%N)
-printf '%-11s %-6s %-10s %-12s %-12s %s\n' containers store cpu_%core rss_MiB_med rss_MiB_peak store_bytes
-for k in 0 1; do
+printf '%-11s %-10s %-12s %-12s %-12s %s\n' containers cpu_%core rss_MiB_med rss_MiB_peak store_bytes agent
+for k in "${!pids[@]}"; do
 	p=${pids[$k]}
 	u1=$(awk '{print $14 + $15}' /proc/$p/stat)
 	cpu=$(awk -v a="${u0[$p]}" -v b="$u1" -v t0="$t0" -v t1="$t1" -v hz="$tck" 'BEGIN {printf "%.3f", (b-a)/hz/(t1-t0)*100}')
 	med=$(tr ' ' '\n' <<<"${rss[$p]}" | grep . | median | awk '{printf "%.1f", $1/1024}')
 	max=$(tr ' ' '\n' <<<"${rss[$p]}" | grep . | sort -n | tail -1 | awk '{printf "%.1f", $1/1024}')
 	size=-
-	[[ $k == 1 ]] && size=$(du -sb "$tmp/store" | cut -f1)
-	printf '%-11s %-6s %-10s %-12s %-12s %s\n' "$CONTAINERS" "$([[ $k == 1 ]] && echo on || echo off)" "$cpu" "$med" "$max" "$size"
+	[[ -n ${stores[$k]} ]] && size=$(du -sb "${stores[$k]}" | cut -f1)
+	printf '%-11s %-10s %-12s %-12s %-12s %s\n' "$CONTAINERS" "$cpu" "$med" "$max" "$size" "${names[$k]}"
 done

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -264,5 +265,56 @@ func BenchmarkQueryRange1h(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkDiskWindows is what an operator sees who measures the data
+// directory's growth over 10 minutes and extrapolates it to a day: the
+// idle host at 10 s for 8 hours (synthetic timestamps), the head
+// compacted whenever it is compactable (as the TSDB's own loop does),
+// the directory measured every 10 minutes. It reports the median and the
+// largest of the 10-minute growths (as MB/day) but the first (which
+// writes every series' labels to the log), and
+// the directory at the end, for a block range: with 2-hour blocks the
+// write-ahead log grows for hours between truncations, so most windows
+// see its rate; with short blocks each window sees a compaction.
+//
+//	go test -run '^$' -bench DiskWindows -benchtime 1x ./internal/store
+func BenchmarkDiskWindows(b *testing.B) {
+	for _, block := range []time.Duration{2 * time.Hour, 30 * time.Minute, 10 * time.Minute} {
+		b.Run(block.String(), func(b *testing.B) {
+			for b.Loop() {
+				st := openStore(b, Options{Retention: 7 * 24 * time.Hour, BlockDuration: block})
+				h := newIdleHost(b)
+				start := time.Now().Add(-9 * time.Hour).Truncate(2 * time.Hour)
+				const perWindow = 60 // 10 minutes at 10 s
+				var sizes []int64
+				for i := range 8 * 6 * perWindow {
+					if err := st.appendFamilies(h.tick(), start.Add(time.Duration(i)*10*time.Second).UnixMilli()); err != nil {
+						b.Fatal(err)
+					}
+					if st.db.Head().MaxTime()-st.db.Head().MinTime() > block.Milliseconds()*3/2 {
+						if err := st.db.Compact(context.Background()); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if i%perWindow == 0 {
+						st.updateSize()
+						sizes = append(sizes, st.Bytes())
+					}
+				}
+				var growth []float64
+				for i := 2; i < len(sizes); i++ { // after the first window, which has the series
+					growth = append(growth, float64(sizes[i]-sizes[i-1])*144/1e6)
+				}
+				slices.Sort(growth)
+				st.updateSize()
+				b.ReportMetric(growth[len(growth)/2], "MB/day-median")
+				b.ReportMetric(growth[len(growth)-1], "MB/day-max")
+				b.ReportMetric(float64(st.Bytes())/1e6, "MB-dir-8h")
+				b.ReportMetric(float64(len(st.db.Blocks())), "blocks")
+				st.Close()
+			}
+		})
 	}
 }
