@@ -184,7 +184,9 @@ func diagnoseScope(f scopeFacts, others []session.CgroupCPU) []session.Finding {
 			fd.Others = others
 		}
 	}
-	if f.haveEv && (ev.oomKills > 0 || f.oomKilled) {
+	// Docker's flag stands alone for a container killed and removed
+	// before its cgroup was read (a short one, on a busy host).
+	if (f.haveEv && ev.oomKills > 0) || f.oomKilled {
 		n := max(ev.oomKills, 1)
 		evm := map[string]float64{"oom_kills": float64(n)}
 		lim := ""

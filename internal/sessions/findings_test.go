@@ -48,6 +48,10 @@ func TestDiagnose(t *testing.T) {
 			[]string{session.FindingMemoryNearLimit}, "94%"},
 		{"oom", scopeFacts{scope: "container:db", m: &session.Measures{PeakMemoryBytes: 16 << 20}, haveEv: true, ev: evidence{memLimit: 16 << 20, oomKills: 1}, exit: exit(137), oomKilled: true},
 			[]string{session.FindingOOMKill, session.FindingContainerFailed}, "OOM killer"},
+		// Killed and gone before its cgroup was ever read: the engine's
+		// word is the evidence.
+		{"oom, cgroup never read", scopeFacts{scope: "container:db", m: &session.Measures{}, exit: exit(137), oomKilled: true},
+			[]string{session.FindingOOMKill, session.FindingContainerFailed}, "OOM killer killed 1 process(es) of container db"},
 		{"major faults", scopeFacts{m: &healthy, haveEv: true, ev: evidence{majorFaults: 5000}}, []string{session.FindingMajorFaults}, "5000"},
 		{"slow io", scopeFacts{m: &healthy, ioBefore: map[string][]uint64{"vda": hist(1000, 0.001)}, ioRun: map[string][]uint64{"vda": hist(50, 0.05)}},
 			[]string{session.FindingSlowIO}, "vda"},
