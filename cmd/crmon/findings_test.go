@@ -111,6 +111,13 @@ func TestFindingsStarved(t *testing.T) {
 // runs (one task there gets 0.1 CPU and is never throttled).
 const parallelBurners = `for n in 1 2 3 4 5 6 7 8; do (i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done) & done; wait`
 
+// oomAfterStart allocates 64 MiB a second after the container starts. An
+// allocation at once can be killed before containerd watches the
+// container's OOM events and before a sample reads its cgroup (1 of 6
+// beside stress-ng had no oom event): nothing is left to tell an OOM kill
+// from any SIGKILL then (docs/report.md, oom_kill).
+const oomAfterStart = "sleep 1; dd if=/dev/zero of=/dev/null bs=64M count=1"
+
 // TestFindingsContainers: a container burning CPU under --cpus 0.2 is
 // throttled; one that allocates 64 MiB under --memory 16m is OOM-killed
 // and fails; one that writes 48 MiB to a file under --memory 32m fills
@@ -127,7 +134,7 @@ func TestFindingsContainers(t *testing.T) {
 	label := fmt.Sprintf("crmon.test=findings-%d", os.Getpid())
 	got, r := findingCodes(t, "--containers", label, "--", "sh", "-c",
 		"docker run --rm --label "+label+" --name "+thr+" --cpus 0.2 "+dockertest.Image+" sh -c '"+parallelBurners+"'; "+
-			"docker run --rm --label "+label+" --name "+oom+" --memory 16m --memory-swap 16m "+dockertest.Image+" dd if=/dev/zero of=/dev/null bs=64M count=1; "+
+			"docker run --rm --label "+label+" --name "+oom+" --memory 16m --memory-swap 16m "+dockertest.Image+" sh -c '"+oomAfterStart+"'; "+
 			"docker run --rm --label "+label+" --name "+near+" --memory 32m --memory-swap 32m "+dockertest.Image+" dd if=/dev/zero of=/tmp/x bs=1M count=48; true")
 	if !slices.Contains(got["container:"+thr], session.FindingCPUThrottled) {
 		t.Errorf("findings %v: want cpu_throttled for %s", got, thr)

@@ -74,7 +74,7 @@ func TestExecHTMLInBrowser(t *testing.T) {
 	_, stderr, code := run(t, "exec", "-q", noAgent, "--html", h, "--limit", "cpu_seconds=0.1", "--limit", "peak_memory_bytes=1GiB",
 		"--baseline", base, "--max-regression", "cpu_seconds=10%", "--containers", label, "--", "sh", "-c",
 		"docker run --rm --label "+label+" --name "+ok+" "+dockertest.Image+" sh -c 'i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done'; "+
-			"docker run --rm --label "+label+" --name "+oom+" --memory 16m --memory-swap 16m "+dockertest.Image+" dd if=/dev/zero of=/dev/null bs=64M count=1; "+
+			"docker run --rm --label "+label+" --name "+oom+" --memory 16m --memory-swap 16m "+dockertest.Image+" sh -c '"+oomAfterStart+"'; "+
 			burner+"; "+burner)
 	if code != 3 {
 		t.Fatalf("exit %d, want 3 (over the limit)\n%s", code, stderr)
