@@ -103,9 +103,10 @@ func TestExecArgsAreCMDs(t *testing.T) {
 // runWithin runs crmon like run, killing it after d.
 func runWithin(t *testing.T, d time.Duration, args ...string) (string, string, int) {
 	t.Helper()
+	bin := crmonBinary(t) // the first call builds it: not part of d
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, crmonBinary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = storeEnv(t, args)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
