@@ -34,7 +34,11 @@ func TestUnreadResponsesAreBounded(t *testing.T) {
 		}
 	}
 	api := NewAPI(st, NewEngine(st.Queryable(), Limits{}, nil), "test", nil)
-	api.maxPending, api.writeTimeout = 10<<20, 2*time.Second
+	// The unread response must still be pending when the second one has
+	// been evaluated and encoded, which on a loaded machine took seconds:
+	// a write deadline long enough for that, short enough to wait for.
+	const writeTimeout = 8 * time.Second
+	api.maxPending, api.writeTimeout = 10<<20, writeTimeout
 	mux := http.NewServeMux()
 	for p, h := range api.Handlers() {
 		mux.Handle(p, h)
@@ -83,9 +87,10 @@ func TestUnreadResponsesAreBounded(t *testing.T) {
 		return resp.StatusCode, r
 	}
 	if code, r := get(); code != http.StatusServiceUnavailable || r.ErrorType != errUnavail || !strings.Contains(r.Error, "waiting for their clients") {
-		t.Errorf("with a response of the same size unread: HTTP %d %+v, want 503 unavailable", code, r)
+		t.Errorf("with a response of the same size unread: HTTP %d %s %q, want 503 unavailable", code, r.ErrorType, r.Error)
 	}
 	// The unread one ends at its write deadline; then there is room.
+	deadline = time.Now().Add(writeTimeout + 10*time.Second)
 	for api.pending.Load() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the unread response still pending after its write deadline: %d bytes", api.pending.Load())
@@ -93,6 +98,6 @@ func TestUnreadResponsesAreBounded(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if code, r := get(); code != http.StatusOK {
-		t.Errorf("after the write deadline: HTTP %d %+v, want 200", code, r)
+		t.Errorf("after the write deadline: HTTP %d %s %q, want 200", code, r.ErrorType, r.Error)
 	}
 }
