@@ -217,6 +217,7 @@ func BenchmarkExporters(b *testing.B) {
 			in := newInterner(e.labels)
 			size, whole := e.batchShape()
 			var series atomic.Int64
+			docs := 0
 			start := time.Now()
 			b.ResetTimer()
 			cpu0 := cpuTime()
@@ -236,6 +237,9 @@ func BenchmarkExporters(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
+					if el, ok := e.s.(*elastic); ok {
+						docs += len(el.docs)
+					}
 					e.bytes.Add(uint64(r.bytes))
 					e.q.commit(bt.hi)
 				}
@@ -249,6 +253,9 @@ func BenchmarkExporters(b *testing.B) {
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/1e10*100, "%core@10s")
 			if n := series.Load(); n > 0 {
 				b.ReportMetric(float64(n), "series/tick")
+			}
+			if docs > 0 {
+				b.ReportMetric(float64(docs)/float64(b.N), "docs/tick")
 			}
 		})
 	}

@@ -6,6 +6,7 @@ package export
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -50,6 +51,8 @@ type elastic struct {
 	// What a batch is built in, reused from one to the next.
 	docs    []esDoc
 	body    []byte
+	ends    []int
+	srcs    [][]byte
 	id      []byte
 	ids     []string
 	readers []bytes.Reader
@@ -149,13 +152,11 @@ func (el *elastic) send(ctx context.Context, b batch) (sent, error) {
 	if len(docs) > 0 {
 		index = docs[0].index
 	}
-	ids := el.ids[:0]
+	ids := el.docIDs(docs)
 	need := 0
 	for i := range docs {
-		ids = append(ids, el.docID(&docs[i]))
 		need += len(body[i]) + 1 + esMetaLen(ids[i], docs[i].index, index)
 	}
-	el.ids = ids
 	bi, err := el.indexer(need, index)
 	if err != nil {
 		return sent{}, err
@@ -483,18 +484,32 @@ func fnv128(s string) (h [16]byte) {
 	return h
 }
 
-// docID is derived from the document's index, time and labels, so that
-// the document sent again replaces itself.
-func (el *elastic) docID(d *esDoc) string {
-	el.hash.Reset()
-	el.id = append(el.id[:0], d.index...)
-	el.id = append(el.id, sep...)
-	el.id = strconv.AppendInt(el.id, d.t.UnixNano(), 10)
-	el.id = append(el.id, sep...)
-	el.id = append(el.id, d.g.hash[:]...)
-	el.hash.Write(el.id)
+// docIDs are the documents' IDs, each derived from the document's time
+// and labels (its index follows from its time), so that the document sent
+// again replaces itself: the hex of the FNV-128a hash of the time in
+// nanoseconds (8 bytes, big-endian) and the group's hash. They are cut
+// from one string, one allocation a batch rather than one a document.
+func (el *elastic) docIDs(docs []esDoc) []string {
+	const n = 2 * 16 // hex digits of an ID
+	buf := el.id[:0]
+	var in [8 + 16]byte
 	var sum [16]byte
-	return hex.EncodeToString(el.hash.Sum(sum[:0]))
+	for i := range docs {
+		d := &docs[i]
+		binary.BigEndian.PutUint64(in[:8], uint64(d.t.UnixNano()))
+		copy(in[8:], d.g.hash[:])
+		el.hash.Reset()
+		el.hash.Write(in[:])
+		buf = hex.AppendEncode(buf, el.hash.Sum(sum[:0]))
+	}
+	el.id = buf
+	all := string(buf)
+	ids := el.ids[:0]
+	for i := range docs {
+		ids = append(ids, all[i*n:(i+1)*n])
+	}
+	el.ids = ids
+	return ids
 }
 
 // encode writes each document's source, one after the other in one
@@ -510,7 +525,7 @@ func (el *elastic) docID(d *esDoc) string {
 // what it writes with encoding/json and the strict _bulk server.
 func (el *elastic) encode(docs []esDoc) [][]byte {
 	buf := el.body[:0]
-	ends := make([]int, len(docs))
+	ends := el.ends[:0]
 	for i := range docs {
 		d := &docs[i]
 		buf = append(buf, `{"@timestamp":"`...)
@@ -526,15 +541,16 @@ func (el *elastic) encode(docs []esDoc) [][]byte {
 			buf = appendJSONFloat(buf, p.v)
 		}
 		buf = append(buf, "}}"...)
-		ends[i] = len(buf)
+		ends = append(ends, len(buf))
 	}
-	el.body = buf
-	out := make([][]byte, len(docs))
+	el.body, el.ends = buf, ends
+	out := el.srcs[:0]
 	start := 0
-	for i, end := range ends {
-		out[i] = buf[start:end:end]
+	for _, end := range ends {
+		out = append(out, buf[start:end:end])
 		start = end
 	}
+	el.srcs = out
 	return out
 }
 
