@@ -19,6 +19,7 @@ import (
 
 	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/internal/testenv"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
@@ -67,6 +68,7 @@ func stalled(t *testing.T, addr, path string) net.Conn {
 // and Prometheus' scrapes were answered 503; a handler with no deadline
 // of its own (the snapshot's) stayed blocked in Write for good.
 func TestSlowReadersAreCutOff(t *testing.T) {
+	testenv.RequireLong(t, "ten 9 MB scrapes")
 	a := agent.New([]collect.Collector{
 		wide{prometheus.NewDesc("test_wide", "Many long series.", []string{"k"}, nil), 30_000},
 	}, time.Second, slog.New(slog.DiscardHandler))
@@ -84,7 +86,9 @@ func TestSlowReadersAreCutOff(t *testing.T) {
 		}
 		returned <- err
 	})
-	const deadline = 2 * time.Second
+	// Long enough for ten stalled scrapes to be gathered and held at
+	// once on a busy machine; the test waits for that, not for a time.
+	const deadline = 20 * time.Second
 	s := New(a, nil, Options{ListenAddress: "127.0.0.1:0", ReadOnly: map[string]http.Handler{"/big": big}, WriteTimeout: deadline})
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
@@ -99,8 +103,8 @@ func TestSlowReadersAreCutOff(t *testing.T) {
 		if err == nil {
 			t.Fatal("the unread answer was written whole: make it larger than the connection's buffers")
 		}
-	case <-time.After(deadline + 10*time.Second):
-		t.Errorf("a handler writing to a client that does not read is still blocked %v after the write deadline", 10*time.Second)
+	case <-time.After(deadline + time.Minute):
+		t.Errorf("a handler writing to a client that does not read is still blocked a minute after the write deadline")
 	}
 
 	scrape := func() int {
@@ -117,21 +121,25 @@ func TestSlowReadersAreCutOff(t *testing.T) {
 		return resp.StatusCode
 	}
 	// Every slot taken by a client that does not read.
-	for range 10 {
+	slots := cap(s.metrics.inflight)
+	for range slots {
 		stalled(t, s.Addr(), "/metrics")
 	}
 	held := time.Now()
-	for scrape() != http.StatusServiceUnavailable {
-		if time.Since(held) > deadline {
-			t.Fatal("the stalled scrapes never held every slot")
+	for len(s.metrics.inflight) < slots {
+		if time.Since(held) > deadline/2 {
+			t.Fatalf("after %v, %d of the %d stalled scrapes hold a slot", deadline/2, len(s.metrics.inflight), slots)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if code := scrape(); code != http.StatusServiceUnavailable {
+		t.Errorf("with every slot held: HTTP %d, want 503", code)
+	}
 	// They end at the write deadline; then Prometheus is answered again.
 	for scrape() != http.StatusOK {
-		if time.Since(held) > deadline+10*time.Second {
-			t.Fatalf("scrapes still refused %v after ten clients that do not read took every slot", time.Since(held).Round(time.Second))
+		if time.Since(held) > deadline+time.Minute {
+			t.Fatalf("scrapes still refused %v after %d clients that do not read took every slot", time.Since(held).Round(time.Second), slots)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -80,6 +80,8 @@ type Server struct {
 
 	ctl   *http.Server
 	ctlLn *control.Listener
+
+	metrics *metricsHandler
 }
 
 // DefaultWriteTimeout bounds writing one answer on the TCP listener: a
@@ -115,7 +117,8 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 	full, rest := Gatherer(a, extra), prometheus.NewRegistry()
 	rest.MustRegister(append([]prometheus.Collector{a.Rest()}, extra...)...)
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", newMetricsHandler(full, rest, a.AppendText, opts.Logger, 10))
+	metricsH := newMetricsHandler(full, rest, a.AppendText, opts.Logger, 10)
+	mux.Handle("/metrics", metricsH)
 	snapshot := func(w http.ResponseWriter, r *http.Request) {
 		s := a.Latest()
 		if s == nil {
@@ -179,6 +182,7 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 		mux.Handle("/", landing)
 	}
 	return &Server{
+		metrics: metricsH,
 		srv: &http.Server{
 			Handler:           checkHost(sameSite(mux), allowedHosts(opts)),
 			ReadHeaderTimeout: 10 * time.Second,
