@@ -354,14 +354,14 @@ func TestElasticsearchJSONFloat(t *testing.T) {
 // TestElasticsearchStalledAnswer: a _bulk request whose answer stalls
 // after its headers ends at the exporter's timeout (the bulk indexer's
 // worker sends with a context of its own, which gets the batch's
-// deadline), as a retryable failure; the next batch, to a server that
-// answers again, is indexed.
+// deadline), as a retryable failure, and the request is closed then, not
+// left to a worker; the next batch, to a server that answers again, is
+// indexed.
 func TestElasticsearchStalledAnswer(t *testing.T) {
 	bs := &bulkServer{t: t, docs: map[string]map[string]json.RawMessage{}}
-	var stall atomic.Bool
+	var stall, abandoned atomic.Bool
 	stall.Store(true)
 	release := make(chan struct{})
-	defer close(release)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/_bulk") && stall.Load() {
 			io.Copy(io.Discard, r.Body)
@@ -372,6 +372,7 @@ func TestElasticsearchStalledAnswer(t *testing.T) {
 			w.(http.Flusher).Flush()
 			select {
 			case <-r.Context().Done():
+				abandoned.Store(true)
 			case <-release:
 			}
 			return
@@ -379,6 +380,7 @@ func TestElasticsearchStalledAnswer(t *testing.T) {
 		bs.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
+	defer close(release) // before srv.Close, which waits for the handlers
 	c := exporterConfig("elastic", config.ExporterElasticsearch, srv.URL)
 	c.Index = "crmon"
 	c.Credentials.Token = "a2V5"
@@ -413,6 +415,10 @@ func TestElasticsearchStalledAnswer(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("a stalled answer held the send past 100 times its timeout")
 	}
+	// The request itself ended at the deadline: no worker is left
+	// waiting on the answer, holding a connection and the transport.
+	// (The server learns that the client closed it a moment later.)
+	waitFor(t, 10*time.Second, "the stalled request to be closed", func() string { return "" }, abandoned.Load)
 	stall.Store(false)
 	if err := send(1); err != nil {
 		t.Fatalf("the next batch: %v", err)
