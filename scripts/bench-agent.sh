@@ -73,7 +73,10 @@ for n in $CONTAINERS; do
 		scripts/docker-env.sh >/dev/null
 		# A bridge of their own: one holds at most 1024 ports, and
 		# docker0 has the host's other containers.
-		$DOCKER network create --label crmon-bench=1 crmon-bench >/dev/null
+		# Docker 20.10 can keep a removed bridge's stale endpoints after
+		# a bulk removal, refusing to delete it: reuse it then.
+		$DOCKER network inspect crmon-bench >/dev/null 2>&1 ||
+			$DOCKER network create --label crmon-bench=1 crmon-bench >/dev/null
 		seq 1 "$n" | xargs -P "$PARALLEL" -I{} $DOCKER run -d --label crmon-bench=1 --network crmon-bench --name "crmon-bench-{}" "$IMAGE" sleep 86400 >/dev/null
 	fi
 	for bin in $BINS; do
