@@ -3,7 +3,13 @@
 
 package cgroups
 
-import "bytes"
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
 
 // Populated reads "populated 0|1" from a cgroup2 cgroup.events: whether
 // any process is left in the cgroup or below it.
@@ -16,4 +22,30 @@ func Populated(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// TreePIDs lists up to max PIDs of the processes in the cgroup directory
+// dir and the cgroups below it, walking the tree in lexical order. A
+// cgroup removed during the walk is skipped.
+func TreePIDs(dir string, max int) []int {
+	var pids []int
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		if err != nil {
+			return nil
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if len(pids) >= max {
+				return filepath.SkipAll
+			}
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return nil
+	})
+	return pids
 }

@@ -296,27 +296,11 @@ func (c *Cgroup) Processes(max int) []session.Process {
 			break
 		}
 	}
-	var out []session.Process
-	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return nil
-		}
-		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
-		if err != nil {
-			return nil
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if len(out) >= max {
-				return filepath.SkipAll
-			}
-			pid, err := strconv.Atoi(f)
-			if err != nil {
-				continue
-			}
-			out = append(out, session.Process{PID: pid, Command: commandLine(pid)})
-		}
-		return nil
-	})
+	pids := cgroups.TreePIDs(dir, max)
+	out := make([]session.Process, 0, len(pids))
+	for _, pid := range pids {
+		out = append(out, session.Process{PID: pid, Command: commandLine(pid)})
+	}
 	return out
 }
 

@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/probe"
 	"github.com/crmon-dev/crmon/pkg/session"
 )
@@ -33,38 +33,13 @@ type ProcCounter interface {
 // processes of the run's cgroup tree at its end.
 const maxRunning = 4096
 
-// cgroupPIDs lists up to max PIDs of the processes in the cgroup2
-// directory dir and the cgroups below it.
-func cgroupPIDs(dir string, max int) []int {
-	var pids []int
-	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return nil
-		}
-		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
-		if err != nil {
-			return nil
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if len(pids) >= max {
-				return filepath.SkipAll
-			}
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-		return nil
-	})
-	return pids
-}
-
 // runProcesses is every process of the run's cgroup tree: those that
 // exited, counted by the kernel at their exit, and those still running at
 // the end, with what they used until then. A process that exits while
 // the running ones are read is taken from the probes' count, once.
 func runProcesses(pc ProcCounter, id uint64, procFS, dir string) ([]probe.Process, error) {
 	exited, err := pc.Take(id)
-	running, rerr := pc.Running(id, procFS, cgroupPIDs(dir, maxRunning))
+	running, rerr := pc.Running(id, procFS, cgroups.TreePIDs(dir, maxRunning))
 	late, lerr := pc.Take(id)
 	seen := map[int]bool{}
 	for _, p := range late {
