@@ -254,10 +254,10 @@ func TestFoundRunningKeepsNoSecondReader(t *testing.T) {
 		}
 	}
 	waitFor(t, 10*time.Second, "the running container watched", known(old))
-	if n := c.exits.keptFiles(); n != 0 {
+	if n := c.exits.keptFiles(func(id string) bool { return id == old }); n != 0 {
 		t.Errorf("a container running for %v before crmon has a second reader kept: %d files", 2*keep, n)
 	}
 	young := dockertest.Run(t, []string{"--name", prefix + "-young"}, "sleep", "600")
 	waitFor(t, 10*time.Second, "the new container watched", known(young))
-	waitFor(t, 5*time.Second, "the new container's reader kept", func() bool { return c.exits.keptFiles() > 0 })
+	waitFor(t, 5*time.Second, "the new container's reader kept", func() bool { return c.exits.keptFiles(func(id string) bool { return id == young }) > 0 })
 }

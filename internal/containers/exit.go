@@ -298,13 +298,14 @@ func (w *exitWatcher) dropOldReaders(now time.Time) {
 	}
 }
 
-// keptFiles counts the files of the readers kept for final reads.
-func (w *exitWatcher) keptFiles() int {
+// keptFiles counts the files of the readers kept for final reads: of the
+// containers of is true for, of every one when of is nil.
+func (w *exitWatcher) keptFiles(of func(id string) bool) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := 0
 	for _, ew := range w.byWD {
-		if ew.r != nil {
+		if ew.r != nil && (of == nil || of(ew.id)) {
 			n += ew.r.Files()
 		}
 	}
