@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crmon-dev/crmon/internal/docker/dockertest"
 )
 
@@ -46,7 +48,8 @@ func openFDKinds(t *testing.T, ours map[string]bool) (sockets, files int) {
 // TestEngineOutageLeaksNothing takes the engine away three times while
 // its containers change underneath (one restarted, one stopped and started
 // again, one replaced by a new one): once the collector has caught up,
-// it holds as many descriptors as before.
+// it holds as many descriptors as before and watches each container's
+// current cgroup.
 func TestEngineOutageLeaksNothing(t *testing.T) {
 	dockertest.Require(t)
 	prefix := uniq("crmon-outage")
@@ -66,6 +69,9 @@ func TestEngineOutageLeaksNothing(t *testing.T) {
 	replaced := run(prefix + "-replaced")
 
 	c := newTestCollector(t, Options{DockerHost: "unix://" + sock, Include: []string{prefix + "-*"}})
+	if c.exits == nil {
+		t.Fatal("no exit watcher")
+	}
 	// Caught up: every container of the test is running with its files
 	// open, under the PID the engine gives now.
 	caughtUp := func() bool {
@@ -125,6 +131,30 @@ func TestEngineOutageLeaksNothing(t *testing.T) {
 			}
 		}
 	}
+	// watchesCurrent checks that each of the test's containers watches
+	// the cgroup.events of the cgroup it runs in now, not that of one
+	// removed before it was made again at the same path (a restart).
+	watchesCurrent := func(cycle int) {
+		t.Helper()
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		for id, ct := range c.byID {
+			if !ours[id] || ct.removed {
+				continue
+			}
+			var open, now unix.Stat_t
+			p := filepath.Join(c.h.Unified, ct.paths.V2, "cgroup.events")
+			if ct.exitWD < 0 {
+				t.Errorf("after outage %d: %s is not watched", cycle, ct.name)
+			} else if err := unix.Fstat(ct.exitWD, &open); err != nil {
+				t.Errorf("after outage %d: %s's watch: %v", cycle, ct.name, err)
+			} else if err := unix.Stat(p, &now); err != nil {
+				t.Errorf("after outage %d: %v", cycle, err)
+			} else if open.Ino != now.Ino {
+				t.Errorf("after outage %d: %s watches a removed cgroup's %s (inode %d, now %d)", cycle, ct.name, p, open.Ino, now.Ino)
+			}
+		}
+	}
 	baseSockets, baseFiles := fds()
 
 	for cycle := 1; cycle <= 3; cycle++ {
@@ -148,6 +178,7 @@ func TestEngineOutageLeaksNothing(t *testing.T) {
 		if files != baseFiles || sockets > baseSockets+6 {
 			t.Errorf("after outage %d: %d files, %d sockets open; before: %d files, %d sockets", cycle, files, sockets, baseFiles, baseSockets)
 		}
+		watchesCurrent(cycle)
 	}
 }
 

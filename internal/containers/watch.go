@@ -494,9 +494,16 @@ func (c *Collector) onCgroupCreated(cgroup string) {
 		switch {
 		case wd < 0:
 		case ok && wd == ct.exitWD:
-		case !ok || ct.removed || ct.exitWD >= 0 || ct.paths.V2 != cgroup:
+		case !ok || ct.removed || ct.paths.V2 != cgroup:
 			c.exits.remove(wd)
 		default:
+			// A watch held already is of the cgroup removed before this
+			// one was made at its path (a restart whose "die" was handled
+			// late or, the engine unreachable, not at all), or of this
+			// one: the new watch is of the container's cgroup either way.
+			if ct.exitWD >= 0 {
+				c.exits.remove(ct.exitWD)
+			}
 			ct.exitWD = wd
 		}
 	})
