@@ -312,6 +312,18 @@ func (w *exitWatcher) keptFiles(of func(id string) bool) int {
 	return n
 }
 
+// watching reports whether a watch is held for container id.
+func (w *exitWatcher) watching(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ew := range w.byWD {
+		if ew.id == id {
+			return true
+		}
+	}
+	return false
+}
+
 // size is the number of container watches held, for tests of churn.
 func (w *exitWatcher) size() int {
 	w.mu.Lock()

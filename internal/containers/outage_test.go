@@ -47,12 +47,15 @@ func openFDKinds(t *testing.T, ours map[string]bool) (sockets, files int) {
 
 // TestEngineOutageLeaksNothing takes the engine away three times while
 // its containers change underneath (one restarted, one stopped and started
-// again, one replaced by a new one): once the collector has caught up,
-// it holds as many descriptors as before and watches each container's
-// current cgroup.
+// again, one replaced by a new one) and containers it does not watch come
+// (one still running, one already removed when the engine is back): once
+// the collector has caught up, it holds as many descriptors as before,
+// watches each of its containers' current cgroup, and nothing of the
+// others.
 func TestEngineOutageLeaksNothing(t *testing.T) {
 	dockertest.Require(t)
 	prefix := uniq("crmon-outage")
+	others := uniq("crmon-outage-other")
 	sock := filepath.Join(t.TempDir(), "engine.sock")
 	relay := startRelay(t, sock)
 	defer func() { relay.stop() }()
@@ -165,6 +168,19 @@ func TestEngineOutageLeaksNothing(t *testing.T) {
 		dockertest.Docker(t, "start", stopped)
 		dockertest.Remove(replaced)
 		replaced = run(prefix + "-replaced")
+		// Not watched: held as pending from their cgroups being made,
+		// until the engine says what they are.
+		other := dockertest.Run(t, []string{"--name", others + "-running"}, "sleep", "600")
+		gone := dockertest.Run(t, []string{"--rm", "--name", others + "-gone"}, "true")
+		waitFor(t, 15*time.Second, "the unwatched containers held as pending", func() bool {
+			c.mu.RLock()
+			defer c.mu.RUnlock()
+			o, g := c.byID[other], c.byID[gone]
+			return o != nil && o.pending && g != nil && g.pending
+		})
+		waitFor(t, 15*time.Second, "the short-lived one removed", func() bool {
+			return dockertest.Docker(t, "ps", "-aq", "--filter", "id="+gone) == ""
+		})
 		relay = startRelay(t, sock)
 		waitFor(t, 30*time.Second, "the collector to catch up", caughtUp)
 		// Removed containers linger a few ticks: let them go.
@@ -179,6 +195,17 @@ func TestEngineOutageLeaksNothing(t *testing.T) {
 			t.Errorf("after outage %d: %d files, %d sockets open; before: %d files, %d sockets", cycle, files, sockets, baseFiles, baseSockets)
 		}
 		watchesCurrent(cycle)
+		// The sync names the running one unwatched, and the list no
+		// longer has the other: neither is held.
+		for _, id := range []string{other, gone} {
+			c.mu.RLock()
+			_, held := c.byID[id]
+			c.mu.RUnlock()
+			if held || c.exits.watching(id) {
+				t.Errorf("after outage %d: container %.12s, not watched, still held (in the collector: %v)", cycle, id, held)
+			}
+		}
+		dockertest.Remove(other)
 	}
 }
 

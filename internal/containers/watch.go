@@ -92,6 +92,7 @@ func (c *Collector) session(ctx context.Context, onSync func()) error {
 		c.exits.addParent(path.Dir(cgroups.DockerPath(cgroups.Layout{Driver: info.CgroupDriver}, "0")))
 	}
 
+	listed := time.Now()
 	lctx, lcancel := context.WithTimeout(ctx, apiTimeout)
 	list, err := c.client.List(lctx)
 	lcancel()
@@ -102,15 +103,25 @@ func (c *Collector) session(ctx context.Context, onSync func()) error {
 	for _, d := range list {
 		seen[d.ID] = true
 		if !c.watched(d.Name) {
+			// Held as pending if its cgroup was made while the engine
+			// was unreachable: the events that name it are gone.
+			c.forgetPending(d.ID)
 			continue
 		}
 		c.refresh(ctx, d.ID, docker.Event{Name: d.Name, Image: d.Image})
 	}
-	// Containers removed while the engine was unreachable.
 	c.mu.Lock()
 	for id, ct := range c.byID {
-		if !seen[id] && !ct.removed && !ct.pending {
+		switch {
+		case seen[id] || ct.removed:
+		case !ct.pending:
+			// Removed while the engine was unreachable.
 			c.markRemoved(ct)
+		case ct.pendingSince.Before(listed):
+			// Its cgroup was made before the list was asked for, so the
+			// engine had the container then: not listed, it was removed
+			// meanwhile, and no event will name it.
+			c.drop(ct)
 		}
 	}
 	c.up = true
@@ -451,8 +462,10 @@ func (c *Collector) readFinal(ct *container) {
 // a container's, its cgroup.events is watched from now on, before its
 // process runs. The engine's events may come later than the container's
 // end on a busy host, so a container not known yet is held as pending
-// until they do: not served, not listed, and forgotten after pendingTTL
-// or when the engine names a container crmon does not watch.
+// until they do: not served, not listed, and forgotten after pendingTTL,
+// when the engine names a container crmon does not watch, or when the
+// list taken as the engine is reached again names it so or no longer has
+// it.
 func (c *Collector) onCgroupCreated(cgroup string) {
 	_, id, ok := cgroups.ParseContainerPath(cgroup)
 	// The container's own cgroup, not one made inside it.
