@@ -534,7 +534,13 @@ func (c *Collector) updateLabels(ct *container) {
 	if ct.lp == nil || ct.lpStale {
 		kv := []string{"id", ct.cgroupPath, "name", ct.name, "image", ct.image}
 		for i, n := range c.labelNames {
-			kv = append(kv, n, ct.labelValues[i])
+			// A container the engine has not described yet (pending,
+			// not served) has no label values: empty until setMeta.
+			v := ""
+			if i < len(ct.labelValues) {
+				v = ct.labelValues[i]
+			}
+			kv = append(kv, n, v)
 		}
 		ct.baseKV = kv
 		lp := &labelSets{
