@@ -4,11 +4,13 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -18,6 +20,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
 // The acceptance tests run workloads of known size in child processes:
@@ -49,7 +53,8 @@ func TestMain(m *testing.M) {
 
 // workload burns CRMON_TEST_CPU seconds of CPU, writes CRMON_TEST_DIRECT_BYTES
 // with O_DIRECT to CRMON_TEST_FILE and sends CRMON_TEST_SEND_BYTES to
-// CRMON_TEST_SEND_ADDR, each when set.
+// CRMON_TEST_SEND_ADDR, each when set; what the kernel counted for the
+// connection goes to CRMON_TEST_SEND_RESULT (sendEnv).
 func workload() error {
 	var b [1]byte
 	if _, err := os.Stdin.Read(b[:]); err != nil {
@@ -72,11 +77,19 @@ func workload() error {
 		}
 	}
 	if s := os.Getenv("CRMON_TEST_SEND_BYTES"); s != "" {
-		n, err := strconv.Atoi(s)
+		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return err
 		}
-		if err := send(os.Getenv("CRMON_TEST_SEND_ADDR"), n); err != nil {
+		sent, err := testenv.SendTCP(os.Getenv("CRMON_TEST_SEND_ADDR"), n, time.Minute)
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(sent)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(os.Getenv("CRMON_TEST_SEND_RESULT"), b, 0o600); err != nil {
 			return err
 		}
 	}
@@ -227,22 +240,24 @@ func writeDirect(path string, n int) error {
 	return f.Sync()
 }
 
-func send(addr string, n int) error {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 64<<10)
-	for left := n; left > 0; left -= len(buf) {
-		if _, err := c.Write(buf[:min(len(buf), left)]); err != nil {
-			return err
+// sendEnv is the environment of a workload that sends n bytes to addr,
+// and a function that reads, once it has, what its TCP stack counted.
+func sendEnv(t *testing.T, addr string, n int) ([]string, func() testenv.TCPSent) {
+	t.Helper()
+	result := filepath.Join(t.TempDir(), "sent.json")
+	env := []string{"CRMON_TEST_SEND_BYTES=" + strconv.Itoa(n), "CRMON_TEST_SEND_ADDR=" + addr, "CRMON_TEST_SEND_RESULT=" + result}
+	return env, func() testenv.TCPSent {
+		t.Helper()
+		var s testenv.TCPSent
+		b, err := os.ReadFile(result)
+		if err == nil {
+			err = json.Unmarshal(b, &s)
 		}
+		if err != nil {
+			t.Fatalf("the sender's TCP counters: %v", err)
+		}
+		return s
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.CloseWrite()
-	}
-	io.Copy(io.Discard, c) // wait for the listener to finish reading
-	return c.Close()
 }
 
 // countingListener listens on addr ("127.0.0.1:0", "<bridge>:0") and

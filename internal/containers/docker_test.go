@@ -334,7 +334,7 @@ func TestWorkloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	tcp := testenv.ReadNetnsTCP(t, sendPID) // after the scrape: at least what it had counted by then
-	mtu := containerMTU(t, sendPID, "eth0")
+	mtu := testenv.ContainerMTU(t, sendPID, "eth0")
 	retrans := float64(tcp.MaxRetransmittedPayload(mtu))
 	if retrans >= sendBytes {
 		t.Fatalf("the sender retransmitted up to %.0f bytes of its %d of payload (%v): the byte count cannot be checked", retrans, sendBytes, tcp)
@@ -456,21 +456,6 @@ func TestEngineRestart(t *testing.T) {
 		}
 		return ok && ref.Name == name
 	})
-}
-
-// containerMTU is the MTU of device dev in the network namespace of
-// process pid, from the sysfs mounted in its container.
-func containerMTU(t *testing.T, pid int, dev string) int {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/sys/class/net/%s/mtu", pid, dev))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mtu, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || mtu <= testenv.IPv4Header+testenv.TCPHeaderMin {
-		t.Fatalf("MTU of %s in process %d's namespace: %q", dev, pid, b)
-	}
-	return mtu
 }
 
 // relay forwards a unix socket to the engine's, so a test can take the

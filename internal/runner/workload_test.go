@@ -6,7 +6,6 @@ package runner
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,6 +45,8 @@ type workloadResult struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	Written    int64   `json:"written"`
 	Sent       int64   `json:"sent"`
+	// TCP is what the kernel counted for the connection that sent them.
+	TCP testenv.TCPSent `json:"tcp"`
 }
 
 func rusageSeconds() float64 {
@@ -65,21 +66,11 @@ func workload() error {
 	}
 	if s := os.Getenv("CRMON_WORKLOAD_SEND"); s != "" {
 		n, _ := strconv.ParseInt(s, 10, 64)
-		c, err := net.Dial("tcp", os.Getenv("CRMON_WORKLOAD_ADDR"))
+		tcp, err := testenv.SendTCP(os.Getenv("CRMON_WORKLOAD_ADDR"), n, time.Minute)
 		if err != nil {
 			return err
 		}
-		buf := make([]byte, 64<<10)
-		for left := n; left > 0; {
-			k, err := c.Write(buf[:min(int64(len(buf)), left)])
-			if err != nil {
-				return err
-			}
-			left -= int64(k)
-		}
-		if err := c.Close(); err != nil {
-			return err
-		}
+		res.TCP = tcp
 		res.Sent = n
 	}
 	if s := os.Getenv("CRMON_WORKLOAD_CPU"); s != "" {

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +85,22 @@ func ReadNetnsTCP(t testing.TB, pid int) NetnsTCP {
 // most the MTU less the IPv4 and TCP headers.
 func (n NetnsTCP) MaxRetransmittedPayload(mtu int) uint64 {
 	return n.RetransSegs * uint64(mtu-IPv4Header-TCPHeaderMin)
+}
+
+// ContainerMTU is the MTU of device dev in the network namespace of
+// process pid, from the sysfs mounted in its container (a sysfs shows the
+// devices of the namespace it was mounted in).
+func ContainerMTU(t testing.TB, pid int, dev string) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/sys/class/net/%s/mtu", pid, dev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mtu, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || mtu <= IPv4Header+TCPHeaderMin {
+		t.Fatalf("MTU of %s in process %d's namespace: %q", dev, pid, b)
+	}
+	return mtu
 }
 
 func (n NetnsTCP) String() string {
