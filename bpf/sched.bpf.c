@@ -78,11 +78,12 @@ struct {
 
 DEFINE_DROPS(sched_drops, SCHED_DROP_MAX);
 
-// sched_oncpu holds, per CPU, the cgroup2 id of the task that CPU switched
-// to last (0 for the idle task). A task that runs through a whole tick
-// without switching out charges nothing to sched_cgroups in that tick:
-// user space reads this map too, so that such a cgroup still counts as
-// active and its cgroupfs counters are read.
+// sched_oncpu holds, per CPU, the cgroup2 id of the task on that CPU (0
+// for the idle task), set when the CPU switches to it and again whenever
+// the kernel accounts it CPU time. A task that runs through a whole tick without switching
+// out charges nothing to sched_cgroups in that tick: user space reads
+// this map too, so that such a cgroup still counts as active and its
+// cgroupfs counters are read.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -220,5 +221,30 @@ int BPF_PROG(crmon_sched_wakeup_new, struct task_struct *p)
 	ts->last_delay = p->sched_info.run_delay;
 	ts->last_pcount = p->sched_info.pcount;
 	ts->baseline = 1;
+	return 0;
+}
+
+// A task moved to another cgroup while on its CPU is not switched out:
+// cgroup migration does not reschedule. Set at switch-in alone, the
+// marker went on naming its old cgroup until it next switched out, and
+// its new cgroup looked idle all the while, however much CPU it used.
+// sched_stat_runtime fires where the kernel accounts a running task's
+// time (update_curr_task(), next to cgroup_account_cputime(); from Linux
+// 6.8 for every class, before for CFS tasks only), on the task's CPU: the
+// marker then names the cgroup the time is charged to, so a cgroup whose
+// cpu.stat moved is on a CPU by the marker or was charged a switch-out.
+SEC("tp_btf/sched_stat_runtime")
+int BPF_PROG(crmon_sched_stat_runtime, struct task_struct *p)
+{
+	__u32 zero = 0;
+	__u64 *oncpu;
+
+	// p is the task running on its run queue's CPU, but update_curr()
+	// may run on another CPU, holding that run queue's lock (a remote
+	// wakeup, load balancing): the marker to set is that of p's CPU.
+	// sched_switch sets it under the same lock. The helper is Linux 5.19.
+	oncpu = bpf_map_lookup_percpu_elem(&sched_oncpu, &zero, p->thread_info.cpu);
+	if (oncpu)
+		*oncpu = p->cgroups->dfl_cgrp->kn->id;
 	return 0;
 }

@@ -83,6 +83,43 @@ func usageUsec(t *testing.T, cg *testCgroup) uint64 {
 	return 0
 }
 
+// startBurner starts a shell loop (one thread, no syscalls) in cg at
+// SCHED_FIFO, pinned to the last CPU, and keeps the test's goroutine's
+// thread off that CPU until the test ends.
+func startBurner(t *testing.T, cg *testCgroup) *exec.Cmd {
+	t.Helper()
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs a second CPU for the burner")
+	}
+	burner := startCommand(t, cg, "sh", "-c", "while :; do :; done")
+	cpu := runtime.NumCPU() - 1
+	var set unix.CPUSet
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(burner.Process.Pid, &set); err != nil {
+		t.Fatal(err)
+	}
+	var rest unix.CPUSet
+	for i := 0; i < cpu; i++ {
+		rest.Set(i)
+	}
+	runtime.LockOSThread()
+	var old unix.CPUSet
+	_ = unix.SchedGetaffinity(0, &old)
+	if err := unix.SchedSetaffinity(0, &rest); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	// Cleanups run on the test's goroutine, after the test function.
+	t.Cleanup(func() {
+		_ = unix.SchedSetaffinity(0, &old)
+		runtime.UnlockOSThread()
+	})
+	if err := unix.SchedSetAttr(burner.Process.Pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}, 0); err != nil {
+		t.Fatal(err)
+	}
+	return burner
+}
+
 // TestActivityOnCPU checks the property the containers collector relies
 // on to skip a cgroup's reads: a cgroup that used CPU between two
 // readings is active at the second, even when its only task never
@@ -104,43 +141,18 @@ func usageUsec(t *testing.T, cg *testCgroup) uint64 {
 // between the read after reading k-1 and the read before reading k, the
 // burner was current at some moment between the two readings: either it
 // still is at reading k, which reads sched_oncpu first, and the marker
-// (set at its switch-in) names its cgroup; or it switched out before,
+// (set at its switch-in and at each scheduler tick) names its cgroup; or it switched out before,
 // and reading k's count, read after sched_oncpu, has that switch. Either
 // way reading k says active. The converse is not checked: a reading may
 // say active for a tick in which the kernel had not yet accounted the
 // burner's time (up to one scheduler tick late), which costs only a read.
 func TestActivityOnCPU(t *testing.T) {
 	p := loadProbes(t, Options{Sched: true})
-	if runtime.NumCPU() < 2 {
-		t.Skip("needs a second CPU for the burner")
-	}
 	m := mounts(t)
 	busy := newCgroup(t, m, "oncpu")
 	idle := newCgroup(t, m, "sleeper")
 	sleeper := startCommand(t, idle, "sleep", "3600")
-	burner := startCommand(t, busy, "sh", "-c", "while :; do :; done")
-	cpu := runtime.NumCPU() - 1
-	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(burner.Process.Pid, &set); err != nil {
-		t.Fatal(err)
-	}
-	// Keep this test's own threads off the burner's CPU.
-	var rest unix.CPUSet
-	for i := 0; i < cpu; i++ {
-		rest.Set(i)
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var old unix.CPUSet
-	_ = unix.SchedGetaffinity(0, &old)
-	if err := unix.SchedSetaffinity(0, &rest); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.SchedSetaffinity(0, &old)
-	if err := unix.SchedSetAttr(burner.Process.Pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}, 0); err != nil {
-		t.Fatal(err)
-	}
+	startBurner(t, busy)
 
 	// The sleeper switches out while it execs and loads (page faults that
 	// wait for the disk on a busy host); from its nanosleep on, it is
@@ -206,4 +218,57 @@ func TestActivityOnCPU(t *testing.T) {
 		t.Errorf("in none of the %d ticks in which the burner ran (of %d) was it seen by the marker alone: the marker was not tested", ran, ticks)
 	}
 	t.Logf("of %d ticks: the burner ran in %d, %d of them seen only by the on-CPU marker; it did not run in %d", ticks, ran, onlyOnCPU, notRun)
+}
+
+// TestActivityMovedWhileOnCPU moves the burner to another cgroup while it
+// runs: cgroup migration does not switch it out, so its new cgroup is
+// charged no context switch until throttling takes it off its CPU, and
+// only the on-CPU marker, refreshed at the scheduler tick, can see it
+// there. The check is TestActivityOnCPU's, against the new cgroup's
+// cpu.stat usage_usec read around each reading.
+func TestActivityMovedWhileOnCPU(t *testing.T) {
+	p := loadProbes(t, Options{Sched: true})
+	m := mounts(t)
+	from := newCgroup(t, m, "move-from")
+	to := newCgroup(t, m, "move-to")
+	burner := startBurner(t, from)
+
+	c := NewCollector(p, CollectorOptions{}).(*collector)
+	var ca collect.CgroupActivity = c
+	time.Sleep(50 * time.Millisecond)
+	if _, ok := ca.CgroupActivity(time.Now()); !ok {
+		t.Fatal("the probes cannot tell activity with the sched probe up")
+	}
+	if err := os.WriteFile(filepath.Join(to.v2, "cgroup.procs"), []byte(strconv.Itoa(burner.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prev, _ := ca.CgroupActivity(time.Now())
+	after := usageUsec(t, to)
+	ran, onlyOnCPU := 0, 0
+	const ticks = 10
+	for i := 0; i < ticks; i++ {
+		time.Sleep(50 * time.Millisecond)
+		before := usageUsec(t, to)
+		act, ok := ca.CgroupActivity(time.Now())
+		if !ok {
+			t.Fatalf("tick %d: the probes cannot tell activity", i)
+		}
+		used := before > after
+		after = usageUsec(t, to)
+		moved := act.Counts[to.path] != prev.Counts[to.path]
+		if used && !moved && !act.OnCPU[to.path] {
+			t.Errorf("tick %d: the moved burner's new cgroup used CPU since the last reading (cpu.stat usage_usec moved) but looks idle (not on a CPU; on a CPU by its old cgroup: %v)", i, act.OnCPU[from.path])
+		}
+		if used {
+			ran++
+			if !moved {
+				onlyOnCPU++
+			}
+		}
+		prev = act
+	}
+	if onlyOnCPU == 0 {
+		t.Errorf("in none of the %d ticks in which the moved burner ran (of %d) was it seen by the marker alone: the marker was not tested", ran, ticks)
+	}
+	t.Logf("of %d ticks: the moved burner ran in %d, %d of them seen only by the on-CPU marker", ticks, ran, onlyOnCPU)
 }

@@ -52,6 +52,9 @@ var requirements = map[string][]requirement{
 				member("bpf_local_storage_map", "use_kmalloc_nolock"),
 				member("bpf_local_storage_elem", "use_kmalloc_nolock"))},
 		{"64-bit cgroup ids (kernfs_node.id)", "Linux 5.5", kernfsID64},
+		// The on-CPU marker is refreshed where a task's time is accounted.
+		{"tp_btf sched_stat_runtime (tsk)", "Linux 5.5", tracepoint("sched_stat_runtime", "task_struct")},
+		{"task_struct.thread_info.cpu", "", member("task_struct", "thread_info", "cpu")},
 	},
 	ProbeBlock: {
 		// Before 5.11 these tracepoints also took the request_queue.

@@ -406,7 +406,7 @@ func (p *Probes) loadSched(cache *btf.Cache) error {
 		return fmt.Errorf("loading: %w", err)
 	}
 	p.sched = objs
-	return p.attachTracing(objs.CrmonSchedWakeupNew, objs.CrmonSchedSwitch)
+	return p.attachTracing(objs.CrmonSchedWakeupNew, objs.CrmonSchedSwitch, objs.CrmonSchedStatRuntime)
 }
 
 func (p *Probes) loadBlock(cache *btf.Cache) error {
@@ -545,7 +545,7 @@ func (p *Probes) programs() []namedProgram {
 		}
 	}
 	if p.sched != nil {
-		add(ProbeSched, p.sched.CrmonSchedSwitch, p.sched.CrmonSchedWakeupNew)
+		add(ProbeSched, p.sched.CrmonSchedSwitch, p.sched.CrmonSchedWakeupNew, p.sched.CrmonSchedStatRuntime)
 	}
 	if p.block != nil {
 		add(ProbeBlock, p.block.CrmonBlockRqIssue, p.block.CrmonBlockRqComplete, p.block.CrmonBlockRqRequeue, p.block.CrmonBlockRqMerge)

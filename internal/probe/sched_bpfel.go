@@ -38,13 +38,14 @@ type schedTaskState struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	schedMapSchedCgroups         = "sched_cgroups"
-	schedMapSchedDrops           = "sched_drops"
-	schedMapSchedOncpu           = "sched_oncpu"
-	schedMapSchedTasks           = "sched_tasks"
-	schedProgCrmonSchedSwitch    = "crmon_sched_switch"
-	schedProgCrmonSchedWakeupNew = "crmon_sched_wakeup_new"
-	schedVarHistograms           = "histograms"
+	schedMapSchedCgroups           = "sched_cgroups"
+	schedMapSchedDrops             = "sched_drops"
+	schedMapSchedOncpu             = "sched_oncpu"
+	schedMapSchedTasks             = "sched_tasks"
+	schedProgCrmonSchedStatRuntime = "crmon_sched_stat_runtime"
+	schedProgCrmonSchedSwitch      = "crmon_sched_switch"
+	schedProgCrmonSchedWakeupNew   = "crmon_sched_wakeup_new"
+	schedVarHistograms             = "histograms"
 )
 
 // loadSched returns the embedded CollectionSpec for sched.
@@ -89,8 +90,9 @@ type schedSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type schedProgramSpecs struct {
-	CrmonSchedSwitch    *ebpf.ProgramSpec `ebpf:"crmon_sched_switch"`
-	CrmonSchedWakeupNew *ebpf.ProgramSpec `ebpf:"crmon_sched_wakeup_new"`
+	CrmonSchedStatRuntime *ebpf.ProgramSpec `ebpf:"crmon_sched_stat_runtime"`
+	CrmonSchedSwitch      *ebpf.ProgramSpec `ebpf:"crmon_sched_switch"`
+	CrmonSchedWakeupNew   *ebpf.ProgramSpec `ebpf:"crmon_sched_wakeup_new"`
 }
 
 // schedMapSpecs contains maps before they are loaded into the kernel.
@@ -156,12 +158,14 @@ type schedVariables struct {
 //
 // It can be passed to loadSchedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schedPrograms struct {
-	CrmonSchedSwitch    *ebpf.Program `ebpf:"crmon_sched_switch"`
-	CrmonSchedWakeupNew *ebpf.Program `ebpf:"crmon_sched_wakeup_new"`
+	CrmonSchedStatRuntime *ebpf.Program `ebpf:"crmon_sched_stat_runtime"`
+	CrmonSchedSwitch      *ebpf.Program `ebpf:"crmon_sched_switch"`
+	CrmonSchedWakeupNew   *ebpf.Program `ebpf:"crmon_sched_wakeup_new"`
 }
 
 func (p *schedPrograms) Close() error {
 	return _SchedClose(
+		p.CrmonSchedStatRuntime,
 		p.CrmonSchedSwitch,
 		p.CrmonSchedWakeupNew,
 	)
