@@ -6,6 +6,7 @@ package probe
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -223,23 +224,34 @@ func bufferedWrite(arg string) error {
 }
 
 // send connects to addr and sends n bytes; arg is "n,addr".
+// send sends n bytes to addr (arg "n,addr"), waits until the connection
+// is closed on both sides and prints, as JSON on stdout, what its TCP
+// stack counted (testenv.TCPSent): the bound of what the probes can have
+// seen of it.
 func send(arg string) error {
 	parts := strings.SplitN(arg, ",", 2)
-	n, _ := strconv.Atoi(parts[0])
-	c, err := net.Dial("tcp", parts[1])
+	if len(parts) != 2 {
+		return fmt.Errorf("want n,addr, got %q", arg)
+	}
+	n, err := strconv.ParseInt(parts[0], 10, 64)
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 64<<10)
-	for sent := 0; sent < n; {
-		k := min(len(buf), n-sent)
-		w, err := c.Write(buf[:k])
-		if err != nil {
-			return err
-		}
-		sent += w
+	sent, err := testenv.SendTCP(parts[1], n, time.Minute)
+	if err != nil {
+		return err
 	}
-	return c.Close()
+	return json.NewEncoder(os.Stdout).Encode(sent)
+}
+
+// sentTCP is what a finished send workload's TCP stack counted.
+func (wp *workloadProc) sentTCP(t testing.TB) testenv.TCPSent {
+	t.Helper()
+	var s testenv.TCPSent
+	if err := json.Unmarshal([]byte(wp.stdoutString()), &s); err != nil {
+		t.Fatalf("the sender's TCP counters %q: %v", wp.stdoutString(), err)
+	}
+	return s
 }
 
 // receive listens on the address written to stdout, reads to EOF and
@@ -1103,10 +1115,46 @@ func TestNetLoopback(t *testing.T) {
 	settle()
 	tx := read(t, p, sender.path)
 	rx := read(t, p, receiver.path)
-	within(t, "sender transmit bytes", float64(tx.NetTransmitBytes), size, 0, 0.06)
-	within(t, "receiver receive bytes", float64(rx.NetReceiveBytes), size, 0, 0.06)
-	if tx.NetTransmitPackets == 0 || rx.NetReceivePackets == 0 {
-		t.Errorf("packets: tx %d rx %d", tx.NetTransmitPackets, rx.NetReceivePackets)
+	sent := sw.sentTCP(t)
+	// Each cgroup's only traffic is the one connection. The probes count
+	// each packet from its IPv4 header on (skb->len), as it leaves the
+	// sender's socket and as it reaches the receiver's. At least: the
+	// payload once, and an IPv4 and a TCP header (20+20 bytes) for every
+	// packet counted. At most: what the sender's TCP stack says it put
+	// out (tcp_info, read once its socket was closed), retransmissions
+	// included, with an IPv4 header and a TCP header with every option
+	// for each MSS-sized segment. A busy host retransmits, and the
+	// receiver's program counts a duplicate as it arrives, so neither
+	// count can be held to the payload plus headers alone; both are held
+	// to what the sender sent. (The sender's last ACK leaves its socket
+	// before it closes, so it is in these counters; the option room its
+	// segments left unused, 28 bytes each where only timestamps are set,
+	// covers an ACK from its TIME_WAIT should the receiver retransmit its
+	// FIN.)
+	hi := sent.MaxIPBytes()
+	if hi >= 2*size {
+		// Retransmissions of this size would hide a count doubled.
+		t.Fatalf("the sender retransmitted %d of %d bytes (%+v): a double count could not be told apart", sent.BytesRetrans, sent.BytesSent, sent)
+	}
+	for _, c := range []struct {
+		what           string
+		bytes, packets uint64
+	}{
+		{"sender transmit", tx.NetTransmitBytes, tx.NetTransmitPackets},
+		{"receiver receive", rx.NetReceiveBytes, rx.NetReceivePackets},
+	} {
+		lo := size + c.packets*(testenv.IPv4Header+testenv.TCPHeaderMin)
+		if c.packets == 0 || c.bytes < lo || c.bytes > hi {
+			t.Errorf("%s: %d bytes in %d packets, want %d (payload %d and 40 bytes of headers a packet) to %d (the sender's %+v)",
+				c.what, c.bytes, c.packets, lo, size, hi, sent)
+		} else {
+			t.Logf("%s: %d bytes in %d packets (payload %d, bounds %d to %d; the sender's %+v)", c.what, c.bytes, c.packets, size, lo, hi, sent)
+		}
+	}
+	// The sender's socket sent every packet its cgroup's program saw, and
+	// each is at least one segment.
+	if tx.NetTransmitPackets > sent.SegsOut {
+		t.Errorf("sender transmit packets = %d, more than the %d segments its TCP stack sent", tx.NetTransmitPackets, sent.SegsOut)
 	}
 }
 
