@@ -28,6 +28,18 @@ func benchCgroup(b *testing.B) (*Hierarchy, Paths) {
 	return h, p
 }
 
+// benchReader opens crmon's reader on an idle container's cgroup, closed
+// when the benchmark ends.
+func benchReader(b *testing.B) *Reader {
+	h, p := benchCgroup(b)
+	r, err := h.Open(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close() })
+	return r
+}
+
 func atoi(b *testing.B, s string) int {
 	n := 0
 	for _, c := range s {
@@ -41,12 +53,7 @@ func atoi(b *testing.B, s string) int {
 
 // BenchmarkReader is one container's full read with crmon's reader.
 func BenchmarkReader(b *testing.B) {
-	h, p := benchCgroup(b)
-	r, err := h.Open(p)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
+	r := benchReader(b)
 	var s Stats
 	var buf []byte
 	b.ReportAllocs()
@@ -61,12 +68,7 @@ func BenchmarkReader(b *testing.B) {
 // BenchmarkReaderReopen is one container's full read with its files
 // opened for the read and released after it (but the ones ReadIdle reads).
 func BenchmarkReaderReopen(b *testing.B) {
-	h, p := benchCgroup(b)
-	r, err := h.Open(p)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
+	r := benchReader(b)
 	var s Stats
 	var buf []byte
 	b.ReportAllocs()
@@ -82,12 +84,7 @@ func BenchmarkReaderReopen(b *testing.B) {
 // BenchmarkReaderIdleRefresh is an idle container's refresh: only what
 // moves while it does not run.
 func BenchmarkReaderIdleRefresh(b *testing.B) {
-	h, p := benchCgroup(b)
-	r, err := h.Open(p)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
+	r := benchReader(b)
 	r.Release(ReadIdle)
 	var s Stats
 	var buf []byte
@@ -103,12 +100,7 @@ func BenchmarkReaderIdleRefresh(b *testing.B) {
 
 // BenchmarkReaderIdle is the per-tick read of an idle container.
 func BenchmarkReaderIdle(b *testing.B) {
-	h, p := benchCgroup(b)
-	r, err := h.Open(p)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
+	r := benchReader(b)
 	var s Stats
 	var buf []byte
 	b.ReportAllocs()
