@@ -22,27 +22,8 @@ import (
 // their peak RSS, the file they ran and its arguments; a process outside
 // the cgroup is not counted, and after Take nothing is left.
 func TestProcsMatchRusage(t *testing.T) {
-	testenv.RequireRoot(t)
-	testenv.RequireLong(t, "eBPF")
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		testenv.Unavailable(t, "no kernel BTF")
-	}
-	p, err := NewProcs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
 	m := mounts(t)
-	cg := newCgroup(t, m, "procs")
-	fi, err := os.Stat(cg.v2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := fi.Sys().(*syscall.Stat_t).Ino
-	if err := p.Watch(id); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Unwatch(id)
+	p, cg, id := watchedProcs(t, "procs")
 	other := newCgroup(t, m, "procs-other")
 	// Two levels below the watched cgroup, as a scope the run makes.
 	nested := &testCgroup{v2: filepath.Join(cg.v2, "scope", "inner")}
@@ -111,26 +92,7 @@ func TestProcsMatchRusage(t *testing.T) {
 // over TCP is charged N sent, and one that receives M is charged M
 // received: its sockets' payload, counted in the process that called.
 func TestProcsNetwork(t *testing.T) {
-	testenv.RequireRoot(t)
-	testenv.RequireLong(t, "eBPF")
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		testenv.Unavailable(t, "no kernel BTF")
-	}
-	p, err := NewProcs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	cg := newCgroup(t, mounts(t), "procs-net")
-	fi, err := os.Stat(cg.v2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := fi.Sys().(*syscall.Stat_t).Ino
-	if err := p.Watch(id); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Unwatch(id)
+	p, cg, id := watchedProcs(t, "procs-net")
 
 	const sent, received = 3_000_000, 1_500_000
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -194,26 +156,7 @@ func TestProcsNetwork(t *testing.T) {
 // until killed: their rusage at death is what they had used when read,
 // within 3 %.
 func TestProcsRunning(t *testing.T) {
-	testenv.RequireRoot(t)
-	testenv.RequireLong(t, "eBPF")
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		testenv.Unavailable(t, "no kernel BTF")
-	}
-	p, err := NewProcs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	cg := newCgroup(t, mounts(t), "procs-running")
-	fi, err := os.Stat(cg.v2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := fi.Sys().(*syscall.Stat_t).Ino
-	if err := p.Watch(id); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Unwatch(id)
+	p, cg, id := watchedProcs(t, "procs-running")
 	nested := &testCgroup{v2: filepath.Join(cg.v2, "scope")}
 	if err := os.Mkdir(nested.v2, 0o755); err != nil {
 		t.Fatal(err)
@@ -269,4 +212,31 @@ func TestProcsRunning(t *testing.T) {
 			t.Logf("pid %d: cpu %v, rusage at death %v (%+.3f%%)", pr.PID, pr.CPU, truth, d*100)
 		}
 	}
+}
+
+// watchedProcs loads the per-process probe and watches a new cgroup named
+// name with it, until the test ends.
+func watchedProcs(t *testing.T, name string) (*Procs, *testCgroup, uint64) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	testenv.RequireLong(t, "eBPF")
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		testenv.Unavailable(t, "no kernel BTF")
+	}
+	p, err := NewProcs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	cg := newCgroup(t, mounts(t), name)
+	fi, err := os.Stat(cg.v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fi.Sys().(*syscall.Stat_t).Ino
+	if err := p.Watch(id); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Unwatch(id) })
+	return p, cg, id
 }
