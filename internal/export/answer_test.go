@@ -52,10 +52,7 @@ func TestEndlessAnswerIsBounded(t *testing.T) {
 				c := exporterConfig("endless", typ, receiver.URL+"/ingest")
 				c.Timeout = config.Duration(5 * time.Second)
 				c.MaxRetries = 1
-				set, err := Start(a, []config.Exporter{c}, Options{Logger: logTo(&lmu, &logs)})
-				if err != nil {
-					t.Fatal(err)
-				}
+				set := mustStart(t, a, []config.Exporter{c}, Options{Logger: logTo(&lmu, &logs)})
 				defer set.Close()
 				e := set.exporters[0]
 				tickN(t, a, 2)

@@ -70,10 +70,7 @@ func TestCustom(t *testing.T) {
 			c.Format, c.BatchSize, c.FlushInterval = format, 4, config.Duration(2*time.Second)
 			c.Headers = map[string]config.Secret{"X-Tenant": "ci"}
 			c.Credentials = config.Credentials{Username: "u", Password: "p"}
-			set, err := Start(a, []config.Exporter{c}, Options{Logger: testLogger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			set := mustStart(t, a, []config.Exporter{c}, Options{Logger: testLogger(t)})
 			defer set.Close()
 			e := set.exporters[0]
 			var published []*agent.Sample

@@ -214,10 +214,7 @@ func testElasticsearchBulk(t *testing.T, batchSize int) {
 	c.Credentials.Token = "a2V5"
 	var logs strings.Builder
 	var logMu sync.Mutex
-	set, err := Start(a, []config.Exporter{c}, Options{Hostname: "es-host", Logger: logTo(&logMu, &logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := mustStart(t, a, []config.Exporter{c}, Options{Hostname: "es-host", Logger: logTo(&logMu, &logs)})
 	defer set.Close()
 	e := set.exporters[0]
 	rec := recordServed(t, a, e.labels)
@@ -299,10 +296,7 @@ func TestElasticsearchRefusals(t *testing.T) {
 	c.Credentials.Token = "a2V5"
 	var logs strings.Builder
 	var logMu sync.Mutex
-	set, err := Start(a, []config.Exporter{c}, Options{Hostname: "h", Logger: logTo(&logMu, &logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := mustStart(t, a, []config.Exporter{c}, Options{Hostname: "h", Logger: logTo(&logMu, &logs)})
 	defer set.Close()
 	e := set.exporters[0]
 	tickN(t, a, 2)
@@ -325,10 +319,7 @@ func TestElasticsearchRefusals(t *testing.T) {
 	defer srv2.Close()
 	c.Endpoint, c.Name = srv2.URL, "not-elastic"
 	logs.Reset()
-	set2, err := Start(a, []config.Exporter{c}, Options{Hostname: "h", Logger: logTo(&logMu, &logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set2 := mustStart(t, a, []config.Exporter{c}, Options{Hostname: "h", Logger: logTo(&logMu, &logs)})
 	defer set2.Close()
 	tickN(t, a, 1)
 	e2 := set2.exporters[0]

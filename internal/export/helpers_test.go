@@ -71,6 +71,17 @@ func newTestAgent(t *testing.T) *agent.Agent {
 	return a
 }
 
+// mustStart starts the exporters cs on a, or fails the test; closing the
+// set is the caller's, since some tests close it to test the stop.
+func mustStart(t *testing.T, a *agent.Agent, cs []config.Exporter, o Options) *Set {
+	t.Helper()
+	set, err := Start(a, cs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
 // served records, per series and millisecond timestamp, what the agent
 // served: read through agent.Series like the exporters, by a subscriber
 // of its own.

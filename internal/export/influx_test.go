@@ -77,10 +77,7 @@ func TestInfluxDB1(t *testing.T) {
 	c := exporterConfig("influx", config.ExporterInfluxDB, "http://"+addr)
 	c.Database, c.Precision = "crmon", "ms"
 	c.Labels = map[string]string{"cluster": "ci-eu"}
-	set, err := Start(a, []config.Exporter{c}, Options{Hostname: "influx-host", Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := mustStart(t, a, []config.Exporter{c}, Options{Hostname: "influx-host", Logger: testLogger(t)})
 	defer set.Close()
 	e := set.exporters[0]
 	rec := recordServed(t, a, e.labels)
@@ -126,10 +123,7 @@ func TestInfluxDB2Request(t *testing.T) {
 	c.Credentials.Token = "influx-t0ken"
 	var logs strings.Builder
 	var logMu sync.Mutex
-	set, err := Start(a, []config.Exporter{c}, Options{Hostname: "h", Logger: logTo(&logMu, &logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := mustStart(t, a, []config.Exporter{c}, Options{Hostname: "h", Logger: logTo(&logMu, &logs)})
 	defer set.Close()
 	e := set.exporters[0]
 	tickN(t, a, 1)
@@ -298,10 +292,7 @@ func TestInfluxDB2ThroughDebians1x(t *testing.T) {
 	c := exporterConfig("influx2", config.ExporterInfluxDB, srv.URL)
 	c.Org, c.Bucket, c.Precision = "ci", "crmon", "ns"
 	c.Credentials.Token = "influx-t0ken"
-	set, err := Start(a, []config.Exporter{c}, Options{Hostname: "influx2-host", Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := mustStart(t, a, []config.Exporter{c}, Options{Hostname: "influx2-host", Logger: testLogger(t)})
 	defer set.Close()
 	e := set.exporters[0]
 	rec := recordServed(t, a, e.labels)

@@ -102,10 +102,7 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 			c := exporterConfig("rw", config.ExporterPrometheus, prom.WriteURL())
 			c.RemoteWriteVersion = version
 			c.Labels = map[string]string{"cluster": "ci-eu"}
-			set, err := Start(a, []config.Exporter{c}, Options{Hostname: "test-host", Logger: testLogger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			set := mustStart(t, a, []config.Exporter{c}, Options{Hostname: "test-host", Logger: testLogger(t)})
 			defer set.Close()
 			e := set.exporters[0]
 			rec := recordServed(t, a, e.labels)
@@ -146,10 +143,7 @@ func TestRemoteWriteOutage(t *testing.T) {
 	c := exporterConfig("rw", config.ExporterPrometheus, prom.WriteURL())
 	c.RemoteWriteVersion = config.RemoteWrite1
 	c.FlushInterval = config.Duration(time.Second)
-	set, err := Start(a, []config.Exporter{c}, Options{Hostname: "outage-host", Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := mustStart(t, a, []config.Exporter{c}, Options{Hostname: "outage-host", Logger: testLogger(t)})
 	defer set.Close()
 	e := set.exporters[0]
 	rec := recordServed(t, a, e.labels)

@@ -57,10 +57,7 @@ func TestRedirectsDoNotCarryCredentials(t *testing.T) {
 				} else {
 					c.Credentials.Username, c.Credentials.Password = "ci", token
 				}
-				set, err := Start(a, []config.Exporter{c}, Options{Logger: logTo(&lmu, &logs)})
-				if err != nil {
-					t.Fatal(err)
-				}
+				set := mustStart(t, a, []config.Exporter{c}, Options{Logger: logTo(&lmu, &logs)})
 				defer set.Close()
 				e := set.exporters[0]
 				tickN(t, a, 2)

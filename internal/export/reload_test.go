@@ -23,10 +23,7 @@ func TestReloadKeepsUnchangedExporters(t *testing.T) {
 	keep := exporterConfig("keep", config.ExporterCustom, srv.URL)
 	change := exporterConfig("change", config.ExporterCustom, srv.URL)
 	gone := exporterConfig("gone", config.ExporterCustom, srv.URL)
-	set, err := Start(a, []config.Exporter{keep, change, gone}, Options{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := mustStart(t, a, []config.Exporter{keep, change, gone}, Options{Logger: testLogger(t)})
 	defer set.Close()
 	before := set.exporters
 	changed := change

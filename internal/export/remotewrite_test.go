@@ -106,10 +106,7 @@ func TestRemoteWrite2AndFailures(t *testing.T) {
 	c.Headers = map[string]config.Secret{"X-Scope-OrgID": "ci"}
 	var logs strings.Builder
 	var logMu sync.Mutex
-	set, err := Start(a, []config.Exporter{c}, Options{Hostname: "h", Logger: logTo(&logMu, &logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := mustStart(t, a, []config.Exporter{c}, Options{Hostname: "h", Logger: logTo(&logMu, &logs)})
 	defer set.Close()
 	e := set.exporters[0]
 	rec := recordServed(t, a, e.labels)
@@ -175,10 +172,7 @@ func TestRemoteWriteAutoFallsBackOn415(t *testing.T) {
 	srv := httptest.NewServer(remote.NewWriteHandler(store, remote.MessageTypes{remote.WriteV1MessageType}))
 	defer srv.Close()
 	a := newTestAgent(t)
-	set, err := Start(a, []config.Exporter{exporterConfig("rw", config.ExporterPrometheus, srv.URL)}, Options{Hostname: "h", Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := mustStart(t, a, []config.Exporter{exporterConfig("rw", config.ExporterPrometheus, srv.URL)}, Options{Hostname: "h", Logger: testLogger(t)})
 	defer set.Close()
 	e := set.exporters[0]
 	rec := recordServed(t, a, e.labels)

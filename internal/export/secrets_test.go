@@ -31,10 +31,7 @@ func TestSendErrorsHideEndpointSecrets(t *testing.T) {
 			a := newTestAgent(t)
 			c := exporterConfig("leaky", typ, "http://user:PASSWORD-7f3a@"+addr+"/ingest?api_key=KEY-5e1c&tenant=ci")
 			c.Timeout = config.Duration(time.Second)
-			set, err := Start(a, []config.Exporter{c}, Options{Logger: logTo(&mu, &logs)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			set := mustStart(t, a, []config.Exporter{c}, Options{Logger: logTo(&mu, &logs)})
 			defer set.Close()
 			e := set.exporters[0]
 			tickN(t, a, 2)

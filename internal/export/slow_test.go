@@ -35,10 +35,7 @@ func TestSlowExporterDelaysNoOther(t *testing.T) {
 	slow := exporterConfig("slow", config.ExporterCustom, hang.URL)
 	slow.Timeout = config.Duration(time.Hour)
 	fast := exporterConfig("fast", config.ExporterCustom, qs.URL)
-	set, err := Start(a, []config.Exporter{slow, fast}, Options{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := mustStart(t, a, []config.Exporter{slow, fast}, Options{Logger: testLogger(t)})
 	defer set.Close()
 	s, f := set.exporters[0], set.exporters[1]
 	for range 20 {

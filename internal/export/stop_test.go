@@ -82,10 +82,7 @@ func TestStopGraceRunsOut(t *testing.T) {
 		c.DeliveryGracePeriod = config.Duration(grace)
 		var logs strings.Builder
 		var mu sync.Mutex
-		set, err := Start(a, []config.Exporter{c}, Options{Hostname: "h", Logger: logTo(&mu, &logs)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		set := mustStart(t, a, []config.Exporter{c}, Options{Hostname: "h", Logger: logTo(&mu, &logs)})
 		e := set.exporters[0]
 		tickN(t, a, 3)
 		waitFor(t, 10*time.Second, "a failed attempt", e.counts, func() bool { return e.retried.Load() > 0 })
@@ -120,10 +117,7 @@ func TestReloadKeepsQueueThroughOutage(t *testing.T) {
 	a := newTestAgent(t)
 	c := exporterConfig("rw", config.ExporterPrometheus, prom.WriteURL())
 	c.RemoteWriteVersion = config.RemoteWrite1
-	set, err := Start(a, []config.Exporter{c}, Options{Hostname: "reload-host", Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := mustStart(t, a, []config.Exporter{c}, Options{Hostname: "reload-host", Logger: testLogger(t)})
 	defer set.Close()
 	e := set.exporters[0]
 	rec := recordServed(t, a, e.labels)
