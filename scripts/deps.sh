@@ -31,6 +31,8 @@ pkgs=(
 	systemd         # systemd-analyze verifies the unit file
 	ruby            # ruby -c checks the Vagrantfile
 	docker-compose  # runs the sidecar recipe of deploy/compose
+	iproute2        # ip makes the veths of the network-device tests
+	util-linux      # nsenter runs ip in a test's network namespace
 )
 if grep -qi '^ID=ubuntu' /etc/os-release 2>/dev/null; then
 	command -v bpftool >/dev/null || pkgs+=(linux-tools-common linux-tools-generic "linux-tools-$(uname -r)")
