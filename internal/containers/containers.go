@@ -45,6 +45,7 @@ import (
 	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/docker"
+	"github.com/crmon-dev/crmon/internal/rtnl"
 )
 
 // Options configure the collector.
@@ -161,8 +162,11 @@ type Collector struct {
 	devNames   map[uint64]string
 	// root is the root cgroup, served as id="/" (root.go); rootTried
 	// says it was opened, or could not be.
-	root      *container
-	rootTried bool
+	root *container
+	// rootNet reads the root's interfaces; nil: from its net/dev file.
+	rootNet     *rtnl.Conn
+	rootNetNext []netIface
+	rootTried   bool
 	// evicted counts removed containers dropped before their retention
 	// was over, to keep at most maxRemoved.
 	evicted uint64

@@ -5,8 +5,10 @@ package containers
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/internal/rtnl"
 	"github.com/crmon-dev/crmon/internal/testenv"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
@@ -174,12 +177,39 @@ func TestRootCgroupReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	before := cpuTotal()
+	hostNet := func() []netIface {
+		t.Helper()
+		b, err := os.ReadFile("/proc/1/net/dev")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.DeleteFunc(parseNetDev(b, nil), func(it netIface) bool { return !rootInterface(it.name) })
+	}
+	before, netBefore := cpuTotal(), hostNet()
 	if err := c.Update(context.Background(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	after := cpuTotal()
+	after, netAfter := cpuTotal(), hostNet()
 	got := rootSeries(t, c)
+	// The host's interfaces, by rtnetlink here, between two reads of
+	// /proc/1/net/dev.
+	for i, it := range netBefore {
+		if i >= len(netAfter) || netAfter[i].name != it.name {
+			t.Skip("the host's interfaces changed during the test")
+		}
+		v, ok := got["container_network_receive_bytes_total{"+it.name+"}"]
+		if !ok || v < float64(it.rxBytes) || v > float64(netAfter[i].rxBytes) {
+			t.Errorf("container_network_receive_bytes_total{id=\"/\",interface=%q} = %v (present %v), /proc/1/net/dev %d before and %d after", it.name, v, ok, it.rxBytes, netAfter[i].rxBytes)
+		}
+	}
+	for k := range got {
+		if name, ok := strings.CutPrefix(k, "container_network_receive_bytes_total{"); ok {
+			name = strings.TrimSuffix(name, "}")
+			if !slices.ContainsFunc(netBefore, func(it netIface) bool { return it.name == name }) {
+				t.Errorf("interface %s served for id=\"/\", not in /proc/1/net/dev or left out", name)
+			}
+		}
+	}
 	cpu, ok := got["container_cpu_usage_seconds_total{total}"]
 	// The files count in ns (v1) or µs (v2); the series is in seconds.
 	if !ok || cpu < before-1e-6 || cpu > after+1e-6 {
@@ -198,4 +228,52 @@ func TestRootCgroupReal(t *testing.T) {
 		t.Errorf("usage %v below working set %v", u, got["container_memory_working_set_bytes"])
 	}
 	checkText(t, c)
+}
+
+// TestRootNetworkRtnl checks the root's interfaces read by rtnetlink
+// against the namespace's /proc/net/dev, in a namespace of the test's own
+// where only the test moves the counters: veth*, docker* and lo left out,
+// the rest sorted by name, and devices made, renamed and removed between
+// two ticks followed.
+func TestRootNetworkRtnl(t *testing.T) {
+	ns := testenv.NewNetns(t)
+	ns.IP(t, "link", "set", "lo", "up")
+	ns.Veths(t, "veth", 2)
+	ns.IP(t, "link", "add", "eth1", "type", "veth", "peer", "name", "docker0")
+	ns.IP(t, "link", "add", "br-x", "type", "veth", "peer", "name", "eth0")
+	for _, d := range []string{"eth0", "eth1", "br-x", "docker0"} {
+		ns.IP(t, "link", "set", d, "up")
+	}
+	conn, err := rtnl.Open(ns.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Collector{log: slog.New(slog.DiscardHandler), rootNet: conn}
+	defer c.closeRoot()
+	ct := newContainer("/")
+	check := func(step string, want ...string) {
+		t.Helper()
+		c.readRootNet(ct)
+		file := parseNetDev(ns.ProcNetDev(t), nil)
+		var names []string
+		for _, it := range ct.net {
+			names = append(names, it.name)
+			i := slices.IndexFunc(file, func(f netIface) bool { return f.name == it.name })
+			if i < 0 {
+				t.Errorf("%s: %s not in /proc/net/dev", step, it.name)
+			} else if file[i] != it {
+				t.Errorf("%s: %+v, /proc/net/dev has %+v", step, it, file[i])
+			}
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("%s: interfaces %v, want %v", step, names, want)
+		}
+	}
+	check("first", "br-x", "eth0", "eth1")
+	ns.IP(t, "link", "add", "wan0", "type", "veth", "peer", "name", "vethw")
+	ns.IP(t, "link", "set", "eth1", "down")
+	ns.IP(t, "link", "set", "eth1", "name", "dockerx")
+	check("made and renamed", "br-x", "eth0", "wan0")
+	ns.IP(t, "link", "del", "br-x")
+	check("removed", "wan0")
 }

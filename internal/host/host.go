@@ -151,7 +151,7 @@ func RegistrationsWithOptions(o Options) []collect.Registration {
 		reg("machine", true, "cAdvisor's machine_* families: logical CPUs, physical cores, sockets, memory and swap.", func(co collect.Options) (collect.Collector, error) { return newMachineCollector(co) }),
 		reg("meminfo", true, "Memory statistics from /proc/meminfo.", func(co collect.Options) (collect.Collector, error) { return newMeminfoCollector(co) }),
 		reg("netclass", true, "Network interface properties from /sys/class/net.", func(co collect.Options) (collect.Collector, error) { return newNetclassCollector(co, o, sh) }),
-		reg("netdev", true, "Network interface statistics from /proc/net/dev.", func(co collect.Options) (collect.Collector, error) { return newNetdevCollector(co, o, sh) }),
+		reg("netdev", true, "Network interface statistics (rtnetlink, or /proc/net/dev).", func(co collect.Options) (collect.Collector, error) { return newNetdevCollector(co, o, sh) }),
 		reg("netstat", true, "Network statistics from /proc/net/{netstat,snmp,snmp6}.", func(co collect.Options) (collect.Collector, error) { return newNetstatCollector(co, o) }),
 		reg("os", true, "OS release from etc/os-release under the root filesystem.", func(co collect.Options) (collect.Collector, error) { return newOSCollector(co) }),
 		reg("pressure", true, "Pressure stall information from /proc/pressure.", func(co collect.Options) (collect.Collector, error) { return newPressureCollector(co) }),

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -100,6 +101,14 @@ type Conn struct {
 	// name is asked again.
 	resync bool
 	links  []Link
+	// complete says names has every device of the namespace: a dump
+	// filled it and no notification was lost since. namesGen moves
+	// with every change to names; some are the indexes Some kept at
+	// someGen.
+	complete          bool
+	namesGen, someGen uint64
+	some              []int32
+	one               Link
 }
 
 // Open opens a connection in the network namespace of the file netns
@@ -296,10 +305,12 @@ func (c *Conn) Links(fn func(*Link)) error {
 	if err != nil {
 		return fmt.Errorf("dumping link statistics: %w", err)
 	}
+	c.complete = true
 	for i := range c.links {
 		l := &c.links[i]
 		name, ok := c.names[l.Index]
 		if !ok {
+			c.namesGen++
 			// First seen: its name asked by index (a full RTM_GETLINK
 			// dump carries every device's whole configuration: 3.5 ms
 			// for 300 veths).
@@ -318,9 +329,72 @@ func (c *Conn) Links(fn func(*Link)) error {
 		if g != c.gen {
 			delete(c.seen, idx)
 			delete(c.names, idx)
+			c.namesGen++
 		}
 	}
 	return nil
+}
+
+// Some calls fn for the devices whose names keep accepts, in the order of
+// their indexes, asking each one's counters alone: a host's few real
+// devices without the veths of its containers. The devices are known from
+// a dump at the first call (and after lost notifications) and from the
+// kernel's link notifications in between, so a device made since the
+// last call is there at once. keep is asked again only when names changed.
+func (c *Conn) Some(keep func(name string) bool, fn func(*Link)) error {
+	c.readEvents()
+	if !c.complete {
+		return c.Links(func(l *Link) {
+			if keep(l.Name) {
+				fn(l)
+			}
+		})
+	}
+	if c.someGen != c.namesGen || c.some == nil {
+		c.some = c.some[:0]
+		for idx, name := range c.names {
+			if keep(name) {
+				c.some = append(c.some, idx)
+			}
+		}
+		slices.Sort(c.some)
+		c.someGen = c.namesGen
+	}
+	for _, idx := range c.some {
+		name, ok := c.names[idx]
+		if !ok {
+			continue
+		}
+		err := c.linkStats(idx, &c.one)
+		if errors.Is(err, unix.ENODEV) {
+			// Gone, its notification not read yet.
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading link statistics: %w", err)
+		}
+		c.one.Index, c.one.Name = idx, name
+		fn(&c.one)
+	}
+	return nil
+}
+
+// linkStats asks one device's counters.
+func (c *Conn) linkStats(idx int32, l *Link) error {
+	var body [12]byte
+	binary.NativeEndian.PutUint32(body[4:], uint32(idx))
+	binary.NativeEndian.PutUint32(body[8:], 1<<(unix.IFLA_STATS_LINK_64-1))
+	l.Fields = 0
+	err := c.request(unix.RTM_GETSTATS, 0, body[:], func(typ uint16, m []byte) error {
+		if typ == unix.RTM_NEWSTATS && len(m) >= 12 {
+			l.Fields = parseStats(m[12:], &l.Stats)
+		}
+		return nil
+	})
+	if err == nil && l.Fields == 0 {
+		err = fmt.Errorf("device %d: no IFLA_STATS_LINK_64", idx)
+	}
+	return err
 }
 
 // linkName asks a device's name.
@@ -426,16 +500,27 @@ func (c *Conn) readEvents() {
 			}
 			switch typ {
 			case unix.RTM_NEWLINK:
-				if _, known := c.names[idx]; known && name != "" {
+				old, known := c.names[idx]
+				switch {
+				case name == "" || old == name:
+				case known || len(c.names) < maxNames:
 					c.names[idx] = name
+					c.namesGen++
+				default:
+					c.complete = false
 				}
 			case unix.RTM_DELLINK:
-				delete(c.names, idx)
+				if _, known := c.names[idx]; known {
+					delete(c.names, idx)
+					c.namesGen++
+				}
 			}
 		}
 	}
 	if c.resync {
 		clear(c.names)
+		c.namesGen++
+		c.complete = false
 		c.resync = false
 	}
 }

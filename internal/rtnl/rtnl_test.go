@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -208,7 +209,7 @@ func TestParseLink(t *testing.T) {
 // BenchmarkDump compares one read of every device's counters, with n veth
 // pairs in a namespace of the benchmark's own: /proc/net/dev read and
 // split into lines and fields (the kernel's text, what crmon read before)
-// against the RTM_GETSTATS dump.
+// against the RTM_GETSTATS dump; and Some reading lo alone.
 //
 //	go test -run '^$' -bench Dump ./internal/rtnl/
 func BenchmarkDump(b *testing.B) {
@@ -261,5 +262,85 @@ func BenchmarkDump(b *testing.B) {
 				}
 			}
 		})
+		// The root container's case: the few devices that are not
+		// veths, asked one by one.
+		b.Run(fmt.Sprintf("devices=%d/rtnl-some", n+1), func(b *testing.B) {
+			c, err := Open(ns.Path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			keep := func(name string) bool { return !strings.HasPrefix(name, "b") }
+			b.ReportAllocs()
+			for b.Loop() {
+				k := 0
+				if err := c.Some(keep, func(*Link) { k++ }); err != nil {
+					b.Fatal(err)
+				}
+				if k != 1 {
+					b.Fatalf("%d devices", k)
+				}
+			}
+		})
+	}
+}
+
+// TestSome checks that Some serves the devices it keeps with the counters
+// a dump gives, follows devices made, renamed and removed between two
+// calls from the kernel's notifications, and learns everything again
+// after notifications were lost.
+func TestSome(t *testing.T) {
+	ns := testenv.NewNetns(t)
+	ns.IP(t, "link", "set", "lo", "up")
+	ns.Veths(t, "veth", 3)
+	var c, all *Conn
+	var err error
+	ns.Do(func() {
+		if c, err = Open(""); err == nil {
+			all, err = Open("")
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	defer all.Close()
+	keep := func(name string) bool { return !strings.HasPrefix(name, "veth") }
+	some := func() map[string]Link {
+		out := map[string]Link{}
+		if err := c.Some(keep, func(l *Link) { out[l.Name] = *l }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	check := func(step string, want ...string) {
+		t.Helper()
+		got := some()
+		dump := links(t, all)
+		var names []string
+		for n, l := range got {
+			names = append(names, n)
+			if d := cmp.Diff(dump[n], l); d != "" {
+				t.Errorf("%s: %s differs from the dump (-dump +some):\n%s", step, n, d)
+			}
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, want) {
+			t.Errorf("%s: kept %v, want %v", step, names, want)
+		}
+	}
+	check("first", "lo")
+	ns.IP(t, "link", "add", "eth0", "type", "veth", "peer", "name", "vethpeer")
+	check("made", "eth0", "lo")
+	ns.IP(t, "link", "set", "eth0", "name", "eth1")
+	check("renamed", "eth1", "lo")
+	ns.IP(t, "link", "set", "vetha0", "name", "wan0")
+	check("renamed into keep", "eth1", "lo", "wan0")
+	ns.IP(t, "link", "del", "eth1")
+	check("removed", "lo", "wan0")
+	c.resync = true
+	check("resync", "lo", "wan0")
+	if !c.complete {
+		t.Error("not complete after the dump that followed lost notifications")
 	}
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // Netns is a network namespace of a test's own, held by a thread that
-// stays in it; it goes when the test ends. Nothing of it outlives the
+// stays in it; it goes when the test ends. IPv6 is off in it, so that
+// only the test moves its devices' counters. Nothing of it outlives the
 // test: no bind mount, no name in /run/netns.
 type Netns struct {
 	// Path is the namespace's file, for Open-like calls and nsenter.
@@ -37,6 +38,17 @@ func NewNetns(t testing.TB) *Netns {
 			return
 		}
 		n.Path = fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
+		// No IPv6: a device that comes up sends router solicitations
+		// and listener reports on its own, seconds later, and the
+		// tests want counters that only they move. /proc/sys/net is
+		// the opening thread's namespace's.
+		for _, c := range []string{"all", "default"} {
+			p := "/proc/sys/net/ipv6/conf/" + c + "/disable_ipv6"
+			if err := os.WriteFile(p, []byte("1"), 0); err != nil && !os.IsNotExist(err) {
+				ready <- err
+				return
+			}
+		}
 		ready <- nil
 		for f := range n.do {
 			f()
