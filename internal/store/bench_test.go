@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/tsdb"
 )
 
 // idleHost is what a real agent served for a host with 50 idle containers
@@ -143,50 +145,12 @@ func (h *idleHost) tick() []*dto.MetricFamily {
 	return h.fams
 }
 
-// BenchmarkDiskPerDay appends 24 h of the idle host's series (host + 50
-// idle containers) at the default 10 s interval with synthetic
-// timestamps, lets the TSDB cut its blocks, and reports what a day adds in
-// blocks (the growth from day to day), the bytes per sample of the
-// blocks, and the whole directory at the end (blocks, and the last hours
-// in the write-ahead log and head chunks).
-//
-//	go test -run '^$' -bench DiskPerDay -benchtime 1x ./internal/store
-func BenchmarkDiskPerDay(b *testing.B) {
-	for b.Loop() {
-		dir := b.TempDir()
-		st := openStore(b, Options{Dir: dir, Retention: 7 * 24 * time.Hour})
-		h := newIdleHost(b)
-		start := time.Now().Add(-25 * time.Hour).Truncate(2 * time.Hour)
-		const ticks = 24 * 360
-		for i := range ticks {
-			if err := st.appendFamilies(h.tick(), start.Add(time.Duration(i)*10*time.Second).UnixMilli()); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := st.db.Compact(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		var blockBytes, blockSamples int64
-		for _, bl := range st.db.Blocks() {
-			blockBytes += bl.Size()
-			blockSamples += int64(bl.Meta().Stats.NumSamples)
-		}
-		st.updateSize()
-		perDay := float64(blockBytes) / float64(blockSamples) * float64(st.db.Head().NumSeries()) * ticks
-		b.ReportMetric(perDay/1e6, "MB/day")
-		b.ReportMetric(float64(blockBytes)/float64(blockSamples), "bytes/sample")
-		b.ReportMetric(float64(st.Bytes())/1e6, "MB-dir")
-		b.ReportMetric(float64(st.db.Head().NumSeries()), "series")
-		st.Close()
-	}
-}
-
-// BenchmarkDiskWAL is the directory's growth over 10 minutes of the idle
-// host at 10 s, extrapolated to a day, in the first hours: before the
-// first block is cut (after 3 h) everything is in the write-ahead log,
-// which grows faster than blocks do; from then on, each block cut
-// truncates it, so it stays at about 3 h of samples while blocks grow
-// (BenchmarkDiskPerDay).
+// BenchmarkDiskWAL is the write-ahead log's growth over 10 minutes of
+// the idle host at 10 s, extrapolated to a day, and its bytes per sample:
+// minutes 5 to 15 of a new store, after the series' labels went to the log
+// and before the first head block is cut and the log truncated. It is what
+// the directory grows by in any 10 minutes before the log is first
+// truncated, and what each head block's cut must take back.
 //
 //	go test -run '^$' -bench DiskWAL -benchtime 1x ./internal/store
 func BenchmarkDiskWAL(b *testing.B) {
@@ -195,20 +159,17 @@ func BenchmarkDiskWAL(b *testing.B) {
 		h := newIdleHost(b)
 		start := time.Now().Add(-time.Hour)
 		var b0 int64
-		for i := range 120 {
-			if i == 60 {
-				// The series' labels go to the log once, at the start:
-				// measure the second 10 minutes.
-				st.updateSize()
-				b0 = st.Bytes()
+		for i := range 90 {
+			if i == 30 {
+				b0 = dirSize(filepath.Join(st.Dir(), "wal"))
 			}
 			if err := st.appendFamilies(h.tick(), start.Add(time.Duration(i)*10*time.Second).UnixMilli()); err != nil {
 				b.Fatal(err)
 			}
 		}
-		st.updateSize()
-		b.ReportMetric(float64(st.Bytes()-b0)*144/1e6, "MB/day")
-		b.ReportMetric(float64(st.Bytes()-b0)/(60*float64(st.db.Head().NumSeries())), "bytes/sample")
+		grew := float64(dirSize(filepath.Join(st.Dir(), "wal")) - b0)
+		b.ReportMetric(grew*144/1e6, "MB/day")
+		b.ReportMetric(grew/(60*float64(st.db.Head().NumSeries())), "bytes/sample")
 		st.Close()
 	}
 }
@@ -270,51 +231,110 @@ func BenchmarkQueryRange1h(b *testing.B) {
 
 // BenchmarkDiskWindows is what an operator sees who measures the data
 // directory's growth over 10 minutes and extrapolates it to a day: the
-// idle host at 10 s for 8 hours (synthetic timestamps), the head
-// compacted whenever it is compactable (as the TSDB's own loop does),
-// the directory measured every 10 minutes. It reports the median and the
-// largest of the 10-minute growths (as MB/day) but the first (which
-// writes every series' labels to the log), and
-// the directory at the end, for a block range: with 2-hour blocks the
-// write-ahead log grows for hours between truncations, so most windows
-// see its rate; with short blocks each window sees a compaction.
+// idle host at 10 s for 24 hours (synthetic timestamps), the head
+// compacted whenever it is compactable (as the TSDB's own loop does on
+// append), the directory measured every 10 minutes as du does (the
+// blocks allocated to its files). It reports the smallest, median, 90th
+// percentile and largest of those growths (as MB/day) after the first
+// half hour, the first window's (the series' labels, and the log before
+// the first block is cut), the directory after 24 h and its bytes per
+// sample, and the CPU the compactions took, for the store's layout
+// (compact.go) and the TSDB's defaults side by side.
 //
 //	go test -run '^$' -bench DiskWindows -benchtime 1x ./internal/store
 func BenchmarkDiskWindows(b *testing.B) {
-	for _, block := range []time.Duration{2 * time.Hour, 30 * time.Minute, 10 * time.Minute} {
-		b.Run(block.String(), func(b *testing.B) {
+	for _, layout := range []struct {
+		name string
+		opts Options
+	}{
+		{"crmon", Options{}},
+		{"tsdb-defaults", Options{tsdbLayout: true}},
+	} {
+		b.Run(layout.name, func(b *testing.B) {
 			for b.Loop() {
-				st := openStore(b, Options{Retention: 7 * 24 * time.Hour, BlockDuration: block})
+				o := layout.opts
+				o.Dir, o.Retention = b.TempDir(), 7*24*time.Hour
+				st := openStore(b, o)
+				headRange := headBlock.Milliseconds()
+				if o.tsdbLayout {
+					headRange = tsdb.DefaultBlockDuration
+				}
 				h := newIdleHost(b)
-				start := time.Now().Add(-9 * time.Hour).Truncate(2 * time.Hour)
-				const perWindow = 60 // 10 minutes at 10 s
+				start := time.Now().Add(-25 * time.Hour).Truncate(24 * time.Hour)
+				const perWindow, ticks = 60, 24 * 360 // 10 minutes, a day at 10 s
 				var sizes []int64
-				for i := range 8 * 6 * perWindow {
+				var compactCPU time.Duration
+				var heap uint64
+				for i := range ticks + 1 {
+					if i%perWindow == 0 {
+						sizes = append(sizes, duBytes(o.Dir))
+						heap = max(heap, liveHeap())
+					}
+					if i == ticks {
+						break
+					}
 					if err := st.appendFamilies(h.tick(), start.Add(time.Duration(i)*10*time.Second).UnixMilli()); err != nil {
 						b.Fatal(err)
 					}
-					if st.db.Head().MaxTime()-st.db.Head().MinTime() > block.Milliseconds()*3/2 {
+					if st.db.Head().MaxTime()-st.db.Head().MinTime() > headRange*3/2 {
+						c0 := cpuTime(b)
 						if err := st.db.Compact(context.Background()); err != nil {
 							b.Fatal(err)
 						}
-					}
-					if i%perWindow == 0 {
-						st.updateSize()
-						sizes = append(sizes, st.Bytes())
+						compactCPU += cpuTime(b) - c0
 					}
 				}
+				perDay := func(d int64) float64 { return float64(d) * 144 / 1e6 }
 				var growth []float64
-				for i := 2; i < len(sizes); i++ { // after the first window, which has the series
-					growth = append(growth, float64(sizes[i]-sizes[i-1])*144/1e6)
+				for i := 4; i < len(sizes); i++ { // after the first half hour
+					growth = append(growth, perDay(sizes[i]-sizes[i-1]))
+				}
+				over := 0
+				for _, g := range growth {
+					if g > 50 {
+						over++
+					}
 				}
 				slices.Sort(growth)
-				st.updateSize()
+				day := sizes[len(sizes)-1]
+				b.ReportMetric(growth[0], "MB/day-min")
 				b.ReportMetric(growth[len(growth)/2], "MB/day-median")
+				b.ReportMetric(growth[len(growth)*9/10], "MB/day-p90")
 				b.ReportMetric(growth[len(growth)-1], "MB/day-max")
-				b.ReportMetric(float64(st.Bytes())/1e6, "MB-dir-8h")
+				b.ReportMetric(perDay(sizes[1]-sizes[0]), "MB/day-first")
+				b.ReportMetric(float64(day)/1e6, "MB-dir-24h")
+				b.ReportMetric(float64(day)/float64(ticks*st.db.Head().NumSeries()), "bytes/sample")
 				b.ReportMetric(float64(len(st.db.Blocks())), "blocks")
+				b.ReportMetric(float64(over), "windows>50MB/day")
+				b.ReportMetric(compactCPU.Seconds(), "compact-cpu-s/day")
+				b.ReportMetric(float64(heap)/(1<<20), "heap-MiB-max")
 				st.Close()
 			}
 		})
 	}
+}
+
+// liveHeap is the heap in use after a collection: what the process keeps.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// duBytes is what du counts for dir: the blocks allocated to its files.
+func duBytes(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if in, err := d.Info(); err == nil {
+			if st, ok := in.Sys().(*syscall.Stat_t); ok {
+				n += st.Blocks * 512
+			}
+		}
+		return nil
+	})
+	return n
 }

@@ -58,8 +58,10 @@ type Options struct {
 	// only Retention. The write-ahead log and the head's memory-mapped
 	// chunks come on top (at most a few blocks' worth).
 	MaxBytes int64
-	// BlockDuration is the time range of the blocks the head is cut into;
-	// 0 is the TSDB's default, 2 h. Tests set it short.
+	// BlockDuration, when set, is the time range of every block: the
+	// head is cut into blocks of it and they are never merged. Tests set
+	// it short. 0 is the store's layout (compact.go): ten-minute head
+	// blocks merged into blocks of two hours, then up to a day.
 	BlockDuration time.Duration
 	Logger        *slog.Logger
 
@@ -67,6 +69,9 @@ type Options struct {
 	// retention and the size bound; 0 is its default, a minute. Tests
 	// set it short.
 	blockReload time.Duration
+	// tsdbLayout leaves the blocks and the write-ahead log's segments
+	// at the TSDB's defaults, for benchmarks that compare.
+	tsdbLayout bool
 }
 
 // The TSDB's head settings (see open).
@@ -215,19 +220,23 @@ func (s *Store) open() error {
 	o := tsdb.DefaultOptions()
 	o.RetentionDuration = s.retention.Load()
 	o.MaxBytes = s.maxBytes.Load()
-	// The write-ahead log holds the last 2–3 h, not yet chunk-encoded:
-	// snappy makes it 5.7 bytes a sample instead of 11, measured on a
-	// host with 50 idle containers (BenchmarkDiskWAL). zstd gives 3.6,
-	// but its encoder cost the agent 33 MiB more RSS, side by side.
+	// The write-ahead log holds the head's samples, not yet
+	// chunk-encoded: snappy makes it 5.7 bytes a sample instead of 11,
+	// measured on a host with 50 idle containers (BenchmarkDiskWAL).
+	// zstd gives 3.6, but the TSDB builds its encoder with the library's
+	// defaults, which cost the agent 33 MiB more RSS, side by side.
 	o.WALCompression = compression.Snappy
-	if d := s.opts.BlockDuration.Milliseconds(); d > 0 {
-		o.MinBlockDuration = d
-		o.MaxBlockDuration = d
-	}
 	// Blocks of up to a tenth of the retention, as Prometheus does, so
 	// that retention and max_bytes delete in small steps.
-	if o.MinBlockDuration == tsdb.DefaultBlockDuration {
-		o.MaxBlockDuration = max(tsdb.DefaultBlockDuration, min(o.RetentionDuration/10, 31*24*time.Hour.Milliseconds()))
+	o.MaxBlockDuration = max(tsdb.DefaultBlockDuration, min(o.RetentionDuration/10, 31*24*time.Hour.Milliseconds()))
+	switch {
+	case s.opts.BlockDuration > 0:
+		o.MinBlockDuration = s.opts.BlockDuration.Milliseconds()
+		o.MaxBlockDuration = o.MinBlockDuration
+	case !s.opts.tsdbLayout:
+		o.MinBlockDuration = headBlock.Milliseconds()
+		o.WALSegmentSize = walSegmentSize
+		o.NewCompactorFunc = newCompactor(blockRanges(headBlock, time.Duration(o.MaxBlockDuration)*time.Millisecond))
 	}
 	// The head's series map is striped for many appenders; the store
 	// has one. The default 16 384 stripes held 4.8 MB of the agent's
