@@ -252,38 +252,10 @@ func BenchmarkDiskWindows(b *testing.B) {
 	} {
 		b.Run(layout.name, func(b *testing.B) {
 			for b.Loop() {
-				o := layout.opts
-				o.Dir, o.Retention = b.TempDir(), 7*24*time.Hour
-				st := openStore(b, o)
-				headRange := headBlock.Milliseconds()
-				if o.tsdbLayout {
-					headRange = tsdb.DefaultBlockDuration
-				}
-				h := newIdleHost(b)
 				start := time.Now().Add(-25 * time.Hour).Truncate(24 * time.Hour)
 				const perWindow, ticks = 60, 24 * 360 // 10 minutes, a day at 10 s
-				var sizes []int64
-				var compactCPU time.Duration
-				var heap uint64
-				for i := range ticks + 1 {
-					if i%perWindow == 0 {
-						sizes = append(sizes, duBytes(o.Dir))
-						heap = max(heap, liveHeap())
-					}
-					if i == ticks {
-						break
-					}
-					if err := st.appendFamilies(h.tick(), start.Add(time.Duration(i)*10*time.Second).UnixMilli()); err != nil {
-						b.Fatal(err)
-					}
-					if st.db.Head().MaxTime()-st.db.Head().MinTime() > headRange*3/2 {
-						c0 := cpuTime(b)
-						if err := st.db.Compact(context.Background()); err != nil {
-							b.Fatal(err)
-						}
-						compactCPU += cpuTime(b) - c0
-					}
-				}
+				r := replay(b, layout.opts, start, 10*time.Second, ticks, perWindow, nil)
+				sizes := r.sizes
 				perDay := func(d int64) float64 { return float64(d) * 144 / 1e6 }
 				var growth []float64
 				for i := 4; i < len(sizes); i++ { // after the first half hour
@@ -303,15 +275,93 @@ func BenchmarkDiskWindows(b *testing.B) {
 				b.ReportMetric(growth[len(growth)-1], "MB/day-max")
 				b.ReportMetric(perDay(sizes[1]-sizes[0]), "MB/day-first")
 				b.ReportMetric(float64(day)/1e6, "MB-dir-24h")
-				b.ReportMetric(float64(day)/float64(ticks*st.db.Head().NumSeries()), "bytes/sample")
-				b.ReportMetric(float64(len(st.db.Blocks())), "blocks")
+				b.ReportMetric(float64(day)/float64(ticks*r.series), "bytes/sample")
+				b.ReportMetric(float64(r.blocks), "blocks")
 				b.ReportMetric(float64(over), "windows>50MB/day")
-				b.ReportMetric(compactCPU.Seconds(), "compact-cpu-s/day")
-				b.ReportMetric(float64(heap)/(1<<20), "heap-MiB-max")
-				st.Close()
+				b.ReportMetric(r.compactCPU.Seconds(), "compact-cpu-s/day")
+				b.ReportMetric(float64(r.heap)/(1<<20), "heap-MiB-max")
 			}
 		})
 	}
+}
+
+// BenchmarkCompactionAt1s is the store's compactions at a 1 s interval:
+// the idle host's series every second for 4 hours (synthetic timestamps),
+// the head compacted whenever it is compactable. It reports the CPU the
+// compactions took, as a share of a core, and the largest live heap, for
+// the store's layout and the TSDB's defaults.
+//
+//	go test -run '^$' -bench CompactionAt1s -benchtime 1x ./internal/store
+func BenchmarkCompactionAt1s(b *testing.B) {
+	for _, layout := range []struct {
+		name string
+		opts Options
+	}{
+		{"crmon", Options{}},
+		{"tsdb-defaults", Options{tsdbLayout: true}},
+	} {
+		b.Run(layout.name, func(b *testing.B) {
+			for b.Loop() {
+				const hours = 4
+				start := time.Now().Add(-(hours + 1) * time.Hour).Truncate(24 * time.Hour)
+				r := replay(b, layout.opts, start, time.Second, hours*3600, 600, nil)
+				b.ReportMetric(100*r.compactCPU.Seconds()/(hours*3600), "compact-%core")
+				b.ReportMetric(float64(r.heap)/(1<<20), "heap-MiB-max")
+				b.ReportMetric(float64(r.sizes[len(r.sizes)-1])/1e6, "MB-dir")
+			}
+		})
+	}
+}
+
+// replayed is what replay measured.
+type replayed struct {
+	sizes          []int64 // the directory, as du counts it, every perWindow ticks and at the end
+	compactCPU     time.Duration
+	heap           uint64 // the largest live heap, read with the sizes
+	series, blocks int
+}
+
+// replay appends ticks of the idle host (host + 50 idle containers), step
+// apart from start, to a new store with the options o (7 days' retention),
+// compacting the head whenever it is compactable, as the TSDB does on
+// append. before, if not nil, runs before each tick's append.
+func replay(tb testing.TB, o Options, start time.Time, step time.Duration, ticks, perWindow int, before func(st *Store, i int)) replayed {
+	tb.Helper()
+	o.Dir, o.Retention = tb.TempDir(), 7*24*time.Hour
+	st := openStore(tb, o)
+	defer st.Close()
+	headRange := headBlock.Milliseconds()
+	if o.tsdbLayout {
+		headRange = tsdb.DefaultBlockDuration
+	} else if o.BlockDuration > 0 {
+		headRange = o.BlockDuration.Milliseconds()
+	}
+	h := newIdleHost(tb)
+	var r replayed
+	for i := range ticks + 1 {
+		if i%perWindow == 0 || i == ticks {
+			r.sizes = append(r.sizes, duBytes(o.Dir))
+			r.heap = max(r.heap, liveHeap())
+		}
+		if i == ticks {
+			break
+		}
+		if before != nil {
+			before(st, i)
+		}
+		if err := st.appendFamilies(h.tick(), start.Add(time.Duration(i)*step).UnixMilli()); err != nil {
+			tb.Fatal(err)
+		}
+		if st.db.Head().MaxTime()-st.db.Head().MinTime() > headRange*3/2 {
+			c0 := cpuTime(tb)
+			if err := st.db.Compact(context.Background()); err != nil {
+				tb.Fatal(err)
+			}
+			r.compactCPU += cpuTime(tb) - c0
+		}
+	}
+	r.series, r.blocks = int(st.db.Head().NumSeries()), len(st.db.Blocks())
+	return r
 }
 
 // liveHeap is the heap in use after a collection: what the process keeps.

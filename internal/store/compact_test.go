@@ -177,38 +177,21 @@ func TestDiskBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("5 hours of a host's series: several seconds")
 	}
-	dir := t.TempDir()
-	st := openStore(t, Options{Dir: dir, Retention: 7 * 24 * time.Hour})
 	top := blockRanges(headBlock, 16*time.Hour)[2]
 	start := time.UnixMilli(time.Now().Add(-6*time.Hour).UnixMilli() / top * top)
-	h := newIdleHost(t)
 	const perWindow, ticks = 60, 5 * 360
-	var sizes []int64
-	var wal0 int64
+	var wal0, wal int64
 	var walPerTick float64
-	for i := range ticks + 1 {
-		if i%perWindow == 0 {
-			sizes = append(sizes, duBytes(dir))
-		}
-		if i == ticks {
-			break
-		}
+	sizes := replay(t, Options{}, start, 10*time.Second, ticks, perWindow, func(st *Store, i int) {
+		wal = dirSize(filepath.Join(st.Dir(), "wal"))
 		switch i {
 		case perWindow:
-			wal0 = dirSize(filepath.Join(dir, "wal"))
+			wal0 = wal
 		case perWindow + 6:
 			// The log's growth a tick, before it is first truncated.
-			walPerTick = float64(dirSize(filepath.Join(dir, "wal"))-wal0) / 6
+			walPerTick = float64(wal-wal0) / 6
 		}
-		if err := st.appendFamilies(h.tick(), start.Add(time.Duration(i)*10*time.Second).UnixMilli()); err != nil {
-			t.Fatal(err)
-		}
-		if st.db.Head().MaxTime()-st.db.Head().MinTime() > headBlock.Milliseconds()*3/2 {
-			if err := st.db.Compact(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	}).sizes
 	var growth []float64
 	over := 0
 	for i := 4; i < len(sizes); i++ {
@@ -224,7 +207,6 @@ func TestDiskBudget(t *testing.T) {
 	}
 	slices.Sort(growth)
 	t.Logf("ten-minute growth, MB a day: min %.1f, median %.1f, max %.1f; %d over 50", growth[0], growth[len(growth)/2], growth[len(growth)-1], over)
-	wal := dirSize(filepath.Join(dir, "wal"))
 	if limit := walPerTick * 180; float64(wal) > limit || walPerTick <= 0 {
 		t.Errorf("write-ahead log of %d bytes after 5 h; more than 30 minutes of it (%.0f bytes)", wal, limit)
 	}
