@@ -499,6 +499,9 @@ func (m *fastMetric) Write(out *dto.Metric) error {
 type labelSet struct {
 	pairs []*dto.LabelPair
 	text  string
+	// series are its series by family, made when AppendSeries first
+	// serves them (series.go).
+	series *[numFams]*collect.Series
 }
 
 // noLabels is the label set of the families without container labels.

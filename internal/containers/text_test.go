@@ -44,6 +44,7 @@ func checkText(t *testing.T, c *Collector) {
 	if diff := cmp.Diff(parseText(t, want.Bytes()), parseText(t, got)); diff != "" {
 		t.Errorf("AppendText differs from Collect (-collect +text):\n%s", diff)
 	}
+	checkSeries(t, c)
 }
 
 // parseText returns every sample of an exposition as sorted

@@ -187,6 +187,8 @@ type sample struct {
 type metricSet struct {
 	mu        sync.RWMutex
 	cur, next []sample
+	// ids are the samples' series for AppendSeries (series.go).
+	ids seriesIDs
 }
 
 func (m *metricSet) begin() { m.next = m.next[:0] }

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copyright The crmon Authors.
+
+package containers
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmon-dev/crmon/internal/cgroups"
+	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/internal/testenv"
+)
+
+// checkSeries checks that AppendSeries gives exactly the series Collect
+// emits, both ways, and the same *collect.Series when asked again.
+func checkSeries(t *testing.T, c *Collector) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts := c.AppendSeries(nil)
+	testenv.ComparePoints(t, pts, fams)
+	again := c.AppendSeries(nil)
+	if len(again) != len(pts) {
+		t.Fatalf("%d points, then %d", len(pts), len(again))
+	}
+	for i := range pts {
+		if again[i].Series != pts[i].Series {
+			t.Errorf("%s%v: a new *collect.Series when asked again", pts[i].Series.Name, pts[i].Series.Labels)
+		}
+	}
+}
+
+// TestAppendSeries covers the points of containers with several devices
+// and interfaces, a label value that is not UTF-8, a stopped container
+// still lingering; that a steady read allocates nothing; and that a
+// container whose metadata changed gets series with its new labels.
+func TestAppendSeries(t *testing.T) {
+	c, err := New(Options{
+		DockerHost:      "unix://" + t.TempDir() + "/none.sock",
+		ContainerLabels: []string{"team"},
+		EnableMetrics:   []string{"pressure", "memory_detail", "spec_detail"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	now := time.Unix(1_700_000_000, 0)
+	add := func(id, name, image, team, state string) *container {
+		ct := newContainer(id)
+		ct.name, ct.image, ct.state = name, image, state
+		ct.labelValues = []string{team}
+		ct.cgroupPath = "/docker/" + id
+		ct.paths.V2 = ct.cgroupPath
+		ct.haveStats = true
+		ct.lastRead, ct.started, ct.created = now, now.Add(-time.Minute), now.Add(-2*time.Minute)
+		ct.sizeRw = 4096
+		ct.stats.CPU = cgroups.CPUStats{UsageNanos: 1_234_567_890, UserNanos: 1e9, Shares: 1024}
+		ct.stats.Memory.Usage, ct.stats.Memory.WorkingSet = 3<<20, 2<<20
+		ct.stats.IO.Devices = []cgroups.IODevice{{Major: 8, Minor: 0, ReadBytes: 1, WriteBytes: 33554432}, {Major: 253, Minor: 1, WriteBytes: 7}}
+		ct.net = []netIface{{name: "eth0", rxBytes: 10, txBytes: 20}, {name: "eth1", rxPackets: 1}}
+		c.byID[id] = ct
+		c.updateLabels(ct)
+		c.scrapeOrder = append(c.scrapeOrder, ct)
+		return ct
+	}
+	c.mu.Lock()
+	a := add("a1", "plain", "busybox:latest", "ci", "running")
+	add("b2", "name", "img\xffbad", "", "running")
+	add("c3", "stopped", "busybox", "ci", "exited").goneAt = now
+	c.lastUpdate = now
+	c.mu.Unlock()
+	checkSeries(t, c)
+
+	buf := make([]collect.Point, 0, 1024)
+	if n := testing.AllocsPerRun(20, func() { c.AppendSeries(buf[:0]) }); n > 0 && !testenv.Race {
+		t.Errorf("AppendSeries allocates %v times per steady call, want none", n)
+	}
+
+	c.mu.Lock()
+	a.name, a.lpStale = "renamed", true
+	c.updateLabels(a)
+	c.mu.Unlock()
+	checkSeries(t, c)
+	renamed := 0
+	for _, p := range c.AppendSeries(nil) {
+		for _, l := range p.Series.Labels {
+			if l.Name == "name" && l.Value == "plain" {
+				t.Errorf("%s: a series with the container's old name", p.Series.Name)
+			}
+			if l.Name == "name" && l.Value == "renamed" {
+				renamed++
+			}
+		}
+	}
+	if renamed == 0 {
+		t.Error("no series with the container's new name")
+	}
+}
