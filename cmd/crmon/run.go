@@ -127,7 +127,7 @@ func runAgent(c *cli.Context) error {
 	readOnly := map[string]http.Handler{"/api/v1/alerts": alert.APIHandler(al.svc.Engine)}
 	maps.Copy(readOnly, hist.handlers(logger))
 
-	a.SetGatherer(web.Gatherer(a, extra))
+	a.SetExtra(extra)
 
 	sc := cfg.Monitoring.Sessions
 	gid, err := control.LookupGroup(sc.SocketGroup)

@@ -62,9 +62,10 @@ type probeSource interface {
 type Agent struct {
 	logger *slog.Logger
 
-	mu         sync.Mutex // guards collectors, interval, subs, dropped and gatherer
+	mu         sync.Mutex // guards collectors, interval, subs, dropped, gatherer and rest
 	collectors []collect.Collector
-	gatherer   prometheus.Gatherer
+	gatherer   prometheus.Gatherer // what /metrics serves (SetExtra)
+	rest       prometheus.Gatherer // what it serves but the text collectors'
 	interval   time.Duration
 	subs       []*Subscription
 	// dropped counts, per subscriber name, the samples its subscriptions
@@ -80,6 +81,8 @@ type Agent struct {
 	// tickMu serialises ticks: Update must never run concurrently with
 	// itself, and Collect/Fill read what the last Update left.
 	tickMu sync.Mutex
+	// points is what Points keeps from tick to tick.
+	points pointsState
 
 	// Self-metrics, read by Collect.
 	ticks  atomic.Uint64

@@ -31,7 +31,7 @@ var errPanicked = errors.New("collector panicked")
 // value), so their number is not crmon's to choose.
 const maxLoggedPanics = 64
 
-// panicLog remembers which collectors' last Collect or AppendText
+// panicLog remembers which collectors' last Collect, AppendText or AppendSeries
 // panicked, and which panics were logged.
 type panicLog struct {
 	mu      sync.Mutex
@@ -39,7 +39,7 @@ type panicLog struct {
 	logged  map[string]struct{} // by collector, phase and message
 }
 
-// serving reports whether name's last Collect or AppendText
+// serving reports whether name's last Collect, AppendText or AppendSeries
 // panicked.
 func (p *panicLog) serving(name string) bool {
 	p.mu.Lock()
@@ -47,7 +47,7 @@ func (p *panicLog) serving(name string) bool {
 	return p.inServe[name]
 }
 
-// setServing records whether name's Collect or AppendText just panicked.
+// setServing records whether name's Collect, AppendText or AppendSeries just panicked.
 func (p *panicLog) setServing(name string, panicked bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -80,7 +80,7 @@ func (p *panicLog) first(key string) bool {
 }
 
 // recovered logs a recovered panic of collector name during phase
-// ("update", "fill", "collect", "text") the first time it is seen.
+// ("update", "fill", "collect", "text", "series") the first time it is seen.
 func (a *Agent) recovered(name, phase string, r any) {
 	msg := fmt.Sprint(r)
 	if len(msg) > 512 {
@@ -143,6 +143,23 @@ func (a *Agent) appendText(name string, t collect.TextAppender, b []byte) (out [
 		a.panics.setServing(name, panicked)
 	}()
 	out = t.AppendText(b)
+	panicked = false
+	return out
+}
+
+// appendSeries runs sa.AppendSeries; after a panic, nothing of what it
+// appended is kept.
+func (a *Agent) appendSeries(name string, sa collect.SeriesAppender, dst []collect.Point) (out []collect.Point) {
+	n := len(dst)
+	panicked := true
+	defer func() {
+		if panicked {
+			a.recovered(name, "series", recover())
+			out = dst[:n]
+		}
+		a.panics.setServing(name, panicked)
+	}()
+	out = sa.AppendSeries(dst)
 	panicked = false
 	return out
 }

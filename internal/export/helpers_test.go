@@ -19,7 +19,6 @@ import (
 	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/config"
-	"github.com/crmon-dev/crmon/internal/web"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
@@ -67,7 +66,7 @@ func (s *stepper) Fill(m *metrics.ResourceMetrics) { m.System.Processes = uint32
 func newTestAgent(t *testing.T) *agent.Agent {
 	t.Helper()
 	a := agent.New([]collect.Collector{newStepper()}, time.Second, nil)
-	a.SetGatherer(web.Gatherer(a, nil))
+	a.SetExtra(nil)
 	return a
 }
 

@@ -207,9 +207,9 @@ func New(a *agent.Agent, extra []prometheus.Collector, opts Options) *Server {
 }
 
 // Gatherer gathers every series /metrics serves: a's and extra's. The
-// agent's consumers read it through agent.Series (run it with
-// a.SetGatherer(Gatherer(a, extra))), so that an exporter or the store
-// reads, per tick, exactly what a scrape would.
+// agent's consumers read the same through agent.Series and agent.Points
+// (a.SetExtra(extra)), so that an exporter or the store reads, per tick,
+// exactly what a scrape would.
 func Gatherer(a *agent.Agent, extra []prometheus.Collector) prometheus.Gatherer {
 	full := prometheus.NewRegistry()
 	full.MustRegister(append([]prometheus.Collector{a}, extra...)...)
