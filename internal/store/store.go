@@ -6,7 +6,7 @@
 // queried with PromQL.
 //
 // The store reads the agent's sample stream (agent.Subscribe) and, for each
-// sample, the series /metrics served at its tick (agent.Series), so the
+// sample, the series /metrics served at its tick (agent.Points), so the
 // history holds exactly what a scraper would have stored, under the tick's
 // timestamp. It never runs readers of its own and never delays a
 // tick: when it falls behind, the subscription drops samples and the agent
@@ -27,7 +27,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,7 +34,6 @@ import (
 
 	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
@@ -46,6 +44,7 @@ import (
 	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/crmon-dev/crmon/internal/agent"
+	"github.com/crmon-dev/crmon/internal/collect"
 )
 
 // Options configure a store.
@@ -95,18 +94,17 @@ type Store struct {
 	// crmon_store_* names.
 	tsdbReg *pickRegistry
 
-	// Touched by the appending goroutine only. cache holds the series
-	// of the last tick by their name and labels; order holds them in the
-	// order the tick appended them, which the next one follows (next).
-	cache    map[string]*entry
-	order    []*entry
-	next     []*entry
-	pos      int
-	seen     uint64
-	key      []byte
-	lb       labels.ScratchBuilder
-	lastOpen time.Time
-	lastWarn time.Time
+	// Touched by the appending goroutine only. ids holds the series of
+	// the last tick by the agent's identity of them, byRef by their
+	// reference in the TSDB; live holds them as the last tick appended
+	// them, next this tick's.
+	ids        map[*collect.Series]*entry
+	byRef      map[storage.SeriesRef]*entry
+	live, next []*entry
+	seen       uint64
+	lb         labels.ScratchBuilder
+	lastOpen   time.Time
+	lastWarn   time.Time
 
 	// retention and maxBytes are Options' (ms and bytes), which a
 	// reload may change (SetRetention).
@@ -122,36 +120,13 @@ type Store struct {
 	descUp, descRetention, descMaxBytes                            *prometheus.Desc
 }
 
-// entry is a series the last tick appended.
+// entry is a series the last tick appended: the agent's identity of it,
+// its labels, built once, and its reference in the TSDB.
 type entry struct {
-	ref  storage.SeriesRef
-	lset labels.Labels
-	seen uint64
-	// What it was found by: its cache key, and the family, suffix, extra
-	// label (le, quantile) and its bound, and the label pairs of the
-	// metric it was last appended from.
-	key          string
-	name, suffix string
-	extra        string
-	bound        float64
-	pairs        []*dto.LabelPair
-	idx          int // in order
-}
-
-// is reports whether e is the series of these, as it was last tick:
-// label pairs compared by pointer first, since collectors that cache
-// their label pairs (the containers') hand the same ones every tick.
-func (e *entry) is(name, suffix string, pairs []*dto.LabelPair, extra string, bound float64) bool {
-	if e.name != name || e.suffix != suffix || e.extra != extra || e.bound != bound || len(e.pairs) != len(pairs) {
-		return false
-	}
-	for i, p := range pairs {
-		q := e.pairs[i]
-		if p != q && (p.GetName() != q.GetName() || p.GetValue() != q.GetValue()) {
-			return false
-		}
-	}
-	return true
+	series *collect.Series
+	ref    storage.SeriesRef
+	lset   labels.Labels
+	seen   uint64
 }
 
 // New makes a store and tries to open its directory. A directory that
@@ -170,7 +145,8 @@ func New(opts Options) (*Store, error) {
 	s := &Store{
 		opts:  opts,
 		log:   opts.Logger.With("component", "store"),
-		cache: map[string]*entry{},
+		ids:   map[*collect.Series]*entry{},
+		byRef: map[storage.SeriesRef]*entry{},
 		lb:    labels.NewScratchBuilder(16),
 		descSeries: prometheus.NewDesc("crmon_store_head_series",
 			"Series in the store's in-memory head block.", nil, nil),
@@ -315,16 +291,16 @@ func (s *Store) Run(a *agent.Agent, sub *agent.Subscription) {
 }
 
 // Append writes one sample: every series /metrics served at its tick
-// (agent.Series). It is Run's body, exported for tests and benchmarks
+// (agent.Points). It is Run's body, exported for tests and benchmarks
 // that drive the agent's ticks themselves.
 func (s *Store) Append(a *agent.Agent, smp *agent.Sample) {
 	// Read the series first: they are the tick's only until the next one.
-	fams, err := a.Series(smp)
+	pts, err := a.Points(smp)
 	if errors.Is(err, agent.ErrSuperseded) {
 		s.skipped.Add(1)
 		return
 	}
-	if err != nil && len(fams) == 0 {
+	if err != nil && len(pts) == 0 {
 		s.fail("gathering the series for the store", err)
 		return
 	}
@@ -333,7 +309,7 @@ func (s *Store) Append(a *agent.Agent, smp *agent.Sample) {
 		s.fail("store not open", err)
 		return
 	}
-	if err := s.appendFamilies(fams, smp.Time.UnixMilli()); err != nil {
+	if err := s.appendPoints(pts, smp.Time.UnixMilli()); err != nil {
 		s.fail("appending to the store", err)
 		return
 	}
@@ -371,13 +347,16 @@ func (s *Store) fail(msg string, err error) {
 		"dir", s.opts.Dir, "failures", s.failures.Load(), "err", err)
 }
 
-// appendFamilies appends the samples of fams at t (ms), in the series a
-// Prometheus server scraping /metrics would store (a histogram's _bucket,
-// _sum and _count, a summary's quantiles), and a staleness marker for
-// every series of the last tick that is gone, as a scrape does, so that a
+// appendPoints appends pts at t (ms), and a staleness marker for every
+// series of the last tick that is gone, as a scrape does, so that a
 // removed container's series end where it went instead of lingering for
 // the lookback window.
-func (s *Store) appendFamilies(fams []*dto.MetricFamily, t int64) (err error) {
+//
+// A series is found by its identity (collect.Series, the same object from
+// tick to tick), one map lookup, and appended by its reference in the
+// TSDB: no label is compared or hashed on a steady tick, and a series'
+// labels are built once in its life.
+func (s *Store) appendPoints(pts []collect.Point, t int64) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.db == nil {
@@ -392,15 +371,18 @@ func (s *Store) appendFamilies(fams []*dto.MetricFamily, t int64) (err error) {
 	s.seen++
 	var n, refused uint64
 	var firstRefused error
-	s.pos, s.next = 0, s.next[:0]
-	add := func(name, suffix string, m *dto.Metric, extra string, bound, v float64) {
-		e := s.entry(name, suffix, m.GetLabel(), extra, bound)
+	s.next = s.next[:0]
+	for _, p := range pts {
+		e := s.ids[p.Series]
+		if e == nil {
+			e = s.newEntry(p.Series)
+		}
 		if e.seen == s.seen {
-			return // the same series twice; the first wins, as in a scrape
+			continue // the same series twice; the first wins, as in a scrape
 		}
 		e.seen = s.seen
 		s.next = append(s.next, e)
-		ref, aerr := app.Append(e.ref, e.lset, t, v)
+		ref, aerr := app.Append(e.ref, e.lset, t, p.Value)
 		if aerr != nil {
 			// Out of order (the clock went back): this series' sample
 			// is refused, the others go on.
@@ -408,59 +390,26 @@ func (s *Store) appendFamilies(fams []*dto.MetricFamily, t int64) (err error) {
 			if firstRefused == nil {
 				firstRefused = fmt.Errorf("%s: %w", e.lset, aerr)
 			}
-			return
+			continue
 		}
-		e.ref = ref
+		if ref != e.ref {
+			s.setRef(e, ref)
+		}
 		n++
 	}
-	for _, f := range fams {
-		name := f.GetName()
-		for _, m := range f.GetMetric() {
-			switch f.GetType() {
-			case dto.MetricType_COUNTER:
-				add(name, "", m, "", 0, m.GetCounter().GetValue())
-			case dto.MetricType_GAUGE:
-				add(name, "", m, "", 0, m.GetGauge().GetValue())
-			case dto.MetricType_UNTYPED:
-				add(name, "", m, "", 0, m.GetUntyped().GetValue())
-			case dto.MetricType_SUMMARY:
-				sm := m.GetSummary()
-				for _, q := range sm.GetQuantile() {
-					add(name, "", m, "quantile", q.GetQuantile(), q.GetValue())
-				}
-				add(name, "_sum", m, "", 0, sm.GetSampleSum())
-				add(name, "_count", m, "", 0, float64(sm.GetSampleCount()))
-			case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-				h := m.GetHistogram()
-				inf := false
-				for _, b := range h.GetBucket() {
-					inf = inf || math.IsInf(b.GetUpperBound(), 1)
-					add(name, "_bucket", m, "le", b.GetUpperBound(), float64(b.GetCumulativeCount()))
-				}
-				if !inf {
-					add(name, "_bucket", m, "le", math.Inf(1), float64(h.GetSampleCount()))
-				}
-				add(name, "_sum", m, "", 0, h.GetSampleSum())
-				add(name, "_count", m, "", 0, float64(h.GetSampleCount()))
-			}
-		}
-	}
-	// Every series of the last tick is in order; those this one did not
+	// Every series of the last tick is in live; those this one did not
 	// append are gone: a staleness marker, as a scrape writes.
 	var stale uint64
-	for _, e := range s.order {
+	for _, e := range s.live {
 		if e.seen == s.seen {
 			continue
 		}
 		if _, aerr := app.Append(e.ref, e.lset, t, math.Float64frombits(value.StaleNaN)); aerr == nil {
 			stale++
 		}
-		delete(s.cache, e.key)
+		s.forget(e)
 	}
-	for i, e := range s.next {
-		e.idx = i
-	}
-	s.order, s.next = s.next, s.order
+	s.live, s.next = s.next, s.live
 	if err := app.Commit(); err != nil {
 		return err
 	}
@@ -474,77 +423,44 @@ func (s *Store) appendFamilies(fams []*dto.MetricFamily, t int64) (err error) {
 	return nil
 }
 
-// entry finds a series: first where the last tick had it next, which is
-// where a steady tick has every series (the registry gathers families and
-// series in sorted order), then in the cache by its name and label
-// values, or it adds it, so that its labels are built once in its life.
-// The first way costs a comparison of pointers per label; the second a
-// key built from every label and a hash (a third of the store's CPU per
-// tick, BenchmarkAppendTick).
-func (s *Store) entry(name, suffix string, pairs []*dto.LabelPair, extra string, bound float64) *entry {
-	if s.pos < len(s.order) {
-		if e := s.order[s.pos]; e.is(name, suffix, pairs, extra, bound) {
-			s.pos++
-			e.pairs = pairs
-			return e
-		}
-	}
-	k := append(s.key[:0], name...)
-	k = append(k, suffix...)
-	for _, lp := range pairs {
-		k = append(k, 0xff)
-		k = append(k, lp.GetName()...)
-		k = append(k, 0xfe)
-		k = append(k, lp.GetValue()...)
-	}
-	var extraValue string
-	if extra != "" {
-		extraValue = formatFloat(bound)
-		k = append(k, 0xff)
-		k = append(k, extra...)
-		k = append(k, 0xfe)
-		k = append(k, extraValue...)
-	}
-	s.key = k
-	if e, ok := s.cache[string(k)]; ok {
-		if e.seen != s.seen && e.idx < len(s.order) && s.order[e.idx] == e {
-			// Found further on (series came) or back (went): follow
-			// the last tick's order from here.
-			s.pos = e.idx + 1
-		}
-		e.pairs = pairs
-		return e
-	}
+// newEntry adds the entry of a series the store has not appended since
+// it last went: its labels are built here, once.
+func (s *Store) newEntry(series *collect.Series) *entry {
 	s.lb.Reset()
-	s.lb.Add(model.MetricNameLabel, name+suffix)
-	for _, lp := range pairs {
-		s.lb.Add(lp.GetName(), lp.GetValue())
-	}
-	if extra != "" {
-		s.lb.Add(extra, extraValue)
+	s.lb.Add(model.MetricNameLabel, series.Name)
+	for _, l := range series.Labels {
+		s.lb.Add(l.Name, l.Value)
 	}
 	s.lb.Sort()
-	e := &entry{lset: s.lb.Labels(), key: string(k), name: name, suffix: suffix, extra: extra, bound: bound, pairs: pairs, idx: -1}
-	s.cache[e.key] = e
+	e := &entry{series: series, lset: s.lb.Labels()}
+	s.ids[series] = e
 	return e
 }
 
-// formatFloat writes a bucket bound or quantile as Prometheus stores them
-// from a scrape (OpenMetrics' form: "1.0", "0.25", "+Inf").
-func formatFloat(f float64) string {
-	switch {
-	case math.IsInf(f, 1):
-		return "+Inf"
-	case math.IsInf(f, -1):
-		return "-Inf"
-	case math.IsNaN(f):
-		return "NaN"
+// setRef records that e's series has reference ref in the TSDB. Another
+// entry that had it is the same series under an identity that went this
+// tick (a container's labels rebuilt with the same values): e takes its
+// place, and no staleness marker ends the series.
+func (s *Store) setRef(e *entry, ref storage.SeriesRef) {
+	if o := s.byRef[ref]; o != nil && o != e && o.seen != s.seen {
+		o.seen = s.seen
+		delete(s.ids, o.series)
 	}
-	s := strconv.FormatFloat(f, 'g', -1, 64)
-	if !strings.ContainsAny(s, ".e") {
-		s += ".0"
+	if s.byRef[e.ref] == e {
+		delete(s.byRef, e.ref)
 	}
-	return s
+	e.ref = ref
+	s.byRef[ref] = e
+}
+
+// forget drops a series that went.
+func (s *Store) forget(e *entry) {
+	if s.ids[e.series] == e {
+		delete(s.ids, e.series)
+	}
+	if s.byRef[e.ref] == e {
+		delete(s.byRef, e.ref)
+	}
 }
 
 // updateSize measures the directory: blocks from the TSDB, the write-ahead

@@ -22,11 +22,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/internal/collect"
-	"github.com/crmon-dev/crmon/internal/web"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
@@ -122,7 +120,7 @@ func TestStoreKeepsWhatMetricsServes(t *testing.T) {
 	c := newSteps()
 	a := agent.New([]collect.Collector{c}, time.Second, nil)
 	st := openStore(t, Options{})
-	a.SetGatherer(web.Gatherer(a, []prometheus.Collector{st}))
+	a.SetExtra([]prometheus.Collector{st})
 	e := NewEngine(st.Queryable(), Limits{}, nil)
 
 	var times []time.Time
@@ -313,32 +311,30 @@ func TestGoneSeriesLeaveTheHead(t *testing.T) {
 }
 
 // TestSeriesComeAndGo appends ticks whose series come and go in the
-// middle of the order, with label pairs shared from tick to tick (as the
-// containers' collector hands them) and fresh ones (as the host's), and
-// checks that every tick's values land in their own series and that the
-// gone ones end with a staleness marker.
+// middle of the order, with identities kept from tick to tick (as the
+// agent hands them while a series lasts) and new identities of the same
+// series (as when a container's labels are rebuilt with the same
+// values), and checks that every tick's values land in their own series
+// and that the gone ones, and only they, end with a staleness marker.
 func TestSeriesComeAndGo(t *testing.T) {
 	st := openStore(t, Options{})
-	pairs := map[string][]*dto.LabelPair{}
-	shared := func(name string) []*dto.LabelPair {
-		if pairs[name] == nil {
-			n, v := "name", name
-			pairs[name] = []*dto.LabelPair{{Name: &n, Value: &v}}
+	kept := map[string]*collect.Series{}
+	shared := func(name string) *collect.Series {
+		if kept[name] == nil {
+			kept[name] = collect.NewSeries("c_total", []collect.Label{{Name: "name", Value: name}})
 		}
-		return pairs[name]
+		return kept[name]
 	}
-	fresh := func(name string) []*dto.LabelPair {
-		n, v := "name", name
-		return []*dto.LabelPair{{Name: &n, Value: &v}}
+	fresh := func(name string) *collect.Series {
+		return collect.NewSeries("c_total", []collect.Label{{Name: "name", Value: name}})
 	}
-	tick := func(ts int64, labels func(string) []*dto.LabelPair, names ...string) {
+	tick := func(ts int64, series func(string) *collect.Series, names ...string) {
 		t.Helper()
-		f := &dto.MetricFamily{Name: proto.String("c_total"), Type: dto.MetricType_COUNTER.Enum()}
+		var pts []collect.Point
 		for _, n := range names {
-			v := float64(ts) + float64(n[0])
-			f.Metric = append(f.Metric, &dto.Metric{Label: labels(n), Counter: &dto.Counter{Value: &v}})
+			pts = append(pts, collect.Point{Series: series(n), Value: float64(ts) + float64(n[0])})
 		}
-		if err := st.appendFamilies([]*dto.MetricFamily{f}, ts); err != nil {
+		if err := st.appendPoints(pts, ts); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -372,8 +368,8 @@ func TestSeriesComeAndGo(t *testing.T) {
 			}
 		}
 	}
-	if len(st.cache) != 3 || len(st.order) != 3 {
-		t.Errorf("%d series cached, %d in order; want the last tick's 3", len(st.cache), len(st.order))
+	if len(st.ids) != 3 || len(st.live) != 3 || len(st.byRef) != 3 {
+		t.Errorf("%d series by identity, %d by reference, %d live; want the last tick's 3", len(st.ids), len(st.byRef), len(st.live))
 	}
 }
 
@@ -433,7 +429,7 @@ func TestUnwritableDirectory(t *testing.T) {
 	st := openStore(t, Options{Dir: filepath.Join(f, "tsdb")})
 	c := newSteps()
 	a := agent.New([]collect.Collector{c}, time.Second, nil)
-	a.SetGatherer(web.Gatherer(a, []prometheus.Collector{st}))
+	a.SetExtra([]prometheus.Collector{st})
 	for range 3 {
 		st.Append(a, a.Tick(context.Background()))
 	}
