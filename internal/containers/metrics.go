@@ -534,17 +534,14 @@ func devKey(major, minor uint32) uint64 { return uint64(major)<<32 | uint64(mino
 // updateLabels rebuilds ct's label sets when its metadata changed and adds
 // any new device or interface. c.mu must be held for writing.
 func (c *Collector) updateLabels(ct *container) {
+	if ct.lp != nil && ct.lpStale && slices.Equal(c.baseLabels(ct), ct.baseKV) && (ct.lp.fs != nil) == (c.fsDevice != "" || ct.sizeRw >= 0) {
+		// Metadata read again with the same values (an engine event, a
+		// new size): the label sets stay, and with them the identity of
+		// the container's series (AppendSeries).
+		ct.lpStale = false
+	}
 	if ct.lp == nil || ct.lpStale {
-		kv := []string{"id", ct.cgroupPath, "name", ct.name, "image", ct.image}
-		for i, n := range c.labelNames {
-			// A container the engine has not described yet (pending,
-			// not served) has no label values: empty until setMeta.
-			v := ""
-			if i < len(ct.labelValues) {
-				v = ct.labelValues[i]
-			}
-			kv = append(kv, n, v)
-		}
+		kv := c.baseLabels(ct)
 		ct.baseKV = kv
 		lp := &labelSets{
 			base:     newLabelSet(kv...),
@@ -585,6 +582,22 @@ func (c *Collector) updateLabels(ct *container) {
 			ct.lp.fromEBPF[f] = newLabelSet(append(kv[:len(kv):len(kv)], "family", families[f].name)...)
 		}
 	}
+}
+
+// baseLabels are the names and values of ct's base labels: id, name,
+// image and container_label_*.
+func (c *Collector) baseLabels(ct *container) []string {
+	kv := []string{"id", ct.cgroupPath, "name", ct.name, "image", ct.image}
+	for i, n := range c.labelNames {
+		// A container the engine has not described yet (pending, not
+		// served) has no label values: empty until setMeta.
+		v := ""
+		if i < len(ct.labelValues) {
+			v = ct.labelValues[i]
+		}
+		kv = append(kv, n, v)
+	}
+	return kv
 }
 
 // exported reports whether ct's cgroup series are served: while it runs,

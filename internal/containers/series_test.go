@@ -39,8 +39,9 @@ func checkSeries(t *testing.T, c *Collector) {
 
 // TestAppendSeries covers the points of containers with several devices
 // and interfaces, a label value that is not UTF-8, a stopped container
-// still lingering; that a steady read allocates nothing; and that a
-// container whose metadata changed gets series with its new labels.
+// still lingering; that a steady read allocates nothing; that metadata
+// read again unchanged keeps the series, and that a container whose
+// metadata changed gets series with its new labels.
 func TestAppendSeries(t *testing.T) {
 	c, err := New(Options{
 		DockerHost:      "unix://" + t.TempDir() + "/none.sock",
@@ -81,6 +82,22 @@ func TestAppendSeries(t *testing.T) {
 	buf := make([]collect.Point, 0, 1024)
 	if n := testing.AllocsPerRun(20, func() { c.AppendSeries(buf[:0]) }); n > 0 && !testenv.Race {
 		t.Errorf("AppendSeries allocates %v times per steady call, want none", n)
+	}
+
+	// Metadata read again with the same values keeps the series.
+	before := c.AppendSeries(nil)
+	c.mu.Lock()
+	a.lpStale = true
+	c.updateLabels(a)
+	c.mu.Unlock()
+	after := c.AppendSeries(nil)
+	if len(after) != len(before) {
+		t.Fatalf("%d points, then %d", len(before), len(after))
+	}
+	for i := range before {
+		if before[i].Series != after[i].Series {
+			t.Errorf("%s%v: a new *collect.Series after the same metadata came again", before[i].Series.Name, before[i].Series.Labels)
+		}
 	}
 
 	c.mu.Lock()
