@@ -316,3 +316,17 @@ func TestRunStopsWithHungDocker(t *testing.T) {
 		t.Fatalf("crmon run still running 15s after SIGTERM\n%s", p.logs())
 	}
 }
+
+// TestRunFootprint: once the first sample is taken the agent hands back
+// the start-up pages of its executable (the debug log says how many bytes
+// left its resident set).
+func TestRunFootprint(t *testing.T) {
+	t.Setenv("CRMON_LOG_LEVEL", "debug")
+	p := startAgent(t, "--ebpf", "disabled", "--collector.containers=false")
+	released := regexp.MustCompile(`msg="released start-up pages" bytes=(\d+)`)
+	waitFor(t, func() bool { return released.MatchString(p.logs()) })
+	n, err := strconv.ParseInt(released.FindStringSubmatch(p.logs())[1], 10, 64)
+	if err != nil || n <= 0 {
+		t.Errorf("released %d bytes of start-up pages (%v), want some\n%s", n, err, p.logs())
+	}
+}
