@@ -269,3 +269,55 @@ func TestMergeInterruptedByACrash(t *testing.T) {
 		t.Errorf("count_over_time = %v, want %d samples, each once", v, n)
 	}
 }
+
+// TestLayoutOpensAStoreOfTheTSDBLayout opens a directory written with the
+// TSDB's defaults (2-hour blocks, 128 MiB log segments), as a store from
+// before this layout is, goes on appending, and finds every sample.
+func TestLayoutOpensAStoreOfTheTSDBLayout(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now().Add(-8 * time.Hour).Truncate(2 * time.Hour)
+	const step, before, after = 10 * time.Second, 6 * 60 * 5, 6 * 60
+	st := openStore(t, Options{Dir: dir, Retention: 7 * 24 * time.Hour, tsdbLayout: true})
+	synthetic(t, st, start, step, before, 3)
+	if err := st.db.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st = openStore(t, Options{Dir: dir, Retention: 7 * 24 * time.Hour})
+	var text bytes.Buffer
+	for i := before; i < before+after; i++ {
+		text.Reset()
+		for j := range 3 {
+			fmt.Fprintf(&text, "container_cpu_usage_seconds_total{name=\"c%d\"} %d\n", j, i*j)
+		}
+		if err := st.appendText(text.Bytes(), start.Add(time.Duration(i)*step).UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.db.Compact(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := NewEngine(st.Queryable(), Limits{}, nil)
+	at := start.Add((before + after - 1) * step)
+	v := instant(t, e, `count_over_time(container_cpu_usage_seconds_total{name="c2"}[7h])`, at)
+	if len(v) != 1 || v[0].F != before+after {
+		t.Errorf("count_over_time = %v, want %d", v, before+after)
+	}
+	v = instant(t, e, `container_cpu_usage_seconds_total{name="c2"}`, at)
+	if len(v) != 1 || v[0].F != 2*(before+after-1) {
+		t.Errorf("last value = %v, want %d", v, 2*(before+after-1))
+	}
+	// What the head held at the restart and what came after is cut in
+	// ten minutes: the head keeps at most the last 20.
+	bs := st.db.Blocks()
+	var spans []string
+	for _, b := range bs {
+		spans = append(spans, fmt.Sprintf("%v–%v", time.Duration(b.Meta().MinTime-start.UnixMilli())*time.Millisecond, time.Duration(b.Meta().MaxTime-start.UnixMilli())*time.Millisecond))
+	}
+	if len(bs) == 0 || at.Sub(time.UnixMilli(bs[len(bs)-1].Meta().MaxTime)) > 20*time.Minute {
+		t.Errorf("blocks %v: the head holds more than 20 minutes of the %v", spans, at.Sub(start))
+	}
+}
