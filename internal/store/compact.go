@@ -30,7 +30,7 @@ import (
 //     windows see.
 //   - Head blocks of ten minutes (headBlock) keep the log at its last
 //     15–20 minutes (about 0.9 MB, truncated at each block cut, with
-//     segments small enough to be deleted then: walSegmentSize), but a
+//     segments small enough to be deleted then, walSegmentSize), but a
 //     new ten-minute block costs 377 KB, 54 MB a day, half of it index.
 //   - So each new head block is merged at once into the block of the
 //     two hours it belongs to (runRange), which then grows by the new
@@ -40,11 +40,23 @@ import (
 //     Prometheus's own compactor waits until a range is full, which
 //     leaves up to a range's worth of small blocks and their indexes.
 const (
-	headBlock      = 10 * time.Minute
-	runRange       = 2 * time.Hour
-	maxTopRange    = 24 * time.Hour
-	walSegmentSize = 64 << 10 // a multiple of the log's 32 KiB pages
+	headBlock   = 10 * time.Minute
+	runRange    = 2 * time.Hour
+	maxTopRange = 24 * time.Hour
 )
+
+// walSegmentSize is the write-ahead log's segment size. The TSDB deletes
+// the log by whole segments, and not the newest, so a segment must hold
+// well under ten minutes (headBlock) for each cut to take back what the
+// last ten minutes wrote: 256 KiB is about 3 minutes of a host with 50
+// idle containers at 10 s (1 MiB left every other ten minutes +140 MB/day
+// and the next -85; 64–512 KiB gave the same windows). A record does not
+// start in a segment it does not fit in, and the segment's last page is
+// padded: with 64 KiB segments the log of a host with 23 000 series
+// (80–130 KB a tick) grew 16 % faster than the TSDB's single segment did
+// beside it; with 12 000 synthetic series, 64 KiB cost 7 %, 256 KiB 5.6 %
+// and 512 KiB 4.5 %. A multiple of the log's 32 KiB pages.
+const walSegmentSize = 256 << 10
 
 // blockRanges are the levels the store's blocks are merged through: the
 // head's blocks, runRange, and the largest multiple of runRange up to
