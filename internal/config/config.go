@@ -216,6 +216,13 @@ type Exporter struct {
 	// QueueSize bounds the samples waiting to be sent; the oldest are
 	// dropped (and counted) beyond it.
 	QueueSize int `toml:"queue_size"`
+	// QueuePath is the directory of the exporter's queue on disk; ""
+	// is <store path>/exporters/<name> while the store is enabled, and
+	// a queue in memory otherwise.
+	QueuePath string `toml:"queue_path,omitempty"`
+	// QueueMaxBytes bounds the queue on disk; the oldest segments are
+	// dropped (and counted) beyond it.
+	QueueMaxBytes int64 `toml:"queue_max_bytes"`
 	// DeliveryGracePeriod is how long the exporter goes on sending what
 	// it has queued when the agent stops, or when a reload removes or
 	// changes it; what is left then is counted as dropped and logged.
@@ -411,6 +418,13 @@ const (
 	DefaultTimeout       = 10 * time.Second
 	DefaultMaxRetries    = 0
 	DefaultQueueSize     = 400000
+	// DefaultQueueMaxBytes bounds an exporter's queue on disk: far more
+	// than queue_size's samples take (about 10 bytes each), so that
+	// queue_size is the bound a user sees, and the bytes a bound on what
+	// a Custom exporter's snapshots take.
+	DefaultQueueMaxBytes = 256 << 20
+	// MinQueueMaxBytes is a few segments of the smallest size.
+	MinQueueMaxBytes = 1 << 20
 	// DefaultExporterGrace is an exporter's delivery_grace_period, the
 	// alert channels' default.
 	DefaultExporterGrace   = 5 * time.Second
@@ -492,6 +506,7 @@ func defaultExporter() Exporter {
 		Timeout:             Duration(DefaultTimeout),
 		MaxRetries:          DefaultMaxRetries,
 		QueueSize:           DefaultQueueSize,
+		QueueMaxBytes:       DefaultQueueMaxBytes,
 		DeliveryGracePeriod: Duration(DefaultExporterGrace),
 	}
 }

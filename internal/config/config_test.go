@@ -115,6 +115,7 @@ func TestLoadExamples(t *testing.T) {
 		Timeout:             Duration(10 * time.Second),
 		MaxRetries:          DefaultMaxRetries,
 		QueueSize:           DefaultQueueSize,
+		QueueMaxBytes:       DefaultQueueMaxBytes,
 		RemoteWriteVersion:  RemoteWriteAuto,
 		DeliveryGracePeriod: Duration(DefaultExporterGrace),
 	}}
@@ -183,7 +184,7 @@ func fullConfig() *Config {
 		{
 			Name: "prometheus", ExporterType: ExporterPrometheus, Endpoint: "http://prometheus:9090/api/v1/write",
 			BatchSize: 100, FlushInterval: Duration(30 * time.Second), Timeout: Duration(10 * time.Second),
-			MaxRetries: 3, QueueSize: 10000, RemoteWriteVersion: RemoteWrite1, DeliveryGracePeriod: Duration(5 * time.Second),
+			MaxRetries: 3, QueueSize: 10000, QueueMaxBytes: 64 << 20, RemoteWriteVersion: RemoteWrite1, DeliveryGracePeriod: Duration(5 * time.Second),
 			Labels:      map[string]string{"cluster": "ci-eu"},
 			Headers:     map[string]Secret{"X-Scope-OrgID": "ci"},
 			Credentials: Credentials{Username: "crmon", Password: "remote-write-password"},
@@ -191,20 +192,20 @@ func fullConfig() *Config {
 		{
 			Name: "influx", ExporterType: ExporterInfluxDB, Endpoint: "http://influxdb:8086",
 			BatchSize: 500, FlushInterval: Duration(10 * time.Second), Timeout: Duration(5 * time.Second),
-			MaxRetries: 5, QueueSize: 5000, DeliveryGracePeriod: Duration(DefaultExporterGrace),
+			MaxRetries: 5, QueueSize: 5000, QueueMaxBytes: DefaultQueueMaxBytes, QueuePath: "/var/lib/crmon-queues/influx", DeliveryGracePeriod: Duration(DefaultExporterGrace),
 			Org: "ci", Bucket: "crmon", Precision: "ms",
 			Credentials: Credentials{Token: "s3cr3t-influx-token", TokenFile: "secrets/influx-token"},
 		},
 		{
 			Name: "elastic", ExporterType: ExporterElasticsearch, Endpoint: "https://elasticsearch:9200",
 			BatchSize: DefaultBatchSize, FlushInterval: Duration(30 * time.Second), Timeout: Duration(10 * time.Second),
-			MaxRetries: DefaultMaxRetries, QueueSize: DefaultQueueSize, Index: "crmon", DeliveryGracePeriod: Duration(DefaultExporterGrace),
+			MaxRetries: DefaultMaxRetries, QueueSize: DefaultQueueSize, QueueMaxBytes: DefaultQueueMaxBytes, Index: "crmon", DeliveryGracePeriod: Duration(DefaultExporterGrace),
 			Credentials: Credentials{Username: "crmon", Password: "elastic-password"},
 		},
 		{
 			Name: "custom", ExporterType: ExporterCustom, Endpoint: "https://metrics.example.com/ingest",
 			BatchSize: 60, FlushInterval: Duration(time.Minute), Timeout: Duration(10 * time.Second),
-			MaxRetries: DefaultMaxRetries, QueueSize: 360, Format: CustomNDJSON, DeliveryGracePeriod: Duration(DefaultExporterGrace),
+			MaxRetries: DefaultMaxRetries, QueueSize: 360, QueueMaxBytes: DefaultQueueMaxBytes, Format: CustomNDJSON, DeliveryGracePeriod: Duration(DefaultExporterGrace),
 		},
 	}
 	m.EBPF.Include = []string{"/docker/*", "/system.slice/*"}
@@ -332,6 +333,10 @@ var badFiles = map[string][]string{
 		`:8: max_retries = -1: must be 0 (retry for as long as the queue keeps the batch) or more (exporter "prometheus")`,
 		`:9: delivery_grace_period = "1m30s": must be 0 to 1m (exporter "prometheus"): the agent's stop waits this long for an exporter's queued samples (keep it below the stop timeout of systemd or Docker)`,
 		`:16: queue_size = 100: must hold at least one batch, batch_size = 500 (exporter "small-queue"); the default is 400000`,
+		`:17: queue_max_bytes = 4096: must be at least 1048576 (1 MiB) (exporter "small-queue"); the default is 268435456 (256 MiB)`,
+		`:18: queue_path = "queues/small": must be an absolute path (exporter "small-queue"), a directory of its own for this exporter's queue`,
+		`:25: unknown key queu_path in [cleanroom.monitoring.exporters]; did you mean queue_path?`,
+		`:31: queue_path = "/var/lib/q/a/": another exporter's queue is there; each exporter needs a directory of its own (exporter "same-queue-2")`,
 	},
 	"exporter-headers.toml": {
 		`:5: headers: the value of "X-Api-Key" has a control character (a line break?), which HTTP does not allow in a header`,

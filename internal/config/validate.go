@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"net/url"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -296,6 +297,7 @@ var InfluxPrecisions = []string{"ns", "us", "ms", "s"}
 
 func (c *Config) validateExporters(p *problems) {
 	names := make([]string, 0, len(c.Monitoring.Exporters))
+	var queuePaths []string
 	for i := range c.Monitoring.Exporters {
 		e := &c.Monitoring.Exporters[i]
 		ep := fmt.Sprintf("%s.exporters[%d]", monitoringPath, i)
@@ -330,6 +332,18 @@ func (c *Config) validateExporters(p *problems) {
 		}
 		if e.QueueSize < e.BatchSize {
 			p.add(ep+".queue_size", "queue_size = %d: must hold at least one batch, batch_size = %d (%s); the default is %d", e.QueueSize, e.BatchSize, what, DefaultQueueSize)
+		}
+		if e.QueueMaxBytes < MinQueueMaxBytes {
+			p.add(ep+".queue_max_bytes", "queue_max_bytes = %d: must be at least %d (1 MiB) (%s); the default is %d (256 MiB)", e.QueueMaxBytes, MinQueueMaxBytes, what, DefaultQueueMaxBytes)
+		}
+		if e.QueuePath != "" {
+			switch {
+			case !filepath.IsAbs(e.QueuePath):
+				p.add(ep+".queue_path", "queue_path = %q: must be an absolute path (%s), a directory of its own for this exporter's queue", e.QueuePath, what)
+			case slices.Contains(queuePaths, filepath.Clean(e.QueuePath)):
+				p.add(ep+".queue_path", "queue_path = %q: another exporter's queue is there; each exporter needs a directory of its own (%s)", e.QueuePath, what)
+			}
+			queuePaths = append(queuePaths, filepath.Clean(e.QueuePath))
 		}
 		if e.FlushInterval <= 0 {
 			p.add(ep+".flush_interval", "flush_interval = %q: must be more than 0 (%s); the default is \"%s\"", e.FlushInterval, what, Duration(DefaultFlushInterval))
