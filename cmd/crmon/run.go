@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -112,7 +113,7 @@ func runAgent(c *cli.Context) error {
 	defer al.close()
 	// Exporters subscribe now and read their first sample at the first
 	// tick; they are stopped before the agent's subscriptions close.
-	exp, err := export.Start(a, cfg.Monitoring.Exporters, export.Options{Logger: logger})
+	exp, err := export.Start(a, cfg.Monitoring.Exporters, export.Options{Logger: logger, QueueDir: exportQueueDir(cfg)})
 	if err != nil {
 		return err
 	}
@@ -228,6 +229,16 @@ func runAgent(c *cli.Context) error {
 			}
 		}
 	}
+}
+
+// exportQueueDir is where exporters keep their queues on disk: beside the
+// store, while it is enabled; else their queues are in memory unless
+// their queue_path says otherwise.
+func exportQueueDir(cfg *config.Config) string {
+	if !cfg.Monitoring.Store.Enabled {
+		return ""
+	}
+	return filepath.Join(cfg.Monitoring.Store.Path, "exporters")
 }
 
 // reloadConfig applies a changed config file. A file that doesn't load

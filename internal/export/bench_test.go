@@ -214,6 +214,8 @@ func BenchmarkExporters(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer e.s.close()
+			// The queue on disk, as crmon run keeps it.
+			openTestQueue(b, e)
 			in := newInterner(e.labels)
 			size, whole := e.batchShape()
 			var series atomic.Int64
@@ -227,7 +229,7 @@ func BenchmarkExporters(b *testing.B) {
 				if e.s.wantsDocs() {
 					t.doc = customDoc(i, fl.n)
 				} else {
-					t.pts = in.points(fams)
+					t.pts = e.points(in, fams)
 					series.Store(int64(len(t.pts)))
 				}
 				e.q.push(t, time.Now())

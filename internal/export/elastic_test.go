@@ -381,6 +381,7 @@ func TestElasticsearchStalledAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.s.close()
+	openTestQueue(t, e)
 	fl := newFleet(t, 2)
 	in := newInterner(e.labels)
 	size, whole := e.batchShape()
@@ -442,6 +443,7 @@ func TestElasticsearchAcrossMidnight(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.s.close()
+	openTestQueue(t, e)
 	fl := newFleet(t, 1)
 	in := newInterner(e.labels)
 	midnight := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)

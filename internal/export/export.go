@@ -27,7 +27,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sync"
@@ -35,6 +37,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/internal/config"
@@ -87,10 +90,15 @@ func (e *sendError) Error() string {
 
 // Exporter is one [[cleanroom.monitoring.exporters]] at work.
 type Exporter struct {
-	cfg    config.Exporter
-	log    *slog.Logger
-	q      *queue
-	s      sender
+	cfg config.Exporter
+	log *slog.Logger
+	q   backlog
+	s   sender
+	// queueDir is the directory of the exporter's queue on disk; "" keeps
+	// it in memory.
+	queueDir string
+	// ptsBuf is the intake's, see points.
+	ptsBuf []point
 	labels []label // the exporter's own labels, sorted by name
 
 	sent, failed, retried, superseded, bytes atomic.Uint64
@@ -110,6 +118,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Hostname is the instance label's default; "" uses os.Hostname.
 	Hostname string
+	// QueueDir is where exporters without a queue_path keep their queue
+	// on disk, each in a directory named after it (queueDirName); ""
+	// keeps their queues in memory.
+	QueueDir string
 }
 
 // newExporter builds the exporter of c; it sends nothing until run.
@@ -117,7 +129,12 @@ func newExporter(c config.Exporter, o Options) (*Exporter, error) {
 	e := &Exporter{
 		cfg: c,
 		log: o.Logger.With("exporter", c.Name, "exporter_type", c.ExporterType),
-		q:   newQueue(c.QueueSize),
+	}
+	switch {
+	case c.QueuePath != "":
+		e.queueDir = c.QueuePath
+	case o.QueueDir != "":
+		e.queueDir = filepath.Join(o.QueueDir, queueDirName(c.Name))
 	}
 	e.labels = exporterLabels(c, o.Hostname)
 	hc := newHTTPClient(c)
@@ -195,12 +212,23 @@ func (e *Exporter) intake(a *agent.Agent, sub *agent.Subscription) {
 				e.log.Error("gathering the series", "err", err)
 				continue
 			}
-			t.pts = in.points(fams)
+			t.pts = e.points(in, fams)
 		}
 		if n := e.q.push(t, time.Now()); n > 0 {
 			e.log.Debug("queue full: dropped the oldest samples", "samples", n, "queue_size", e.cfg.QueueSize)
 		}
 	}
+}
+
+// points are the tick's points. The queue on disk keeps none of them once
+// it has written them, so their slice is the intake's, reused from tick to
+// tick; the memory queue keeps each tick's.
+func (e *Exporter) points(in *interner, fams []*dto.MetricFamily) []point {
+	if _, ok := e.q.(*diskQueue); !ok {
+		return in.points(fams)
+	}
+	e.ptsBuf = in.pointsInto(e.ptsBuf, fams)
+	return e.ptsBuf
 }
 
 // deliver sends the queue's batches until ctx ends.
@@ -211,17 +239,28 @@ func (e *Exporter) deliver(ctx context.Context) {
 		down    time.Time // first failure of the current run of failures
 	)
 	size, whole := e.batchShape()
-	for e.waitBatch(ctx, size) {
-		b := e.q.peek(size, whole)
+	// replay is the end of the batch the last run was sending when it
+	// was killed: it is sent first, as it was, at once.
+	replay := e.q.replayEnd()
+	for ctx.Err() == nil && (replay > 0 || e.waitBatch(ctx, size)) {
+		var b batch
+		if head := e.q.headPos(); replay > head {
+			b = e.q.peek(int(replay-head), false)
+		} else {
+			replay = 0
+			b = e.q.peek(size, whole)
+		}
 		if b.samples() == 0 {
 			continue
 		}
+		e.q.sending(b.lo, b.hi)
 		rctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout.Std())
 		r, err := e.s.send(rctx, b)
 		cancel()
 		e.bytes.Add(uint64(r.bytes))
 		if err == nil {
 			e.q.commit(b.hi)
+			replay = 0
 			e.sent.Add(uint64(b.samples() - r.skipped))
 			e.failed.Add(uint64(r.skipped))
 			e.lastSuccess.Store(time.Now().UnixNano())
@@ -236,6 +275,15 @@ func (e *Exporter) deliver(ctx context.Context) {
 		}
 		var se *sendError
 		retryable := !errors.As(err, &se) || se.retryable
+		if replay > 0 && se != nil && se.status == http.StatusBadRequest {
+			// The receiver already holds the batch (Prometheus: "out of
+			// order sample"), delivered before the restart; it was counted
+			// as sent then.
+			e.q.commit(b.hi)
+			replay = 0
+			e.log.Info("the receiver refused the batch being sent when the agent last ended, which it had received then; going on with the next", "err", err, "samples", b.samples())
+			continue
+		}
 		if retryable && (e.cfg.MaxRetries == 0 || retries < e.cfg.MaxRetries) {
 			if retries == 0 {
 				down = time.Now()
@@ -322,7 +370,7 @@ func (e *Exporter) waitBatch(ctx context.Context, size int) bool {
 		case <-ctx.Done():
 			return false
 		case <-e.draining:
-		case <-e.q.ready:
+		case <-e.q.readyC():
 		case <-timer:
 		}
 	}
@@ -338,6 +386,7 @@ type Set struct {
 
 	descSent, descFailed, descDropped, descRetried *prometheus.Desc
 	descQueue, descCapacity, descLast, descBytes   *prometheus.Desc
+	descQueueBytes                                 *prometheus.Desc
 }
 
 // subscriberBuffer is each exporter's subscription buffer: the intake
@@ -400,8 +449,34 @@ func (s *Set) Reload(cs []config.Exporter) error {
 	return nil
 }
 
+// openQueue opens the exporter's queue: on disk in its directory, with
+// what an earlier run left there, or in memory when there is no
+// directory or it is not usable (logged).
+func (e *Exporter) openQueue() backlog {
+	if e.queueDir == "" {
+		return newQueue(e.cfg.QueueSize)
+	}
+	maxBytes := e.cfg.QueueMaxBytes
+	if maxBytes <= 0 {
+		maxBytes = config.DefaultQueueMaxBytes // a config not from a file
+	}
+	q, err := openDiskQueue(queueOptions{
+		dir: e.queueDir, max: e.cfg.QueueSize, maxBytes: maxBytes,
+		labels: e.labels, log: e.log,
+	})
+	if err != nil {
+		e.log.Error("the exporter's queue cannot be kept on disk; it is kept in memory, and a restart during an outage loses it (set queue_path to a writable directory)", "err", err)
+		return newQueue(e.cfg.QueueSize)
+	}
+	if n := q.len(); n > 0 {
+		e.log.Info("sending what the exporter's queue on disk kept from the last run", "samples", n, "dir", e.queueDir)
+	}
+	return q
+}
+
 // start runs the exporter's intake and sender.
 func (e *Exporter) start(a *agent.Agent) {
+	e.q = e.openQueue()
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.draining = make(chan struct{})
@@ -431,7 +506,9 @@ func (e *Exporter) stop() {
 	close(e.draining)
 	e.senderWG.Wait()
 	e.cancel()
-	if n := e.q.discard(); n > 0 {
+	if n, kept := e.q.close(); n > 0 && kept {
+		e.log.Warn("exporter stopped with samples it could not send; its queue on disk keeps them for the next start", "samples", n, "dir", e.queueDir, "took", time.Since(start).Round(time.Millisecond))
+	} else if n > 0 {
 		e.log.Warn("exporter stopped with samples it could not send; they are dropped", "samples", n, "delivery_grace_period", e.cfg.DeliveryGracePeriod, "took", time.Since(start).Round(time.Millisecond))
 	} else if time.Since(start) > time.Second {
 		e.log.Info("exporter sent what it had queued before stopping", "took", time.Since(start).Round(time.Millisecond))
@@ -452,14 +529,15 @@ func stopAll(es []*Exporter) {
 func newSet() *Set {
 	l := []string{"exporter", "exporter_type"}
 	return &Set{
-		descSent:     prometheus.NewDesc("crmon_exporter_samples_sent_total", "Samples an exporter delivered.", l, nil),
-		descFailed:   prometheus.NewDesc("crmon_exporter_samples_failed_total", "Samples an exporter gave up: refused by the receiver (a 4xx other than 429), or still failing after max_retries.", l, nil),
-		descDropped:  prometheus.NewDesc("crmon_exporter_samples_dropped_total", "Samples an exporter lost before sending: its queue was full (the oldest go), or its intake read a tick too late.", l, nil),
-		descRetried:  prometheus.NewDesc("crmon_exporter_samples_retried_total", "Samples in requests that failed with a retryable error and were sent again.", l, nil),
-		descQueue:    prometheus.NewDesc("crmon_exporter_queue_samples", "Samples waiting in an exporter's queue.", l, nil),
-		descCapacity: prometheus.NewDesc("crmon_exporter_queue_capacity_samples", "The exporter's queue_size.", l, nil),
-		descLast:     prometheus.NewDesc("crmon_exporter_last_success_timestamp_seconds", "When an exporter last delivered a batch; 0 before the first.", l, nil),
-		descBytes:    prometheus.NewDesc("crmon_exporter_sent_bytes_total", "Request bytes an exporter put on the wire (compressed, as sent), retries included.", l, nil),
+		descSent:       prometheus.NewDesc("crmon_exporter_samples_sent_total", "Samples an exporter delivered.", l, nil),
+		descFailed:     prometheus.NewDesc("crmon_exporter_samples_failed_total", "Samples an exporter gave up: refused by the receiver (a 4xx other than 429), or still failing after max_retries.", l, nil),
+		descDropped:    prometheus.NewDesc("crmon_exporter_samples_dropped_total", "Samples an exporter lost before sending: its queue was full (queue_size or queue_max_bytes: the oldest go), a tick could not be written to its queue on disk or read back from it, or its intake read a tick too late.", l, nil),
+		descRetried:    prometheus.NewDesc("crmon_exporter_samples_retried_total", "Samples in requests that failed with a retryable error and were sent again.", l, nil),
+		descQueue:      prometheus.NewDesc("crmon_exporter_queue_samples", "Samples waiting in an exporter's queue.", l, nil),
+		descCapacity:   prometheus.NewDesc("crmon_exporter_queue_capacity_samples", "The exporter's queue_size.", l, nil),
+		descLast:       prometheus.NewDesc("crmon_exporter_last_success_timestamp_seconds", "When an exporter last delivered a batch; 0 before the first.", l, nil),
+		descBytes:      prometheus.NewDesc("crmon_exporter_sent_bytes_total", "Request bytes an exporter put on the wire (compressed, as sent), retries included.", l, nil),
+		descQueueBytes: prometheus.NewDesc("crmon_exporter_queue_bytes", "Bytes an exporter's queue takes on disk (queue_max_bytes bounds it); 0 for a queue in memory.", l, nil),
 	}
 }
 
@@ -503,5 +581,6 @@ func (s *Set) Collect(ch chan<- prometheus.Metric) {
 		g(s.descQueue, float64(e.q.len()))
 		g(s.descCapacity, float64(e.cfg.QueueSize))
 		g(s.descLast, float64(e.lastSuccess.Load())/1e9)
+		g(s.descQueueBytes, float64(e.q.diskBytes()))
 	}
 }

@@ -71,9 +71,14 @@ func newTestAgent(t *testing.T) *agent.Agent {
 }
 
 // mustStart starts the exporters cs on a, or fails the test; closing the
-// set is the caller's, since some tests close it to test the stop.
+// set is the caller's, since some tests close it to test the stop. The
+// queues are on disk, as crmon run keeps them, in the test's directory
+// unless o names one.
 func mustStart(t *testing.T, a *agent.Agent, cs []config.Exporter, o Options) *Set {
 	t.Helper()
+	if o.QueueDir == "" {
+		o.QueueDir = t.TempDir()
+	}
 	set, err := Start(a, cs, o)
 	if err != nil {
 		t.Fatal(err)
@@ -201,6 +206,18 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// openTestQueue gives e, made by newExporter without being started, its
+// queue on disk in a directory of the test's.
+func openTestQueue(tb testing.TB, e *Exporter) {
+	tb.Helper()
+	e.queueDir = tb.TempDir()
+	e.q = e.openQueue()
+	if _, ok := e.q.(*diskQueue); !ok {
+		tb.Fatalf("the queue is not on disk in %s", e.queueDir)
+	}
+	tb.Cleanup(func() { e.q.close() })
 }
 
 // counts is an exporter's counters, for failure messages.

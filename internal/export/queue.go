@@ -53,6 +53,37 @@ type batch struct {
 
 func (b *batch) samples() int { return int(b.hi - b.lo) }
 
+// backlog is one exporter's queue: on disk (diskQueue), or in memory
+// (queue) when there is no usable directory for it. push is the intake's,
+// the rest the sender's; both may call len, oldest and the metrics'
+// methods.
+type backlog interface {
+	// push appends t and returns how many of the oldest samples it
+	// dropped to stay within the queue's bounds. It never waits on the
+	// sender.
+	push(t *tick, now time.Time) (dropped int)
+	// peek is the batch of up to max samples at the head (see
+	// queue.peek); commit removes what is before hi, delivered or given
+	// up.
+	peek(max int, whole bool) batch
+	commit(hi uint64)
+	len() int
+	oldest() (t time.Time, ok bool)
+	readyC() <-chan struct{}
+	droppedTotal() uint64
+	diskBytes() int64
+	// sending is called before the batch [lo, hi) is sent; replayEnd is
+	// the end of the batch the last run was sending when it ended (0:
+	// none), which the receiver may hold (see diskQueue.sending);
+	// headPos is the first sample not yet delivered or given up.
+	sending(lo, hi uint64)
+	replayEnd() uint64
+	headPos() uint64
+	// close ends the queue at the exporter's stop and says how many
+	// samples were left and whether they are kept for the next start.
+	close() (left int, kept bool)
+}
+
 // queue is one exporter's bounded queue of samples, oldest first. Every
 // sample has a running number; head is the first one not yet delivered or
 // dropped. A batch is peeked, not taken: it leaves the queue only when it
@@ -154,14 +185,20 @@ func (q *queue) oldest() (t time.Time, ok bool) {
 func (q *queue) peek(max int, whole bool) batch {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	b := batch{lo: q.head, hi: q.head}
-	for _, t := range q.ticks {
+	return peekTicks(q.ticks, q.head, max, whole)
+}
+
+// peekTicks is the batch of up to max samples from head in ticks, whose
+// first holds head and which follow each other without a gap (see peek).
+func peekTicks(ticks []*tick, head uint64, max int, whole bool) batch {
+	b := batch{lo: head, hi: head}
+	for _, t := range ticks {
 		if b.samples() >= max {
 			break
 		}
 		from := 0
-		if t.idx < q.head {
-			from = int(q.head - t.idx)
+		if t.idx < head {
+			from = int(head - t.idx)
 		}
 		to := t.len()
 		if !whole {
@@ -186,6 +223,26 @@ func (q *queue) droppedTotal() uint64 {
 	defer q.mu.Unlock()
 	return q.dropped
 }
+
+// readyC is signalled (without blocking) on every push.
+func (q *queue) readyC() <-chan struct{} { return q.ready }
+
+// sending, replayEnd: nothing outlives the process in memory.
+func (q *queue) sending(lo, hi uint64) {}
+func (q *queue) replayEnd() uint64     { return 0 }
+
+func (q *queue) headPos() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.head
+}
+
+// diskBytes is 0: the queue is in memory.
+func (q *queue) diskBytes() int64 { return 0 }
+
+// close ends the queue at the exporter's stop: what is left is dropped,
+// counted, and its number returned; nothing is kept.
+func (q *queue) close() (left int, kept bool) { return q.discard(), false }
 
 // discard drops every queued sample, counted as dropped, and returns how
 // many there were.

@@ -45,6 +45,13 @@ type series struct {
 	symGen uint64
 	// grp is the series' Elasticsearch sample group.
 	grp *esGroup
+	// qid is the series' number in the on-disk queue segment qseg
+	// (diskQueue.wgen), the intake's (diskQueue.encode). rgen is the
+	// reader's segment generation that last defined it.
+	qseg uint64
+	qid  uint32
+	rgen uint64
+
 	// stamp and slot place the series in the request being built: slot
 	// is its index there when stamp is that request's number.
 	stamp uint64
@@ -81,12 +88,18 @@ func newInterner(labels []label) *interner {
 // points expands fams the way the text format does: a histogram is its
 // _bucket{le}, _sum and _count series, a summary its {quantile}, _sum and
 // _count series.
-func (in *interner) points(fams []*dto.MetricFamily) []point {
+func (in *interner) points(fams []*dto.MetricFamily) []point { return in.pointsInto(nil, fams) }
+
+// pointsInto is points, appended to dst[:0].
+func (in *interner) pointsInto(dst []point, fams []*dto.MetricFamily) []point {
 	n := 0
 	for _, f := range fams {
 		n += len(f.GetMetric())
 	}
-	pts := make([]point, 0, n)
+	pts := dst[:0]
+	if cap(pts) < n {
+		pts = make([]point, 0, n)
+	}
 	for _, f := range fams {
 		name := f.GetName()
 		for _, m := range f.GetMetric() {

@@ -65,9 +65,11 @@ func TestStopSendsQueued(t *testing.T) {
 }
 
 // TestStopGraceRunsOut: a receiver that is down keeps the stop no longer
-// than delivery_grace_period (plus the request in flight, cancelled), and
-// what is left is counted as dropped and logged with the exporter's name.
-// With delivery_grace_period = 0 the stop does not wait at all.
+// than delivery_grace_period (plus the request in flight, cancelled).
+// With the queue in memory, what is left is counted as dropped and logged
+// with the exporter's name; on disk, it is kept, logged, and the next
+// start of the exporter has it queued again. With delivery_grace_period =
+// 0 the stop does not wait at all.
 func TestStopGraceRunsOut(t *testing.T) {
 	// A port nothing listens on.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -76,34 +78,58 @@ func TestStopGraceRunsOut(t *testing.T) {
 	}
 	down := "http://" + l.Addr().String() + "/api/v1/write"
 	l.Close()
-	for _, grace := range []time.Duration{2 * time.Second, 0} {
-		a := newTestAgent(t)
-		c := exporterConfig("down", config.ExporterPrometheus, down)
-		c.DeliveryGracePeriod = config.Duration(grace)
-		var logs strings.Builder
-		var mu sync.Mutex
-		set := mustStart(t, a, []config.Exporter{c}, Options{Hostname: "h", Logger: logTo(&mu, &logs)})
-		e := set.exporters[0]
-		tickN(t, a, 3)
-		waitFor(t, 10*time.Second, "a failed attempt", e.counts, func() bool { return e.retried.Load() > 0 })
-		queued := e.q.len()
-		start := time.Now()
-		set.Close()
-		took := time.Since(start)
-		// The bound is the grace period and the cancelled request's
-		// return, not a timing guess: a stop that ignored the grace
-		// period would wait for the next retry, up to 30 s away.
-		if took < grace || took > grace+5*time.Second {
-			t.Errorf("grace %v: the stop took %v", grace, took)
-		}
-		mu.Lock()
-		l := logs.String()
-		mu.Unlock()
-		if e.q.len() != 0 || int(e.q.droppedTotal()) < queued || e.sent.Load() != 0 {
-			t.Errorf("grace %v: %s; %d were queued", grace, e.counts(), queued)
-		}
-		if !strings.Contains(l, "exporter stopped with samples it could not send") || !strings.Contains(l, "exporter=down") {
-			t.Errorf("grace %v: log:\n%s", grace, l)
+	for _, onDisk := range []bool{false, true} {
+		for _, grace := range []time.Duration{2 * time.Second, 0} {
+			a := newTestAgent(t)
+			c := exporterConfig("down", config.ExporterPrometheus, down)
+			c.DeliveryGracePeriod = config.Duration(grace)
+			var logs strings.Builder
+			var mu sync.Mutex
+			o := Options{Hostname: "h", Logger: logTo(&mu, &logs)}
+			if onDisk {
+				o.QueueDir = t.TempDir()
+			}
+			set, err := Start(a, []config.Exporter{c}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := set.exporters[0]
+			tickN(t, a, 3)
+			waitFor(t, 10*time.Second, "a failed attempt", e.counts, func() bool { return e.retried.Load() > 0 })
+			queued := e.q.len()
+			start := time.Now()
+			set.Close()
+			took := time.Since(start)
+			// The bound is the grace period and the cancelled request's
+			// return, not a timing guess: a stop that ignored the grace
+			// period would wait for the next retry, up to 30 s away.
+			if took < grace || took > grace+5*time.Second {
+				t.Errorf("grace %v: the stop took %v", grace, took)
+			}
+			mu.Lock()
+			l := logs.String()
+			mu.Unlock()
+			if !strings.Contains(l, "exporter stopped with samples it could not send") || !strings.Contains(l, "exporter=down") {
+				t.Errorf("grace %v: log:\n%s", grace, l)
+			}
+			if !onDisk {
+				if e.q.len() != 0 || int(e.q.droppedTotal()) < queued || e.sent.Load() != 0 {
+					t.Errorf("grace %v, in memory: %s; %d were queued", grace, e.counts(), queued)
+				}
+				continue
+			}
+			if e.q.len() < queued || e.q.droppedTotal() != 0 || e.sent.Load() != 0 || !strings.Contains(l, "its queue on disk keeps them") {
+				t.Errorf("grace %v, on disk: %s; %d were queued; log:\n%s", grace, e.counts(), queued, l)
+			}
+			left := e.q.len()
+			again, err := Start(newTestAgent(t), []config.Exporter{c}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := again.exporters[0].q.len(); n != left {
+				t.Errorf("grace %v: the next start has %d samples queued, the stop left %d", grace, n, left)
+			}
+			again.Close()
 		}
 	}
 }
