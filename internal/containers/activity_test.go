@@ -4,11 +4,15 @@
 package containers
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/docker/dockertest"
@@ -56,6 +60,37 @@ func (r *activityRig) get(id string) (fullAt time.Time, usage uint64) {
 		r.t.Fatalf("container %.12s not held", id)
 	}
 	return ct.fullAt, ct.stats.CPU.UsageNanos
+}
+
+// scrape checks that the scrape's text, written with the values' texts
+// kept from the last one, is byte for byte what it is written without
+// them, and the series Collect emits; and returns it.
+func (r *activityRig) scrape() string {
+	r.t.Helper()
+	cached := r.c.AppendText(nil)
+	r.c.textMu.Lock()
+	r.c.mu.RLock()
+	for _, ct := range r.c.byID {
+		ct.values = valueCache{}
+	}
+	r.c.mu.RUnlock()
+	r.c.textMu.Unlock()
+	if fresh := r.c.AppendText(nil); !bytes.Equal(cached, fresh) {
+		r.t.Errorf("the scrape with the values' texts kept differs from one without (-kept +fresh):\n%s", cmp.Diff(string(cached), string(fresh)))
+	}
+	checkText(r.t, r.c)
+	return string(cached)
+}
+
+// textValue returns the value of family's series of the container with
+// cgroup cg in a scrape, "" if it has none.
+func textValue(scrape, family, cg string) string {
+	for _, line := range strings.Split(scrape, "\n") {
+		if strings.HasPrefix(line, family+"{") && strings.Contains(line, `id="`+cg+`"`) {
+			return line[strings.LastIndexByte(line, ' ')+1:]
+		}
+	}
+	return ""
 }
 
 func (r *activityRig) waitKnown(ids ...string) {
@@ -174,6 +209,7 @@ func testIdleRefresh(t *testing.T, probes bool) {
 	for i := range 4 * every {
 		time.Sleep(100 * time.Millisecond)
 		now := r.tick()
+		r.scrape()
 		r.c.mu.RLock()
 		ct := r.c.byID[sleeper]
 		refreshed, full := ct.refreshedAt.Equal(now), ct.fullAt.Equal(now)
@@ -210,6 +246,7 @@ func testIdleRefresh(t *testing.T, probes bool) {
 	idleHeld, n, _, cg := held()
 	t.Logf("idle: %d of %d files held", idleHeld, n)
 
+	idleText := r.scrape()
 	before := g.cpuNanos(cg)
 	dockertest.Docker(t, "kill", "-s", "USR1", sleeper)
 	waitFor(t, 10*time.Second, "the container to compute", func() bool { return g.cpuNanos(cg) > before+10e6 })
@@ -217,6 +254,13 @@ func testIdleRefresh(t *testing.T, probes bool) {
 	full, usage := r.get(sleeper)
 	if !full.Equal(now) {
 		t.Fatalf("the container was not read in full at the tick after it woke")
+	}
+	// The scrape after it woke serves the new total, not the text kept
+	// from the scrape before.
+	wokeText := r.scrape()
+	const cpuFamily = "container_cpu_usage_seconds_total"
+	if got, want := textValue(wokeText, cpuFamily, cg), string(collect.AppendValue(nil, float64(usage)/1e9)[1:]); got+"\n" != want || got == textValue(idleText, cpuFamily, cg) {
+		t.Errorf("scraped CPU total after it woke %q (before %q), want %q", got, textValue(idleText, cpuFamily, cg), strings.TrimSpace(want))
 	}
 	if want := g.cpuNanos(cg); usage < before+10e6 || usage > want {
 		t.Errorf("CPU total after it woke: %d, want between %d and its cgroup's %d", usage, before+10e6, want)

@@ -151,7 +151,10 @@ type Collector struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	mu         sync.RWMutex
+	mu sync.RWMutex
+	// textMu makes AppendText's callers take turns: they share the
+	// containers' value texts (container.values).
+	textMu     sync.Mutex
 	byID       map[string]*container
 	byCgroup   map[string]*container
 	up         bool
