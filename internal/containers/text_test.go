@@ -163,7 +163,7 @@ func TestAppendText(t *testing.T) {
 // another in the same slot.
 func TestValueText(t *testing.T) {
 	var slot valueText
-	for _, v := range []float64{0, 1, -2.2250738585072014e-308, 1.7976931348623157e308, math.NaN(), math.Inf(1), math.Inf(-1), 1e21, 0.1, 1e21, -0.0, 3} {
+	for _, v := range []float64{0, 1, -2.2250738585072014e-308, 1.7976931348623157e308, math.NaN(), math.Inf(1), math.Inf(-1), 1e21, 0.1, 1e21, math.Copysign(0, -1), 3} {
 		for range 2 {
 			if got, want := string(slot.append([]byte("x"), v)), "x"+string(collect.AppendValue(nil, v)); got != want {
 				t.Errorf("%v: %q, want %q", v, got, want)

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 )
@@ -26,7 +25,9 @@ import (
 //     client_golang's gather and encode. Protobuf asks for everything
 //     through client_golang.
 //   - gzip at its fastest level, with klauspost/compress, three times
-//     faster than the standard library's best speed for fewer bytes.
+//     faster than the standard library's best speed for fewer bytes, and
+//     each family compressed once while its text does not change
+//     (gzipCache).
 //   - the body built in a buffer, so its length is known and a failed
 //     encode never sends half a scrape.
 //   - the buffer and the gzip writer kept from one scrape to the next. A
@@ -34,12 +35,12 @@ import (
 //     15 s apart, and the 340 kB body and the gzip writer's tables would
 //     be allocated anew, and left to the collector, for every scrape.
 type metricsHandler struct {
-	full, rest prometheus.Gatherer
-	direct     func([]byte) []byte
-	log        *slog.Logger
-	inflight   chan struct{}
-	bufs       spare[*bytes.Buffer]
-	gzips      spare[*gzip.Writer]
+	full, rest  prometheus.Gatherer
+	direct      func([]byte) []byte
+	log         *slog.Logger
+	inflight    chan struct{}
+	bufs, zbufs spare[*bytes.Buffer]
+	gz          *gzipCache
 }
 
 // spare keeps one idle object between uses; concurrent users beyond it
@@ -75,10 +76,8 @@ func newMetricsHandler(full, rest prometheus.Gatherer, direct func([]byte) []byt
 		log:      log,
 		inflight: make(chan struct{}, maxInflight),
 		bufs:     newSpare(func() *bytes.Buffer { return new(bytes.Buffer) }),
-		gzips: newSpare(func() *gzip.Writer {
-			w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
-			return w
-		}),
+		zbufs:    newSpare(func() *bytes.Buffer { return new(bytes.Buffer) }),
+		gz:       newGzipCache(),
 	}
 }
 
@@ -130,11 +129,11 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hdr.Set("Content-Encoding", "gzip")
-	gz := h.gzips.get()
-	defer h.gzips.put(gz)
-	gz.Reset(w)
-	gz.Write(buf.Bytes())
-	gz.Close()
+	zbuf := h.zbufs.get()
+	zbuf.Reset()
+	defer h.zbufs.put(zbuf)
+	h.gz.compress(zbuf, buf.Bytes())
+	w.Write(zbuf.Bytes())
 }
 
 // acceptsGzip reports whether an Accept-Encoding header takes gzip: listed
