@@ -11,14 +11,18 @@
 #   STORE=true scripts/bench-agent.sh       # with the local store on
 #   BINS="./crmon.old ./crmon" scripts/bench-agent.sh   # builds side by side,
 #                                           # each over the same containers
+#   REUSE=1 INCLUDE="web-*" CONTAINERS=1000 scripts/bench-agent.sh
+#                                           # over containers already running
+#                                           # (INCLUDE), none made or removed;
+#                                           # CONTAINERS only labels the row
 #
 # CPU is utime+stime from /proc/PID/stat over the measured window (after
 # WARMUP seconds), so it is the agent's whole cost, probes' user-space side
 # included; the in-kernel cost of the probes is measured separately by
 # bench/probe. RSS is the median of VmRSS read once a second; the peak is
-# printed too. A scrape of /metrics every 15 s, as Prometheus would do,
-# is part of the load, and its median time is reported, uncompressed and
-# gzipped. The agent watches only the bench's containers (INCLUDE, a name
+# printed too. A scrape of /metrics every SCRAPE_EVERY (15) s, as
+# Prometheus would do, is part of the load, and its median time is
+# reported, uncompressed and gzipped. The agent watches only the bench's containers (INCLUDE, a name
 # pattern; empty: every container), so that other containers on the host
 # are no part of the figures; its probes still see every cgroup.
 # 1000 `sleep` containers take about 10 GiB (a runtime shim each): check
@@ -33,6 +37,7 @@ INCLUDE=${INCLUDE-crmon-bench-*}
 PARALLEL=${PARALLEL:-8}
 STORE=${STORE:-false}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-120}
+SCRAPE_EVERY=${SCRAPE_EVERY:-15}
 WARMUP=${WARMUP:-20}
 EBPF=${EBPF:-auto}
 ADDR=${ADDR:-127.0.0.1:9799}
@@ -45,8 +50,10 @@ for b in $BINS; do
 done
 tck=$(getconf CLK_TCK)
 
+REUSE=${REUSE:-}
 cleanup() {
 	[[ -n ${pid:-} ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+	[[ -n $REUSE ]] && return
 	# Two removals at a time, each with a deadline: Docker 20.10 wedged
 	# (every delete and network call blocked on libnetwork's locks) when
 	# twelve bulk removals of 50 containers ran at once.
@@ -69,7 +76,7 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "nan"} else if (NR%2
 printf '%-11s %-14s %-8s %-10s %-12s %-12s %-14s %-14s %-6s\n' containers bin ebpf cpu_%core rss_MiB_med rss_MiB_peak scrape_ms_med gzip_ms_med fds
 for n in $CONTAINERS; do
 	cleanup
-	if ((n > 0)); then
+	if ((n > 0)) && [[ -z $REUSE ]]; then
 		scripts/docker-env.sh >/dev/null
 		# A bridge of their own: one holds at most 1024 ports, and
 		# docker0 has the host's other containers.
@@ -88,7 +95,7 @@ for n in $CONTAINERS; do
 		rss=(); scrapes=(); gzips=()
 		for ((i = 0; i < SECONDS_PER_RUN; i++)); do
 			rss+=("$(awk '/VmRSS/ {print $2}' /proc/$pid/status)")
-			if ((i % 15 == 0)); then
+			if ((i % SCRAPE_EVERY == 0)); then
 				scrapes+=("$(curl -s -o /dev/null -w '%{time_total}' "http://$ADDR/metrics")")
 				gzips+=("$(curl -s -o /dev/null -H 'Accept-Encoding: gzip' -w '%{time_total}' "http://$ADDR/metrics")")
 			fi
