@@ -69,6 +69,22 @@ func Parse(b []byte) ([]Mount, error) {
 	return out, nil
 }
 
+// FSType returns the filesystem type of a mountinfo line, the field after
+// the "-" that ends the optional fields, without parsing or copying the
+// rest; ok is false when the line has no such field. Paths in the line are
+// escaped (a space is \040), so " - " is only ever the separator.
+func FSType(line []byte) (fstype []byte, ok bool) {
+	i := bytes.Index(line, []byte(" - "))
+	if i < 0 {
+		return nil, false
+	}
+	rest := line[i+3:]
+	if j := bytes.IndexByte(rest, ' '); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest, len(rest) > 0
+}
+
 // ParseLine parses one mountinfo line, without its newline.
 func ParseLine(line string) (Mount, error) {
 	f := strings.Fields(line)

@@ -119,3 +119,26 @@ func TestHostTables(t *testing.T) {
 		t.Errorf("outside init's mount namespace (%v %v): %v, want our own table alone", err1, err2, got)
 	}
 }
+
+func TestFSType(t *testing.T) {
+	for _, tc := range []struct {
+		line, want string
+		ok         bool
+	}{
+		{"27 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw,discard", "ext4", true},
+		{"31 27 259:1 / /srv/data\\040-\\040dir rw shared:7 master:2 - xfs /dev/nvme0n1p1 rw", "xfs", true},
+		{"900 27 0:99 / /var/lib/docker/overlay2/abc/merged rw - overlay overlay rw,lowerdir=/a:/b", "overlay", true},
+		{"27 1 254:1 / / rw - ext4", "ext4", true},
+		{"27 1 254:1 / / rw", "", false},
+		{"27 1 254:1 / / rw - ", "", false},
+	} {
+		got, ok := FSType([]byte(tc.line))
+		if string(got) != tc.want || ok != tc.ok {
+			t.Errorf("FSType(%q) = %q, %v; want %q, %v", tc.line, got, ok, tc.want, tc.ok)
+		}
+		// It agrees with ParseLine wherever that parses the line.
+		if m, err := ParseLine(tc.line); err == nil && m.FSType != string(got) {
+			t.Errorf("FSType(%q) = %q, ParseLine's %q", tc.line, got, m.FSType)
+		}
+	}
+}
