@@ -592,24 +592,17 @@ func (q *diskQueue) len() int {
 	return int(q.end - q.head)
 }
 
-// oldest is the time of the oldest waiting tick: the read-ahead's first,
-// or else the first of the segment that holds the head (which may be a
-// little older, so a batch leaves no later than flush_interval says).
+// oldest is the time of the oldest waiting tick, read ahead if it is
+// not yet. The sender's, as fill is.
 func (q *diskQueue) oldest() (time.Time, bool) {
+	q.fill(1)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.end == q.head {
+	q.trim()
+	if q.end == q.head || len(q.ra) == 0 {
 		return time.Time{}, false
 	}
-	if len(q.ra) > 0 {
-		return q.ra[0].t, true
-	}
-	for _, s := range q.segs {
-		if s.end > q.head {
-			return s.firstTime, true
-		}
-	}
-	return time.Time{}, false
+	return q.ra[0].t, true
 }
 
 func (q *diskQueue) readyC() <-chan struct{} { return q.ready }

@@ -417,6 +417,10 @@ func TestDiskQueueDropsWhileReading(t *testing.T) {
 		t.Fatalf("%d dropped, %d queued", q.dropped, q.len())
 	}
 	q.commit(b.hi)
+	// flush_interval counts from the oldest tick waiting.
+	if at, ok := q.oldest(); !ok || at != d.t0.Add(3*time.Second) {
+		t.Errorf("oldest: %v, %v; want tick 3's time", at, ok)
+	}
 	b = q.peek(100, false)
 	if c := b.chunks[0]; c.t != d.t0.Add(3*time.Second) || c.from != 5 || b.samples() != 35 {
 		t.Errorf("after the drop the batch starts at %v #%d with %d samples", c.t, c.from, b.samples())
