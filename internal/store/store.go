@@ -74,10 +74,7 @@ type Options struct {
 }
 
 // The TSDB's head settings (see open).
-const (
-	headStripes           = 1 << 10
-	staleSeriesCompaction = 0.5
-)
+const headStripes = 1 << 10
 
 // ErrClosed is returned by queries once the store is closed, and while
 // its directory has not been opened yet.
@@ -223,10 +220,12 @@ func (s *Store) open() error {
 	// kilobytes a second.
 	o.HeadChunksWriteBufferSize = chunks.MinWriteBufferSize
 	// Series whose last sample is a staleness marker (gone containers)
-	// leave the head at once when they are half of it, instead of at the
-	// next head compaction: a host whose containers come and go keeps
-	// about its live series in memory.
-	o.StaleSeriesCompactionThreshold = staleSeriesCompaction
+	// leave the head at its next cut, within 20 minutes with the store's
+	// layout. The TSDB's stale-series compaction (StaleSeriesCompaction-
+	// Threshold) would evict them sooner, but into blocks of their own
+	// that no merge may join to the others (the TSDB keeps them apart to
+	// replay its log right): on a host whose containers came and went it
+	// left four blocks where one was due, and their indexes.
 	if s.opts.blockReload > 0 {
 		o.BlockReloadInterval = s.opts.blockReload
 	}
@@ -257,8 +256,7 @@ func (s *Store) SetRetention(retention time.Duration, maxBytes int64) error {
 	defer s.mu.Unlock()
 	if s.db != nil {
 		err := s.db.ApplyConfig(&promconfig.Config{StorageConfig: promconfig.StorageConfig{TSDBConfig: &promconfig.TSDBConfig{
-			Retention:                      &promconfig.TSDBRetentionConfig{Time: model.Duration(retention), Size: units.Base2Bytes(maxBytes)},
-			StaleSeriesCompactionThreshold: staleSeriesCompaction,
+			Retention: &promconfig.TSDBRetentionConfig{Time: model.Duration(retention), Size: units.Base2Bytes(maxBytes)},
 		}}})
 		if err != nil {
 			return err

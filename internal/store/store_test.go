@@ -282,30 +282,41 @@ func TestSetRetention(t *testing.T) {
 }
 
 // TestGoneSeriesLeaveTheHead removes most containers' series, as a host
-// whose containers come and go does: their staleness markers make them
-// stale, and once they are half of the head they leave it, without
-// waiting for the next head compaction (2 h away), and stay queryable.
+// whose containers come and go does: their staleness markers end them,
+// they leave the head's memory at its next cut (within 20 minutes), stay
+// queryable, and go to the blocks every other series goes to: none of
+// their own.
 func TestGoneSeriesLeaveTheHead(t *testing.T) {
-	st := openStore(t, Options{blockReload: 100 * time.Millisecond})
-	start := time.Now().Add(-2 * time.Minute).Truncate(time.Second)
-	synthetic(t, st, start, time.Second, 60, 100)
+	st := openStore(t, Options{Retention: 7 * 24 * time.Hour})
+	step := 10 * time.Second
+	start := time.Now().Add(-time.Hour).Truncate(time.Hour)
+	compact := func() {
+		if err := st.db.Compact(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	synthetic(t, st, start, step, 6*12, 100) // 12 minutes
+	compact()
 	if n := st.db.Head().NumSeries(); n != 100 {
 		t.Fatalf("%d series in the head, want 100", n)
 	}
 	// From the next tick on, 10 of the 100 containers are left.
-	synthetic(t, st, start.Add(time.Minute), time.Second, 5, 10)
-	deadline := time.Now().Add(20 * time.Second)
-	for st.db.Head().NumSeries() > 10 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	gone := start.Add(12 * time.Minute)
+	for i := range 6 * 20 {
+		synthetic(t, st, gone.Add(time.Duration(i)*step), step, 1, 10)
+		compact()
 	}
 	if n := st.db.Head().NumSeries(); n != 10 {
-		t.Errorf("%d series in the head after 90 of 100 went, want 10", n)
+		t.Errorf("%d series in the head 20 minutes after 90 of 100 went, want 10", n)
+	}
+	if bs := st.db.Blocks(); len(bs) != 1 {
+		t.Errorf("%d blocks, want the one of the two hours", len(bs))
 	}
 	e := NewEngine(st.Queryable(), Limits{}, nil)
-	if v := instant(t, e, `container_cpu_usage_seconds_total{name="c50"}`, start.Add(30*time.Second)); len(v) != 1 || v[0].F != 30*50 {
+	if v := instant(t, e, `container_cpu_usage_seconds_total{name="c50"}`, start.Add(5*time.Minute)); len(v) != 1 || v[0].F != 30*50 {
 		t.Errorf("a gone container's sample, after its series left the head: %v, want 1500", v)
 	}
-	if v := instant(t, e, `container_cpu_usage_seconds_total{name="c50"}`, start.Add(time.Minute+3*time.Second)); len(v) != 0 {
+	if v := instant(t, e, `container_cpu_usage_seconds_total{name="c50"}`, gone.Add(3*time.Second)); len(v) != 0 {
 		t.Errorf("a gone container after its staleness marker: %v, want nothing", v)
 	}
 }
