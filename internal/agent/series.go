@@ -140,7 +140,7 @@ func (a *Agent) gatherPoints(s *Sample) ([]collect.Point, error) {
 	}
 	pts := make([]collect.Point, 0, ps.last+ps.last/8)
 	var errs []error
-	used := map[string]bool{}
+	var used map[string]bool // the others' interners this read used
 	for _, c := range cs {
 		if _, ok := c.(collect.TextAppender); !ok {
 			continue // in the rest
@@ -167,6 +167,9 @@ func (a *Agent) gatherPoints(s *Sample) ([]collect.Point, error) {
 				ps.others = map[string]*collect.Interner{}
 			}
 			ps.others[c.Name()] = in
+		}
+		if used == nil {
+			used = map[string]bool{}
 		}
 		used[c.Name()] = true
 		pts = in.AppendFamilies(pts, fams)
