@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/crmon-dev/crmon/internal/config"
 	"github.com/crmon-dev/crmon/internal/testenv"
 )
@@ -97,6 +99,10 @@ func TestStopGraceRunsOut(t *testing.T) {
 			tickN(t, a, 3)
 			waitFor(t, 10*time.Second, "a failed attempt", e.counts, func() bool { return e.retried.Load() > 0 })
 			queued := e.q.len()
+			// What the queue takes on disk, as /metrics serves it.
+			if got, want := gaugeValue(t, set, "crmon_exporter_queue_bytes"), float64(e.q.diskBytes()); got != want || onDisk != (got > 0) {
+				t.Errorf("on disk %v: crmon_exporter_queue_bytes = %v, the queue says %v", onDisk, got, want)
+			}
 			start := time.Now()
 			set.Close()
 			took := time.Since(start)
@@ -132,6 +138,25 @@ func TestStopGraceRunsOut(t *testing.T) {
 			again.Close()
 		}
 	}
+}
+
+// gaugeValue is the value of the one series of the family name that set
+// collects.
+func gaugeValue(t *testing.T, set *Set, name string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(set)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no single series %s", name)
+	return 0
 }
 
 // TestReloadKeepsQueueThroughOutage: while Debian's Prometheus is down, a
