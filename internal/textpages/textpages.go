@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -56,6 +57,17 @@ func Release(procfs string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// A private mapping's pages the process wrote (the relocated
+	// read-only data of a position-independent build, .data.rel.ro, made
+	// read-only once relocated) are copies of the file's, counted as
+	// Anonymous in smaps: dropping them would bring back the file's
+	// unrelocated bytes. Such mappings are kept.
+	sm, err := os.ReadFile(procfs + "/self/smaps")
+	if err != nil {
+		return 0, fmt.Errorf("reading mappings: %w", err)
+	}
+	written := writtenMappings(sm)
+	ms = slices.DeleteFunc(ms, func(m Mapping) bool { return written[m.Start] })
 	before, _ := rssFile(procfs)
 	var errs []error
 	for _, m := range ms {
@@ -119,6 +131,32 @@ func ReadOnlyMappings(maps []byte, exe File) ([]Mapping, error) {
 		return nil, fmt.Errorf("parsing mappings: %w", err)
 	}
 	return out, nil
+}
+
+// writtenMappings returns the start of each mapping of /proc/<pid>/smaps
+// with Anonymous pages: copies the process wrote of a private mapping's
+// file pages.
+func writtenMappings(smaps []byte) map[uint64]bool {
+	written := map[uint64]bool{}
+	var start uint64
+	for line := range bytes.Lines(smaps) {
+		if v, ok := bytes.CutPrefix(line, []byte("Anonymous:")); ok {
+			if f := bytes.Fields(v); len(f) > 0 && string(f[0]) != "0" {
+				written[start] = true
+			}
+			continue
+		}
+		// A mapping's first line starts with its range, "start-end";
+		// its fields' lines with a name and a colon.
+		lo, _, ok := bytes.Cut(line, []byte("-"))
+		if !ok || bytes.IndexByte(lo, ':') >= 0 {
+			continue
+		}
+		if s, err := strconv.ParseUint(string(lo), 16, 64); err == nil {
+			start = s
+		}
+	}
+	return written
 }
 
 // sameDev compares the "major:minor" field of a mapping, in hex.

@@ -7,10 +7,14 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
 const maps = `00400000-01828000 r-xp 00000000 fe:00 9978128                            /usr/local/bin/crmon
@@ -101,5 +105,27 @@ func TestRelease(t *testing.T) {
 	}
 	if got := fmt.Sprintf("%x", sha256.Sum256([]byte("crmon"))); got != "3e050f714df95eba76e76b976f53219aef6c8cffdc131a72169de481c4c7dd5c" {
 		t.Errorf("sha256 after the release: %s", got)
+	}
+}
+
+// TestReleasePIE runs Release in a position-independent build, as
+// distributions build Go programs: its read-only data relocated at start
+// (.data.rel.ro, made read-only after relocation) differs from the file,
+// and dropping those pages would bring back the file's unrelocated
+// pointers.
+func TestReleasePIE(t *testing.T) {
+	testenv.RequireLong(t, "a build of a helper program")
+	gobin := testenv.RequireCommand(t, "go")
+	bin := filepath.Join(t.TempDir(), "release")
+	if out, err := exec.Command(gobin, "build", "-buildmode=pie", "-o", bin, "./testdata/release").CombinedOutput(); err != nil {
+		t.Fatalf("building: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("the PIE build after Release: %v\n%.2000s", err, out)
+	}
+	want := fmt.Sprintf("332833500 [\"12-34\" \"12\" \"34\"] %x\n", sha256.Sum256([]byte("crmon")))
+	if string(out) != want {
+		t.Errorf("the PIE build after Release printed %q, want %q", out, want)
 	}
 }
