@@ -285,6 +285,9 @@ func (c *Conn) request(typ uint16, flags uint16, body []byte, fn func(typ uint16
 // the kernel's order.
 func (c *Conn) Links(fn func(*Link)) error {
 	c.readEvents()
+	if testHookBeforeDump != nil {
+		testHookBeforeDump()
+	}
 	c.gen++
 	// struct if_stats_msg: family, two pads, ifindex 0 (all), and the
 	// filter mask.
@@ -305,6 +308,10 @@ func (c *Conn) Links(fn func(*Link)) error {
 	if err != nil {
 		return fmt.Errorf("dumping link statistics: %w", err)
 	}
+	// The notifications of changes made before or during the dump: a
+	// device renamed since the first read, its old name given to a new
+	// one, would otherwise be named as before, twice with the new one.
+	c.readEvents()
 	c.complete = true
 	for i := range c.links {
 		l := &c.links[i]
@@ -524,6 +531,10 @@ func (c *Conn) readEvents() {
 		c.resync = false
 	}
 }
+
+// testHookBeforeDump, when set, runs between Links' reading of the
+// notifications and its dump.
+var testHookBeforeDump func()
 
 // nlaTypeMask strips NLA_F_NESTED and NLA_F_NET_BYTEORDER from an
 // attribute's type.

@@ -344,3 +344,35 @@ func TestSome(t *testing.T) {
 		t.Error("not complete after the dump that followed lost notifications")
 	}
 }
+
+// TestLinksRenamedDuringDump checks that a device renamed, and its old
+// name given to a new device, after the notifications were read but
+// before the dump is not dumped under its old name: two devices would
+// share it, and their series would be one.
+func TestLinksRenamedDuringDump(t *testing.T) {
+	ns := testenv.NewNetns(t)
+	ns.Veths(t, "d", 1)
+	var c *Conn
+	var err error
+	ns.Do(func() { c, err = Open("") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	idx := links(t, c)["da0"].Index
+	if idx == 0 {
+		t.Fatal("da0 not dumped")
+	}
+	testHookBeforeDump = func() {
+		ns.IP(t, "link", "set", "da0", "name", "moved0")
+		ns.IP(t, "link", "add", "da0", "type", "veth", "peer", "name", "dnew1")
+	}
+	defer func() { testHookBeforeDump = nil }()
+	after := links(t, c)
+	if l := after["moved0"]; l.Index != idx {
+		t.Errorf("renamed device: moved0 has index %d, want %d", l.Index, idx)
+	}
+	if l := after["da0"]; l.Index == idx || l.Index == 0 {
+		t.Errorf("da0 has index %d, want the new device's (not %d)", l.Index, idx)
+	}
+}
