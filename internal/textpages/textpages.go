@@ -134,17 +134,20 @@ func ReadOnlyMappings(maps []byte, exe File) ([]Mapping, error) {
 }
 
 // writtenMappings returns the start of each mapping of /proc/<pid>/smaps
-// with Anonymous pages: copies the process wrote of a private mapping's
-// file pages.
+// with Anonymous or Swap pages: copies the process wrote of a private
+// mapping's file pages, resident or swapped out.
 func writtenMappings(smaps []byte) map[uint64]bool {
 	written := map[uint64]bool{}
 	var start uint64
 	for line := range bytes.Lines(smaps) {
-		if v, ok := bytes.CutPrefix(line, []byte("Anonymous:")); ok {
-			if f := bytes.Fields(v); len(f) > 0 && string(f[0]) != "0" {
-				written[start] = true
+		// A written page swapped out is no longer Anonymous in smaps
+		// but Swap; dropping it would lose it just the same.
+		for _, k := range [...]string{"Anonymous:", "Swap:"} {
+			if v, ok := bytes.CutPrefix(line, []byte(k)); ok {
+				if f := bytes.Fields(v); len(f) > 0 && string(f[0]) != "0" {
+					written[start] = true
+				}
 			}
-			continue
 		}
 		// A mapping's first line starts with its range, "start-end";
 		// its fields' lines with a name and a colon.

@@ -129,3 +129,29 @@ func TestReleasePIE(t *testing.T) {
 		t.Errorf("the PIE build after Release printed %q, want %q", out, want)
 	}
 }
+
+func TestWrittenMappings(t *testing.T) {
+	smaps := `00400000-01828000 r-xp 00000000 fe:00 9978128                            /usr/local/bin/crmon
+Size:              20640 kB
+Rss:               11936 kB
+Anonymous:             0 kB
+Swap:                  0 kB
+SwapPss:               0 kB
+01828000-02e3a000 r--p 01428000 fe:00 9978128                            /usr/local/bin/crmon
+Size:              23112 kB
+Anonymous:           312 kB
+Swap:                  0 kB
+02e3a000-02f69000 r--p 02a3a000 fe:00 9978128                            /usr/local/bin/crmon
+Size:               1212 kB
+Anonymous:             0 kB
+Swap:                  8 kB
+SwapPss:               8 kB
+7ffe07b9f000-7ffe07bc0000 rw-p 00000000 00:00 0                          [stack]
+Anonymous:            16 kB
+`
+	got := writtenMappings([]byte(smaps))
+	want := map[uint64]bool{0x1828000: true, 0x2e3a000: true, 0x7ffe07b9f000: true}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("written mappings (-want +got):\n%s", diff)
+	}
+}
