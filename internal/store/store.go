@@ -308,10 +308,39 @@ func (s *Store) Append(a *agent.Agent, smp *agent.Sample) {
 		return
 	}
 	if err := s.appendPoints(pts, smp.Time.UnixMilli()); err != nil {
+		if errors.Is(err, errCommit) {
+			s.closeAfterLogError()
+		}
 		s.fail("appending to the store", err)
 		return
 	}
 	s.updateSize()
+}
+
+// errCommit marks a tick the write-ahead log did not take (a full disk).
+var errCommit = errors.New("not committed")
+
+// closeAfterLogError closes the TSDB after its write-ahead log failed to
+// take a tick. The log may then hold a torn record (the first pages of a
+// record larger than the rest of its page, the others never written), and
+// the TSDB's repair at the next open drops everything from the first
+// corrupt record on: every tick the log took after the disk had room
+// again would be lost at the next start. Closed, the store is opened
+// again within a minute (ensureOpen), its repair cutting the log where the
+// tear is before anything is written after it. The series' references are
+// the closed head's, forgotten with it.
+func (s *Store) closeAfterLogError() {
+	s.mu.Lock()
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			s.log.Warn("closing the store after its write-ahead log failed", "err", err)
+		}
+		s.db = nil
+	}
+	s.mu.Unlock()
+	clear(s.ids)
+	clear(s.byRef)
+	s.live, s.next = s.live[:0], s.next[:0]
 }
 
 // ensureOpen opens the store if it is closed and a minute has passed
@@ -409,7 +438,7 @@ func (s *Store) appendPoints(pts []collect.Point, t int64) (err error) {
 	}
 	s.live, s.next = s.next, s.live
 	if err := app.Commit(); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errCommit, err)
 	}
 	s.appended.Add(n + stale)
 	if prev := s.lastAppend.Swap(t); prev > 0 && t > prev {
