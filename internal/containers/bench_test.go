@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -190,5 +191,57 @@ func BenchmarkInterval(b *testing.B) {
 			b.ReportMetric(float64(rss)/(1<<20), "MiB-rss")
 			b.ReportMetric(float64(heap)/(1<<20), "MiB-heap")
 		})
+	}
+}
+
+// BenchmarkAppendText is the container families' text of one scrape
+// (the op) with n idle containers, a tick before each (not timed), as
+// the agent runs: what the tick left unchanged, the scrape can keep.
+// With CRMON_BENCH_INCLUDE, a name pattern, it runs over the containers
+// that match instead of starting any.
+//
+//	go test -run '^$' -bench AppendText -count 3 ./internal/containers/
+func BenchmarkAppendText(b *testing.B) {
+	run := func(b *testing.B, c *Collector) {
+		ctx := context.Background()
+		now := time.Now()
+		c.Update(ctx, now)
+		var buf []byte
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			now = now.Add(time.Second)
+			c.Update(ctx, now)
+			b.StartTimer()
+			buf = c.AppendText(buf[:0])
+		}
+		b.ReportMetric(float64(len(buf)), "bytes")
+	}
+	if include := os.Getenv("CRMON_BENCH_INCLUDE"); include != "" {
+		c := newTestCollector(b, Options{Include: []string{include}})
+		known := func() int {
+			c.mu.RLock()
+			defer c.mu.RUnlock()
+			k := 0
+			for _, ct := range c.byID {
+				if ct.reader != nil {
+					k++
+				}
+			}
+			return k
+		}
+		// Known once the count stops moving.
+		last := -1
+		waitFor(b, time.Minute, "the running containers known", func() bool {
+			k := known()
+			defer func() { last = k }()
+			time.Sleep(500 * time.Millisecond)
+			return k > 0 && k == last
+		})
+		b.Run(fmt.Sprintf("containers=%d", last), func(b *testing.B) { run(b, c) })
+		return
+	}
+	for _, n := range []int{50} {
+		b.Run(fmt.Sprintf("containers=%d", n), func(b *testing.B) { run(b, idleContainers(b, n)) })
 	}
 }
