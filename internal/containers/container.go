@@ -80,9 +80,6 @@ type container struct {
 	lp      *labelSets
 	lpStale bool
 	baseKV  []string
-	// values are the texts of its values at the last scrape, guarded by
-	// Collector.textMu, not mu.
-	values valueCache
 
 	// goneAt is when the container stopped or was removed, zero while
 	// it runs: its counters are served until Options.RemovedRetention

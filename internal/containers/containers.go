@@ -151,10 +151,7 @@ type Collector struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	mu sync.RWMutex
-	// textMu makes AppendText's callers take turns: they share the
-	// containers' value texts (container.values).
-	textMu     sync.Mutex
+	mu         sync.RWMutex
 	byID       map[string]*container
 	byCgroup   map[string]*container
 	up         bool

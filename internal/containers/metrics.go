@@ -4,7 +4,6 @@
 package containers
 
 import (
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -207,12 +206,6 @@ func (d *descs) describe(ch chan<- *prometheus.Desc) {
 // series calls emit for every series of the last Update, container by
 // container. c.mu must be held.
 func (c *Collector) series(emit func(f fam, l *labelSet, v float64)) {
-	c.seriesOf(nil, emit)
-}
-
-// seriesOf is series, calling start (when not nil) before each
-// container's series.
-func (c *Collector) seriesOf(start func(ct *container), emit func(f fam, l *labelSet, v float64)) {
 	g := c.groups
 	up := 0.0
 	if c.up {
@@ -228,9 +221,6 @@ func (c *Collector) seriesOf(start func(ct *container), emit func(f fam, l *labe
 	for _, ct := range c.scrapeOrder {
 		if !c.exported(ct) || ct.lp == nil {
 			continue
-		}
-		if start != nil {
-			start(ct)
 		}
 		lp := ct.lp
 		emit := emit
@@ -419,47 +409,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	})
 }
 
-// textSample is one series of a scrape, before it is written: vc and i
-// are where its value's text is cached, vc nil for none.
+// textSample is one series of a scrape, before it is written.
 type textSample struct {
-	f  fam
-	l  *labelSet
-	v  float64
-	vc *valueCache
-	i  int32
-}
-
-// valueCache keeps the text of a container's values as the last scrape
-// wrote them, by the series' place among the container's: a value that
-// did not change since (most of them, in a container that did nothing) is
-// not formatted again. Formatting the values was 52 % of AppendText's
-// time with 200 idle containers (250 of 480 ms of CPU profile), the rest
-// mostly copying names and labels, which a cache of whole lines would
-// copy all the same while holding the whole text (1 MB at 200
-// containers) instead of 40 bytes a series. The text is a function of the
-// value alone, so a cached text is used only when the value's bits are
-// those it was made from, whatever the series at that place is now.
-type valueCache struct{ slots []valueText }
-
-// valueText is one value's text, ' ' v '\n' as collect.AppendValue writes
-// it (at most 26 bytes: "-2.2250738585072014e-308").
-type valueText struct {
-	bits uint64
-	n    uint8
-	b    [27]byte
-}
-
-// append appends v's text, from the slot when v is the value it holds.
-func (t *valueText) append(b []byte, v float64) []byte {
-	if bits := math.Float64bits(v); t.n == 0 || t.bits != bits {
-		text := collect.AppendValue(t.b[:0], v)
-		if len(text) > len(t.b) {
-			t.n = 0 // not in the slot: no float64 is that long
-			return append(b, text...)
-		}
-		t.bits, t.n = bits, uint8(len(text))
-	}
-	return append(b, t.b[:t.n]...)
+	f fam
+	l *labelSet
+	v float64
 }
 
 // textScratch keeps a scrape's samples between scrapes: as collected, and
@@ -478,12 +432,8 @@ var textRank = func() (r [numFams]int) {
 
 // AppendText implements collect.TextAppender: the series of Collect, in
 // the text format, family by family. A sample line is the family's name,
-// the container's labels rendered when it was first seen, and the value,
-// whose text is kept from the last scrape while it does not change.
-// Scrapes take turns at it, as they share the values' texts.
+// the container's labels rendered when it was first seen, and the value.
 func (c *Collector) AppendText(b []byte) []byte {
-	c.textMu.Lock()
-	defer c.textMu.Unlock()
 	sc := textScratchPool.Get().(*textScratch)
 	defer textScratchPool.Put(sc)
 	in := c.textSamples(sc.in[:0])
@@ -507,39 +457,17 @@ func (c *Collector) AppendText(b []byte) []byte {
 		if i == 0 || out[i-1].f != s.f {
 			b = collect.AppendHeader(b, fm.name, fm.help, fm.typ)
 		}
-		if s.vc == nil {
-			b = collect.AppendSample(b, fm.name, s.l.text, s.v)
-			continue
-		}
-		b = append(b, fm.name...)
-		b = append(b, s.l.text...)
-		b = s.vc.slots[s.i].append(b, s.v)
+		b = collect.AppendSample(b, fm.name, s.l.text, s.v)
 	}
 	sc.in, sc.out = in, out
 	return b
 }
 
-// textSamples appends the series of the last Update to in, each
-// container's with the place of its values' texts. c.textMu must be held:
-// it guards the containers' value caches.
+// textSamples appends the series of the last Update to in.
 func (c *Collector) textSamples(in []textSample) []textSample {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	var vc *valueCache
-	var k int32
-	c.seriesOf(func(ct *container) {
-		vc, k = &ct.values, 0
-	}, func(f fam, l *labelSet, v float64) {
-		if vc == nil {
-			in = append(in, textSample{f: f, l: l, v: v})
-			return
-		}
-		if int(k) == len(vc.slots) {
-			vc.slots = append(vc.slots, valueText{})
-		}
-		in = append(in, textSample{f: f, l: l, v: v, vc: vc, i: k})
-		k++
-	})
+	c.series(func(f fam, l *labelSet, v float64) { in = append(in, textSample{f, l, v}) })
 	return in
 }
 

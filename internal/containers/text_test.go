@@ -5,7 +5,6 @@ package containers
 
 import (
 	"bytes"
-	"math"
 	"sort"
 	"strings"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
-	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
@@ -119,55 +117,5 @@ func TestAppendText(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(20, func() { c.AppendText(make([]byte, 0, 1<<16)) }); n > 1 && !testenv.Race {
 		t.Errorf("AppendText allocates %v times per call, want at most 1", n)
-	}
-
-	// The values' texts kept from the scrape before: a value that moved
-	// (a read, the next tick's last_seen), a series that went, one that
-	// came before the others (every place after it shifts), and special
-	// values, each scraped as without them.
-	uncached := func() []byte {
-		c.textMu.Lock()
-		for _, ct := range c.byID {
-			ct.values = valueCache{}
-		}
-		c.textMu.Unlock()
-		return c.AppendText(nil)
-	}
-	steps := []func(a, b *container){
-		func(a, b *container) { a.stats.CPU.UsageNanos += 1_000_001; a.lastRead = a.lastRead.Add(time.Second) },
-		func(a, b *container) { a.stats.CPU.QuotaMicros = 0 },
-		func(a, b *container) {
-			a.net = append([]netIface{{name: "eth00", rxBytes: 5}}, a.net...)
-			c.updateLabels(a)
-		},
-		func(a, b *container) {
-			a.stats.Memory.Usage, b.stats.Memory.Limit = 0, 1
-			a.stats.CPU.Shares = 1 << 63
-		},
-	}
-	for i, step := range steps {
-		c.AppendText(nil)
-		c.mu.Lock()
-		step(c.byID["a1"], c.byID["b2"])
-		c.mu.Unlock()
-		kept := c.AppendText(nil)
-		if fresh := uncached(); !bytes.Equal(kept, fresh) {
-			t.Errorf("step %d: with the values' texts kept (-kept +fresh):\n%s", i, cmp.Diff(string(kept), string(fresh)))
-		}
-		checkText(t, c)
-	}
-}
-
-// TestValueText checks the slot of a value's text against
-// collect.AppendValue for values of every length and kind, each after
-// another in the same slot.
-func TestValueText(t *testing.T) {
-	var slot valueText
-	for _, v := range []float64{0, 1, -2.2250738585072014e-308, 1.7976931348623157e308, math.NaN(), math.Inf(1), math.Inf(-1), 1e21, 0.1, 1e21, math.Copysign(0, -1), 3} {
-		for range 2 {
-			if got, want := string(slot.append([]byte("x"), v)), "x"+string(collect.AppendValue(nil, v)); got != want {
-				t.Errorf("%v: %q, want %q", v, got, want)
-			}
-		}
 	}
 }
