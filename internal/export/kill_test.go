@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,7 @@ const (
 	childDir      = "CRMON_EXPORT_CHILD_DIR"      // the queues' directory and the served files
 	childEndpoint = "CRMON_EXPORT_CHILD_ENDPOINT" // the remote-write URL
 	childTicks    = "CRMON_EXPORT_CHILD_TICKS"    // set: tick that often, deliver everything, stop
+	childType     = "CRMON_EXPORT_CHILD_TYPE"     // the exporter_type
 	killHost      = "kill-host"
 	killInterval  = 200 * time.Millisecond
 )
@@ -46,7 +48,7 @@ type servedLine struct {
 
 // TestHelperExporterProcess is not a test of its own: it is the agent
 // that TestQueueSurvivesKill runs and kills, a stepper ticking every
-// 200 ms with a remote-write exporter whose queue is on disk, and a
+// 200 ms with an exporter whose queue is on disk, and a
 // recorder of its own that writes what each tick served to a file.
 func TestHelperExporterProcess(t *testing.T) {
 	dir := os.Getenv(childDir)
@@ -56,8 +58,9 @@ func TestHelperExporterProcess(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a := agent.New([]collect.Collector{newStepper()}, killInterval, log)
 	a.SetExtra(nil)
-	c := exporterConfig("rw", config.ExporterPrometheus, os.Getenv(childEndpoint))
+	c := exporterConfig("out", os.Getenv(childType), os.Getenv(childEndpoint))
 	c.RemoteWriteVersion = config.RemoteWrite1
+	c.Database, c.Precision = "crmon", "ms"
 	// Batches of several ticks: Prometheus refuses one sent again whole.
 	c.FlushInterval = config.Duration(time.Second)
 	set, err := Start(a, []config.Exporter{c}, Options{Hostname: killHost, QueueDir: dir, Logger: log})
@@ -124,10 +127,10 @@ type child struct {
 	out *bytes.Buffer
 }
 
-func startChild(t *testing.T, dir, endpoint string, ticks int) *child {
+func startChild(t *testing.T, dir, typ, endpoint string, ticks int) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperExporterProcess$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), childDir+"="+dir, childEndpoint+"="+endpoint)
+	cmd.Env = append(os.Environ(), childDir+"="+dir, childEndpoint+"="+endpoint, childType+"="+typ)
 	if ticks > 0 {
 		cmd.Env = append(cmd.Env, childTicks+"="+strconv.Itoa(ticks))
 	}
@@ -225,21 +228,47 @@ func queuedTicks(t *testing.T, dir string) map[int64]bool {
 // the restart, each series in timestamp order, and the restarted agent
 // failed and dropped nothing. The same with the receiver up, the agent
 // killed while it delivers: the batch it was sending is sent again first,
-// and taken or refused as one already held, never counted as failed.
+// and taken or refused as one already held, never counted as failed. And
+// the same with Debian's InfluxDB, which the restarted agent finds at
+// another address (testenv starts it on a port of its own), read back
+// through /query.
 func TestQueueSurvivesKill(t *testing.T) {
 	for _, up := range []bool{false, true} {
-		t.Run(map[bool]string{false: "receiver down", true: "receiver up"}[up], func(t *testing.T) { killAndRestart(t, up) })
+		t.Run("Prometheus, receiver "+map[bool]string{false: "down", true: "up"}[up], func(t *testing.T) {
+			prom := testenv.StartPrometheus(t)
+			if !up {
+				prom.Stop()
+			}
+			killAndRestart(t, config.ExporterPrometheus, prom.WriteURL(), func() (string, func() map[string]map[int64]float64) {
+				if !up {
+					prom.Start()
+				}
+				return prom.WriteURL(), func() map[string]map[int64]float64 { return promSamples(t, prom.Addr, killHost) }
+			})
+		})
 	}
+	t.Run("InfluxDB, receiver down", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		down := "http://" + l.Addr().String()
+		l.Close()
+		killAndRestart(t, config.ExporterInfluxDB, down, func() (string, func() map[string]map[int64]float64) {
+			addr := testenv.InfluxDB(t, "crmon")
+			return "http://" + addr, func() map[string]map[int64]float64 { return influxSamples(t, addr, "crmon", killHost) }
+		})
+	})
 }
 
-func killAndRestart(t *testing.T, up bool) {
-	prom := testenv.StartPrometheus(t)
-	if !up {
-		prom.Stop()
-	}
+// killAndRestart runs the agent with an exporter of typ to endpoint,
+// kills it, calls restart for the endpoint of its second run and what
+// reads the receiver back, and checks that the receiver has what the
+// agent served.
+func killAndRestart(t *testing.T, typ, endpoint string, restart func() (string, func() map[string]map[int64]float64)) {
 	dir := t.TempDir()
-	first := startChild(t, dir, prom.WriteURL(), 0)
-	qdir := filepath.Join(dir, queueDirName("rw"))
+	first := startChild(t, dir, typ, endpoint, 0)
+	qdir := filepath.Join(dir, queueDirName("out"))
 	var recorded []int64
 	waitFor(t, 30*time.Second, "15 ticks served and queued on disk", func() string { return first.out.String() }, func() bool {
 		_, ticks := readServed(t, dir)
@@ -271,10 +300,8 @@ func killAndRestart(t *testing.T, up bool) {
 	}
 	t.Logf("killed after %d ticks served (%d checked on disk)", len(killed), len(recorded))
 
-	if !up {
-		prom.Start()
-	}
-	second := startChild(t, dir, prom.WriteURL(), 10)
+	endpoint, readBack := restart()
+	second := startChild(t, dir, typ, endpoint, 10)
 	done := make(chan error, 1)
 	go func() { done <- second.cmd.Wait() }()
 	select {
@@ -290,7 +317,7 @@ func killAndRestart(t *testing.T, up bool) {
 	}
 
 	want, _ := readServed(t, dir)
-	got := promSamples(t, prom.Addr, killHost) // checks each series' order
+	got := readBack() // Prometheus': checks each series' order
 	lost := map[int64]bool{}
 	n := 0
 	for id, ws := range want {
@@ -314,7 +341,7 @@ func killAndRestart(t *testing.T, up bool) {
 				ms, killed[0], killed[len(killed)-1], recorded[len(recorded)-1])
 		}
 	}
-	t.Logf("%d samples read back from Prometheus; %d ticks lost at the kill; the batch on its way at the kill was refused as held already: %v", n, len(lost),
+	t.Logf("%d samples read back from the receiver; %d ticks lost at the kill; the batch on its way at the kill was refused as held already: %v", n, len(lost),
 		strings.Contains(second.out.String(), "which it had received then"))
 	if n == 0 {
 		t.Fatal("nothing read back")
