@@ -580,3 +580,33 @@ func BenchmarkDiskQueueSync(b *testing.B) {
 		b.ReportMetric(float64(walls[k][len(walls[k])/2].Microseconds()), name+"-wall-us/tick")
 	}
 }
+
+// TestOrphanQueueLogged: a queue directory of an exporter that is no
+// longer configured is named in a log line at the start, with its size,
+// and left alone.
+func TestOrphanQueueLogged(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, queueDirName("renamed"))
+	d := &dqTest{t: t, dir: old, t0: time.Unix(1765000000, 0)}
+	d.series = newDQTest(t, 3).series
+	q := d.open(100, 1<<20)
+	q.push(d.tick(0, nil), time.Now())
+	q.close()
+	var logs strings.Builder
+	var mu sync.Mutex
+	set, err := Start(newTestAgent(t), []config.Exporter{exporterConfig("kept", config.ExporterCustom, "http://127.0.0.1:1/")},
+		Options{QueueDir: dir, Logger: logTo(&mu, &logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Close()
+	mu.Lock()
+	l := logs.String()
+	mu.Unlock()
+	if n := strings.Count(l, "no configured exporter uses"); n != 1 || !strings.Contains(l, old) || strings.Contains(l, "bytes=0") {
+		t.Errorf("log:\n%s", l)
+	}
+	if _, err := os.Stat(filepath.Join(old, segName(1))); err != nil {
+		t.Errorf("the orphan queue was touched: %v", err)
+	}
+}

@@ -403,7 +403,40 @@ func Start(a *agent.Agent, cs []config.Exporter, o Options) (*Set, error) {
 	if err := s.Reload(cs); err != nil {
 		return nil, err
 	}
+	s.warnOrphanQueues(cs)
 	return s, nil
+}
+
+// warnOrphanQueues logs the queue directories under QueueDir that no
+// configured exporter uses (one renamed or removed, with what it had not
+// sent): crmon leaves them alone, since the exporter may come back.
+func (s *Set) warnOrphanQueues(cs []config.Exporter) {
+	if s.o.QueueDir == "" {
+		return
+	}
+	ents, err := os.ReadDir(s.o.QueueDir)
+	if err != nil {
+		return
+	}
+	used := map[string]bool{}
+	for _, c := range cs {
+		used[queueDirName(c.Name)] = true
+	}
+	for _, e := range ents {
+		if !e.IsDir() || used[e.Name()] {
+			continue
+		}
+		dir := filepath.Join(s.o.QueueDir, e.Name())
+		segs, _ := filepath.Glob(filepath.Join(dir, "*"+segSuffix))
+		var bytes int64
+		for _, p := range segs {
+			if st, err := os.Stat(p); err == nil {
+				bytes += st.Size()
+			}
+		}
+		s.o.Logger.Warn("a queue directory that no configured exporter uses (renamed or removed?); an exporter of that name would send what it holds; delete it if that exporter is gone for good",
+			"dir", dir, "bytes", bytes)
+	}
 }
 
 // Reload applies a new list of exporters: those whose configuration is
