@@ -28,6 +28,7 @@ import (
 // before the disk filled and after it had room again, is in the history.
 // The TSDB's repair at open drops everything from a torn record on.
 func TestDiskFullKeepsLaterTicks(t *testing.T) {
+	testenv.RequireLong(t, "a tmpfs mounted")
 	testenv.RequireRoot(t)
 	mnt := t.TempDir()
 	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=6m"); err != nil {
