@@ -217,6 +217,7 @@ func BenchmarkExporters(b *testing.B) {
 			// The queue on disk, as crmon run keeps it.
 			openTestQueue(b, e)
 			in := newInterner(e.labels)
+			in.shared = e.shared // as the intake's
 			size, whole := e.batchShape()
 			var series atomic.Int64
 			docs := 0

@@ -152,6 +152,8 @@ type queueOptions struct {
 	maxBytes int64
 	labels   []label
 	log      *slog.Logger
+	// shared are the intake's series (see seriesTable); nil for none.
+	shared *seriesTable
 }
 
 // syncEvery is how often, at most, the segment being written is
@@ -192,6 +194,7 @@ func openDiskQueue(o queueOptions) (q *diskQueue, err error) {
 		dir: o.dir, log: o.log, max: o.max, maxBytes: o.maxBytes, segBytes: segmentBytes(o.maxBytes),
 		labels: o.labels, lock: lock, ready: make(chan struct{}, 1),
 	}
+	q.rd.shared = o.shared
 	defer func() {
 		if err != nil {
 			lock.Close()
@@ -768,6 +771,8 @@ type segReader struct {
 	// sender rendered of it from one segment to the next.
 	ids   []*series
 	known map[string]*series
+	// shared are the intake's live series, taken first.
+	shared *seriesTable
 	gen   uint64
 }
 
@@ -931,7 +936,10 @@ func (r *segReader) decode(b []byte, labels []label) (*tick, error) {
 		}
 		key := string(b[n : n+int(kl)])
 		b = b[n+int(kl):]
-		s := r.known[key]
+		s := r.shared.get(key)
+		if s == nil {
+			s = r.known[key]
+		}
 		if s == nil {
 			s = &series{key: key}
 			var ls []label

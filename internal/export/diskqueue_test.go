@@ -471,6 +471,8 @@ func TestDiskQueueMemory(t *testing.T) {
 		fams[i] = fl.tick(i)
 	}
 	in := newInterner(nil)
+	// The intake's series, which the queue reads back as its own.
+	in.shared = newSeriesTable()
 	var buf []point
 	heap := func() uint64 {
 		runtime.GC()
@@ -483,7 +485,7 @@ func TestDiskQueueMemory(t *testing.T) {
 	buf = in.pointsInto(buf, fams[0])
 	before := heap()
 	grew := func(ticks int) (grew uint64, samples int, onDisk int64) {
-		q, err := openDiskQueue(queueOptions{dir: t.TempDir(), max: 10_000_000, maxBytes: 1 << 30, log: testLogger(t)})
+		q, err := openDiskQueue(queueOptions{dir: t.TempDir(), max: 10_000_000, maxBytes: 1 << 30, log: testLogger(t), shared: in.shared})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -99,6 +99,9 @@ type Exporter struct {
 	queueDir string
 	// ptsBuf is the intake's, see points.
 	ptsBuf []point
+	// shared are the intake's series, which the queue on disk reads back
+	// as its own; nil with the queue in memory.
+	shared *seriesTable
 	labels []label // the exporter's own labels, sorted by name
 
 	sent, failed, retried, superseded, bytes atomic.Uint64
@@ -191,6 +194,7 @@ func cmpString(a, b string) int {
 // intake queues every sample of sub until it ends.
 func (e *Exporter) intake(a *agent.Agent, sub *agent.Subscription) {
 	in := newInterner(e.labels)
+	in.shared = e.shared
 	for s := range sub.C() {
 		t := &tick{t: s.Time}
 		if e.s.wantsDocs() {
@@ -493,14 +497,16 @@ func (e *Exporter) openQueue() backlog {
 	if maxBytes <= 0 {
 		maxBytes = config.DefaultQueueMaxBytes // a config not from a file
 	}
+	shared := newSeriesTable()
 	q, err := openDiskQueue(queueOptions{
 		dir: e.queueDir, max: e.cfg.QueueSize, maxBytes: maxBytes,
-		labels: e.labels, log: e.log,
+		labels: e.labels, log: e.log, shared: shared,
 	})
 	if err != nil {
 		e.log.Error("the exporter's queue cannot be kept on disk; it is kept in memory, and a restart during an outage loses it (set queue_path to a writable directory)", "err", err)
 		return newQueue(e.cfg.QueueSize)
 	}
+	e.shared = shared
 	if n := q.len(); n > 0 {
 		e.log.Info("sending what the exporter's queue on disk kept from the last run", "samples", n, "dir", e.queueDir)
 	}
