@@ -773,7 +773,7 @@ type segReader struct {
 	known map[string]*series
 	// shared are the intake's live series, taken first.
 	shared *seriesTable
-	gen   uint64
+	gen    uint64
 }
 
 func (r *segReader) open(path string, seq uint64) error {
