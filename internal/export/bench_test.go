@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -128,16 +130,20 @@ func (fl *fleet) tick(i int) []*dto.MetricFamily {
 				{Name: proto.String("name"), Value: proto.String(fmt.Sprintf("build-%d", c))},
 			}
 			sets := [][]*dto.LabelPair{base}
-			for k, vs := range cf.extra {
+			// In a fixed order: the agent serves the same series in the
+			// same order every tick.
+			for _, k := range slices.Sorted(maps.Keys(cf.extra)) {
 				var next [][]*dto.LabelPair
 				for _, s := range sets {
-					for _, v := range vs {
+					for _, v := range cf.extra[k] {
 						next = append(next, append(append([]*dto.LabelPair{}, s...), &dto.LabelPair{Name: proto.String(k), Value: proto.String(v)}))
 					}
 				}
 				sets = next
 			}
 			for j, ls := range sets {
+				// Sorted by name, as client_golang gives them.
+				slices.SortFunc(ls, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
 				v := float64(c*131+j*17) + float64(i)*float64(c+1)*0.37
 				m := &dto.Metric{Label: ls}
 				switch cf.typ {
