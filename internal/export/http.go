@@ -148,14 +148,14 @@ func (t *authTransport) compress(r *http.Request) error {
 	}
 	t.zbuf.Reset()
 	t.gz.Reset(&t.zbuf)
-	// Compressed as it is read, without a copy of the body first.
-	n, err := io.Copy(t.gz, io.LimitReader(r.Body, maxRequestBytes+1))
+	// Compressed as it is read, without a copy of the body first: the
+	// body (the indexer's bytes.Buffer) writes itself into the gzip
+	// writer in one piece, where an io.LimitReader in between cost a
+	// 32 KiB buffer and a copy of the body a request.
+	_, err := io.Copy(&limitWriter{w: t.gz, n: maxRequestBytes}, r.Body)
 	r.Body.Close()
 	if err != nil {
 		return err
-	}
-	if n > maxRequestBytes {
-		return fmt.Errorf("a request body over %d bytes", maxRequestBytes)
 	}
 	if err := t.gz.Close(); err != nil {
 		return err
@@ -166,6 +166,20 @@ func (t *authTransport) compress(r *http.Request) error {
 	r.ContentLength = int64(len(z))
 	r.Header.Set("Content-Encoding", "gzip")
 	return nil
+}
+
+// limitWriter writes to w at most n bytes, and fails beyond.
+type limitWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.n {
+		return 0, fmt.Errorf("a request body over %d bytes", maxRequestBytes)
+	}
+	l.n -= int64(len(p))
+	return l.w.Write(p)
 }
 
 // maxRequestBytes bounds a request body the transport compresses: a
