@@ -200,7 +200,7 @@ func cpuTime() time.Duration {
 // 10 s interval, and the CPU per tick as a share of one core at 10 s.
 // The README quotes its figures:
 //
-//	go test -run '^$' -bench BenchmarkExporters -benchtime 200x ./internal/export
+//	go test -run '^$' -bench BenchmarkExporters -benchtime 400x ./internal/export
 func BenchmarkExporters(b *testing.B) {
 	fl := newFleet(b, 50)
 	ticks := make([][]*dto.MetricFamily, 8)
