@@ -208,7 +208,8 @@ func (in *interner) pointsInto(dst []point, fams []*dto.MetricFamily) []point {
 // bound, not one a bucket of every series (a tenth of the interner's
 // allocations at host + 50 containers).
 func (in *interner) bound(k int, v float64) string {
-	if k < len(in.bounds) && (in.bounds[k] == v || math.IsNaN(v) && math.IsNaN(in.bounds[k])) {
+	// The same bits: 0 and -0 are equal, and formatted apart.
+	if k < len(in.bounds) && math.Float64bits(in.bounds[k]) == math.Float64bits(v) {
 		return in.boundStr[k]
 	}
 	if k > len(in.bounds) || k >= maxBounds {

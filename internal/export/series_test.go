@@ -4,6 +4,7 @@
 package export
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -113,6 +114,19 @@ func TestInternerSeries(t *testing.T) {
 	}
 	if fourth[2].s != third[2].s {
 		t.Error("the series after a new one was not found again")
+	}
+}
+
+func TestInternerBounds(t *testing.T) {
+	in := newInterner(nil)
+	for _, c := range []struct {
+		k    int
+		v    float64
+		want string
+	}{{0, 0, "0"}, {0, math.Copysign(0, -1), "-0"}, {1, 0.5, "0.5"}, {1, math.NaN(), "NaN"}, {1, math.NaN(), "NaN"}, {1, math.Inf(1), "+Inf"}, {0, 0, "0"}, {1, 0.5, "0.5"}} {
+		if got := in.bound(c.k, c.v); got != c.want {
+			t.Errorf("bound(%d, %v) = %q, want %q", c.k, c.v, got, c.want)
+		}
 	}
 }
 
