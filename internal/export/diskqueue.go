@@ -43,7 +43,7 @@ import (
 //	  varint   the tick's time, Unix nanoseconds
 //	  recSeries:
 //	    uvarint  number of series defined here, then each:
-//	             uvarint id, uvarint length, the series' key (interner.key)
+//	             uvarint id, uvarint length, the series' key (interner.newSeries)
 //	    uvarint  number of samples, then each:
 //	             varint id minus (previous id + 1), u64 the value's IEEE 754 bits
 //	  recDoc: the snapshot's JSON (Custom), to the end of the body

@@ -470,7 +470,7 @@ func TestDiskQueueMemory(t *testing.T) {
 	for i := range fams {
 		fams[i] = fl.tick(i)
 	}
-	in := newInterner(nil)
+	in := newFamInterner(nil)
 	// The intake's series, which the queue reads back as its own.
 	in.shared = newSeriesTable()
 	var buf []point
@@ -482,7 +482,7 @@ func TestDiskQueueMemory(t *testing.T) {
 	}
 	// grew is what the heap holds more with ticks queued and a batch
 	// read ahead than without the queue; the queue is closed after.
-	buf = in.pointsInto(buf, fams[0])
+	buf = in.familiesInto(buf, fams[0])
 	before := heap()
 	grew := func(ticks int) (grew uint64, samples int, onDisk int64) {
 		q, err := openDiskQueue(queueOptions{dir: t.TempDir(), max: 10_000_000, maxBytes: 1 << 30, log: testLogger(t), shared: in.shared})
@@ -491,7 +491,7 @@ func TestDiskQueueMemory(t *testing.T) {
 		}
 		defer q.close()
 		for i := range ticks {
-			buf = in.pointsInto(buf, fams[i%len(fams)])
+			buf = in.familiesInto(buf, fams[i%len(fams)])
 			q.push(&tick{t: time.Unix(1765000000+int64(i)*10, 0), pts: buf}, time.Now())
 			samples += len(buf)
 		}
@@ -542,8 +542,8 @@ func rss(t *testing.T) string {
 func BenchmarkDiskQueueSync(b *testing.B) {
 	fl := newFleet(b, 50)
 	fams := fl.tick(1)
-	in := newInterner(nil)
-	pts := in.points(fams)
+	in := newFamInterner(nil)
+	pts := in.families(fams)
 	open := func() *diskQueue {
 		q, err := openDiskQueue(queueOptions{dir: b.TempDir(), max: 1 << 40, maxBytes: 1 << 40, log: testLogger(&testing.T{})})
 		if err != nil {

@@ -383,10 +383,10 @@ func TestElasticsearchStalledAnswer(t *testing.T) {
 	defer e.s.close()
 	openTestQueue(t, e)
 	fl := newFleet(t, 2)
-	in := newInterner(e.labels)
+	in := newFamInterner(e.labels)
 	size, whole := e.batchShape()
 	send := func(i int) error {
-		e.q.push(&tick{t: time.Unix(1765000000+int64(i)*10, 0), pts: in.points(fl.tick(i))}, time.Now())
+		e.q.push(&tick{t: time.Unix(1765000000+int64(i)*10, 0), pts: in.families(fl.tick(i))}, time.Now())
 		b := e.q.peek(size, whole)
 		ctx, cancel := context.WithTimeout(t.Context(), c.Timeout.Std())
 		defer cancel()
@@ -445,10 +445,10 @@ func TestElasticsearchAcrossMidnight(t *testing.T) {
 	defer e.s.close()
 	openTestQueue(t, e)
 	fl := newFleet(t, 1)
-	in := newInterner(e.labels)
+	in := newFamInterner(e.labels)
 	midnight := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
 	for i, at := range []time.Time{midnight.Add(-10 * time.Second), midnight} {
-		e.q.push(&tick{t: at, pts: in.points(fl.tick(i))}, time.Now())
+		e.q.push(&tick{t: at, pts: in.families(fl.tick(i))}, time.Now())
 	}
 	size, _ := e.batchShape()
 	b := e.q.peek(2*size, true)

@@ -4,7 +4,9 @@
 // Package export pushes the agent's samples to external systems: Prometheus
 // remote write, InfluxDB, Elasticsearch and any HTTP endpoint. Each
 // exporter is one subscriber of the agent's sample stream and reads every
-// series /metrics serves through agent.Series.
+// series /metrics serves through agent.Points: the points the store reads
+// too, built once a tick and shared, so an exporter runs no gather of its
+// own.
 //
 // Each exporter has two goroutines. The intake takes each sample as it is
 // published, turns its series into compact points and appends them to the
@@ -37,9 +39,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/crmon-dev/crmon/internal/agent"
+	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/config"
 )
 
@@ -205,18 +207,18 @@ func (e *Exporter) intake(a *agent.Agent, sub *agent.Subscription) {
 			}
 			t.doc = doc
 		} else {
-			fams, err := a.Series(s)
+			src, err := a.Points(s)
 			if errors.Is(err, agent.ErrSuperseded) {
 				// Read a whole interval late: the series are gone.
-				e.superseded.Add(uint64(len(in.cur)))
+				e.superseded.Add(uint64(in.last()))
 				e.log.Warn("a sample's series were replaced by the next tick's before this exporter read them; the exporter's intake is starved of CPU")
 				continue
 			}
-			if err != nil && len(fams) == 0 {
-				e.log.Error("gathering the series", "err", err)
+			if err != nil && len(src) == 0 {
+				e.log.Error("reading the series", "err", err)
 				continue
 			}
-			t.pts = e.points(in, fams)
+			t.pts = e.points(in, src)
 		}
 		if n := e.q.push(t, time.Now()); n > 0 {
 			e.log.Debug("queue full: dropped the oldest samples", "samples", n, "queue_size", e.cfg.QueueSize)
@@ -227,11 +229,11 @@ func (e *Exporter) intake(a *agent.Agent, sub *agent.Subscription) {
 // points are the tick's points. The queue on disk keeps none of them once
 // it has written them, so their slice is the intake's, reused from tick to
 // tick; the memory queue keeps each tick's.
-func (e *Exporter) points(in *interner, fams []*dto.MetricFamily) []point {
+func (e *Exporter) points(in *interner, src []collect.Point) []point {
 	if _, ok := e.q.(*diskQueue); !ok {
-		return in.points(fams)
+		return in.points(src)
 	}
-	e.ptsBuf = in.pointsInto(e.ptsBuf, fams)
+	e.ptsBuf = in.pointsInto(e.ptsBuf, src)
 	return e.ptsBuf
 }
 

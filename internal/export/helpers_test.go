@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/crmon-dev/crmon/internal/agent"
 	"github.com/crmon-dev/crmon/internal/collect"
@@ -114,13 +115,13 @@ func recordServed(t *testing.T, a *agent.Agent, labels []label) *served {
 	go func() {
 		defer close(r.done)
 		for s := range sub.C() {
-			fams, err := a.Series(s)
+			src, err := a.Points(s)
 			if err != nil {
 				t.Errorf("recorder: %v", err)
 				continue
 			}
 			r.mu.Lock()
-			for _, p := range in.points(fams) {
+			for _, p := range in.points(src) {
 				k := seriesID(p.s.key, labels)
 				if r.values[k] == nil {
 					r.values[k] = map[int64]float64{}
@@ -250,4 +251,33 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// famInterner interns families as the agent and an exporter's intake do
+// together: the agent's points of them (a collect.Interner, as
+// agent.Points gives them), then the exporter's series of those.
+type famInterner struct {
+	*interner
+	ci  collect.Interner
+	src []collect.Point
+}
+
+func newFamInterner(labels []label) *famInterner {
+	return &famInterner{interner: newInterner(labels)}
+}
+
+// agentPoints are the agent's points of fams.
+func (f *famInterner) agentPoints(fams []*dto.MetricFamily) []collect.Point {
+	f.src = f.ci.AppendFamilies(f.src[:0], fams)
+	return f.src
+}
+
+// families are the exporter's points of fams.
+func (f *famInterner) families(fams []*dto.MetricFamily) []point {
+	return f.points(f.agentPoints(fams))
+}
+
+// familiesInto is families, appended to dst[:0].
+func (f *famInterner) familiesInto(dst []point, fams []*dto.MetricFamily) []point {
+	return f.pointsInto(dst, f.agentPoints(fams))
 }

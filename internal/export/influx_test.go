@@ -152,7 +152,7 @@ func TestInfluxDB2Request(t *testing.T) {
 // sample, escaping included, and its decoder reads them back; values the
 // line protocol cannot carry are left out and counted.
 func TestInfluxEncodeMatchesLibrary(t *testing.T) {
-	in := newInterner([]label{{"instance", "ci 1"}, {"job", "crmon"}})
+	in := newFamInterner([]label{{"instance", "ci 1"}, {"job", "crmon"}})
 	mk := func(name string, ls ...string) *dto.MetricFamily {
 		m := &dto.Metric{Gauge: &dto.Gauge{Value: proto.Float64(0)}}
 		for i := 0; i < len(ls); i += 2 {
@@ -165,7 +165,7 @@ func TestInfluxEncodeMatchesLibrary(t *testing.T) {
 		mk("container_memory_rss", "id", "/docker/a b", "name", "x,y=z", "image", ""),
 		mk("node_filesystem_avail_bytes", "mountpoint", `C:\ "q"`, "device", "é"),
 	}
-	pts := in.points(fams)
+	pts := in.families(fams)
 	vals := []float64{1.5, math.NaN(), 1e-7}
 	for i := range pts {
 		pts[i].v = vals[i]

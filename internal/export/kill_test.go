@@ -78,13 +78,13 @@ func TestHelperExporterProcess(t *testing.T) {
 	ticks.Go(func() {
 		in := newInterner(nil)
 		for s := range sub.C() {
-			fams, err := a.Series(s)
+			src, err := a.Points(s)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "recorder:", err)
 				os.Exit(3)
 			}
 			l := servedLine{MS: s.Time.UnixMilli(), Values: map[string]float64{}}
-			for _, p := range in.points(fams) {
+			for _, p := range in.points(src) {
 				l.Values[seriesID(p.s.key, e.labels)] = p.v
 			}
 			b, _ := json.Marshal(l)

@@ -96,15 +96,15 @@ func TestQueueMemory(t *testing.T) {
 	const size = config.DefaultQueueSize
 	fl := newFleet(t, 50)
 	fams := fl.tick(1)
-	in := newInterner(nil)
-	in.points(fams) // the series, which live as long as they are served
+	in := newFamInterner(nil)
+	in.families(fams) // the series, which live as long as they are served
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	q := newQueue(size)
 	now := time.Now()
 	for q.len() < size {
-		q.push(&tick{t: now, pts: in.points(fams)}, now)
+		q.push(&tick{t: now, pts: in.families(fams)}, now)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)

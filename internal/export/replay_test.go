@@ -32,11 +32,11 @@ func sendTwice(t *testing.T, c config.Exporter, host string) (ticks, series int,
 	const n = 5
 	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
 	for i := range n {
-		fams, err := a.Series(a.Tick(context.Background()))
+		src, err := a.Points(a.Tick(context.Background()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		tk := &tick{t: t0.Add(time.Duration(i) * time.Second), pts: e.points(in, fams)}
+		tk := &tick{t: t0.Add(time.Duration(i) * time.Second), pts: e.points(in, src)}
 		series = len(tk.pts)
 		e.q.push(tk, time.Now())
 	}

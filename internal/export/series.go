@@ -4,14 +4,13 @@
 package export
 
 import (
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/crmon-dev/crmon/internal/collect"
 )
 
 // sep separates the parts of a series key. 0xff never occurs in UTF-8,
@@ -22,9 +21,13 @@ const sep = "\xff"
 // sample of it: its identity, and what each sender renders of it once
 // rather than at every tick.
 type series struct {
-	// key is the series' identity (see interner.key).
+	// key is the series' identity: its name and labels (see
+	// interner.newSeries), which the queue on disk keeps.
 	key  string
 	name string
+	// src is the agent's series this one is made of; nil for one read
+	// back from the queue on disk.
+	src *collect.Series
 	// at is the series' place in the last tick, and seen the tick's
 	// number, for the interner.
 	at   int
@@ -61,29 +64,26 @@ type series struct {
 	slot  int
 }
 
-// interner turns families into points whose series are shared from one
-// tick to the next. It keeps the series of the last tick only: a series
-// that disappears (a container that exits) is forgotten at the next tick,
-// and the series of queued ticks are kept alive by the ticks themselves.
+// interner turns the agent's points (agent.Points, which the store reads
+// too, built once a tick) into the exporter's: the exporter's series of
+// each *collect.Series, with the exporter's labels merged in and what its
+// sender renders of it. It keeps the series of the last tick only: a
+// series that disappears (a container that exits) is forgotten at the
+// next tick, and the series of queued ticks are kept alive by the ticks
+// themselves.
 //
-// The agent serves its series in the same order every tick, so a series
-// is looked for first where it was in the last tick (one comparison of
-// keys), and only when it is not there in an index of the last tick's
-// series, built then. With a map lookup per sample, interning was a
-// quarter of the InfluxDB exporter's CPU at host + 50 containers.
+// The agent's points come in the same order every tick, so a series is
+// looked for first where it was in the last tick (one pointer
+// comparison), and only when it is not there in an index of the last
+// tick's series by *collect.Series, built then.
 type interner struct {
 	prev, cur []*series
 	// pos is where in prev the next series is expected.
 	pos int
-	// index is prev's series by key, built on the tick's first miss.
-	index   map[string]*series
+	// index is prev's series by source, built on the tick's first miss.
+	index   map[*collect.Series]*series
 	indexed bool
 	buf     []byte
-	lbuf    []label
-	// bounds and boundStr are the last bucket bounds (or quantiles)
-	// formatted, see bound.
-	bounds   []float64
-	boundStr []string
 	// labels are the exporter's own labels, merged into each series'.
 	labels []label
 	// shared, when set, is told of every series the interner makes and
@@ -133,61 +133,21 @@ func (t *seriesTable) get(key string) *series {
 }
 
 func newInterner(labels []label) *interner {
-	return &interner{index: map[string]*series{}, labels: labels}
+	return &interner{index: map[*collect.Series]*series{}, labels: labels}
 }
 
-// points expands fams the way the text format does: a histogram is its
-// _bucket{le}, _sum and _count series, a summary its {quantile}, _sum and
-// _count series.
-func (in *interner) points(fams []*dto.MetricFamily) []point { return in.pointsInto(nil, fams) }
+// points are src's points as the exporter's series.
+func (in *interner) points(src []collect.Point) []point { return in.pointsInto(nil, src) }
 
 // pointsInto is points, appended to dst[:0].
-func (in *interner) pointsInto(dst []point, fams []*dto.MetricFamily) []point {
-	n := 0
-	for _, f := range fams {
-		n += len(f.GetMetric())
-	}
+func (in *interner) pointsInto(dst []point, src []collect.Point) []point {
 	in.tick++
 	pts := dst[:0]
-	if cap(pts) < n {
-		pts = make([]point, 0, n)
+	if cap(pts) < len(src) {
+		pts = make([]point, 0, len(src))
 	}
-	for _, f := range fams {
-		name := f.GetName()
-		for _, m := range f.GetMetric() {
-			lp := m.GetLabel()
-			switch f.GetType() {
-			case dto.MetricType_COUNTER:
-				pts = append(pts, point{in.key(name, "", lp, "", ""), m.GetCounter().GetValue()})
-			case dto.MetricType_GAUGE:
-				pts = append(pts, point{in.key(name, "", lp, "", ""), m.GetGauge().GetValue()})
-			case dto.MetricType_UNTYPED:
-				pts = append(pts, point{in.key(name, "", lp, "", ""), m.GetUntyped().GetValue()})
-			case dto.MetricType_SUMMARY:
-				s := m.GetSummary()
-				for k, q := range s.GetQuantile() {
-					pts = append(pts, point{in.key(name, "", lp, "quantile", in.bound(k, q.GetQuantile())), q.GetValue()})
-				}
-				pts = append(pts,
-					point{in.key(name, "_sum", lp, "", ""), s.GetSampleSum()},
-					point{in.key(name, "_count", lp, "", ""), float64(s.GetSampleCount())})
-			case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-				h := m.GetHistogram()
-				inf := false
-				for k, b := range h.GetBucket() {
-					if math.IsInf(b.GetUpperBound(), 1) {
-						inf = true
-					}
-					pts = append(pts, point{in.key(name, "_bucket", lp, "le", in.bound(k, b.GetUpperBound())), float64(b.GetCumulativeCount())})
-				}
-				if !inf {
-					pts = append(pts, point{in.key(name, "_bucket", lp, "le", "+Inf"), float64(h.GetSampleCount())})
-				}
-				pts = append(pts,
-					point{in.key(name, "_sum", lp, "", ""), h.GetSampleSum()},
-					point{in.key(name, "_count", lp, "", ""), float64(h.GetSampleCount())})
-			}
-		}
+	for _, p := range src {
+		pts = append(pts, point{in.series(p.Series), p.Value})
 	}
 	if in.shared != nil {
 		in.shared.forget(in.prev, in.tick)
@@ -202,102 +162,26 @@ func (in *interner) pointsInto(dst []point, fams []*dto.MetricFamily) []point {
 	return pts
 }
 
-// bound is the text form of the k-th bucket bound (or quantile) v of a
-// metric. The metrics of a family share their bounds, so the last
-// metric's strings are kept and reused while they match: one string a
-// bound, not one a bucket of every series (a tenth of the interner's
-// allocations at host + 50 containers).
-func (in *interner) bound(k int, v float64) string {
-	// The same bits: 0 and -0 are equal, and formatted apart.
-	if k < len(in.bounds) && math.Float64bits(in.bounds[k]) == math.Float64bits(v) {
-		return in.boundStr[k]
-	}
-	if k > len(in.bounds) || k >= maxBounds {
-		return formatFloat(v)
-	}
-	in.bounds, in.boundStr = append(in.bounds[:k], v), append(in.boundStr[:k], formatFloat(v))
-	return in.boundStr[k]
-}
+// last is the number of series of the last tick.
+func (in *interner) last() int { return len(in.prev) }
 
-// maxBounds bounds the bounds bound keeps.
-const maxBounds = 256
-
-// is reports whether k is the key of name+suffix{lp, extra=extraV}, as
-// key would build it: the series of a tick are those of the last one,
-// in the same order, and comparing in place spares building the key of
-// each (it was a third of the interner's CPU at host + 50 containers).
-func is(k, name, suffix string, lp []*dto.LabelPair, extra, extraV string) bool {
-	var ok bool
-	if k, ok = strings.CutPrefix(k, name); !ok {
-		return false
-	}
-	if k, ok = strings.CutPrefix(k, suffix); !ok {
-		return false
-	}
-	for _, l := range lp {
-		if k, ok = cutPair(k, l.GetName(), l.GetValue()); !ok {
-			return false
-		}
-	}
-	if extra != "" {
-		if k, ok = cutPair(k, extra, extraV); !ok {
-			return false
-		}
-	}
-	return k == ""
-}
-
-// cutPair cuts sep+name+sep+value off the start of k.
-func cutPair(k, name, value string) (string, bool) {
-	n := 2*len(sep) + len(name) + len(value)
-	if len(k) < n || k[:len(sep)] != sep || k[len(sep):len(sep)+len(name)] != name ||
-		k[len(sep)+len(name):2*len(sep)+len(name)] != sep || k[2*len(sep)+len(name):n] != value {
-		return "", false
-	}
-	return k[n:], true
-}
-
-// key is the interned series of name+suffix{lp, extra=extraV}.
-func (in *interner) key(name, suffix string, lp []*dto.LabelPair, extra, extraV string) *series {
-	if in.pos < len(in.prev) && is(in.prev[in.pos].key, name, suffix, lp, extra, extraV) {
-		s := in.prev[in.pos]
+// series is the exporter's series of cs.
+func (in *interner) series(cs *collect.Series) *series {
+	var s *series
+	if in.pos < len(in.prev) && in.prev[in.pos].src == cs {
+		s = in.prev[in.pos]
 		in.pos++
-		s.at, s.seen = len(in.cur), in.tick
-		in.cur = append(in.cur, s)
-		return s
-	}
-	b := append(in.buf[:0], name...)
-	b = append(b, suffix...)
-	for _, l := range lp {
-		b = append(b, sep...)
-		b = append(b, l.GetName()...)
-		b = append(b, sep...)
-		b = append(b, l.GetValue()...)
-	}
-	if extra != "" {
-		b = append(b, sep...)
-		b = append(b, extra...)
-		b = append(b, sep...)
-		b = append(b, extraV...)
-	}
-	in.buf = b
-	if !in.indexed {
-		for _, p := range in.prev {
-			in.index[p.key] = p
-		}
-		in.indexed = true
-	}
-	s := in.index[string(b)]
-	if s != nil {
-		in.pos = s.at + 1
 	} else {
-		s = &series{key: string(b)}
-		var ls []label
-		s.name, ls = splitKey(s.key, in.lbuf)
-		in.lbuf = ls
-		s.labels = mergeLabels(slices.Clone(ls), in.labels)
-		if in.shared != nil {
-			in.shared.put(s)
+		if !in.indexed {
+			for _, p := range in.prev {
+				in.index[p.src] = p
+			}
+			in.indexed = true
+		}
+		if s = in.index[cs]; s != nil {
+			in.pos = s.at + 1
+		} else {
+			s = in.newSeries(cs)
 		}
 	}
 	s.at, s.seen = len(in.cur), in.tick
@@ -305,22 +189,31 @@ func (in *interner) key(name, suffix string, lp []*dto.LabelPair, extra, extraV 
 	return s
 }
 
-// formatFloat writes le and quantile values as the text format does.
-func formatFloat(f float64) string {
-	switch {
-	case math.IsInf(f, 1):
-		return "+Inf"
-	case math.IsInf(f, -1):
-		return "-Inf"
+// newSeries makes the exporter's series of cs: its key (name and labels,
+// sorted by name, as splitKey reads them back), and its labels merged with
+// the exporter's.
+func (in *interner) newSeries(cs *collect.Series) *series {
+	b := append(in.buf[:0], cs.Name...)
+	ls := make([]label, 0, len(cs.Labels)+len(in.labels))
+	for _, l := range cs.Labels {
+		b = append(b, sep...)
+		b = append(b, l.Name...)
+		b = append(b, sep...)
+		b = append(b, l.Value...)
+		ls = append(ls, label{l.Name, l.Value})
 	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
+	in.buf = b
+	s := &series{key: string(b), name: cs.Name, src: cs, labels: mergeLabels(ls, in.labels)}
+	if in.shared != nil {
+		in.shared.put(s)
+	}
+	return s
 }
 
 // label is one name and value.
 type label struct{ name, value string }
 
-// splitKey returns a key's metric name and labels, in the order the
-// family gave them (client_golang sorts them by name).
+// splitKey returns a key's metric name and labels, sorted by name.
 func splitKey(k string, buf []label) (string, []label) {
 	name, rest, _ := strings.Cut(k, sep)
 	buf = buf[:0]

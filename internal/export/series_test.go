@@ -4,12 +4,14 @@
 package export
 
 import (
-	"math"
+	"slices"
 	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/crmon-dev/crmon/internal/collect"
 )
 
 func lps(kv ...string) []*dto.LabelPair {
@@ -57,12 +59,12 @@ func seriesText(s *series) string {
 // ones for new labels or bounds), and that every series' key, name and
 // labels are what its family says.
 func TestInternerSeries(t *testing.T) {
-	in := newInterner([]label{{"job", "crmon"}})
+	in := newFamInterner([]label{{"job", "crmon"}})
 	want := []string{
 		"c_total id=a job=crmon op=read", "c_total id=ab job=crmon op=read", "c_total id=b job=crmon op=read",
-		"h_seconds_bucket id=a job=crmon le=0.1", "h_seconds_bucket id=a job=crmon le=1", "h_seconds_bucket id=a job=crmon le=+Inf",
+		"h_seconds_bucket id=a job=crmon le=0.1", "h_seconds_bucket id=a job=crmon le=1.0", "h_seconds_bucket id=a job=crmon le=+Inf",
 		"h_seconds_sum id=a job=crmon", "h_seconds_count id=a job=crmon",
-		"h_seconds_bucket id=b job=crmon le=0.1", "h_seconds_bucket id=b job=crmon le=1", "h_seconds_bucket id=b job=crmon le=+Inf",
+		"h_seconds_bucket id=b job=crmon le=0.1", "h_seconds_bucket id=b job=crmon le=1.0", "h_seconds_bucket id=b job=crmon le=+Inf",
 		"h_seconds_sum id=b job=crmon", "h_seconds_count id=b job=crmon",
 		"s job=crmon quantile=0.5", "s job=crmon quantile=0.99", "s_sum job=crmon", "s_count job=crmon",
 	}
@@ -80,9 +82,9 @@ func TestInternerSeries(t *testing.T) {
 			}
 		}
 	}
-	first := in.points(internerFamilies(1, 0.1, 1))
+	first := in.families(internerFamilies(1, 0.1, 1))
 	check(first, want)
-	second := in.points(internerFamilies(2, 0.1, 1))
+	second := in.families(internerFamilies(2, 0.1, 1))
 	check(second, want)
 	for i := range first {
 		if first[i].s != second[i].s {
@@ -95,7 +97,7 @@ func TestInternerSeries(t *testing.T) {
 
 	// Other bounds: new series for the buckets that changed, the same for
 	// the others.
-	third := in.points(internerFamilies(3, 0.1, 2))
+	third := in.families(internerFamilies(3, 0.1, 2))
 	want3 := slicesReplace(want, "le=1", "le=2")
 	check(third, want3)
 	for i := range third {
@@ -108,7 +110,7 @@ func TestInternerSeries(t *testing.T) {
 	// A label value that only differs in its tail is another series.
 	fams := internerFamilies(4, 0.1, 2)
 	fams[0].Metric[1].Label = lps("id", "abc", "op", "read")
-	fourth := in.points(fams)
+	fourth := in.families(fams)
 	if fourth[1].s == third[1].s || seriesText(fourth[1].s) != "c_total id=abc job=crmon op=read" {
 		t.Errorf("series %q, want c_total id=abc, a new one", seriesText(fourth[1].s))
 	}
@@ -117,16 +119,55 @@ func TestInternerSeries(t *testing.T) {
 	}
 }
 
-func TestInternerBounds(t *testing.T) {
-	in := newInterner(nil)
-	for _, c := range []struct {
-		k    int
-		v    float64
-		want string
-	}{{0, 0, "0"}, {0, math.Copysign(0, -1), "-0"}, {1, 0.5, "0.5"}, {1, math.NaN(), "NaN"}, {1, math.NaN(), "NaN"}, {1, math.Inf(1), "+Inf"}, {0, 0, "0"}, {1, 0.5, "0.5"}} {
-		if got := in.bound(c.k, c.v); got != c.want {
-			t.Errorf("bound(%d, %v) = %q, want %q", c.k, c.v, got, c.want)
-		}
+// TestInternerIdentity checks that the exporter's series follow the
+// agent's by identity: the same *collect.Series is the same series
+// wherever it comes in a tick, another *collect.Series with the same name
+// and labels (the agent's series came back after a tick away) is a new
+// one, and the series gone from a tick leave the intake's table.
+func TestInternerIdentity(t *testing.T) {
+	a := collect.NewSeries("a", []collect.Label{{Name: "id", Value: "1"}})
+	b := collect.NewSeries("b", []collect.Label{{Name: "job", Value: "mine"}, {Name: "id", Value: "2"}})
+	c := collect.NewSeries("c", nil)
+	in := newInterner([]label{{"instance", "h"}, {"job", "crmon"}})
+	in.shared = newSeriesTable()
+	first := in.points([]collect.Point{{Series: a, Value: 1}, {Series: b, Value: 2}, {Series: c, Value: 3}})
+	if got := seriesText(first[1].s); got != "b id=2 instance=h job=mine" {
+		t.Errorf("series %q: the series' own labels must win over the exporter's", got)
+	}
+	if first[1].s.key != "b"+sep+"id"+sep+"2"+sep+"job"+sep+"mine" {
+		t.Errorf("key %q", first[1].s.key)
+	}
+	// Another order: found by identity all the same.
+	second := in.points([]collect.Point{{Series: c, Value: 4}, {Series: a, Value: 5}, {Series: b, Value: 6}})
+	if second[0].s != first[2].s || second[1].s != first[0].s || second[2].s != first[1].s {
+		t.Error("a series that moved in the tick was not found again")
+	}
+	if second[0].v != 4 || second[2].v != 6 {
+		t.Errorf("values %v %v, want 4 6", second[0].v, second[2].v)
+	}
+	// c leaves; a is served by a new *collect.Series of the same name and
+	// labels.
+	a2 := collect.NewSeries("a", []collect.Label{{Name: "id", Value: "1"}})
+	third := in.points([]collect.Point{{Series: a2, Value: 7}, {Series: b, Value: 8}})
+	if third[0].s == first[0].s || seriesText(third[0].s) != "a id=1 instance=h job=crmon" {
+		t.Errorf("series %q of a new *collect.Series: a new one is wanted", seriesText(third[0].s))
+	}
+	if third[1].s != first[1].s {
+		t.Error("b was not found again")
+	}
+	if in.shared.get("c") != nil {
+		t.Error("the intake's table kept a series gone from the last tick")
+	}
+	if in.shared.get(third[0].s.key) != third[0].s || in.shared.get(third[1].s.key) != third[1].s {
+		t.Error("the intake's table lacks a series of the last tick")
+	}
+	// c comes back: a new series.
+	fourth := in.points([]collect.Point{{Series: a2, Value: 9}, {Series: b, Value: 10}, {Series: c, Value: 11}})
+	if fourth[2].s == first[2].s {
+		t.Error("a series back after a tick away is still the old one")
+	}
+	if name, ls := splitKey(fourth[1].s.key, nil); name != "b" || !slices.Equal(ls, []label{{"id", "2"}, {"job", "mine"}}) {
+		t.Errorf("key read back as %s %v", name, ls)
 	}
 }
 
