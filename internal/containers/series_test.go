@@ -5,11 +5,9 @@ package containers
 
 import (
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/testenv"
 )
@@ -43,34 +41,7 @@ func checkSeries(t *testing.T, c *Collector) {
 // read again unchanged keeps the series, and that a container whose
 // metadata changed gets series with its new labels.
 func TestAppendSeries(t *testing.T) {
-	c, err := New(Options{
-		DockerHost:      "unix://" + t.TempDir() + "/none.sock",
-		ContainerLabels: []string{"team"},
-		EnableMetrics:   []string{"pressure", "memory_detail", "spec_detail"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	now := time.Unix(1_700_000_000, 0)
-	add := func(id, name, image, team, state string) *container {
-		ct := newContainer(id)
-		ct.name, ct.image, ct.state = name, image, state
-		ct.labelValues = []string{team}
-		ct.cgroupPath = "/docker/" + id
-		ct.paths.V2 = ct.cgroupPath
-		ct.haveStats = true
-		ct.lastRead, ct.started, ct.created = now, now.Add(-time.Minute), now.Add(-2*time.Minute)
-		ct.sizeRw = 4096
-		ct.stats.CPU = cgroups.CPUStats{UsageNanos: 1_234_567_890, UserNanos: 1e9, Shares: 1024}
-		ct.stats.Memory.Usage, ct.stats.Memory.WorkingSet = 3<<20, 2<<20
-		ct.stats.IO.Devices = []cgroups.IODevice{{Major: 8, Minor: 0, ReadBytes: 1, WriteBytes: 33554432}, {Major: 253, Minor: 1, WriteBytes: 7}}
-		ct.net = []netIface{{name: "eth0", rxBytes: 10, txBytes: 20}, {name: "eth1", rxPackets: 1}}
-		c.byID[id] = ct
-		c.updateLabels(ct)
-		c.scrapeOrder = append(c.scrapeOrder, ct)
-		return ct
-	}
+	c, add, now := fixtureCollector(t)
 	c.mu.Lock()
 	a := add("a1", "plain", "busybox:latest", "ci", "running")
 	add("b2", "name", "img\xffbad", "", "running")

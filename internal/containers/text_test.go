@@ -73,11 +73,13 @@ func parseText(t *testing.T, b []byte) []string {
 	return out
 }
 
-// TestAppendText covers what real containers rarely have: label values
-// that need escaping or are not UTF-8, several devices and interfaces, a
-// container label, a stopped container still lingering.
-func TestAppendText(t *testing.T) {
-	c, err := New(Options{
+// fixtureCollector is a containers collector with no engine, and add,
+// which puts a container with devices, interfaces and a container label
+// in it (the caller holds c.mu); now is its containers' read time.
+func fixtureCollector(t *testing.T) (c *Collector, add func(id, name, image, team, state string) *container, now time.Time) {
+	t.Helper()
+	var err error
+	c, err = New(Options{
 		DockerHost:      "unix://" + t.TempDir() + "/none.sock",
 		ContainerLabels: []string{"team"},
 		EnableMetrics:   []string{"pressure", "memory_detail", "spec_detail"},
@@ -85,9 +87,9 @@ func TestAppendText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	now := time.Unix(1_700_000_000, 0)
-	add := func(id, name, image, team, state string) *container {
+	t.Cleanup(func() { c.Close() })
+	now = time.Unix(1_700_000_000, 0)
+	add = func(id, name, image, team, state string) *container {
 		ct := newContainer(id)
 		ct.name, ct.image, ct.state = name, image, state
 		ct.labelValues = []string{team}
@@ -105,6 +107,14 @@ func TestAppendText(t *testing.T) {
 		c.scrapeOrder = append(c.scrapeOrder, ct)
 		return ct
 	}
+	return c, add, now
+}
+
+// TestAppendText covers what real containers rarely have: label values
+// that need escaping or are not UTF-8, several devices and interfaces, a
+// container label, a stopped container still lingering.
+func TestAppendText(t *testing.T) {
+	c, add, now := fixtureCollector(t)
 	c.mu.Lock()
 	add("a1", "plain", "busybox:latest", "ci", "running")
 	add("b2", `quote"back\slash`+"\nnewline", "img\xffbad", "", "running")
