@@ -171,13 +171,13 @@ func exporterConfig(name, typ, endpoint string) config.Exporter {
 }
 
 // tickN runs n ticks a few milliseconds apart, so their millisecond
-// timestamps differ. Each tick's series are gathered at once, for every
+// timestamps differ. Each tick's points are built at once, for every
 // reader: ticks this close would otherwise supersede the series of a
 // sample before a reader got to it.
 func tickN(t *testing.T, a *agent.Agent, n int) {
 	t.Helper()
 	for range n {
-		if _, err := a.Series(a.Tick(context.Background())); err != nil {
+		if _, err := a.Points(a.Tick(context.Background())); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Millisecond)
