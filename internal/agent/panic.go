@@ -132,34 +132,29 @@ func (a *Agent) collectOne(c collect.Collector, ch chan<- prometheus.Metric) {
 
 // appendText runs t.AppendText; after a panic, nothing of what it
 // appended is kept.
-func (a *Agent) appendText(name string, t collect.TextAppender, b []byte) (out []byte) {
-	n := len(b)
-	panicked := true
-	defer func() {
-		if panicked {
-			a.recovered(name, "text", recover())
-			out = b[:n]
-		}
-		a.panics.setServing(name, panicked)
-	}()
-	out = t.AppendText(b)
-	panicked = false
-	return out
+func (a *Agent) appendText(name string, t collect.TextAppender, b []byte) []byte {
+	return appendGuarded(a, name, "text", b, t.AppendText)
 }
 
 // appendSeries runs sa.AppendSeries; after a panic, nothing of what it
 // appended is kept.
-func (a *Agent) appendSeries(name string, sa collect.SeriesAppender, dst []collect.Point) (out []collect.Point) {
+func (a *Agent) appendSeries(name string, sa collect.SeriesAppender, dst []collect.Point) []collect.Point {
+	return appendGuarded(a, name, "series", dst, sa.AppendSeries)
+}
+
+// appendGuarded runs appendTo(dst) for collector name; after a panic it
+// is recovered and logged as what, and dst is returned as it was.
+func appendGuarded[T any](a *Agent, name, what string, dst []T, appendTo func([]T) []T) (out []T) {
 	n := len(dst)
 	panicked := true
 	defer func() {
 		if panicked {
-			a.recovered(name, "series", recover())
+			a.recovered(name, what, recover())
 			out = dst[:n]
 		}
 		a.panics.setServing(name, panicked)
 	}()
-	out = sa.AppendSeries(dst)
+	out = appendTo(dst)
 	panicked = false
 	return out
 }
