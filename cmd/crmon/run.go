@@ -28,6 +28,7 @@ import (
 	"github.com/crmon-dev/crmon/internal/export"
 	"github.com/crmon-dev/crmon/internal/live"
 	"github.com/crmon-dev/crmon/internal/textpages"
+	"github.com/crmon-dev/crmon/internal/timerslack"
 	"github.com/crmon-dev/crmon/internal/version"
 	"github.com/crmon-dev/crmon/internal/web"
 	"github.com/crmon-dev/crmon/pkg/metrics"
@@ -46,6 +47,7 @@ func runCommand() *cli.Command {
 		&cli.StringFlag{Name: "control.socket", Usage: "unix socket of the session API (overrides [cleanroom.monitoring.sessions] socket; \"\" for none)", EnvVars: []string{"CRMON_CONTROL_SOCKET"}},
 		&cli.StringFlag{Name: "control.socket-group", Usage: "group whose members may use the control socket (overrides socket_group)", EnvVars: []string{"CRMON_CONTROL_SOCKET_GROUP"}},
 		&cli.StringFlag{Name: "store.path", Usage: "directory of the local store (overrides [cleanroom.monitoring.store] path)", EnvVars: []string{"CRMON_STORE_PATH"}},
+		&cli.DurationFlag{Name: "timer-slack", Value: timerSlack, Usage: "how late the kernel may fire the agent's timers, so that its threads wake less often (0: the kernel's default, 50µs)", EnvVars: []string{"CRMON_TIMER_SLACK"}},
 		&cli.StringFlag{Name: "collection-interval", Usage: "override collection_interval from the config (e.g. 1s)", EnvVars: []string{"CRMON_COLLECTION_INTERVAL"}},
 	}
 	flags = append(flags, sourceFlags()...)
@@ -72,6 +74,7 @@ func runAgent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	setTimerSlack(c.Duration("timer-slack"), logger)
 	cfg, err := loadConfig(c)
 	if err != nil {
 		return err
@@ -269,6 +272,27 @@ func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, al *alerting, ls
 	hist.reload(cfg, logger)
 	logger.Info("config reloaded", "file", c.String("config"), "interval", cfg.Monitoring.CollectionInterval.Std())
 	releaseStartupPages(logger)
+}
+
+// timerSlack is the agent's default timer slack (internal/timerslack):
+// with 4 ms its CPU at 1 s with no container watched was a third lower
+// than with the kernel's 50 µs, and 1 ms saved half of that. crmon run
+// starts no other program, which would inherit it.
+const timerSlack = 4 * time.Millisecond
+
+// setTimerSlack sets the slack of the agent's threads. Without
+// CAP_SYS_NICE it cannot, which costs only CPU: logged, not fatal.
+func setTimerSlack(d time.Duration, logger *slog.Logger) {
+	if d < 0 {
+		logger.Warn("--timer-slack is negative: left at the kernel's default", "timer_slack", d)
+		return
+	}
+	if d == 0 {
+		return
+	}
+	if n, err := timerslack.Set("/proc", d); err != nil {
+		logger.Info("could not set the timer slack of every thread (needs CAP_SYS_NICE); the agent wakes more often", "threads_set", n, "err", err)
+	}
 }
 
 // releaseStartupPages hands back the pages of the executable that starting
