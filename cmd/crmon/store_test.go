@@ -25,6 +25,7 @@ import (
 	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/docker/dockertest"
 	"github.com/crmon-dev/crmon/internal/testenv"
+	"github.com/crmon-dev/crmon/internal/timerslack"
 )
 
 // promtoolJSON runs `promtool query ARGS -o json` and decodes its answer.
@@ -552,5 +553,61 @@ func TestStoreReload(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "b")); !os.IsNotExist(err) {
 		t.Errorf("the new path was created before a restart: %v", err)
+	}
+}
+
+// TestRuntimeSettings checks what crmon run sets in the Go runtime and
+// the kernel for its own cost: the garbage collector's target while the
+// store is on (storeGC) unless GOGC is in the environment, and the timer
+// slack of every thread (timerSlack), which --timer-slack 0 leaves alone.
+func TestRuntimeSettings(t *testing.T) {
+	testenv.RequireRoot(t) // the slack of another thread needs CAP_SYS_NICE
+	off := filepath.Join(t.TempDir(), "off.toml")
+	if err := os.WriteFile(off, []byte("[cleanroom.monitoring.store]\nenabled = false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Without --timer-slack the threads keep what they inherit.
+	inherited, err := timerslack.Get("/proc", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		env   string
+		args  []string
+		gogc  float64
+		slack time.Duration
+	}{
+		{"store on", "", nil, storeGC, timerSlack},
+		{"GOGC set", "GOGC=80", nil, 80, timerSlack},
+		{"store off", "", []string{"--config", off}, 100, timerSlack},
+		{"no slack", "", []string{"--timer-slack", "0"}, storeGC, inherited},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.env != "" {
+				k, v, _ := strings.Cut(c.env, "=")
+				t.Setenv(k, v)
+			}
+			p := startAgent(t, append([]string{"--ebpf", "disabled", "--collector.containers=false"}, c.args...)...)
+			fams := parseMetrics(t, p.get(t, "/metrics"))
+			if got := value(fams, "go_gc_gogc_percent", nil); got != c.gogc {
+				t.Errorf("go_gc_gogc_percent = %v, want %v", got, c.gogc)
+			}
+			pid := p.cmd.Process.Pid
+			tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, task := range tasks {
+				tid, _ := strconv.Atoi(task.Name())
+				got, err := timerslack.Get("/proc", tid)
+				if err != nil {
+					continue // exited
+				}
+				if got != c.slack {
+					t.Errorf("thread %d: timer slack %v, want %v", tid, got, c.slack)
+				}
+			}
+		})
 	}
 }
