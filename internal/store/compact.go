@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -81,13 +80,10 @@ func blockRanges(head, maxBlock time.Duration) []int64 {
 type compactor struct {
 	*tsdb.LeveledCompactor
 	ranges []int64
-	// done counts the blocks written and merges made (store.releaseMemory).
-	done *atomic.Uint64
 }
 
-// newCompactor is a tsdb.NewCompactorFunc for ranges (blockRanges);
-// done counts each Write and Compact that returned.
-func newCompactor(ranges []int64, done *atomic.Uint64) tsdb.NewCompactorFunc {
+// newCompactor is a tsdb.NewCompactorFunc for ranges (blockRanges).
+func newCompactor(ranges []int64) tsdb.NewCompactorFunc {
 	return func(ctx context.Context, r prometheus.Registerer, l *slog.Logger, _ []int64, pool chunkenc.Pool, o *tsdb.Options) (tsdb.Compactor, error) {
 		lc, err := tsdb.NewLeveledCompactorWithOptions(ctx, r, l, ranges, pool, tsdb.LeveledCompactorOptions{
 			MaxBlockChunkSegmentSize:    o.MaxBlockChunkSegmentSize,
@@ -100,20 +96,8 @@ func newCompactor(ranges []int64, done *atomic.Uint64) tsdb.NewCompactorFunc {
 		if err != nil {
 			return nil, err
 		}
-		return &compactor{LeveledCompactor: lc, ranges: ranges, done: done}, nil
+		return &compactor{LeveledCompactor: lc, ranges: ranges}, nil
 	}
-}
-
-// Write writes the head's range into a block (the TSDB's cut).
-func (c *compactor) Write(dest string, b tsdb.BlockReader, mint, maxt int64, base *tsdb.BlockMeta) ([]ulid.ULID, error) {
-	defer c.done.Add(1)
-	return c.LeveledCompactor.Write(dest, b, mint, maxt, base)
-}
-
-// Compact merges blocks.
-func (c *compactor) Compact(dest string, dirs []string, open []*tsdb.Block) ([]ulid.ULID, error) {
-	defer c.done.Add(1)
-	return c.LeveledCompactor.Compact(dest, dirs, open)
 }
 
 // Plan returns the blocks to merge next: what the TSDB's own planner

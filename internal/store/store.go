@@ -26,7 +26,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -103,10 +102,6 @@ type Store struct {
 	lb         labels.ScratchBuilder
 	lastOpen   time.Time
 	lastWarn   time.Time
-	// compacted counts the compactor's block writes and merges (made on
-	// the TSDB's goroutine); released is the count releaseMemory last saw.
-	compacted atomic.Uint64
-	released  uint64
 
 	// retention and maxBytes are Options' (ms and bytes), which a
 	// reload may change (SetRetention).
@@ -214,7 +209,7 @@ func (s *Store) open() error {
 	case !s.opts.tsdbLayout:
 		o.MinBlockDuration = headBlock.Milliseconds()
 		o.WALSegmentSize = walSegmentSize
-		o.NewCompactorFunc = newCompactor(blockRanges(headBlock, time.Duration(o.MaxBlockDuration)*time.Millisecond), &s.compacted)
+		o.NewCompactorFunc = newCompactor(blockRanges(headBlock, time.Duration(o.MaxBlockDuration)*time.Millisecond))
 	}
 	// The head's series map is striped for many appenders; the store
 	// has one. The default 16 384 stripes held 4.8 MB of the agent's
@@ -320,21 +315,6 @@ func (s *Store) Append(a *agent.Agent, smp *agent.Sample) {
 		return
 	}
 	s.updateSize()
-	s.releaseMemory()
-}
-
-// releaseMemory hands the heap's free pages back to the system after the
-// TSDB cut a block or merged blocks. Those allocate tens of megabytes at
-// once (a ten-minute block of host + 50 containers at 1 s: the agent's RSS
-// went from 44 to 73 MiB), which the Go runtime otherwise returns over
-// minutes, so that most of the time between two cuts the agent looked
-// that much larger. A full collection every few minutes costs a few
-// milliseconds.
-func (s *Store) releaseMemory() {
-	if n := s.compacted.Load(); n != s.released {
-		s.released = n
-		debug.FreeOSMemory()
-	}
 }
 
 // errCommit marks a tick the write-ahead log did not take (a full disk).
