@@ -28,9 +28,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Set sets the timer slack of every thread of the process to d (0 restores
@@ -72,28 +71,19 @@ func Get(procfs string, tid int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	ns, err := strconv.ParseInt(string(trimNewline(b)), 10, 64)
+	ns, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("timerslack_ns of %d: %w", tid, err)
 	}
 	return time.Duration(ns), nil
 }
 
-func trimNewline(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
+// writeFile writes val to the existing file at path (never creating one).
 func writeFile(path string, val []byte) error {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
-		return &os.PathError{Op: "open", Path: path, Err: err}
+		return err
 	}
-	defer unix.Close(fd)
-	if _, err := unix.Write(fd, val); err != nil {
-		return &os.PathError{Op: "write", Path: path, Err: err}
-	}
-	return nil
+	_, err = f.Write(val)
+	return errors.Join(err, f.Close())
 }
