@@ -108,7 +108,7 @@ func Summary(w io.Writer, r *session.Report) error {
 		}
 	}
 	if r.BlockLostCompletions > 0 {
-		fmt.Fprintf(&b, "  block I/O figures are a lower bound: the probes lost %d request completions on the host during the run\n", r.BlockLostCompletions)
+		fmt.Fprintf(&b, "  block I/O operations and latencies are a lower bound: the probes lost %d request completions on the host during the run\n", r.BlockLostCompletions)
 	}
 	if r.ContainersOmitted > 0 {
 		fmt.Fprintf(&b, "  containers not measured: %d, beyond the first %d\n", r.ContainersOmitted, r.ContainersLimit)

@@ -177,7 +177,7 @@ func TestSummaryLostCompletions(t *testing.T) {
 	if err := Summary(&b, r); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "block I/O figures are a lower bound: the probes lost 3 request completions") {
+	if !strings.Contains(b.String(), "block I/O operations and latencies are a lower bound: the probes lost 3 request completions") {
 		t.Errorf("summary does not say the block figures are a lower bound:\n%s", b.String())
 	}
 }

@@ -22,8 +22,8 @@ import (
 // TestLostCompletionsInReport runs O_DIRECT writes while the block
 // probe's in-flight requests are swept as lost as soon as they are seen,
 // the state a completion the probe did not see leaves: the run's report
-// counts the lost completions, so it can say its block figures are a
-// lower bound.
+// counts the lost completions, so it can say its block operations and
+// latencies are a lower bound.
 func TestLostCompletionsInReport(t *testing.T) {
 	testenv.RequireLong(t, "root, cgroups and the probes")
 	testenv.RequireRoot(t)

@@ -68,8 +68,8 @@ func (m *ProbeMeter) ReadAt() time.Time {
 }
 
 // BlockLostCompletions is how many block completions the probes lost on
-// the whole host, as of the last Refresh: requests whose bytes are not
-// in any count.
+// the whole host, as of the last Refresh: requests counted in the bytes
+// (at issue) but in no operation count or latency.
 func (m *ProbeMeter) BlockLostCompletions() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()

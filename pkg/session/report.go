@@ -57,7 +57,8 @@ type Report struct {
 	ContainersLimit   int `json:"containers_limit,omitempty"`
 	// BlockLostCompletions counts the block requests on the host whose
 	// completion the eBPF probes did not see during the run: when it is
-	// not 0, the block figures are a lower bound.
+	// not 0, the block operation counts and latencies are a lower bound
+	// (bytes are counted as requests are issued, and are complete).
 	BlockLostCompletions uint64 `json:"block_lost_completions,omitempty"`
 
 	// TotalsOf says what Totals measured: TotalsCgroup, the run's own
