@@ -251,13 +251,16 @@ func (c *collector) reading(now time.Time) (*Snapshot, error) {
 }
 
 // activityCount sums a cgroup's counts of events that only happen when
-// it does something: context switches, completed block requests,
-// packets. Each only grows, so the sum moves exactly when one of them
-// does.
+// it does something: context switches, block requests (their bytes,
+// counted as they are issued, and their completions: writeback charged
+// to the cgroup moves these without any of its tasks running, and a
+// request whose completion the probe lost still moves its bytes),
+// packets. The sum moves when one of them does (a requeued request's
+// bytes go back until it is issued again: a change all the same).
 func activityCount(cg *CgroupStats) uint64 {
 	n := cg.VoluntarySwitches + cg.InvoluntarySwitches + cg.NetReceivePackets + cg.NetTransmitPackets
 	for i := range cg.Block {
-		n += cg.Block[i].Ops
+		n += cg.Block[i].Bytes + cg.Block[i].Ops
 	}
 	return n
 }
