@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -445,5 +446,101 @@ func TestReadRemovedKeepsLast(t *testing.T) {
 		if diff := cmp.Diff(want, s, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("Read of a removed cgroup changed its last counters (-want +got)\n%s", diff)
 		}
+	}
+}
+
+// TestReadIdleMemoryStat checks that ReadIdle leaves memory.stat out while
+// the memory usage has not moved since it was read, at most idleStatSkips
+// times in a row, and reads it at once when the usage moved or after a
+// read of another mode.
+func TestReadIdleMemoryStat(t *testing.T) {
+	src := filepath.Join("..", "..", "testdata", "cgroups", "unified-docker-systemd")
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	h, err := Detect(filepath.Join(root, "proc"), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := filepath.Join(root, "sys", "fs", "cgroup", "system.slice", "docker-"+id2+".scope")
+	r, err := h.Open(h.Uniform("/system.slice/docker-" + id2 + ".scope"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var s Stats
+	var buf []byte
+	read := func(mode ReadMode) {
+		t.Helper()
+		if err := r.Read(&s, &buf, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// inactive sets inactive_file in memory.stat, current memory.current.
+	inactive := func(v int) {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(cg, "memory.stat"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(b), "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, "inactive_file ") {
+				lines[i] = fmt.Sprintf("inactive_file %d", v)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(cg, "memory.stat"), []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := func(v int) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(cg, "memory.current"), []byte(fmt.Sprintln(v)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const usage = 20 << 20
+	current(usage)
+	read(ReadAll)
+	first := s.Memory.InactiveFile
+
+	// Aging moves pages to the inactive list without moving the usage:
+	// left out idleStatSkips times, read the time after.
+	inactive(int(first) + 4096)
+	for i := range idleStatSkips {
+		read(ReadIdle)
+		if s.Memory.InactiveFile != first {
+			t.Fatalf("idle read %d, usage unchanged: inactive_file %d, want the %d read before (memory.stat left out)", i+1, s.Memory.InactiveFile, first)
+		}
+	}
+	read(ReadIdle)
+	if s.Memory.InactiveFile != first+4096 {
+		t.Errorf("idle read %d: inactive_file %d, want %d: memory.stat is due", idleStatSkips+1, s.Memory.InactiveFile, first+4096)
+	}
+	if want := uint64(usage) - s.Memory.InactiveFile; s.Memory.WorkingSet != want {
+		t.Errorf("working set %d, want %d", s.Memory.WorkingSet, want)
+	}
+
+	// The usage moved (reclaim): read at once.
+	inactive(int(first))
+	read(ReadIdle)
+	if s.Memory.InactiveFile != first+4096 {
+		t.Fatalf("inactive_file %d right after memory.stat was read, want %d", s.Memory.InactiveFile, first+4096)
+	}
+	current(usage - 8192)
+	read(ReadIdle)
+	if s.Memory.Usage != usage-8192 || s.Memory.InactiveFile != first {
+		t.Errorf("usage moved: usage %d, inactive_file %d; want %d, %d (memory.stat read)", s.Memory.Usage, s.Memory.InactiveFile, usage-8192, first)
+	}
+
+	// A full read reads it whatever the usage.
+	inactive(int(first) + 8192)
+	read(ReadCounters)
+	if s.Memory.InactiveFile != first+8192 {
+		t.Errorf("ReadCounters: inactive_file %d, want %d", s.Memory.InactiveFile, first+8192)
+	}
+	if n := testing.AllocsPerRun(100, func() { r.Read(&s, &buf, ReadIdle) }); n != 0 {
+		t.Errorf("ReadIdle allocates %v times, want 0", n)
 	}
 }

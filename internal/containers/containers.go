@@ -85,7 +85,10 @@ type Options struct {
 	// barely move either (reclaim, writeback and packets its sockets do
 	// not see still move them), and skipping them makes an idle container
 	// cost nothing a tick with the probes, one pread without, instead of
-	// a dozen. cAdvisor's dynamic housekeeping backs
+	// a dozen. Its memory.stat is read at a refresh only when its memory
+	// usage moved, or at every sixth (cgroups.ReadIdle), so what moves
+	// without the usage (aging, and so the working set) may be six
+	// refreshes old. cAdvisor's dynamic housekeeping backs
 	// off the same way, up to 15 s for a container whose stats stay put.
 	IdleRefresh int
 	Paths       collect.Paths
