@@ -3,12 +3,14 @@
 # Copyright The crmon Authors.
 #
 # Measures the agent's own cost: CPU (% of one core) and RSS of `crmon run`
-# at a 1 s interval, with N idle containers running, after a warm-up.
+# at a 1 s interval (INTERVAL), with N idle containers running, after a
+# warm-up.
 #
 #   scripts/bench-agent.sh                  # 0, 200 and 1000 containers, 120 s each
 #   CONTAINERS="50" SECONDS_PER_RUN=300 scripts/bench-agent.sh
 #   EBPF=disabled scripts/bench-agent.sh    # procfs/cgroupfs only
 #   STORE=true scripts/bench-agent.sh       # with the local store on
+#   INTERVAL=10s scripts/bench-agent.sh     # at the default interval
 #   BINS="./crmon.old ./crmon" scripts/bench-agent.sh   # builds side by side,
 #                                           # each over the same containers
 #   REUSE=1 INCLUDE="web-*" CONTAINERS=1000 scripts/bench-agent.sh
@@ -37,6 +39,7 @@ INCLUDE=${INCLUDE-crmon-bench-*}
 PARALLEL=${PARALLEL:-8}
 STORE=${STORE:-false}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-120}
+INTERVAL=${INTERVAL:-1s}
 SCRAPE_EVERY=${SCRAPE_EVERY:-15}
 WARMUP=${WARMUP:-20}
 EBPF=${EBPF:-auto}
@@ -87,7 +90,7 @@ for n in $CONTAINERS; do
 		seq 1 "$n" | xargs -P "$PARALLEL" -I{} $DOCKER run -d --label crmon-bench=1 --network crmon-bench --name "crmon-bench-{}" "$IMAGE" sleep 86400 >/dev/null
 	fi
 	for bin in $BINS; do
-		"$bin" --log.level warn run --config "$cfg" --control.socket "$tmp/crmon.sock" --collection-interval 1s --ebpf "$EBPF" --web.listen-address "$ADDR" &
+		"$bin" --log.level warn run --config "$cfg" --control.socket "$tmp/crmon.sock" --collection-interval "$INTERVAL" --ebpf "$EBPF" --web.listen-address "$ADDR" &
 		pid=$!
 		sleep "$WARMUP"
 		read -r u0 s0 < <(awk '{print $14, $15}' /proc/$pid/stat)

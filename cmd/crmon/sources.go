@@ -63,9 +63,14 @@ func registrations(c *cli.Context, cfg *config.Config) []collect.Registration {
 }
 
 // idleTicks turns idle_refresh into ticks of the collection interval, at
-// least one (0 reads every container in full every tick).
+// least one: at the default 10 s interval, an idle container's memory and
+// block I/O are read every tick, and nothing else of it. 0 reads every
+// container in full every tick (-1).
 func idleTicks(refresh, interval time.Duration) int {
-	if refresh <= 0 || interval <= 0 {
+	if refresh <= 0 {
+		return -1
+	}
+	if interval <= 0 {
 		return 1
 	}
 	return max(1, int((refresh+interval/2)/interval))

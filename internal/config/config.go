@@ -331,8 +331,9 @@ type Containers struct {
 	// DiskUsageInterval is how often the writable layer's size is
 	// measured (it walks a tree, so it is slower than a tick); 0 never.
 	DiskUsageInterval Duration `toml:"disk_usage_interval"`
-	// IdleRefresh is how often an idle container is read in full: how
-	// stale its counters may get. Idle is what the eBPF probes saw of its
+	// IdleRefresh is how often what moves while a container is idle
+	// (memory, block I/O, its interfaces) is read again: how stale its
+	// counters may get. Idle is what the eBPF probes saw of its
 	// cgroup since the last tick (nothing ran, no block I/O, no packets,
 	// no task on a CPU), else an unchanged CPU total; a container that
 	// wakes is read in full at the next tick. 0 reads everything every

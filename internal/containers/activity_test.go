@@ -167,14 +167,17 @@ func TestActivityReads(t *testing.T) {
 // memory is then what its cgroup says; that it then holds only the files
 // a refresh reads; and that it is read in full, its files opened again,
 // when it wakes.
+// With a refresh every tick (idle_refresh equal to the interval, as at
+// the default 10 s), an idle container is still only refreshed, never
+// read in full.
 func TestIdleRefresh(t *testing.T) {
-	t.Run("probes", func(t *testing.T) { testIdleRefresh(t, true) })
-	t.Run("no probes", func(t *testing.T) { testIdleRefresh(t, false) })
+	t.Run("probes", func(t *testing.T) { testIdleRefresh(t, true, 3) })
+	t.Run("no probes", func(t *testing.T) { testIdleRefresh(t, false, 3) })
+	t.Run("probes, every tick", func(t *testing.T) { testIdleRefresh(t, true, 1) })
 }
 
-func testIdleRefresh(t *testing.T, probes bool) {
+func testIdleRefresh(t *testing.T, probes bool, every int) {
 	prefix := uniq("crmon-refresh")
-	const every = 3
 	r := newActivityRig(t, prefix, every, probes)
 	g := truth{t, r.c.h}
 	sleeper := dockertest.Run(t, []string{"--name", prefix + "-sleep"}, "sh", "-c",

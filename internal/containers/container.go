@@ -198,19 +198,24 @@ func (ct *container) activity(act collect.Activity, ok bool) activity {
 	return actIdle
 }
 
+// readFull, as read's idleEvery, reads the container in full whatever it
+// did: its first read, its final one, the root's refresh.
+const readFull = 0
+
 // read reads the cgroup and network counters. A container that is idle
 // costs nothing a tick when the probes say so (act), one pread of its CPU
 // total without them; every idleEvery ticks it is refreshed: only what
 // moves while none of its tasks runs is read (memory, block I/O, its
 // interfaces), and it then holds only those files open. A container that
-// did anything is read in full. On error the previous values stay: a
-// cgroup that is gone keeps its last counters.
+// did anything, or any container when idleEvery is 0 or less, is read in
+// full. On error the previous values stay: a cgroup that is gone keeps
+// its last counters.
 func (ct *container) read(buf *[]byte, now time.Time, idleEvery int, act activity) error {
 	if ct.reader == nil {
 		return nil
 	}
 	settings := ct.needSettings || !ct.haveStats || ct.sinceSetting >= idleSettingsEvery
-	if !settings && idleEvery > 1 && act != actActive {
+	if !settings && idleEvery > 0 && act != actActive {
 		idle := act == actIdle
 		if act == actUnknown {
 			prev := ct.stats.CPU.UsageNanos

@@ -78,8 +78,9 @@ type Options struct {
 	// container, so they are off by default.
 	EnableMetrics []string
 	// IdleRefresh is how often, in ticks, an idle container's counters
-	// are re-read (default 10; 1 reads everything every tick): it bounds
-	// how stale they may get. A container is idle when the probes saw
+	// are re-read (default 10; 1 every tick, still only what moves while
+	// it is idle; negative reads every container in full every tick): it
+	// bounds how stale they may get. A container is idle when the probes saw
 	// nothing of it since the last tick (SetCgroupCounter), else when its
 	// CPU total did not move; its memory, I/O and network counters then
 	// barely move either (reclaim, writeback and packets its sockets do
@@ -210,7 +211,7 @@ func New(o Options) (c *Collector, err error) {
 	if o.RemovedRetention < 0 {
 		o.RemovedRetention = 0
 	}
-	if o.IdleRefresh <= 0 {
+	if o.IdleRefresh == 0 {
 		o.IdleRefresh = 10
 	}
 	var errs []error

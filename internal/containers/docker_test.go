@@ -193,9 +193,10 @@ func series(mfs map[string]*dto.MetricFamily, family, name, k, v string) (float6
 // writer, a sender and an idle container side by side, and checks each
 // one's counters against the cgroup's own files and the known byte counts.
 func TestWorkloads(t *testing.T) {
-	// IdleRefresh 1: the idle container's working set is compared with
-	// the cgroup's own, which an idle container's reads would let lag.
-	c := newTestCollector(t, Options{ContainerLabels: []string{"crmon.test.role"}, EnableMetrics: []string{"pressure", "memory_detail", "spec_detail"}, IdleRefresh: 1})
+	// IdleRefresh -1 (every container in full every tick): the idle
+	// container's working set is compared with the cgroup's own, which an
+	// idle container's reads would let lag.
+	c := newTestCollector(t, Options{ContainerLabels: []string{"crmon.test.role"}, EnableMetrics: []string{"pressure", "memory_detail", "spec_detail"}, IdleRefresh: -1})
 	g := truth{t, c.h}
 
 	const sendBytes = 4 << 20

@@ -162,7 +162,7 @@ func (c *Collector) updateRoot(now time.Time) error {
 		err = ct.reader.ReadUsage(&ct.stats, &c.buf)
 		ct.sinceFull++
 		ct.account(now)
-	} else if err = ct.read(&c.buf, now, 1, actUnknown); c.h.OnV2(cgroups.Memory) {
+	} else if err = ct.read(&c.buf, now, readFull, actUnknown); c.h.OnV2(cgroups.Memory) {
 		m := &ct.stats.Memory
 		m.Usage = m.RSS + m.Cache
 		m.WorkingSet = 0

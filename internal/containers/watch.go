@@ -160,7 +160,7 @@ func (c *Collector) handle(ctx context.Context, ev docker.Event) {
 		// watcher or the last tick has them.
 		c.mu.Lock()
 		if ct, ok := c.byID[ev.ID]; ok && ct.reader != nil {
-			ct.read(&c.buf, time.Now(), 1, actUnknown)
+			ct.read(&c.buf, time.Now(), readFull, actUnknown)
 			c.updateLabels(ct)
 		}
 		c.mu.Unlock()
@@ -333,7 +333,7 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 		return
 	}
 	ct.needSettings = true
-	ct.read(&c.buf, time.Now(), 1, actUnknown)
+	ct.read(&c.buf, time.Now(), readFull, actUnknown)
 	// Hold only what an idle container holds until it is seen running: a
 	// container that runs opens the rest again at its next full read
 	// (0.25-0.44 ms, once), and the agent starting on a host with 1 000
@@ -459,7 +459,7 @@ func (c *Collector) readFinal(ct *container) {
 		ct.reader = r
 		ct.needSettings = true
 	}
-	ct.read(&c.buf, time.Now(), 1, actUnknown)
+	ct.read(&c.buf, time.Now(), readFull, actUnknown)
 	// A read that found the cgroup removed closed the reader: the values
 	// are the last tick's, no final ones (lost.go).
 	ct.finalRead = ct.reader != nil
