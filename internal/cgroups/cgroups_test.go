@@ -334,7 +334,10 @@ func TestParseMountinfo(t *testing.T) {
 // TestReadModes checks that ReadCounters keeps the settings of the last
 // ReadAll and ReadUsage reads the CPU total alone, on a copy of a fixture
 // whose files the test changes.
-func TestReadModes(t *testing.T) {
+// fixtureReader opens a copy of a fixture tree's container cgroup, whose
+// files the test may change, and returns the reader and the directory.
+func fixtureReader(t *testing.T) (*Reader, string) {
+	t.Helper()
 	src := filepath.Join("..", "..", "testdata", "cgroups", "unified-docker-systemd")
 	root := t.TempDir()
 	if err := os.CopyFS(root, os.DirFS(src)); err != nil {
@@ -349,7 +352,12 @@ func TestReadModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	t.Cleanup(func() { r.Close() })
+	return r, cg
+}
+
+func TestReadModes(t *testing.T) {
+	r, cg := fixtureReader(t)
 	var s Stats
 	var buf []byte
 	if err := r.Read(&s, &buf, ReadAll); err != nil {
@@ -454,21 +462,7 @@ func TestReadRemovedKeepsLast(t *testing.T) {
 // times in a row, and reads it at once when the usage moved or after a
 // read of another mode.
 func TestReadIdleMemoryStat(t *testing.T) {
-	src := filepath.Join("..", "..", "testdata", "cgroups", "unified-docker-systemd")
-	root := t.TempDir()
-	if err := os.CopyFS(root, os.DirFS(src)); err != nil {
-		t.Fatal(err)
-	}
-	h, err := Detect(filepath.Join(root, "proc"), root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cg := filepath.Join(root, "sys", "fs", "cgroup", "system.slice", "docker-"+id2+".scope")
-	r, err := h.Open(h.Uniform("/system.slice/docker-" + id2 + ".scope"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r, cg := fixtureReader(t)
 	var s Stats
 	var buf []byte
 	read := func(mode ReadMode) {
