@@ -167,6 +167,7 @@ func TestActivityReads(t *testing.T) {
 // memory is then what its cgroup says; that it then holds only the files
 // a refresh reads; and that it is read in full, its files opened again,
 // when it wakes.
+//
 // With a refresh every tick (idle_refresh equal to the interval, as at
 // the default 10 s), an idle container is still only refreshed, never
 // read in full.
