@@ -464,8 +464,8 @@ lost_completion_after = %q
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: container_cpu_usage_seconds_total %v (%d series) and crmon_container_cpu_seconds_total %v not one and the same within 20s of the thaw",
-					name, cadv, count(fams, "container_cpu_usage_seconds_total", want), ebpf)
+				t.Fatalf("%s: container_cpu_usage_seconds_total %v (%d series) and crmon_container_cpu_seconds_total %v not one and the same within 20s of the thaw; the agent's log:\n%s",
+					name, cadv, count(fams, "container_cpu_usage_seconds_total", want), ebpf, p.logs())
 			}
 		}
 		w := sum(fams, "container_fs_writes_bytes_total", want)
