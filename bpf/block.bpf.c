@@ -234,9 +234,8 @@ int BPF_PROG(crmon_block_rq_requeue, struct request *rq)
 	__u64 addr = (__u64)rq;
 	struct block_value *v;
 
-	if (!bpf_map_lookup_elem(&block_inflight, &addr))
+	if (bpf_map_delete_elem(&block_inflight, &addr))
 		return 0;
-	bpf_map_delete_elem(&block_inflight, &addr);
 	if (!request_key(rq, &key))
 		return 0;
 	v = bpf_map_lookup_elem(&block_cgroups, &key);

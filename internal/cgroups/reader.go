@@ -292,17 +292,15 @@ func (r *Reader) Read(s *Stats, buf *[]byte, mode ReadMode) error {
 		if !r.reads(mode, i) {
 			continue
 		}
-		if i == r.memStat {
-			// The usage file comes first: s holds its value of this read.
-			if mode == ReadIdle && r.statRead && s.Memory.Usage == r.statUsage && r.statSkips < idleStatSkips {
-				r.statSkips++
-				continue
-			}
-			r.statRead, r.statUsage, r.statSkips = false, s.Memory.Usage, 0
+		// The usage file comes first: s holds its value of this read.
+		if i == r.memStat && mode == ReadIdle && r.statRead && s.Memory.Usage == r.statUsage && r.statSkips < idleStatSkips {
+			r.statSkips++
+			continue
 		}
 		err := r.readFile(i, s, buf)
 		if i == r.memStat {
-			r.statRead = err == nil
+			// memory.stat's parsers leave the usage alone.
+			r.statRead, r.statUsage, r.statSkips = err == nil, s.Memory.Usage, 0
 		}
 		if err != nil {
 			if err == ErrGone {
