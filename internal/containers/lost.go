@@ -157,6 +157,28 @@ func (c *Collector) useProbeCounts(ct *container, pc *collect.CgroupCounts) {
 		ct.probeHasCPU = true
 		ct.probeCPU = max(ct.probeCPU, uint64(pc.CPU))
 	}
+	c.addProbeBlock(ct, pc)
+}
+
+// probeBlock takes the probes' block I/O bytes of a running container
+// that did something this tick, to be served where they exceed
+// cgroupfs's: on a cgroup v1 host, Linux (5.x on) counts
+// blkio.throttle.io_service_bytes only on a disk that some cgroup set a
+// throttle rule on, so until then every container's cgroupfs bytes stay 0.
+// The probes' counts sum every run of a cgroup path: a restarted
+// container's are not its run's. c.mu must be held.
+func (c *Collector) probeBlock(ct *container) {
+	if c.counter == nil || ct.restarted || ct.paths.V2 == "" || !ct.goneAt.IsZero() {
+		return
+	}
+	if pc, ok := c.counter.CgroupCounts(ct.paths.V2); ok {
+		c.addProbeBlock(ct, &pc)
+	}
+}
+
+// addProbeBlock keeps the probes' block I/O bytes of pc in ct.probeIO, by
+// whole disk, each the larger of what it held and pc's. c.mu must be held.
+func (c *Collector) addProbeBlock(ct *container, pc *collect.CgroupCounts) {
 	if !pc.HasBlock {
 		return
 	}

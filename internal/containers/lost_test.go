@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/collect"
@@ -103,5 +104,80 @@ func TestUseProbeCounts(t *testing.T) {
 	}
 	if ct.probeCPU != 3e6 || !ct.probeFinal {
 		t.Errorf("after a lower, final reading: probeCPU %d, probeFinal %v; want 3000000, true", ct.probeCPU, ct.probeFinal)
+	}
+}
+
+// blockCounter is a collect.CgroupCounter with fixed block I/O counts.
+type blockCounter []collect.BlockBytes
+
+func (b blockCounter) CgroupCounts(string) (collect.CgroupCounts, bool) {
+	return collect.CgroupCounts{HasBlock: true, Block: b}, true
+}
+
+func (b blockCounter) ReadCgroupCounts(p string) (collect.CgroupCounts, bool) {
+	return b.CgroupCounts(p)
+}
+
+// TestProbeBlockWhileRunning: a running container's block bytes are the
+// larger of cgroupfs's and the probes', by whole disk, a device only the
+// probes saw included (its series of both directions the probes'), marked
+// as the probes'; a restarted container's
+// are cgroupfs's alone (the probes' counts sum every run).
+func TestProbeBlockWhileRunning(t *testing.T) {
+	c, add, now := fixtureCollector(t)
+	c.mu.Lock()
+	c.opts.Paths.SysFS = sysBlock(t)
+	c.counter = blockCounter{
+		{Major: 8, Minor: 1, WriteBytes: 40 << 20}, // above cgroupfs's 32 MiB on 8:0
+		{Major: 254, Minor: 0, WriteBytes: 4096},   // not in cgroupfs
+	}
+	a := add("a1", "writer", "busybox", "ci", "running")
+	r := add("r2", "restarted", "busybox", "ci", "running")
+	r.restarted = true
+	for _, ct := range []*container{a, r} {
+		c.probeBlock(ct)
+		c.updateLabels(ct)
+	}
+	c.lastUpdate = now
+	c.mu.Unlock()
+	checkSeries(t, c)
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			k := f.GetName()
+			for _, l := range m.GetLabel() {
+				if n := l.GetName(); n == "name" || n == "device" || n == "family" {
+					k += "," + l.GetValue()
+				}
+			}
+			got[k] = value(m)
+		}
+	}
+	for k, want := range map[string]float64{
+		"container_fs_writes_bytes_total,8:0,writer":                                40 << 20,
+		"container_fs_writes_bytes_total,254:0,writer":                              4096,
+		"container_fs_reads_bytes_total,8:0,writer":                                 1,
+		"crmon_container_counters_from_ebpf,container_fs_writes_bytes_total,writer": 1,
+		"container_fs_writes_bytes_total,8:0,restarted":                             32 << 20,
+		"container_fs_writes_bytes_total,253:1,restarted":                           7,
+	} {
+		if v, ok := got[k]; !ok || v != want {
+			t.Errorf("%s = %v (served %v), want %v", k, v, ok, want)
+		}
+	}
+	for _, k := range []string{
+		"crmon_container_counters_from_ebpf,container_fs_writes_bytes_total,restarted",
+		"container_fs_writes_bytes_total,254:0,restarted",
+	} {
+		if v, ok := got[k]; ok {
+			t.Errorf("%s = %v, want no such series", k, v)
+		}
 	}
 }

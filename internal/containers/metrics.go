@@ -158,7 +158,7 @@ var families = [numFams]family{
 	fKnown:    {"crmon_containers_known", "Containers crmon holds, including removed ones whose final values it still serves.", gauge, "-"},
 	fEvicted:  {"crmon_containers_removed_evicted_total", "Removed containers dropped before removed_retention was over, to keep the number held bounded.", counter, "-"},
 	fUnread:   {"crmon_containers_unread_total", "Containers that ended without crmon reading their final cgroup counters (the runtime removed the cgroup first), by what stands in for them: the eBPF probes' counts (ebpf), the last tick's counters (last_read), or nothing (none).", counter, "-fallback"},
-	fFromEBPF: {"crmon_container_counters_from_ebpf", "1 for each container_* counter family whose series of this container carry the eBPF probes' per-cgroup counts, its cgroup having gone before crmon read its final counters; other families come from cgroupfs.", gauge, "family"},
+	fFromEBPF: {"crmon_container_counters_from_ebpf", "1 for each container_* counter family whose series of this container carry the eBPF probes' per-cgroup counts: its cgroup went before crmon read its final counters, or the probes counted more block I/O bytes than cgroupfs (a cgroup v1 host where no blkio throttle rule exists counts none); other families come from cgroupfs.", gauge, "family"},
 }
 
 // textOrder lists the families by name, the order /metrics writes them in.
@@ -567,7 +567,7 @@ func (c *Collector) updateLabels(ct *container) {
 			ct.lp.iface[ct.net[i].name] = newLabelSet(append(kv[:len(kv):len(kv)], "interface", ct.net[i].name)...)
 		}
 	}
-	if !ct.fromProbes {
+	if !ct.fromProbes && len(ct.probeIO) == 0 {
 		return
 	}
 	for _, p := range ct.probeIO {

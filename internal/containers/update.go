@@ -69,8 +69,12 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 		}
 		if ct.reader != nil {
 			ct.sinceSetting++
-			if err := ct.read(&c.buf, now, c.opts.IdleRefresh, ct.activity(act, probesTell)); err != nil {
+			a := ct.activity(act, probesTell)
+			if err := ct.read(&c.buf, now, c.opts.IdleRefresh, a); err != nil {
 				errs = append(errs, err)
+			}
+			if a != actIdle {
+				c.probeBlock(ct)
 			}
 		}
 		if !ct.running() && !ct.lastRead.After(c.lastUpdate) {

@@ -476,7 +476,7 @@ func (c *collector) buildInto(ch *metricSink, snap *Snapshot, cgroups []exported
 	}
 }
 
-// CgroupCounts implements collect.CgroupCounter from the last Update's
+// CgroupCounts implements collect.CgroupCounter from the tick's
 // reading, removed cgroups' final counts included: it asks nothing of the
 // kernel.
 func (c *collector) CgroupCounts(path string) (collect.CgroupCounts, bool) {
@@ -486,6 +486,12 @@ func (c *collector) CgroupCounts(path string) (collect.CgroupCounts, bool) {
 	c.mu.Lock()
 	snap := c.snap
 	c.mu.Unlock()
+	// This tick's reading, when CgroupActivity made it before Update.
+	c.readMu.Lock()
+	if c.readSnap != nil && (snap == nil || c.readSnap.Time.After(snap.Time)) {
+		snap = c.readSnap
+	}
+	c.readMu.Unlock()
 	return c.countsOf(snap, path)
 }
 
