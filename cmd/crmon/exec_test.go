@@ -377,7 +377,7 @@ func TestExecContainers(t *testing.T) {
 	if c.Image != dockertest.Image || len(c.ID) != 64 {
 		t.Errorf("container identity: %+v", c)
 	}
-	want, cg := busyboxTime(t, timing), cgroupSeconds(t, timing)
+	want, cg := containerTimes(t, timing)
 	if cg < want {
 		t.Fatalf("the container's cgroup says %v s before its end, less than its work's %v s: not its own cgroup", cg, want)
 	}
@@ -394,36 +394,23 @@ func TestExecContainers(t *testing.T) {
 	}
 }
 
-// busyboxTime reads user+sys seconds from busybox time's output
-// ("real\t0m 0.50s\nuser\t0m 0.49s\nsys\t0m 0.00s").
-// cgroupSeconds reads the "cgroup SECONDS" line of the file at p.
-func cgroupSeconds(t *testing.T, p string) float64 {
+// containerTimes reads the container's stderr at p: busybox time's user+sys
+// seconds ("real\t0m 0.50s\nuser\t0m 0.49s\nsys\t0m 0.00s") and the
+// "cgroup SECONDS" line that follows them.
+func containerTimes(t *testing.T, p string) (work, cgroup float64) {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cgroup = -1
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "cgroup "); ok {
-			s, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
+			if cgroup, err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
 				t.Fatalf("cgroup line %q: %v", line, err)
 			}
-			return s
+			continue
 		}
-	}
-	t.Fatalf("no cgroup line in %q", b)
-	return 0
-}
-
-func busyboxTime(t *testing.T, p string) float64 {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) != 3 || (f[0] != "user" && f[0] != "sys") {
 			continue
@@ -433,7 +420,10 @@ func busyboxTime(t *testing.T, p string) float64 {
 		if _, err := fmt.Sscanf(f[1]+" "+f[2], "%dm %fs", &m, &s); err != nil {
 			t.Fatalf("busybox time: %q: %v", line, err)
 		}
-		sum += float64(m)*60 + s
+		work += float64(m)*60 + s
 	}
-	return sum
+	if cgroup < 0 {
+		t.Fatalf("no cgroup line in %q", b)
+	}
+	return work, cgroup
 }

@@ -391,8 +391,8 @@ func (w *exitWatcher) close() error {
 	return errors.Join(w.f.Close(), w.ep.Close())
 }
 
-// closeFiles closes the epoll instance and every watched file, once both
-// loops have returned.
+// closeFiles closes every watched file, once both loops have returned
+// (close closed the epoll instance).
 func (w *exitWatcher) closeFiles() {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -483,15 +483,16 @@ func (c *collector) CgroupCounts(path string) (collect.CgroupCounts, bool) {
 	if c.p == nil {
 		return collect.CgroupCounts{}, false
 	}
-	c.mu.Lock()
-	snap := c.snap
-	c.mu.Unlock()
-	// This tick's reading, when CgroupActivity made it before Update.
+	// The tick's reading, also when CgroupActivity made it before
+	// Update; Update's is the last one that succeeded.
 	c.readMu.Lock()
-	if c.readSnap != nil && (snap == nil || c.readSnap.Time.After(snap.Time)) {
-		snap = c.readSnap
-	}
+	snap := c.readSnap
 	c.readMu.Unlock()
+	if snap == nil {
+		c.mu.Lock()
+		snap = c.snap
+		c.mu.Unlock()
+	}
 	return c.countsOf(snap, path)
 }
 
