@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -68,6 +69,14 @@ func TestHelperExporterProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := set.exporters[0]
+	dq, ok := e.q.(*diskQueue)
+	if !ok {
+		t.Fatal("the queue is not on disk")
+	}
+	dq.mu.Lock()
+	end0 := dq.end // after what the last run left
+	dq.mu.Unlock()
+	var recordedPts atomic.Uint64
 	out, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("served-%d.jsonl", os.Getpid())), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +102,7 @@ func TestHelperExporterProcess(t *testing.T) {
 				fmt.Fprintln(os.Stderr, "recorder:", err)
 				os.Exit(3)
 			}
+			recordedPts.Add(uint64(len(l.Values)))
 			recorded <- struct{}{}
 		}
 	})
@@ -110,8 +120,16 @@ func TestHelperExporterProcess(t *testing.T) {
 	<-ran
 	sub.Close()
 	ticks.Wait()
+	// Until the exporter's intake has queued every tick the recorder saw
+	// (its subscription may be a tick behind the recorder's) and the
+	// sender has delivered them all.
+	pushed := func() bool {
+		dq.mu.Lock()
+		defer dq.mu.Unlock()
+		return dq.end-end0 >= recordedPts.Load()
+	}
 	deadline := time.Now().Add(60 * time.Second)
-	for e.q.len() > 0 && time.Now().Before(deadline) {
+	for (!pushed() || e.q.len() > 0) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	set.Close()
