@@ -26,6 +26,7 @@ import (
 	"github.com/crmon-dev/crmon/internal/config"
 	"github.com/crmon-dev/crmon/internal/control"
 	"github.com/crmon-dev/crmon/internal/export"
+	"github.com/crmon-dev/crmon/internal/host"
 	"github.com/crmon-dev/crmon/internal/live"
 	"github.com/crmon-dev/crmon/internal/textpages"
 	"github.com/crmon-dev/crmon/internal/timerslack"
@@ -123,7 +124,7 @@ func runAgent(c *cli.Context) error {
 	defer exp.Close()
 	extra := append([]prometheus.Collector{
 		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "crmon"}),
+		host.NewSelfCollector("crmon"),
 		buildInfoCollector(),
 		al.svc.Engine,
 		al.metrics,

@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/crmon-dev/crmon/internal/agent"
+	"github.com/crmon-dev/crmon/internal/host"
 	"github.com/crmon-dev/crmon/internal/web"
 )
 
@@ -55,7 +56,7 @@ func BenchmarkScrape(b *testing.B) {
 	a.Tick(context.Background())
 	time.Sleep(time.Second)
 	a.Tick(context.Background())
-	srv := httptest.NewServer(web.New(a, []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "crmon"})}, web.Options{Logger: logger}).Handler())
+	srv := httptest.NewServer(web.New(a, []prometheus.Collector{collectors.NewGoCollector(), host.NewSelfCollector("crmon")}, web.Options{Logger: logger}).Handler())
 	defer srv.Close()
 	for _, gz := range []bool{false, true} {
 		name := "identity"

@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/crmon-dev/crmon/internal/agent"
+	"github.com/crmon-dev/crmon/internal/host"
 	"github.com/crmon-dev/crmon/internal/store"
 )
 
@@ -66,7 +67,7 @@ func BenchmarkStoreTick(b *testing.B) {
 	a := agent.New(src.Collectors(), time.Second, logger)
 	a.SetExtra([]prometheus.Collector{
 		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "crmon"}),
+		host.NewSelfCollector("crmon"),
 		st,
 	})
 	ctx := context.Background()
