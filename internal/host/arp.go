@@ -47,7 +47,7 @@ type arpCollector struct {
 	metricSet
 	log     *slog.Logger
 	r       *reader
-	path    cpath
+	file    openFile
 	entries *metricDesc
 	labels  *labelCache
 	counts  map[string]int
@@ -58,7 +58,7 @@ func newARPCollector(o collect.Options) (*arpCollector, error) {
 	return &arpCollector{
 		log:     logger(o),
 		r:       newReader(4096),
-		path:    mkpath(o.Paths.ProcFS, "net/arp"),
+		file:    openFile{path: mkpath(o.Paths.ProcFS, "net/arp")},
 		entries: newDesc("arp", "entries", "ARP entries by device", "device"),
 		labels:  newLabelCache(),
 		counts:  map[string]int{},
@@ -68,7 +68,7 @@ func newARPCollector(o collect.Options) (*arpCollector, error) {
 func (c *arpCollector) Name() string { return "arp" }
 
 func (c *arpCollector) Update(_ context.Context, _ time.Time) error {
-	b, err := c.r.read(c.path)
+	b, err := c.file.read(c.r)
 	if err != nil {
 		return noData(c.log, "arp", fmt.Errorf("reading arp: %w", err))
 	}
@@ -94,3 +94,6 @@ func (c *arpCollector) Update(_ context.Context, _ time.Time) error {
 }
 
 func (c *arpCollector) Fill(*metrics.ResourceMetrics) {}
+
+// Close closes /proc/net/arp.
+func (c *arpCollector) Close() error { return c.file.Close() }

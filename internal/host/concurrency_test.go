@@ -5,6 +5,7 @@ package host
 
 import (
 	"io"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -51,17 +52,18 @@ func TestCollectDuringUpdate(t *testing.T) {
 func TestClose(t *testing.T) {
 	s := newHostSet(t, collect.DefaultPaths(), Options{})
 	s.update(time.Now())
-	closed := 0
+	var closed []string
 	for _, c := range s.cs {
 		if cl, ok := c.(io.Closer); ok {
 			if err := cl.Close(); err != nil {
 				t.Errorf("%s: Close: %v", c.Name(), err)
 			}
-			closed++
+			closed = append(closed, c.Name())
 		}
 	}
-	if closed != 5 {
-		t.Errorf("%d closers, want 5 (conntrack, filesystem, netdev, netstat, processes)", closed)
+	slices.Sort(closed)
+	if want := []string{"arp", "conntrack", "filesystem", "netdev", "netstat", "processes", "sockstat", "softnet", "udp_queues"}; !slices.Equal(closed, want) {
+		t.Errorf("closers %v, want %v", closed, want)
 	}
 	for _, c := range s.cs {
 		if p, ok := c.(*processesCollector); ok && len(p.fds) != 0 {
@@ -77,11 +79,22 @@ func TestClose(t *testing.T) {
 				}
 			}
 		}
-		if ns, ok := c.(*netstatCollector); ok {
-			for _, f := range ns.files {
-				if f.open {
-					t.Errorf("netstat: %s still open", f.path)
-				}
+		var kept []openFile
+		switch c := c.(type) {
+		case *netstatCollector:
+			kept = c.files[:]
+		case *arpCollector:
+			kept = []openFile{c.file}
+		case *softnetCollector:
+			kept = []openFile{c.file}
+		case *sockstatCollector:
+			kept = c.files[:]
+		case *udpQueuesCollector:
+			kept = append(c.files[:], c.socks[:]...)
+		}
+		for _, f := range kept {
+			if f.open {
+				t.Errorf("%s: %s still open", c.Name(), f.path)
 			}
 		}
 	}

@@ -51,7 +51,7 @@ type sockstatCollector struct {
 	metricSet
 	log      *slog.Logger
 	r        *reader
-	files    [2]cpath
+	files    [2]openFile
 	pageSize float64
 	descs    map[string]*metricDesc
 	key      []byte
@@ -61,7 +61,7 @@ func newSockstatCollector(o collect.Options) (*sockstatCollector, error) {
 	return &sockstatCollector{
 		log:      logger(o),
 		r:        newReader(1024),
-		files:    [2]cpath{mkpath(o.Paths.ProcFS, "net/sockstat"), mkpath(o.Paths.ProcFS, "net/sockstat6")},
+		files:    [2]openFile{{path: mkpath(o.Paths.ProcFS, "net/sockstat")}, {path: mkpath(o.Paths.ProcFS, "net/sockstat6")}},
 		pageSize: float64(os.Getpagesize()),
 		descs:    map[string]*metricDesc{},
 	}, nil
@@ -87,8 +87,8 @@ func (c *sockstatCollector) desc(proto, key []byte) *metricDesc {
 func (c *sockstatCollector) Update(_ context.Context, _ time.Time) error {
 	c.begin()
 	found := 0
-	for _, p := range c.files {
-		b, err := c.r.read(p)
+	for i := range c.files {
+		b, err := c.files[i].read(c.r)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -109,9 +109,14 @@ func (c *sockstatCollector) Update(_ context.Context, _ time.Time) error {
 	}
 	c.publish(nil)
 	if found == 0 {
-		return noData(c.log, "sockstat", fmt.Errorf("reading %s: %w", c.files[0], fs.ErrNotExist))
+		return noData(c.log, "sockstat", fmt.Errorf("reading %s: %w", c.files[0].path, fs.ErrNotExist))
 	}
 	return nil
 }
 
 func (c *sockstatCollector) Fill(*metrics.ResourceMetrics) {}
+
+// Close closes the files kept open.
+func (c *sockstatCollector) Close() error {
+	return errors.Join(c.files[0].Close(), c.files[1].Close())
+}

@@ -70,7 +70,7 @@ type softnetCollector struct {
 	metricSet
 	log  *slog.Logger
 	r    *reader
-	path cpath
+	file openFile
 
 	processed, dropped, squeezed, collision, rps, flowLimit, backlog *metricDesc
 	labels                                                           map[int][]string
@@ -80,7 +80,7 @@ func newSoftnetCollector(o collect.Options) (*softnetCollector, error) {
 	return &softnetCollector{
 		log:       logger(o),
 		r:         newReader(4096),
-		path:      mkpath(o.Paths.ProcFS, "net/softnet_stat"),
+		file:      openFile{path: mkpath(o.Paths.ProcFS, "net/softnet_stat")},
 		processed: newDesc("softnet", "processed_total", "Number of processed packets", "cpu"),
 		dropped:   newDesc("softnet", "dropped_total", "Number of dropped packets", "cpu"),
 		squeezed:  newDesc("softnet", "times_squeezed_total", "Number of times processing packets ran out of quota", "cpu"),
@@ -95,7 +95,7 @@ func newSoftnetCollector(o collect.Options) (*softnetCollector, error) {
 func (c *softnetCollector) Name() string { return "softnet" }
 
 func (c *softnetCollector) Update(_ context.Context, _ time.Time) error {
-	b, err := c.r.read(c.path)
+	b, err := c.file.read(c.r)
 	if err != nil {
 		return noData(c.log, "softnet", fmt.Errorf("reading softnet_stat: %w", err))
 	}
@@ -125,3 +125,6 @@ func (c *softnetCollector) Update(_ context.Context, _ time.Time) error {
 }
 
 func (c *softnetCollector) Fill(*metrics.ResourceMetrics) {}
+
+// Close closes /proc/net/softnet_stat.
+func (c *softnetCollector) Close() error { return c.file.Close() }
