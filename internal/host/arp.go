@@ -58,7 +58,7 @@ func newARPCollector(o collect.Options) (*arpCollector, error) {
 	return &arpCollector{
 		log:     logger(o),
 		r:       newReader(4096),
-		file:    openFile{path: mkpath(o.Paths.ProcFS, "net/arp")},
+		file:    openFile{path: procNetPath(o.Paths.ProcFS, "arp")},
 		entries: newDesc("arp", "entries", "ARP entries by device", "device"),
 		labels:  newLabelCache(),
 		counts:  map[string]int{},

@@ -191,7 +191,7 @@ func (c *conntrackCollector) Close() error { return c.stat.f.Close() }
 func newConntrackCollector(o collect.Options) (*conntrackCollector, error) {
 	d := func(name, help string) *metricDesc { return newDesc("nf_conntrack", name, help) }
 	st := &conntrackStat{
-		f: openFile{path: mkpath(o.Paths.ProcFS, "net/stat/nf_conntrack")},
+		f: openFile{path: procNetPath(o.Paths.ProcFS, "stat/nf_conntrack")},
 		r: newReader(1024),
 		desc: [...]*metricDesc{
 			d("stat_found", "Number of searched entries which were successful."),

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/pkg/metrics"
@@ -107,4 +108,28 @@ func (s *hostSet) registry(t testing.TB) *prometheus.Registry {
 		}
 	}
 	return reg
+}
+
+// gatherValues gathers c alone: family name → value.
+func gatherValues(t *testing.T, c prometheus.Collector) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		switch mf.GetType() {
+		case dto.MetricType_COUNTER:
+			out[mf.GetName()] = m.GetCounter().GetValue()
+		default:
+			out[mf.GetName()] = m.GetGauge().GetValue()
+		}
+	}
+	return out
 }

@@ -107,16 +107,7 @@ func TestMachineScrapeError(t *testing.T) {
 	if err := c.Update(context.Background(), time.Now()); err == nil {
 		t.Error("Update without meminfo: no error")
 	}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
-	}
+	got := gatherValues(t, c)
 	if got["machine_scrape_error"] != 1 || got["machine_cpu_cores"] != 2 {
 		t.Errorf("got %v, want machine_scrape_error 1 and machine_cpu_cores 2", got)
 	}

@@ -127,7 +127,7 @@ func newNetdevCollector(o collect.Options, ho Options, sh *shared) (*netdevColle
 		ex:       ex,
 		log:      logger(o),
 		r:        newReader(4096),
-		path:     mkpath(o.Paths.ProcFS, "net/dev"),
+		path:     procNetPath(o.Paths.ProcFS, "dev"),
 		classNet: filepath.Join(o.Paths.SysFS, "class/net"),
 		sh:       sh,
 		ifaces:   map[string]*netIface{},

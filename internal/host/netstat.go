@@ -126,9 +126,9 @@ func newNetstatCollector(o collect.Options, ho Options) (*netstatCollector, erro
 		log: logger(o),
 		r:   newReader(16384),
 		files: [3]openFile{
-			{path: mkpath(o.Paths.ProcFS, "net/netstat")},
-			{path: mkpath(o.Paths.ProcFS, "net/snmp")},
-			{path: mkpath(o.Paths.ProcFS, "net/snmp6")},
+			{path: procNetPath(o.Paths.ProcFS, "netstat")},
+			{path: procNetPath(o.Paths.ProcFS, "snmp")},
+			{path: procNetPath(o.Paths.ProcFS, "snmp6")},
 		},
 		sel: fieldSelector{re: re, fields: map[string]*metricDesc{}, mk: func(n string) *metricDesc {
 			// "Tcp_InSegs" is described as "Statistic TcpInSegs."

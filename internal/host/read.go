@@ -251,3 +251,19 @@ func (r *reader) readUint(p cpath) (uint64, error) {
 	}
 	return v, nil
 }
+
+// procNetPath is the path of name in procFS's net directory as seen by
+// the thread that opens it: <procFS>/thread-self/net/<name> on a procfs
+// mount, <procFS>/net/<name> in a tree without thread-self (a fixture).
+// /proc/net is /proc/self/net, the network namespace of the process's
+// main thread, and a goroutine that enters another namespace to make a
+// socket there (rtnl, a test's own namespace) locks whatever thread it
+// runs on, the main one included: a file opened through /proc/net while
+// it is there would be that namespace's, and the collectors keep theirs
+// open. The threads that run the collectors are never in another one.
+func procNetPath(procFS, name string) cpath {
+	if st, err := os.Stat(filepath.Join(procFS, "thread-self")); err == nil && st.IsDir() {
+		return mkpath(procFS, "thread-self", "net", name)
+	}
+	return mkpath(procFS, "net", name)
+}

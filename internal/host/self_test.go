@@ -10,32 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	dto "github.com/prometheus/client_model/go"
 )
-
-// gatherValues gathers c alone: family name → value.
-func gatherValues(t *testing.T, c prometheus.Collector) map[string]float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(c); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		m := mf.GetMetric()[0]
-		switch mf.GetType() {
-		case dto.MetricType_COUNTER:
-			out[mf.GetName()] = m.GetCounter().GetValue()
-		default:
-			out[mf.GetName()] = m.GetGauge().GetValue()
-		}
-	}
-	return out
-}
 
 // TestSelfCollectorMatchesClientGolang: the agent's own process metrics
 // are client_golang's, name, help and value, read the cheap way; the

@@ -61,7 +61,7 @@ func newSockstatCollector(o collect.Options) (*sockstatCollector, error) {
 	return &sockstatCollector{
 		log:      logger(o),
 		r:        newReader(1024),
-		files:    [2]openFile{{path: mkpath(o.Paths.ProcFS, "net/sockstat")}, {path: mkpath(o.Paths.ProcFS, "net/sockstat6")}},
+		files:    [2]openFile{{path: procNetPath(o.Paths.ProcFS, "sockstat")}, {path: procNetPath(o.Paths.ProcFS, "sockstat6")}},
 		pageSize: float64(os.Getpagesize()),
 		descs:    map[string]*metricDesc{},
 	}, nil

@@ -80,7 +80,7 @@ func newSoftnetCollector(o collect.Options) (*softnetCollector, error) {
 	return &softnetCollector{
 		log:       logger(o),
 		r:         newReader(4096),
-		file:      openFile{path: mkpath(o.Paths.ProcFS, "net/softnet_stat")},
+		file:      openFile{path: procNetPath(o.Paths.ProcFS, "softnet_stat")},
 		processed: newDesc("softnet", "processed_total", "Number of processed packets", "cpu"),
 		dropped:   newDesc("softnet", "dropped_total", "Number of dropped packets", "cpu"),
 		squeezed:  newDesc("softnet", "times_squeezed_total", "Number of times processing packets ran out of quota", "cpu"),

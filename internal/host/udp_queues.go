@@ -71,8 +71,8 @@ func newUDPQueuesCollector(o collect.Options) (*udpQueuesCollector, error) {
 	return &udpQueuesCollector{
 		log:    logger(o),
 		r:      newReader(4096),
-		files:  [2]openFile{{path: mkpath(o.Paths.ProcFS, "net/udp")}, {path: mkpath(o.Paths.ProcFS, "net/udp6")}},
-		socks:  [2]openFile{{path: mkpath(o.Paths.ProcFS, "net/sockstat")}, {path: mkpath(o.Paths.ProcFS, "net/sockstat6")}},
+		files:  [2]openFile{{path: procNetPath(o.Paths.ProcFS, "udp")}, {path: procNetPath(o.Paths.ProcFS, "udp6")}},
+		socks:  [2]openFile{{path: procNetPath(o.Paths.ProcFS, "sockstat")}, {path: procNetPath(o.Paths.ProcFS, "sockstat6")}},
 		protos: [2]string{"UDP", "UDP6"},
 		desc:   newDesc("udp", "queues", "Number of allocated memory in the kernel for UDP datagrams in bytes.", "ip", "queue"),
 		labels: [2][2][]string{

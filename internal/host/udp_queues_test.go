@@ -65,7 +65,9 @@ func TestUDPQueuesReal(t *testing.T) {
 	// The kernel charges each datagram's whole buffer (truesize), more
 	// than its 1 000 bytes.
 	if got := udpRx(t, c); got < base+4000 {
-		t.Errorf("udp rx queue %v with 4 × 1 000 bytes waiting (%v before)", got, base)
+		sockstat, _ := os.ReadFile("/proc/thread-self/net/sockstat")
+		udp, _ := os.ReadFile("/proc/thread-self/net/udp")
+		t.Errorf("udp rx queue %v with 4 × 1 000 bytes waiting (%v before); /proc/net/sockstat:\n%s/proc/net/udp:\n%s", got, base, sockstat, udp)
 	}
 	rcv.Close()
 	if got := udpRx(t, c); got > base {
