@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
@@ -246,35 +245,11 @@ func (c *processesCollector) pidPath(pid []byte, file string) cpath {
 
 // eachPID calls fn with the name of every numeric entry of the procfs root.
 func (c *processesCollector) eachPID(fn func(name []byte)) error {
-	fd, err := openat(c.dir, unix.O_RDONLY|unix.O_DIRECTORY)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: c.dir.String(), Err: err}
-	}
-	defer unix.Close(fd)
-	for {
-		n, err := unix.Getdents(fd, c.dents)
-		if err == unix.EINTR {
-			continue
+	return eachDirent(c.dir, c.dents, func(name []byte) {
+		if name[0] >= '1' && name[0] <= '9' {
+			fn(name)
 		}
-		if err != nil {
-			return &os.PathError{Op: "getdents", Path: c.dir.String(), Err: err}
-		}
-		if n <= 0 {
-			return nil
-		}
-		for off := 0; off < n; {
-			// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
-			reclen := int(*(*uint16)(unsafe.Pointer(&c.dents[off+16])))
-			name := c.dents[off+19 : off+reclen]
-			if i := bytes.IndexByte(name, 0); i >= 0 {
-				name = name[:i]
-			}
-			off += reclen
-			if len(name) > 0 && name[0] >= '1' && name[0] <= '9' {
-				fn(name)
-			}
-		}
-	}
+	})
 }
 
 func (c *processesCollector) Update(_ context.Context, now time.Time) error {

@@ -267,3 +267,38 @@ func procNetPath(procFS, name string) cpath {
 	}
 	return mkpath(procFS, "net", name)
 }
+
+// eachDirent calls fn with the name of every entry of the directory at
+// dir, "." and ".." included, listed with getdents into buf, so that a
+// listing allocates nothing. The name is valid during the call.
+func eachDirent(dir cpath, buf []byte, fn func(name []byte)) error {
+	fd, err := openat(dir, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: dir.String(), Err: err}
+	}
+	defer unix.Close(fd)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "getdents", Path: dir.String(), Err: err}
+		}
+		if n <= 0 {
+			return nil
+		}
+		for off := 0; off < n; {
+			// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
+			reclen := int(*(*uint16)(unsafe.Pointer(&buf[off+16])))
+			name := buf[off+19 : off+reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			off += reclen
+			if len(name) > 0 {
+				fn(name)
+			}
+		}
+	}
+}

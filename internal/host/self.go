@@ -115,29 +115,19 @@ func (c *SelfCollector) countFDs() (int, bool) {
 	if err := unix.Stat(c.fdDir.String(), &s); err == nil && s.Size > 0 {
 		return int(s.Size), true
 	}
-	fd, err := openat(c.fdDir, unix.O_RDONLY|unix.O_DIRECTORY)
+	return c.listFDs()
+}
+
+// listFDs counts the open descriptors by listing /proc/self/fd.
+func (c *SelfCollector) listFDs() (int, bool) {
+	n := 0
+	err := eachDirent(c.fdDir, make([]byte, 16<<10), func(name []byte) {
+		if string(name) != "." && string(name) != ".." {
+			n++
+		}
+	})
 	if err != nil {
 		return 0, false
 	}
-	defer unix.Close(fd)
-	buf := make([]byte, 16<<10)
-	n := 0
-	for {
-		m, err := unix.Getdents(fd, buf)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, false
-		}
-		if m <= 0 {
-			// Less the directory's own descriptor, ".", and "..".
-			return n - 3, true
-		}
-		for off := 0; off < m; {
-			reclen := int(buf[off+16]) | int(buf[off+17])<<8
-			off += reclen
-			n++
-		}
-	}
+	return n - 1, true // less the listing's own descriptor
 }
