@@ -210,6 +210,11 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 		}
 		// Gone before we could look: still count it, named from the event.
 		d = docker.Container{ID: id, Name: ev.Name, Image: ev.Image, State: "exited"}
+		if ev.Action == "create" {
+			// Made then, so counted by the probes from its start if
+			// they ran by then (standIn, lost.go).
+			d.Created = ev.Time
+		}
 		guessed = true
 	}
 	if !c.watched(d.Name) {
@@ -346,6 +351,12 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 	c.updateLabels(ct)
 	// Spread idle containers' full reads over the ticks.
 	ct.sinceFull = int(ct.id[0]+ct.id[1]) % c.opts.IdleRefresh
+	if c.exits != nil && c.h.Unified != "" && paths.V2 != "" {
+		// Its parent is watched for the cgroups of its siblings to
+		// come, as one found "created" has (a container started with
+		// --cgroup-parent is often running by the time it is looked at).
+		c.exits.addParent(path.Dir(paths.V2))
+	}
 	if c.exits != nil && c.h.Unified != "" && paths.V2 != "" && ct.exitWD < 0 {
 		wd, err := c.exits.add(filepath.Join(c.h.Unified, paths.V2, "cgroup.events"), id, paths, ct.started)
 		if err == nil {
