@@ -58,6 +58,11 @@ func registrations(c *cli.Context, cfg *config.Config) []collect.Registration {
 			Include:           cc.Include,
 			Exclude:           cc.Exclude,
 		}
+		// Idle containers' veths are as quiet as the containers.
+		hostOpts.NetdevIdleRefresh = cc.IdleRefresh.Std()
+		if hostOpts.NetdevIdleRefresh == 0 {
+			hostOpts.NetdevIdleRefresh = -1
+		}
 	}
 	return append(host.RegistrationsWithOptions(hostOpts), containers.Registration(ctrOpts))
 }

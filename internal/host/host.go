@@ -65,6 +65,11 @@ type Options struct {
 	// every second would cost more than all other host collectors together
 	// on a host with fifty veths. Default 60s.
 	NetclassRefresh time.Duration
+	// NetdevIdleRefresh is how often an interface whose counters did not
+	// move lately (a quiet one: an idle container's veth) is read; the
+	// others are read every tick, alone, when they are few. Default 10s;
+	// negative reads every interface every tick.
+	NetdevIdleRefresh time.Duration
 	// ProcessesScanInterval is the time between two full reads of every
 	// /proc/<pid>/stat, the most expensive read of a tick (about 7 µs of
 	// kernel time per process). In between, the thread count still comes
@@ -91,6 +96,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DiskstatsDeviceExclude == "" {
 		o.DiskstatsDeviceExclude = defDiskstatsDeviceExclude
+	}
+	if o.NetdevIdleRefresh == 0 {
+		o.NetdevIdleRefresh = 10 * time.Second
 	}
 	if o.NetclassRefresh <= 0 {
 		o.NetclassRefresh = 60 * time.Second

@@ -81,10 +81,32 @@ type netIface struct {
 	// physical: a NIC with a device behind it (class/net/<name>/device),
 	// not a bridge, veth, bond or VLAN whose bytes a NIC counts too.
 	physical bool
-	prev     [2]uint64 // rx, tx bytes
-	havePrev bool
-	seen     uint64
+	// index is rtnetlink's, 0 when read from the file.
+	index int32
+	// f, nh and haveNH are the counters of its last read, at readAt, and
+	// rate its bytes per second since the read before.
+	f      [len(netdevFields)]uint64
+	nh     uint64
+	haveNH bool
+	readAt time.Time
+	rate   uint64
+	// quiet counts the reads in a row that found its counters as they
+	// were; one quiet for quietAfter reads is read with every device only
+	// (see hot).
+	quiet int
+	seen  uint64
 }
+
+// quietAfter is how many reads in a row must find an interface's counters
+// unchanged before it is read only with every interface; dumpCost is what
+// a dump costs per interface against asking one alone: with fewer than
+// one in dumpCost interfaces to read alone, they are asked one by one.
+// Measured on this kernel with 150 idle containers' veths, a dump cost
+// 230 µs of the agent's tick and one interface asked alone 6 µs.
+const (
+	quietAfter = 2
+	dumpCost   = 4
+)
 
 type netdevCollector struct {
 	metricSet
@@ -109,8 +131,15 @@ type netdevCollector struct {
 	open          int // nohandler files open
 
 	ifaces map[string]*netIface
-	gen    uint64
-	last   time.Time
+	// order is the interfaces in the order of the last reading of all.
+	order []*netIface
+	gen   uint64
+	last  time.Time
+	// refresh is how often every interface is read by rtnetlink, quiet or
+	// not (Options.NetdevIdleRefresh); allAt is when they last were.
+	refresh time.Duration
+	allAt   time.Time
+	hot     []int32
 
 	snap     []metrics.InterfaceMetrics
 	nextSnap []metrics.InterfaceMetrics
@@ -131,6 +160,7 @@ func newNetdevCollector(o collect.Options, ho Options, sh *shared) (*netdevColle
 		classNet: filepath.Join(o.Paths.SysFS, "class/net"),
 		sh:       sh,
 		ifaces:   map[string]*netIface{},
+		refresh:  ho.NetdevIdleRefresh,
 	}
 	for i, f := range netdevFields {
 		c.descs[i] = newDesc("network", f+"_total", "Network device statistic "+f+".", "device")
@@ -206,15 +236,12 @@ func (c *netdevCollector) Close() error {
 func (c *netdevCollector) Name() string { return "netdev" }
 
 func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
-	dt := now.Sub(c.last).Seconds()
-	haveDT := !c.last.IsZero() && dt > 0
+	tick := now.Sub(c.last)
 	c.gen++
-	c.begin()
-	snap, phys := c.nextSnap[:0], c.nextPhys[:0]
 	changed := false
-	// line notes one interface's counters; nh is its rx_nohandler when
-	// the source has it, read from sysfs otherwise.
-	line := func(ifc *netIface, name string, f *[len(netdevFields)]uint64, nh uint64, haveNH bool) {
+	// read notes an interface's counters; nh is its rx_nohandler when the
+	// source has it, read from sysfs otherwise.
+	read := func(ifc *netIface, name string, index int32, f *[len(netdevFields)]uint64, nh uint64, haveNH bool) *netIface {
 		if ifc == nil {
 			ifc = &netIface{lv: []string{collect.ValidLabelValue(name)}, excluded: c.ex != nil && c.ex.MatchString(name)}
 			ifc.nohandler.path = mkpath(c.classNet, name, "statistics", "rx_nohandler")
@@ -223,44 +250,59 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 			c.ifaces[name] = ifc
 			changed = true
 		}
-		ifc.seen = c.gen
-		if !ifc.excluded {
-			for i, v := range f {
-				c.add(c.descs[i], prometheus.CounterValue, float64(v), ifc.lv)
-			}
-			if !haveNH {
-				nh, haveNH = c.readNohandler(ifc)
-			}
-			if haveNH {
-				c.add(c.nohandlerDesc, prometheus.CounterValue, float64(nh), ifc.lv)
-			}
+		ifc.seen, ifc.index = c.gen, index
+		if !haveNH && !ifc.excluded {
+			nh, haveNH = c.readNohandler(ifc)
 		}
-		im := metrics.InterfaceMetrics{
-			Name:            ifc.lv[0],
-			BytesSent:       f[ndTxBytes],
-			BytesReceived:   f[ndRxBytes],
-			PacketsSent:     f[ndTxPackets],
-			PacketsReceived: f[ndRxPackets],
-			ErrorsSent:      f[ndTxErrs],
-			ErrorsReceived:  f[ndRxErrs],
+		ifc.rate = 0
+		if !ifc.readAt.IsZero() && now.After(ifc.readAt) {
+			dt := now.Sub(ifc.readAt).Seconds()
+			ifc.rate = perSec(f[ndRxBytes], ifc.f[ndRxBytes], dt) + perSec(f[ndTxBytes], ifc.f[ndTxBytes], dt)
 		}
-		if haveDT && ifc.havePrev {
-			im.BandwidthBytesPerSec = perSec(f[ndRxBytes], ifc.prev[0], dt) + perSec(f[ndTxBytes], ifc.prev[1], dt)
+		if !ifc.readAt.IsZero() && ifc.f == *f && ifc.nh == nh && ifc.haveNH == haveNH {
+			ifc.quiet++
+		} else {
+			ifc.quiet = 0
 		}
-		ifc.prev, ifc.havePrev = [2]uint64{f[ndRxBytes], f[ndTxBytes]}, true
-		snap = append(snap, im)
-		phys = append(phys, ifc.physical)
+		ifc.f, ifc.nh, ifc.haveNH, ifc.readAt = *f, nh, haveNH, now
+		return ifc
 	}
-	// Links calls back only once the whole dump is in: on an error,
-	// nothing was noted yet and the file serves this tick.
 	err := errors.ErrUnsupported
 	if c.nl != nil {
-		err = c.nl.Links(func(l *rtnl.Link) {
-			f := l.Stats.ProcNetDev()
-			line(c.ifaces[l.Name], l.Name, &f, l.Stats.RxNohandler, l.Fields >= 24)
-		})
-		if err != nil {
-			c.log.Debug("reading network devices by rtnetlink", "err", err)
+		// The interfaces that move, alone; all of them every refresh,
+		// when the namespace's interfaces changed, or when too many move.
+		some := false
+		if hot, ok := c.hotOnly(now, tick); ok {
+			some, err = c.nl.Read(hot, func(l *rtnl.Link) {
+				if ifc := c.ifaces[l.Name]; ifc != nil {
+					f := l.Stats.ProcNetDev()
+					read(ifc, l.Name, l.Index, &f, l.Stats.RxNohandler, l.Fields >= 24)
+				}
+			})
+			if err != nil {
+				some = false
+				c.log.Debug("reading network devices by rtnetlink", "err", err)
+			}
+			if some {
+				for _, ifc := range c.order {
+					// The quiet ones keep their counters.
+					ifc.seen = c.gen
+				}
+			}
+		}
+		if !some {
+			// Links calls back only once the whole dump is in: on an
+			// error, nothing was noted yet and the file serves this tick.
+			c.order = c.order[:0]
+			err = c.nl.Links(func(l *rtnl.Link) {
+				f := l.Stats.ProcNetDev()
+				c.order = append(c.order, read(c.ifaces[l.Name], l.Name, l.Index, &f, l.Stats.RxNohandler, l.Fields >= 24))
+			})
+			if err != nil {
+				c.log.Debug("reading network devices by rtnetlink", "err", err)
+			} else {
+				c.allAt = now
+			}
 		}
 	}
 	if err != nil {
@@ -268,13 +310,14 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 		if rerr != nil {
 			return noData(c.log, "netdev", fmt.Errorf("reading net/dev: %w", rerr))
 		}
+		c.order = c.order[:0]
 		err = parseNetDev(b, func(l *NetDevLine) {
 			ifc := c.ifaces[string(l.Name)]
 			name := ""
 			if ifc == nil {
 				name = string(l.Name)
 			}
-			line(ifc, name, &l.Fields, 0, false)
+			c.order = append(c.order, read(ifc, name, 0, &l.Fields, 0, false))
 		})
 	}
 	if err != nil {
@@ -287,9 +330,40 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 			changed = true
 		}
 	}
+	c.begin()
+	snap, phys := c.nextSnap[:0], c.nextPhys[:0]
+	for _, ifc := range c.order {
+		if ifc.seen != c.gen {
+			continue
+		}
+		if !ifc.readAt.Equal(now) {
+			// Quiet: not read, and no move seen since.
+			ifc.rate = 0
+		}
+		if !ifc.excluded {
+			for i, v := range ifc.f {
+				c.add(c.descs[i], prometheus.CounterValue, float64(v), ifc.lv)
+			}
+			if ifc.haveNH {
+				c.add(c.nohandlerDesc, prometheus.CounterValue, float64(ifc.nh), ifc.lv)
+			}
+		}
+		f := &ifc.f
+		snap = append(snap, metrics.InterfaceMetrics{
+			Name:                 ifc.lv[0],
+			BytesSent:            f[ndTxBytes],
+			BytesReceived:        f[ndRxBytes],
+			PacketsSent:          f[ndTxPackets],
+			PacketsReceived:      f[ndRxPackets],
+			ErrorsSent:           f[ndTxErrs],
+			ErrorsReceived:       f[ndRxErrs],
+			BandwidthBytesPerSec: ifc.rate,
+		})
+		phys = append(phys, ifc.physical)
+	}
 	// The first reading is no change: netclass reads everything at its
 	// own first tick.
-	if changed && haveDT {
+	if changed && !c.last.IsZero() {
 		c.sh.mu.Lock()
 		c.sh.ifaceGen++
 		c.sh.mu.Unlock()
@@ -300,6 +374,28 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 		c.phys, c.nextPhys = phys, c.phys
 	})
 	return nil
+}
+
+// hotOnly lists the interfaces to read alone this tick, those whose
+// counters moved lately, and reports whether to: not when every
+// interface is due (at the first tick and every refresh) or when so many
+// move that a dump of all costs less. A quiet interface's counters are
+// then at most refresh old; one that moves is read every tick from its
+// next reading on. Hosts with many idle containers have as many quiet
+// veths, each a cost in every dump (veth_get_stats64 sums its counters
+// over the CPUs).
+func (c *netdevCollector) hotOnly(now time.Time, tick time.Duration) ([]int32, bool) {
+	if c.refresh <= 0 || c.allAt.IsZero() || now.Sub(c.allAt)+tick/2 >= c.refresh {
+		return nil, false
+	}
+	hot := c.hot[:0]
+	for _, ifc := range c.order {
+		if ifc.quiet < quietAfter {
+			hot = append(hot, ifc.index)
+		}
+	}
+	c.hot = hot
+	return hot, len(hot)*dumpCost <= len(c.order)
 }
 
 // isLoopback leaves lo out of the host totals: its traffic never leaves the

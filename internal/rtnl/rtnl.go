@@ -107,8 +107,10 @@ type Conn struct {
 	// someGen.
 	complete          bool
 	namesGen, someGen uint64
-	some              []int32
-	one               Link
+	// linksGen is namesGen as the last Links left it.
+	linksGen uint64
+	some     []int32
+	one      Link
 }
 
 // Open opens a connection in the network namespace of the file netns
@@ -339,7 +341,38 @@ func (c *Conn) Links(fn func(*Link)) error {
 			c.namesGen++
 		}
 	}
+	c.linksGen = c.namesGen
 	return nil
+}
+
+// Read calls fn for each device of idx that is still there, asking each
+// one's counters alone, as Some does: a few devices cost a request each
+// instead of a dump of every one. It reads nothing and reports false when
+// the namespace's devices changed since the last Links (a device made,
+// renamed or removed, or notifications lost), which the caller learns by
+// dumping them.
+func (c *Conn) Read(idx []int32, fn func(*Link)) (bool, error) {
+	c.readEvents()
+	if !c.complete || c.namesGen != c.linksGen {
+		return false, nil
+	}
+	for _, i := range idx {
+		name, ok := c.names[i]
+		if !ok {
+			continue
+		}
+		err := c.linkStats(i, &c.one)
+		if errors.Is(err, unix.ENODEV) {
+			// Gone, its notification not read yet.
+			continue
+		}
+		if err != nil {
+			return true, fmt.Errorf("reading link statistics: %w", err)
+		}
+		c.one.Index, c.one.Name = i, name
+		fn(&c.one)
+	}
+	return true, nil
 }
 
 // Some calls fn for the devices whose names keep accepts, in the order of
