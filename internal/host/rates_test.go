@@ -5,8 +5,12 @@ package host
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/internal/testenv"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
 
@@ -366,5 +371,106 @@ func TestCPUFreqFromCPUInfo(t *testing.T) {
 	}
 	if n := len(c.(*cpufreqCollector).metricSet.cur); n != 0 {
 		t.Errorf("%d samples without cpufreq, want none", n)
+	}
+}
+
+// TestProcessesListOnlyWhenMade checks that a scan lists the procfs root
+// only every relistEvery scans or when more than maxNewPIDs PIDs were
+// given out since the last scan (/proc/loadavg's last field), and
+// otherwise asks for the new PIDs alone: a process directory that shows
+// while the last PID stays is not read, one whose PID was given out since
+// is, a thread's is not, and one outside the new PIDs is found by the next
+// listing.
+func TestProcessesListOnlyWhenMade(t *testing.T) {
+	proc := copyProc(t)
+	// The fixture is this process's PID namespace's procfs.
+	if err := os.Symlink(strconv.Itoa(os.Getpid()), filepath.Join(proc, "self")); err != nil {
+		t.Fatal(err)
+	}
+	c := build(t, "processes", collect.Paths{ProcFS: proc}, Options{}).(*processesCollector)
+	n := 0
+	scan := func() uint32 {
+		t.Helper()
+		n++
+		if err := c.Update(t.Context(), fixtureTime.Add(time.Duration(n)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		var m metrics.ResourceMetrics
+		c.Fill(&m)
+		return m.System.Processes
+	}
+	// mk makes a process directory pid of thread group tgid.
+	mk := func(pid, tgid int) {
+		t.Helper()
+		dir := filepath.Join(proc, strconv.Itoa(pid))
+		if err := os.CopyFS(dir, os.DirFS(filepath.Join(proc, "1234"))); err != nil {
+			t.Fatal(err)
+		}
+		rewrite(t, filepath.Join(dir, "stat"), "1234 (", strconv.Itoa(pid)+" (")
+		status := fmt.Sprintf("Name:\tx\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t%d\nNgid:\t0\nPid:\t%d\n", tgid, pid)
+		if err := os.WriteFile(filepath.Join(dir, "status"), []byte(status), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := scan(); got != 5 {
+		t.Fatalf("first scan: %d processes, want the fixture's 5", got)
+	}
+	mk(1999, 1999) // below the last PID, 2161
+	for i := 1; i < relistEvery; i++ {
+		if got := scan(); got != 5 {
+			t.Fatalf("scan %d, last PID as before: %d processes, want 5 (no listing)", i+1, got)
+		}
+	}
+	if got := scan(); got != 6 {
+		t.Errorf("scan %d: %d processes, want 6 (listed every %d scans)", relistEvery+1, got, relistEvery)
+	}
+	mk(2170, 2170)
+	mk(2180, 2170) // a thread of 2170
+	mk(3000, 3000) // not given out since the last scan
+	rewrite(t, filepath.Join(proc, "loadavg"), "2/218 2161", "2/218 2190")
+	if got := scan(); got != 7 {
+		t.Errorf("after PIDs 2162-2190 were given out: %d processes, want 7 (2170 only)", got)
+	}
+	rewrite(t, filepath.Join(proc, "loadavg"), "2/218 2190", "2/218 2400")
+	if got := scan(); got != 9 {
+		t.Errorf("after %d PIDs were given out: %d processes, want 9 (listed: 3000 and the thread's directory, which a real procfs does not list)", 2400-2190, got)
+	}
+}
+
+// TestProcessesLiveStartAndExit checks, on the live procfs, that a process
+// started between two scans is in the second and one that exited is not in
+// the next, whether the scan listed /proc or only read the processes it
+// knew.
+func TestProcessesLiveStartAndExit(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		testenv.Unavailable(t, "needs procfs: %v", err)
+	}
+	c := build(t, "processes", collect.Paths{ProcFS: "/proc"}, Options{}).(*processesCollector)
+	now := time.Now()
+	has := func(pid int) bool {
+		t.Helper()
+		now = now.Add(time.Second)
+		if err := c.Update(t.Context(), now); err != nil {
+			t.Fatal(err)
+		}
+		return slices.Contains(c.pids, int32(pid))
+	}
+	has(0)
+	if c.ownPIDNS != 1 {
+		t.Fatal("the live /proc is not taken as this process's PID namespace's")
+	}
+	for range 3 {
+		cmd := exec.Command("sleep", "60")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if !has(cmd.Process.Pid) {
+			t.Errorf("process %d not found at the scan after it started", cmd.Process.Pid)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		if has(cmd.Process.Pid) {
+			t.Errorf("process %d still there at the scan after it exited", cmd.Process.Pid)
+		}
 	}
 }
