@@ -186,8 +186,12 @@ type Collector struct {
 	// pending counts the containers in byID held as pending.
 	pending int
 	// sample is what Fill serves, by name; scrapeOrder the same for
-	// Collect, in the registry's order. Both are rebuilt by Update.
-	sample, scrapeOrder []*container
+	// Collect, in the registry's order, the root first. Update rebuilds
+	// sample when members moved (a container known or dropped, or no
+	// longer pending) and sorts it again only when it is out of order;
+	// byLabels is sample in the registry's order, kept the same way.
+	sample, scrapeOrder, byLabels []*container
+	members, sampled              uint64
 }
 
 var (

@@ -4,7 +4,9 @@
 package containers
 
 import (
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -90,4 +92,59 @@ func TestAppendSeries(t *testing.T) {
 	if renamed == 0 {
 		t.Error("no series with the container's new name")
 	}
+}
+
+// TestSampleOrder checks that the containers served keep their orders (the
+// snapshot's by name, the scrape's by label values, the root first) from
+// tick to tick as containers come, go and are renamed, though Update sorts
+// them again only when they are out of order.
+func TestSampleOrder(t *testing.T) {
+	c, add, now := fixtureCollector(t)
+	c.rootTried = true // no root cgroup of the host's in this test
+	tick := func() {
+		t.Helper()
+		now = now.Add(time.Second)
+		if err := c.Update(t.Context(), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, want ...string) {
+		t.Helper()
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		var names, ids []string
+		for _, ct := range c.sample {
+			names = append(names, ct.name)
+		}
+		for _, ct := range c.scrapeOrder {
+			ids = append(ids, ct.id)
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("%s: snapshot order %q, want %q", what, names, want)
+		}
+		if !slices.IsSortedFunc(c.scrapeOrder, byLabelValues) || len(ids) != len(want) {
+			t.Errorf("%s: scrape order %q, not by label values or not all", what, ids)
+		}
+	}
+	c.mu.Lock()
+	add("a1", "web", "busybox", "ci", "running")
+	b := add("b2", "db", "busybox", "ci", "running")
+	add("c3", "cache", "busybox", "ci", "running")
+	c.mu.Unlock()
+	tick()
+	check("first tick", "cache", "db", "web")
+	tick()
+	check("unchanged", "cache", "db", "web")
+	c.mu.Lock()
+	b.name, b.lpStale = "zz", true
+	c.updateLabels(b)
+	c.mu.Unlock()
+	tick()
+	check("renamed", "cache", "web", "zz")
+	c.mu.Lock()
+	add("d4", "api", "busybox", "ci", "running")
+	c.drop(c.byID["a1"])
+	c.mu.Unlock()
+	tick()
+	check("one added, one dropped", "api", "cache", "zz")
 }

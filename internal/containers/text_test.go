@@ -103,6 +103,7 @@ func fixtureCollector(t *testing.T) (c *Collector, add func(id, name, image, tea
 		ct.stats.IO.Devices = []cgroups.IODevice{{Major: 8, Minor: 0, ReadBytes: 1, WriteBytes: 33554432, Reads: 1, Writes: 8}, {Major: 253, Minor: 1, WriteBytes: 7}}
 		ct.net = []netIface{{name: "eth0", rxBytes: 10, txBytes: 20}, {name: "eth1", rxPackets: 1}}
 		c.byID[id] = ct
+		c.members++
 		c.updateLabels(ct)
 		c.scrapeOrder = append(c.scrapeOrder, ct)
 		return ct

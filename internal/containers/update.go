@@ -93,33 +93,29 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 			c.evicted++
 		}
 	}
-	c.sample = c.sample[:0]
-	for _, ct := range c.byID {
-		if !ct.pending {
-			c.sample = append(c.sample, ct)
+	if c.sampled != c.members {
+		c.sample = c.sample[:0]
+		for _, ct := range c.byID {
+			if !ct.pending {
+				c.sample = append(c.sample, ct)
+			}
 		}
+		c.byLabels = append(c.byLabels[:0], c.sample...)
+		c.sampled = c.members
 	}
-	slices.SortFunc(c.sample, func(a, b *container) int {
-		if n := strings.Compare(a.name, b.name); n != 0 {
-			return n
-		}
-		return strings.Compare(a.id, b.id)
-	})
+	// Sorted once, the order holds from tick to tick until a name or a
+	// label changes: 150 containers were sorted twice a tick, 2.5 % of
+	// the agent's CPU.
+	if !slices.IsSortedFunc(c.sample, byName) {
+		slices.SortFunc(c.sample, byName)
+	}
 	// Collect's order is the registry's: by label values in label-name
 	// order. Served in that order, the registry's sort of each family is a
 	// linear pass over sorted input.
-	c.scrapeOrder = append(c.scrapeOrder[:0], c.sample...)
-	slices.SortFunc(c.scrapeOrder, func(a, b *container) int {
-		if a.lp == nil || b.lp == nil {
-			return strings.Compare(a.id, b.id)
-		}
-		for i := range min(len(a.lp.base.pairs), len(b.lp.base.pairs)) {
-			if n := strings.Compare(a.lp.base.pairs[i].GetValue(), b.lp.base.pairs[i].GetValue()); n != 0 {
-				return n
-			}
-		}
-		return 0
-	})
+	if !slices.IsSortedFunc(c.byLabels, byLabelValues) {
+		slices.SortFunc(c.byLabels, byLabelValues)
+	}
+	c.scrapeOrder = append(c.scrapeOrder[:0], c.byLabels...)
 	if err := c.updateRoot(now); err != nil {
 		errs = append(errs, err)
 	}
@@ -128,6 +124,28 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 		c.log.Debug("reading container cgroups", "err", errors.Join(errs...))
 	}
 	return nil
+}
+
+// byName orders containers by name, then id.
+func byName(a, b *container) int {
+	if n := strings.Compare(a.name, b.name); n != 0 {
+		return n
+	}
+	return strings.Compare(a.id, b.id)
+}
+
+// byLabelValues orders containers by their base label values in label-name
+// order, the registry's.
+func byLabelValues(a, b *container) int {
+	if a.lp == nil || b.lp == nil {
+		return strings.Compare(a.id, b.id)
+	}
+	for i := range min(len(a.lp.base.pairs), len(b.lp.base.pairs)) {
+		if n := strings.Compare(a.lp.base.pairs[i].GetValue(), b.lp.base.pairs[i].GetValue()); n != 0 {
+			return n
+		}
+	}
+	return 0
 }
 
 // drop forgets a container, closing what it holds. c.mu must be held.
@@ -141,6 +159,7 @@ func (c *Collector) drop(ct *container) {
 		c.pending--
 	}
 	delete(c.byID, ct.id)
+	c.members++
 	if c.byCgroup[ct.cgroupPath] == ct {
 		delete(c.byCgroup, ct.cgroupPath)
 	}

@@ -233,11 +233,13 @@ func (c *Collector) refresh(ctx context.Context, id string, ev docker.Event) {
 	if !ok {
 		ct = newContainer(id)
 		c.byID[id] = ct
+		c.members++
 	}
 	if ct.pending {
 		// Watched since its cgroup was made; now it is known.
 		ct.pending = false
 		c.pending--
+		c.members++
 	}
 	if ct.removed {
 		c.mu.Unlock()
@@ -506,6 +508,7 @@ func (c *Collector) onCgroupCreated(cgroup string) {
 			ct = newContainer(id)
 			ct.pending, ct.pendingSince = true, time.Now()
 			c.byID[id] = ct
+			c.members++
 			c.pending++
 			c.setCgroup(ct, c.h.Uniform(cgroup))
 			ok = true
