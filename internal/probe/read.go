@@ -72,6 +72,12 @@ type readState struct {
 	lastSweep time.Time
 	maps      []MapStats
 	mapsAt    time.Time
+	// byPath indexes a snapshot's cgroups by path while it is built, and
+	// live marks those the probes' maps still hold; both are kept for
+	// the next tick.
+	byPath map[string]int
+	paths  []string
+	live   []bool
 
 	lastGoneSweep time.Time
 
@@ -645,54 +651,76 @@ func parseUeventDevname(b []byte) string {
 
 func (s *readState) snapshot(now time.Time) *Snapshot {
 	p := s.p
-	byPath := make(map[string]*CgroupStats, len(s.sched)+len(s.retired))
-	get := func(path string) *CgroupStats {
-		c := byPath[path]
-		if c == nil {
-			c = &CgroupStats{Path: path}
-			byPath[path] = c
+	// Each cgroup's stats are built in place in the snapshot's slice: a
+	// tick allocates that slice and nothing per cgroup (a struct of some
+	// 400 bytes each before, then copied, and a sort that moved them).
+	snap := &Snapshot{Time: now, Probes: p.Status(), OnCPUKnown: s.oncpuKnown}
+	snap.OnCPU = append([]string(nil), s.oncpu...)
+	// The paths first, sorted, then each cgroup's stats in its place.
+	if s.byPath == nil {
+		s.byPath = map[string]int{}
+	}
+	clear(s.byPath)
+	s.paths = s.paths[:0]
+	note := func(path string) {
+		if _, ok := s.byPath[path]; !ok {
+			s.byPath[path] = 0
+			s.paths = append(s.paths, path)
 		}
-		return c
 	}
 	for _, r := range s.retired {
-		c := get(r.stats.Path)
+		note(r.stats.Path)
+	}
+	for _, a := range s.sched {
+		note(a.path)
+	}
+	for _, a := range s.net {
+		note(a.path)
+	}
+	for _, a := range s.block {
+		note(a.path)
+	}
+	slices.Sort(s.paths)
+	snap.Cgroups = make([]CgroupStats, len(s.paths))
+	s.live = append(s.live[:0], make([]bool, len(s.paths))...)
+	for i, path := range s.paths {
+		s.byPath[path] = i
+		snap.Cgroups[i].Path = path
+	}
+	get := func(path string, live bool) *CgroupStats {
+		i := s.byPath[path]
+		s.live[i] = s.live[i] || live
+		return &snap.Cgroups[i]
+	}
+	for _, r := range s.retired {
+		c := get(r.stats.Path, false)
 		c.Add(&r.stats)
 		c.ID = r.stats.ID
 		c.Removed = true
 		c.RemovedAt = r.removedAt
 	}
-	live := make(map[string]bool, len(s.sched))
 	for id, a := range s.sched {
-		c := get(a.path)
+		c := get(a.path, true)
 		addSched(c, &a.v)
 		c.ID = id
-		live[a.path] = true
 	}
 	for id, a := range s.net {
-		c := get(a.path)
+		c := get(a.path, true)
 		addNet(c, &a.v)
 		c.ID = id
-		live[a.path] = true
 	}
 	for k, a := range s.block {
-		c := get(a.path)
+		c := get(a.path, true)
 		addBlock(c, s.deviceName(k.Dev), k.Dev, k.Op, &a.v)
 		if c.ID == 0 {
 			c.ID = a.id
 		}
-		live[a.path] = true
 	}
-
-	snap := &Snapshot{Time: now, Probes: p.Status(), OnCPUKnown: s.oncpuKnown}
-	snap.OnCPU = append([]string(nil), s.oncpu...)
-	snap.Cgroups = make([]CgroupStats, 0, len(byPath))
-	for path, c := range byPath {
-		if live[path] {
-			c.Removed, c.RemovedAt = false, time.Time{}
+	for i := range snap.Cgroups {
+		if s.live[i] {
+			snap.Cgroups[i].Removed, snap.Cgroups[i].RemovedAt = false, time.Time{}
 		}
-		snap.Cgroups = append(snap.Cgroups, *c)
 	}
-	sort.Slice(snap.Cgroups, func(i, j int) bool { return snap.Cgroups[i].Path < snap.Cgroups[j].Path })
 
 	for _, np := range p.progs {
 		ps := ProgramStats{Probe: np.probe, Name: np.name}
