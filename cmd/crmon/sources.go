@@ -256,6 +256,15 @@ func (s *sources) Reload(cfg *config.Config) (old []collect.Collector, err error
 		if ct, ok := lookup.(*containers.Collector); ok {
 			ct.SetCgroupCounter(pc.(collect.CgroupCounter))
 		}
+		// The processes scan leaves out those of cgroups that did
+		// nothing since it last read them.
+		for _, c := range cs {
+			if a, ok := c.(interface {
+				SetCgroupActivity(collect.CgroupActivity)
+			}); ok {
+				a.SetCgroupActivity(pc.(collect.CgroupActivity))
+			}
+		}
 		cs = append(cs, pc)
 	}
 	s.built = key

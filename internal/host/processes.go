@@ -148,6 +148,32 @@ type procEntry struct {
 	cmd     string
 	haveCmd bool
 	seen    uint64
+	// What its last read found, served again while it is idle.
+	state      byte
+	threads    uint64
+	rss, vsize uint64
+	// cgroup is its cgroup2 path, read once (cgroupRead), and actCount
+	// the probes' count of that cgroup when its stat was last read
+	// (haveAct: they could tell then).
+	cgroup     string
+	cgroupRead bool
+	actCount   uint64
+	haveAct    bool
+}
+
+// idle reports whether the probes saw nothing of e's cgroup since its stat
+// was last read: no task of it switched, did block I/O or sent or received
+// a packet, and none is on a CPU. Its process did not run, so its stat is
+// as it was, but for memory the kernel reclaimed, which the listing every
+// relistEvery scans reads again.
+func (e *procEntry) idle(act *collect.Activity) bool {
+	// A zombie is reaped by its parent, which may be anywhere.
+	if e.cgroup == "" || !e.haveAct || e.state == 'Z' || e.state == 'X' || act.OnCPU[e.cgroup] {
+		return false
+	}
+	// A cgroup absent from the probes' reading did nothing since they
+	// loaded (collect.Activity), as the containers collector takes it.
+	return act.Counts[e.cgroup] == e.actCount
 }
 
 type procSample struct {
@@ -207,6 +233,58 @@ type processesCollector struct {
 	nProcs, nThreads uint64
 	topCPU           []metrics.ProcessCPUMetrics
 	topMem           []metrics.ProcessMemoryMetrics
+
+	// activity, when the probes run, says which cgroups did nothing since
+	// a process's last read (SetCgroupActivity).
+	activity collect.CgroupActivity
+	// cgroupNS: 1 when in the host's cgroup namespace, -1 not, 0 unknown.
+	cgroupNS int
+}
+
+// SetCgroupActivity gives the collector the probes' per-cgroup activity:
+// a scan then leaves out the processes of cgroups that did nothing since
+// their last read (beside 150 idle containers, their 150 `sleep`s of 374
+// processes), keeping what that read found. Call it before the first
+// Update.
+func (c *processesCollector) SetCgroupActivity(a collect.CgroupActivity) {
+	c.activity = a
+}
+
+// initCgroupNSIno is the inode of the initial cgroup namespace
+// (PROC_CGROUP_INIT_INO, include/linux/proc_ns.h).
+const initCgroupNSIno = 0xEFFFFFFB
+
+// hostCgroupNS reports whether this process is in the host's (initial)
+// cgroup namespace, once: /proc/<pid>/cgroup gives paths from the
+// reader's namespace's root, the probes from the host's.
+func (c *processesCollector) hostCgroupNS() bool {
+	if c.cgroupNS == 0 {
+		c.cgroupNS = -1
+		var st unix.Stat_t
+		if unix.Stat("/proc/self/ns/cgroup", &st) == nil && st.Ino == initCgroupNSIno {
+			c.cgroupNS = 1
+		}
+	}
+	return c.cgroupNS > 0
+}
+
+// readCgroup notes e's cgroup2 path from /proc/<pid>/cgroup ("0::/path"),
+// once: a process moved to another cgroup after that is read whenever its
+// old cgroup moves, and at every listing.
+func (c *processesCollector) readCgroup(e *procEntry, name []byte) {
+	e.cgroupRead = true
+	b, err := c.r.read(c.pidPath(name, "cgroup"))
+	if err != nil {
+		return
+	}
+	for len(b) > 0 {
+		var line []byte
+		line, b = nextLine(b)
+		if p, ok := bytes.CutPrefix(line, []byte("0::")); ok {
+			e.cgroup = string(p)
+			return
+		}
+	}
 }
 
 func newProcessesCollector(o collect.Options, ho Options) (*processesCollector, error) {
@@ -274,6 +352,11 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 	var states [256]uint64
 	var nProcs, nThreads uint64
 	var st PIDStat
+	var act collect.Activity
+	haveAct := false
+	if c.activity != nil && c.hostCgroupNS() {
+		act, haveAct = c.activity.CgroupActivity(now)
+	}
 	// visit reads one process, named by its PID's digits.
 	visit := func(pid uint64, name []byte) bool {
 		b, err := c.readStat(int32(pid), name)
@@ -308,9 +391,27 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 			e.haveCmd = false // exec changed it
 		}
 		e.ticks, e.seen = ticks, c.gen
+		e.state, e.threads, e.rss, e.vsize = st.State, st.NumThreads, st.RSS*c.pageSize, st.VSize
+		if haveAct {
+			if !e.cgroupRead {
+				c.readCgroup(e, name)
+			}
+			e.actCount, e.haveAct = act.Counts[e.cgroup], true
+		}
 		c.buf = append(c.buf, procSample{pid: int32(pid), e: e, delta: delta, ticks: ticks,
-			rss: st.RSS * c.pageSize, vsize: st.VSize})
+			rss: e.rss, vsize: e.vsize})
 		return true
+	}
+	// keep serves an idle process as its last read found it.
+	keep := func(pid int32, e *procEntry) {
+		nProcs++
+		nThreads += e.threads
+		states[e.state]++
+		e.seen = c.gen
+		if f, ok := c.fds[pid]; ok {
+			f.seen = c.gen
+		}
+		c.buf = append(c.buf, procSample{pid: pid, e: e, ticks: e.ticks, rss: e.rss, vsize: e.vsize})
 	}
 	lastPID, list := c.mustList()
 	if list {
@@ -329,6 +430,11 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 		// of the PIDs given out since.
 		pids := c.pids[:0]
 		for _, pid := range c.pids {
+			if e, ok := c.procs[pid]; ok && haveAct && e.idle(&act) {
+				keep(pid, e)
+				pids = append(pids, pid)
+				continue
+			}
 			c.name = strconv.AppendInt(c.name[:0], int64(pid), 10)
 			if visit(uint64(pid), c.name) {
 				pids = append(pids, pid)

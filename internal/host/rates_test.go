@@ -459,6 +459,9 @@ func TestProcessesLiveStartAndExit(t *testing.T) {
 	if c.ownPIDNS != 1 {
 		t.Fatal("the live /proc is not taken as this process's PID namespace's")
 	}
+	if ns, err := os.Readlink("/proc/self/ns/cgroup"); err == nil && c.hostCgroupNS() != (ns == "cgroup:[4026531835]") {
+		t.Errorf("in the host's cgroup namespace: %v, but this process's is %s", c.hostCgroupNS(), ns)
+	}
 	for range 3 {
 		cmd := exec.Command("sleep", "60")
 		if err := cmd.Start(); err != nil {
@@ -472,5 +475,86 @@ func TestProcessesLiveStartAndExit(t *testing.T) {
 		if has(cmd.Process.Pid) {
 			t.Errorf("process %d still there at the scan after it exited", cmd.Process.Pid)
 		}
+	}
+}
+
+// fakeActivity is the probes' per-cgroup activity as a test sets it.
+type fakeActivity struct{ act collect.Activity }
+
+func (f *fakeActivity) CgroupActivity(time.Time) (collect.Activity, bool) { return f.act, true }
+
+// TestProcessesIdleCgroups checks that a scan leaves out the processes of
+// cgroups the probes saw do nothing since their last read, serving what
+// that read found, and reads them again once their cgroup moves, one of
+// its tasks is on a CPU, or at the next listing of /proc.
+func TestProcessesIdleCgroups(t *testing.T) {
+	proc := copyProc(t)
+	if err := os.Symlink(strconv.Itoa(os.Getpid()), filepath.Join(proc, "self")); err != nil {
+		t.Fatal(err)
+	}
+	for pid, cg := range map[string]string{"1234": "/idle", "1": "/", "2": "/", "77": "/", "4321": "/idle"} {
+		if err := os.WriteFile(filepath.Join(proc, pid, "cgroup"), []byte("3:memory:/x\n0::"+cg+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := build(t, "processes", collect.Paths{ProcFS: proc}, Options{}).(*processesCollector)
+	c.cgroupNS = 1 // the fixture has no namespaces: its paths are the probes'
+	fa := &fakeActivity{act: collect.Activity{Counts: map[string]uint64{"/": 100, "/idle": 5}, OnCPU: map[string]bool{}}}
+	c.SetCgroupActivity(fa)
+	n := 0
+	usage := func() float64 {
+		t.Helper()
+		n++
+		if err := c.Update(t.Context(), fixtureTime.Add(time.Duration(n)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		var m metrics.ResourceMetrics
+		c.Fill(&m)
+		if m.System.Processes != 5 {
+			t.Errorf("scan %d: %d processes, want 5", n, m.System.Processes)
+		}
+		for _, p := range m.CPU.Processes {
+			if p.PID == 1234 {
+				return p.UsagePercent
+			}
+		}
+		return 0
+	}
+	usage()
+	usage()
+	if e := c.procs[1234]; e == nil || e.cgroup != "/idle" || !e.haveAct || e.actCount != 5 {
+		t.Fatalf("pid 1234's entry %+v, want cgroup /idle at count 5", e)
+	}
+	rewrite(t, filepath.Join(proc, "1234/stat"), "0 1500 500 0", "0 1550 500 0")
+	if u := usage(); u != 0 {
+		t.Errorf("its cgroup idle: usage %v, want 0 (not read)", u)
+	}
+	fa.act.OnCPU["/idle"] = true
+	if u := usage(); u != 50 {
+		t.Errorf("a task of its cgroup on a CPU: usage %v, want 50 (read: 50 ticks in 1 s)", u)
+	}
+	fa.act.OnCPU = map[string]bool{}
+	rewrite(t, filepath.Join(proc, "1234/stat"), "0 1550 500 0", "0 1600 500 0")
+	if u := usage(); u != 0 {
+		t.Errorf("idle again: usage %v, want 0", u)
+	}
+	fa.act.Counts["/idle"] = 6
+	if u := usage(); u != 50 {
+		t.Errorf("its cgroup moved: usage %v, want 50", u)
+	}
+	if !c.procs[4321].haveAct || c.procs[4321].state != 'Z' {
+		t.Fatalf("the zombie 4321: %+v", c.procs[4321])
+	}
+	if c.procs[4321].idle(&fa.act) {
+		t.Error("a zombie is left out: its parent may reap it from anywhere")
+	}
+	rewrite(t, filepath.Join(proc, "1234/stat"), "0 1600 500 0", "0 1650 500 0")
+	for c.unlisted+1 < relistEvery {
+		if u := usage(); u != 0 {
+			t.Fatalf("scan %d, its cgroup idle: usage %v, want 0", n, u)
+		}
+	}
+	if u := usage(); u == 0 {
+		t.Errorf("the listing every %d scans: usage 0, want it read", relistEvery)
 	}
 }
