@@ -310,7 +310,9 @@ func (c *netdevCollector) Update(_ context.Context, now time.Time) error {
 		if rerr != nil {
 			return noData(c.log, "netdev", fmt.Errorf("reading net/dev: %w", rerr))
 		}
-		c.order = c.order[:0]
+		// Read from the file, the interfaces have no index: the next
+		// rtnetlink read is a dump.
+		c.order, c.allAt = c.order[:0], time.Time{}
 		err = parseNetDev(b, func(l *NetDevLine) {
 			ifc := c.ifaces[string(l.Name)]
 			name := ""
