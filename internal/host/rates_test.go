@@ -374,6 +374,29 @@ func TestCPUFreqFromCPUInfo(t *testing.T) {
 	}
 }
 
+// ownProcScanner copies the procfs fixture, taken as this process's PID
+// namespace's procfs, and builds a processes collector over it; scan runs
+// a scan a second after the last and returns the snapshot.
+func ownProcScanner(t *testing.T) (proc string, c *processesCollector, scan func() metrics.ResourceMetrics) {
+	t.Helper()
+	proc = copyProc(t)
+	if err := os.Symlink(strconv.Itoa(os.Getpid()), filepath.Join(proc, "self")); err != nil {
+		t.Fatal(err)
+	}
+	c = build(t, "processes", collect.Paths{ProcFS: proc}, Options{}).(*processesCollector)
+	n := 0
+	return proc, c, func() metrics.ResourceMetrics {
+		t.Helper()
+		n++
+		if err := c.Update(t.Context(), fixtureTime.Add(time.Duration(n)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		var m metrics.ResourceMetrics
+		c.Fill(&m)
+		return m
+	}
+}
+
 // TestProcessesListOnlyWhenMade checks that a scan lists the procfs root
 // only every relistEvery scans or when more than maxNewPIDs PIDs were
 // given out since the last scan (/proc/loadavg's last field), and
@@ -382,22 +405,10 @@ func TestCPUFreqFromCPUInfo(t *testing.T) {
 // is, a thread's is not, and one outside the new PIDs is found by the next
 // listing.
 func TestProcessesListOnlyWhenMade(t *testing.T) {
-	proc := copyProc(t)
-	// The fixture is this process's PID namespace's procfs.
-	if err := os.Symlink(strconv.Itoa(os.Getpid()), filepath.Join(proc, "self")); err != nil {
-		t.Fatal(err)
-	}
-	c := build(t, "processes", collect.Paths{ProcFS: proc}, Options{}).(*processesCollector)
-	n := 0
+	proc, _, snap := ownProcScanner(t)
 	scan := func() uint32 {
 		t.Helper()
-		n++
-		if err := c.Update(t.Context(), fixtureTime.Add(time.Duration(n)*time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		var m metrics.ResourceMetrics
-		c.Fill(&m)
-		return m.System.Processes
+		return snap().System.Processes
 	}
 	// mk makes a process directory pid of thread group tgid.
 	mk := func(pid, tgid int) {
@@ -488,30 +499,20 @@ func (f *fakeActivity) CgroupActivity(time.Time) (collect.Activity, bool) { retu
 // that read found, and reads them again once their cgroup moves, one of
 // its tasks is on a CPU, or at the next listing of /proc.
 func TestProcessesIdleCgroups(t *testing.T) {
-	proc := copyProc(t)
-	if err := os.Symlink(strconv.Itoa(os.Getpid()), filepath.Join(proc, "self")); err != nil {
-		t.Fatal(err)
-	}
+	proc, c, snap := ownProcScanner(t)
 	for pid, cg := range map[string]string{"1234": "/idle", "1": "/", "2": "/", "77": "/", "4321": "/idle"} {
 		if err := os.WriteFile(filepath.Join(proc, pid, "cgroup"), []byte("3:memory:/x\n0::"+cg+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c := build(t, "processes", collect.Paths{ProcFS: proc}, Options{}).(*processesCollector)
 	c.cgroupNS = 1 // the fixture has no namespaces: its paths are the probes'
 	fa := &fakeActivity{act: collect.Activity{Counts: map[string]uint64{"/": 100, "/idle": 5}, OnCPU: map[string]bool{}}}
 	c.SetCgroupActivity(fa)
-	n := 0
 	usage := func() float64 {
 		t.Helper()
-		n++
-		if err := c.Update(t.Context(), fixtureTime.Add(time.Duration(n)*time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		var m metrics.ResourceMetrics
-		c.Fill(&m)
+		m := snap()
 		if m.System.Processes != 5 {
-			t.Errorf("scan %d: %d processes, want 5", n, m.System.Processes)
+			t.Errorf("scan %d: %d processes, want 5", c.scans, m.System.Processes)
 		}
 		for _, p := range m.CPU.Processes {
 			if p.PID == 1234 {
@@ -551,7 +552,7 @@ func TestProcessesIdleCgroups(t *testing.T) {
 	rewrite(t, filepath.Join(proc, "1234/stat"), "0 1600 500 0", "0 1650 500 0")
 	for c.unlisted+1 < relistEvery {
 		if u := usage(); u != 0 {
-			t.Fatalf("scan %d, its cgroup idle: usage %v, want 0", n, u)
+			t.Fatalf("scan %d, its cgroup idle: usage %v, want 0", c.scans, u)
 		}
 	}
 	if u := usage(); u == 0 {

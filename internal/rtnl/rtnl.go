@@ -356,23 +356,7 @@ func (c *Conn) Read(idx []int32, fn func(*Link)) (bool, error) {
 	if !c.complete || c.namesGen != c.linksGen {
 		return false, nil
 	}
-	for _, i := range idx {
-		name, ok := c.names[i]
-		if !ok {
-			continue
-		}
-		err := c.linkStats(i, &c.one)
-		if errors.Is(err, unix.ENODEV) {
-			// Gone, its notification not read yet.
-			continue
-		}
-		if err != nil {
-			return true, fmt.Errorf("reading link statistics: %w", err)
-		}
-		c.one.Index, c.one.Name = i, name
-		fn(&c.one)
-	}
-	return true, nil
+	return true, c.each(idx, fn)
 }
 
 // Some calls fn for the devices whose names keep accepts, in the order of
@@ -400,12 +384,18 @@ func (c *Conn) Some(keep func(name string) bool, fn func(*Link)) error {
 		slices.Sort(c.some)
 		c.someGen = c.namesGen
 	}
-	for _, idx := range c.some {
-		name, ok := c.names[idx]
+	return c.each(c.some, fn)
+}
+
+// each calls fn for each device of idx that is still there, asking each
+// one's counters alone.
+func (c *Conn) each(idx []int32, fn func(*Link)) error {
+	for _, i := range idx {
+		name, ok := c.names[i]
 		if !ok {
 			continue
 		}
-		err := c.linkStats(idx, &c.one)
+		err := c.linkStats(i, &c.one)
 		if errors.Is(err, unix.ENODEV) {
 			// Gone, its notification not read yet.
 			continue
@@ -413,7 +403,7 @@ func (c *Conn) Some(keep func(name string) bool, fn func(*Link)) error {
 		if err != nil {
 			return fmt.Errorf("reading link statistics: %w", err)
 		}
-		c.one.Index, c.one.Name = idx, name
+		c.one.Index, c.one.Name = i, name
 		fn(&c.one)
 	}
 	return nil
