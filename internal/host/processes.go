@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/pkg/metrics"
 )
@@ -268,22 +269,13 @@ func (c *processesCollector) hostCgroupNS() bool {
 	return c.cgroupNS > 0
 }
 
-// readCgroup notes e's cgroup2 path from /proc/<pid>/cgroup ("0::/path"),
-// once: a process moved to another cgroup after that is read whenever its
-// old cgroup moves, and at every listing.
-func (c *processesCollector) readCgroup(e *procEntry, name []byte) {
+// readCgroup notes e's cgroup2 path from /proc/<pid>/cgroup, once: a
+// process moved to another cgroup after that is read whenever its old
+// cgroup moves, and at every listing.
+func (c *processesCollector) readCgroup(e *procEntry, pid uint64) {
 	e.cgroupRead = true
-	b, err := c.r.read(c.pidPath(name, "cgroup"))
-	if err != nil {
-		return
-	}
-	for len(b) > 0 {
-		var line []byte
-		line, b = nextLine(b)
-		if p, ok := bytes.CutPrefix(line, []byte("0::")); ok {
-			e.cgroup = string(p)
-			return
-		}
+	if p, err := cgroups.ProcCgroup(c.procfs, int(pid)); err == nil {
+		e.cgroup = p.V2
 	}
 }
 
@@ -357,6 +349,15 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 	if c.activity != nil && c.hostCgroupNS() {
 		act, haveAct = c.activity.CgroupActivity(now)
 	}
+	// tally counts e, seen this scan, with delta ticks of CPU since the
+	// last.
+	tally := func(pid int32, e *procEntry, delta uint64) {
+		nProcs++
+		nThreads += e.threads
+		states[e.state]++
+		e.seen = c.gen
+		c.buf = append(c.buf, procSample{pid: pid, e: e, delta: delta, ticks: e.ticks, rss: e.rss, vsize: e.vsize})
+	}
 	// visit reads one process, named by its PID's digits.
 	visit := func(pid uint64, name []byte) bool {
 		b, err := c.readStat(int32(pid), name)
@@ -366,9 +367,6 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 		if parsePIDStat(b, &st) != nil {
 			return false
 		}
-		nProcs++
-		nThreads += st.NumThreads
-		states[st.State]++
 		ticks := st.UTime + st.STime
 		e, ok := c.procs[int32(pid)]
 		var delta uint64
@@ -390,28 +388,23 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 			e.name = string(st.Comm)
 			e.haveCmd = false // exec changed it
 		}
-		e.ticks, e.seen = ticks, c.gen
+		e.ticks = ticks
 		e.state, e.threads, e.rss, e.vsize = st.State, st.NumThreads, st.RSS*c.pageSize, st.VSize
 		if haveAct {
 			if !e.cgroupRead {
-				c.readCgroup(e, name)
+				c.readCgroup(e, pid)
 			}
 			e.actCount, e.haveAct = act.Counts[e.cgroup], true
 		}
-		c.buf = append(c.buf, procSample{pid: int32(pid), e: e, delta: delta, ticks: ticks,
-			rss: e.rss, vsize: e.vsize})
+		tally(int32(pid), e, delta)
 		return true
 	}
 	// keep serves an idle process as its last read found it.
 	keep := func(pid int32, e *procEntry) {
-		nProcs++
-		nThreads += e.threads
-		states[e.state]++
-		e.seen = c.gen
 		if f, ok := c.fds[pid]; ok {
 			f.seen = c.gen
 		}
-		c.buf = append(c.buf, procSample{pid: pid, e: e, ticks: e.ticks, rss: e.rss, vsize: e.vsize})
+		tally(pid, e, 0)
 	}
 	lastPID, list := c.mustList()
 	if list {
@@ -516,12 +509,8 @@ func (c *processesCollector) mustList() (uint64, bool) {
 	if err != nil {
 		return 0, true
 	}
-	// "0.52 0.58 0.59 2/218 4242": the fifth field.
-	var last []byte
-	for range 5 {
-		last, b = nextField(b)
-	}
-	pid, ok := parseUint(last)
+	// "0.52 0.58 0.59 2/218 4242": the last PID.
+	pid, ok := parseUint(nthField(b, 4))
 	return pid, !ok || c.ownPIDNS < 0 || c.scans == 0 || pid < c.lastPID || pid-c.lastPID > maxNewPIDs || c.unlisted+1 >= relistEvery
 }
 
@@ -558,16 +547,10 @@ func (c *processesCollector) count() error {
 	c.mu.RUnlock()
 	if b, err := c.r.read(c.loadavg); err == nil {
 		// "0.52 0.58 0.59 2/218 4242": runnable/all threads.
-		f := b
-		for i := 0; i < 4; i++ {
-			var x []byte
-			x, f = nextField(f)
-			if i == 3 {
-				if j := bytes.IndexByte(x, '/'); j >= 0 {
-					if v, ok := parseUint(x[j+1:]); ok {
-						nThreads = v
-					}
-				}
+		x := nthField(b, 3)
+		if j := bytes.IndexByte(x, '/'); j >= 0 {
+			if v, ok := parseUint(x[j+1:]); ok {
+				nThreads = v
 			}
 		}
 	}

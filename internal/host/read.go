@@ -167,6 +167,15 @@ func nextField(b []byte) (field, rest []byte) {
 	return b[i:j], b[j:]
 }
 
+// nthField returns b's field n, counting from 0, as nextField splits them.
+func nthField(b []byte, n int) []byte {
+	var f []byte
+	for range n + 1 {
+		f, b = nextField(b)
+	}
+	return f
+}
+
 // nextLine returns the first line of b (without '\n') and the rest.
 func nextLine(b []byte) (line, rest []byte) {
 	if i := bytes.IndexByte(b, '\n'); i >= 0 {
