@@ -110,8 +110,8 @@ func (s *hostSet) registry(t testing.TB) *prometheus.Registry {
 	return reg
 }
 
-// gatherValues gathers c alone: family name → value.
-func gatherValues(t *testing.T, c prometheus.Collector) map[string]float64 {
+// gatherFamilies gathers c alone, through a pedantic registry.
+func gatherFamilies(t *testing.T, c prometheus.Collector) []*dto.MetricFamily {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(c); err != nil {
@@ -121,8 +121,14 @@ func gatherValues(t *testing.T, c prometheus.Collector) map[string]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mfs
+}
+
+// gatherValues gathers c alone: family name → value.
+func gatherValues(t *testing.T, c prometheus.Collector) map[string]float64 {
+	t.Helper()
 	out := map[string]float64{}
-	for _, mf := range mfs {
+	for _, mf := range gatherFamilies(t, c) {
 		m := mf.GetMetric()[0]
 		switch mf.GetType() {
 		case dto.MetricType_COUNTER:

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/crmon-dev/crmon/internal/collect"
@@ -23,14 +22,8 @@ func gatherMachine(t *testing.T, c collect.Collector) map[string]*dto.Metric {
 	if err := c.Update(context.Background(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]*dto.Metric{}
-	for _, mf := range mfs {
+	for _, mf := range gatherFamilies(t, c) {
 		out[mf.GetName()] = mf.GetMetric()[0]
 	}
 	return out

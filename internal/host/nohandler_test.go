@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/testenv"
 )
@@ -25,14 +23,8 @@ func nohandler(t *testing.T, c collect.Collector) map[string]float64 {
 	if err := c.Update(context.Background(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]float64{}
-	for _, mf := range mfs {
+	for _, mf := range gatherFamilies(t, c) {
 		if mf.GetName() == "node_network_receive_nohandler_total" {
 			for _, m := range mf.GetMetric() {
 				out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
