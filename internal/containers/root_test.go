@@ -5,6 +5,7 @@ package containers
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -190,6 +191,13 @@ func TestRootCgroupReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	after, netAfter := cpuTotal(), hostNet()
+	// In the host's network namespace, the interfaces come by rtnetlink,
+	// whether PID 1's namespace link can be read or not.
+	self, _ := os.Readlink("/proc/self/ns/net")
+	init, _ := os.Readlink("/proc/1/ns/net")
+	if (self == init || self == fmt.Sprintf("net:[%d]", initNetNSIno)) && c.rootNet == nil {
+		t.Errorf("the root's interfaces read from /proc/1/net/dev: this process is in the host's network namespace (%s, PID 1's %q)", self, init)
+	}
 	got := rootSeries(t, c)
 	// The host's interfaces, by rtnetlink here, between two reads of
 	// /proc/1/net/dev.
