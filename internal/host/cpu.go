@@ -139,7 +139,7 @@ type cpuCollector struct {
 	metricSet
 	log    *slog.Logger
 	r, r2  *reader
-	stat   cpath
+	stat   openFile
 	online cpath
 
 	cpuDesc, guestDesc *metricDesc
@@ -158,7 +158,7 @@ func newCPUCollector(o collect.Options) (*cpuCollector, error) {
 		log:    logger(o),
 		r:      newReader(8192),
 		r2:     newReader(64),
-		stat:   mkpath(o.Paths.ProcFS, "stat"),
+		stat:   openFile{path: mkpath(o.Paths.ProcFS, "stat")},
 		online: mkpath(o.Paths.SysFS, "devices/system/cpu/online"),
 		cpuDesc: newDesc("cpu", "seconds_total", "Seconds the CPUs spent in each mode.",
 			"cpu", "mode"),
@@ -170,6 +170,8 @@ func newCPUCollector(o collect.Options) (*cpuCollector, error) {
 }
 
 func (c *cpuCollector) Name() string { return "cpu" }
+
+func (c *cpuCollector) Close() error { return c.stat.Close() }
 
 func (c *cpuCollector) cpuLabels(id int) *[len(cpuModes) + 2][]string {
 	if l, ok := c.labels[id]; ok {
@@ -195,7 +197,7 @@ func monotonic(v *uint64, last uint64) {
 }
 
 func (c *cpuCollector) Update(_ context.Context, now time.Time) error {
-	b, err := c.r.read(c.stat)
+	b, err := c.stat.read(c.r)
 	if err != nil {
 		return noData(c.log, "cpu", fmt.Errorf("reading cpu stats: %w", err))
 	}

@@ -30,7 +30,7 @@ var cpufreqFiles = [...]string{
 type cpufreqCPU struct {
 	id     string
 	lv     []string
-	files  [len(cpufreqFiles)]cpath
+	files  [len(cpufreqFiles)]openFile
 	gov    cpath
 	govLV  []string // {cpu, governor}; nil when unreadable
 	govStr string
@@ -43,8 +43,11 @@ type cpufreqCollector struct {
 	r       *reader
 	sysCPU  string
 	cpuinfo cpath
-	cpus    []cpufreqCPU
-	rescan  bool
+	// cpuinfoMHz is the last mean "cpu MHz" of /proc/cpuinfo, for a
+	// host without cpufreq.
+	cpuinfoMHz float64
+	cpus       []cpufreqCPU
+	rescan     bool
 	// lastStatic is when the limits and governors were last read.
 	lastStatic time.Time
 
@@ -75,9 +78,20 @@ func newCPUFreqCollector(o collect.Options) (*cpufreqCollector, error) {
 
 func (c *cpufreqCollector) Name() string { return "cpufreq" }
 
+// Close closes the CPUs' files.
+func (c *cpufreqCollector) Close() error {
+	for i := range c.cpus {
+		for f := range c.cpus[i].files {
+			c.cpus[i].files[f].Close()
+		}
+	}
+	return nil
+}
+
 // scan lists the CPUs that have a cpufreq directory. It runs at the first
 // tick and again after a CPU's files vanish (hotplug), not every tick.
 func (c *cpufreqCollector) scan() {
+	c.Close()
 	c.cpus = c.cpus[:0]
 	ents, err := os.ReadDir(c.sysCPU)
 	if err != nil {
@@ -99,7 +113,7 @@ func (c *cpufreqCollector) scan() {
 		for i, f := range cpufreqFiles {
 			// cpuinfo_cur_freq is root-only and absent on many drivers.
 			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-				cpu.files[i] = mkpath(dir, f)
+				cpu.files[i] = openFile{path: mkpath(dir, f)}
 			}
 		}
 		c.cpus = append(c.cpus, cpu)
@@ -136,7 +150,7 @@ func (c *cpufreqCollector) Update(_ context.Context, now time.Time) error {
 	for i := range c.cpus {
 		cpu := &c.cpus[i]
 		for f := range cpufreqFiles {
-			if cpu.files[f] == nil {
+			if cpu.files[f].path == nil {
 				continue
 			}
 			var v uint64
@@ -144,7 +158,7 @@ func (c *cpufreqCollector) Update(_ context.Context, now time.Time) error {
 				v = cpu.static[f]
 			} else {
 				var err error
-				if v, err = c.r.readUint(cpu.files[f]); err != nil {
+				if v, err = cpu.files[f].readUint(c.r); err != nil {
 					c.rescan = true // the CPU went offline
 					continue
 				}
@@ -173,8 +187,17 @@ func (c *cpufreqCollector) Update(_ context.Context, now time.Time) error {
 	mhz := 0.0
 	if n > 0 {
 		mhz = sum / float64(n)
-	} else if b, err := c.r.read(c.cpuinfo); err == nil {
-		mhz = parseCPUInfoMHz(b)
+	} else if static || len(c.cpus) > 0 {
+		// Without cpufreq, "cpu MHz" is the nominal frequency on nearly
+		// every host (a VM's, a fixed clock's): read with the limits,
+		// not every tick (/proc/cpuinfo took 37 µs a tick on 2 CPUs).
+		c.cpuinfoMHz = 0
+		if b, err := c.r.read(c.cpuinfo); err == nil {
+			c.cpuinfoMHz = parseCPUInfoMHz(b)
+		}
+		mhz = c.cpuinfoMHz
+	} else {
+		mhz = c.cpuinfoMHz
 	}
 	c.publish(func() { c.mhz = mhz })
 	if len(c.cpus) == 0 && mhz == 0 {

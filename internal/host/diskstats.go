@@ -103,7 +103,7 @@ type diskstatsCollector struct {
 	metricSet
 	log    *slog.Logger
 	r      *reader
-	path   cpath
+	path   openFile
 	sysfs  string
 	rootfs string
 	ex     *regexp.Regexp
@@ -130,7 +130,7 @@ func newDiskstatsCollector(o collect.Options, ho Options, sh *shared) (*diskstat
 	return &diskstatsCollector{
 		log:    logger(o),
 		r:      newReader(4096),
-		path:   mkpath(o.Paths.ProcFS, "diskstats"),
+		path:   openFile{path: mkpath(o.Paths.ProcFS, "diskstats")},
 		sysfs:  o.Paths.SysFS,
 		rootfs: o.Paths.RootFS,
 		ex:     ex,
@@ -161,6 +161,8 @@ func newDiskstatsCollector(o collect.Options, ho Options, sh *shared) (*diskstat
 }
 
 func (c *diskstatsCollector) Name() string { return "diskstats" }
+
+func (c *diskstatsCollector) Close() error { return c.path.Close() }
 
 // device returns the cached description of a block device, reading its
 // sysfs and udev attributes once per device (and again if its number
@@ -213,7 +215,7 @@ func readUdevData(path string) map[string]string {
 }
 
 func (c *diskstatsCollector) Update(_ context.Context, now time.Time) error {
-	b, err := c.r.read(c.path)
+	b, err := c.path.read(c.r)
 	if err != nil {
 		return noData(c.log, "diskstats", fmt.Errorf("reading diskstats: %w", err))
 	}

@@ -33,7 +33,7 @@ type filefdCollector struct {
 	metricSet
 	log            *slog.Logger
 	r              *reader
-	path           cpath
+	path           openFile
 	alloc, maximum *metricDesc
 	allocated      uint64
 }
@@ -42,7 +42,7 @@ func newFilefdCollector(o collect.Options) (*filefdCollector, error) {
 	return &filefdCollector{
 		log:     logger(o),
 		r:       newReader(128),
-		path:    mkpath(o.Paths.ProcFS, "sys/fs/file-nr"),
+		path:    openFile{path: mkpath(o.Paths.ProcFS, "sys/fs/file-nr")},
 		alloc:   newDesc("filefd", "allocated", "File descriptor statistics: allocated."),
 		maximum: newDesc("filefd", "maximum", "File descriptor statistics: maximum."),
 	}, nil
@@ -50,8 +50,10 @@ func newFilefdCollector(o collect.Options) (*filefdCollector, error) {
 
 func (c *filefdCollector) Name() string { return "filefd" }
 
+func (c *filefdCollector) Close() error { return c.path.Close() }
+
 func (c *filefdCollector) Update(_ context.Context, _ time.Time) error {
-	b, err := c.r.read(c.path)
+	b, err := c.path.read(c.r)
 	if err != nil {
 		return noData(c.log, "filefd", fmt.Errorf("reading file-nr: %w", err))
 	}

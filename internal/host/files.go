@@ -19,7 +19,7 @@ import (
 
 // fileValue is a metric whose value is the one integer in a file.
 type fileValue struct {
-	path cpath
+	file openFile
 	desc *metricDesc
 	typ  prometheus.ValueType
 }
@@ -40,12 +40,21 @@ type filesCollector struct {
 
 func (c *filesCollector) Name() string { return c.name }
 
+func (c *filesCollector) Close() error {
+	var errs []error
+	for i := range c.files {
+		errs = append(errs, c.files[i].file.Close())
+	}
+	return errors.Join(errs...)
+}
+
 func (c *filesCollector) Update(_ context.Context, _ time.Time) error {
 	c.begin()
 	found := 0
 	var firstErr error
-	for _, f := range c.files {
-		v, err := c.r.readUint(f.path)
+	for i := range c.files {
+		f := &c.files[i]
+		v, err := f.file.readUint(c.r)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) && firstErr == nil {
 				firstErr = err
@@ -65,7 +74,7 @@ func (c *filesCollector) Update(_ context.Context, _ time.Time) error {
 		return fmt.Errorf("reading %s: %w", c.name, firstErr)
 	}
 	if found == 0 {
-		return noData(c.log, c.name, fmt.Errorf("reading %s: %w", c.files[0].path, fs.ErrNotExist))
+		return noData(c.log, c.name, fmt.Errorf("reading %s: %w", c.files[0].file.path, fs.ErrNotExist))
 	}
 	return nil
 }
@@ -76,8 +85,8 @@ func newEntropyCollector(o collect.Options) (*filesCollector, error) {
 	return &filesCollector{
 		name: "entropy", log: logger(o), r: newReader(64),
 		files: []fileValue{
-			{mkpath(o.Paths.ProcFS, "sys/kernel/random/entropy_avail"), newDesc("", "entropy_available_bits", "Bits of available entropy."), prometheus.GaugeValue},
-			{mkpath(o.Paths.ProcFS, "sys/kernel/random/poolsize"), newDesc("", "entropy_pool_size_bits", "Bits of entropy pool."), prometheus.GaugeValue},
+			{openFile{path: mkpath(o.Paths.ProcFS, "sys/kernel/random/entropy_avail")}, newDesc("", "entropy_available_bits", "Bits of available entropy."), prometheus.GaugeValue},
+			{openFile{path: mkpath(o.Paths.ProcFS, "sys/kernel/random/poolsize")}, newDesc("", "entropy_pool_size_bits", "Bits of entropy pool."), prometheus.GaugeValue},
 		},
 	}, nil
 }
@@ -86,7 +95,7 @@ func newKernelHungCollector(o collect.Options) (*filesCollector, error) {
 	return &filesCollector{
 		name: "kernel_hung", log: logger(o), r: newReader(64),
 		files: []fileValue{
-			{mkpath(o.Paths.ProcFS, "sys/kernel/hung_task_detect_count"), newDesc("kernel", "hung_tasks_total", "Total number of tasks that have been detected as hung since the system booted."), prometheus.CounterValue},
+			{openFile{path: mkpath(o.Paths.ProcFS, "sys/kernel/hung_task_detect_count")}, newDesc("kernel", "hung_tasks_total", "Total number of tasks that have been detected as hung since the system booted."), prometheus.CounterValue},
 		},
 	}, nil
 }
@@ -186,7 +195,9 @@ type conntrackCollector struct {
 	stat *conntrackStat
 }
 
-func (c *conntrackCollector) Close() error { return c.stat.f.Close() }
+func (c *conntrackCollector) Close() error {
+	return errors.Join(c.stat.f.Close(), c.filesCollector.Close())
+}
 
 func newConntrackCollector(o collect.Options) (*conntrackCollector, error) {
 	d := func(name, help string) *metricDesc { return newDesc("nf_conntrack", name, help) }
@@ -207,8 +218,8 @@ func newConntrackCollector(o collect.Options) (*conntrackCollector, error) {
 	return &conntrackCollector{stat: st, filesCollector: &filesCollector{
 		name: "conntrack", log: logger(o), r: newReader(64),
 		files: []fileValue{
-			{mkpath(o.Paths.ProcFS, "sys/net/netfilter/nf_conntrack_count"), d("entries", "Number of currently allocated flow entries for connection tracking."), prometheus.GaugeValue},
-			{mkpath(o.Paths.ProcFS, "sys/net/netfilter/nf_conntrack_max"), d("entries_limit", "Maximum size of connection tracking table."), prometheus.GaugeValue},
+			{openFile{path: mkpath(o.Paths.ProcFS, "sys/net/netfilter/nf_conntrack_count")}, d("entries", "Number of currently allocated flow entries for connection tracking."), prometheus.GaugeValue},
+			{openFile{path: mkpath(o.Paths.ProcFS, "sys/net/netfilter/nf_conntrack_max")}, d("entries_limit", "Maximum size of connection tracking table."), prometheus.GaugeValue},
 		},
 		extra: st.update,
 	}}, nil

@@ -35,7 +35,7 @@ type loadavgCollector struct {
 	metricSet
 	log   *slog.Logger
 	r     *reader
-	path  cpath
+	path  openFile
 	descs [3]*metricDesc
 	load  [3]float64
 }
@@ -44,7 +44,7 @@ func newLoadavgCollector(o collect.Options) (*loadavgCollector, error) {
 	return &loadavgCollector{
 		log:  logger(o),
 		r:    newReader(128),
-		path: mkpath(o.Paths.ProcFS, "loadavg"),
+		path: openFile{path: mkpath(o.Paths.ProcFS, "loadavg")},
 		descs: [3]*metricDesc{
 			newDesc("", "load1", "1m load average."),
 			newDesc("", "load5", "5m load average."),
@@ -55,8 +55,10 @@ func newLoadavgCollector(o collect.Options) (*loadavgCollector, error) {
 
 func (c *loadavgCollector) Name() string { return "loadavg" }
 
+func (c *loadavgCollector) Close() error { return c.path.Close() }
+
 func (c *loadavgCollector) Update(_ context.Context, _ time.Time) error {
-	b, err := c.r.read(c.path)
+	b, err := c.path.read(c.r)
 	if err != nil {
 		return noData(c.log, "loadavg", fmt.Errorf("reading load average: %w", err))
 	}

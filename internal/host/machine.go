@@ -36,7 +36,7 @@ type machineCollector struct {
 	metricSet
 	log     *slog.Logger
 	r       *reader
-	online  cpath
+	online  openFile
 	meminfo cpath
 	cpuDir  string
 	// idFiles are the files of the boot_id, machine_id and system_uuid
@@ -55,7 +55,7 @@ func newMachineCollector(o collect.Options) (*machineCollector, error) {
 	c := &machineCollector{
 		log:     logger(o),
 		r:       newReader(4096),
-		online:  mkpath(o.Paths.SysFS, "devices/system/cpu/online"),
+		online:  openFile{path: mkpath(o.Paths.SysFS, "devices/system/cpu/online")},
 		meminfo: mkpath(o.Paths.ProcFS, "meminfo"),
 		cpuDir:  filepath.Join(o.Paths.SysFS, "devices/system/cpu"),
 		idFiles: [3][]string{
@@ -75,8 +75,10 @@ func newMachineCollector(o collect.Options) (*machineCollector, error) {
 
 func (c *machineCollector) Name() string { return "machine" }
 
+func (c *machineCollector) Close() error { return c.online.Close() }
+
 func (c *machineCollector) Update(_ context.Context, now time.Time) error {
-	online, err := c.r.read(c.online)
+	online, err := c.online.read(c.r)
 	if err != nil {
 		online = nil
 	}
@@ -98,7 +100,7 @@ func (c *machineCollector) read(online []byte) error {
 	var errs []error
 	c.begin()
 	if online == nil {
-		errs = append(errs, fmt.Errorf("reading %s", c.online))
+		errs = append(errs, fmt.Errorf("reading %s", c.online.path))
 	} else if cores, physical, sockets, err := c.topology(online); err != nil {
 		errs = append(errs, err)
 	} else {
@@ -184,7 +186,7 @@ func (c *machineCollector) topology(online []byte) (cores, physical, sockets int
 		return 0, 0, 0, err
 	}
 	if cores > maxMachineCPUs {
-		return 0, 0, 0, fmt.Errorf("reading %s: more than %d CPUs", c.online, maxMachineCPUs)
+		return 0, 0, 0, fmt.Errorf("reading %s: more than %d CPUs", c.online.path, maxMachineCPUs)
 	}
 	if missing {
 		return cores, 0, 0, nil

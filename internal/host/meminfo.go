@@ -95,7 +95,7 @@ type meminfoCollector struct {
 	metricSet
 	log    *slog.Logger
 	r      *reader
-	path   cpath
+	path   openFile
 	fields map[string]meminfoField
 	mi     Meminfo
 }
@@ -104,15 +104,17 @@ func newMeminfoCollector(o collect.Options) (*meminfoCollector, error) {
 	return &meminfoCollector{
 		log:    logger(o),
 		r:      newReader(8192),
-		path:   mkpath(o.Paths.ProcFS, "meminfo"),
+		path:   openFile{path: mkpath(o.Paths.ProcFS, "meminfo")},
 		fields: map[string]meminfoField{},
 	}, nil
 }
 
 func (c *meminfoCollector) Name() string { return "meminfo" }
 
+func (c *meminfoCollector) Close() error { return c.path.Close() }
+
 func (c *meminfoCollector) Update(_ context.Context, _ time.Time) error {
-	b, err := c.r.read(c.path)
+	b, err := c.path.read(c.r)
 	if err != nil {
 		return noData(c.log, "meminfo", fmt.Errorf("reading meminfo: %w", err))
 	}

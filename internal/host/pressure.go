@@ -59,7 +59,7 @@ type pressureCollector struct {
 	metricSet
 	log                      *slog.Logger
 	r                        *reader
-	cpu, io, mem             cpath
+	cpu, io, mem             openFile
 	cpuWait, ioWait, ioStall *metricDesc
 	memWait, memStall        *metricDesc
 }
@@ -68,9 +68,9 @@ func newPressureCollector(o collect.Options) (*pressureCollector, error) {
 	return &pressureCollector{
 		log:      logger(o),
 		r:        newReader(512),
-		cpu:      mkpath(o.Paths.ProcFS, "pressure/cpu"),
-		io:       mkpath(o.Paths.ProcFS, "pressure/io"),
-		mem:      mkpath(o.Paths.ProcFS, "pressure/memory"),
+		cpu:      openFile{path: mkpath(o.Paths.ProcFS, "pressure/cpu")},
+		io:       openFile{path: mkpath(o.Paths.ProcFS, "pressure/io")},
+		mem:      openFile{path: mkpath(o.Paths.ProcFS, "pressure/memory")},
 		cpuWait:  newDesc("pressure", "cpu_waiting_seconds_total", "Total time in seconds that processes have waited for CPU time"),
 		ioWait:   newDesc("pressure", "io_waiting_seconds_total", "Total time in seconds that processes have waited due to IO congestion"),
 		ioStall:  newDesc("pressure", "io_stalled_seconds_total", "Total time in seconds no process could make progress due to IO congestion"),
@@ -81,8 +81,12 @@ func newPressureCollector(o collect.Options) (*pressureCollector, error) {
 
 func (c *pressureCollector) Name() string { return "pressure" }
 
-func (c *pressureCollector) read(p cpath) (PSI, error) {
-	b, err := c.r.read(p)
+func (c *pressureCollector) Close() error {
+	return errors.Join(c.cpu.Close(), c.io.Close(), c.mem.Close())
+}
+
+func (c *pressureCollector) read(f *openFile) (PSI, error) {
+	b, err := f.read(c.r)
 	if err != nil {
 		return PSI{}, err
 	}
@@ -92,10 +96,10 @@ func (c *pressureCollector) read(p cpath) (PSI, error) {
 func (c *pressureCollector) Update(_ context.Context, _ time.Time) error {
 	c.begin()
 	for _, res := range [...]struct {
-		path       cpath
+		file       *openFile
 		some, full *metricDesc
-	}{{c.cpu, c.cpuWait, nil}, {c.io, c.ioWait, c.ioStall}, {c.mem, c.memWait, c.memStall}} {
-		p, err := c.read(res.path)
+	}{{&c.cpu, c.cpuWait, nil}, {&c.io, c.ioWait, c.ioStall}, {&c.mem, c.memWait, c.memStall}} {
+		p, err := c.read(res.file)
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.EOPNOTSUPP) {
 			// No CONFIG_PSI, or booted with psi=0.
 			c.clear()

@@ -6,6 +6,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -138,7 +139,7 @@ func (c *processesCollector) Close() error {
 		unix.Close(f.fd)
 		delete(c.fds, pid)
 	}
-	return nil
+	return errors.Join(c.meminfo.Close(), c.loadavg.Close(), c.pidMax.Close(), c.thrMax.Close())
 }
 
 // procEntry is what the collector remembers of a process between ticks.
@@ -197,9 +198,9 @@ type processesCollector struct {
 	r        *reader
 	procfs   string
 	dir      cpath
-	meminfo  cpath
-	pidMax   cpath
-	thrMax   cpath
+	meminfo  openFile
+	pidMax   openFile
+	thrMax   openFile
 	topN     int
 	cmdLines bool
 	pageSize uint64
@@ -211,7 +212,7 @@ type processesCollector struct {
 	interval time.Duration
 	scans    int
 	states   [256]uint64
-	loadavg  cpath
+	loadavg  openFile
 	fds      map[int32]*statFD
 	maxFD    int
 	gen      uint64
@@ -290,11 +291,11 @@ func newProcessesCollector(o collect.Options, ho Options) (*processesCollector, 
 		r:              newReader(4096),
 		procfs:         o.Paths.ProcFS,
 		dir:            mkpath(o.Paths.ProcFS),
-		meminfo:        mkpath(o.Paths.ProcFS, "meminfo"),
-		loadavg:        mkpath(o.Paths.ProcFS, "loadavg"),
+		meminfo:        openFile{path: mkpath(o.Paths.ProcFS, "meminfo")},
+		loadavg:        openFile{path: mkpath(o.Paths.ProcFS, "loadavg")},
 		interval:       ho.ProcessesScanInterval,
-		pidMax:         mkpath(o.Paths.ProcFS, "sys/kernel/pid_max"),
-		thrMax:         mkpath(o.Paths.ProcFS, "sys/kernel/threads-max"),
+		pidMax:         openFile{path: mkpath(o.Paths.ProcFS, "sys/kernel/pid_max")},
+		thrMax:         openFile{path: mkpath(o.Paths.ProcFS, "sys/kernel/threads-max")},
 		topN:           n,
 		cmdLines:       o.CommandLines,
 		pageSize:       uint64(os.Getpagesize()),
@@ -462,7 +463,7 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 	c.states = states
 
 	var memTotal uint64
-	if b, err := c.r.read(c.meminfo); err == nil {
+	if b, err := c.meminfo.read(c.r); err == nil {
 		_ = parseMeminfo(b, func(key []byte, v uint64, _ bool) {
 			if string(key) == "MemTotal" {
 				memTotal = v
@@ -505,7 +506,7 @@ func (c *processesCollector) mustList() (uint64, bool) {
 			c.ownPIDNS = 1
 		}
 	}
-	b, err := c.r.read(c.loadavg)
+	b, err := c.loadavg.read(c.r)
 	if err != nil {
 		return 0, true
 	}
@@ -545,7 +546,7 @@ func (c *processesCollector) count() error {
 	c.mu.RLock()
 	nProcs, nThreads := c.nProcs, c.nThreads
 	c.mu.RUnlock()
-	if b, err := c.r.read(c.loadavg); err == nil {
+	if b, err := c.loadavg.read(c.r); err == nil {
 		// "0.52 0.58 0.59 2/218 4242": runnable/all threads.
 		x := nthField(b, 3)
 		if j := bytes.IndexByte(x, '/'); j >= 0 {
@@ -563,7 +564,7 @@ func (c *processesCollector) count() error {
 func (c *processesCollector) emit(nProcs, nThreads uint64) {
 	c.begin()
 	c.add(c.threadsDesc, prometheus.GaugeValue, float64(nThreads), nil)
-	if v, err := c.r.readUint(c.thrMax); err == nil {
+	if v, err := c.thrMax.readUint(c.r); err == nil {
 		c.add(c.maxThreadsDesc, prometheus.GaugeValue, float64(v), nil)
 	}
 	for s, n := range c.states {
@@ -576,7 +577,7 @@ func (c *processesCollector) emit(nProcs, nThreads uint64) {
 		c.add(c.stateDesc, prometheus.GaugeValue, float64(n), c.stateLV[s])
 	}
 	c.add(c.pidsDesc, prometheus.GaugeValue, float64(nProcs), nil)
-	if v, err := c.r.readUint(c.pidMax); err == nil {
+	if v, err := c.pidMax.readUint(c.r); err == nil {
 		c.add(c.maxPidsDesc, prometheus.GaugeValue, float64(v), nil)
 	}
 }

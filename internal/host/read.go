@@ -118,6 +118,19 @@ func (f *openFile) read(r *reader) ([]byte, error) {
 	return b, nil
 }
 
+// readUint reads the file as one unsigned integer.
+func (f *openFile) readUint(r *reader) (uint64, error) {
+	b, err := f.read(r)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := parseUint(bytes.TrimSpace(b))
+	if !ok {
+		return 0, &os.PathError{Op: "parse", Path: f.path.String(), Err: strconv.ErrSyntax}
+	}
+	return v, nil
+}
+
 // Close closes the file if it is open.
 func (f *openFile) Close() error {
 	if !f.open {

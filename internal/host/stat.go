@@ -6,6 +6,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -76,7 +77,7 @@ type statCollector struct {
 	metricSet
 	log          *slog.Logger
 	r            *reader
-	stat, uptime cpath
+	stat, uptime openFile
 
 	bootTime, ctxt, forks, intr, running, blocked *metricDesc
 
@@ -89,8 +90,8 @@ func newStatCollector(o collect.Options) (*statCollector, error) {
 	return &statCollector{
 		log:      logger(o),
 		r:        newReader(8192),
-		stat:     mkpath(o.Paths.ProcFS, "stat"),
-		uptime:   mkpath(o.Paths.ProcFS, "uptime"),
+		stat:     openFile{path: mkpath(o.Paths.ProcFS, "stat")},
+		uptime:   openFile{path: mkpath(o.Paths.ProcFS, "uptime")},
 		bootTime: newDesc("", "boot_time_seconds", "Node boot time, in unixtime."),
 		ctxt:     newDesc("", "context_switches_total", "Total number of context switches."),
 		forks:    newDesc("", "forks_total", "Total number of forks."),
@@ -102,8 +103,10 @@ func newStatCollector(o collect.Options) (*statCollector, error) {
 
 func (c *statCollector) Name() string { return "stat" }
 
+func (c *statCollector) Close() error { return errors.Join(c.stat.Close(), c.uptime.Close()) }
+
 func (c *statCollector) Update(_ context.Context, _ time.Time) error {
-	b, err := c.r.read(c.stat)
+	b, err := c.stat.read(c.r)
 	if err != nil {
 		return noData(c.log, "stat", fmt.Errorf("reading stat: %w", err))
 	}
@@ -112,7 +115,7 @@ func (c *statCollector) Update(_ context.Context, _ time.Time) error {
 		return err
 	}
 	up, haveUp := 0.0, false
-	if b, err := c.r.read(c.uptime); err == nil {
+	if b, err := c.uptime.read(c.r); err == nil {
 		if v, err := parseUptime(b); err == nil {
 			up, haveUp = v, true
 		}

@@ -6,6 +6,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,7 +21,7 @@ import (
 
 type clocksource struct {
 	device             string
-	available, current cpath
+	available, current openFile
 	availRaw, curRaw   []byte
 	availLV            [][]string // clocksource, device
 	curLV              []string
@@ -55,6 +56,14 @@ func newTimeCollector(o collect.Options) (*timeCollector, error) {
 
 func (c *timeCollector) Name() string { return "time" }
 
+func (c *timeCollector) Close() error {
+	var errs []error
+	for i := range c.sources {
+		errs = append(errs, c.sources[i].available.Close(), c.sources[i].current.Close())
+	}
+	return errors.Join(errs...)
+}
+
 func (c *timeCollector) scan() {
 	c.scanned = true
 	ents, err := os.ReadDir(c.dir)
@@ -69,8 +78,8 @@ func (c *timeCollector) scan() {
 		d := filepath.Join(c.dir, e.Name())
 		c.sources = append(c.sources, clocksource{
 			device:    dev,
-			available: mkpath(d, "available_clocksource"),
-			current:   mkpath(d, "current_clocksource"),
+			available: openFile{path: mkpath(d, "available_clocksource")},
+			current:   openFile{path: mkpath(d, "current_clocksource")},
 		})
 	}
 }
@@ -88,7 +97,7 @@ func (c *timeCollector) Update(_ context.Context, now time.Time) error {
 	c.add(c.zone, prometheus.GaugeValue, float64(off), c.zoneLV)
 	for i := range c.sources {
 		s := &c.sources[i]
-		if b, err := c.r.read(s.available); err == nil {
+		if b, err := s.available.read(c.r); err == nil {
 			b = bytes.TrimSpace(b)
 			if s.availLV == nil || !bytes.Equal(b, s.availRaw) {
 				s.availRaw = append(s.availRaw[:0], b...)
@@ -101,7 +110,7 @@ func (c *timeCollector) Update(_ context.Context, now time.Time) error {
 				c.add(c.avail, prometheus.GaugeValue, 1, lv)
 			}
 		}
-		if b, err := c.r.read(s.current); err == nil {
+		if b, err := s.current.read(c.r); err == nil {
 			b = bytes.TrimSpace(b)
 			if s.curLV == nil || !bytes.Equal(b, s.curRaw) {
 				s.curRaw = append(s.curRaw[:0], b...)

@@ -28,7 +28,7 @@ type unameCollector struct {
 	metricSet
 	log   *slog.Logger
 	r     *reader
-	paths [len(unameFiles)]cpath
+	files [len(unameFiles)]openFile
 	vals  [len(unameFiles)][]byte
 	lv    []string
 	info  *metricDesc
@@ -41,12 +41,19 @@ func newUnameCollector(o collect.Options) (*unameCollector, error) {
 		info: newDesc("uname", "info", "Labeled system information as provided by the uname system call.", "domainname", "machine", "nodename", "release", "sysname", "version"),
 	}
 	for i, f := range unameFiles {
-		c.paths[i] = mkpath(o.Paths.ProcFS, "sys/kernel", f)
+		c.files[i] = openFile{path: mkpath(o.Paths.ProcFS, "sys/kernel", f)}
 	}
 	return c, nil
 }
 
 func (c *unameCollector) Name() string { return "uname" }
+
+func (c *unameCollector) Close() error {
+	for i := range c.files {
+		c.files[i].Close()
+	}
+	return nil
+}
 
 // static are the uname files that cannot change without a reboot; they are
 // read once, the host and domain names every tick.
@@ -54,11 +61,11 @@ var unameStatic = [len(unameFiles)]bool{false, true, false, true, true, true}
 
 func (c *unameCollector) Update(_ context.Context, _ time.Time) error {
 	changed := c.lv == nil
-	for i, p := range c.paths {
+	for i := range c.files {
 		if unameStatic[i] && c.lv != nil {
 			continue
 		}
-		b, err := c.r.read(p)
+		b, err := c.files[i].read(c.r)
 		if err != nil {
 			if unameFiles[i] == "arch" {
 				b = []byte(machine())
