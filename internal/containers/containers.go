@@ -188,10 +188,13 @@ type Collector struct {
 	// sample is what Fill serves, by name; scrapeOrder the same for
 	// Collect, in the registry's order, the root first. Update rebuilds
 	// sample when members moved (a container known or dropped, or no
-	// longer pending) and sorts it again only when it is out of order;
-	// byLabels is sample in the registry's order, kept the same way.
+	// longer pending) and checks the order only then or when a
+	// container's label sets were rebuilt (relabeled), sorting only when
+	// it is broken; byLabels is sample in the registry's order, kept the
+	// same way.
 	sample, scrapeOrder, byLabels []*container
 	members, sampled              uint64
+	relabeled                     bool
 }
 
 var (

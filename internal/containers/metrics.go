@@ -553,6 +553,7 @@ func (c *Collector) updateLabels(ct *container) {
 			lp.fs = newLabelSet(append(kv[:len(kv):len(kv)], "device", c.fsDevice)...)
 		}
 		ct.lp, ct.lpStale = lp, false
+		c.relabeled = true
 	}
 	kv := ct.baseKV
 	for i := range ct.stats.IO.Devices {

@@ -102,18 +102,23 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 		}
 		c.byLabels = append(c.byLabels[:0], c.sample...)
 		c.sampled = c.members
+		c.relabeled = true
 	}
 	// Sorted once, the order holds from tick to tick until a name or a
-	// label changes: 150 containers were sorted twice a tick, 2.5 % of
-	// the agent's CPU.
-	if !slices.IsSortedFunc(c.sample, byName) {
-		slices.SortFunc(c.sample, byName)
-	}
-	// Collect's order is the registry's: by label values in label-name
-	// order. Served in that order, the registry's sort of each family is a
-	// linear pass over sorted input.
-	if !slices.IsSortedFunc(c.byLabels, byLabelValues) {
-		slices.SortFunc(c.byLabels, byLabelValues)
+	// label changes (a container's label sets rebuilt): 150 containers
+	// were sorted twice a tick, 2.5 % of the agent's CPU, and checking
+	// the order every tick was 1.6 % still.
+	if c.relabeled {
+		if !slices.IsSortedFunc(c.sample, byName) {
+			slices.SortFunc(c.sample, byName)
+		}
+		// Collect's order is the registry's: by label values in
+		// label-name order. Served in that order, the registry's sort of
+		// each family is a linear pass over sorted input.
+		if !slices.IsSortedFunc(c.byLabels, byLabelValues) {
+			slices.SortFunc(c.byLabels, byLabelValues)
+		}
+		c.relabeled = false
 	}
 	c.scrapeOrder = append(c.scrapeOrder[:0], c.byLabels...)
 	if err := c.updateRoot(now); err != nil {
