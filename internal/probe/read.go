@@ -31,8 +31,10 @@ const (
 	// goneSweepEvery is how often cgroupfs is checked for removed cgroups
 	// when the cgroups probe, which reports removals, is down.
 	goneSweepEvery = 30 * time.Second
-	// mapMemoryEvery is how often map memory is asked of the kernel.
-	mapMemoryEvery = 10 * time.Second
+	// mapMemoryEvery is how often map memory, and the programs'
+	// recursion misses when run-time statistics are off, are asked of the
+	// kernel: a read of /proc fdinfo per map took 2.4 ms.
+	mapMemoryEvery = time.Minute
 	// maxRetired bounds the removed cgroups whose final counts are kept
 	// for RemovedRetention: anyone who may create cgroups creates these
 	// entries. Beyond it the oldest are forgotten first and counted in
@@ -72,6 +74,9 @@ type readState struct {
 	lastSweep time.Time
 	maps      []MapStats
 	mapsAt    time.Time
+	// progs are the programs' statistics as last read (progsAt).
+	progs   []ProgramStats
+	progsAt time.Time
 	// byPath indexes a snapshot's cgroups by path while it is built, and
 	// live marks those the probes' maps still hold; both are kept for
 	// the next tick.
@@ -722,17 +727,26 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 		}
 	}
 
-	for _, np := range p.progs {
-		ps := ProgramStats{Probe: np.probe, Name: np.name}
-		if st, err := np.prog.Stats(); err == nil {
-			ps.RunCount = st.RunCount
-			ps.RunTime = st.Runtime
-			ps.Missed = st.RecursionMisses
+	// A program's statistics cost a bpf() call each. Without run-time
+	// statistics only the recursion misses move, and they are rare: read
+	// with the map memory then (16 of 1 319 samples of the agent's CPU
+	// beside 150 containers went to reading them every tick).
+	if p.stats != nil || s.progs == nil || now.Sub(s.progsAt) >= mapMemoryEvery || now.Before(s.progsAt) {
+		s.progsAt = now
+		s.progs = make([]ProgramStats, 0, len(p.progs))
+		for _, np := range p.progs {
+			ps := ProgramStats{Probe: np.probe, Name: np.name}
+			if st, err := np.prog.Stats(); err == nil {
+				ps.RunCount = st.RunCount
+				ps.RunTime = st.Runtime
+				ps.Missed = st.RecursionMisses
+			}
+			s.progs = append(s.progs, ps)
 		}
-		snap.Programs = append(snap.Programs, ps)
 	}
+	snap.Programs = s.progs
 	// Map memory moves slowly and costs a read of /proc fdinfo per map.
-	if s.maps == nil || now.Sub(s.mapsAt) >= mapMemoryEvery {
+	if s.maps == nil || now.Sub(s.mapsAt) >= mapMemoryEvery || now.Before(s.mapsAt) {
 		s.mapsAt = now
 		s.maps = make([]MapStats, 0, len(p.mapList))
 		for _, nm := range p.mapList {
