@@ -53,6 +53,11 @@ struct {
 
 DEFINE_DROPS(cgroups_drops, CGROUPS_DROP_MAX);
 
+// removed_count counts the removals put in cgroup_removed: user space
+// walks that map, every bucket of it even when it is empty, only when the
+// count moved or entries are still waiting to be reaped.
+__u64 removed_count = 0;
+
 // Scratch space for a name: too large for the stack.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -102,5 +107,7 @@ int BPF_PROG(crmon_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 		return 0;
 	if (bpf_map_update_elem(&cgroup_removed, &key, &now, BPF_ANY))
 		count_drop(&cgroups_drops, CGROUPS_DROP_REMOVED_FULL);
+	else
+		__sync_fetch_and_add(&removed_count, 1);
 	return 0;
 }

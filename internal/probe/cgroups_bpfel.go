@@ -36,6 +36,7 @@ const (
 	cgroupsProgCrmonCgroupMkdir = "crmon_cgroup_mkdir"
 	cgroupsProgCrmonCgroupRmdir = "crmon_cgroup_rmdir"
 	cgroupsVarBlkioHierarchy    = "blkio_hierarchy"
+	cgroupsVarRemovedCount      = "removed_count"
 )
 
 // loadCgroups returns the embedded CollectionSpec for cgroups.
@@ -99,6 +100,7 @@ type cgroupsMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type cgroupsVariableSpecs struct {
 	BlkioHierarchy *ebpf.VariableSpec `ebpf:"blkio_hierarchy"`
+	RemovedCount   *ebpf.VariableSpec `ebpf:"removed_count"`
 }
 
 // cgroupsObjects contains all objects after they have been loaded into the kernel.
@@ -141,6 +143,7 @@ func (m *cgroupsMaps) Close() error {
 // It can be passed to loadCgroupsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type cgroupsVariables struct {
 	BlkioHierarchy *ebpf.Variable `ebpf:"blkio_hierarchy"`
+	RemovedCount   *ebpf.Variable `ebpf:"removed_count"`
 }
 
 // cgroupsPrograms contains all programs after they have been loaded into the kernel.

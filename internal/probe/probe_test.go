@@ -775,6 +775,11 @@ func TestShortLivedCgroup(t *testing.T) {
 	if !c2.Removed {
 		t.Error("removed cgroup not marked Removed")
 	}
+	// The reads walk cgroup_removed only when the probe counted a removal.
+	var removed uint64
+	if err := p.cgroups.RemovedCount.Get(&removed); err != nil || removed == 0 {
+		t.Errorf("removed_count = %d (%v): the removal was not counted", removed, err)
+	}
 	var n uint64
 	key := c2.ID
 	if key != 0 {

@@ -74,6 +74,11 @@ type readState struct {
 	lastSweep time.Time
 	maps      []MapStats
 	mapsAt    time.Time
+	// removedSeen is the probe's count of removals at the last walk of
+	// cgroup_removed, removedWaiting whether that walk left entries to
+	// reap later.
+	removedSeen    uint64
+	removedWaiting bool
 	// progs are the programs' statistics as last read (progsAt).
 	progs   []ProgramStats
 	progsAt time.Time
@@ -470,21 +475,36 @@ func (s *readState) sweepInflight(olderThan time.Duration) error {
 // the cgroup's path.
 func (s *readState) reap(now time.Time) error {
 	p := s.p
+	// Walking cgroup_removed visits each of its hash buckets, 16 384 at
+	// map_max_entries' default, even when it is empty: 1.7 % of the
+	// agent's CPU beside 150 idle containers. It is walked only when the
+	// probe counted a removal since the last walk, or one is waiting.
+	var count uint64
+	counted := p.cgroups.RemovedCount.Get(&count) == nil
+	if counted && count == s.removedSeen && !s.removedWaiting {
+		s.expireRetired(now)
+		return nil
+	}
 	mono := monotonicNow()
 	var (
-		key  cgroupsCgroupKey
-		ts   uint64
-		done []cgroupsCgroupKey
+		key     cgroupsCgroupKey
+		ts      uint64
+		done    []cgroupsCgroupKey
+		waiting bool
 	)
 	it := p.cgroups.CgroupRemoved.Iterate()
 	for it.Next(&key, &ts) {
 		if ts > mono || mono-ts < uint64(reapDelay) {
+			waiting = true
 			continue
 		}
 		done = append(done, key)
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("reading cgroup_removed: %w", err)
+	}
+	if counted {
+		s.removedSeen, s.removedWaiting = count, waiting
 	}
 	for _, k := range done {
 		if k.Hierarchy == 0 {
