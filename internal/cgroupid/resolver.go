@@ -62,6 +62,15 @@ func (r *Resolver) Path(id uint64) (string, bool) {
 	return "", false
 }
 
+// Known returns the path of id if the Resolver already knows it, without
+// walking the hierarchy.
+func (r *Resolver) Known(id uint64) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.byID[id]
+	return p, ok
+}
+
 // Add records that id is the cgroup at p.
 func (r *Resolver) Add(id uint64, p string) {
 	r.mu.Lock()

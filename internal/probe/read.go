@@ -269,6 +269,11 @@ func (s *readState) resolve(id uint64, hier uint32) (string, bool) {
 	if r == nil {
 		return "", false
 	}
+	// Known already: the on-CPU cgroups are resolved every tick, and a
+	// lookup in the names map is a system call.
+	if path, ok := r.Known(id); ok {
+		return path, true
+	}
 	// A cgroup created since load was named by the cgroup_mkdir program:
 	// cheaper than walking cgroupfs, and the only name of one already gone.
 	if p.cgroups != nil {
