@@ -458,7 +458,7 @@ func TestReadRemovedKeepsLast(t *testing.T) {
 }
 
 // TestReadIdleMemoryStat checks that ReadIdle leaves memory.stat out while
-// the memory usage has not moved since it was read, at most idleStatSkips
+// the memory usage has not moved since it was read, at most IdleSkips
 // times in a row, and reads it at once when the usage moved or after a
 // read of another mode.
 func TestReadIdleMemoryStat(t *testing.T) {
@@ -500,9 +500,9 @@ func TestReadIdleMemoryStat(t *testing.T) {
 	first := s.Memory.InactiveFile
 
 	// Aging moves pages to the inactive list without moving the usage:
-	// left out idleStatSkips times, read the time after.
+	// left out IdleSkips times, read the time after.
 	inactive(int(first) + 4096)
-	for i := range idleStatSkips {
+	for i := range IdleSkips {
 		read(ReadIdle)
 		if s.Memory.InactiveFile != first {
 			t.Fatalf("idle read %d, usage unchanged: inactive_file %d, want the %d read before (memory.stat left out)", i+1, s.Memory.InactiveFile, first)
@@ -510,7 +510,7 @@ func TestReadIdleMemoryStat(t *testing.T) {
 	}
 	read(ReadIdle)
 	if s.Memory.InactiveFile != first+4096 {
-		t.Errorf("idle read %d: inactive_file %d, want %d: memory.stat is due", idleStatSkips+1, s.Memory.InactiveFile, first+4096)
+		t.Errorf("idle read %d: inactive_file %d, want %d: memory.stat is due", IdleSkips+1, s.Memory.InactiveFile, first+4096)
 	}
 	if want := uint64(usage) - s.Memory.InactiveFile; s.Memory.WorkingSet != want {
 		t.Errorf("working set %d, want %d", s.Memory.WorkingSet, want)
@@ -536,5 +536,67 @@ func TestReadIdleMemoryStat(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { r.Read(&s, &buf, ReadIdle) }); n != 0 {
 		t.Errorf("ReadIdle allocates %v times, want 0", n)
+	}
+}
+
+// TestReadIdleQuietIO checks that ReadIdleQuiet leaves the block I/O
+// files out at most IdleSkips times in a row, the devices staying as last
+// read, and that ReadIdle and full reads read them at once.
+func TestReadIdleQuietIO(t *testing.T) {
+	r, cg := fixtureReader(t)
+	var s Stats
+	var buf []byte
+	read := func(mode ReadMode) {
+		t.Helper()
+		if err := r.Read(&s, &buf, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wbytes := func() uint64 {
+		t.Helper()
+		for _, d := range s.IO.Devices {
+			if d.Major == 8 && d.Minor == 0 {
+				return d.WriteBytes
+			}
+		}
+		t.Fatalf("device 8:0 missing from %+v", s.IO.Devices)
+		return 0
+	}
+	// write sets device 8:0's written bytes in io.stat.
+	write := func(v uint64) {
+		t.Helper()
+		b := fmt.Sprintf("8:0 rbytes=1048576 wbytes=%d rios=16 wios=256 dbytes=0 dios=0\n253:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n", v)
+		if err := os.WriteFile(filepath.Join(cg, "io.stat"), []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read(ReadAll)
+	first := wbytes()
+	write(first + 4096)
+	for i := range IdleSkips {
+		read(ReadIdleQuiet)
+		if got := wbytes(); got != first || len(s.IO.Devices) != 2 {
+			t.Fatalf("quiet read %d: written %d over %d devices, want the %d read before (io.stat left out)", i+1, got, len(s.IO.Devices), first)
+		}
+	}
+	read(ReadIdleQuiet)
+	if got := wbytes(); got != first+4096 {
+		t.Errorf("quiet read %d: written %d, want %d: io.stat is due", IdleSkips+1, got, first+4096)
+	}
+	// ReadIdle (the probe could not tell) reads it whatever came before.
+	write(first + 8192)
+	read(ReadIdleQuiet)
+	read(ReadIdle)
+	if got := wbytes(); got != first+8192 {
+		t.Errorf("ReadIdle after a quiet read: written %d, want %d", got, first+8192)
+	}
+	write(first + 12288)
+	read(ReadIdleQuiet)
+	read(ReadCounters)
+	if got := wbytes(); got != first+12288 {
+		t.Errorf("ReadCounters: written %d, want %d", got, first+12288)
+	}
+	if n := testing.AllocsPerRun(100, func() { r.Read(&s, &buf, ReadIdleQuiet) }); n != 0 {
+		t.Errorf("ReadIdleQuiet allocates %v times, want 0", n)
 	}
 }

@@ -30,17 +30,20 @@ const (
 	kindUsage               // the CPU total: read alone to tell idle from busy
 	kindSetting             // limits and CFS settings: change on `docker update`
 	// kindIdle moves also while none of the cgroup's tasks runs: memory
-	// (reclaim uncharges and ages its pages, swap-out), block I/O
-	// (writeback of pages it dirtied).
+	// (reclaim uncharges and ages its pages, swap-out).
 	kindIdle
+	// kindIdleIO is block I/O, which moves without the cgroup's tasks
+	// running when its dirty pages are written back.
+	kindIdleIO
 )
 
 // kindOf classifies a file by name.
 func kindOf(name string) kind {
 	switch name {
-	case "memory.usage_in_bytes", "memory.stat", "memory.current", "memory.events", "memory.swap.current",
-		"blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_serviced_recursive", "io.stat":
+	case "memory.usage_in_bytes", "memory.stat", "memory.current", "memory.events", "memory.swap.current":
 		return kindIdle
+	case "blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_serviced_recursive", "io.stat":
+		return kindIdleIO
 	case "cpuacct.usage":
 		return kindUsage
 	case "cpu.stat":
@@ -160,14 +163,16 @@ type Reader struct {
 	usage int
 	// memStat is the index of memory.stat, -1 if none. statUsage is the
 	// memory usage as of its last read, statSkips how many ReadIdle
-	// reads left it out since (see idleStatSkips).
+	// reads left it out since (see IdleSkips); ioSkips how many
+	// ReadIdleQuiet reads in a row left the block I/O files out.
 	memStat   int
 	statUsage uint64
 	statRead  bool
 	statSkips int
+	ioSkips   int
 }
 
-// idleStatSkips is how many ReadIdle reads in a row may leave memory.stat
+// IdleSkips is how many ReadIdle reads in a row may leave memory.stat
 // out while the cgroup's memory usage has not moved since it was read:
 // with the containers collector's idle refresh every 10 s, an idle
 // container's memory.stat is read at least once a minute. memory.stat is
@@ -175,8 +180,9 @@ type Reader struct {
 // here, before parsing its 36 lines) and the usage file, read first, says
 // whether its memory moved; what moves without the usage (pages aging
 // from the active to the inactive lists, and so the working set; dirty
-// pages written back) is then at most six refreshes old.
-const idleStatSkips = 5
+// pages written back) is then at most six refreshes old. ReadIdleQuiet
+// leaves the block I/O files out as many times.
+const IdleSkips = 5
 
 // ReadMode says which files Read reads.
 type ReadMode int
@@ -190,10 +196,17 @@ const (
 	// ReadIdle reads only what moves while none of the cgroup's tasks
 	// runs: memory usage, memory.stat, memory events and swap, block I/O.
 	// memory.stat is left out while the usage has not moved since it was
-	// read, up to idleStatSkips reads in a row. The rest (CPU, processes,
+	// read, up to IdleSkips reads in a row. The rest (CPU, processes,
 	// pressure, OOM and failure counts, the peak) keep their previous
 	// values in s.
 	ReadIdle
+	// ReadIdleQuiet is ReadIdle for a cgroup that the eBPF block probe
+	// saw issue no request since the last read: its block I/O files are
+	// left out too, up to IdleSkips reads in a row (the probe then
+	// stands for them; the files still catch what it could not see, at
+	// most that many reads late). On v1, the two block I/O files were 22
+	// of an idle refresh's 80 µs.
+	ReadIdleQuiet
 )
 
 // reads says whether mode reads file i.
@@ -202,6 +215,8 @@ func (r *Reader) reads(mode ReadMode, i int) bool {
 	case ReadCounters:
 		return r.kinds[i] != kindSetting
 	case ReadIdle:
+		return r.kinds[i] == kindIdle || r.kinds[i] == kindIdleIO
+	case ReadIdleQuiet:
 		return r.kinds[i] == kindIdle
 	}
 	return true
@@ -285,15 +300,26 @@ func (h *Hierarchy) OpenWith(p Paths, o OpenOptions) (*Reader, error) {
 // was removed, with s as the last Read left it: a removed cgroup's last
 // counters are its final ones.
 func (r *Reader) Read(s *Stats, buf *[]byte, mode ReadMode) error {
+	if mode == ReadIdleQuiet && r.ioSkips >= IdleSkips {
+		mode = ReadIdle
+	}
+	if mode == ReadIdleQuiet {
+		// The devices stay as the last read of the files found them.
+		r.ioSkips++
+	} else {
+		r.ioSkips = 0
+	}
 	prevIO := s.IO.Devices
-	s.IO.Devices = s.IO.Devices[:0]
+	if mode != ReadIdleQuiet {
+		s.IO.Devices = s.IO.Devices[:0]
+	}
 	var errs error
 	for i := range r.fds {
 		if !r.reads(mode, i) {
 			continue
 		}
 		// The usage file comes first: s holds its value of this read.
-		if i == r.memStat && mode == ReadIdle && r.statRead && s.Memory.Usage == r.statUsage && r.statSkips < idleStatSkips {
+		if i == r.memStat && (mode == ReadIdle || mode == ReadIdleQuiet) && r.statRead && s.Memory.Usage == r.statUsage && r.statSkips < IdleSkips {
 			r.statSkips++
 			continue
 		}

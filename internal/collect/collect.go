@@ -140,6 +140,10 @@ type Activity struct {
 	// OnCPU holds the cgroups with a task on a CPU at the reading: a task
 	// that never switches out moves no count.
 	OnCPU map[string]bool
+	// Block and Net say whether Counts hold block requests and packets
+	// (the block and net probes were up): without, a cgroup whose count
+	// did not move may still have done I/O or sent packets.
+	Block, Net bool
 }
 
 // CgroupCounter gives the eBPF probes' counts of the cgroup at a cgroup2

@@ -5,14 +5,19 @@ package containers
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/docker/dockertest"
+	"github.com/crmon-dev/crmon/internal/probe"
+	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
 // activityRig is a collector given the probes' activity, as the agent
@@ -292,4 +297,101 @@ func TestFoundRunningKeepsNoSecondReader(t *testing.T) {
 	young := dockertest.Run(t, []string{"--name", prefix + "-young"}, "sleep", "600")
 	waitFor(t, 10*time.Second, "the new container watched", known(young))
 	waitFor(t, 5*time.Second, "the new container's reader kept", func() bool { return c.exits.keptFiles(func(id string) bool { return id == young }) > 0 })
+}
+
+// TestIdleRefreshQuiet checks, with the block and net probes up, that an
+// idle container refreshed every tick reads its net/dev once every
+// cgroups.IdleSkips+1 refreshes, and that what moves its interfaces
+// without its sockets (the port-unreachable replies its kernel sends for
+// datagrams to a closed port) is served, equal to its net/dev, at the
+// latest that many refreshes later.
+func TestIdleRefreshQuiet(t *testing.T) {
+	prefix := uniq("crmon-quiet")
+	c := newTestCollector(t, Options{Include: []string{prefix + "-*"}, IdleRefresh: 1})
+	p, err := probe.New(probe.Options{Sched: true, Block: true, Net: true, Required: true})
+	if err != nil {
+		testenv.Unavailable(t, "eBPF probes: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	pc := probe.NewCollector(p, probe.CollectorOptions{Lookup: c, RemovedRetention: time.Minute})
+	c.SetCgroupCounter(pc.(collect.CgroupCounter))
+	r := &activityRig{t: t, c: c, pc: pc}
+	id := dockertest.Run(t, []string{"--name", prefix + "-sleep"}, "sleep", "3600")
+	r.waitKnown(id)
+	for range 5 {
+		r.tick()
+		time.Sleep(100 * time.Millisecond)
+	}
+	// tick reports whether the tick refreshed the container and read its
+	// net/dev, and the receive packets it serves.
+	tick := func() (refreshed, netRead bool, rx uint64, pid int) {
+		now := r.tick()
+		r.c.mu.RLock()
+		defer r.c.mu.RUnlock()
+		ct := r.c.byID[id]
+		for _, it := range ct.net {
+			rx += it.rxPackets
+		}
+		return ct.refreshedAt.Equal(now), ct.prevNetAt.Equal(now), rx, ct.pid
+	}
+	every := cgroups.IdleSkips + 1
+	var reads []int
+	for i := range 3 * every {
+		time.Sleep(50 * time.Millisecond)
+		refreshed, netRead, _, _ := tick()
+		if !refreshed {
+			t.Fatalf("tick %d: the idle container was not refreshed", i)
+		}
+		if netRead {
+			reads = append(reads, i)
+		}
+	}
+	if len(reads) < 2 {
+		t.Fatalf("net/dev read at ticks %v of %d refreshes: want every %d", reads, 3*every, every)
+	}
+	for i := 1; i < len(reads); i++ {
+		if d := reads[i] - reads[i-1]; d != every {
+			t.Errorf("net/dev read at ticks %v: %d refreshes apart, want %d", reads, d, every)
+		}
+	}
+
+	// Datagrams to a closed port: the container's kernel answers, no
+	// socket of it sees them, its interfaces move.
+	ip := strings.TrimSpace(dockertest.Docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id))
+	_, _, served, pid := tick()
+	conn, err := net.Dial("udp", net.JoinHostPort(ip, "9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for range 3 {
+		conn.Write([]byte("x"))
+	}
+	truthRx := func() uint64 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for _, it := range parseNetDev(b, nil) {
+			n += it.rxPackets
+		}
+		return n
+	}
+	waitFor(t, 5*time.Second, "the datagrams to arrive", func() bool { return truthRx() >= served+3 })
+	want := truthRx()
+	for i := range every {
+		_, netRead, rx, _ := tick()
+		if !netRead {
+			if rx != served {
+				t.Fatalf("refresh %d after the datagrams: net/dev not read, yet %d packets served (was %d)", i+1, rx, served)
+			}
+			continue
+		}
+		if rx != want {
+			t.Errorf("refresh %d after the datagrams: %d packets received served, its net/dev says %d", i+1, rx, want)
+		}
+		return
+	}
+	t.Errorf("the datagrams were not served within %d refreshes", every)
 }

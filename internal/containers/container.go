@@ -50,6 +50,13 @@ type container struct {
 	needSettings bool
 	sinceFull    int
 	sinceSetting int
+	// quietIO and quietNet: the probes that count block requests and
+	// packets were up when the container was last found idle, so that its
+	// idle refresh may leave its block I/O files and net/dev out (up to
+	// cgroups.IdleSkips refreshes in a row, counted in netSkips for
+	// net/dev).
+	quietIO, quietNet bool
+	netSkips          int
 	// finalRead is set when the counters were read as the last process
 	// left the cgroup, so they are the container's final values.
 	finalRead bool
@@ -195,6 +202,7 @@ func (ct *container) activity(act collect.Activity, ok bool) activity {
 	if moved || act.OnCPU[ct.paths.V2] {
 		return actActive
 	}
+	ct.quietIO, ct.quietNet = act.Block, act.Net
 	return actIdle
 }
 
@@ -260,7 +268,13 @@ func (ct *container) readIdle(buf *[]byte, now time.Time, idleEvery int, act act
 	if ct.sinceFull++; ct.sinceFull < idleEvery {
 		return nil
 	}
-	err := ct.reader.Read(&ct.stats, buf, cgroups.ReadIdle)
+	// Idle by the probes' counts of block requests: its block I/O files
+	// are read at most every IdleSkips+1 refreshes (cgroups.ReadIdleQuiet).
+	mode := cgroups.ReadIdle
+	if act == actIdle && ct.quietIO {
+		mode = cgroups.ReadIdleQuiet
+	}
+	err := ct.reader.Read(&ct.stats, buf, mode)
 	if err == cgroups.ErrGone {
 		ct.closeFiles()
 		return nil
@@ -270,6 +284,15 @@ func (ct *container) readIdle(buf *[]byte, now time.Time, idleEvery int, act act
 	ct.reader.Release(cgroups.ReadIdle)
 	ct.sinceFull = 0
 	ct.refreshedAt = now
+	// The net probe saw no packet of its sockets: what still moves its
+	// interfaces is the kernel's own traffic (ARP, echo replies), read
+	// at most IdleSkips refreshes late. net/dev was 25 of an idle
+	// refresh's 80 µs.
+	if act == actIdle && ct.quietNet && ct.netSkips < cgroups.IdleSkips {
+		ct.netSkips++
+		return err
+	}
+	ct.netSkips = 0
 	ct.readNet(buf, now)
 	return err
 }

@@ -227,7 +227,12 @@ func (c *collector) reading(now time.Time) (*Snapshot, error) {
 	if !snap.OnCPUKnown || !c.p.Up(ProbeSched) {
 		return snap, err
 	}
-	act := collect.Activity{Counts: make(map[string]uint64, len(snap.Cgroups)), OnCPU: make(map[string]bool, len(snap.OnCPU))}
+	act := collect.Activity{
+		Counts: make(map[string]uint64, len(snap.Cgroups)),
+		OnCPU:  make(map[string]bool, len(snap.OnCPU)),
+		Block:  c.p.Up(ProbeBlock),
+		Net:    c.p.Up(ProbeNet),
+	}
 	for i := range snap.Cgroups {
 		cg := &snap.Cgroups[i]
 		n := activityCount(cg)
