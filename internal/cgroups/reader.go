@@ -226,6 +226,11 @@ func (r *Reader) reads(mode ReadMode, i int) bool {
 type OpenOptions struct {
 	// NoPressure leaves out cpu.pressure, memory.pressure and io.pressure.
 	NoPressure bool
+	// ProcsV1 counts the processes from the v1 pids hierarchy's
+	// cgroup.procs where it has the cgroup, not cgroup2's: on a hybrid
+	// host the cgroup2 root's took 714-744 µs to read, the pids root's
+	// 35-55 µs for the same 227 processes.
+	ProcsV1 bool
 }
 
 // Open opens the counter files of the cgroup at p. Files that do not exist
@@ -281,10 +286,13 @@ func (h *Hierarchy) OpenWith(p Paths, o OpenOptions) (*Reader, error) {
 			add(filepath.Join(h.Unified, p.V2), f.name, f.parse)
 		}
 	}
+	v1Procs := h.V1["pids"] != "" && p.V1["pids"] != ""
 	switch {
+	case v1Procs && o.ProcsV1:
+		add(filepath.Join(h.V1["pids"], p.V1["pids"]), "cgroup.procs", procsFile)
 	case h.Unified != "" && p.V2 != "":
 		add(filepath.Join(h.Unified, p.V2), "cgroup.procs", procsFile)
-	case h.V1["pids"] != "" && p.V1["pids"] != "":
+	case v1Procs:
 		add(filepath.Join(h.V1["pids"], p.V1["pids"]), "cgroup.procs", procsFile)
 	}
 	if len(r.fds) <= 1 {

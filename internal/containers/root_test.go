@@ -199,6 +199,16 @@ func TestRootCgroupReal(t *testing.T) {
 		t.Errorf("the root's interfaces read from /proc/1/net/dev: this process is in the host's network namespace (%s, PID 1's %q)", self, init)
 	}
 	got := rootSeries(t, c)
+	// The root's processes: from the v1 pids hierarchy where there is one.
+	procs := filepath.Join(h.Unified, "cgroup.procs")
+	if h.V1["pids"] != "" {
+		procs = filepath.Join(h.V1["pids"], "cgroup.procs")
+	}
+	if b, err := os.ReadFile(procs); err != nil {
+		t.Error(err)
+	} else if n, p := float64(strings.Count(string(b), "\n")), got["container_processes"]; p < n-20 || p > n+20 {
+		t.Errorf("container_processes{id=\"/\"} = %v, %s lists %v", p, procs, n)
+	}
 	// The host's interfaces, by rtnetlink here, between two reads of
 	// /proc/1/net/dev.
 	for i, it := range netBefore {
