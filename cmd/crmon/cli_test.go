@@ -44,6 +44,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"snapshot", "--window", "0"}, []string{"crmon snapshot: --window=0s: want a duration from 100ms to 1h"}},
 		{[]string{"snapshot", "--ebpf", "sometimes"}, []string{"--ebpf=sometimes: want auto, required or disabled"}},
 		{[]string{"run", "--collector.processes.scan-interval=-1s"}, []string{"--collector.processes.scan-interval=-1s: want a duration from 0s to 1h"}},
+		{[]string{"run", "--max-procs=-1"}, []string{"--max-procs=-1: want a number from 0 to 1024"}},
 		{append([]string{"exec", "--ebpf", "sometimes"}, cmd...), []string{"crmon exec: --ebpf=sometimes: want auto, required or disabled"}},
 		{append([]string{"exec", "--unmeasured", "ignore"}, cmd...), []string{"crmon exec: --unmeasured=ignore: want error or skip"}},
 		{append([]string{"exec", "--max-wait", "-1s"}, cmd...), []string{"crmon exec: --max-wait=-1s: want a duration from 0s to 24h"}},

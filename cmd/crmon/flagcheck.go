@@ -32,6 +32,16 @@ func durationIn(lo, hi time.Duration) func(*cli.Context, time.Duration) error {
 	}
 }
 
+// intIn accepts integers from lo to hi.
+func intIn(lo, hi int) func(*cli.Context, int) error {
+	return func(_ *cli.Context, n int) error {
+		if n < lo || n > hi {
+			return fmt.Errorf("want a number from %d to %d", lo, hi)
+		}
+		return nil
+	}
+}
+
 // shortDuration is d as a user writes it: 1h, not 1h0m0s.
 func shortDuration(d time.Duration) string {
 	s := d.String()
@@ -78,6 +88,10 @@ func checkFlags(c *cli.Context, flags []cli.Flag) error {
 		case *cli.StringFlag:
 			if f.Action != nil {
 				val, err = c.String(name), f.Action(c, c.String(name))
+			}
+		case *cli.IntFlag:
+			if f.Action != nil {
+				val, err = fmt.Sprint(c.Int(name)), f.Action(c, c.Int(name))
 			}
 		}
 		if err != nil {

@@ -559,8 +559,9 @@ func TestStoreReload(t *testing.T) {
 
 // TestRuntimeSettings checks what crmon run sets in the Go runtime and
 // the kernel for its own cost: the garbage collector's target while the
-// store is on (storeGC) unless GOGC is in the environment, and the timer
-// slack of every thread (timerSlack), which --timer-slack 0 leaves alone.
+// store is on (storeGC) unless GOGC is in the environment, GOMAXPROCS
+// (maxProcs) unless GOMAXPROCS is, and the timer slack of every thread
+// (timerSlack), which --timer-slack 0 leaves alone.
 func TestRuntimeSettings(t *testing.T) {
 	testenv.RequireRoot(t) // the slack of another thread needs CAP_SYS_NICE
 	off := filepath.Join(t.TempDir(), "off.toml")
@@ -578,11 +579,14 @@ func TestRuntimeSettings(t *testing.T) {
 		args  []string
 		gogc  float64
 		slack time.Duration
+		procs float64
 	}{
-		{"store on", "", nil, storeGC, timerSlack},
-		{"GOGC set", "GOGC=80", nil, 80, timerSlack},
-		{"store off", "", []string{"--config", off}, 100, timerSlack},
-		{"no slack", "", []string{"--timer-slack", "0"}, storeGC, inherited},
+		{"store on", "", nil, storeGC, timerSlack, maxProcs},
+		{"GOGC set", "GOGC=80", nil, 80, timerSlack, maxProcs},
+		{"store off", "", []string{"--config", off}, 100, timerSlack, maxProcs},
+		{"no slack", "", []string{"--timer-slack", "0"}, storeGC, inherited, maxProcs},
+		{"GOMAXPROCS set", "GOMAXPROCS=2", nil, storeGC, timerSlack, 2},
+		{"max procs", "", []string{"--max-procs", "2"}, storeGC, timerSlack, 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.env != "" {
@@ -593,6 +597,9 @@ func TestRuntimeSettings(t *testing.T) {
 			fams := parseMetrics(t, p.get(t, "/metrics"))
 			if got := value(fams, "go_gc_gogc_percent", nil); got != c.gogc {
 				t.Errorf("go_gc_gogc_percent = %v, want %v", got, c.gogc)
+			}
+			if got := value(fams, "go_sched_gomaxprocs_threads", nil); got != c.procs {
+				t.Errorf("go_sched_gomaxprocs_threads = %v, want %v", got, c.procs)
 			}
 			pid := p.cmd.Process.Pid
 			tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
