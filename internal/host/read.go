@@ -261,19 +261,6 @@ func parseFloat(b []byte) (float64, bool) {
 	return f, err == nil
 }
 
-// readUint reads a file holding one unsigned integer.
-func (r *reader) readUint(p cpath) (uint64, error) {
-	b, err := r.read(p)
-	if err != nil {
-		return 0, err
-	}
-	v, ok := parseUint(bytes.TrimSpace(b))
-	if !ok {
-		return 0, &os.PathError{Op: "parse", Path: p.String(), Err: strconv.ErrSyntax}
-	}
-	return v, nil
-}
-
 // procNetPath is the path of name in procFS's net directory as seen by
 // the thread that opens it: <procFS>/thread-self/net/<name> on a procfs
 // mount, <procFS>/net/<name> in a tree without thread-self (a fixture).
