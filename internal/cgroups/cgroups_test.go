@@ -356,6 +356,21 @@ func fixtureReader(t *testing.T) (*Reader, string) {
 	return r, cg
 }
 
+// fixtureReads is fixtureReader with the Stats its reads fill and a read
+// in a mode that fails the test on error.
+func fixtureReads(t *testing.T) (cg string, s *Stats, read func(ReadMode)) {
+	r, cg := fixtureReader(t)
+	s = new(Stats)
+	var buf []byte
+	read = func(mode ReadMode) {
+		t.Helper()
+		if err := r.Read(s, &buf, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cg, s, read
+}
+
 func TestReadModes(t *testing.T) {
 	r, cg := fixtureReader(t)
 	var s Stats
@@ -462,15 +477,7 @@ func TestReadRemovedKeepsLast(t *testing.T) {
 // times in a row, and reads it at once when the usage moved or after a
 // read of another mode.
 func TestReadIdleMemoryStat(t *testing.T) {
-	r, cg := fixtureReader(t)
-	var s Stats
-	var buf []byte
-	read := func(mode ReadMode) {
-		t.Helper()
-		if err := r.Read(&s, &buf, mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cg, s, read := fixtureReads(t)
 	// inactive sets inactive_file in memory.stat, current memory.current.
 	inactive := func(v int) {
 		t.Helper()
@@ -534,7 +541,7 @@ func TestReadIdleMemoryStat(t *testing.T) {
 	if s.Memory.InactiveFile != first+8192 {
 		t.Errorf("ReadCounters: inactive_file %d, want %d", s.Memory.InactiveFile, first+8192)
 	}
-	if n := testing.AllocsPerRun(100, func() { r.Read(&s, &buf, ReadIdle) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { read(ReadIdle) }); n != 0 {
 		t.Errorf("ReadIdle allocates %v times, want 0", n)
 	}
 }
@@ -543,15 +550,7 @@ func TestReadIdleMemoryStat(t *testing.T) {
 // files out at most IdleSkips times in a row, the devices staying as last
 // read, and that ReadIdle and full reads read them at once.
 func TestReadIdleQuietIO(t *testing.T) {
-	r, cg := fixtureReader(t)
-	var s Stats
-	var buf []byte
-	read := func(mode ReadMode) {
-		t.Helper()
-		if err := r.Read(&s, &buf, mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cg, s, read := fixtureReads(t)
 	wbytes := func() uint64 {
 		t.Helper()
 		for _, d := range s.IO.Devices {
@@ -596,7 +595,7 @@ func TestReadIdleQuietIO(t *testing.T) {
 	if got := wbytes(); got != first+12288 {
 		t.Errorf("ReadCounters: written %d, want %d", got, first+12288)
 	}
-	if n := testing.AllocsPerRun(100, func() { r.Read(&s, &buf, ReadIdleQuiet) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { read(ReadIdleQuiet) }); n != 0 {
 		t.Errorf("ReadIdleQuiet allocates %v times, want 0", n)
 	}
 }
