@@ -72,16 +72,16 @@ type readState struct {
 	// cgroups.
 	userDrops map[[2]string]uint64
 	lastSweep time.Time
-	maps      []MapStats
-	mapsAt    time.Time
+	// maps and progs are the map memory and the programs' statistics as
+	// last read; slowAt is when the map memory was.
+	maps   []MapStats
+	progs  []ProgramStats
+	slowAt time.Time
 	// removedSeen is the probe's count of removals at the last walk of
 	// cgroup_removed, removedWaiting whether that walk left entries to
 	// reap later.
 	removedSeen    uint64
 	removedWaiting bool
-	// progs are the programs' statistics as last read (progsAt).
-	progs   []ProgramStats
-	progsAt time.Time
 	// byPath indexes a snapshot's cgroups by path while it is built, and
 	// live marks those the probes' maps still hold; both are kept for
 	// the next tick.
@@ -752,12 +752,14 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 		}
 	}
 
-	// A program's statistics cost a bpf() call each. Without run-time
-	// statistics only the recursion misses move, and they are rare: read
-	// with the map memory then (16 of 1 319 samples of the agent's CPU
-	// beside 150 containers went to reading them every tick).
-	if p.stats != nil || s.progs == nil || now.Sub(s.progsAt) >= mapMemoryEvery || now.Before(s.progsAt) {
-		s.progsAt = now
+	// Map memory moves slowly and costs a read of /proc fdinfo per map; a
+	// program's statistics cost a bpf() call each, and without run-time
+	// statistics only their recursion misses move, rarely (16 of 1 319
+	// samples of the agent's CPU beside 150 containers went to reading
+	// them every tick). Both are read every mapMemoryEvery, the programs'
+	// every tick with run-time statistics on.
+	slow := s.maps == nil || now.Sub(s.slowAt) >= mapMemoryEvery || now.Before(s.slowAt)
+	if slow || p.stats != nil {
 		s.progs = make([]ProgramStats, 0, len(p.progs))
 		for _, np := range p.progs {
 			ps := ProgramStats{Probe: np.probe, Name: np.name}
@@ -770,9 +772,8 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 		}
 	}
 	snap.Programs = s.progs
-	// Map memory moves slowly and costs a read of /proc fdinfo per map.
-	if s.maps == nil || now.Sub(s.mapsAt) >= mapMemoryEvery || now.Before(s.mapsAt) {
-		s.mapsAt = now
+	if slow {
+		s.slowAt = now
 		s.maps = make([]MapStats, 0, len(p.mapList))
 		for _, nm := range p.mapList {
 			ms := MapStats{Name: nm.name}
