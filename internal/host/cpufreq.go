@@ -187,16 +187,16 @@ func (c *cpufreqCollector) Update(_ context.Context, now time.Time) error {
 	mhz := 0.0
 	if n > 0 {
 		mhz = sum / float64(n)
-	} else if static || len(c.cpus) > 0 {
+	} else {
 		// Without cpufreq, "cpu MHz" is the nominal frequency on nearly
 		// every host (a VM's, a fixed clock's): read with the limits,
 		// not every tick (/proc/cpuinfo took 37 µs a tick on 2 CPUs).
-		c.cpuinfoMHz = 0
-		if b, err := c.r.read(c.cpuinfo); err == nil {
-			c.cpuinfoMHz = parseCPUInfoMHz(b)
+		if static || len(c.cpus) > 0 {
+			c.cpuinfoMHz = 0
+			if b, err := c.r.read(c.cpuinfo); err == nil {
+				c.cpuinfoMHz = parseCPUInfoMHz(b)
+			}
 		}
-		mhz = c.cpuinfoMHz
-	} else {
 		mhz = c.cpuinfoMHz
 	}
 	c.publish(func() { c.mhz = mhz })
