@@ -78,7 +78,7 @@ run: build ## Build and run the agent with the default config (root for eBPF)
 
 test: deps docker-env check-generated lint ## Run every test: lint, unit, fixtures, golden e2e, eBPF and Docker ground truth
 	@scripts/check-short.sh
-	@scripts/host-state.sh >.host-state.before
+	@scripts/host-state.sh --tidy >.host-state.before
 	$(GO) test -count=1 -p 1 -timeout 40m ./...
 	@scripts/host-state.sh | diff -u .host-state.before - >&2 || { echo "the tests left the host changed (see the diff above)" >&2; exit 1; }
 	@rm -f .host-state.before

@@ -6,7 +6,18 @@
 # the controllers each cgroup root enables for its children, crmon's test
 # cgroups, containers, and objects pinned in bpffs. `make test` prints it
 # before and after the tests and fails when the two differ.
+#
+# --tidy first removes the empty test cgroups an interrupted test run left
+# behind (rmdir refuses a cgroup that still has children or processes, so a
+# test run going on beside this one keeps its own), so that the tests
+# cleaning them up is not taken for a change they made.
 set -uo pipefail
+if [[ ${1:-} == --tidy ]]; then
+	for d in /sys/fs/cgroup/crmon-test /sys/fs/cgroup/*/crmon-test; do
+		[[ -d $d ]] || continue
+		find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
+fi
 for root in /sys/fs/cgroup /sys/fs/cgroup/*/; do
 	root=$(realpath "$root")
 	[[ -f $root/cgroup.procs ]] || continue # the tmpfs that holds v1 hierarchies
