@@ -340,12 +340,24 @@ func preadAll(fd int, buf *[]byte) (int, error) {
 	if len(*buf) < 4096 {
 		*buf = make([]byte, 16384)
 	}
+	// net/dev's seq_file writes a line per interface into a buffer of a
+	// page, and one read returns what that buffer holds (some 30
+	// interfaces): only a read of nothing is the end.
+	n := 0
 	for {
-		n, err := unix.Pread(fd, *buf, 0)
-		if err != nil || n < len(*buf) {
+		if n == len(*buf) {
+			nb := make([]byte, 2*len(*buf))
+			copy(nb, *buf)
+			*buf = nb
+		}
+		m, err := unix.Pread(fd, (*buf)[n:], int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || m == 0 {
 			return n, err
 		}
-		*buf = make([]byte, 2*len(*buf))
+		n += m
 	}
 }
 

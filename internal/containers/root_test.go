@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/sys/unix"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/collect"
@@ -294,4 +295,35 @@ func TestRootNetworkRtnl(t *testing.T) {
 	check("made and renamed", "br-x", "eth0", "wan0")
 	ns.IP(t, "link", "del", "br-x")
 	check("removed", "wan0")
+}
+
+// TestPreadAllManyInterfaces reads a net/dev longer than one read returns
+// (its seq_file hands out a page at a time, some 30 interfaces) and finds
+// every interface, as a read to the end of the file does.
+func TestPreadAllManyInterfaces(t *testing.T) {
+	testenv.RequireLong(t, "root and network namespaces")
+	ns := testenv.NewNetns(t)
+	ns.Veths(t, "v", 40)
+	path := ns.Path[:len(ns.Path)-len("ns/net")] + "net/dev"
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var buf []byte
+	n, err := preadAll(fd, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(b []byte) (v []string) {
+		for _, it := range parseNetDev(b, nil) {
+			v = append(v, it.name)
+		}
+		slices.Sort(v)
+		return v
+	}
+	got, want := names(buf[:n]), names(ns.ProcNetDev(t))
+	if len(want) != 80 || !slices.Equal(got, want) {
+		t.Errorf("preadAll found %d interfaces, reading to the end %d (want 80: the veths, lo left out)", len(got), len(want))
+	}
 }
