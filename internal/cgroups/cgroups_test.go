@@ -4,11 +4,17 @@
 package cgroups
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -410,26 +416,13 @@ func TestReadModes(t *testing.T) {
 	}
 }
 
-// TestReadRemovedKeepsLast reads a real cgroup after it was removed: Read
-// says ErrGone and leaves every counter as the last Read left it, block
-// I/O devices included, since those are the cgroup's final values.
-func TestReadRemovedKeepsLast(t *testing.T) {
-	testenv.RequireLong(t, "root and cgroupfs")
-	testenv.RequireRoot(t)
-	h, err := Detect("/proc", "/")
-	if err != nil {
-		testenv.Unavailable(t, "no cgroup hierarchy: %v", err)
-	}
-	cg := fmt.Sprintf("/crmon-readgone-%d", time.Now().UnixNano())
-	p := h.Uniform(cg)
-	var dirs []string
+// realCgroup makes the cgroup cg in every hierarchy of h; removeAll, also
+// called at the test's end, removes them again.
+func realCgroup(t *testing.T, h *Hierarchy, cg string) (p Paths, dirs []string, removeAll func()) {
+	t.Helper()
+	p = h.Uniform(cg)
 	seen := map[string]bool{}
-	for _, d := range append([]string{h.Unified}, func() (v []string) {
-		for _, d := range h.V1 {
-			v = append(v, d)
-		}
-		return v
-	}()...) {
+	for _, d := range append([]string{h.Unified}, slices.Collect(maps.Values(h.V1))...) {
 		if d == "" || seen[d] {
 			continue
 		}
@@ -440,12 +433,103 @@ func TestReadRemovedKeepsLast(t *testing.T) {
 		}
 		dirs = append(dirs, dir)
 	}
-	removeAll := func() {
+	removeAll = func() {
 		for _, d := range dirs {
 			os.Remove(d)
 		}
 	}
 	t.Cleanup(removeAll)
+	return p, dirs, removeAll
+}
+
+// TestReadManyProcs counts the processes of a real cgroup with more of
+// them than one read of cgroup.procs returns (its seq_file hands out a
+// page at a time, some 800 PIDs), through Read and through ReadProcs.
+func TestReadManyProcs(t *testing.T) {
+	testenv.RequireLong(t, "root and cgroupfs")
+	testenv.RequireRoot(t)
+	h, err := Detect("/proc", "/")
+	if err != nil {
+		testenv.Unavailable(t, "no cgroup hierarchy: %v", err)
+	}
+	const sleeps = 1500
+	cg := fmt.Sprintf("/crmon-manyprocs-%d", time.Now().UnixNano())
+	p, _, _ := realCgroup(t, h, cg)
+	// The hierarchies whose cgroup.procs Read counts; v1's cpuset would
+	// want CPUs and memory nodes first.
+	var dirs []string
+	for _, d := range []string{h.Unified, h.V1["pids"]} {
+		if d != "" {
+			dirs = append(dirs, filepath.Join(d, cg))
+		}
+	}
+	// The shell joins the cgroups, then forks the sleeps into them.
+	sh := exec.Command("/bin/sh", "-c", fmt.Sprintf("read x; i=0; while [ $i -lt %d ]; do sleep 600 & i=$((i+1)); done; echo started; wait", sleeps))
+	sh.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	in, err := sh.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := sh.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-sh.Process.Pid, syscall.SIGKILL)
+		sh.Wait()
+		// The killed processes leave their cgroups as they are reaped.
+		for i := 0; i < 100; i++ {
+			b, _ := os.ReadFile(filepath.Join(dirs[0], "cgroup.procs"))
+			if len(b) == 0 {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	for _, d := range dirs {
+		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(sh.Process.Pid)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in.Write([]byte("go\n"))
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "started\n" {
+		t.Fatalf("starting the sleeps: %q, %v", line, err)
+	}
+	const want = sleeps + 1 // and the shell
+	var buf []byte
+	for _, o := range []OpenOptions{{}, {ProcsApart: true}, {ProcsV1: true}} {
+		r, err := h.OpenWith(p, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s Stats
+		if err := r.Read(&s, &buf, ReadAll); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.ReadProcs(&s, &buf); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		if s.Processes != want {
+			t.Errorf("%+v: %d processes, want %d", o, s.Processes, want)
+		}
+	}
+}
+
+// TestReadRemovedKeepsLast reads a real cgroup after it was removed: Read
+// says ErrGone and leaves every counter as the last Read left it, block
+// I/O devices included, since those are the cgroup's final values.
+func TestReadRemovedKeepsLast(t *testing.T) {
+	testenv.RequireLong(t, "root and cgroupfs")
+	testenv.RequireRoot(t)
+	h, err := Detect("/proc", "/")
+	if err != nil {
+		testenv.Unavailable(t, "no cgroup hierarchy: %v", err)
+	}
+	p, _, removeAll := realCgroup(t, h, fmt.Sprintf("/crmon-readgone-%d", time.Now().UnixNano()))
 	r, err := h.Open(p)
 	if err != nil {
 		t.Fatal(err)
@@ -597,5 +681,50 @@ func TestReadIdleQuietIO(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { read(ReadIdleQuiet) }); n != 0 {
 		t.Errorf("ReadIdleQuiet allocates %v times, want 0", n)
+	}
+}
+
+func TestProcsApart(t *testing.T) {
+	_, cg := fixtureReader(t)
+	h, err := Detect(filepath.Join(cg, "..", "..", "..", "..", "..", "proc"), filepath.Join(cg, "..", "..", "..", "..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.OpenWith(h.Uniform("/system.slice/docker-"+id2+".scope"), OpenOptions{ProcsApart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte("777\n778\n779\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var s Stats
+	var buf []byte
+	for _, mode := range []ReadMode{ReadAll, ReadCounters, ReadIdle} {
+		if err := r.Read(&s, &buf, mode); err != nil {
+			t.Fatal(err)
+		}
+		if s.Processes != 0 {
+			t.Fatalf("mode %d read cgroup.procs apart: %d processes", mode, s.Processes)
+		}
+	}
+	if s.CPU.UsageNanos == 0 || s.Memory.Usage == 0 {
+		t.Fatalf("the other files were not read: %+v", s)
+	}
+	if err := r.ReadProcs(&s, &buf); err != nil || s.Processes != 3 {
+		t.Fatalf("ReadProcs: %d processes, %v; want 3", s.Processes, err)
+	}
+	// Without the option, Read counts them and ReadProcs does nothing.
+	r2, err := h.Open(h.Uniform("/system.slice/docker-" + id2 + ".scope"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	var s2 Stats
+	if err := r2.ReadProcs(&s2, &buf); err != nil || s2.Processes != 0 {
+		t.Fatalf("ReadProcs without ProcsApart: %d, %v", s2.Processes, err)
+	}
+	if err := r2.Read(&s2, &buf, ReadCounters); err != nil || s2.Processes != 3 {
+		t.Fatalf("Read: %d processes, %v; want 3", s2.Processes, err)
 	}
 }

@@ -385,15 +385,6 @@ func (io *IOStats) device(maj, min uint32) *IODevice {
 	return &io.Devices[len(io.Devices)-1]
 }
 
-// countLines counts non-empty lines (cgroup.procs entries).
-func countLines(b []byte) uint64 {
-	n := uint64(bytes.Count(b, []byte{'\n'}))
-	if len(b) > 0 && b[len(b)-1] != '\n' {
-		n++
-	}
-	return n
-}
-
 // parsePressure reads a PSI file (cpu.pressure, memory.pressure,
 // io.pressure): "some avg10=0.00 avg60=0.00 avg300=0.00 total=123".
 func parsePressure(b []byte, some, full *uint64) error {

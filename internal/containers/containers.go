@@ -171,6 +171,9 @@ type Collector struct {
 	rootNet     *rtnl.Conn
 	rootNetNext []netIface
 	rootTried   bool
+	// rootProcsDue is when the root's cgroup.procs is read next
+	// (rootProcsCost).
+	rootProcsDue time.Time
 	// evicted counts removed containers dropped before their retention
 	// was over, to keep at most maxRemoved.
 	evicted uint64
