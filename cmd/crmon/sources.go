@@ -136,7 +136,10 @@ type sources struct {
 	// would lose counts and cost a few hundred milliseconds.
 	probes *probe.Probes
 	// procs counts the processes of the sessions' cgroups; nil without.
-	procs    *probe.Procs
+	procs *probe.Procs
+	// tasks lists the host's processes for the processes collector in
+	// one pass; nil without (procfs then).
+	tasks    *probe.Tasks
 	ebpfMode string
 	// probeErr is why the probes did not load in auto mode.
 	probeErr error
@@ -198,6 +201,11 @@ func (s *sources) loadProbes(cfg *config.Config) error {
 		return nil
 	}
 	s.probes = p
+	if t, err := probe.NewTasks(); err == nil {
+		s.tasks = t
+	} else {
+		s.logger.Info("the processes scan reads procfs: no task iterator", "err", err)
+	}
 	return nil
 }
 
@@ -266,6 +274,15 @@ func (s *sources) Reload(cfg *config.Config) (old []collect.Collector, err error
 			}
 		}
 		cs = append(cs, pc)
+	}
+	if s.tasks != nil {
+		for _, c := range cs {
+			if l, ok := c.(interface {
+				SetProcessLister(collect.ProcessLister)
+			}); ok {
+				l.SetProcessLister(s.tasks)
+			}
+		}
 	}
 	s.built = key
 	return s.swap(cs), nil
@@ -367,7 +384,7 @@ func (s *sources) ProbeSummary() string {
 // wait for a collection to finish; the kernel detaches the probes when the
 // process exits.
 func (s *sources) Abandon() {
-	s.collectors, s.sessions, s.engine, s.probes, s.procs = nil, nil, nil, nil, nil
+	s.collectors, s.sessions, s.engine, s.probes, s.procs, s.tasks = nil, nil, nil, nil, nil, nil
 }
 
 // Close releases everything: collectors, sessions, the Docker client, and
@@ -384,6 +401,10 @@ func (s *sources) Close() error {
 	if s.procs != nil {
 		errs = append(errs, s.procs.Close())
 		s.procs = nil
+	}
+	if s.tasks != nil {
+		errs = append(errs, s.tasks.Close())
+		s.tasks = nil
 	}
 	if s.probes != nil {
 		errs = append(errs, s.probes.Close())

@@ -128,6 +128,32 @@ type CgroupActivity interface {
 	CgroupActivity(now time.Time) (act Activity, ok bool)
 }
 
+// ProcessLister lists the host's processes in one pass, with what
+// /proc/<pid>/stat says of each: the eBPF task iterator implements it, so
+// that the processes collector need not read a file per process.
+type ProcessLister interface {
+	// ListProcesses appends to buf every process of the host (of the
+	// initial PID namespace) and returns it.
+	ListProcesses(buf []ProcessStat) ([]ProcessStat, error)
+}
+
+// ProcessStat is one process, as proc_pid_stat(5) gives it.
+type ProcessStat struct {
+	PID int32
+	// State is the state letter ("RSDTtXZPI").
+	State byte
+	// Comm is the kernel's name of the task, NUL-padded.
+	Comm [16]byte
+	// CPUNanos is the CPU time of its threads, live and exited: the
+	// total utime+stime is split from.
+	CPUNanos uint64
+	Threads  uint64
+	// StartNanos is when it started, in nanoseconds after boot.
+	StartNanos uint64
+	VSize      uint64 // bytes
+	RSS        uint64 // pages
+}
+
 // Activity is what the probes saw of each cgroup, by cgroup2 path, each
 // summed over the cgroup and its descendants. Neither map is changed
 // once returned, and callers must not change them.

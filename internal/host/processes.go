@@ -239,6 +239,13 @@ type processesCollector struct {
 	// activity, when the probes run, says which cgroups did nothing since
 	// a process's last read (SetCgroupActivity).
 	activity collect.CgroupActivity
+	// lister, when the probes run, lists every process in one pass
+	// (SetProcessLister); listBuf is its scratch. initPIDNS: 1 when this
+	// process and procfs are of the initial PID namespace, whose PIDs the
+	// lister gives; -1 not; 0 unknown.
+	lister    collect.ProcessLister
+	listBuf   []collect.ProcessStat
+	initPIDNS int
 	// cgroupNS: 1 when in the host's cgroup namespace, -1 not, 0 unknown.
 	cgroupNS int
 }
@@ -250,6 +257,82 @@ type processesCollector struct {
 // Update.
 func (c *processesCollector) SetCgroupActivity(a collect.CgroupActivity) {
 	c.activity = a
+}
+
+// SetProcessLister gives the collector a lister of every process in one
+// pass, the eBPF task iterator: a scan then reads no file per process
+// (beside 1 000 idle containers, their runtime shims' stat files were a
+// quarter of the agent's CPU). A scan goes by procfs when the lister
+// fails, or cannot speak for this procfs (another PID namespace's).
+func (c *processesCollector) SetProcessLister(l collect.ProcessLister) {
+	c.lister = l
+}
+
+// initPIDNSIno is the inode of the initial PID namespace
+// (PROC_PID_INIT_INO, include/linux/proc_ns.h).
+const initPIDNSIno = 0xEFFFFFFC
+
+// useLister reports whether a scan may go by c.lister: there is one, and
+// this process and procfs are of the initial PID namespace.
+func (c *processesCollector) useLister() bool {
+	if c.lister == nil {
+		return false
+	}
+	if c.initPIDNS == 0 {
+		c.initPIDNS = -1
+		var st unix.Stat_t
+		l, err := os.Readlink(filepath.Join(c.procfs, "self"))
+		if err == nil && l == strconv.Itoa(os.Getpid()) && unix.Stat("/proc/self/ns/pid", &st) == nil && st.Ino == initPIDNSIno {
+			c.initPIDNS = 1
+		}
+	}
+	return c.initPIDNS > 0
+}
+
+// nsPerTick converts the lister's nanoseconds to /proc/<pid>/stat's clock
+// ticks, as the kernel does (nsec_to_clock_t).
+const nsPerTick = 1e9 / userHZ
+
+// listed scans by c.lister when useLister allows, passing each process to
+// account; it returns false when the scan must go by procfs instead.
+// visit reads one process from procfs: PID 1, where the iterator did not
+// give it (on a VM whose init cannot be inspected, the iterator never
+// did).
+func (c *processesCollector) listed(visit func(uint64, []byte) bool, account func(uint64, *PIDStat)) bool {
+	if !c.useLister() {
+		return false
+	}
+	ps, err := c.lister.ListProcesses(c.listBuf[:0])
+	if err != nil {
+		c.log.Debug("listing processes with the task iterator; reading procfs", "err", err)
+		return false
+	}
+	c.listBuf = ps
+	c.pids = c.pids[:0]
+	init := false
+	for i := range ps {
+		p := &ps[i]
+		comm := p.Comm[:]
+		if j := bytes.IndexByte(comm, 0); j >= 0 {
+			comm = comm[:j]
+		}
+		st := PIDStat{
+			Comm:       comm,
+			State:      p.State,
+			UTime:      p.CPUNanos / nsPerTick,
+			NumThreads: p.Threads,
+			StartTime:  p.StartNanos / nsPerTick,
+			VSize:      p.VSize,
+			RSS:        p.RSS,
+		}
+		account(uint64(p.PID), &st)
+		c.pids = append(c.pids, p.PID)
+		init = init || p.PID == 1
+	}
+	if !init && visit(1, []byte("1")) {
+		c.pids = append(c.pids, 1)
+	}
+	return true
 }
 
 // initCgroupNSIno is the inode of the initial cgroup namespace
@@ -347,7 +430,9 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 	var st PIDStat
 	var act collect.Activity
 	haveAct := false
-	if c.activity != nil && c.hostCgroupNS() {
+	// The task iterator reads every process in one pass: nothing to
+	// leave out.
+	if c.activity != nil && c.hostCgroupNS() && !c.useLister() {
 		act, haveAct = c.activity.CgroupActivity(now)
 	}
 	// tally counts e, seen this scan, with delta ticks of CPU since the
@@ -359,15 +444,8 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 		e.seen = c.gen
 		c.buf = append(c.buf, procSample{pid: pid, e: e, delta: delta, ticks: e.ticks, rss: e.rss, vsize: e.vsize})
 	}
-	// visit reads one process, named by its PID's digits.
-	visit := func(pid uint64, name []byte) bool {
-		b, err := c.readStat(int32(pid), name)
-		if err != nil {
-			return false // exited since the listing
-		}
-		if parsePIDStat(b, &st) != nil {
-			return false
-		}
+	// account takes what st says of process pid.
+	account := func(pid uint64, st *PIDStat) {
 		ticks := st.UTime + st.STime
 		e, ok := c.procs[int32(pid)]
 		var delta uint64
@@ -398,6 +476,17 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 			e.actCount, e.haveAct = act.Counts[e.cgroup], true
 		}
 		tally(int32(pid), e, delta)
+	}
+	// visit reads one process, named by its PID's digits.
+	visit := func(pid uint64, name []byte) bool {
+		b, err := c.readStat(int32(pid), name)
+		if err != nil {
+			return false // exited since the listing
+		}
+		if parsePIDStat(b, &st) != nil {
+			return false
+		}
+		account(pid, &st)
 		return true
 	}
 	// keep serves an idle process as its last read found it.
@@ -408,7 +497,11 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 		tally(pid, e, 0)
 	}
 	lastPID, list := c.mustList()
-	if list {
+	if c.listed(visit, account) {
+		// Every process in one pass; a scan by procfs after this one
+		// lists the procfs root.
+		c.unlisted = relistEvery
+	} else if list {
 		c.pids = c.pids[:0]
 		err := c.eachPID(func(name []byte) {
 			if pid, ok := parseUint(name); ok && visit(pid, name) {
