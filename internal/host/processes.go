@@ -310,13 +310,15 @@ func (c *processesCollector) listed(visit func(uint64, []byte) bool, account fun
 	c.listBuf = ps
 	c.pids = c.pids[:0]
 	init := false
+	// One PIDStat for the scan: account's closure makes it escape.
+	var st PIDStat
 	for i := range ps {
 		p := &ps[i]
 		comm := p.Comm[:]
 		if j := bytes.IndexByte(comm, 0); j >= 0 {
 			comm = comm[:j]
 		}
-		st := PIDStat{
+		st = PIDStat{
 			Comm:       comm,
 			State:      p.State,
 			UTime:      p.CPUNanos / nsPerTick,
