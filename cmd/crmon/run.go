@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -79,6 +80,7 @@ func runAgent(c *cli.Context) error {
 	}
 	setTimerSlack(c.Duration("timer-slack"), logger)
 	setMaxProcs(c.Int("max-procs"))
+	setGCPercent()
 	cfg, err := loadConfig(c)
 	if err != nil {
 		return err
@@ -283,6 +285,26 @@ func reloadConfig(c *cli.Context, src *sources, a *agent.Agent, al *alerting, ls
 // than with the kernel's 50 µs, and 1 ms saved half of that. crmon run
 // starts no other program, which would inherit it.
 const timerSlack = 4 * time.Millisecond
+
+// gcPercent is the garbage collector's target: the heap may grow to 1.5
+// times what is live between two collections instead of twice. The
+// scavenger keeps about that much resident, so each MiB of live heap was
+// 2.2 MiB of RSS. Two agents side by side, 120 s, both orders, with and
+// without: 0 containers, 29.8 / 31.3 → 26.4 / 25.3 MiB for 0.160 / 0.153
+// → 0.157 / 0.161 % of a core; beside 1 000 idle containers, 76–96 →
+// 68–73 MiB for +0.02–0.03 % (0.70 %). 25 took 13 MiB more off there for
+// +0.09 %. With the store on, the TSDB's head makes the live heap several
+// times larger, and as much again piled up on it (42.7 → 39.2 MiB beside
+// 50 containers, scripts/bench-store.sh).
+const gcPercent = 50
+
+// setGCPercent sets gcPercent unless the environment sets GOGC, which the
+// runtime has applied: the operator's choice.
+func setGCPercent() {
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(gcPercent)
+	}
+}
 
 // maxProcs is the agent's default GOMAXPROCS. A tick is one goroutine's
 // work; with a P per CPU, each goroutine it wakes (a reader's worker, the

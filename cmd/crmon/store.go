@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,26 +61,7 @@ func startStore(cfg *config.Config, logger *slog.Logger) (*history, error) {
 	}
 	h.store = st
 	h.engine = store.NewEngine(st.Queryable(), queryLimits(sc), logger)
-	storeGCPercent()
 	return h, nil
-}
-
-// storeGC is the garbage collector's target while the store is on: the
-// heap may grow to 1.5 times what is live between two collections
-// instead of twice. The TSDB's head holds the store's last 10–15 minutes,
-// so with the store the agent's live heap is several times larger, and so
-// is what the default lets pile up on top of it. Host + 50 containers at
-// 1 s, side by side over 18 minutes: RSS 42.7 → 39.2 MiB (median) for
-// 0.465 → 0.494 % of a core (scripts/bench-store.sh with a baseline
-// started with GOGC=50).
-const storeGC = 50
-
-// storeGCPercent sets storeGC unless the environment sets GOGC, which
-// the runtime has applied: the operator's choice.
-func storeGCPercent() {
-	if _, ok := os.LookupEnv("GOGC"); !ok {
-		debug.SetGCPercent(storeGC)
-	}
 }
 
 // queryLimits are the query API's bounds from the config.

@@ -558,8 +558,8 @@ func TestStoreReload(t *testing.T) {
 }
 
 // TestRuntimeSettings checks what crmon run sets in the Go runtime and
-// the kernel for its own cost: the garbage collector's target while the
-// store is on (storeGC) unless GOGC is in the environment, GOMAXPROCS
+// the kernel for its own cost: the garbage collector's target
+// (gcPercent) unless GOGC is in the environment, GOMAXPROCS
 // (maxProcs) unless GOMAXPROCS is, and the timer slack of every thread
 // (timerSlack), which --timer-slack 0 leaves alone.
 func TestRuntimeSettings(t *testing.T) {
@@ -581,12 +581,12 @@ func TestRuntimeSettings(t *testing.T) {
 		slack time.Duration
 		procs float64
 	}{
-		{"store on", "", nil, storeGC, timerSlack, maxProcs},
+		{"store on", "", nil, gcPercent, timerSlack, maxProcs},
 		{"GOGC set", "GOGC=80", nil, 80, timerSlack, maxProcs},
-		{"store off", "", []string{"--config", off}, 100, timerSlack, maxProcs},
-		{"no slack", "", []string{"--timer-slack", "0"}, storeGC, inherited, maxProcs},
-		{"GOMAXPROCS set", "GOMAXPROCS=2", nil, storeGC, timerSlack, 2},
-		{"max procs", "", []string{"--max-procs", "2"}, storeGC, timerSlack, 2},
+		{"store off", "", []string{"--config", off}, gcPercent, timerSlack, maxProcs},
+		{"no slack", "", []string{"--timer-slack", "0"}, gcPercent, inherited, maxProcs},
+		{"GOMAXPROCS set", "GOMAXPROCS=2", nil, gcPercent, timerSlack, 2},
+		{"max procs", "", []string{"--max-procs", "2"}, gcPercent, timerSlack, 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.env != "" {
