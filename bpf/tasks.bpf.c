@@ -54,32 +54,35 @@ struct leader_rec {
 // Before Linux 5.14 the task's state was "long state".
 struct task_struct___pre514 {
 	long state;
-};
+} __attribute__((preserve_access_index));
 
 // Before Linux 6.2 the mm counters were an atomic array.
 struct mm_rss_stat___pre62 {
 	atomic_long_t count[4];
-};
+} __attribute__((preserve_access_index));
 struct mm_struct___pre62 {
 	struct mm_rss_stat___pre62 rss_stat;
-};
+} __attribute__((preserve_access_index));
 
 static __always_inline __u64 positive(long v)
 {
 	return v > 0 ? v : 0;
 }
 
+// The fields are loaded directly through the task's BTF pointers, which
+// the verifier turns into guarded loads; BPF_CORE_READ's helper call per
+// field was a fifth of the iterator's time.
 static __always_inline __u64 mm_rss(struct mm_struct *mm)
 {
 	if (bpf_core_type_exists(struct mm_rss_stat___pre62)) {
 		struct mm_struct___pre62 *o = (void *)mm;
-		return positive(BPF_CORE_READ(o, rss_stat.count[MM_FILEPAGES].counter)) +
-		       positive(BPF_CORE_READ(o, rss_stat.count[MM_ANONPAGES].counter)) +
-		       positive(BPF_CORE_READ(o, rss_stat.count[MM_SHMEMPAGES].counter));
+		return positive(o->rss_stat.count[MM_FILEPAGES].counter) +
+		       positive(o->rss_stat.count[MM_ANONPAGES].counter) +
+		       positive(o->rss_stat.count[MM_SHMEMPAGES].counter);
 	}
-	return positive(BPF_CORE_READ(mm, rss_stat[MM_FILEPAGES].count)) +
-	       positive(BPF_CORE_READ(mm, rss_stat[MM_ANONPAGES].count)) +
-	       positive(BPF_CORE_READ(mm, rss_stat[MM_SHMEMPAGES].count));
+	return positive(mm->rss_stat[MM_FILEPAGES].count) +
+	       positive(mm->rss_stat[MM_ANONPAGES].count) +
+	       positive(mm->rss_stat[MM_SHMEMPAGES].count);
 }
 
 SEC("iter/task")
@@ -90,29 +93,31 @@ int crmon_tasks(struct bpf_iter__task *ctx)
 	if (!t)
 		return 0;
 	struct task_rec r = {
-		.tgid = BPF_CORE_READ(t, tgid),
-		.pid = BPF_CORE_READ(t, pid),
-		.runtime_ns = BPF_CORE_READ(t, se.sum_exec_runtime),
+		.tgid = t->tgid,
+		.pid = t->pid,
+		.runtime_ns = t->se.sum_exec_runtime,
 	};
 	bpf_seq_write(seq, &r, sizeof(r));
 	if (r.pid != r.tgid)
 		return 0;
 	struct leader_rec l = {};
-	struct signal_struct *sig = BPF_CORE_READ(t, signal);
-	l.dead_runtime_ns = BPF_CORE_READ(sig, sum_sched_runtime);
-	l.nr_threads = BPF_CORE_READ(sig, nr_threads);
-	l.start_ns = BPF_CORE_READ(t, start_boottime);
+	struct signal_struct *sig = t->signal;
+	if (sig) {
+		l.dead_runtime_ns = sig->sum_sched_runtime;
+		l.nr_threads = sig->nr_threads;
+	}
+	l.start_ns = t->start_boottime;
 	if (bpf_core_field_exists(t->__state))
-		l.state = BPF_CORE_READ(t, __state);
+		l.state = t->__state;
 	else
-		l.state = BPF_CORE_READ((struct task_struct___pre514 *)t, state);
-	l.exit_state = BPF_CORE_READ(t, exit_state);
-	struct mm_struct *mm = BPF_CORE_READ(t, mm);
+		l.state = ((struct task_struct___pre514 *)t)->state;
+	l.exit_state = t->exit_state;
+	struct mm_struct *mm = t->mm;
 	if (mm) {
-		l.total_vm_pages = BPF_CORE_READ(mm, total_vm);
+		l.total_vm_pages = mm->total_vm;
 		l.rss_pages = mm_rss(mm);
 	}
-	BPF_CORE_READ_STR_INTO(&l.comm, t, comm);
+	__builtin_memcpy(l.comm, t->comm, sizeof(l.comm));
 	bpf_seq_write(seq, &l, sizeof(l));
 	return 0;
 }

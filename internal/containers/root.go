@@ -169,13 +169,14 @@ func (c *Collector) openRoot() *container {
 
 // The root's cgroup.procs costs the kernel a walk of every thread in the
 // root cgroup, which is where a container engine's runtime shims live:
-// 35 µs on a small host, 3.5 ms beside 1 000 containers (8 % of the
-// agent's CPU there, read every idle refresh). It is read with the root's
-// full reads no more often than its last read's time rootProcsCost times
-// over (at most a 5 000th of the agent's time: every full read below
-// 200 µs, every 17 s at 3.5 ms), and at least every rootProcsMaxAge.
+// 35 µs on a small host, some 1 ms beside 150 containers and 3.5 ms beside
+// 1 000 (8 % of the agent's CPU there, read every idle refresh). It is
+// read with the root's full reads no more often than its last read's time
+// rootProcsCost times over (at most a 50 000th of the agent's time: every
+// 50 s at 1 ms; at 35 µs, every 1.75 s, so with every full read), and at
+// least every rootProcsMaxAge. At 5 000 it was still 4 % of the agent's CPU beside 150.
 const (
-	rootProcsCost   = 5000
+	rootProcsCost   = 50000
 	rootProcsMaxAge = time.Minute
 )
 

@@ -181,3 +181,20 @@ func TestStateLetter(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTasksList lists the host's processes with the task iterator.
+func BenchmarkTasksList(b *testing.B) {
+	testenv.RequireRoot(b)
+	tk, err := NewTasks()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tk.Close()
+	var buf []collect.ProcessStat
+	for b.Loop() {
+		if buf, err = tk.ListProcesses(buf[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(buf)), "processes")
+}
