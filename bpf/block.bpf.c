@@ -160,7 +160,7 @@ int BPF_PROG(crmon_block_rq_issue, struct request *rq)
 		return 0;
 	v = lookup_or_init(&block_cgroups, &key, &zero_block);
 	if (!v) {
-		count_drop(&block_drops, BLOCK_DROP_CGROUP_MAP_FULL);
+		count_drop(block_drops, BLOCK_DROP_CGROUP_MAP_FULL);
 		return 0;
 	}
 	v->bytes += BPF_CORE_READ(rq, __data_len);
@@ -169,11 +169,11 @@ int BPF_PROG(crmon_block_rq_issue, struct request *rq)
 	// completion program did not see. Its bytes were counted.
 	err = bpf_map_update_elem(&block_inflight, &addr, &in, BPF_NOEXIST);
 	if (err == -EEXIST) {
-		count_drop(&block_drops, BLOCK_DROP_LOST_COMPLETION);
+		count_drop(block_drops, BLOCK_DROP_LOST_COMPLETION);
 		err = bpf_map_update_elem(&block_inflight, &addr, &in, BPF_EXIST);
 	}
 	if (err)
-		count_drop(&block_drops, BLOCK_DROP_INFLIGHT_FULL);
+		count_drop(block_drops, BLOCK_DROP_INFLIGHT_FULL);
 	return 0;
 }
 
@@ -200,7 +200,7 @@ int BPF_PROG(crmon_block_rq_complete, struct request *rq, blk_status_t error,
 	}
 	v = lookup_or_init(&block_cgroups, &key, &zero_block);
 	if (!v) {
-		count_drop(&block_drops, BLOCK_DROP_CGROUP_MAP_FULL);
+		count_drop(block_drops, BLOCK_DROP_CGROUP_MAP_FULL);
 		bpf_map_delete_elem(&block_inflight, &addr);
 		return 0;
 	}

@@ -106,7 +106,7 @@ int BPF_PROG(crmon_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 	if (!watched(cgrp, &key))
 		return 0;
 	if (bpf_map_update_elem(&cgroup_removed, &key, &now, BPF_ANY))
-		count_drop(&cgroups_drops, CGROUPS_DROP_REMOVED_FULL);
+		count_drop(cgroups_drops, CGROUPS_DROP_REMOVED_FULL);
 	else
 		__sync_fetch_and_add(&removed_count, 1);
 	return 0;

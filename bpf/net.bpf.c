@@ -52,7 +52,7 @@ static __always_inline void count(struct __sk_buff *skb, bool egress)
 
 	v = lookup_or_init(&net_cgroups, &cg, &zero);
 	if (!v) {
-		count_drop(&net_drops, NET_DROP_CGROUP_MAP_FULL);
+		count_drop(net_drops, NET_DROP_CGROUP_MAP_FULL);
 		return;
 	}
 	if (egress) {

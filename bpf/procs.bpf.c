@@ -153,7 +153,7 @@ static __always_inline struct proc_value *proc_of(struct task_struct *t, __u64 c
 	v = lookup_or_init(&procs, k, &zero_proc);
 
 	if (!v) {
-		count_drop(&procs_drops, PROCS_DROP_MAP_FULL);
+		count_drop(procs_drops, PROCS_DROP_MAP_FULL);
 		return 0;
 	}
 	v->cgroup = cg;
@@ -214,7 +214,7 @@ int BPF_PROG(crmon_procs_exit, struct task_struct *p, bool group_dead)
 		te->delay = delay;
 		__sync_fetch_and_add(&v->threads_exited, 1);
 	} else {
-		count_drop(&procs_drops, PROCS_DROP_TASK_STORAGE);
+		count_drop(procs_drops, PROCS_DROP_TASK_STORAGE);
 	}
 	__sync_fetch_and_add(&v->read_bytes, p->ioac.read_bytes);
 	w = p->ioac.write_bytes;

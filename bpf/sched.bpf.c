@@ -141,7 +141,7 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt)
 
 	ts = bpf_task_storage_get(&sched_tasks, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!ts) {
-		count_drop(&sched_drops, SCHED_DROP_TASK_STORAGE);
+		count_drop(sched_drops, SCHED_DROP_TASK_STORAGE);
 		return;
 	}
 	runtime = prev->se.sum_exec_runtime;
@@ -163,7 +163,7 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt)
 	cg = task_cgroup(prev, ts);
 	v = lookup_or_init(&sched_cgroups, &cg, &zero_sched);
 	if (!v) {
-		count_drop(&sched_drops, SCHED_DROP_CGROUP_MAP_FULL);
+		count_drop(sched_drops, SCHED_DROP_CGROUP_MAP_FULL);
 		return;
 	}
 	v->cpu_ns += cpu;
@@ -214,7 +214,7 @@ int BPF_PROG(crmon_sched_wakeup_new, struct task_struct *p)
 	struct task_state *ts = bpf_task_storage_get(&sched_tasks, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 
 	if (!ts) {
-		count_drop(&sched_drops, SCHED_DROP_TASK_STORAGE);
+		count_drop(sched_drops, SCHED_DROP_TASK_STORAGE);
 		return 0;
 	}
 	ts->last_runtime = p->se.sum_exec_runtime;

@@ -41,12 +41,12 @@ type blockInflight struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	blockMapBlockCgroups          = "block_cgroups"
-	blockMapBlockDrops            = "block_drops"
 	blockMapBlockInflight         = "block_inflight"
 	blockProgCrmonBlockRqComplete = "crmon_block_rq_complete"
 	blockProgCrmonBlockRqIssue    = "crmon_block_rq_issue"
 	blockProgCrmonBlockRqMerge    = "crmon_block_rq_merge"
 	blockProgCrmonBlockRqRequeue  = "crmon_block_rq_requeue"
+	blockVarBlockDrops            = "block_drops"
 	blockVarHistograms            = "histograms"
 )
 
@@ -103,7 +103,6 @@ type blockProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type blockMapSpecs struct {
 	BlockCgroups  *ebpf.MapSpec `ebpf:"block_cgroups"`
-	BlockDrops    *ebpf.MapSpec `ebpf:"block_drops"`
 	BlockInflight *ebpf.MapSpec `ebpf:"block_inflight"`
 }
 
@@ -111,6 +110,7 @@ type blockMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type blockVariableSpecs struct {
+	BlockDrops *ebpf.VariableSpec `ebpf:"block_drops"`
 	Histograms *ebpf.VariableSpec `ebpf:"histograms"`
 }
 
@@ -135,14 +135,12 @@ func (o *blockObjects) Close() error {
 // It can be passed to loadBlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type blockMaps struct {
 	BlockCgroups  *ebpf.Map `ebpf:"block_cgroups"`
-	BlockDrops    *ebpf.Map `ebpf:"block_drops"`
 	BlockInflight *ebpf.Map `ebpf:"block_inflight"`
 }
 
 func (m *blockMaps) Close() error {
 	return _BlockClose(
 		m.BlockCgroups,
-		m.BlockDrops,
 		m.BlockInflight,
 	)
 }
@@ -151,6 +149,7 @@ func (m *blockMaps) Close() error {
 //
 // It can be passed to loadBlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type blockVariables struct {
+	BlockDrops *ebpf.Variable `ebpf:"block_drops"`
 	Histograms *ebpf.Variable `ebpf:"histograms"`
 }
 

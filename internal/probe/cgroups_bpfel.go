@@ -32,10 +32,10 @@ const (
 	cgroupsMapCgroupNames       = "cgroup_names"
 	cgroupsMapCgroupRemoved     = "cgroup_removed"
 	cgroupsMapCgroupScratch     = "cgroup_scratch"
-	cgroupsMapCgroupsDrops      = "cgroups_drops"
 	cgroupsProgCrmonCgroupMkdir = "crmon_cgroup_mkdir"
 	cgroupsProgCrmonCgroupRmdir = "crmon_cgroup_rmdir"
 	cgroupsVarBlkioHierarchy    = "blkio_hierarchy"
+	cgroupsVarCgroupsDrops      = "cgroups_drops"
 	cgroupsVarRemovedCount      = "removed_count"
 )
 
@@ -92,7 +92,6 @@ type cgroupsMapSpecs struct {
 	CgroupNames   *ebpf.MapSpec `ebpf:"cgroup_names"`
 	CgroupRemoved *ebpf.MapSpec `ebpf:"cgroup_removed"`
 	CgroupScratch *ebpf.MapSpec `ebpf:"cgroup_scratch"`
-	CgroupsDrops  *ebpf.MapSpec `ebpf:"cgroups_drops"`
 }
 
 // cgroupsVariableSpecs contains global variables before they are loaded into the kernel.
@@ -100,6 +99,7 @@ type cgroupsMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type cgroupsVariableSpecs struct {
 	BlkioHierarchy *ebpf.VariableSpec `ebpf:"blkio_hierarchy"`
+	CgroupsDrops   *ebpf.VariableSpec `ebpf:"cgroups_drops"`
 	RemovedCount   *ebpf.VariableSpec `ebpf:"removed_count"`
 }
 
@@ -126,7 +126,6 @@ type cgroupsMaps struct {
 	CgroupNames   *ebpf.Map `ebpf:"cgroup_names"`
 	CgroupRemoved *ebpf.Map `ebpf:"cgroup_removed"`
 	CgroupScratch *ebpf.Map `ebpf:"cgroup_scratch"`
-	CgroupsDrops  *ebpf.Map `ebpf:"cgroups_drops"`
 }
 
 func (m *cgroupsMaps) Close() error {
@@ -134,7 +133,6 @@ func (m *cgroupsMaps) Close() error {
 		m.CgroupNames,
 		m.CgroupRemoved,
 		m.CgroupScratch,
-		m.CgroupsDrops,
 	)
 }
 
@@ -143,6 +141,7 @@ func (m *cgroupsMaps) Close() error {
 // It can be passed to loadCgroupsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type cgroupsVariables struct {
 	BlkioHierarchy *ebpf.Variable `ebpf:"blkio_hierarchy"`
+	CgroupsDrops   *ebpf.Variable `ebpf:"cgroups_drops"`
 	RemovedCount   *ebpf.Variable `ebpf:"removed_count"`
 }
 

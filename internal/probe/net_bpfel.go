@@ -26,9 +26,9 @@ type netNetValue struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	netMapNetCgroups       = "net_cgroups"
-	netMapNetDrops         = "net_drops"
 	netProgCrmonNetEgress  = "crmon_net_egress"
 	netProgCrmonNetIngress = "crmon_net_ingress"
+	netVarNetDrops         = "net_drops"
 )
 
 // loadNet returns the embedded CollectionSpec for net.
@@ -82,13 +82,13 @@ type netProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type netMapSpecs struct {
 	NetCgroups *ebpf.MapSpec `ebpf:"net_cgroups"`
-	NetDrops   *ebpf.MapSpec `ebpf:"net_drops"`
 }
 
 // netVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netVariableSpecs struct {
+	NetDrops *ebpf.VariableSpec `ebpf:"net_drops"`
 }
 
 // netObjects contains all objects after they have been loaded into the kernel.
@@ -112,13 +112,11 @@ func (o *netObjects) Close() error {
 // It can be passed to loadNetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netMaps struct {
 	NetCgroups *ebpf.Map `ebpf:"net_cgroups"`
-	NetDrops   *ebpf.Map `ebpf:"net_drops"`
 }
 
 func (m *netMaps) Close() error {
 	return _NetClose(
 		m.NetCgroups,
-		m.NetDrops,
 	)
 }
 
@@ -126,6 +124,7 @@ func (m *netMaps) Close() error {
 //
 // It can be passed to loadNetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netVariables struct {
+	NetDrops *ebpf.Variable `ebpf:"net_drops"`
 }
 
 // netPrograms contains all programs after they have been loaded into the kernel.

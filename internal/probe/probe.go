@@ -568,16 +568,16 @@ type namedProgram struct {
 func (p *Probes) maps() []namedMap {
 	var out []namedMap
 	if p.sched != nil {
-		out = append(out, namedMap{"sched_cgroups", p.sched.SchedCgroups}, namedMap{"sched_tasks", p.sched.SchedTasks}, namedMap{"sched_drops", p.sched.SchedDrops}, namedMap{"sched_oncpu", p.sched.SchedOncpu})
+		out = append(out, namedMap{"sched_cgroups", p.sched.SchedCgroups}, namedMap{"sched_tasks", p.sched.SchedTasks}, namedMap{"sched_oncpu", p.sched.SchedOncpu})
 	}
 	if p.block != nil {
-		out = append(out, namedMap{"block_cgroups", p.block.BlockCgroups}, namedMap{"block_inflight", p.block.BlockInflight}, namedMap{"block_drops", p.block.BlockDrops})
+		out = append(out, namedMap{"block_cgroups", p.block.BlockCgroups}, namedMap{"block_inflight", p.block.BlockInflight})
 	}
 	if p.net != nil {
-		out = append(out, namedMap{"net_cgroups", p.net.NetCgroups}, namedMap{"net_drops", p.net.NetDrops})
+		out = append(out, namedMap{"net_cgroups", p.net.NetCgroups})
 	}
 	if p.cgroups != nil {
-		out = append(out, namedMap{"cgroup_names", p.cgroups.CgroupNames}, namedMap{"cgroup_removed", p.cgroups.CgroupRemoved}, namedMap{"cgroups_drops", p.cgroups.CgroupsDrops})
+		out = append(out, namedMap{"cgroup_names", p.cgroups.CgroupNames}, namedMap{"cgroup_removed", p.cgroups.CgroupRemoved})
 	}
 	return out
 }

@@ -1372,3 +1372,48 @@ func TestUnresolvedEntriesExpire(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelDrops checks that the drop counters the programs keep (globals
+// user space reads from their maps' memory) reach the snapshot by probe and
+// reason, and the process probe's its Dropped.
+func TestKernelDrops(t *testing.T) {
+	p := loadProbes(t, Options{Sched: true, Block: true, Net: true})
+	set := func(v *ebpf.Variable, counts []uint64) {
+		t.Helper()
+		if err := v.Set(counts); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { v.Set(make([]uint64, len(counts))) })
+	}
+	set(p.sched.SchedDrops, []uint64{3, 5})
+	set(p.block.BlockDrops, []uint64{7, 11, 13})
+	set(p.net.NetDrops, []uint64{17})
+	set(p.cgroups.CgroupsDrops, []uint64{19})
+	snap, err := p.Read(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, d := range snap.Drops {
+		got[d.Probe+"/"+d.Reason] = d.Count
+	}
+	for k, want := range map[string]uint64{
+		"sched/cgroup_map_full": 3, "sched/task_storage": 5,
+		"block/cgroup_map_full": 7, "block/inflight_full": 11, "block/lost_completion": 13,
+		"net/cgroup_map_full": 17, "cgroups/removed_map_full": 19,
+	} {
+		// The block probe counts lost completions of its own too.
+		if got[k] < want || (k != "block/lost_completion" && got[k] != want) {
+			t.Errorf("drops %s = %d, want %d", k, got[k], want)
+		}
+	}
+	pr, err := NewProcs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	set(pr.objs.ProcsDrops, []uint64{2, 3})
+	if n := pr.Dropped(); n != 5 {
+		t.Errorf("Procs.Dropped() = %d, want 5", n)
+	}
+}

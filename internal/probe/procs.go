@@ -216,17 +216,11 @@ func (p *Procs) take(id uint64, all bool) ([]Process, error) {
 // Dropped counts the processes not counted because the map was full,
 // and the threads whose last milliseconds were not (no task storage).
 func (p *Procs) Dropped() uint64 {
-	var n uint64
-	for reason := uint32(0); reason < 2; reason++ {
-		var per []uint64
-		if err := p.objs.ProcsDrops.Lookup(reason, &per); err != nil {
-			continue
-		}
-		for _, c := range per {
-			n += c
-		}
+	var counts [2]uint64
+	if err := p.objs.ProcsDrops.Get(counts[:]); err != nil {
+		return 0
 	}
-	return n
+	return counts[0] + counts[1]
 }
 
 // Close detaches and unloads the programs.

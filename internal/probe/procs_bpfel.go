@@ -51,7 +51,6 @@ type procsThreadExit struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	procsMapProcs           = "procs"
-	procsMapProcsDrops      = "procs_drops"
 	procsMapProcsThreads    = "procs_threads"
 	procsMapProcsWatch      = "procs_watch"
 	procsProgCrmonProcsExec = "crmon_procs_exec"
@@ -59,6 +58,7 @@ const (
 	procsProgCrmonProcsFree = "crmon_procs_free"
 	procsProgCrmonProcsRecv = "crmon_procs_recv"
 	procsProgCrmonProcsSend = "crmon_procs_send"
+	procsVarProcsDrops      = "procs_drops"
 	procsVarProcsWatching   = "procs_watching"
 )
 
@@ -116,7 +116,6 @@ type procsProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type procsMapSpecs struct {
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
-	ProcsDrops   *ebpf.MapSpec `ebpf:"procs_drops"`
 	ProcsThreads *ebpf.MapSpec `ebpf:"procs_threads"`
 	ProcsWatch   *ebpf.MapSpec `ebpf:"procs_watch"`
 }
@@ -125,6 +124,7 @@ type procsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type procsVariableSpecs struct {
+	ProcsDrops    *ebpf.VariableSpec `ebpf:"procs_drops"`
 	ProcsWatching *ebpf.VariableSpec `ebpf:"procs_watching"`
 }
 
@@ -149,7 +149,6 @@ func (o *procsObjects) Close() error {
 // It can be passed to loadProcsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type procsMaps struct {
 	Procs        *ebpf.Map `ebpf:"procs"`
-	ProcsDrops   *ebpf.Map `ebpf:"procs_drops"`
 	ProcsThreads *ebpf.Map `ebpf:"procs_threads"`
 	ProcsWatch   *ebpf.Map `ebpf:"procs_watch"`
 }
@@ -157,7 +156,6 @@ type procsMaps struct {
 func (m *procsMaps) Close() error {
 	return _ProcsClose(
 		m.Procs,
-		m.ProcsDrops,
 		m.ProcsThreads,
 		m.ProcsWatch,
 	)
@@ -167,6 +165,7 @@ func (m *procsMaps) Close() error {
 //
 // It can be passed to loadProcsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type procsVariables struct {
+	ProcsDrops    *ebpf.Variable `ebpf:"procs_drops"`
 	ProcsWatching *ebpf.Variable `ebpf:"procs_watching"`
 }
 

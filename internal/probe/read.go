@@ -95,7 +95,7 @@ type readState struct {
 	schedMap perCPUReader[uint64, schedSchedValue]
 	blockMap perCPUReader[blockBlockKey, blockBlockValue]
 	netMap   perCPUReader[uint64, netNetValue]
-	dropVals []uint64
+	dropVals [4]uint64 // the most reasons a probe has
 
 	// oncpu are the cgroups with a task on a CPU at the last read, from
 	// sched_oncpu; oncpuKnown is false when a CPU's cgroup did not
@@ -804,17 +804,14 @@ func (s *readState) drops(progs []ProgramStats) []Drop {
 	for _, ps := range progs {
 		counts[[2]string{ps.Probe, "recursion"}] += ps.Missed
 	}
-	read := func(probe string, m *ebpf.Map) {
-		for i, reason := range dropReasons[probe] {
-			key := uint32(i)
-			if err := m.Lookup(&key, &s.dropVals); err != nil {
-				continue
-			}
-			var n uint64
-			for _, v := range s.dropVals {
-				n += v
-			}
-			counts[[2]string{probe, reason}] += n
+	read := func(probe string, v *ebpf.Variable) {
+		reasons := dropReasons[probe]
+		vals := s.dropVals[:len(reasons)]
+		if err := v.Get(vals); err != nil {
+			return
+		}
+		for i, reason := range reasons {
+			counts[[2]string{probe, reason}] += vals[i]
 		}
 	}
 	if p.sched != nil {

@@ -39,13 +39,13 @@ type schedTaskState struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	schedMapSchedCgroups           = "sched_cgroups"
-	schedMapSchedDrops             = "sched_drops"
 	schedMapSchedOncpu             = "sched_oncpu"
 	schedMapSchedTasks             = "sched_tasks"
 	schedProgCrmonSchedStatRuntime = "crmon_sched_stat_runtime"
 	schedProgCrmonSchedSwitch      = "crmon_sched_switch"
 	schedProgCrmonSchedWakeupNew   = "crmon_sched_wakeup_new"
 	schedVarHistograms             = "histograms"
+	schedVarSchedDrops             = "sched_drops"
 )
 
 // loadSched returns the embedded CollectionSpec for sched.
@@ -100,7 +100,6 @@ type schedProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type schedMapSpecs struct {
 	SchedCgroups *ebpf.MapSpec `ebpf:"sched_cgroups"`
-	SchedDrops   *ebpf.MapSpec `ebpf:"sched_drops"`
 	SchedOncpu   *ebpf.MapSpec `ebpf:"sched_oncpu"`
 	SchedTasks   *ebpf.MapSpec `ebpf:"sched_tasks"`
 }
@@ -110,6 +109,7 @@ type schedMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type schedVariableSpecs struct {
 	Histograms *ebpf.VariableSpec `ebpf:"histograms"`
+	SchedDrops *ebpf.VariableSpec `ebpf:"sched_drops"`
 }
 
 // schedObjects contains all objects after they have been loaded into the kernel.
@@ -133,7 +133,6 @@ func (o *schedObjects) Close() error {
 // It can be passed to loadSchedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schedMaps struct {
 	SchedCgroups *ebpf.Map `ebpf:"sched_cgroups"`
-	SchedDrops   *ebpf.Map `ebpf:"sched_drops"`
 	SchedOncpu   *ebpf.Map `ebpf:"sched_oncpu"`
 	SchedTasks   *ebpf.Map `ebpf:"sched_tasks"`
 }
@@ -141,7 +140,6 @@ type schedMaps struct {
 func (m *schedMaps) Close() error {
 	return _SchedClose(
 		m.SchedCgroups,
-		m.SchedDrops,
 		m.SchedOncpu,
 		m.SchedTasks,
 	)
@@ -152,6 +150,7 @@ func (m *schedMaps) Close() error {
 // It can be passed to loadSchedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schedVariables struct {
 	Histograms *ebpf.Variable `ebpf:"histograms"`
+	SchedDrops *ebpf.Variable `ebpf:"sched_drops"`
 }
 
 // schedPrograms contains all programs after they have been loaded into the kernel.
