@@ -416,10 +416,17 @@ func TestReadModes(t *testing.T) {
 	}
 }
 
-// realCgroup makes the cgroup cg in every hierarchy of h; removeAll, also
-// called at the test's end, removes them again.
-func realCgroup(t *testing.T, h *Hierarchy, cg string) (p Paths, dirs []string, removeAll func()) {
+// realCgroup makes the cgroup cg in every hierarchy of the host's; it
+// needs root. removeAll, also called at the test's end, removes them
+// again.
+func realCgroup(t *testing.T, cg string) (h *Hierarchy, p Paths, dirs []string, removeAll func()) {
 	t.Helper()
+	testenv.RequireLong(t, "root and cgroupfs")
+	testenv.RequireRoot(t)
+	h, err := Detect("/proc", "/")
+	if err != nil {
+		testenv.Unavailable(t, "no cgroup hierarchy: %v", err)
+	}
 	p = h.Uniform(cg)
 	seen := map[string]bool{}
 	for _, d := range append([]string{h.Unified}, slices.Collect(maps.Values(h.V1))...) {
@@ -439,22 +446,16 @@ func realCgroup(t *testing.T, h *Hierarchy, cg string) (p Paths, dirs []string, 
 		}
 	}
 	t.Cleanup(removeAll)
-	return p, dirs, removeAll
+	return h, p, dirs, removeAll
 }
 
 // TestReadManyProcs counts the processes of a real cgroup with more of
 // them than one read of cgroup.procs returns (its seq_file hands out a
 // page at a time, some 800 PIDs), through Read and through ReadProcs.
 func TestReadManyProcs(t *testing.T) {
-	testenv.RequireLong(t, "root and cgroupfs")
-	testenv.RequireRoot(t)
-	h, err := Detect("/proc", "/")
-	if err != nil {
-		testenv.Unavailable(t, "no cgroup hierarchy: %v", err)
-	}
 	const sleeps = 1500
 	cg := fmt.Sprintf("/crmon-manyprocs-%d", time.Now().UnixNano())
-	p, _, _ := realCgroup(t, h, cg)
+	h, p, _, _ := realCgroup(t, cg)
 	// The hierarchies whose cgroup.procs Read counts; v1's cpuset would
 	// want CPUs and memory nodes first.
 	var dirs []string
@@ -523,13 +524,7 @@ func TestReadManyProcs(t *testing.T) {
 // says ErrGone and leaves every counter as the last Read left it, block
 // I/O devices included, since those are the cgroup's final values.
 func TestReadRemovedKeepsLast(t *testing.T) {
-	testenv.RequireLong(t, "root and cgroupfs")
-	testenv.RequireRoot(t)
-	h, err := Detect("/proc", "/")
-	if err != nil {
-		testenv.Unavailable(t, "no cgroup hierarchy: %v", err)
-	}
-	p, _, removeAll := realCgroup(t, h, fmt.Sprintf("/crmon-readgone-%d", time.Now().UnixNano()))
+	h, p, _, removeAll := realCgroup(t, fmt.Sprintf("/crmon-readgone-%d", time.Now().UnixNano()))
 	r, err := h.Open(p)
 	if err != nil {
 		t.Fatal(err)

@@ -448,12 +448,19 @@ func rusageCPU(ru *syscall.Rusage) time.Duration {
 }
 
 // loadProbes loads the probes for one test.
-func loadProbes(t testing.TB, opts Options) *Probes {
+// requireEBPF stops a test that loads BPF programs where it cannot: not
+// root (or -short), or no kernel BTF.
+func requireEBPF(t testing.TB) {
 	t.Helper()
 	testenv.RequireRoot(t)
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
 		testenv.Unavailable(t, "no kernel BTF")
 	}
+}
+
+func loadProbes(t testing.TB, opts Options) *Probes {
+	t.Helper()
+	requireEBPF(t)
 	opts.Required = true
 	p, err := New(opts)
 	if err != nil {

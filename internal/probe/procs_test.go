@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
 // TestProcsMatchRusage: the processes of a watched cgroup, and of a cgroup
@@ -218,11 +216,7 @@ func TestProcsRunning(t *testing.T) {
 // name with it, until the test ends.
 func watchedProcs(t *testing.T, name string) (*Procs, *testCgroup, uint64) {
 	t.Helper()
-	testenv.RequireRoot(t)
-	testenv.RequireLong(t, "eBPF")
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		testenv.Unavailable(t, "no kernel BTF")
-	}
+	requireEBPF(t)
 	p, err := NewProcs()
 	if err != nil {
 		t.Fatal(err)

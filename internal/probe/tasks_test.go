@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/crmon-dev/crmon/internal/collect"
-	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
 // procStat is what /proc/<pid>/stat says of pid, by field number of
@@ -69,11 +68,7 @@ func listed(t *testing.T, tk *Tasks) map[int32]collect.ProcessStat {
 // test process, the CPU time of all its threads between two reads of its
 // stat file.
 func TestTasksMatchProcfs(t *testing.T) {
-	testenv.RequireRoot(t)
-	testenv.RequireLong(t, "eBPF")
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		testenv.Unavailable(t, "no kernel BTF")
-	}
+	requireEBPF(t)
 	tk, err := NewTasks()
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +179,7 @@ func TestStateLetter(t *testing.T) {
 
 // BenchmarkTasksList lists the host's processes with the task iterator.
 func BenchmarkTasksList(b *testing.B) {
-	testenv.RequireRoot(b)
+	requireEBPF(b)
 	tk, err := NewTasks()
 	if err != nil {
 		b.Fatal(err)
