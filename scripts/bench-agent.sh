@@ -57,9 +57,12 @@ REUSE=${REUSE:-}
 cleanup() {
 	[[ -n ${pid:-} ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
 	[[ -n $REUSE ]] && return
-	# Two removals at a time, each with a deadline: Docker 20.10 wedged
-	# (every delete and network call blocked on libnetwork's locks) when
-	# twelve bulk removals of 50 containers ran at once.
+	# Killed first, then removed two batches at a time, each with a
+	# deadline: Docker 20.10 wedged (every delete and network call blocked
+	# on libnetwork's locks) when twelve bulk removals of 50 containers ran
+	# at once, and when 1 000 running ones were removed with rm -f two
+	# batches at a time; killed first, 150 went in 10 s.
+	$DOCKER ps -q --filter label=crmon-bench=1 2>/dev/null | xargs -r -n 50 timeout 120 $DOCKER kill >/dev/null 2>&1 || true
 	$DOCKER ps -aq --filter label=crmon-bench=1 2>/dev/null | xargs -r -P 2 -n 20 timeout 120 $DOCKER rm -f >/dev/null 2>&1 || true
 	$DOCKER network rm crmon-bench >/dev/null 2>&1 || true
 }
