@@ -39,17 +39,16 @@ type Tasks struct {
 	objs tasksObjects
 	link *link.Iter
 
-	mu     sync.Mutex
-	buf    []byte
-	cpu    map[int32]uint64 // scratch: live threads' CPU by thread group
-	leader map[int32]int    // scratch: index of a thread group's leader
+	mu  sync.Mutex
+	buf []byte
+	cpu map[int32]uint64 // scratch: live threads' CPU by thread group
 }
 
 // NewTasks loads the task iterator.
 func NewTasks() (t *Tasks, err error) {
 	// A no-op on kernels that charge BPF memory to the cgroup (5.11+).
 	_ = rlimit.RemoveMemlock()
-	t = &Tasks{buf: make([]byte, 256<<10), cpu: map[int32]uint64{}, leader: map[int32]int{}}
+	t = &Tasks{buf: make([]byte, 256<<10), cpu: map[int32]uint64{}}
 	if err := loadTasksObjects(&t.objs, nil); err != nil {
 		return nil, fmt.Errorf("loading the task iterator: %w", err)
 	}
@@ -104,7 +103,6 @@ func (t *Tasks) read() (int, error) {
 // parse turns the iterator's records into processes, appended to out.
 func (t *Tasks) parse(b []byte, out []collect.ProcessStat) ([]collect.ProcessStat, error) {
 	clear(t.cpu)
-	clear(t.leader)
 	le := binary.LittleEndian
 	first := len(out)
 	for len(b) > 0 {
@@ -130,16 +128,13 @@ func (t *Tasks) parse(b []byte, out []collect.ProcessStat) ([]collect.ProcessSta
 			Threads:    uint64(le.Uint32(b[40:])),
 		}
 		copy(p.Comm[:], b[48:64])
-		t.leader[pid] = len(out)
 		out = append(out, p)
 		b = b[leaderRecSize:]
 	}
-	for tgid, ns := range t.cpu {
-		// A thread whose leader was not listed (it began or ended
-		// between the two) has no process to count in.
-		if i, ok := t.leader[tgid]; ok {
-			out[i].CPUNanos += ns
-		}
+	// A thread whose leader was not listed (it began or ended between
+	// the two) has no process to count in.
+	for i := first; i < len(out); i++ {
+		out[i].CPUNanos += t.cpu[out[i].PID]
 	}
 	return out, nil
 }
