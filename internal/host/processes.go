@@ -281,8 +281,7 @@ func (c *processesCollector) useLister() bool {
 	if c.initPIDNS == 0 {
 		c.initPIDNS = -1
 		var st unix.Stat_t
-		l, err := os.Readlink(filepath.Join(c.procfs, "self"))
-		if err == nil && l == strconv.Itoa(os.Getpid()) && unix.Stat("/proc/self/ns/pid", &st) == nil && st.Ino == initPIDNSIno {
+		if c.procfsOwnPIDNS() && unix.Stat("/proc/self/ns/pid", &st) == nil && st.Ino == initPIDNSIno {
 			c.initPIDNS = 1
 		}
 	}
@@ -592,22 +591,28 @@ const (
 	relistEvery = 12
 )
 
-// mustList returns the last PID the kernel gave out, and whether the scan
-// must list the procfs root to find its processes.
-func (c *processesCollector) mustList() (uint64, bool) {
+// procfsOwnPIDNS reports whether procfs is a mount of this process's PID
+// namespace, once: its "self" names this process.
+func (c *processesCollector) procfsOwnPIDNS() bool {
 	if c.ownPIDNS == 0 {
 		c.ownPIDNS = -1
 		if l, err := os.Readlink(filepath.Join(c.procfs, "self")); err == nil && l == strconv.Itoa(os.Getpid()) {
 			c.ownPIDNS = 1
 		}
 	}
+	return c.ownPIDNS > 0
+}
+
+// mustList returns the last PID the kernel gave out, and whether the scan
+// must list the procfs root to find its processes.
+func (c *processesCollector) mustList() (uint64, bool) {
 	b, err := c.loadavg.read(c.r)
 	if err != nil {
 		return 0, true
 	}
 	// "0.52 0.58 0.59 2/218 4242": the last PID.
 	pid, ok := parseUint(nthField(b, 4))
-	return pid, !ok || c.ownPIDNS < 0 || c.scans == 0 || pid < c.lastPID || pid-c.lastPID > maxNewPIDs || c.unlisted+1 >= relistEvery
+	return pid, !ok || !c.procfsOwnPIDNS() || c.scans == 0 || pid < c.lastPID || pid-c.lastPID > maxNewPIDs || c.unlisted+1 >= relistEvery
 }
 
 // isProcess reports whether the task pid (its digits in name) exists and
