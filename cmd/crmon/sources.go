@@ -265,24 +265,21 @@ func (s *sources) Reload(cfg *config.Config) (old []collect.Collector, err error
 			ct.SetCgroupCounter(pc.(collect.CgroupCounter))
 		}
 		// The processes scan leaves out those of cgroups that did
-		// nothing since it last read them.
+		// nothing since it last read them, or lists every process in
+		// one read of the task iterator.
 		for _, c := range cs {
 			if a, ok := c.(interface {
 				SetCgroupActivity(collect.CgroupActivity)
 			}); ok {
 				a.SetCgroupActivity(pc.(collect.CgroupActivity))
 			}
-		}
-		cs = append(cs, pc)
-	}
-	if s.tasks != nil {
-		for _, c := range cs {
 			if l, ok := c.(interface {
 				SetProcessLister(collect.ProcessLister)
-			}); ok {
+			}); ok && s.tasks != nil {
 				l.SetProcessLister(s.tasks)
 			}
 		}
+		cs = append(cs, pc)
 	}
 	s.built = key
 	return s.swap(cs), nil
