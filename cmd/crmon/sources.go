@@ -203,6 +203,9 @@ func (s *sources) loadProbes(cfg *config.Config) error {
 	s.probes = p
 	if t, err := probe.NewTasks(); err == nil {
 		s.tasks = t
+		if err := t.WalkErr(); err != nil {
+			s.logger.Info("the processes scan uses the task iterator: no task list walk (Linux 6.7)", "err", err)
+		}
 	} else {
 		s.logger.Info("the processes scan reads procfs: no task iterator", "err", err)
 	}

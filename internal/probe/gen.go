@@ -13,4 +13,5 @@ package probe
 //go:generate go tool bpf2go -cc "../../bpf/clang.sh clang-19" -strip llvm-strip-19 -target bpfel procs ../../bpf/procs.bpf.c -- -I../../headers -I../../bpf -O2 -g -mcpu=v3 -Wall -Werror
 //go:generate go tool bpf2go -cc "../../bpf/clang.sh clang-19" -strip llvm-strip-19 -target bpfel cgroups ../../bpf/cgroups.bpf.c -- -I../../headers -I../../bpf -O2 -g -mcpu=v3 -Wall -Werror
 //go:generate go tool bpf2go -cc "../../bpf/clang.sh clang-19" -strip llvm-strip-19 -target bpfel tasks ../../bpf/tasks.bpf.c -- -I../../headers -I../../bpf -O2 -g -mcpu=v3 -Wall -Werror
+//go:generate go tool bpf2go -cc "../../bpf/clang.sh clang-19" -strip llvm-strip-19 -target bpfel taskwalk ../../bpf/taskwalk.bpf.c -- -I../../headers -I../../bpf -O2 -g -mcpu=v3 -Wall -Werror
 //go:generate go tool bpf2go -cc "../../bpf/clang.sh clang-19" -strip llvm-strip-19 -target bpfel -output-suffix _test test ../../bpf/test.bpf.c -- -I../../headers -I../../bpf -O2 -g -mcpu=v3 -Wall -Werror

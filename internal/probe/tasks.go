@@ -12,6 +12,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 
@@ -32,32 +33,81 @@ const maxTaskOutput = 64 << 20
 
 var pageSize = uint64(os.Getpagesize())
 
-// Tasks lists the host's processes in one read of a BPF task iterator
-// (bpf/tasks.bpf.c): some 200 ns a task, where /proc/<pid>/stat costs
-// some 8 µs a process. It implements collect.ProcessLister.
-type Tasks struct {
-	objs tasksObjects
-	link *link.Iter
+// procsPerChunk is how many processes the walk writes to a value of its
+// map: a page of 64-byte records.
+const procsPerChunk = len(taskwalkProcChunk{}.R)
 
-	mu  sync.Mutex
-	buf []byte
-	cpu map[int32]uint64 // scratch: live threads' CPU by thread group
+// Tasks lists the host's processes in one run of a BPF program: on Linux
+// 6.7 and later a walk of the kernel's task list (bpf/taskwalk.bpf.c,
+// some 0.2 µs a thread), before that and on a host with more processes
+// than the walk's map holds a task iterator (bpf/tasks.bpf.c, some 1 µs a
+// thread), where /proc/<pid>/stat costs some 8 µs a process. It
+// implements collect.ProcessLister.
+type Tasks struct {
+	// walk is nil where it did not load, for walkErr: before Linux 6.7
+	// the kernel has no open-coded task iterators.
+	walk    *taskwalkObjects
+	walkErr error
+	iter    tasksObjects
+	link    *link.Iter
+
+	mu     sync.Mutex
+	buf    []byte
+	cpu    map[int32]uint64 // scratch: live threads' CPU by thread group
+	keys   []uint32
+	chunks []taskwalkProcChunk
 }
 
-// NewTasks loads the task iterator.
-func NewTasks() (t *Tasks, err error) {
+// NewTasks loads the task list walk, where the kernel has it, and the
+// task iterator.
+func NewTasks() (*Tasks, error) { return newTasks(tasksOptions{}) }
+
+// tasksOptions are the tests': to list with the iterator alone, or with a
+// walk whose map holds fewer processes.
+type tasksOptions struct {
+	noWalk     bool
+	walkChunks uint32
+}
+
+func newTasks(o tasksOptions) (t *Tasks, err error) {
 	// A no-op on kernels that charge BPF memory to the cgroup (5.11+).
 	_ = rlimit.RemoveMemlock()
-	t = &Tasks{buf: make([]byte, 256<<10), cpu: map[int32]uint64{}}
-	if err := loadTasksObjects(&t.objs, nil); err != nil {
+	t = &Tasks{cpu: map[int32]uint64{}}
+	if err := loadTasksObjects(&t.iter, nil); err != nil {
 		return nil, fmt.Errorf("loading the task iterator: %w", err)
 	}
-	t.link, err = link.AttachIter(link.IterOptions{Program: t.objs.CrmonTasks})
+	t.link, err = link.AttachIter(link.IterOptions{Program: t.iter.CrmonTasks})
 	if err != nil {
-		t.objs.Close()
+		t.iter.Close()
 		return nil, fmt.Errorf("attaching the task iterator: %w", err)
 	}
+	if !o.noWalk {
+		// Before 6.7 the verifier knows none of the walk's kfuncs: the
+		// iterator lists alone.
+		t.walk, t.walkErr = loadWalk(o.walkChunks)
+	}
 	return t, nil
+}
+
+// WalkErr says why the task list walk did not load, and the slower task
+// iterator lists alone; nil when the walk lists.
+func (t *Tasks) WalkErr() error { return t.walkErr }
+
+// loadWalk loads the task list walk, its map of chunks chunks long
+// unless chunks is 0.
+func loadWalk(chunks uint32) (*taskwalkObjects, error) {
+	spec, err := loadTaskwalk()
+	if err != nil {
+		return nil, err
+	}
+	if chunks > 0 {
+		spec.Maps[taskwalkMapProcChunks].MaxEntries = chunks
+	}
+	var w taskwalkObjects
+	if err := spec.LoadAndAssign(&w, nil); err != nil {
+		return nil, err
+	}
+	return &w, nil
 }
 
 // ListProcesses appends every process of the host to buf: its leader's
@@ -65,11 +115,63 @@ func NewTasks() (t *Tasks, err error) {
 func (t *Tasks) ListProcesses(buf []collect.ProcessStat) ([]collect.ProcessStat, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.walk != nil {
+		out, ok, err := t.walked(buf)
+		if ok || err != nil {
+			return out, err
+		}
+		// More processes than the walk's map holds: the iterator's
+		// output grows as it must.
+	}
 	n, err := t.read()
 	if err != nil {
 		return buf, err
 	}
 	return t.parse(t.buf[:n], buf)
+}
+
+// walked runs the task list walk and appends its processes to out; ok is
+// false when they did not fit its map.
+func (t *Tasks) walked(out []collect.ProcessStat) (_ []collect.ProcessStat, ok bool, err error) {
+	ret, err := t.walk.CrmonProcs.Run(&ebpf.RunOptions{})
+	if err != nil {
+		return out, false, fmt.Errorf("running the task list walk: %w", err)
+	}
+	n := int(int32(ret))
+	if n < 0 {
+		return out, false, nil
+	}
+	nchunks := (n + procsPerChunk - 1) / procsPerChunk
+	if nchunks == 0 {
+		return out, true, nil
+	}
+	if cap(t.chunks) < nchunks {
+		t.chunks = make([]taskwalkProcChunk, nchunks+nchunks/4)
+		t.keys = make([]uint32, len(t.chunks))
+	}
+	// A fresh cursor starts at the array's first index.
+	var cursor ebpf.MapBatchCursor
+	got, err := t.walk.ProcChunks.BatchLookup(&cursor, t.keys[:nchunks], t.chunks[:nchunks], nil)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) || got < nchunks {
+		return out, false, fmt.Errorf("reading the task list walk: %d of %d chunks: %w", got, nchunks, err)
+	}
+	for i := range n {
+		r := &t.chunks[i/procsPerChunk].R[i%procsPerChunk]
+		p := collect.ProcessStat{
+			PID:        int32(r.Tgid),
+			CPUNanos:   r.RuntimeNs,
+			StartNanos: r.StartNs,
+			VSize:      r.TotalVmPages * pageSize,
+			RSS:        r.RssPages,
+			State:      stateLetter(r.State, r.ExitState),
+			Threads:    uint64(r.NrThreads),
+		}
+		for j, c := range r.Comm {
+			p.Comm[j] = byte(c)
+		}
+		out = append(out, p)
+	}
+	return out, true, nil
 }
 
 // read runs the iterator into t.buf and returns how much it wrote.
@@ -79,6 +181,9 @@ func (t *Tasks) read() (int, error) {
 		return 0, fmt.Errorf("running the task iterator: %w", err)
 	}
 	defer r.Close()
+	if t.buf == nil {
+		t.buf = make([]byte, 256<<10)
+	}
 	n := 0
 	for {
 		if n == len(t.buf) {
@@ -139,9 +244,13 @@ func (t *Tasks) parse(b []byte, out []collect.ProcessStat) ([]collect.ProcessSta
 	return out, nil
 }
 
-// Close detaches and unloads the iterator.
+// Close unloads the walk, and detaches and unloads the iterator.
 func (t *Tasks) Close() error {
-	return errors.Join(t.link.Close(), t.objs.Close())
+	var err error
+	if t.walk != nil {
+		err = t.walk.Close()
+	}
+	return errors.Join(err, t.link.Close(), t.iter.Close())
 }
 
 // The task states task_state_index() reports (include/linux/sched.h).

@@ -5,6 +5,7 @@ package probe
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/crmon-dev/crmon/internal/collect"
+	"github.com/crmon-dev/crmon/internal/testenv"
 )
 
 // procStat is what /proc/<pid>/stat says of pid, by field number of
@@ -60,20 +62,61 @@ func listed(t *testing.T, tk *Tasks) map[int32]collect.ProcessStat {
 	return m
 }
 
-// TestTasksMatchProcfs lists the host's processes with the task iterator
-// and compares them with /proc/<pid>/stat: the same processes, and for
-// processes whose figures stand still (a sleeping, a stopped and a
-// zombie child, a kernel thread) the same state, name, threads, start
-// time, virtual size and resident pages; for this busy, multi-threaded
-// test process, the CPU time of all its threads between two reads of its
-// stat file.
-func TestTasksMatchProcfs(t *testing.T) {
+// kernelAtLeast reports whether the running kernel is major.minor or
+// later.
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	t.Helper()
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var rel []byte
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		rel = append(rel, byte(c))
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(string(rel), "%d.%d", &ma, &mi); err != nil {
+		t.Fatalf("kernel release %q: %v", rel, err)
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
+// listers loads the task list walk (Linux 6.7+: required there) and the
+// task iterator alone, each a subtest's.
+func listers(t *testing.T) map[string]*Tasks {
+	t.Helper()
 	requireEBPF(t)
-	tk, err := NewTasks()
+	walk, err := NewTasks()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tk.Close()
+	t.Cleanup(func() { walk.Close() })
+	if walk.walk == nil {
+		if kernelAtLeast(t, 6, 7) {
+			t.Fatal("the task list walk did not load on Linux 6.7 or later")
+		}
+		t.Log("no task list walk before Linux 6.7: the iterator alone")
+	}
+	iter, err := newTasks(tasksOptions{noWalk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { iter.Close() })
+	return map[string]*Tasks{"walk": walk, "iterator": iter}
+}
+
+// TestTasksMatchProcfs lists the host's processes with the task list walk
+// and with the task iterator, and compares them with /proc/<pid>/stat:
+// the same processes, and for processes whose figures stand still (a
+// sleeping, a stopped and a zombie child, a kernel thread) the same state,
+// name, threads, start time, virtual size and resident pages; for this
+// busy, multi-threaded test process, the CPU time of all its threads
+// between two reads of its stat file.
+func TestTasksMatchProcfs(t *testing.T) {
+	ls := listers(t)
 
 	start := func(args ...string) *exec.Cmd {
 		c := exec.Command(args[0], args[1:]...)
@@ -114,12 +157,23 @@ func TestTasksMatchProcfs(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
+	for name, tk := range ls {
+		t.Run(name, func(t *testing.T) {
+			if name == "walk" && tk.walk == nil {
+				t.Skip("no task list walk before Linux 6.7")
+			}
+			matchProcfs(t, tk, []int{sleeping.Process.Pid, stopped.Process.Pid, zombie.Process.Pid, 2})
+		})
+	}
+}
+
+func matchProcfs(t *testing.T, tk *Tasks, still []int) {
 	self := os.Getpid()
 	_, before := procStat(t, self)
 	got := listed(t, tk)
 	_, after := procStat(t, self)
 
-	for _, pid := range []int{sleeping.Process.Pid, stopped.Process.Pid, zombie.Process.Pid, 2} {
+	for _, pid := range still {
 		comm, f := procStat(t, pid)
 		p, ok := got[int32(pid)]
 		if !ok {
@@ -177,19 +231,57 @@ func TestStateLetter(t *testing.T) {
 	}
 }
 
-// BenchmarkTasksList lists the host's processes with the task iterator.
-func BenchmarkTasksList(b *testing.B) {
-	requireEBPF(b)
-	tk, err := NewTasks()
+// TestTasksWalkFull lists with a walk whose map holds 64 processes, fewer
+// than any host has: the iterator lists them all instead.
+func TestTasksWalkFull(t *testing.T) {
+	requireEBPF(t)
+	if !kernelAtLeast(t, 6, 7) {
+		testenv.Unavailable(t, "no task list walk before Linux 6.7")
+	}
+	tk, err := newTasks(tasksOptions{walkChunks: 1})
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	defer tk.Close()
-	var buf []collect.ProcessStat
-	for b.Loop() {
-		if buf, err = tk.ListProcesses(buf[:0]); err != nil {
-			b.Fatal(err)
-		}
+	if tk.walk == nil {
+		t.Fatal("the task list walk did not load")
 	}
-	b.ReportMetric(float64(len(buf)), "processes")
+	if _, ok, err := tk.walked(nil); ok || err != nil {
+		t.Fatalf("a walk of a map of 64 processes: ok %v, err %v; want it full", ok, err)
+	}
+	got := listed(t, tk)
+	if len(got) <= procsPerChunk {
+		t.Fatalf("%d processes listed, want more than the walk's %d", len(got), procsPerChunk)
+	}
+	if _, ok := got[int32(os.Getpid())]; !ok {
+		t.Error("this process not listed")
+	}
+}
+
+// BenchmarkTasksList lists the host's processes with the task list walk
+// and with the task iterator.
+func BenchmarkTasksList(b *testing.B) {
+	requireEBPF(b)
+	for _, o := range []struct {
+		name string
+		opts tasksOptions
+	}{{"walk", tasksOptions{}}, {"iterator", tasksOptions{noWalk: true}}} {
+		b.Run(o.name, func(b *testing.B) {
+			tk, err := newTasks(o.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tk.Close()
+			if !o.opts.noWalk && tk.walk == nil {
+				b.Skip("no task list walk before Linux 6.7")
+			}
+			var buf []collect.ProcessStat
+			for b.Loop() {
+				if buf, err = tk.ListProcesses(buf[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(buf)), "processes")
+		})
+	}
 }
