@@ -193,6 +193,7 @@ func (c *Collector) addProbeBlock(ct *container, pc *collect.CgroupCounts) {
 	}
 	for _, d := range io.Devices {
 		ct.probeIO = setIODevice(ct.probeIO, d)
+		ct.newKeys = true
 	}
 }
 

@@ -534,6 +534,7 @@ func devKey(major, minor uint32) uint64 { return uint64(major)<<32 | uint64(mino
 // updateLabels rebuilds ct's label sets when its metadata changed and adds
 // any new device or interface. c.mu must be held for writing.
 func (c *Collector) updateLabels(ct *container) {
+	ct.newKeys = false
 	if ct.lp != nil && ct.lpStale && slices.Equal(c.baseLabels(ct), ct.baseKV) && (ct.lp.fs != nil) == (c.fsDevice != "" || ct.sizeRw >= 0) {
 		// Metadata read again with the same values (an engine event, a
 		// new size): the label sets stay, and with them the identity of

@@ -84,7 +84,9 @@ func (c *Collector) Update(ctx context.Context, now time.Time) error {
 		if ct.lostFinalRead(now) {
 			c.lostFinal(ct)
 		}
-		c.updateLabels(ct)
+		if ct.newKeys || ct.lp == nil || ct.lpStale {
+			c.updateLabels(ct)
+		}
 	}
 	if len(removed) > maxRemoved {
 		slices.SortFunc(removed, func(a, b *container) int { return a.goneAt.Compare(b.goneAt) })
