@@ -101,6 +101,9 @@ struct {
 
 DEFINE_DROPS(block_drops, BLOCK_DROP_MAX);
 
+// block_inserts counts the keys put in block_cgroups (lookup_or_init).
+__u64 block_inserts = 0;
+
 static struct block_value zero_block;
 
 // request->rq_disk, the request's gendisk before request_queue.disk
@@ -158,7 +161,7 @@ int BPF_PROG(crmon_block_rq_issue, struct request *rq)
 
 	if (!request_key(rq, &key))
 		return 0;
-	v = lookup_or_init(&block_cgroups, &key, &zero_block);
+	v = lookup_or_init(&block_cgroups, &key, &zero_block, &block_inserts);
 	if (!v) {
 		count_drop(block_drops, BLOCK_DROP_CGROUP_MAP_FULL);
 		return 0;
@@ -198,7 +201,7 @@ int BPF_PROG(crmon_block_rq_complete, struct request *rq, blk_status_t error,
 		bpf_map_delete_elem(&block_inflight, &addr);
 		return 0;
 	}
-	v = lookup_or_init(&block_cgroups, &key, &zero_block);
+	v = lookup_or_init(&block_cgroups, &key, &zero_block, &block_inserts);
 	if (!v) {
 		count_drop(block_drops, BLOCK_DROP_CGROUP_MAP_FULL);
 		bpf_map_delete_elem(&block_inflight, &addr);

@@ -43,6 +43,9 @@ struct {
 
 DEFINE_DROPS(net_drops, NET_DROP_MAX);
 
+// net_inserts counts the keys put in net_cgroups (lookup_or_init).
+__u64 net_inserts = 0;
+
 // count charges skb->len, the packet from its network header on, to the
 // cgroup of the socket it belongs to.
 static __always_inline void count(struct __sk_buff *skb, bool egress)
@@ -50,7 +53,7 @@ static __always_inline void count(struct __sk_buff *skb, bool egress)
 	struct net_value zero = {}, *v;
 	__u64 cg = bpf_skb_cgroup_id(skb);
 
-	v = lookup_or_init(&net_cgroups, &cg, &zero);
+	v = lookup_or_init(&net_cgroups, &cg, &zero, &net_inserts);
 	if (!v) {
 		count_drop(net_drops, NET_DROP_CGROUP_MAP_FULL);
 		return;

@@ -150,7 +150,7 @@ static __always_inline struct proc_value *proc_of(struct task_struct *t, __u64 c
 	k->tgid = t->tgid;
 	k->pad = 0;
 	k->start = t->group_leader->start_time;
-	v = lookup_or_init(&procs, k, &zero_proc);
+	v = lookup_or_init(&procs, k, &zero_proc, NULL);
 
 	if (!v) {
 		count_drop(procs_drops, PROCS_DROP_MAP_FULL);

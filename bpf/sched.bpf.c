@@ -78,6 +78,9 @@ struct {
 
 DEFINE_DROPS(sched_drops, SCHED_DROP_MAX);
 
+// sched_inserts counts the keys put in sched_cgroups (lookup_or_init).
+__u64 sched_inserts = 0;
+
 // sched_oncpu holds, per CPU, the cgroup2 id of the task on that CPU (0
 // for the idle task), set when the CPU switches to it and again whenever
 // the kernel accounts it CPU time. A task that runs through a whole tick without switching
@@ -161,7 +164,7 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt)
 	ts->baseline = 1;
 
 	cg = task_cgroup(prev, ts);
-	v = lookup_or_init(&sched_cgroups, &cg, &zero_sched);
+	v = lookup_or_init(&sched_cgroups, &cg, &zero_sched, &sched_inserts);
 	if (!v) {
 		count_drop(sched_drops, SCHED_DROP_CGROUP_MAP_FULL);
 		return;

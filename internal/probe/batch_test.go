@@ -170,7 +170,7 @@ func compareReads[K comparable, V any](t *testing.T, m *ebpf.Map, sum func([]V) 
 	// The kernel writes into the reader's buffers: no allocation per entry.
 	var r perCPUReader[K, V]
 	read := func() {
-		if err := r.read(frozen, func(*K, []V) {}); err != nil {
+		if err := r.read(frozen, nil, func(*K, []V) {}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -215,11 +215,106 @@ func counters[V any](v *V) []uint64 {
 	return unsafe.Slice((*uint64)(unsafe.Pointer(v)), unsafe.Sizeof(*v)/8)
 }
 
+// TestReadKnownKeys reads sched_cgroups as each tick does: a whole read,
+// then, while the map's count of inserts stays, look-ups of the keys it
+// found, which must find what a whole read finds. A cgroup that runs for
+// the first time adds a key, and the next read walks the map again and
+// finds it; a key deleted is forgotten.
+func TestReadKnownKeys(t *testing.T) {
+	p := loadProbes(t, DefaultOptions())
+	m := p.sched.SchedCgroups
+	var r perCPUReader[uint64, schedSchedValue]
+	r.maxLookup = 1 << 20 // however many cgroups this host runs
+	read := func() map[uint64]schedSchedValue {
+		t.Helper()
+		got := map[uint64]schedSchedValue{}
+		if err := r.read(m, p.sched.SchedInserts, func(k *uint64, vals []schedSchedValue) { got[*k] = sumSched(vals) }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	inserts := func() uint64 {
+		t.Helper()
+		var n uint64
+		if err := p.sched.SchedInserts.Get(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	first := read()
+	if !r.haveKnown || len(r.known) != len(first) {
+		t.Fatalf("after a whole read of %d keys: known %v, %d keys", len(first), r.haveKnown, len(r.known))
+	}
+	// Look-ups, unless a cgroup of the host ran for the first time in
+	// between: retried until a read sees the count stay.
+	var looked map[uint64]schedSchedValue
+	for range 50 {
+		before, n := inserts(), r.lookups
+		looked = read()
+		if r.lookups == n+1 && inserts() == before {
+			break
+		}
+		looked = nil
+	}
+	if looked == nil {
+		t.Fatal("no read looked the known keys up: inserts on every read")
+	}
+	for k, v := range first {
+		w, ok := looked[k]
+		if !ok {
+			t.Errorf("key %d of the whole read not looked up", k)
+			continue
+		}
+		if w.CpuNs < v.CpuNs || w.Voluntary+w.Involuntary < v.Voluntary+v.Involuntary {
+			t.Errorf("key %d went back: %+v then %+v", k, v, w)
+		}
+	}
+
+	mnt := mounts(t)
+	cg := newCgroup(t, mnt, "known-keys")
+	id, err := p.unified.ID(cg.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := looked[id]; ok {
+		t.Fatalf("new cgroup %d already in the map", id)
+	}
+	w := start(t, cg, -1, "burn", "50ms")
+	w.go_(t)
+	w.wait(t)
+	settle()
+	n := r.lookups
+	got := read()
+	if r.lookups != n {
+		t.Error("a read after an insert looked the known keys up")
+	}
+	if v, ok := got[id]; !ok || v.CpuNs == 0 {
+		t.Fatalf("the new cgroup's key %d: %+v, %v", id, v, ok)
+	}
+	if !slices.Contains(r.known, id) {
+		t.Fatal("the new cgroup's key not known after the read")
+	}
+
+	if err := m.Delete(&id); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		got = read()
+		if !slices.Contains(r.known, id) {
+			break
+		}
+	}
+	if _, ok := got[id]; ok || slices.Contains(r.known, id) {
+		t.Errorf("deleted key %d still read (%v) or known (%v)", id, ok, slices.Contains(r.known, id))
+	}
+}
+
 // BenchmarkReadMaps reads the three per-cgroup maps with 50 active
-// cgroups, in batches and by iteration.
+// cgroups, in batches, by iteration, and by look-ups of the known keys.
 func BenchmarkReadMaps(b *testing.B) {
 	p := benchCgroups(b)
-	for _, how := range []string{"batch", "iterate"} {
+	for _, how := range []string{"batch", "iterate", "lookup"} {
 		b.Run(how, func(b *testing.B) {
 			var (
 				sched perCPUReader[uint64, schedSchedValue]
@@ -229,18 +324,24 @@ func BenchmarkReadMaps(b *testing.B) {
 			)
 			noBatch := how == "iterate"
 			sched.noBatch, block.noBatch, net.noBatch = noBatch, noBatch, noBatch
+			var si, bi, ni *ebpf.Variable
+			if how == "lookup" {
+				si, bi, ni = p.sched.SchedInserts, p.block.BlockInserts, p.net.NetInserts
+				sched.maxLookup, block.maxLookup, net.maxLookup = 1<<20, 1<<20, 1<<20
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				n = 0
 				err := errors.Join(
-					sched.read(p.sched.SchedCgroups, func(*uint64, []schedSchedValue) { n++ }),
-					block.read(p.block.BlockCgroups, func(*blockBlockKey, []blockBlockValue) { n++ }),
-					net.read(p.net.NetCgroups, func(*uint64, []netNetValue) { n++ }))
+					sched.read(p.sched.SchedCgroups, si, func(*uint64, []schedSchedValue) { n++ }),
+					block.read(p.block.BlockCgroups, bi, func(*blockBlockKey, []blockBlockValue) { n++ }),
+					net.read(p.net.NetCgroups, ni, func(*uint64, []netNetValue) { n++ }))
 				if err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(float64(n), "entries")
+			b.ReportMetric(float64(sched.lookups+block.lookups+net.lookups)/float64(b.N), "lookup-reads/op")
 		})
 	}
 }

@@ -47,6 +47,7 @@ const (
 	blockProgCrmonBlockRqMerge    = "crmon_block_rq_merge"
 	blockProgCrmonBlockRqRequeue  = "crmon_block_rq_requeue"
 	blockVarBlockDrops            = "block_drops"
+	blockVarBlockInserts          = "block_inserts"
 	blockVarHistograms            = "histograms"
 )
 
@@ -110,8 +111,9 @@ type blockMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type blockVariableSpecs struct {
-	BlockDrops *ebpf.VariableSpec `ebpf:"block_drops"`
-	Histograms *ebpf.VariableSpec `ebpf:"histograms"`
+	BlockDrops   *ebpf.VariableSpec `ebpf:"block_drops"`
+	BlockInserts *ebpf.VariableSpec `ebpf:"block_inserts"`
+	Histograms   *ebpf.VariableSpec `ebpf:"histograms"`
 }
 
 // blockObjects contains all objects after they have been loaded into the kernel.
@@ -149,8 +151,9 @@ func (m *blockMaps) Close() error {
 //
 // It can be passed to loadBlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type blockVariables struct {
-	BlockDrops *ebpf.Variable `ebpf:"block_drops"`
-	Histograms *ebpf.Variable `ebpf:"histograms"`
+	BlockDrops   *ebpf.Variable `ebpf:"block_drops"`
+	BlockInserts *ebpf.Variable `ebpf:"block_inserts"`
+	Histograms   *ebpf.Variable `ebpf:"histograms"`
 }
 
 // blockPrograms contains all programs after they have been loaded into the kernel.

@@ -29,6 +29,7 @@ const (
 	netProgCrmonNetEgress  = "crmon_net_egress"
 	netProgCrmonNetIngress = "crmon_net_ingress"
 	netVarNetDrops         = "net_drops"
+	netVarNetInserts       = "net_inserts"
 )
 
 // loadNet returns the embedded CollectionSpec for net.
@@ -88,7 +89,8 @@ type netMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netVariableSpecs struct {
-	NetDrops *ebpf.VariableSpec `ebpf:"net_drops"`
+	NetDrops   *ebpf.VariableSpec `ebpf:"net_drops"`
+	NetInserts *ebpf.VariableSpec `ebpf:"net_inserts"`
 }
 
 // netObjects contains all objects after they have been loaded into the kernel.
@@ -124,7 +126,8 @@ func (m *netMaps) Close() error {
 //
 // It can be passed to loadNetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netVariables struct {
-	NetDrops *ebpf.Variable `ebpf:"net_drops"`
+	NetDrops   *ebpf.Variable `ebpf:"net_drops"`
+	NetInserts *ebpf.Variable `ebpf:"net_inserts"`
 }
 
 // netPrograms contains all programs after they have been loaded into the kernel.

@@ -306,7 +306,7 @@ func (s *readState) unresolved(probe string) func() {
 }
 
 func (s *readState) readSched(now time.Time) error {
-	err := s.schedMap.read(s.p.sched.SchedCgroups, func(key *uint64, vals []schedSchedValue) {
+	err := s.schedMap.read(s.p.sched.SchedCgroups, s.p.sched.SchedInserts, func(key *uint64, vals []schedSchedValue) {
 		a := s.sched[*key]
 		if a == nil {
 			path, ok := s.resolve(*key, 0)
@@ -349,7 +349,7 @@ func (s *readState) readOnCPU() {
 }
 
 func (s *readState) readBlock(now time.Time) error {
-	err := s.blockMap.read(s.p.block.BlockCgroups, func(key *blockBlockKey, vals []blockBlockValue) {
+	err := s.blockMap.read(s.p.block.BlockCgroups, s.p.block.BlockInserts, func(key *blockBlockKey, vals []blockBlockValue) {
 		a := s.block[*key]
 		if a == nil {
 			path, ok := s.resolve(key.Cgroup, key.Hierarchy)
@@ -375,7 +375,7 @@ func (s *readState) readBlock(now time.Time) error {
 }
 
 func (s *readState) readNet(now time.Time) error {
-	err := s.netMap.read(s.p.net.NetCgroups, func(key *uint64, vals []netNetValue) {
+	err := s.netMap.read(s.p.net.NetCgroups, s.p.net.NetInserts, func(key *uint64, vals []netNetValue) {
 		a := s.net[*key]
 		if a == nil {
 			path, ok := s.resolve(*key, 0)

@@ -46,6 +46,7 @@ const (
 	schedProgCrmonSchedWakeupNew   = "crmon_sched_wakeup_new"
 	schedVarHistograms             = "histograms"
 	schedVarSchedDrops             = "sched_drops"
+	schedVarSchedInserts           = "sched_inserts"
 )
 
 // loadSched returns the embedded CollectionSpec for sched.
@@ -108,8 +109,9 @@ type schedMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type schedVariableSpecs struct {
-	Histograms *ebpf.VariableSpec `ebpf:"histograms"`
-	SchedDrops *ebpf.VariableSpec `ebpf:"sched_drops"`
+	Histograms   *ebpf.VariableSpec `ebpf:"histograms"`
+	SchedDrops   *ebpf.VariableSpec `ebpf:"sched_drops"`
+	SchedInserts *ebpf.VariableSpec `ebpf:"sched_inserts"`
 }
 
 // schedObjects contains all objects after they have been loaded into the kernel.
@@ -149,8 +151,9 @@ func (m *schedMaps) Close() error {
 //
 // It can be passed to loadSchedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schedVariables struct {
-	Histograms *ebpf.Variable `ebpf:"histograms"`
-	SchedDrops *ebpf.Variable `ebpf:"sched_drops"`
+	Histograms   *ebpf.Variable `ebpf:"histograms"`
+	SchedDrops   *ebpf.Variable `ebpf:"sched_drops"`
+	SchedInserts *ebpf.Variable `ebpf:"sched_inserts"`
 }
 
 // schedPrograms contains all programs after they have been loaded into the kernel.
