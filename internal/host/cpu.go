@@ -6,6 +6,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -137,10 +138,13 @@ var cpuModes = [...]string{"user", "nice", "system", "idle", "iowait", "irq", "s
 
 type cpuCollector struct {
 	metricSet
-	log    *slog.Logger
-	r, r2  *reader
-	stat   openFile
-	online cpath
+	log   *slog.Logger
+	r, r2 *reader
+	stat  openFile
+	// online is kept open as /proc/stat is: opening it by path each tick
+	// (a sysfs path walk) took three times as long as reading /proc/stat,
+	// 4.5 % of the agent's CPU on a quiet host.
+	online openFile
 
 	cpuDesc, guestDesc *metricDesc
 	// labels[i][mode] is the {cpu, mode} label slice of CPU i.
@@ -159,7 +163,7 @@ func newCPUCollector(o collect.Options) (*cpuCollector, error) {
 		r:      newReader(8192),
 		r2:     newReader(64),
 		stat:   openFile{path: mkpath(o.Paths.ProcFS, "stat")},
-		online: mkpath(o.Paths.SysFS, "devices/system/cpu/online"),
+		online: openFile{path: mkpath(o.Paths.SysFS, "devices/system/cpu/online")},
 		cpuDesc: newDesc("cpu", "seconds_total", "Seconds the CPUs spent in each mode.",
 			"cpu", "mode"),
 		guestDesc: newDesc("cpu", "guest_seconds_total", "Seconds the CPUs spent in guests (VMs) for each mode.",
@@ -171,7 +175,7 @@ func newCPUCollector(o collect.Options) (*cpuCollector, error) {
 
 func (c *cpuCollector) Name() string { return "cpu" }
 
-func (c *cpuCollector) Close() error { return c.stat.Close() }
+func (c *cpuCollector) Close() error { return errors.Join(c.stat.Close(), c.online.Close()) }
 
 func (c *cpuCollector) cpuLabels(id int) *[len(cpuModes) + 2][]string {
 	if l, ok := c.labels[id]; ok {
@@ -202,7 +206,7 @@ func (c *cpuCollector) Update(_ context.Context, now time.Time) error {
 		return noData(c.log, "cpu", fmt.Errorf("reading cpu stats: %w", err))
 	}
 	// A host without the sysfs list falls back to counting cpuN lines.
-	online, _ := c.r2.read(c.online)
+	online, _ := c.online.read(c.r2)
 	return c.update(b, online)
 }
 

@@ -51,6 +51,8 @@ type hwmonCollector struct {
 	rescan bool
 	// lastScan and nextScan pace the retries on a host without hwmon.
 	lastScan, nextScan time.Time
+	// noChips is the error of every tick on such a host, made once.
+	noChips error
 
 	temp, tempMax, tempCrit, chipNames, sensorLabel *metricDesc
 
@@ -58,10 +60,12 @@ type hwmonCollector struct {
 }
 
 func newHwmonCollector(o collect.Options) (*hwmonCollector, error) {
+	dir := filepath.Join(o.Paths.SysFS, "class/hwmon")
 	return &hwmonCollector{
 		log:         logger(o),
 		r:           newReader(64),
-		dir:         filepath.Join(o.Paths.SysFS, "class/hwmon"),
+		dir:         dir,
+		noChips:     fmt.Errorf("no chips in %s: %w", dir, fs.ErrNotExist),
 		rescan:      true,
 		temp:        newDesc("hwmon", "temp_celsius", "Hardware monitor for temperature (input)", "chip", "sensor"),
 		tempMax:     newDesc("hwmon", "temp_max_celsius", "Hardware monitor for temperature (max)", "chip", "sensor"),
@@ -203,7 +207,7 @@ func (c *hwmonCollector) Update(_ context.Context, now time.Time) error {
 	}
 	c.publish(func() { c.cpuTemp = hottest })
 	if len(c.chips) == 0 {
-		return noData(c.log, "hwmon", fmt.Errorf("no chips in %s: %w", c.dir, fs.ErrNotExist))
+		return noData(c.log, "hwmon", c.noChips)
 	}
 	return nil
 }

@@ -181,6 +181,30 @@ func TestCPUCounterDip(t *testing.T) {
 	t.Error("no cpu0 idle sample")
 }
 
+// TestCPUOnlineFollows: the online CPU list, kept open between ticks, is
+// read anew at each.
+func TestCPUOnlineFollows(t *testing.T) {
+	sys := t.TempDir()
+	online := filepath.Join(sys, "devices/system/cpu/online")
+	if err := os.MkdirAll(filepath.Dir(online), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := build(t, "cpu", collect.Paths{ProcFS: copyProc(t), SysFS: sys}, Options{})
+	for i, list := range []string{"0-1\n", "0-3\n", "0\n"} {
+		if err := os.WriteFile(online, []byte(list), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Update(t.Context(), fixtureTime.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		var m metrics.ResourceMetrics
+		c.Fill(&m)
+		if want := []uint32{2, 4, 1}[i]; m.CPU.Cores != want {
+			t.Errorf("online %q: %d cores, want %d", strings.TrimSpace(list), m.CPU.Cores, want)
+		}
+	}
+}
+
 // TestProcessesScanInterval checks the ticks between two full scans: the
 // thread count follows /proc/loadavg, the process count and the top list
 // are the last scan's until the next one drops the exited process, and the
