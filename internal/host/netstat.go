@@ -206,9 +206,11 @@ func parseVmstat(b []byte, fn func(name []byte, v float64)) error {
 
 type vmstatCollector struct {
 	metricSet
-	log  *slog.Logger
-	r    *reader
-	path cpath
+	log *slog.Logger
+	r   *reader
+	// file is kept open, as /proc/stat is: a procfs open by path is a
+	// path walk and a new inode each tick.
+	file openFile
 	sel  fieldSelector
 }
 
@@ -220,7 +222,7 @@ func newVmstatCollector(o collect.Options, ho Options) (*vmstatCollector, error)
 	return &vmstatCollector{
 		log:  logger(o),
 		r:    newReader(8192),
-		path: mkpath(o.Paths.ProcFS, "vmstat"),
+		file: openFile{path: mkpath(o.Paths.ProcFS, "vmstat")},
 		sel: fieldSelector{re: re, fields: map[string]*metricDesc{}, mk: func(n string) *metricDesc {
 			return newDesc("vmstat", n, "/proc/vmstat information field "+n+".")
 		}},
@@ -229,8 +231,10 @@ func newVmstatCollector(o collect.Options, ho Options) (*vmstatCollector, error)
 
 func (c *vmstatCollector) Name() string { return "vmstat" }
 
+func (c *vmstatCollector) Close() error { return c.file.Close() }
+
 func (c *vmstatCollector) Update(_ context.Context, _ time.Time) error {
-	b, err := c.r.read(c.path)
+	b, err := c.file.read(c.r)
 	if err != nil {
 		return noData(c.log, "vmstat", fmt.Errorf("reading vmstat: %w", err))
 	}
