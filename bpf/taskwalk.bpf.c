@@ -77,10 +77,17 @@ static __always_inline __u64 mm_rss(struct mm_struct *mm)
 	       positive(mm->rss_stat[MM_SHMEMPAGES].count);
 }
 
-// nprocs counts the records written. It is kept in a global rather than
-// on the stack: the verifier follows a local counter's every value around
-// the loop and gives up.
+// nprocs counts the records written, steps the tasks walked. They are
+// kept in globals rather than on the stack: the verifier follows a local
+// counter's every value around the loop and gives up.
 __u32 nprocs = 0;
+__u32 steps = 0;
+
+// MAX_STEPS ends a walk that goes on past the kernel's most tasks
+// (PID_MAX_LIMIT): before Linux 6.7.2 the iterator could loop forever on a
+// thread group whose non-leader thread ran exec. The run then returns -1
+// and the task iterator lists instead.
+#define MAX_STEPS (4 * 1024 * 1024)
 
 static __always_inline struct proc_rec *record(__u32 i)
 {
@@ -105,17 +112,23 @@ int crmon_procs(void *ctx)
 	int ret = 0;
 
 	nprocs = 0;
+	steps = 0;
 	bpf_rcu_read_lock();
 	bpf_iter_task_new(&it, NULL, BPF_TASK_ITER_ALL_THREADS);
 	for (;;) {
 		t = bpf_iter_task_next(&it);
 		if (!t)
 			break;
+		if (++steps > MAX_STEPS) {
+			ret = -1;
+			break;
+		}
 		__u32 n = nprocs;
-		if (t->pid != t->tgid) {
-			if (n == 0)
-				continue;
-			r = record(n - 1);
+		r = n ? record(n - 1) : NULL;
+		// A thread adds to its leader's record. So does a second leader
+		// of the same group: a thread that ran exec while the walk was in
+		// its group took the leader's pid (exchange_tids()).
+		if (t->pid != t->tgid || (r && r->tgid == t->tgid)) {
 			if (r && r->tgid == t->tgid)
 				r->runtime_ns += t->se.sum_exec_runtime;
 			continue;

@@ -92,6 +92,49 @@ func TestProcessesLister(t *testing.T) {
 	}
 }
 
+// TestProcessesCPUNeverBack: a listing whose CPU time for a process went
+// back (a thread's time missed as it exited) keeps the time read before,
+// so the next scan's share is what the process used since then.
+func TestProcessesCPUNeverBack(t *testing.T) {
+	c := build(t, "processes", collect.Paths{ProcFS: "/proc"}, Options{}).(*processesCollector)
+	l := &scriptedLister{}
+	c.SetProcessLister(l)
+	if !c.useLister() {
+		testenv.Unavailable(t, "the scan lists by procfs here: not the host's PID namespace")
+	}
+	const pid = 1 << 30 // no real process's
+	now := time.Now()
+	for i, cpu := range []uint64{10, 9, 11} {
+		l.ps = []collect.ProcessStat{{PID: pid, CPUNanos: cpu * 1e9, StartNanos: 5e9, State: 'S', Threads: 3}}
+		now = now.Add(time.Second)
+		if err := c.Update(t.Context(), now); err != nil {
+			t.Fatal(err)
+		}
+		e := c.procs[pid]
+		if e == nil {
+			t.Fatalf("scan %d: the listed process not kept", i)
+		}
+		want := []uint64{1000, 1000, 1100}[i]
+		if e.ticks != want {
+			t.Errorf("scan %d (listed %d s): %d ticks kept, want %d", i, cpu, e.ticks, want)
+		}
+		if i == 2 {
+			for _, s := range c.buf {
+				if s.pid == pid && s.delta != 100 {
+					t.Errorf("scan 2: a share of %d ticks, want 100 (not the 200 since the dip)", s.delta)
+				}
+			}
+		}
+	}
+}
+
+// scriptedLister lists what the test set.
+type scriptedLister struct{ ps []collect.ProcessStat }
+
+func (l *scriptedLister) ListProcesses(buf []collect.ProcessStat) ([]collect.ProcessStat, error) {
+	return append(buf, l.ps...), nil
+}
+
 type failingLister struct{}
 
 func (failingLister) ListProcesses(buf []collect.ProcessStat) ([]collect.ProcessStat, error) {

@@ -22,6 +22,11 @@ const (
 	// lookupMaxKeys is the most known keys a read looks up one by one
 	// rather than in batches; see perCPUReader.known.
 	lookupMaxKeys = 16
+	// wholeEvery bounds the reads by look-up in a row (a minute at a 1 s
+	// interval): the count of inserts is added after the insert, so on a
+	// weakly ordered CPU a whole read may see the new count before the
+	// new key; the next whole read finds it.
+	wholeEvery = 60
 )
 
 // perCPUReader reads a whole per-CPU hash map of per-cgroup counters, once
@@ -50,6 +55,8 @@ type perCPUReader[K, V any] struct {
 	// counts the reads by look-up.
 	maxLookup int
 	lookups   uint64
+	// sinceWhole counts the reads by look-up since the last whole read.
+	sinceWhole int
 }
 
 // read calls each with every entry's key and per-CPU values, which are
@@ -67,11 +74,12 @@ func (r *perCPUReader[K, V]) read(m *ebpf.Map, inserts *ebpf.Variable, each func
 	if r.maxLookup > 0 {
 		limit = r.maxLookup
 	}
-	if counted && r.haveKnown && count == r.insertsAt && len(r.known) <= limit {
+	if counted && r.haveKnown && count == r.insertsAt && len(r.known) <= limit && r.sinceWhole < wholeEvery {
 		r.lookups++
+		r.sinceWhole++
 		return r.lookup(m, each)
 	}
-	r.known, r.haveKnown = r.known[:0], false
+	r.known, r.haveKnown, r.sinceWhole = r.known[:0], false, 0
 	all := func(key *K, vals []V) {
 		r.known = append(r.known, *key)
 		each(key, vals)

@@ -217,9 +217,10 @@ func counters[V any](v *V) []uint64 {
 
 // TestReadKnownKeys reads sched_cgroups as each tick does: a whole read,
 // then, while the map's count of inserts stays, look-ups of the keys it
-// found, which must find what a whole read finds. A cgroup that runs for
-// the first time adds a key, and the next read walks the map again and
-// finds it; a key deleted is forgotten.
+// found, which must find what a whole read finds, and a whole read again
+// after wholeEvery of them. A cgroup that runs for the first time adds a
+// key, and the next read walks the map again and finds it; a key deleted
+// is forgotten.
 func TestReadKnownKeys(t *testing.T) {
 	p := loadProbes(t, DefaultOptions())
 	m := p.sched.SchedCgroups
@@ -269,6 +270,14 @@ func TestReadKnownKeys(t *testing.T) {
 		if w.CpuNs < v.CpuNs || w.Voluntary+w.Involuntary < v.Voluntary+v.Involuntary {
 			t.Errorf("key %d went back: %+v then %+v", k, v, w)
 		}
+	}
+
+	// A whole read at the latest after wholeEvery look-ups in a row.
+	for i := 0; r.sinceWhole > 0; i++ {
+		if i > wholeEvery {
+			t.Fatalf("%d reads, still by look-up (%d in a row)", i, r.sinceWhole)
+		}
+		read()
 	}
 
 	mnt := mounts(t)

@@ -33,6 +33,10 @@ const maxTaskOutput = 64 << 20
 
 var pageSize = uint64(os.Getpagesize())
 
+// walkRest is how many listings the iterator makes alone after a walk
+// that did not list (12: a minute at the default scan interval).
+const walkRest = 12
+
 // procsPerChunk is how many processes the walk writes to a value of its
 // map: a page of 64-byte records.
 const procsPerChunk = len(taskwalkProcChunk{}.R)
@@ -45,11 +49,13 @@ const procsPerChunk = len(taskwalkProcChunk{}.R)
 // implements collect.ProcessLister.
 type Tasks struct {
 	// walk is nil where it did not load, for walkErr: before Linux 6.7
-	// the kernel has no open-coded task iterators.
-	walk    *taskwalkObjects
-	walkErr error
-	iter    tasksObjects
-	link    *link.Iter
+	// the kernel has no open-coded task iterators. skipWalk counts the
+	// listings left to the iterator after a walk that did not list.
+	walk     *taskwalkObjects
+	walkErr  error
+	skipWalk int
+	iter     tasksObjects
+	link     *link.Iter
 
 	mu     sync.Mutex
 	buf    []byte
@@ -115,17 +121,23 @@ func loadWalk(chunks uint32) (*taskwalkObjects, error) {
 func (t *Tasks) ListProcesses(buf []collect.ProcessStat) ([]collect.ProcessStat, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.walk != nil {
+	var werr error
+	if t.walk != nil && t.skipWalk == 0 {
 		out, ok, err := t.walked(buf)
-		if ok || err != nil {
-			return out, err
+		if ok {
+			return out, nil
 		}
-		// More processes than the walk's map holds: the iterator's
-		// output grows as it must.
+		// More processes than the walk's map holds, a walk cut short
+		// (see MAX_STEPS) or an error: the iterator lists, and alone
+		// for the next walkRest listings, so that a host this large
+		// does not pay for both each time.
+		t.skipWalk, werr = walkRest, err
+	} else if t.skipWalk > 0 {
+		t.skipWalk--
 	}
 	n, err := t.read()
 	if err != nil {
-		return buf, err
+		return buf, errors.Join(werr, err)
 	}
 	return t.parse(t.buf[:n], buf)
 }

@@ -232,7 +232,8 @@ func TestStateLetter(t *testing.T) {
 }
 
 // TestTasksWalkFull lists with a walk whose map holds 64 processes, fewer
-// than any host has: the iterator lists them all instead.
+// than any host has: the iterator lists them all instead, and alone for
+// the next walkRest listings.
 func TestTasksWalkFull(t *testing.T) {
 	requireEBPF(t)
 	if !kernelAtLeast(t, 6, 7) {
@@ -255,6 +256,17 @@ func TestTasksWalkFull(t *testing.T) {
 	}
 	if _, ok := got[int32(os.Getpid())]; !ok {
 		t.Error("this process not listed")
+	}
+	if tk.skipWalk != walkRest {
+		t.Errorf("after a full walk: %d listings left to the iterator, want %d", tk.skipWalk, walkRest)
+	}
+	for i := range walkRest {
+		if n := len(listed(t, tk)); n <= procsPerChunk {
+			t.Fatalf("listing %d after the full walk: %d processes", i, n)
+		}
+	}
+	if tk.skipWalk != 0 {
+		t.Errorf("%d listings still left to the iterator after %d", tk.skipWalk, walkRest)
 	}
 }
 

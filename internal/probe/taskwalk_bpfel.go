@@ -36,6 +36,7 @@ const (
 	taskwalkMapProcChunks  = "proc_chunks"
 	taskwalkProgCrmonProcs = "crmon_procs"
 	taskwalkVarNprocs      = "nprocs"
+	taskwalkVarSteps       = "steps"
 )
 
 // loadTaskwalk returns the embedded CollectionSpec for taskwalk.
@@ -95,6 +96,7 @@ type taskwalkMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type taskwalkVariableSpecs struct {
 	Nprocs *ebpf.VariableSpec `ebpf:"nprocs"`
+	Steps  *ebpf.VariableSpec `ebpf:"steps"`
 }
 
 // taskwalkObjects contains all objects after they have been loaded into the kernel.
@@ -131,6 +133,7 @@ func (m *taskwalkMaps) Close() error {
 // It can be passed to loadTaskwalkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type taskwalkVariables struct {
 	Nprocs *ebpf.Variable `ebpf:"nprocs"`
+	Steps  *ebpf.Variable `ebpf:"steps"`
 }
 
 // taskwalkPrograms contains all programs after they have been loaded into the kernel.
