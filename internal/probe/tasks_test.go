@@ -231,6 +231,43 @@ func TestStateLetter(t *testing.T) {
 	}
 }
 
+// TestWalkMatchesIterator lists the host's processes with the walk and
+// with the iterator one right after the other: the same processes (less a
+// few that came or went in between), and for each the same start time and
+// thread group figures that cannot go back.
+func TestWalkMatchesIterator(t *testing.T) {
+	ls := listers(t)
+	if ls["walk"].walk == nil {
+		testenv.Unavailable(t, "no task list walk before Linux 6.7")
+	}
+	walk := listed(t, ls["walk"])
+	iter := listed(t, ls["iterator"])
+	missing := 0
+	for pid, w := range walk {
+		i, ok := iter[pid]
+		if !ok {
+			missing++
+			continue
+		}
+		if w.StartNanos != i.StartNanos {
+			t.Errorf("process %d: start %d by the walk, %d by the iterator", pid, w.StartNanos, i.StartNanos)
+		}
+		// The iterator read second: the process's CPU can only have
+		// grown, by at most the time between the two reads on each CPU.
+		if i.CPUNanos+uint64(time.Millisecond) < w.CPUNanos {
+			t.Errorf("process %d: %d ns by the walk, %d by the iterator read after it", pid, w.CPUNanos, i.CPUNanos)
+		}
+	}
+	for pid := range iter {
+		if _, ok := walk[pid]; !ok {
+			missing++
+		}
+	}
+	if missing > 10 {
+		t.Errorf("%d processes in one listing only (walk %d, iterator %d)", missing, len(walk), len(iter))
+	}
+}
+
 // TestTasksWalkFull lists with a walk whose map holds 64 processes, fewer
 // than any host has: the iterator lists them all instead, and alone for
 // the next walkRest listings.
