@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -265,6 +266,48 @@ func testIdleRefresh(t *testing.T, probes bool, every int) {
 	} else {
 		t.Logf("awake: %d of %d files held", h, n)
 	}
+}
+
+// TestIdleNewInterface: an interface that appears in an idle container's
+// network namespace is served, with its own label set, from the refresh
+// that reads it (an idle tick leaves the label sets alone).
+func TestIdleNewInterface(t *testing.T) {
+	testenv.RequireRoot(t)
+	prefix := uniq("crmon-newif")
+	r := newActivityRig(t, prefix, 2, true)
+	id := dockertest.Run(t, []string{"--name", prefix + "-sleep"}, "sleep", "3600")
+	r.waitKnown(id)
+	for range 4 {
+		r.tick()
+	}
+	pid := strings.TrimSpace(dockertest.Docker(t, "inspect", "-f", "{{.State.Pid}}", id))
+	// A veth pair inside its namespace: no socket of the container sends
+	// or receives anything, so it stays idle.
+	if out, err := exec.Command("nsenter", "-t", pid, "-n", "ip", "link", "add", "crmon-a", "type", "veth", "peer", "name", "crmon-b").CombinedOutput(); err != nil {
+		t.Fatalf("adding interfaces in the container's namespace: %v: %s", err, out)
+	}
+	r.c.mu.RLock()
+	cg := r.c.byID[id].cgroupPath
+	r.c.mu.RUnlock()
+	family := "container_network_receive_bytes_total"
+	served := func(text string) bool {
+		for _, line := range strings.Split(text, "\n") {
+			if strings.HasPrefix(line, family+"{") && strings.Contains(line, `id="`+cg+`"`) && strings.Contains(line, `interface="crmon-a"`) {
+				return true
+			}
+		}
+		return false
+	}
+	// net/dev of an idle container whose sockets moved nothing is read
+	// at most every sixth refresh.
+	for i := range 2 * 2 * (cgroups.IdleSkips + 2) {
+		r.tick()
+		if served(r.scrape()) {
+			t.Logf("served %d ticks after it appeared", i+1)
+			return
+		}
+	}
+	t.Fatalf("the new interface is not served after %d ticks", 2*2*(cgroups.IdleSkips+2))
 }
 
 // TestFoundRunningKeepsNoSecondReader checks that a container crmon finds
