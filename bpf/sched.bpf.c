@@ -24,6 +24,7 @@
 #include "bpf/bpf_tracing.h"
 #include "bpf/bpf_core_read.h"
 #include "common.h"
+#include "task.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -95,19 +96,6 @@ struct {
 } sched_oncpu SEC(".maps");
 
 static struct sched_value zero_sched;
-
-// task_struct.state was renamed __state in Linux 5.14 (and made an
-// unsigned int); this flavour lets one object read either.
-struct task_struct___pre514 {
-	long state;
-} __attribute__((preserve_access_index));
-
-static __always_inline unsigned long task_state(struct task_struct *t)
-{
-	if (bpf_core_field_exists(t->__state))
-		return t->__state;
-	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
-}
 
 // Task fields are read by direct access, not BPF_CORE_READ: vmlinux.h
 // marks every type preserve_access_index, so each access is the same CO-RE

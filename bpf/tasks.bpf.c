@@ -23,13 +23,9 @@
 #include "vmlinux.h"
 #include "bpf/bpf_helpers.h"
 #include "bpf/bpf_core_read.h"
+#include "task.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-// The mm counters' indices (include/linux/mm_types_task.h), not in BTF.
-#define MM_FILEPAGES 0
-#define MM_ANONPAGES 1
-#define MM_SHMEMPAGES 3
 
 // struct task_rec is what every task writes; a leader (pid == tgid)
 // writes a struct leader_rec after it.
@@ -50,40 +46,6 @@ struct leader_rec {
 	__u32 pad;
 	char comm[16];
 };
-
-// Before Linux 5.14 the task's state was "long state".
-struct task_struct___pre514 {
-	long state;
-} __attribute__((preserve_access_index));
-
-// Before Linux 6.2 the mm counters were an atomic array.
-struct mm_rss_stat___pre62 {
-	atomic_long_t count[4];
-} __attribute__((preserve_access_index));
-struct mm_struct___pre62 {
-	struct mm_rss_stat___pre62 rss_stat;
-} __attribute__((preserve_access_index));
-
-static __always_inline __u64 positive(long v)
-{
-	return v > 0 ? v : 0;
-}
-
-// The fields are loaded directly through the task's BTF pointers, which
-// the verifier turns into guarded loads; BPF_CORE_READ's helper call per
-// field was a fifth of the iterator's time.
-static __always_inline __u64 mm_rss(struct mm_struct *mm)
-{
-	if (bpf_core_type_exists(struct mm_rss_stat___pre62)) {
-		struct mm_struct___pre62 *o = (void *)mm;
-		return positive(o->rss_stat.count[MM_FILEPAGES].counter) +
-		       positive(o->rss_stat.count[MM_ANONPAGES].counter) +
-		       positive(o->rss_stat.count[MM_SHMEMPAGES].counter);
-	}
-	return positive(mm->rss_stat[MM_FILEPAGES].count) +
-	       positive(mm->rss_stat[MM_ANONPAGES].count) +
-	       positive(mm->rss_stat[MM_SHMEMPAGES].count);
-}
 
 SEC("iter/task")
 int crmon_tasks(struct bpf_iter__task *ctx)
@@ -107,10 +69,7 @@ int crmon_tasks(struct bpf_iter__task *ctx)
 		l.nr_threads = sig->nr_threads;
 	}
 	l.start_ns = t->start_boottime;
-	if (bpf_core_field_exists(t->__state))
-		l.state = t->__state;
-	else
-		l.state = ((struct task_struct___pre514 *)t)->state;
+	l.state = task_state(t);
 	l.exit_state = t->exit_state;
 	struct mm_struct *mm = t->mm;
 	if (mm) {

@@ -19,6 +19,7 @@
 #include "vmlinux.h"
 #include "bpf/bpf_helpers.h"
 #include "bpf/bpf_core_read.h"
+#include "task.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -28,10 +29,6 @@ extern struct task_struct *bpf_iter_task_next(struct bpf_iter_task *it) __ksym;
 extern void bpf_iter_task_destroy(struct bpf_iter_task *it) __ksym;
 extern void bpf_rcu_read_lock(void) __ksym;
 extern void bpf_rcu_read_unlock(void) __ksym;
-
-#define MM_FILEPAGES 0
-#define MM_ANONPAGES 1
-#define MM_SHMEMPAGES 3
 
 // PROCS_PER_CHUNK records of 64 bytes make a chunk of a page; PROC_CHUNKS
 // chunks hold 16 384 processes (1 MiB). A host with more is listed by the
@@ -61,21 +58,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct proc_chunk);
 } proc_chunks SEC(".maps");
-
-static __always_inline __u64 positive(long v)
-{
-	return v > 0 ? v : 0;
-}
-
-// Open-coded iterators exist from 6.7, where the mm counters are per-CPU
-// counters already (6.2) and the state is __state (5.14): no CO-RE
-// variants are needed here.
-static __always_inline __u64 mm_rss(struct mm_struct *mm)
-{
-	return positive(mm->rss_stat[MM_FILEPAGES].count) +
-	       positive(mm->rss_stat[MM_ANONPAGES].count) +
-	       positive(mm->rss_stat[MM_SHMEMPAGES].count);
-}
 
 // nprocs counts the records written, steps the tasks walked. They are
 // kept in globals rather than on the stack: the verifier follows a local
@@ -150,7 +132,7 @@ int crmon_procs(void *ctx)
 			r->nr_threads = sig->nr_threads;
 		}
 		r->start_ns = t->start_boottime;
-		r->state = t->__state;
+		r->state = task_state(t);
 		r->exit_state = t->exit_state;
 		r->total_vm_pages = 0;
 		r->rss_pages = 0;
