@@ -449,20 +449,16 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 	account := func(pid uint64, st *PIDStat) {
 		ticks := st.UTime + st.STime
 		e, ok := c.procs[int32(pid)]
-		if ok && e.start == st.StartTime && ticks < e.ticks {
+		var delta uint64
+		switch {
+		case ok && e.start == st.StartTime:
 			// A listing that read the process while one of its threads
 			// exited may miss that thread's time once (the kernel moves
 			// it to the process's total as it unlinks the thread): kept
 			// at what was read before, the next scan's share is not the
 			// missed time twice over.
-			ticks = e.ticks
-		}
-		var delta uint64
-		switch {
-		case ok && e.start == st.StartTime:
-			if ticks > e.ticks {
-				delta = ticks - e.ticks
-			}
+			ticks = max(ticks, e.ticks)
+			delta = ticks - e.ticks
 		case havePrev:
 			// New since the last scan: all its CPU time falls in this
 			// interval.
