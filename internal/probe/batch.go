@@ -51,10 +51,8 @@ type perCPUReader[K, V any] struct {
 	known     []K
 	insertsAt uint64
 	haveKnown bool
-	// maxLookup replaces lookupMaxKeys when not 0 (the tests'); lookups
-	// counts the reads by look-up.
+	// maxLookup replaces lookupMaxKeys when not 0 (the tests').
 	maxLookup int
-	lookups   uint64
 	// sinceWhole counts the reads by look-up since the last whole read.
 	sinceWhole int
 }
@@ -75,7 +73,6 @@ func (r *perCPUReader[K, V]) read(m *ebpf.Map, inserts *ebpf.Variable, each func
 		limit = r.maxLookup
 	}
 	if counted && r.haveKnown && count == r.insertsAt && len(r.known) <= limit && r.sinceWhole < wholeEvery {
-		r.lookups++
 		r.sinceWhole++
 		return r.lookup(m, each)
 	}
