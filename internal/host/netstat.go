@@ -27,11 +27,25 @@ const (
 
 // fieldSelector decides once per field name whether it is exported and
 // keeps its descriptor, so the regular expression runs only when a new
-// name appears, not every tick.
+// name appears, not every tick. It also remembers the names in the order
+// a read found them: the kernel prints the same names in the same order
+// each time, so next finds a field's descriptor by comparing its name with
+// the one at the same place last time instead of hashing it into the map
+// (/proc/net/netstat, snmp and snmp6 hold some 330 fields of which the
+// defaults export 35, vmstat some 190 of which 25). A name that differs
+// from last time's at its place (a kernel that added a counter) is looked
+// up in the map and the order is relearnt from there.
 type fieldSelector struct {
 	re     *regexp.Regexp
 	fields map[string]*metricDesc // nil: not exported
 	mk     func(name string) *metricDesc
+	order  []orderedField
+	at     int // the place of the next name in order, from rewind
+}
+
+type orderedField struct {
+	name string
+	desc *metricDesc
 }
 
 func (s *fieldSelector) get(name []byte) *metricDesc {
@@ -47,9 +61,27 @@ func (s *fieldSelector) get(name []byte) *metricDesc {
 	return d
 }
 
-// parseNetstat calls fn for each "Proto: names..." / "Proto: values..."
-// line pair of /proc/net/netstat or /proc/net/snmp.
-func parseNetstat(b []byte, fn func(proto, name []byte, v float64)) error {
+// rewind starts a read: next's first name is the file's first.
+func (s *fieldSelector) rewind() { s.at = 0 }
+
+// next returns the descriptor of the read's next field, name, or nil when
+// it is not exported.
+func (s *fieldSelector) next(name []byte) *metricDesc {
+	i := s.at
+	s.at++
+	if i < len(s.order) && s.order[i].name == string(name) {
+		return s.order[i].desc
+	}
+	d := s.get(name)
+	s.order = append(s.order[:i], orderedField{name: string(name), desc: d})
+	return d
+}
+
+// parseNetstat calls fn for each field of the "Proto: names..." /
+// "Proto: values..." line pairs of /proc/net/netstat or /proc/net/snmp,
+// with the value's text: fn parses the values it keeps. It stops at fn's
+// first error.
+func parseNetstat(b []byte, fn func(proto, name, value []byte) error) error {
 	for len(b) > 0 {
 		var names, values []byte
 		names, b = nextLine(b)
@@ -71,19 +103,18 @@ func parseNetstat(b []byte, fn func(proto, name []byte, v float64)) error {
 			if len(n) == 0 || len(v) == 0 {
 				break
 			}
-			f, ok := parseFloat(v)
-			if !ok {
-				return fmt.Errorf("parsing netstat %s%s: bad value %q", proto, n, v)
+			if err := fn(proto, n, v); err != nil {
+				return err
 			}
-			fn(proto, n, f)
 		}
 	}
 	return nil
 }
 
 // parseSNMP6 calls fn for each "Ip6InReceives 123" line of /proc/net/snmp6,
-// split as node_exporter splits it: protocol up to and including the "6".
-func parseSNMP6(b []byte, fn func(proto, name []byte, v float64)) error {
+// split as node_exporter splits it: protocol up to and including the "6",
+// with the value's text. It stops at fn's first error.
+func parseSNMP6(b []byte, fn func(proto, name, value []byte) error) error {
 	for len(b) > 0 {
 		var line []byte
 		line, b = nextLine(b)
@@ -91,16 +122,14 @@ func parseSNMP6(b []byte, fn func(proto, name []byte, v float64)) error {
 		if len(k) == 0 {
 			continue
 		}
-		vf, _ := nextField(rest)
-		v, ok := parseFloat(vf)
-		if !ok {
-			return fmt.Errorf("parsing snmp6 %s: bad value %q", k, vf)
-		}
+		v, _ := nextField(rest)
 		i := bytes.IndexByte(k, '6')
 		if i < 0 {
 			continue
 		}
-		fn(k[:i+1], k[i+1:], v)
+		if err := fn(k[:i+1], k[i+1:], v); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -142,11 +171,19 @@ func (c *netstatCollector) Name() string { return "netstat" }
 
 func (c *netstatCollector) Update(_ context.Context, _ time.Time) error {
 	c.begin()
-	emit := func(proto, name []byte, v float64) {
+	c.sel.rewind()
+	emit := func(proto, name, value []byte) error {
 		c.key = append(append(append(c.key[:0], proto...), '_'), name...)
-		if d := c.sel.get(c.key); d != nil {
-			c.add(d, prometheus.UntypedValue, v, nil)
+		d := c.sel.next(c.key)
+		if d == nil {
+			return nil
 		}
+		v, ok := parseFloat(value)
+		if !ok {
+			return fmt.Errorf("parsing netstat %s: bad value %q", c.key, value)
+		}
+		c.add(d, prometheus.UntypedValue, v, nil)
+		return nil
 	}
 	found := 0
 	for i := range c.files {
@@ -185,8 +222,9 @@ func (c *netstatCollector) Close() error {
 	return errors.Join(errs...)
 }
 
-// parseVmstat calls fn for each "name value" line of /proc/vmstat.
-func parseVmstat(b []byte, fn func(name []byte, v float64)) error {
+// parseVmstat calls fn for each "name value" line of /proc/vmstat, with
+// the value's text. It stops at fn's first error.
+func parseVmstat(b []byte, fn func(name, value []byte) error) error {
 	for len(b) > 0 {
 		var line []byte
 		line, b = nextLine(b)
@@ -194,12 +232,10 @@ func parseVmstat(b []byte, fn func(name []byte, v float64)) error {
 		if len(k) == 0 {
 			continue
 		}
-		vf, _ := nextField(rest)
-		v, ok := parseFloat(vf)
-		if !ok {
-			return fmt.Errorf("parsing vmstat %s: bad value %q", k, vf)
+		v, _ := nextField(rest)
+		if err := fn(k, v); err != nil {
+			return err
 		}
-		fn(k, v)
 	}
 	return nil
 }
@@ -239,10 +275,18 @@ func (c *vmstatCollector) Update(_ context.Context, _ time.Time) error {
 		return noData(c.log, "vmstat", fmt.Errorf("reading vmstat: %w", err))
 	}
 	c.begin()
-	err = parseVmstat(b, func(name []byte, v float64) {
-		if d := c.sel.get(name); d != nil {
-			c.add(d, prometheus.UntypedValue, v, nil)
+	c.sel.rewind()
+	err = parseVmstat(b, func(name, value []byte) error {
+		d := c.sel.next(name)
+		if d == nil {
+			return nil
 		}
+		v, ok := parseFloat(value)
+		if !ok {
+			return fmt.Errorf("parsing vmstat %s: bad value %q", name, value)
+		}
+		c.add(d, prometheus.UntypedValue, v, nil)
+		return nil
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@
 package host
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -237,14 +238,21 @@ type stat3 struct {
 func TestParseNetstat(t *testing.T) {
 	in := "Tcp: RtoAlgorithm MaxConn ActiveOpens\nTcp: 1 -1 77\nUdp: InDatagrams\nUdp: 12\n"
 	var got []stat3
-	if err := parseNetstat([]byte(in), func(p, n []byte, v float64) { got = append(got, stat3{string(p), string(n), v}) }); err != nil {
+	if err := parseNetstat([]byte(in), func(p, n, v []byte) error {
+		f, ok := parseFloat(v)
+		if !ok {
+			return fmt.Errorf("bad value %q", v)
+		}
+		got = append(got, stat3{string(p), string(n), f})
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	want := []stat3{{"Tcp", "RtoAlgorithm", 1}, {"Tcp", "MaxConn", -1}, {"Tcp", "ActiveOpens", 77}, {"Udp", "InDatagrams", 12}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if err := parseNetstat([]byte("Tcp: A\nUdp: 1\n"), func([]byte, []byte, float64) {}); err == nil {
+	if err := parseNetstat([]byte("Tcp: A\nUdp: 1\n"), func(_, _, _ []byte) error { return nil }); err == nil {
 		t.Error("unpaired lines parsed")
 	}
 }
@@ -252,7 +260,14 @@ func TestParseNetstat(t *testing.T) {
 func TestParseSNMP6(t *testing.T) {
 	in := "Ip6InReceives                   \t12\nIcmp6InMsgs 3\nUdpLite6InErrors 0\n"
 	var got []stat3
-	if err := parseSNMP6([]byte(in), func(p, n []byte, v float64) { got = append(got, stat3{string(p), string(n), v}) }); err != nil {
+	if err := parseSNMP6([]byte(in), func(p, n, v []byte) error {
+		f, ok := parseFloat(v)
+		if !ok {
+			return fmt.Errorf("bad value %q", v)
+		}
+		got = append(got, stat3{string(p), string(n), f})
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	want := []stat3{{"Ip6", "InReceives", 12}, {"Icmp6", "InMsgs", 3}, {"UdpLite6", "InErrors", 0}}
@@ -297,7 +312,14 @@ func TestParseVmstat(t *testing.T) {
 		Value float64
 	}
 	var got []kv
-	if err := parseVmstat([]byte("nr_free_pages 5\npgfault 17802237\n"), func(n []byte, v float64) { got = append(got, kv{string(n), v}) }); err != nil {
+	if err := parseVmstat([]byte("nr_free_pages 5\npgfault 17802237\n"), func(n, v []byte) error {
+		f, ok := parseFloat(v)
+		if !ok {
+			return fmt.Errorf("bad value %q", v)
+		}
+		got = append(got, kv{string(n), f})
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]kv{{"nr_free_pages", 5}, {"pgfault", 17802237}}, got); diff != "" {
