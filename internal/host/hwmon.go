@@ -49,7 +49,8 @@ type hwmonCollector struct {
 	dir    string
 	chips  []hwmonChip
 	rescan bool
-	// lastScan and nextScan pace the retries on a host without hwmon.
+	// lastScan and nextScan pace the scans on a host without a chip, or
+	// after a sensor vanished.
 	lastScan, nextScan time.Time
 	// noChips is the error of every tick on such a host, made once.
 	noChips error
@@ -161,8 +162,14 @@ func (c *hwmonCollector) scan() error {
 }
 
 func (c *hwmonCollector) Update(_ context.Context, now time.Time) error {
-	if c.rescan && (now.After(c.nextScan) || now.Before(c.lastScan)) {
-		c.lastScan, c.nextScan = now, now.Add(time.Minute)
+	due := now.After(c.nextScan) || now.Before(c.lastScan)
+	if len(c.chips) == 0 && !due {
+		// Nothing to read until the next scan (see absentRecheck); the
+		// empty set stays published.
+		return collect.ErrNoData
+	}
+	if (c.rescan || len(c.chips) == 0) && due {
+		c.lastScan, c.nextScan = now, now.Add(absentRecheck)
 		if err := c.scan(); err != nil {
 			// No hwmon class (VMs): look again in a minute, for a
 			// driver loaded late.

@@ -6,6 +6,8 @@ package host
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -23,6 +25,9 @@ type selinuxCollector struct {
 	r                *reader
 	enforce          cpath
 	enabled, current *metricDesc
+	// check paces the looks at enforce on a host without SELinux, which
+	// cannot gain it without a reboot; enabled stays 0 in between.
+	check recheck
 }
 
 func newSELinuxCollector(o collect.Options) (*selinuxCollector, error) {
@@ -37,14 +42,21 @@ func newSELinuxCollector(o collect.Options) (*selinuxCollector, error) {
 
 func (c *selinuxCollector) Name() string { return "selinux" }
 
-func (c *selinuxCollector) Update(_ context.Context, _ time.Time) error {
+func (c *selinuxCollector) Update(_ context.Context, now time.Time) error {
+	if !c.check.due(now) {
+		return nil
+	}
 	c.begin()
 	b, err := c.r.read(c.enforce)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			c.check.absent(now)
+		}
 		c.add(c.enabled, prometheus.GaugeValue, 0, nil)
 		c.publish(nil)
 		return nil
 	}
+	c.check.present()
 	c.add(c.enabled, prometheus.GaugeValue, 1, nil)
 	if v, ok := parseInt(bytes.TrimSpace(b)); ok {
 		c.add(c.current, prometheus.GaugeValue, float64(v), nil)

@@ -40,17 +40,22 @@ type thermalZoneCollector struct {
 	zones  []thermalZone
 	rescan bool
 	temp   *metricDesc
+	// check paces the scans of a host with no thermal zone (VMs); noZones
+	// is the error of each of its ticks, made once.
+	check   recheck
+	noZones error
 
 	cpuTemp *float64
 }
 
 func newThermalZoneCollector(o collect.Options) (*thermalZoneCollector, error) {
 	return &thermalZoneCollector{
-		log:    logger(o),
-		r:      newReader(64),
-		dir:    filepath.Join(o.Paths.SysFS, "class/thermal"),
-		rescan: true,
-		temp:   newDesc("thermal_zone", "temp", "Zone temperature in Celsius", "type", "zone"),
+		log:     logger(o),
+		r:       newReader(64),
+		dir:     filepath.Join(o.Paths.SysFS, "class/thermal"),
+		rescan:  true,
+		temp:    newDesc("thermal_zone", "temp", "Zone temperature in Celsius", "type", "zone"),
+		noZones: fmt.Errorf("no zones in %s: %w", filepath.Join(o.Paths.SysFS, "class/thermal"), fs.ErrNotExist),
 	}, nil
 }
 
@@ -77,13 +82,23 @@ func (c *thermalZoneCollector) scan() error {
 	return nil
 }
 
-func (c *thermalZoneCollector) Update(_ context.Context, _ time.Time) error {
-	if c.rescan {
+func (c *thermalZoneCollector) Update(_ context.Context, now time.Time) error {
+	if len(c.zones) == 0 && !c.check.due(now) {
+		return collect.ErrNoData
+	}
+	if c.rescan || len(c.zones) == 0 {
 		if err := c.scan(); err != nil {
+			c.check.absent(now)
+			c.begin()
 			c.publish(func() { c.cpuTemp = nil })
 			return noData(c.log, "thermal_zone", fmt.Errorf("reading thermal zones: %w", err))
 		}
 		c.rescan = false
+		if len(c.zones) == 0 {
+			c.check.absent(now)
+		} else {
+			c.check.present()
+		}
 	}
 	c.begin()
 	var hottest *float64
@@ -107,7 +122,7 @@ func (c *thermalZoneCollector) Update(_ context.Context, _ time.Time) error {
 	}
 	c.publish(func() { c.cpuTemp = hottest })
 	if len(c.zones) == 0 {
-		return noData(c.log, "thermal_zone", fmt.Errorf("no zones in %s: %w", c.dir, fs.ErrNotExist))
+		return noData(c.log, "thermal_zone", c.noZones)
 	}
 	return nil
 }

@@ -64,6 +64,9 @@ type usersCollector struct {
 	// recSize is the utmp record size of the C library on this
 	// architecture.
 	recSize int
+	// check paces the looks for utmp on a host without it; the count
+	// stays 0 in between.
+	check recheck
 }
 
 func newUsersCollector(o collect.Options) (*usersCollector, error) {
@@ -80,7 +83,10 @@ func newUsersCollector(o collect.Options) (*usersCollector, error) {
 
 func (c *usersCollector) Name() string { return "users" }
 
-func (c *usersCollector) Update(_ context.Context, _ time.Time) error {
+func (c *usersCollector) Update(_ context.Context, now time.Time) error {
+	if !c.check.due(now) {
+		return collect.ErrNoData
+	}
 	var b []byte
 	var err error
 	for _, p := range c.paths {
@@ -91,13 +97,15 @@ func (c *usersCollector) Update(_ context.Context, _ time.Time) error {
 	if err != nil {
 		// Hosts without utmp (systemd without utmp support) have no
 		// sessions to count.
-		c.clear()
+		c.begin()
 		c.publish(func() { c.users = 0 })
 		if errors.Is(err, fs.ErrNotExist) {
+			c.check.absent(now)
 			return noData(c.log, "users", fmt.Errorf("reading utmp: %w", err))
 		}
 		return fmt.Errorf("reading utmp: %w", err)
 	}
+	c.check.present()
 	n := parseUtmp(b, c.recSize)
 	c.begin()
 	c.add(c.desc, prometheus.GaugeValue, float64(n), nil)
