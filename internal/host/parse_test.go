@@ -235,17 +235,22 @@ type stat3 struct {
 	Value       float64
 }
 
-func TestParseNetstat(t *testing.T) {
-	in := "Tcp: RtoAlgorithm MaxConn ActiveOpens\nTcp: 1 -1 77\nUdp: InDatagrams\nUdp: 12\n"
-	var got []stat3
-	if err := parseNetstat([]byte(in), func(p, n, v []byte) error {
+// appendStat3 is a parse callback that appends each field to got.
+func appendStat3(got *[]stat3) func(p, n, v []byte) error {
+	return func(p, n, v []byte) error {
 		f, ok := parseFloat(v)
 		if !ok {
 			return fmt.Errorf("bad value %q", v)
 		}
-		got = append(got, stat3{string(p), string(n), f})
+		*got = append(*got, stat3{string(p), string(n), f})
 		return nil
-	}); err != nil {
+	}
+}
+
+func TestParseNetstat(t *testing.T) {
+	in := "Tcp: RtoAlgorithm MaxConn ActiveOpens\nTcp: 1 -1 77\nUdp: InDatagrams\nUdp: 12\n"
+	var got []stat3
+	if err := parseNetstat([]byte(in), appendStat3(&got)); err != nil {
 		t.Fatal(err)
 	}
 	want := []stat3{{"Tcp", "RtoAlgorithm", 1}, {"Tcp", "MaxConn", -1}, {"Tcp", "ActiveOpens", 77}, {"Udp", "InDatagrams", 12}}
@@ -260,14 +265,7 @@ func TestParseNetstat(t *testing.T) {
 func TestParseSNMP6(t *testing.T) {
 	in := "Ip6InReceives                   \t12\nIcmp6InMsgs 3\nUdpLite6InErrors 0\n"
 	var got []stat3
-	if err := parseSNMP6([]byte(in), func(p, n, v []byte) error {
-		f, ok := parseFloat(v)
-		if !ok {
-			return fmt.Errorf("bad value %q", v)
-		}
-		got = append(got, stat3{string(p), string(n), f})
-		return nil
-	}); err != nil {
+	if err := parseSNMP6([]byte(in), appendStat3(&got)); err != nil {
 		t.Fatal(err)
 	}
 	want := []stat3{{"Ip6", "InReceives", 12}, {"Icmp6", "InMsgs", 3}, {"UdpLite6", "InErrors", 0}}
