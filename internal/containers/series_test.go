@@ -16,7 +16,7 @@ import (
 
 // checkSeries checks that AppendSeries gives exactly the series Collect
 // emits, both ways, and the same *collect.Series when asked again.
-func checkSeries(t *testing.T, c *Collector) {
+func checkSeries(t testing.TB, c *Collector) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)

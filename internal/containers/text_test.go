@@ -23,7 +23,7 @@ import (
 // emits, both parsed back by Prometheus' own text parser. (Not byte for
 // byte: within a family, AppendText keeps container order where
 // client_golang sorts by label values.)
-func checkText(t *testing.T, c *Collector) {
+func checkText(t testing.TB, c *Collector) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
@@ -49,7 +49,7 @@ func checkText(t *testing.T, c *Collector) {
 
 // parseText returns every sample of an exposition as sorted
 // "# TYPE/HELP" and "name{labels} value" lines.
-func parseText(t *testing.T, b []byte) []string {
+func parseText(t testing.TB, b []byte) []string {
 	t.Helper()
 	p := expfmt.NewTextParser(model.LegacyValidation)
 	mfs, err := p.TextToMetricFamilies(bytes.NewReader(b))
