@@ -337,23 +337,24 @@ func noData(log *slog.Logger, collector string, err error) error {
 // login) is seen within this.
 const absentRecheck = time.Minute
 
-// recheck paces a collector's looks at a source found absent.
+// recheck paces a collector's looks at a source: after a look that found
+// it absent (or, for hwmon, any scan) the next is due a minute later.
 type recheck struct {
-	at, next time.Time // the last look that found it absent, and the next
+	at, next time.Time // the look that set the pace, and the next one due
 }
 
-// due reports whether to look at the source at now: always while it was
-// not found absent, else from a minute after that look on, or when the
-// clock went back before it.
+// due reports whether to look at the source at now: always until a look
+// set the pace, else from a minute after that look on, or when the clock
+// went back before it.
 func (r *recheck) due(now time.Time) bool {
 	return r.next.IsZero() || !now.Before(r.next) || now.Before(r.at)
 }
 
-// absent notes a look at now that found the source absent.
-func (r *recheck) absent(now time.Time) { r.at, r.next = now, now.Add(absentRecheck) }
+// wait notes a look at now: the next is due absentRecheck later.
+func (r *recheck) wait(now time.Time) { r.at, r.next = now, now.Add(absentRecheck) }
 
-// present notes a look that found the source.
-func (r *recheck) present() { r.at, r.next = time.Time{}, time.Time{} }
+// reset notes a look that found the source: the next is due at once.
+func (r *recheck) reset() { r.at, r.next = time.Time{}, time.Time{} }
 
 func logger(o collect.Options) *slog.Logger {
 	if o.Logger != nil {

@@ -49,9 +49,9 @@ type hwmonCollector struct {
 	dir    string
 	chips  []hwmonChip
 	rescan bool
-	// lastScan and nextScan pace the scans on a host without a chip, or
-	// after a sensor vanished.
-	lastScan, nextScan time.Time
+	// check paces the scans on a host without a chip, or after a sensor
+	// vanished: one a minute.
+	check recheck
 	// noChips is the error of every tick on such a host, made once.
 	noChips error
 
@@ -162,14 +162,14 @@ func (c *hwmonCollector) scan() error {
 }
 
 func (c *hwmonCollector) Update(_ context.Context, now time.Time) error {
-	due := now.After(c.nextScan) || now.Before(c.lastScan)
+	due := c.check.due(now)
 	if len(c.chips) == 0 && !due {
-		// Nothing to read until the next scan (see absentRecheck); the
-		// empty set stays published.
+		// Nothing to read until the next scan; the empty set stays
+		// published.
 		return collect.ErrNoData
 	}
 	if (c.rescan || len(c.chips) == 0) && due {
-		c.lastScan, c.nextScan = now, now.Add(absentRecheck)
+		c.check.wait(now)
 		if err := c.scan(); err != nil {
 			// No hwmon class (VMs): look again in a minute, for a
 			// driver loaded late.

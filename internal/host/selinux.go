@@ -50,13 +50,13 @@ func (c *selinuxCollector) Update(_ context.Context, now time.Time) error {
 	b, err := c.r.read(c.enforce)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			c.check.absent(now)
+			c.check.wait(now)
 		}
 		c.add(c.enabled, prometheus.GaugeValue, 0, nil)
 		c.publish(nil)
 		return nil
 	}
-	c.check.present()
+	c.check.reset()
 	c.add(c.enabled, prometheus.GaugeValue, 1, nil)
 	if v, ok := parseInt(bytes.TrimSpace(b)); ok {
 		c.add(c.current, prometheus.GaugeValue, float64(v), nil)

@@ -49,13 +49,14 @@ type thermalZoneCollector struct {
 }
 
 func newThermalZoneCollector(o collect.Options) (*thermalZoneCollector, error) {
+	dir := filepath.Join(o.Paths.SysFS, "class/thermal")
 	return &thermalZoneCollector{
 		log:     logger(o),
 		r:       newReader(64),
-		dir:     filepath.Join(o.Paths.SysFS, "class/thermal"),
+		dir:     dir,
 		rescan:  true,
 		temp:    newDesc("thermal_zone", "temp", "Zone temperature in Celsius", "type", "zone"),
-		noZones: fmt.Errorf("no zones in %s: %w", filepath.Join(o.Paths.SysFS, "class/thermal"), fs.ErrNotExist),
+		noZones: fmt.Errorf("no zones in %s: %w", dir, fs.ErrNotExist),
 	}, nil
 }
 
@@ -88,16 +89,16 @@ func (c *thermalZoneCollector) Update(_ context.Context, now time.Time) error {
 	}
 	if c.rescan || len(c.zones) == 0 {
 		if err := c.scan(); err != nil {
-			c.check.absent(now)
+			c.check.wait(now)
 			c.begin()
 			c.publish(func() { c.cpuTemp = nil })
 			return noData(c.log, "thermal_zone", fmt.Errorf("reading thermal zones: %w", err))
 		}
 		c.rescan = false
 		if len(c.zones) == 0 {
-			c.check.absent(now)
+			c.check.wait(now)
 		} else {
-			c.check.present()
+			c.check.reset()
 		}
 	}
 	c.begin()

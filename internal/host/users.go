@@ -100,12 +100,12 @@ func (c *usersCollector) Update(_ context.Context, now time.Time) error {
 		c.begin()
 		c.publish(func() { c.users = 0 })
 		if errors.Is(err, fs.ErrNotExist) {
-			c.check.absent(now)
+			c.check.wait(now)
 			return noData(c.log, "users", fmt.Errorf("reading utmp: %w", err))
 		}
 		return fmt.Errorf("reading utmp: %w", err)
 	}
-	c.check.present()
+	c.check.reset()
 	n := parseUtmp(b, c.recSize)
 	c.begin()
 	c.add(c.desc, prometheus.GaugeValue, float64(n), nil)
