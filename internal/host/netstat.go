@@ -77,6 +77,21 @@ func (s *fieldSelector) next(name []byte) *metricDesc {
 	return d
 }
 
+// add adds the read's next field, name, to m if it is exported, its value
+// parsed from value; file names the file in an error.
+func (s *fieldSelector) add(m *metricSet, file string, name, value []byte) error {
+	d := s.next(name)
+	if d == nil {
+		return nil
+	}
+	v, ok := parseFloat(value)
+	if !ok {
+		return fmt.Errorf("parsing %s %s: bad value %q", file, name, value)
+	}
+	m.add(d, prometheus.UntypedValue, v, nil)
+	return nil
+}
+
 // parseNetstat calls fn for each field of the "Proto: names..." /
 // "Proto: values..." line pairs of /proc/net/netstat or /proc/net/snmp,
 // with the value's text: fn parses the values it keeps. It stops at fn's
@@ -174,16 +189,7 @@ func (c *netstatCollector) Update(_ context.Context, _ time.Time) error {
 	c.sel.rewind()
 	emit := func(proto, name, value []byte) error {
 		c.key = append(append(append(c.key[:0], proto...), '_'), name...)
-		d := c.sel.next(c.key)
-		if d == nil {
-			return nil
-		}
-		v, ok := parseFloat(value)
-		if !ok {
-			return fmt.Errorf("parsing netstat %s: bad value %q", c.key, value)
-		}
-		c.add(d, prometheus.UntypedValue, v, nil)
-		return nil
+		return c.sel.add(&c.metricSet, "netstat", c.key, value)
 	}
 	found := 0
 	for i := range c.files {
@@ -277,16 +283,7 @@ func (c *vmstatCollector) Update(_ context.Context, _ time.Time) error {
 	c.begin()
 	c.sel.rewind()
 	err = parseVmstat(b, func(name, value []byte) error {
-		d := c.sel.next(name)
-		if d == nil {
-			return nil
-		}
-		v, ok := parseFloat(value)
-		if !ok {
-			return fmt.Errorf("parsing vmstat %s: bad value %q", name, value)
-		}
-		c.add(d, prometheus.UntypedValue, v, nil)
-		return nil
+		return c.sel.add(&c.metricSet, "vmstat", name, value)
 	})
 	if err != nil {
 		return err
