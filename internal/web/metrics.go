@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
@@ -30,42 +31,25 @@ import (
 //     (gzipCache).
 //   - the body built in a buffer, so its length is known and a failed
 //     encode never sends half a scrape.
-//   - the buffer and the gzip writer kept from one scrape to the next. A
-//     sync.Pool is emptied by the garbage collections between two scrapes
-//     15 s apart, and the 340 kB body and the gzip writer's tables would
-//     be allocated anew, and left to the collector, for every scrape.
+//   - the body built in one slice of the size the last scrape needed, so
+//     that it is not copied while it grows, and left to the garbage
+//     collector after the scrape. Kept from one scrape to the next, as it
+//     was, the buffer had grown to twice the body (the containers' text
+//     appended past its capacity was copied in): 9.2 MB of live heap
+//     beside 1 000 containers, which the collector's target (GOGC=50)
+//     grows by half again. Side by side there, 90 s: RSS 68.0 → 59.4
+//     MiB, for 0.68 → 0.72 % of a core (the collections a 5 MB body
+//     brings about). The gzip writer's tables, a fixed 0.5 MB, are kept
+//     (gzipCache).
 type metricsHandler struct {
-	full, rest  prometheus.Gatherer
-	direct      func([]byte) []byte
-	log         *slog.Logger
-	inflight    chan struct{}
-	bufs, zbufs spare[*bytes.Buffer]
-	gz          *gzipCache
-}
-
-// spare keeps one idle object between uses; concurrent users beyond it
-// get new ones, which are dropped after use.
-type spare[T any] struct {
-	c   chan T
-	new func() T
-}
-
-func newSpare[T any](new func() T) spare[T] { return spare[T]{c: make(chan T, 1), new: new} }
-
-func (s spare[T]) get() T {
-	select {
-	case v := <-s.c:
-		return v
-	default:
-		return s.new()
-	}
-}
-
-func (s spare[T]) put(v T) {
-	select {
-	case s.c <- v:
-	default:
-	}
+	full, rest prometheus.Gatherer
+	direct     func([]byte) []byte
+	log        *slog.Logger
+	inflight   chan struct{}
+	gz         *gzipCache
+	// size and zsize are the last body's length and its gzipped
+	// length: the next scrape's first guess.
+	size, zsize atomic.Int64
 }
 
 func newMetricsHandler(full, rest prometheus.Gatherer, direct func([]byte) []byte, log *slog.Logger, maxInflight int) *metricsHandler {
@@ -75,8 +59,6 @@ func newMetricsHandler(full, rest prometheus.Gatherer, direct func([]byte) []byt
 		direct:   direct,
 		log:      log,
 		inflight: make(chan struct{}, maxInflight),
-		bufs:     newSpare(func() *bytes.Buffer { return new(bytes.Buffer) }),
-		zbufs:    newSpare(func() *bytes.Buffer { return new(bytes.Buffer) }),
 		gz:       newGzipCache(),
 	}
 }
@@ -101,9 +83,7 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// as promhttp's ContinueOnError does, and say what went wrong.
 		h.log.Error("gathering metrics", "err", err)
 	}
-	buf := h.bufs.get()
-	buf.Reset()
-	defer h.bufs.put(buf)
+	buf := bytes.NewBuffer(make([]byte, 0, sizeHint(h.size.Load())))
 	enc := expfmt.NewEncoder(buf, format)
 	for _, mf := range mfs {
 		if err := enc.Encode(mf); err != nil {
@@ -118,22 +98,29 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	body := buf.Bytes()
 	if text {
-		buf.Write(h.direct(buf.AvailableBuffer()))
+		body = h.direct(body)
 	}
+	h.size.Store(int64(len(body)))
 	hdr := w.Header()
 	hdr.Set("Content-Type", string(format))
 	hdr.Add("Vary", "Accept-Encoding")
 	if !acceptsGzip(r.Header.Get("Accept-Encoding")) {
-		w.Write(buf.Bytes())
+		w.Write(body)
 		return
 	}
 	hdr.Set("Content-Encoding", "gzip")
-	zbuf := h.zbufs.get()
-	zbuf.Reset()
-	defer h.zbufs.put(zbuf)
-	h.gz.compress(zbuf, buf.Bytes())
+	zbuf := bytes.NewBuffer(make([]byte, 0, sizeHint(h.zsize.Load())))
+	h.gz.compress(zbuf, body)
+	h.zsize.Store(int64(zbuf.Len()))
 	w.Write(zbuf.Bytes())
+}
+
+// sizeHint is the capacity to start a body with when the last one was
+// last bytes long: an eighth more, for series that came since.
+func sizeHint(last int64) int {
+	return int(min(last+last/8+512, 64<<20))
 }
 
 // acceptsGzip reports whether an Accept-Encoding header takes gzip: listed
