@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -109,6 +110,16 @@ func TestParseProcCgroup(t *testing.T) {
 	}
 	if _, err := parseProcCgroup([]byte("garbage\n")); err == nil {
 		t.Error("want an error for a malformed line")
+	}
+	// A container's path, the same in every hierarchy, is kept once.
+	got, err = parseProcCgroup([]byte("3:memory:/docker/x\n2:cpu,cpuacct:/docker/x\n1:pids:/docker/x\n0::/docker/x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, v := range got.V1 {
+		if v != "/docker/x" || unsafe.StringData(v) != unsafe.StringData(got.V2) {
+			t.Errorf("%s: %q is a copy of its own, want the one string of %q", c, v, got.V2)
+		}
 	}
 }
 
@@ -300,6 +311,28 @@ func TestLayouts(t *testing.T) {
 				if diff := cmp.Diff(got, u, cmpopts.EquateEmpty()); diff != "" {
 					t.Errorf("Uniform (-proc +uniform)\n%s", diff)
 				}
+			}
+			// Released files are opened again, each in its own
+			// controller's directory, and read the same.
+			r, err := h.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			r.Release(ReadIdle)
+			if r.Held() >= r.Files() {
+				t.Fatalf("released: %d of %d files held", r.Held(), r.Files())
+			}
+			var again Stats
+			var buf []byte
+			if err := r.Read(&again, &buf, ReadAll); err != nil {
+				t.Fatal(err)
+			}
+			if r.Held() != r.Files() {
+				t.Errorf("after a full read %d of %d files held", r.Held(), r.Files())
+			}
+			if diff := cmp.Diff(got, again, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("reopened (-first +reopened)\n%s", diff)
 			}
 		})
 	}
