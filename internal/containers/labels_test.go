@@ -26,3 +26,30 @@ func TestLabelsBeforeMetadata(t *testing.T) {
 		t.Errorf("after metadata: %s", got)
 	}
 }
+
+// TestLabelSetWith: a label set with one pair more is the label set of
+// all the pairs, in the order and text newLabelSet gives them, whatever
+// the new pair's place, and leaves the one it came from as it was.
+func TestLabelSetWith(t *testing.T) {
+	kv := []string{"name", "web", "id", "/docker/abc", "image", "busybox", "container_label_x", "a\xffb"}
+	base := newLabelSet(kv...)
+	before := base.text
+	for _, add := range [][2]string{{"cpu", "total"}, {"interface", "eth0"}, {"zone", "z"}, {"a", "first"}, {"device", "bad\xff"}} {
+		got := base.with(add[0], add[1])
+		want := newLabelSet(append(kv[:len(kv):len(kv)], add[0], add[1])...)
+		if got.text != want.text {
+			t.Errorf("with(%q, %q): %s, want %s", add[0], add[1], got.text, want.text)
+		}
+		if len(got.pairs) != len(want.pairs) {
+			t.Fatalf("with(%q, %q): %d pairs, want %d", add[0], add[1], len(got.pairs), len(want.pairs))
+		}
+		for i := range got.pairs {
+			if got.pairs[i].GetName() != want.pairs[i].GetName() || got.pairs[i].GetValue() != want.pairs[i].GetValue() {
+				t.Errorf("with(%q, %q): pair %d is %v, want %v", add[0], add[1], i, got.pairs[i], want.pairs[i])
+			}
+		}
+	}
+	if base.text != before || len(base.pairs) != len(kv)/2 {
+		t.Errorf("the base changed: %s, %d pairs; was %s", base.text, len(base.pairs), before)
+	}
+}
