@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"path/filepath"
 	"regexp"
@@ -72,7 +73,12 @@ type filesystemCollector struct {
 	noStatfs bool
 	sh       *shared
 
-	raw     []byte
+	// sum is a hash of the table last parsed (seed's, chosen at random
+	// per process), loaded whether one was: a copy of the table to
+	// compare was 550 kB beside 1 000 containers' mounts.
+	sum     uint64
+	seed    maphash.Seed
+	loaded  bool
 	fsTypes map[string]bool // fsEx's verdict per filesystem type
 	watch   mountWatch
 	mounts  []fsMount
@@ -110,6 +116,7 @@ func newFilesystemCollector(o collect.Options, ho Options, sh *shared) (*filesys
 	return &filesystemCollector{
 		log:       logger(o),
 		r:         newReader(16384),
+		seed:      maphash.MakeSeed(),
 		paths:     paths,
 		roots:     roots,
 		mpEx:      mp,
@@ -196,7 +203,7 @@ func (w *mountWatch) close() {
 // poll per tick.
 func (c *filesystemCollector) load(now time.Time) error {
 	// The watch opens before the first read, so no change falls between.
-	if !c.watch.changed(c.paths[0], now) && c.raw != nil {
+	if !c.watch.changed(c.paths[0], now) && c.loaded {
 		return nil
 	}
 	root := c.roots[0]
@@ -210,7 +217,8 @@ func (c *filesystemCollector) load(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if c.raw != nil && bytes.Equal(b, c.raw) && root == c.root {
+	sum := maphash.Bytes(c.seed, b)
+	if c.loaded && sum == c.sum && root == c.root {
 		return nil
 	}
 	mounts := make([]fsMount, 0, len(c.mounts))
@@ -267,7 +275,7 @@ func (c *filesystemCollector) load(now time.Time) error {
 		mounts = append(mounts, fm)
 	}
 	c.root = root
-	c.raw = append(c.raw[:0], b...)
+	c.sum, c.loaded = sum, true
 	c.mounts = mounts
 	return nil
 }

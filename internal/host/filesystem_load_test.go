@@ -109,7 +109,7 @@ func BenchmarkFilesystemLoad(b *testing.B) {
 	b.SetBytes(int64(len(table)))
 	now := time.Now()
 	for b.Loop() {
-		c.raw = c.raw[:0] // the table changed
+		c.sum++ // the table changed
 		now = now.Add(time.Second)
 		if err := c.load(now); err != nil {
 			b.Fatal(err)
