@@ -30,6 +30,9 @@ func Mailpit(t testing.TB, args ...string) (smtp, api string) {
 		base = append(base, "--smtp-auth-allow-insecure")
 	}
 	StartServer(t, "http://"+api+"/readyz", bin, append(base, args...)...)
+	// mailpit answers readyz from its web server, which it may start
+	// before the SMTP listener: a test's first mail found that port shut.
+	WaitListening(t, smtp)
 	return smtp, api
 }
 

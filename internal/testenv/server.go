@@ -110,6 +110,24 @@ func StartServer(t testing.TB, ready string, path string, args ...string) (stop 
 	}
 }
 
+// WaitListening waits until a TCP connection to addr is accepted, within
+// 30 s.
+func WaitListening(t testing.TB, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s after 30 s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Port is addr's port.
 func Port(t testing.TB, addr string) int {
 	t.Helper()
