@@ -40,8 +40,8 @@ func TestLabelSetWith(t *testing.T) {
 		if got.text != want.text {
 			t.Errorf("with(%q, %q): %s, want %s", add[0], add[1], got.text, want.text)
 		}
-		if len(got.pairs) != len(want.pairs) {
-			t.Fatalf("with(%q, %q): %d pairs, want %d", add[0], add[1], len(got.pairs), len(want.pairs))
+		if len(got.pairs) != len(want.pairs) || cap(got.pairs) != len(got.pairs) {
+			t.Fatalf("with(%q, %q): %d pairs (room for %d), want %d and no more room", add[0], add[1], len(got.pairs), cap(got.pairs), len(want.pairs))
 		}
 		for i := range got.pairs {
 			if got.pairs[i].GetName() != want.pairs[i].GetName() || got.pairs[i].GetValue() != want.pairs[i].GetValue() {

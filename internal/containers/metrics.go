@@ -524,7 +524,13 @@ func newLabelSet(kv ...string) *labelSet {
 func (l *labelSet) with(name, value string) *labelSet {
 	value = collect.ValidLabelValue(value)
 	i, _ := slices.BinarySearchFunc(l.pairs, name, func(p *dto.LabelPair, n string) int { return strings.Compare(p.GetName(), n) })
-	pairs := slices.Insert(slices.Clip(l.pairs), i, &dto.LabelPair{Name: &name, Value: &value})
+	// At their exact size, as newLabelSet makes them: client_golang's
+	// wrapping registerers append to a metric's pairs, which must not
+	// write into spare capacity every scrape shares.
+	pairs := make([]*dto.LabelPair, len(l.pairs)+1)
+	copy(pairs, l.pairs[:i])
+	pairs[i] = &dto.LabelPair{Name: &name, Value: &value}
+	copy(pairs[i+1:], l.pairs[i:])
 	return &labelSet{pairs: pairs, text: string(collect.AppendLabels(nil, pairs))}
 }
 
