@@ -44,12 +44,14 @@ import (
 //     collector's target (GOGC=50) grew by half again. The gzip writer's
 //     tables, a fixed 0.5 MB, are kept too (gzipCache).
 type metricsHandler struct {
-	full, rest  prometheus.Gatherer
-	direct      func([]byte) []byte
-	log         *slog.Logger
-	inflight    chan struct{}
-	gz          *gzipCache
-	bufs, zbufs spare
+	full, rest prometheus.Gatherer
+	direct     func([]byte) []byte
+	log        *slog.Logger
+	inflight   chan struct{}
+	gz         *gzipCache
+	// bufs and zbufs are the body's and the gzipped body's, apart for
+	// the text format (k 0) and the others (1), whose sizes differ.
+	bufs, zbufs [2]spare
 }
 
 // spare keeps one buffer between scrapes; concurrent scrapes beyond it
@@ -95,8 +97,8 @@ func newMetricsHandler(full, rest prometheus.Gatherer, direct func([]byte) []byt
 		log:      log,
 		inflight: make(chan struct{}, maxInflight),
 		gz:       newGzipCache(),
-		bufs:     newSpare(),
-		zbufs:    newSpare(),
+		bufs:     [2]spare{newSpare(), newSpare()},
+		zbufs:    [2]spare{newSpare(), newSpare()},
 	}
 }
 
@@ -120,7 +122,11 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// as promhttp's ContinueOnError does, and say what went wrong.
 		h.log.Error("gathering metrics", "err", err)
 	}
-	buf := bytes.NewBuffer(h.bufs.get())
+	k := 0
+	if !text {
+		k = 1
+	}
+	buf := bytes.NewBuffer(h.bufs[k].get())
 	enc := expfmt.NewEncoder(buf, format)
 	for _, mf := range mfs {
 		if err := enc.Encode(mf); err != nil {
@@ -139,7 +145,7 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if text {
 		body = h.direct(body)
 	}
-	defer func() { h.bufs.put(body) }()
+	defer func() { h.bufs[k].put(body) }()
 	hdr := w.Header()
 	hdr.Set("Content-Type", string(format))
 	hdr.Add("Vary", "Accept-Encoding")
@@ -148,9 +154,9 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hdr.Set("Content-Encoding", "gzip")
-	zbuf := bytes.NewBuffer(h.zbufs.get())
+	zbuf := bytes.NewBuffer(h.zbufs[k].get())
 	h.gz.compress(zbuf, body)
-	defer func() { h.zbufs.put(zbuf.Bytes()) }()
+	defer func() { h.zbufs[k].put(zbuf.Bytes()) }()
 	w.Write(zbuf.Bytes())
 }
 

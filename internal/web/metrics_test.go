@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,3 +208,99 @@ type countingWriter struct {
 func (w *countingWriter) Header() http.Header         { return w.header }
 func (w *countingWriter) WriteHeader(code int)        { w.code = code }
 func (w *countingWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
+
+// TestMetricsConcurrentScrapes: scrapes at once, in the text format and
+// in protobuf, plain and gzipped, each get a whole body of their own,
+// whichever takes a kept buffer: each gather and each collectors' text
+// carries a number no other scrape has, and a body written into by two
+// scrapes shows another's number, or two.
+func TestMetricsConcurrentScrapes(t *testing.T) {
+	var seq atomic.Int64
+	seq.Store(100000)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "test_rest", Help: "Gathered."},
+		func() float64 { return float64(seq.Add(1)) }))
+	line := []byte(`test_big_total{id="/docker/0123456789abcdef"} 1` + "\n")
+	big := bytes.Repeat(line, 20000)
+	h := newMetricsHandler(reg, reg, func(b []byte) []byte {
+		b = append(b, big...)
+		return fmt.Appendf(b, "test_seq %d\n", seq.Add(1))
+	}, slog.New(slog.DiscardHandler), 8)
+	const proto = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+	// scrape returns the numbers the body carries and its length.
+	scrape := func(accept string, gz bool) ([]float64, int, error) {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		req.Header.Set("Accept", accept)
+		if gz {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			return nil, 0, fmt.Errorf("status %d", w.Code)
+		}
+		body := w.Body.Bytes()
+		if gz {
+			zr, err := gzip.NewReader(w.Body)
+			if err != nil {
+				return nil, 0, err
+			}
+			if body, err = io.ReadAll(zr); err != nil {
+				return nil, 0, err
+			}
+		}
+		if accept == "" && (bytes.Count(body, big) != 1 || bytes.Count(body, []byte("test_seq ")) != 1) {
+			return nil, len(body), fmt.Errorf("the collectors' text is not there once")
+		}
+		var nums []float64
+		dec := expfmt.NewDecoder(bytes.NewReader(body), expfmt.ResponseFormat(w.Header()))
+		for {
+			mf := new(dto.MetricFamily)
+			if err := dec.Decode(mf); err == io.EOF {
+				break
+			} else if err != nil {
+				return nil, len(body), err
+			}
+			if n := mf.GetName(); n == "test_rest" || n == "test_seq" {
+				for _, m := range mf.GetMetric() {
+					nums = append(nums, m.GetGauge().GetValue()+m.GetUntyped().GetValue())
+				}
+			}
+		}
+		return nums, len(body), nil
+	}
+	size := map[string]int{}
+	for _, accept := range []string{"", proto} {
+		_, n, err := scrape(accept, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size[accept] = n
+	}
+	var mu sync.Mutex
+	seen := map[float64]bool{}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 6 {
+				accept, gz := "", (g+i)%2 == 0
+				if (g+i)%3 == 0 {
+					accept = proto
+				}
+				nums, n, err := scrape(accept, gz)
+				mu.Lock()
+				if err != nil || n != size[accept] || len(nums) != 2-min(len(accept), 1) {
+					t.Errorf("Accept %q, gzip %v: %d bytes (want %d), numbers %v: %v", accept, gz, n, size[accept], nums, err)
+				}
+				for _, v := range nums {
+					if seen[v] {
+						t.Errorf("Accept %q, gzip %v: %v, another scrape's number", accept, gz, v)
+					}
+					seen[v] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
