@@ -4,6 +4,8 @@
 package host
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -71,6 +73,85 @@ func TestNetclassExcluded(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("new interface", map[string]uint64{"eth0": 125000000, "veth0": 1250000000, "veth3": 3125000000})
+}
+
+// TestNetclassExcludedSpeedKept checks that a full read keeps an excluded
+// interface's speed from the read before, and reads it again every
+// excludedRefreshes full reads.
+func TestNetclassExcludedSpeedKept(t *testing.T) {
+	sys := t.TempDir()
+	for name, speed := range map[string]string{"eth0": "1000", "veth0": "10000"} {
+		dir := filepath.Join(sys, "class/net", name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "speed"), []byte(speed+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := build(t, "netclass", collect.Paths{ProcFS: t.TempDir(), SysFS: sys, RootFS: t.TempDir()},
+		Options{NetclassDeviceExclude: "^veth"}).(*netclassCollector)
+	now := fixtureTime
+	if err := c.Update(t.Context(), now); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"eth0", "veth0"} {
+		if err := os.WriteFile(filepath.Join(sys, "class/net", name, "speed"), []byte("25000\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n := 1; n <= excludedRefreshes; n++ {
+		now = now.Add(c.refresh)
+		if err := c.Update(t.Context(), now); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]uint64{"eth0": 3125000000, "veth0": 1250000000}
+		if n == excludedRefreshes {
+			want["veth0"] = 3125000000
+		}
+		if diff := cmp.Diff(want, c.sh.speeds); diff != "" {
+			t.Errorf("full read %d: speeds (-want +got):\n%s", n+1, diff)
+		}
+	}
+}
+
+// TestNetclassReadProps compares readProps with procfs' NetClassByIface,
+// which it stands in for, on every interface of the fixture's sysfs and of
+// this host's.
+func TestNetclassReadProps(t *testing.T) {
+	for _, sys := range []string{fixturePaths(t).SysFS, "/sys"} {
+		if _, err := os.Stat(filepath.Join(sys, "class/net")); err != nil {
+			if sys == "/sys" {
+				t.Logf("no %s/class/net: %v", sys, err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		c := build(t, "netclass", collect.Paths{ProcFS: t.TempDir(), SysFS: sys, RootFS: t.TempDir()}, Options{}).(*netclassCollector)
+		devs, err := c.fs.NetClassDevices()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(devs) == 0 {
+			t.Fatalf("no interfaces in %s", sys)
+		}
+		for _, d := range devs {
+			want, err := c.fs.NetClassByIface(d)
+			if err != nil {
+				t.Fatalf("%s: NetClassByIface(%s): %v", sys, d, err)
+			}
+			got, err := c.readProps(d)
+			if err != nil {
+				t.Fatalf("%s: readProps(%s): %v", sys, d, err)
+			}
+			if diff := cmp.Diff(*want, got); diff != "" {
+				t.Errorf("%s: %s (-NetClassByIface +readProps):\n%s", sys, d, diff)
+			}
+		}
+	}
+	if _, err := build(t, "netclass", fixturePaths(t), Options{}).(*netclassCollector).readProps("nosuch0"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("readProps of an absent interface: %v, want not exist", err)
+	}
 }
 
 // BenchmarkNetclassFullRead is one full re-read of /sys/class/net on the

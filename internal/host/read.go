@@ -35,7 +35,14 @@ func newReader(size int) *reader { return &reader{buf: make([]byte, size)} }
 // read reads the file at p. procfs and sysfs report sizes of 0 or 4096, so
 // it reads until EOF and grows the buffer when it fills up.
 func (r *reader) read(p cpath) ([]byte, error) {
-	fd, err := openat(p, unix.O_RDONLY)
+	return r.readAt(unix.AT_FDCWD, p)
+}
+
+// readAt is read of p relative to the directory open at dirfd: in sysfs,
+// each open by full path walks every component again, through the
+// /sys/class symlinks.
+func (r *reader) readAt(dirfd int, p cpath) ([]byte, error) {
+	fd, err := openatDir(dirfd, p, unix.O_RDONLY)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: p.String(), Err: err}
 	}
@@ -141,7 +148,11 @@ func (f *openFile) Close() error {
 }
 
 func openat(p cpath, flags int) (int, error) {
-	dirfd := unix.AT_FDCWD
+	return openatDir(unix.AT_FDCWD, p, flags)
+}
+
+// openatDir opens p relative to the directory open at dirfd.
+func openatDir(dirfd int, p cpath, flags int) (int, error) {
 	for {
 		fd, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&p[0])),
 			uintptr(flags|unix.O_CLOEXEC), 0, 0, 0)
