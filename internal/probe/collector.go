@@ -51,9 +51,11 @@ func ValidatePatterns(patterns []string) error {
 
 // exported is one cgroup as the last update exports it, with its label
 // values made valid (collect.ValidLabelValue): anyone allowed to make a
-// cgroup chooses its name.
+// cgroup chooses its name. stats points into the snapshot it was read
+// from, which is never changed: a copy of each cgroup's stats was most of
+// what a tick allocated beside 150 idle containers (80 of 230 kB).
 type exported struct {
-	stats           CgroupStats
+	stats           *CgroupStats
 	id, name, image string
 }
 
@@ -182,7 +184,7 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 			capped++
 			continue
 		}
-		e := exported{stats: *cg, id: collect.ValidLabelValue(cg.Path)}
+		e := exported{stats: cg, id: collect.ValidLabelValue(cg.Path)}
 		ref, ok := c.names[cg.Path]
 		if c.opts.Lookup != nil {
 			if r, found := c.opts.Lookup.LookupCgroup(cg.Path); found && (r.Name != "" || !ok) {
@@ -447,7 +449,7 @@ func (c *collector) buildInto(ch *metricSink, snap *Snapshot, cgroups []exported
 	sched, block, net := c.p.Up(ProbeSched), c.p.Up(ProbeBlock), c.p.Up(ProbeNet)
 	for i := range cgroups {
 		e := &cgroups[i]
-		s := &e.stats
+		s := e.stats
 		id, name, image := e.id, e.name, e.image
 		if sched {
 			ch.send(prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, s.CPU.Seconds(), id, name, image))
@@ -552,7 +554,7 @@ func (c *collector) Fill(m *metrics.ResourceMetrics) {
 
 	m.Cgroups = make([]metrics.CgroupMetrics, 0, len(cgroups))
 	for i := range cgroups {
-		m.Cgroups = append(m.Cgroups, CgroupMetrics(&cgroups[i].stats))
+		m.Cgroups = append(m.Cgroups, CgroupMetrics(cgroups[i].stats))
 	}
 	sort.Slice(m.Cgroups, func(i, j int) bool { return m.Cgroups[i].ID < m.Cgroups[j].ID })
 	for i := range m.Containers.ContainerDetails {
