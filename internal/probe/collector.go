@@ -172,12 +172,12 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 	repaired := false
 	for i := range snap.Cgroups {
 		cg := &snap.Cgroups[i]
-		if !cg.Active() || !c.selected(cg.Path) {
-			continue
-		}
 		// A removed cgroup's counters are served for the retention, then
 		// dropped (the probes keep them longer, for test runs).
 		if cg.Removed && now.Sub(cg.RemovedAt) > c.opts.RemovedRetention {
+			continue
+		}
+		if !cg.Active() || !c.selected(cg.Path) {
 			continue
 		}
 		if len(out) >= c.opts.MaxSeries {
@@ -237,6 +237,11 @@ func (c *collector) reading(now time.Time) (*Snapshot, error) {
 	}
 	for i := range snap.Cgroups {
 		cg := &snap.Cgroups[i]
+		if cg.Removed {
+			// Its counts no longer move. Left out, its parent's sum
+			// drops once, when it goes: one read in full.
+			continue
+		}
 		n := activityCount(cg)
 		for p := cg.Path; ; p = path.Dir(p) {
 			act.Counts[p] += n
