@@ -26,7 +26,11 @@ type container struct {
 	state       string
 	created     time.Time
 	started     time.Time
-	pid         int
+	// startedAt points to a copy of started, shared by every tick's
+	// sample (which never changes it): one allocation per start, not
+	// per container per tick.
+	startedAt *time.Time
+	pid       int
 
 	// cgroupPath is the cgroup2 path (the `id` label); pathGuessed says
 	// it is the default layout's, the engine having removed the container
@@ -162,8 +166,10 @@ func (ct *container) setMeta(d docker.Container, labelKeys []string) {
 	if !d.Created.IsZero() {
 		ct.created = d.Created
 	}
-	if !d.Started.IsZero() {
+	if !d.Started.IsZero() && !d.Started.Equal(ct.started) {
 		ct.started = d.Started
+		t := d.Started
+		ct.startedAt = &t
 	}
 }
 

@@ -207,10 +207,7 @@ func (c *Collector) Fill(m *metrics.ResourceMetrics) {
 		if running {
 			d.NetworkBytesPerSec = uint64(ct.netRate)
 		}
-		if !ct.started.IsZero() {
-			t := ct.started
-			d.StartedAt = &t
-		}
+		d.StartedAt = ct.startedAt
 		cm.ContainerDetails = append(cm.ContainerDetails, d)
 	}
 	m.Containers = cm
