@@ -55,6 +55,9 @@ type perCPUReader[K, V any] struct {
 	maxLookup int
 	// sinceWhole counts the reads by look-up since the last whole read.
 	sinceWhole int
+	// knownStale is set by readKeys, which may have read keys added
+	// since the whole read without adding them to known.
+	knownStale bool
 }
 
 // read calls each with every entry's key and per-CPU values, which are
@@ -72,11 +75,11 @@ func (r *perCPUReader[K, V]) read(m *ebpf.Map, inserts *ebpf.Variable, each func
 	if r.maxLookup > 0 {
 		limit = r.maxLookup
 	}
-	if counted && r.haveKnown && count == r.insertsAt && len(r.known) <= limit && r.sinceWhole < wholeEvery {
+	if counted && r.haveKnown && !r.knownStale && count == r.insertsAt && len(r.known) <= limit && r.sinceWhole < wholeEvery {
 		r.sinceWhole++
 		return r.lookup(m, each)
 	}
-	r.known, r.haveKnown, r.sinceWhole = r.known[:0], false, 0
+	r.known, r.haveKnown, r.knownStale, r.sinceWhole = r.known[:0], false, false, 0
 	all := func(key *K, vals []V) {
 		r.known = append(r.known, *key)
 		each(key, vals)
@@ -96,6 +99,42 @@ func (r *perCPUReader[K, V]) read(m *ebpf.Map, inserts *ebpf.Variable, each func
 	// next read walk again.
 	r.haveKnown, r.insertsAt = counted && err == nil, count
 	return err
+}
+
+// readKeys is read when the probe told which keys it changed since the
+// last read (dirtyKeys): those are looked up alone, new ones included,
+// and the others keep the values each was last given, as long as a whole
+// read came before (the first) and there was one within wholeEvery reads.
+// Otherwise it is read.
+func (r *perCPUReader[K, V]) readKeys(m *ebpf.Map, inserts *ebpf.Variable, keys []K, each func(key *K, vals []V)) error {
+	if !r.haveKnown || r.sinceWhole >= wholeEvery {
+		return r.read(m, inserts, each)
+	}
+	if err := r.init(); err != nil {
+		return err
+	}
+	if r.vals == nil {
+		if err := r.resize(1); err != nil {
+			return err
+		}
+	}
+	r.sinceWhole++
+	// Keys added since are not in known: a read without the probe's
+	// list walks the map again.
+	r.knownStale = true
+	vals := r.vals[:r.ncpu]
+	for i := range keys {
+		err := m.Lookup(&keys[i], vals)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			continue // reaped since it was marked
+		}
+		if err != nil {
+			r.haveKnown = false
+			return err
+		}
+		each(&keys[i], vals)
+	}
+	return nil
 }
 
 // lookup reads the known keys one by one, forgetting those deleted since

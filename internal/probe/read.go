@@ -98,10 +98,11 @@ type readState struct {
 	lastGoneSweep time.Time
 
 	// Reused across reads.
-	schedMap perCPUReader[uint64, schedSchedValue]
-	blockMap perCPUReader[blockBlockKey, blockBlockValue]
-	netMap   perCPUReader[uint64, netNetValue]
-	dropVals [4]uint64 // the most reasons a probe has
+	schedMap   perCPUReader[uint64, schedSchedValue]
+	schedDirty dirtyKeys
+	blockMap   perCPUReader[blockBlockKey, blockBlockValue]
+	netMap     perCPUReader[uint64, netNetValue]
+	dropVals   [4]uint64 // the most reasons a probe has
 
 	// oncpu are the cgroups with a task on a CPU at the last read, from
 	// sched_oncpu; oncpuKnown is false when a CPU's cgroup did not
@@ -312,7 +313,17 @@ func (s *readState) unresolved(probe string) func() {
 }
 
 func (s *readState) readSched(now time.Time) error {
-	err := s.schedMap.read(s.p.sched.SchedCgroups, s.p.sched.SchedInserts, func(key *uint64, vals []schedSchedValue) {
+	m, inserts := s.p.sched.SchedCgroups, s.p.sched.SchedInserts
+	read := func(each func(*uint64, []schedSchedValue)) error { return s.schedMap.read(m, inserts, each) }
+	if ids, ok := s.schedDirty.take(s.p.sched.SchedDirty, s.p.sched.SchedDirtyEpoch); ok {
+		// The keys that did not resolve yet are looked up too, so that
+		// each read sees them until their grace runs out.
+		for k := range s.unresolvedSched.m {
+			ids = append(ids, k)
+		}
+		read = func(each func(*uint64, []schedSchedValue)) error { return s.schedMap.readKeys(m, inserts, ids, each) }
+	}
+	err := read(func(key *uint64, vals []schedSchedValue) {
 		a := s.sched[*key]
 		if a == nil {
 			path, ok := s.resolve(*key, 0)

@@ -13,6 +13,16 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type schedDirtyTable struct {
+	_             structs.HostLayout
+	OverflowEpoch uint64
+	Slot          [64]struct {
+		_     structs.HostLayout
+		Id    uint64
+		Epoch uint64
+	}
+}
+
 type schedSchedValue struct {
 	_           structs.HostLayout
 	CpuNs       uint64
@@ -39,12 +49,14 @@ type schedTaskState struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	schedMapSchedCgroups           = "sched_cgroups"
+	schedMapSchedDirty             = "sched_dirty"
 	schedMapSchedOncpu             = "sched_oncpu"
 	schedMapSchedTasks             = "sched_tasks"
 	schedProgCrmonSchedStatRuntime = "crmon_sched_stat_runtime"
 	schedProgCrmonSchedSwitch      = "crmon_sched_switch"
 	schedProgCrmonSchedWakeupNew   = "crmon_sched_wakeup_new"
 	schedVarHistograms             = "histograms"
+	schedVarSchedDirtyEpoch        = "sched_dirty_epoch"
 	schedVarSchedDrops             = "sched_drops"
 	schedVarSchedInserts           = "sched_inserts"
 )
@@ -101,6 +113,7 @@ type schedProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type schedMapSpecs struct {
 	SchedCgroups *ebpf.MapSpec `ebpf:"sched_cgroups"`
+	SchedDirty   *ebpf.MapSpec `ebpf:"sched_dirty"`
 	SchedOncpu   *ebpf.MapSpec `ebpf:"sched_oncpu"`
 	SchedTasks   *ebpf.MapSpec `ebpf:"sched_tasks"`
 }
@@ -109,9 +122,10 @@ type schedMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type schedVariableSpecs struct {
-	Histograms   *ebpf.VariableSpec `ebpf:"histograms"`
-	SchedDrops   *ebpf.VariableSpec `ebpf:"sched_drops"`
-	SchedInserts *ebpf.VariableSpec `ebpf:"sched_inserts"`
+	Histograms      *ebpf.VariableSpec `ebpf:"histograms"`
+	SchedDirtyEpoch *ebpf.VariableSpec `ebpf:"sched_dirty_epoch"`
+	SchedDrops      *ebpf.VariableSpec `ebpf:"sched_drops"`
+	SchedInserts    *ebpf.VariableSpec `ebpf:"sched_inserts"`
 }
 
 // schedObjects contains all objects after they have been loaded into the kernel.
@@ -135,6 +149,7 @@ func (o *schedObjects) Close() error {
 // It can be passed to loadSchedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schedMaps struct {
 	SchedCgroups *ebpf.Map `ebpf:"sched_cgroups"`
+	SchedDirty   *ebpf.Map `ebpf:"sched_dirty"`
 	SchedOncpu   *ebpf.Map `ebpf:"sched_oncpu"`
 	SchedTasks   *ebpf.Map `ebpf:"sched_tasks"`
 }
@@ -142,6 +157,7 @@ type schedMaps struct {
 func (m *schedMaps) Close() error {
 	return _SchedClose(
 		m.SchedCgroups,
+		m.SchedDirty,
 		m.SchedOncpu,
 		m.SchedTasks,
 	)
@@ -151,9 +167,10 @@ func (m *schedMaps) Close() error {
 //
 // It can be passed to loadSchedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schedVariables struct {
-	Histograms   *ebpf.Variable `ebpf:"histograms"`
-	SchedDrops   *ebpf.Variable `ebpf:"sched_drops"`
-	SchedInserts *ebpf.Variable `ebpf:"sched_inserts"`
+	Histograms      *ebpf.Variable `ebpf:"histograms"`
+	SchedDirtyEpoch *ebpf.Variable `ebpf:"sched_dirty_epoch"`
+	SchedDrops      *ebpf.Variable `ebpf:"sched_drops"`
+	SchedInserts    *ebpf.Variable `ebpf:"sched_inserts"`
 }
 
 // schedPrograms contains all programs after they have been loaded into the kernel.
