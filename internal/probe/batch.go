@@ -110,58 +110,50 @@ func (r *perCPUReader[K, V]) readKeys(m *ebpf.Map, inserts *ebpf.Variable, keys 
 	if !r.haveKnown || r.sinceWhole >= wholeEvery {
 		return r.read(m, inserts, each)
 	}
-	if err := r.init(); err != nil {
-		return err
-	}
-	if r.vals == nil {
-		if err := r.resize(1); err != nil {
-			return err
-		}
-	}
 	r.sinceWhole++
 	// Keys added since are not in known: a read without the probe's
 	// list walks the map again.
 	r.knownStale = true
-	vals := r.vals[:r.ncpu]
-	for i := range keys {
-		err := m.Lookup(&keys[i], vals)
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			continue // reaped since it was marked
-		}
-		if err != nil {
-			r.haveKnown = false
-			return err
-		}
-		each(&keys[i], vals)
-	}
-	return nil
+	_, err := r.lookupKeys(m, keys, each)
+	return err
 }
 
 // lookup reads the known keys one by one, forgetting those deleted since
 // (user space reaps removed cgroups' entries).
 func (r *perCPUReader[K, V]) lookup(m *ebpf.Map, each func(key *K, vals []V)) error {
+	kept, err := r.lookupKeys(m, r.known, each)
+	if err != nil {
+		return err
+	}
+	r.known = kept
+	return nil
+}
+
+// lookupKeys looks keys up one by one and calls each with those the map
+// holds, which it returns, kept in keys' own array: a key deleted since
+// it was learnt (user space reaps removed cgroups' entries) is left out.
+func (r *perCPUReader[K, V]) lookupKeys(m *ebpf.Map, keys []K, each func(key *K, vals []V)) ([]K, error) {
 	if r.vals == nil {
 		if err := r.resize(1); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	vals := r.vals[:r.ncpu]
-	kept := r.known[:0]
-	for i := range r.known {
-		key := r.known[i]
+	kept := keys[:0]
+	for i := range keys {
+		key := keys[i]
 		err := m.Lookup(&key, vals)
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			continue
 		}
 		if err != nil {
 			r.haveKnown = false
-			return err
+			return nil, err
 		}
 		kept = append(kept, key)
 		each(&key, vals)
 	}
-	r.known = kept
-	return nil
+	return kept, nil
 }
 
 // batch is read with batch lookups.

@@ -314,16 +314,7 @@ func (s *readState) unresolved(probe string) func() {
 
 func (s *readState) readSched(now time.Time) error {
 	m, inserts := s.p.sched.SchedCgroups, s.p.sched.SchedInserts
-	read := func(each func(*uint64, []schedSchedValue)) error { return s.schedMap.read(m, inserts, each) }
-	if ids, ok := s.schedDirty.take(s.p.sched.SchedDirty, s.p.sched.SchedDirtyEpoch); ok {
-		// The keys that did not resolve yet are looked up too, so that
-		// each read sees them until their grace runs out.
-		for k := range s.unresolvedSched.m {
-			ids = append(ids, k)
-		}
-		read = func(each func(*uint64, []schedSchedValue)) error { return s.schedMap.readKeys(m, inserts, ids, each) }
-	}
-	err := read(func(key *uint64, vals []schedSchedValue) {
+	each := func(key *uint64, vals []schedSchedValue) {
 		a := s.sched[*key]
 		if a == nil {
 			path, ok := s.resolve(*key, 0)
@@ -336,7 +327,18 @@ func (s *readState) readSched(now time.Time) error {
 			s.sched[*key] = a
 		}
 		a.v = sumSched(vals)
-	})
+	}
+	var err error
+	if ids, ok := s.schedDirty.take(s.p.sched.SchedDirty, s.p.sched.SchedDirtyEpoch); ok {
+		// The keys that did not resolve yet are looked up too, so that
+		// each read sees them until their grace runs out.
+		for k := range s.unresolvedSched.m {
+			ids = append(ids, k)
+		}
+		err = s.schedMap.readKeys(m, inserts, ids, each)
+	} else {
+		err = s.schedMap.read(m, inserts, each)
+	}
 	s.unresolvedSched.finish(s.p.sched.SchedCgroups, s.unresolved(ProbeSched))
 	if err != nil {
 		return fmt.Errorf("reading sched_cgroups: %w", err)
