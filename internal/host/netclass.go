@@ -213,7 +213,7 @@ func (c *netclassCollector) Update(_ context.Context, now time.Time) error {
 			speed = uint64(*i.Speed) * 1000 * 1000 / 8
 			speeds[n] = speed
 		}
-		if c.ex != nil && c.ex.MatchString(n) {
+		if c.excluded(n) {
 			continue
 		}
 		lv := []string{n}
@@ -254,7 +254,7 @@ func (c *netclassCollector) readAll() (sysfs.NetClass, error) {
 	c.fulls++
 	nc := make(sysfs.NetClass, len(devs))
 	for _, d := range devs {
-		if old, ok := c.cache[d]; ok && !excludedToo && c.ex != nil && c.ex.MatchString(d) {
+		if old, ok := c.cache[d]; ok && !excludedToo && c.excluded(d) {
 			nc[d] = old
 			continue
 		}
@@ -275,7 +275,7 @@ func (c *netclassCollector) readAll() (sysfs.NetClass, error) {
 // snapshot reports for every interface: on a host with fifty veths,
 // reading all of theirs would be most of this collector's cost.
 func (c *netclassCollector) readIface(name string) (sysfs.NetClassIface, error) {
-	if c.ex == nil || !c.ex.MatchString(name) {
+	if !c.excluded(name) {
 		return c.readProps(name)
 	}
 	i := sysfs.NetClassIface{Name: name}
@@ -288,6 +288,11 @@ func (c *netclassCollector) readIface(name string) (sysfs.NetClassIface, error) 
 		}
 	}
 	return i, nil
+}
+
+// excluded reports whether the interface is left out of /metrics.
+func (c *netclassCollector) excluded(name string) bool {
+	return c.ex != nil && c.ex.MatchString(name)
 }
 
 // readProps reads an interface's properties as sysfs.FS.NetClassByIface

@@ -21,26 +21,14 @@ import (
 // the snapshot still gets that speed.
 func TestNetclassExcluded(t *testing.T) {
 	sys := t.TempDir()
-	addIface := func(name string, files map[string]string) {
-		t.Helper()
-		dir := filepath.Join(sys, "class/net", name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for f, v := range files {
-			if err := os.WriteFile(filepath.Join(dir, f), []byte(v+"\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	props := func(speed string) map[string]string {
 		return map[string]string{"mtu": "1500", "operstate": "up", "flags": "0x1003", "speed": speed}
 	}
-	addIface("eth0", props("1000"))
-	addIface("lo", map[string]string{"mtu": "65536", "operstate": "unknown", "flags": "0x9"}) // no speed
-	addIface("veth0", props("10000"))
-	addIface("veth1", props("-1"))                                                            // down
-	addIface("veth2", map[string]string{"mtu": "1500", "operstate": "up", "flags": "0x1003"}) // no speed
+	addIface(t, sys, "eth0", props("1000"))
+	addIface(t, sys, "lo", map[string]string{"mtu": "65536", "operstate": "unknown", "flags": "0x9"}) // no speed
+	addIface(t, sys, "veth0", props("10000"))
+	addIface(t, sys, "veth1", props("-1"))                                                            // down
+	addIface(t, sys, "veth2", map[string]string{"mtu": "1500", "operstate": "up", "flags": "0x1003"}) // no speed
 
 	c := build(t, "netclass", collect.Paths{ProcFS: t.TempDir(), SysFS: sys, RootFS: t.TempDir()},
 		Options{NetclassDeviceExclude: "^veth"}).(*netclassCollector)
@@ -67,7 +55,7 @@ func TestNetclassExcluded(t *testing.T) {
 	}
 	check("full read", map[string]uint64{"eth0": 125000000, "veth0": 1250000000})
 
-	addIface("veth3", props("25000"))
+	addIface(t, sys, "veth3", props("25000"))
 	c.sh.ifaceGen++ // as netdev does when it sees veth3
 	if err := c.Update(t.Context(), fixtureTime.Add(time.Second)); err != nil {
 		t.Fatal(err)
@@ -75,20 +63,28 @@ func TestNetclassExcluded(t *testing.T) {
 	check("new interface", map[string]uint64{"eth0": 125000000, "veth0": 1250000000, "veth3": 3125000000})
 }
 
+// addIface makes sys/class/net/name with files, each holding its value
+// and a newline as sysfs gives it; an existing one's files are rewritten.
+func addIface(t *testing.T, sys, name string, files map[string]string) {
+	t.Helper()
+	dir := filepath.Join(sys, "class/net", name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for f, v := range files {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestNetclassExcludedSpeedKept checks that a full read keeps an excluded
 // interface's speed from the read before, and reads it again every
 // excludedRefreshes full reads.
 func TestNetclassExcludedSpeedKept(t *testing.T) {
 	sys := t.TempDir()
-	for name, speed := range map[string]string{"eth0": "1000", "veth0": "10000"} {
-		dir := filepath.Join(sys, "class/net", name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "speed"), []byte(speed+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addIface(t, sys, "eth0", map[string]string{"speed": "1000"})
+	addIface(t, sys, "veth0", map[string]string{"speed": "10000"})
 	c := build(t, "netclass", collect.Paths{ProcFS: t.TempDir(), SysFS: sys, RootFS: t.TempDir()},
 		Options{NetclassDeviceExclude: "^veth"}).(*netclassCollector)
 	now := fixtureTime
@@ -96,9 +92,7 @@ func TestNetclassExcludedSpeedKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"eth0", "veth0"} {
-		if err := os.WriteFile(filepath.Join(sys, "class/net", name, "speed"), []byte("25000\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		addIface(t, sys, name, map[string]string{"speed": "25000"})
 	}
 	for n := 1; n <= excludedRefreshes; n++ {
 		now = now.Add(c.refresh)

@@ -257,19 +257,10 @@ func TestProcessesScanInterval(t *testing.T) {
 // as an interface appears, not only every NetclassRefresh.
 func TestNetclassRefresh(t *testing.T) {
 	proc, sys := copyProc(t), t.TempDir()
-	addIface := func(name, mtu string) {
-		t.Helper()
-		dir := filepath.Join(sys, "class/net", name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for f, v := range map[string]string{"mtu": mtu, "operstate": "up", "flags": "0x1003"} {
-			if err := os.WriteFile(filepath.Join(dir, f), []byte(v+"\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+	up := func(mtu string) map[string]string {
+		return map[string]string{"mtu": mtu, "operstate": "up", "flags": "0x1003"}
 	}
-	addIface("eth0", "1500")
+	addIface(t, sys, "eth0", up("1500"))
 	s := newHostSet(t, collect.Paths{ProcFS: proc, SysFS: sys, RootFS: t.TempDir()}, Options{})
 	var nc, nd collect.Collector
 	for i, n := range s.names {
@@ -298,7 +289,7 @@ func TestNetclassRefresh(t *testing.T) {
 		return out
 	}
 	tick(0)
-	addIface("eth1", "9000")
+	addIface(t, sys, "eth1", up("9000"))
 	tick(time.Second) // sysfs changed, /proc/net/dev did not: no re-read
 	if diff := cmp.Diff(map[string]float64{"eth0": 1500}, mtus()); diff != "" {
 		t.Errorf("before netdev sees eth1 (-want +got):\n%s", diff)
