@@ -30,20 +30,27 @@ type TextAppender interface {
 
 // AppendHeader appends a family's HELP and TYPE lines.
 func AppendHeader(b []byte, name, help string, typ prometheus.ValueType) []byte {
+	switch typ {
+	case prometheus.CounterValue:
+		return AppendHeaderType(b, name, help, "counter")
+	case prometheus.GaugeValue:
+		return AppendHeaderType(b, name, help, "gauge")
+	default:
+		return AppendHeaderType(b, name, help, "untyped")
+	}
+}
+
+// AppendHeaderType appends a family's HELP and TYPE lines, its type as
+// the text format names it ("counter", "histogram").
+func AppendHeaderType(b []byte, name, help, typ string) []byte {
 	b = append(b, "# HELP "...)
 	b = append(b, name...)
 	b = append(b, ' ')
 	b = appendEscaped(b, help, false)
 	b = append(b, "\n# TYPE "...)
 	b = append(b, name...)
-	switch typ {
-	case prometheus.CounterValue:
-		b = append(b, " counter"...)
-	case prometheus.GaugeValue:
-		b = append(b, " gauge"...)
-	default:
-		b = append(b, " untyped"...)
-	}
+	b = append(b, ' ')
+	b = append(b, typ...)
 	return append(b, '\n')
 }
 

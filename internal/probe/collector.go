@@ -55,8 +55,32 @@ func ValidatePatterns(patterns []string) error {
 // from, which is never changed: a copy of each cgroup's stats was most of
 // what a tick allocated beside 150 idle containers (80 of 230 kB).
 type exported struct {
-	stats           *CgroupStats
+	stats *CgroupStats
+	*cgroupLabels
+}
+
+// cgroupLabels are an exported cgroup's label values, and their text as
+// AppendText writes them, made when the cgroup is first exported under a
+// name and image and kept while it is.
+type cgroupLabels struct {
+	// ref is the container's name and image as the lookup gave them;
+	// named says whether one did.
+	ref             collect.ContainerRef
+	named           bool
 	id, name, image string
+	// text is `id="…",image="…",name="…"`.
+	text string
+}
+
+func newCgroupLabels(path string, ref collect.ContainerRef, named bool) *cgroupLabels {
+	l := &cgroupLabels{ref: ref, named: named, id: collect.ValidLabelValue(path),
+		name: collect.ValidLabelValue(ref.Name), image: collect.ValidLabelValue(ref.Image)}
+	b := collect.AppendLabel(nil, "id", l.id)
+	b = append(b, ',')
+	b = collect.AppendLabel(b, "image", l.image)
+	b = append(b, ',')
+	l.text = string(collect.AppendLabel(b, "name", l.name))
+	return l
 }
 
 type collector struct {
@@ -68,12 +92,13 @@ type collector struct {
 	snap    *Snapshot
 	cgroups []exported
 	capped  uint64
-	// names are the container name and image of each exported cgroup, by
-	// path: a removed cgroup keeps those it had while it ran after the
-	// containers collector forgot its container, so its series do not
-	// end and restart under name="". Only Update uses it; it holds the
-	// cgroups of the last update, so it is bounded by MaxSeries.
-	names map[string]collect.ContainerRef
+	// labels are the label values of each exported cgroup, by path: a
+	// removed cgroup keeps the container name and image it had while it
+	// ran after the containers collector forgot its container, so its
+	// series do not end and restart under name="". Only Update uses it;
+	// it holds the cgroups of the last update, so it is bounded by
+	// MaxSeries.
+	labels map[string]*cgroupLabels
 	// built caches the metrics of the last Update, built by the first
 	// scrape after it: scrapes are rarer than ticks, and two scrapes of
 	// one tick share the work.
@@ -89,11 +114,11 @@ type collector struct {
 	act      collect.Activity
 	actOK    bool
 
-	cpu, wait, waitHist, switches                              *prometheus.Desc
-	blockBytes, blockOps, blockHist                            *prometheus.Desc
-	netBytes, netPackets                                       *prometheus.Desc
-	up, downInfo, mapMem, progRuns, progTime, drops, nExported *prometheus.Desc
-	cappedDesc, evictedDesc, reads                             *prometheus.Desc
+	cpu, wait, waitHist, switches                              *family
+	blockBytes, blockOps, blockHist                            *family
+	netBytes, netPackets                                       *family
+	up, downInfo, mapMem, progRuns, progTime, drops, nExported *family
+	cappedDesc, evictedDesc, reads                             *family
 }
 
 // NewCollector returns the "ebpf" collector over p, which may be nil when
@@ -105,48 +130,54 @@ func NewCollector(p *Probes, opts CollectorOptions) collect.Collector {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	cl := []string{"id", "name", "image"}
-	with := func(extra ...string) []string { return append(append([]string(nil), cl...), extra...) }
+	// A cgroup's families have its id, image and name, and may have
+	// labels before them (by name) and after.
+	cg := func(name, typ, help string, before, after []string) *family {
+		return newFamily(name, typ, help, true, before, after)
+	}
+	own := func(name, typ, help string, labels ...string) *family {
+		return newFamily(name, typ, help, false, nil, labels)
+	}
 	return &collector{
 		p: p, opts: opts, log: opts.Logger,
-		cpu: prometheus.NewDesc("crmon_container_cpu_seconds_total",
-			"CPU time of the cgroup's tasks, measured at context switch (se.sum_exec_runtime).", cl, nil),
-		wait: prometheus.NewDesc("crmon_container_runqueue_wait_seconds_total",
-			"Time the cgroup's tasks spent runnable, waiting for a CPU.", cl, nil),
-		waitHist: prometheus.NewDesc("crmon_container_runqueue_latency_seconds",
-			"Run-queue latency of the cgroup's tasks, from wakeup or preemption to running.", cl, nil),
-		switches: prometheus.NewDesc("crmon_container_context_switches_total",
-			"Context switches of the cgroup's tasks by type.", with("type"), nil),
-		blockBytes: prometheus.NewDesc("crmon_container_block_io_bytes_total",
-			"Block I/O bytes charged to the cgroup (the bio's blkcg) by device and op.", with("device", "op"), nil),
-		blockOps: prometheus.NewDesc("crmon_container_block_io_operations_total",
-			"Completed block I/O requests charged to the cgroup by device and op.", with("device", "op"), nil),
-		blockHist: prometheus.NewDesc("crmon_container_block_io_latency_seconds",
-			"Block I/O latency from issue to completion by op.", with("op"), nil),
-		netBytes: prometheus.NewDesc("crmon_container_network_bytes_total",
-			"Network bytes of the cgroup's sockets (IP packet length) by direction.", with("direction"), nil),
-		netPackets: prometheus.NewDesc("crmon_container_network_packets_total",
-			"Network packets of the cgroup's sockets by direction.", with("direction"), nil),
-		up: prometheus.NewDesc("crmon_probe_up",
-			"Whether the eBPF probe is loaded and attached.", []string{"probe"}, nil),
-		downInfo: prometheus.NewDesc("crmon_probe_down_info",
-			"Why an eBPF probe is not loaded (a missing capability, a kernel feature); 1 for each probe that is down.", []string{"probe", "reason"}, nil),
-		mapMem: prometheus.NewDesc("crmon_bpf_map_memory_bytes",
-			"Kernel memory of a BPF map.", []string{"map"}, nil),
-		progRuns: prometheus.NewDesc("crmon_bpf_program_run_count_total",
-			"Runs of a BPF program (BPF run-time statistics).", []string{"program"}, nil),
-		progTime: prometheus.NewDesc("crmon_bpf_program_run_seconds_total",
-			"Time spent in a BPF program (BPF run-time statistics).", []string{"program"}, nil),
-		drops: prometheus.NewDesc("crmon_bpf_dropped_events_total",
-			"Updates the probes could not make, by reason.", []string{"probe", "reason"}, nil),
-		nExported: prometheus.NewDesc("crmon_cgroups_exported",
-			"Cgroups exported by the last update.", nil, nil),
-		cappedDesc: prometheus.NewDesc("crmon_cgroups_series_cap_dropped_total",
-			"Cgroups left out of an update by the series cap, summed over updates.", nil, nil),
-		reads: prometheus.NewDesc("crmon_bpf_map_reads_total",
-			"Reads of every probe map: one per collection, plus the exact reads a test session takes at its start and stop.", nil, nil),
-		evictedDesc: prometheus.NewDesc("crmon_cgroups_removed_evicted_total",
-			"Removed cgroups whose final counts were forgotten before their retention was over, to keep the number held bounded.", nil, nil),
+		cpu: cg("crmon_container_cpu_seconds_total", counter,
+			"CPU time of the cgroup's tasks, measured at context switch (se.sum_exec_runtime).", nil, nil),
+		wait: cg("crmon_container_runqueue_wait_seconds_total", counter,
+			"Time the cgroup's tasks spent runnable, waiting for a CPU.", nil, nil),
+		waitHist: cg("crmon_container_runqueue_latency_seconds", histogram,
+			"Run-queue latency of the cgroup's tasks, from wakeup or preemption to running.", nil, nil),
+		switches: cg("crmon_container_context_switches_total", counter,
+			"Context switches of the cgroup's tasks by type.", nil, []string{"type"}),
+		blockBytes: cg("crmon_container_block_io_bytes_total", counter,
+			"Block I/O bytes charged to the cgroup (the bio's blkcg) by device and op.", []string{"device"}, []string{"op"}),
+		blockOps: cg("crmon_container_block_io_operations_total", counter,
+			"Completed block I/O requests charged to the cgroup by device and op.", []string{"device"}, []string{"op"}),
+		blockHist: cg("crmon_container_block_io_latency_seconds", histogram,
+			"Block I/O latency from issue to completion by op.", nil, []string{"op"}),
+		netBytes: cg("crmon_container_network_bytes_total", counter,
+			"Network bytes of the cgroup's sockets (IP packet length) by direction.", []string{"direction"}, nil),
+		netPackets: cg("crmon_container_network_packets_total", counter,
+			"Network packets of the cgroup's sockets by direction.", []string{"direction"}, nil),
+		up: own("crmon_probe_up", gauge,
+			"Whether the eBPF probe is loaded and attached.", "probe"),
+		downInfo: own("crmon_probe_down_info", gauge,
+			"Why an eBPF probe is not loaded (a missing capability, a kernel feature); 1 for each probe that is down.", "probe", "reason"),
+		mapMem: own("crmon_bpf_map_memory_bytes", gauge,
+			"Kernel memory of a BPF map.", "map"),
+		progRuns: own("crmon_bpf_program_run_count_total", counter,
+			"Runs of a BPF program (BPF run-time statistics).", "program"),
+		progTime: own("crmon_bpf_program_run_seconds_total", counter,
+			"Time spent in a BPF program (BPF run-time statistics).", "program"),
+		drops: own("crmon_bpf_dropped_events_total", counter,
+			"Updates the probes could not make, by reason.", "probe", "reason"),
+		nExported: own("crmon_cgroups_exported", gauge,
+			"Cgroups exported by the last update."),
+		cappedDesc: own("crmon_cgroups_series_cap_dropped_total", counter,
+			"Cgroups left out of an update by the series cap, summed over updates."),
+		reads: own("crmon_bpf_map_reads_total", counter,
+			"Reads of every probe map: one per collection, plus the exact reads a test session takes at its start and stop."),
+		evictedDesc: own("crmon_cgroups_removed_evicted_total", counter,
+			"Removed cgroups whose final counts were forgotten before their retention was over, to keep the number held bounded."),
 	}
 }
 
@@ -166,8 +197,15 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 	if snap == nil {
 		return err
 	}
+	c.export(snap, now)
+	return err
+}
+
+// export makes snap, read at now, the one the collector serves: which of
+// its cgroups are exported, and under which labels.
+func (c *collector) export(snap *Snapshot, now time.Time) {
 	out := make([]exported, 0, min(len(snap.Cgroups), c.opts.MaxSeries))
-	names := make(map[string]collect.ContainerRef, len(c.names))
+	labels := make(map[string]*cgroupLabels, len(c.labels))
 	var capped uint64
 	repaired := false
 	for i := range snap.Cgroups {
@@ -184,31 +222,34 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 			capped++
 			continue
 		}
-		e := exported{stats: cg, id: collect.ValidLabelValue(cg.Path)}
-		ref, ok := c.names[cg.Path]
+		l := c.labels[cg.Path]
+		var ref collect.ContainerRef
+		named := l != nil && l.named
+		if named {
+			ref = l.ref
+		}
 		if c.opts.Lookup != nil {
-			if r, found := c.opts.Lookup.LookupCgroup(cg.Path); found && (r.Name != "" || !ok) {
-				ref, ok = r, true
+			if r, found := c.opts.Lookup.LookupCgroup(cg.Path); found && (r.Name != "" || !named) {
+				ref, named = collect.ContainerRef{Name: r.Name, Image: r.Image}, true
 			}
 		}
-		if ok {
-			e.name, e.image = collect.ValidLabelValue(ref.Name), collect.ValidLabelValue(ref.Image)
-			names[cg.Path] = collect.ContainerRef{Name: ref.Name, Image: ref.Image}
+		if l == nil || l.named != named || l.ref.Name != ref.Name || l.ref.Image != ref.Image {
+			l = newCgroupLabels(cg.Path, ref, named)
 		}
-		repaired = repaired || e.id != cg.Path
-		out = append(out, e)
+		labels[cg.Path] = l
+		repaired = repaired || l.id != cg.Path
+		out = append(out, exported{stats: cg, cgroupLabels: l})
 	}
 	if repaired {
 		out = dedupIDs(out, c.log)
 	}
-	c.names = names
+	c.labels = labels
 	c.mu.Lock()
 	c.capped += capped
 	c.snap = snap
 	c.cgroups = out
 	c.built = nil
 	c.mu.Unlock()
-	return err
 }
 
 // reading returns the probes' reading for the tick at now, reading the
@@ -343,11 +384,16 @@ func (c *collector) selected(p string) bool {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.cpu, c.wait, c.waitHist, c.switches, c.blockBytes, c.blockOps,
-		c.blockHist, c.netBytes, c.netPackets, c.up, c.downInfo, c.mapMem, c.progRuns, c.progTime, c.drops,
-		c.nExported, c.cappedDesc, c.evictedDesc, c.reads} {
-		ch <- d
+	for _, f := range c.families() {
+		ch <- f.desc
 	}
+}
+
+// families are the collector's families in the order it serves them.
+func (c *collector) families() []*family {
+	return []*family{c.up, c.downInfo, c.nExported, c.cappedDesc, c.reads, c.evictedDesc, c.mapMem,
+		c.progRuns, c.progTime, c.drops, c.cpu, c.wait, c.waitHist, c.switches, c.blockBytes, c.blockOps,
+		c.blockHist, c.netBytes, c.netPackets}
 }
 
 // promBuckets converts a log2 ns histogram into Prometheus buckets with
@@ -370,12 +416,6 @@ func promBuckets(h *Histogram) (count uint64, sum float64, buckets map[float64]u
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	if c.p == nil {
-		for _, probe := range []string{ProbeSched, ProbeBlock, ProbeNet} {
-			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0, probe)
-		}
-		return
-	}
 	for _, m := range c.metrics() {
 		ch <- m
 	}
@@ -407,85 +447,25 @@ func (c *collector) build(snap *Snapshot, cgroups []exported, capped uint64) []p
 		n += len(snap.Maps) + 2*len(snap.Programs) + len(snap.Drops)
 	}
 	out := make([]prometheus.Metric, 0, n)
-	ch := &metricSink{out: out}
-	c.buildInto(ch, snap, cgroups, capped)
-	return ch.out
-}
-
-// metricSink collects what buildInto emits.
-type metricSink struct{ out []prometheus.Metric }
-
-func (s *metricSink) send(m prometheus.Metric) { s.out = append(s.out, m) }
-
-func (c *collector) buildInto(ch *metricSink, snap *Snapshot, cgroups []exported, capped uint64) {
-	for _, s := range c.p.Status() {
-		v := 0.0
-		if s.Up {
-			v = 1
+	var lv []string
+	c.series(snap, cgroups, capped, func(s *series) {
+		lv = lv[:0]
+		if s.cg != nil {
+			lv = append(lv, s.cg.id, s.cg.name, s.cg.image)
 		}
-		ch.send(prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, v, s.Probe))
-		if !s.Up {
-			ch.send(prometheus.MustNewConstMetric(c.downInfo, prometheus.GaugeValue, 1, s.Probe, s.Reason))
+		lv = append(lv, s.lv[:s.f.nlv]...)
+		if s.h != nil {
+			n, sum, b := promBuckets(s.h)
+			out = append(out, prometheus.MustNewConstHistogram(s.f.desc, n, sum, b, lv...))
+			return
 		}
-	}
-	ch.send(prometheus.MustNewConstMetric(c.nExported, prometheus.GaugeValue, float64(len(cgroups))))
-	ch.send(prometheus.MustNewConstMetric(c.cappedDesc, prometheus.CounterValue, float64(capped)))
-	ch.send(prometheus.MustNewConstMetric(c.reads, prometheus.CounterValue, float64(c.p.Reads())))
-	if snap == nil {
-		return
-	}
-	ch.send(prometheus.MustNewConstMetric(c.evictedDesc, prometheus.CounterValue, float64(snap.RemovedEvicted)))
-	for _, m := range snap.Maps {
-		ch.send(prometheus.MustNewConstMetric(c.mapMem, prometheus.GaugeValue, float64(m.MemoryBytes), m.Name))
-	}
-	// Without run-time statistics the kernel reports zeros, which would
-	// read as programs that never ran.
-	for _, pr := range snap.Programs {
-		if c.p.stats == nil {
-			break
+		typ := prometheus.GaugeValue
+		if s.f.typ == counter {
+			typ = prometheus.CounterValue
 		}
-		ch.send(prometheus.MustNewConstMetric(c.progRuns, prometheus.CounterValue, float64(pr.RunCount), pr.Name))
-		ch.send(prometheus.MustNewConstMetric(c.progTime, prometheus.CounterValue, pr.RunTime.Seconds(), pr.Name))
-	}
-	for _, d := range snap.Drops {
-		ch.send(prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(d.Count), d.Probe, d.Reason))
-	}
-
-	sched, block, net := c.p.Up(ProbeSched), c.p.Up(ProbeBlock), c.p.Up(ProbeNet)
-	for i := range cgroups {
-		e := &cgroups[i]
-		s := e.stats
-		id, name, image := e.id, e.name, e.image
-		if sched {
-			ch.send(prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, s.CPU.Seconds(), id, name, image))
-			ch.send(prometheus.MustNewConstMetric(c.wait, prometheus.CounterValue, s.RunqueueWait.Seconds(), id, name, image))
-			n, sum, b := promBuckets(&s.RunqueueLatency)
-			ch.send(prometheus.MustNewConstHistogram(c.waitHist, n, sum, b, id, name, image))
-			ch.send(prometheus.MustNewConstMetric(c.switches, prometheus.CounterValue, float64(s.VoluntarySwitches), id, name, image, "voluntary"))
-			ch.send(prometheus.MustNewConstMetric(c.switches, prometheus.CounterValue, float64(s.InvoluntarySwitches), id, name, image, "involuntary"))
-		}
-		if block {
-			for j := range s.Block {
-				b := &s.Block[j]
-				ch.send(prometheus.MustNewConstMetric(c.blockBytes, prometheus.CounterValue, float64(b.Bytes), id, name, image, b.Device, string(b.Op)))
-				ch.send(prometheus.MustNewConstMetric(c.blockOps, prometheus.CounterValue, float64(b.Ops), id, name, image, b.Device, string(b.Op)))
-			}
-			for _, op := range []Op{OpRead, OpWrite} {
-				h := s.BlockLatency(op)
-				if h.Count == 0 {
-					continue
-				}
-				n, sum, b := promBuckets(&h)
-				ch.send(prometheus.MustNewConstHistogram(c.blockHist, n, sum, b, id, name, image, string(op)))
-			}
-		}
-		if net {
-			ch.send(prometheus.MustNewConstMetric(c.netBytes, prometheus.CounterValue, float64(s.NetReceiveBytes), id, name, image, "receive"))
-			ch.send(prometheus.MustNewConstMetric(c.netBytes, prometheus.CounterValue, float64(s.NetTransmitBytes), id, name, image, "transmit"))
-			ch.send(prometheus.MustNewConstMetric(c.netPackets, prometheus.CounterValue, float64(s.NetReceivePackets), id, name, image, "receive"))
-			ch.send(prometheus.MustNewConstMetric(c.netPackets, prometheus.CounterValue, float64(s.NetTransmitPackets), id, name, image, "transmit"))
-		}
-	}
+		out = append(out, prometheus.MustNewConstMetric(s.f.desc, typ, s.v, lv...))
+	})
+	return out
 }
 
 // CgroupCounts implements collect.CgroupCounter from the tick's

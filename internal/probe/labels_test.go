@@ -17,7 +17,7 @@ import (
 func TestRepairedIDsStayDistinct(t *testing.T) {
 	var out []exported
 	for _, p := range []string{"/a\xff", "/b", "/a\xfe", "/a\uFFFD"} {
-		out = append(out, exported{stats: &CgroupStats{Path: p}, id: collect.ValidLabelValue(p)})
+		out = append(out, exported{stats: &CgroupStats{Path: p}, cgroupLabels: newCgroupLabels(p, collect.ContainerRef{}, false)})
 	}
 	got := dedupIDs(out, slog.New(slog.DiscardHandler))
 	var paths []string
