@@ -104,6 +104,11 @@ DEFINE_DROPS(block_drops, BLOCK_DROP_MAX);
 // block_inserts counts the keys put in block_cgroups (lookup_or_init).
 __u64 block_inserts = 0;
 
+// block_dirty: the cgroups (key.cgroup, of any hierarchy) whose keys were
+// charged since user space's last read; it looks up their keys it knows,
+// and reads the whole map when block_inserts moved.
+DEFINE_DIRTY(block);
+
 static struct block_value zero_block;
 
 // request->rq_disk, the request's gendisk before request_queue.disk
@@ -167,6 +172,7 @@ int BPF_PROG(crmon_block_rq_issue, struct request *rq)
 		return 0;
 	}
 	v->bytes += BPF_CORE_READ(rq, __data_len);
+	mark_dirty(&block_dirty, block_dirty_epoch, key.cgroup);
 	// A request is issued again only after it completed (or was requeued,
 	// which forgets it): an entry still here is a completion the
 	// completion program did not see. Its bytes were counted.
@@ -222,6 +228,7 @@ int BPF_PROG(crmon_block_rq_complete, struct request *rq, blk_status_t error,
 		}
 		bpf_map_delete_elem(&block_inflight, &addr);
 	}
+	mark_dirty(&block_dirty, block_dirty_epoch, key.cgroup);
 	return 0;
 }
 
@@ -242,8 +249,10 @@ int BPF_PROG(crmon_block_rq_requeue, struct request *rq)
 	if (!request_key(rq, &key))
 		return 0;
 	v = bpf_map_lookup_elem(&block_cgroups, &key);
-	if (v)
+	if (v) {
 		v->bytes -= BPF_CORE_READ(rq, __data_len);
+		mark_dirty(&block_dirty, block_dirty_epoch, key.cgroup);
+	}
 	return 0;
 }
 

@@ -46,6 +46,9 @@ DEFINE_DROPS(net_drops, NET_DROP_MAX);
 // net_inserts counts the keys put in net_cgroups (lookup_or_init).
 __u64 net_inserts = 0;
 
+// net_dirty: the cgroups charged since user space's last read.
+DEFINE_DIRTY(net);
+
 // count charges skb->len, the packet from its network header on, to the
 // cgroup of the socket it belongs to.
 static __always_inline void count(struct __sk_buff *skb, bool egress)
@@ -65,6 +68,7 @@ static __always_inline void count(struct __sk_buff *skb, bool egress)
 		v->rx_bytes += skb->len;
 		v->rx_packets++;
 	}
+	mark_dirty(&net_dirty, net_dirty_epoch, cg);
 }
 
 // Both programs return 1: crmon only counts, it never drops traffic.

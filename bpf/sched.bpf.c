@@ -97,55 +97,8 @@ struct {
 
 static struct sched_value zero_sched;
 
-// sched_dirty tells user space which keys of sched_cgroups were charged
-// since its last read, so that it looks up those alone instead of reading
-// the whole map, which walks every one of its buckets (16 384 at 10 240
-// entries: 0.3 ms a tick) whatever few cgroups ran. Each CPU has a table
-// of DIRTY_SLOTS slots, a cgroup id and the epoch it was last charged in,
-// at the slot its id hashes to. User space raises sched_dirty_epoch before
-// each read and takes the ids marked in the last two epochs (a program
-// that read the epoch just before the raise marks with the old one). A
-// cgroup that takes the slot of one marked in those epochs sets
-// overflow_epoch: user space then reads the whole map, as it also does
-// every minute.
-#define DIRTY_SLOTS 64
-
-struct dirty_slot {
-	__u64 id;
-	__u64 epoch;
-};
-
-struct dirty_table {
-	__u64 overflow_epoch;
-	struct dirty_slot slot[DIRTY_SLOTS];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct dirty_table);
-} sched_dirty SEC(".maps");
-
-__u64 sched_dirty_epoch = 0;
-
-static __always_inline void mark_dirty(__u64 cg)
-{
-	__u32 zero = 0;
-	struct dirty_table *t = bpf_map_lookup_elem(&sched_dirty, &zero);
-	struct dirty_slot *s;
-	__u64 e = sched_dirty_epoch;
-
-	if (!t)
-		return;
-	s = &t->slot[(cg ^ (cg >> 6)) & (DIRTY_SLOTS - 1)];
-	if (s->id != cg) {
-		if (s->id && s->epoch + 1 >= e)
-			t->overflow_epoch = e;
-		s->id = cg;
-	}
-	s->epoch = e;
-}
+// sched_dirty: the cgroups charged since user space's last read (DEFINE_DIRTY).
+DEFINE_DIRTY(sched);
 
 // Task fields are read by direct access, not BPF_CORE_READ: vmlinux.h
 // marks every type preserve_access_index, so each access is the same CO-RE
@@ -223,7 +176,7 @@ static __always_inline void switch_out(struct task_struct *prev, bool preempt)
 			v->wait_hist[b] += waits;
 	}
 	// After the counts: user space that sees the mark finds them.
-	mark_dirty(cg);
+	mark_dirty(&sched_dirty, sched_dirty_epoch, cg);
 }
 
 // sched_switch's prev_state argument only exists from Linux 5.18: the

@@ -31,6 +31,17 @@ type blockBlockValue struct {
 	LatencyHist  [34]uint64
 }
 
+type blockDirtyTable struct {
+	_             structs.HostLayout
+	OverflowEpoch uint64
+	Busy          uint64
+	Slot          [64]struct {
+		_     structs.HostLayout
+		Id    uint64
+		Epoch uint64
+	}
+}
+
 type blockInflight struct {
 	_        structs.HostLayout
 	IssuedNs uint64
@@ -41,11 +52,13 @@ type blockInflight struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	blockMapBlockCgroups          = "block_cgroups"
+	blockMapBlockDirty            = "block_dirty"
 	blockMapBlockInflight         = "block_inflight"
 	blockProgCrmonBlockRqComplete = "crmon_block_rq_complete"
 	blockProgCrmonBlockRqIssue    = "crmon_block_rq_issue"
 	blockProgCrmonBlockRqMerge    = "crmon_block_rq_merge"
 	blockProgCrmonBlockRqRequeue  = "crmon_block_rq_requeue"
+	blockVarBlockDirtyEpoch       = "block_dirty_epoch"
 	blockVarBlockDrops            = "block_drops"
 	blockVarBlockInserts          = "block_inserts"
 	blockVarHistograms            = "histograms"
@@ -104,6 +117,7 @@ type blockProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type blockMapSpecs struct {
 	BlockCgroups  *ebpf.MapSpec `ebpf:"block_cgroups"`
+	BlockDirty    *ebpf.MapSpec `ebpf:"block_dirty"`
 	BlockInflight *ebpf.MapSpec `ebpf:"block_inflight"`
 }
 
@@ -111,9 +125,10 @@ type blockMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type blockVariableSpecs struct {
-	BlockDrops   *ebpf.VariableSpec `ebpf:"block_drops"`
-	BlockInserts *ebpf.VariableSpec `ebpf:"block_inserts"`
-	Histograms   *ebpf.VariableSpec `ebpf:"histograms"`
+	BlockDirtyEpoch *ebpf.VariableSpec `ebpf:"block_dirty_epoch"`
+	BlockDrops      *ebpf.VariableSpec `ebpf:"block_drops"`
+	BlockInserts    *ebpf.VariableSpec `ebpf:"block_inserts"`
+	Histograms      *ebpf.VariableSpec `ebpf:"histograms"`
 }
 
 // blockObjects contains all objects after they have been loaded into the kernel.
@@ -137,12 +152,14 @@ func (o *blockObjects) Close() error {
 // It can be passed to loadBlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type blockMaps struct {
 	BlockCgroups  *ebpf.Map `ebpf:"block_cgroups"`
+	BlockDirty    *ebpf.Map `ebpf:"block_dirty"`
 	BlockInflight *ebpf.Map `ebpf:"block_inflight"`
 }
 
 func (m *blockMaps) Close() error {
 	return _BlockClose(
 		m.BlockCgroups,
+		m.BlockDirty,
 		m.BlockInflight,
 	)
 }
@@ -151,9 +168,10 @@ func (m *blockMaps) Close() error {
 //
 // It can be passed to loadBlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type blockVariables struct {
-	BlockDrops   *ebpf.Variable `ebpf:"block_drops"`
-	BlockInserts *ebpf.Variable `ebpf:"block_inserts"`
-	Histograms   *ebpf.Variable `ebpf:"histograms"`
+	BlockDirtyEpoch *ebpf.Variable `ebpf:"block_dirty_epoch"`
+	BlockDrops      *ebpf.Variable `ebpf:"block_drops"`
+	BlockInserts    *ebpf.Variable `ebpf:"block_inserts"`
+	Histograms      *ebpf.Variable `ebpf:"histograms"`
 }
 
 // blockPrograms contains all programs after they have been loaded into the kernel.

@@ -9,18 +9,28 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// dirtyKeys reads the sched probe's per-CPU tables of the cgroups it
-// charged since the last read (sched_dirty in bpf/sched.bpf.c), so that
-// a read looks up those keys of sched_cgroups alone: a whole read walks
-// every bucket of the map (16 384 at 10 240 entries) however few cgroups
-// ran, some 0.3 ms of the agent's tick beside 150 idle containers whose
-// cgroups the map holds from their start.
+// dirtyKeys reads a probe's per-CPU tables of the cgroups it charged
+// since the last read (DEFINE_DIRTY in bpf/common.h: sched_dirty,
+// block_dirty, net_dirty), so that a read looks up those cgroups' keys
+// alone: a whole read walks every bucket of the map (16 384 at 10 240
+// entries) however few cgroups did anything, some 0.3 ms of the agent's
+// tick for the sched map beside 150 idle containers whose cgroups it
+// holds from their start.
 type dirtyKeys struct {
-	// epoch is the last value given to sched_dirty_epoch.
+	// epoch is the last value given to the probe's dirty epoch.
 	epoch uint64
-	vals  []schedDirtyTable
+	vals  []dirtyTable
 	ids   []uint64
 }
+
+// dirtyTable is struct dirty_table of bpf/common.h, which bpf2go makes a
+// type of for each probe; they are one layout.
+type dirtyTable = schedDirtyTable
+
+var (
+	_ = dirtyTable(blockDirtyTable{})
+	_ = dirtyTable(netDirtyTable{})
+)
 
 // take raises the probe's epoch and returns the cgroup ids marked since
 // the read before, on every CPU, sorted and each once. ok is false when
@@ -61,4 +71,10 @@ func (d *dirtyKeys) take(table *ebpf.Map, epoch *ebpf.Variable) (ids []uint64, o
 	slices.Sort(d.ids)
 	d.ids = slices.Compact(d.ids)
 	return d.ids, true
+}
+
+// marked says whether id is one of the ids the last take returned.
+func (d *dirtyKeys) marked(id uint64) bool {
+	_, ok := slices.BinarySearch(d.ids, id)
+	return ok
 }

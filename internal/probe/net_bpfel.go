@@ -13,6 +13,17 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type netDirtyTable struct {
+	_             structs.HostLayout
+	OverflowEpoch uint64
+	Busy          uint64
+	Slot          [64]struct {
+		_     structs.HostLayout
+		Id    uint64
+		Epoch uint64
+	}
+}
+
 type netNetValue struct {
 	_         structs.HostLayout
 	RxBytes   uint64
@@ -26,8 +37,10 @@ type netNetValue struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	netMapNetCgroups       = "net_cgroups"
+	netMapNetDirty         = "net_dirty"
 	netProgCrmonNetEgress  = "crmon_net_egress"
 	netProgCrmonNetIngress = "crmon_net_ingress"
+	netVarNetDirtyEpoch    = "net_dirty_epoch"
 	netVarNetDrops         = "net_drops"
 	netVarNetInserts       = "net_inserts"
 )
@@ -83,14 +96,16 @@ type netProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type netMapSpecs struct {
 	NetCgroups *ebpf.MapSpec `ebpf:"net_cgroups"`
+	NetDirty   *ebpf.MapSpec `ebpf:"net_dirty"`
 }
 
 // netVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netVariableSpecs struct {
-	NetDrops   *ebpf.VariableSpec `ebpf:"net_drops"`
-	NetInserts *ebpf.VariableSpec `ebpf:"net_inserts"`
+	NetDirtyEpoch *ebpf.VariableSpec `ebpf:"net_dirty_epoch"`
+	NetDrops      *ebpf.VariableSpec `ebpf:"net_drops"`
+	NetInserts    *ebpf.VariableSpec `ebpf:"net_inserts"`
 }
 
 // netObjects contains all objects after they have been loaded into the kernel.
@@ -114,11 +129,13 @@ func (o *netObjects) Close() error {
 // It can be passed to loadNetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netMaps struct {
 	NetCgroups *ebpf.Map `ebpf:"net_cgroups"`
+	NetDirty   *ebpf.Map `ebpf:"net_dirty"`
 }
 
 func (m *netMaps) Close() error {
 	return _NetClose(
 		m.NetCgroups,
+		m.NetDirty,
 	)
 }
 
@@ -126,8 +143,9 @@ func (m *netMaps) Close() error {
 //
 // It can be passed to loadNetObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netVariables struct {
-	NetDrops   *ebpf.Variable `ebpf:"net_drops"`
-	NetInserts *ebpf.Variable `ebpf:"net_inserts"`
+	NetDirtyEpoch *ebpf.Variable `ebpf:"net_dirty_epoch"`
+	NetDrops      *ebpf.Variable `ebpf:"net_drops"`
+	NetInserts    *ebpf.Variable `ebpf:"net_inserts"`
 }
 
 // netPrograms contains all programs after they have been loaded into the kernel.

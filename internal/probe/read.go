@@ -116,8 +116,16 @@ type readState struct {
 	schedMap   perCPUReader[uint64, schedSchedValue]
 	schedDirty dirtyKeys
 	blockMap   perCPUReader[blockBlockKey, blockBlockValue]
-	netMap     perCPUReader[uint64, netNetValue]
-	dropVals   [4]uint64 // the most reasons a probe has
+	blockDirty dirtyKeys
+	// blockInserts is block_inserts as the last read found it: the block
+	// program marks a cgroup, not a key, so a read by marks finds only
+	// the keys it knows of that cgroup, and reads the whole map when one
+	// was added.
+	blockInserts uint64
+	blockKeys    []blockBlockKey
+	netMap       perCPUReader[uint64, netNetValue]
+	netDirty     dirtyKeys
+	dropVals     [4]uint64 // the most reasons a probe has
 
 	// oncpu are the cgroups with a task on a CPU at the last read, from
 	// sched_oncpu; oncpuKnown is false when a CPU's cgroup did not
@@ -389,7 +397,8 @@ func (s *readState) readOnCPU() {
 }
 
 func (s *readState) readBlock(now time.Time) error {
-	err := s.blockMap.read(s.p.block.BlockCgroups, s.p.block.BlockInserts, func(key *blockBlockKey, vals []blockBlockValue) {
+	m, inserts := s.p.block.BlockCgroups, s.p.block.BlockInserts
+	each := func(key *blockBlockKey, vals []blockBlockValue) {
 		a := s.block[*key]
 		if a == nil {
 			path, ok := s.resolve(key.Cgroup, key.Hierarchy)
@@ -407,7 +416,32 @@ func (s *readState) readBlock(now time.Time) error {
 			s.block[*key] = a
 		}
 		a.v = sumBlock(vals)
-	})
+	}
+	// The count before the marks: a key added after it makes the next
+	// read whole.
+	var count uint64
+	counted := inserts.Get(&count) == nil
+	ids, ok := s.blockDirty.take(s.p.block.BlockDirty, s.p.block.BlockDirtyEpoch)
+	var err error
+	if ok && counted && count == s.blockInserts {
+		s.blockKeys = s.blockKeys[:0]
+		if len(ids) > 0 {
+			for k := range s.block {
+				if s.blockDirty.marked(k.Cgroup) {
+					s.blockKeys = append(s.blockKeys, k)
+				}
+			}
+		}
+		for k := range s.unresolvedBlock.m {
+			s.blockKeys = append(s.blockKeys, k)
+		}
+		err = s.blockMap.readKeys(m, inserts, s.blockKeys, each)
+	} else {
+		err = s.blockMap.read(m, inserts, each)
+	}
+	if counted && err == nil {
+		s.blockInserts = count
+	}
 	s.unresolvedBlock.finish(s.p.block.BlockCgroups, s.unresolved(ProbeBlock))
 	if err != nil {
 		return fmt.Errorf("reading block_cgroups: %w", err)
@@ -416,7 +450,8 @@ func (s *readState) readBlock(now time.Time) error {
 }
 
 func (s *readState) readNet(now time.Time) error {
-	err := s.netMap.read(s.p.net.NetCgroups, s.p.net.NetInserts, func(key *uint64, vals []netNetValue) {
+	m, inserts := s.p.net.NetCgroups, s.p.net.NetInserts
+	each := func(key *uint64, vals []netNetValue) {
 		a := s.net[*key]
 		if a == nil {
 			path, ok := s.resolve(*key, 0)
@@ -430,7 +465,17 @@ func (s *readState) readNet(now time.Time) error {
 			s.layoutStale = true
 		}
 		a.v = sumNet(vals)
-	})
+	}
+	var err error
+	if ids, ok := s.netDirty.take(s.p.net.NetDirty, s.p.net.NetDirtyEpoch); ok {
+		// As in readSched.
+		for k := range s.unresolvedNet.m {
+			ids = append(ids, k)
+		}
+		err = s.netMap.readKeys(m, inserts, ids, each)
+	} else {
+		err = s.netMap.read(m, inserts, each)
+	}
 	s.unresolvedNet.finish(s.p.net.NetCgroups, s.unresolved(ProbeNet))
 	if err != nil {
 		return fmt.Errorf("reading net_cgroups: %w", err)

@@ -16,6 +16,7 @@ import (
 type schedDirtyTable struct {
 	_             structs.HostLayout
 	OverflowEpoch uint64
+	Busy          uint64
 	Slot          [64]struct {
 		_     structs.HostLayout
 		Id    uint64
