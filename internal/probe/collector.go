@@ -70,6 +70,9 @@ type cgroupLabels struct {
 	id, name, image string
 	// text is `id="…",image="…",name="…"`.
 	text string
+	// series are the cgroup's series as AppendSeries gives them, made
+	// the first time each is served; the collector's seriesMu guards it.
+	series map[seriesKey][]*collect.Series
 }
 
 func newCgroupLabels(path string, ref collect.ContainerRef, named bool) *cgroupLabels {
@@ -103,6 +106,12 @@ type collector struct {
 	// scrape after it: scrapes are rarer than ticks, and two scrapes of
 	// one tick share the work.
 	built []prometheus.Metric
+
+	// seriesMu guards the series AppendSeries keeps: own are those of the
+	// collector's own families (probes, maps, programs, drops: sets fixed
+	// by the code), each cgroup's are in its labels.
+	seriesMu sync.Mutex
+	own      map[seriesKey][]*collect.Series
 
 	// readMu guards the tick's reading: CgroupActivity (the containers
 	// collector, earlier in the tick) and Update share one read of the

@@ -53,6 +53,9 @@ type series struct {
 	lv [2]string
 	v  float64
 	h  *Histogram
+	// hv holds a histogram made for the series (a cgroup's block
+	// latency by op, summed over devices).
+	hv Histogram
 }
 
 // series calls emit with every series of one update, family by family, in
@@ -139,12 +142,12 @@ func (c *collector) series(snap *Snapshot, cgroups []exported, capped uint64, em
 			}
 		})
 		each(func(e *exported, st *CgroupStats) {
-			for _, op := range []Op{OpRead, OpWrite} {
-				h := st.BlockLatency(op)
-				if h.Count == 0 {
+			for _, op := range [...]Op{OpRead, OpWrite} {
+				*s = series{f: c.blockHist, cg: e, lv: [2]string{string(op)}, hv: st.BlockLatency(op)}
+				if s.hv.Count == 0 {
 					continue
 				}
-				*s = series{f: c.blockHist, cg: e, lv: [2]string{string(op)}, h: &h}
+				s.h = &s.hv
 				emit(s)
 			}
 		})

@@ -23,7 +23,9 @@ import (
 // checkText checks that AppendText writes the series Collect emits, with
 // the same values, both parsed by Prometheus' own text parser (the order
 // of series within a family differs: client_golang sorts them by label
-// values), and that promtool accepts it. It returns the text.
+// values), and that promtool accepts it; and that AppendSeries gives
+// those series too, the same *collect.Series when asked again. It
+// returns the text.
 func checkText(t *testing.T, c *collector) string {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
@@ -50,6 +52,17 @@ func checkText(t *testing.T, c *collector) string {
 		}
 	} else if testenv.InCI() {
 		t.Error("promtool not installed")
+	}
+	pts := c.AppendSeries(nil)
+	testenv.ComparePoints(t, pts, mfs)
+	again := c.AppendSeries(nil)
+	if len(again) != len(pts) {
+		t.Fatalf("%d points, then %d", len(pts), len(again))
+	}
+	for i := range pts {
+		if again[i].Series != pts[i].Series {
+			t.Errorf("%s%v: a new *collect.Series when asked again", pts[i].Series.Name, pts[i].Series.Labels)
+		}
 	}
 	return string(got)
 }
@@ -146,12 +159,24 @@ func TestAppendText(t *testing.T) {
 		t.Error("network series served with the net probe down")
 	}
 
-	// A later update keeps a cgroup's rendered labels while its name and
-	// image stay, and renders them again when they change.
+	// A steady read of the series allocates the enumeration's series and
+	// a copy of the probes' status, nothing per series.
+	buf := make([]collect.Point, 0, 4096)
+	if n := testing.AllocsPerRun(20, func() { c.AppendSeries(buf[:0]) }); n > 2 && !testenv.Race {
+		t.Errorf("AppendSeries allocates %v times per steady call", n)
+	}
+
+	// A later update keeps a cgroup's rendered labels, and so its series,
+	// while its name and image stay, and renders them again when they
+	// change.
 	before := c.cgroups[0].cgroupLabels
+	pts := c.AppendSeries(nil)
 	c.export(snap, now.Add(time.Second))
 	if c.cgroups[0].cgroupLabels != before {
 		t.Error("labels rendered again for an unchanged container")
+	}
+	if again := c.AppendSeries(nil); len(again) != len(pts) || again[len(again)-1].Series != pts[len(pts)-1].Series {
+		t.Error("a container's series made again after an update that changed nothing")
 	}
 	lookup["/docker/a"] = collect.ContainerRef{ID: "a", Name: "web-2", Image: "img"}
 	c.export(snap, now.Add(2*time.Second))
