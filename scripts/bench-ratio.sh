@@ -15,6 +15,7 @@
 #
 #   scripts/bench-ratio.sh ./crmon.before ./crmon
 #   N=1000 SECONDS_PER_RUN=120 scripts/bench-ratio.sh ./crmon ./crmon.before
+#   STORE=true scripts/bench-ratio.sh ./crmon.before ./crmon   (the local store on, as by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-90}
 WARMUP=${WARMUP:-20}
 SETTLE=${SETTLE:-30}
 PARALLEL=${PARALLEL:-8}
+STORE=${STORE:-false}
 IMAGE=${CRMON_TEST_IMAGE:-crmon-test/busybox:latest}
 DOCKER=docker; [[ -x /usr/bin/docker ]] && DOCKER=/usr/bin/docker
 tmp=$(mktemp -d)
@@ -41,7 +43,7 @@ trap cleanup EXIT
 
 start() { # bin port dir
 	mkdir -p "$3"
-	printf '[cleanroom.monitoring.store]\nenabled = false\npath = "%s/tsdb"\n[cleanroom.monitoring.containers]\ninclude = ["crmon-ratio-*"]\n' "$3" >"$3/c.toml"
+	printf '[cleanroom.monitoring.store]\nenabled = %s\npath = "%s/tsdb"\n[cleanroom.monitoring.containers]\ninclude = ["crmon-ratio-*"]\n' "$STORE" "$3" >"$3/c.toml"
 	"$1" --log.level warn run --config "$3/c.toml" --control.socket "$3/s" --collection-interval 1s --web.listen-address "127.0.0.1:$2" >/dev/null 2>&1 &
 	pids+=($!)
 }

@@ -63,6 +63,7 @@ type exported struct {
 // AppendText writes them, made when the cgroup is first exported under a
 // name and image and kept while it is.
 type cgroupLabels struct {
+	path string
 	// ref is the container's name and image as the lookup gave them;
 	// named says whether one did.
 	ref             collect.ContainerRef
@@ -76,7 +77,7 @@ type cgroupLabels struct {
 }
 
 func newCgroupLabels(path string, ref collect.ContainerRef, named bool) *cgroupLabels {
-	l := &cgroupLabels{ref: ref, named: named, id: collect.ValidLabelValue(path),
+	l := &cgroupLabels{path: path, ref: ref, named: named, id: collect.ValidLabelValue(path),
 		name: collect.ValidLabelValue(ref.Name), image: collect.ValidLabelValue(ref.Image)}
 	b := collect.AppendLabel(nil, "id", l.id)
 	b = append(b, ',')
@@ -95,13 +96,17 @@ type collector struct {
 	snap    *Snapshot
 	cgroups []exported
 	capped  uint64
-	// labels are the label values of each exported cgroup, by path: a
-	// removed cgroup keeps the container name and image it had while it
-	// ran after the containers collector forgot its container, so its
-	// series do not end and restart under name="". Only Update uses it;
-	// it holds the cgroups of the last update, so it is bounded by
-	// MaxSeries.
-	labels map[string]*cgroupLabels
+	// labels are the label values of each cgroup the last update
+	// exported (nil for the others), by its index in the snapshots of
+	// layout, and sel whether each is selected (Include, Exclude): while
+	// the probes' layout stays, a tick neither matches patterns nor
+	// hashes paths. A removed cgroup keeps the container name and image
+	// it had while it ran after the containers collector forgot its
+	// container, so its series do not end and restart under name="".
+	// Only Update uses them.
+	layout uint64
+	labels []*cgroupLabels
+	sel    []bool
 	// built caches the metrics of the last Update, built by the first
 	// scrape after it: scrapes are rarer than ticks, and two scrapes of
 	// one tick share the work.
@@ -213,25 +218,29 @@ func (c *collector) Update(_ context.Context, now time.Time) error {
 // export makes snap, read at now, the one the collector serves: which of
 // its cgroups are exported, and under which labels.
 func (c *collector) export(snap *Snapshot, now time.Time) {
+	if snap.layout == 0 || snap.layout != c.layout || len(c.sel) != len(snap.Cgroups) {
+		c.relayout(snap)
+	}
 	out := make([]exported, 0, min(len(snap.Cgroups), c.opts.MaxSeries))
-	labels := make(map[string]*cgroupLabels, len(c.labels))
 	var capped uint64
 	repaired := false
 	for i := range snap.Cgroups {
 		cg := &snap.Cgroups[i]
+		prev := c.labels[i]
+		c.labels[i] = nil
 		// A removed cgroup's counters are served for the retention, then
 		// dropped (the probes keep them longer, for test runs).
 		if cg.Removed && now.Sub(cg.RemovedAt) > c.opts.RemovedRetention {
 			continue
 		}
-		if !cg.Active() || !c.selected(cg.Path) {
+		if !c.sel[i] || !cg.Active() {
 			continue
 		}
 		if len(out) >= c.opts.MaxSeries {
 			capped++
 			continue
 		}
-		l := c.labels[cg.Path]
+		l := prev
 		var ref collect.ContainerRef
 		named := l != nil && l.named
 		if named {
@@ -245,20 +254,37 @@ func (c *collector) export(snap *Snapshot, now time.Time) {
 		if l == nil || l.named != named || l.ref.Name != ref.Name || l.ref.Image != ref.Image {
 			l = newCgroupLabels(cg.Path, ref, named)
 		}
-		labels[cg.Path] = l
+		c.labels[i] = l
 		repaired = repaired || l.id != cg.Path
 		out = append(out, exported{stats: cg, cgroupLabels: l})
 	}
 	if repaired {
 		out = dedupIDs(out, c.log)
 	}
-	c.labels = labels
 	c.mu.Lock()
 	c.capped += capped
 	c.snap = snap
 	c.cgroups = out
 	c.built = nil
 	c.mu.Unlock()
+}
+
+// relayout indexes the labels the last update exported and whether each
+// cgroup is selected by the order of snap's cgroups.
+func (c *collector) relayout(snap *Snapshot) {
+	byPath := make(map[string]*cgroupLabels, len(c.labels))
+	for _, l := range c.labels {
+		if l != nil {
+			byPath[l.path] = l
+		}
+	}
+	c.layout = snap.layout
+	c.labels = make([]*cgroupLabels, len(snap.Cgroups))
+	c.sel = make([]bool, len(snap.Cgroups))
+	for i := range snap.Cgroups {
+		p := snap.Cgroups[i].Path
+		c.labels[i], c.sel[i] = byPath[p], c.selected(p)
+	}
 }
 
 // reading returns the probes' reading for the tick at now, reading the

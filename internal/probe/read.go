@@ -106,6 +106,8 @@ type readState struct {
 	layout      []CgroupStats
 	liveAgain   []int
 	layoutStale bool
+	// layoutGen numbers the layouts built (Snapshot.layout).
+	layoutGen uint64
 	// byPath and paths are scratch space for building layout.
 	byPath map[string]int
 	paths  []string
@@ -787,6 +789,7 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 		s.buildLayout(retired)
 	}
 	snap.Cgroups = slices.Clone(s.layout)
+	snap.layout = s.layoutGen
 	for _, i := range s.liveAgain {
 		// Its counts are added to the removed one's: not in the array
 		// the retired cgroup and other snapshots share.
@@ -853,6 +856,7 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 // cgroups (sorted by path), and gives each acc its index.
 func (s *readState) buildLayout(retired []CgroupStats) {
 	s.layoutStale, s.retiredChanged = false, false
+	s.layoutGen++
 	if s.byPath == nil {
 		s.byPath = map[string]int{}
 	}

@@ -289,6 +289,9 @@ type Snapshot struct {
 	// could not be named.
 	OnCPU      []string
 	OnCPUKnown bool
+	// layout numbers the order of Cgroups: two snapshots of one Probes
+	// with the same layout (not 0) list the same paths in the same order.
+	layout uint64
 }
 
 // Dropped returns the count of probe's drops for reason.
