@@ -4,16 +4,11 @@
 package containers
 
 import (
-	"bytes"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/crmon-dev/crmon/internal/cgroups"
 	"github.com/crmon-dev/crmon/internal/testenv"
@@ -25,52 +20,15 @@ import (
 // client_golang sorts by label values.)
 func checkText(t testing.TB, c *Collector) {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want bytes.Buffer
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(&want, mf); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mfs, want := testenv.GatherText(t, c)
 	if len(mfs) < 2 {
 		t.Fatalf("Collect emitted %d families, want the containers' too", len(mfs))
 	}
 	got := c.AppendText(nil)
-	if diff := cmp.Diff(parseText(t, want.Bytes()), parseText(t, got)); diff != "" {
+	if diff := cmp.Diff(testenv.ParseText(t, want), testenv.ParseText(t, got)); diff != "" {
 		t.Errorf("AppendText differs from Collect (-collect +text):\n%s", diff)
 	}
 	checkSeries(t, c)
-}
-
-// parseText returns every sample of an exposition as sorted
-// "# TYPE/HELP" and "name{labels} value" lines.
-func parseText(t testing.TB, b []byte) []string {
-	t.Helper()
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	mfs, err := p.TextToMetricFamilies(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("parsing %d bytes: %v", len(b), err)
-	}
-	var out []string
-	for name, mf := range mfs {
-		out = append(out, "# "+name+" "+mf.GetType().String()+" "+mf.GetHelp())
-		for _, m := range mf.GetMetric() {
-			var l []string
-			for _, p := range m.GetLabel() {
-				l = append(l, p.GetName()+"="+p.GetValue())
-			}
-			sort.Strings(l)
-			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
-			out = append(out, name+"{"+strings.Join(l, ",")+"} "+model.SampleValue(v).String())
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // fixtureCollector is a containers collector with no engine, and add,

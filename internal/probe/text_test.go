@@ -6,15 +6,11 @@ package probe
 import (
 	"bytes"
 	"os/exec"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/crmon-dev/crmon/internal/collect"
 	"github.com/crmon-dev/crmon/internal/testenv"
@@ -28,20 +24,9 @@ import (
 // returns the text.
 func checkText(t *testing.T, c *collector) string {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want bytes.Buffer
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(&want, mf); err != nil {
-			t.Fatal(err)
-		}
-	}
+	mfs, want := testenv.GatherText(t, c)
 	got := c.AppendText(nil)
-	if diff := cmp.Diff(parseText(t, want.Bytes()), parseText(t, got)); diff != "" {
+	if diff := cmp.Diff(testenv.ParseText(t, want), testenv.ParseText(t, got)); diff != "" {
 		t.Errorf("AppendText differs from Collect (-collect +text):\n%s", diff)
 	}
 	if promtool, err := exec.LookPath("promtool"); err == nil {
@@ -53,54 +38,8 @@ func checkText(t *testing.T, c *collector) string {
 	} else if testenv.InCI() {
 		t.Error("promtool not installed")
 	}
-	pts := c.AppendSeries(nil)
-	testenv.ComparePoints(t, pts, mfs)
-	again := c.AppendSeries(nil)
-	if len(again) != len(pts) {
-		t.Fatalf("%d points, then %d", len(pts), len(again))
-	}
-	for i := range pts {
-		if again[i].Series != pts[i].Series {
-			t.Errorf("%s%v: a new *collect.Series when asked again", pts[i].Series.Name, pts[i].Series.Labels)
-		}
-	}
+	testenv.CheckPoints(t, c, mfs)
 	return string(got)
-}
-
-// parseText returns every sample of an exposition as sorted lines:
-// "# name TYPE help" for each family, and "name{labels} value" with the
-// labels sorted, a histogram's bucket by bucket.
-func parseText(t *testing.T, b []byte) []string {
-	t.Helper()
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	mfs, err := p.TextToMetricFamilies(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("parsing %d bytes: %v\n%s", len(b), err, b)
-	}
-	var out []string
-	for name, mf := range mfs {
-		out = append(out, "# "+name+" "+mf.GetType().String()+" "+mf.GetHelp())
-		for _, m := range mf.GetMetric() {
-			var l []string
-			for _, p := range m.GetLabel() {
-				l = append(l, p.GetName()+"="+p.GetValue())
-			}
-			sort.Strings(l)
-			ls := strings.Join(l, ",")
-			if h := m.GetHistogram(); h != nil {
-				for _, bk := range h.GetBucket() {
-					out = append(out, name+"_bucket{"+ls+",le="+model.SampleValue(bk.GetUpperBound()).String()+"} "+model.SampleValue(bk.GetCumulativeCount()).String())
-				}
-				out = append(out, name+"_sum{"+ls+"} "+model.SampleValue(h.GetSampleSum()).String(),
-					name+"_count{"+ls+"} "+model.SampleValue(h.GetSampleCount()).String())
-				continue
-			}
-			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
-			out = append(out, name+"{"+ls+"} "+model.SampleValue(v).String())
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // nopCloser stands for the run-time statistics being on.
