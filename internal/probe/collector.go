@@ -132,7 +132,7 @@ type collector struct {
 	blockBytes, blockOps, blockHist                            *family
 	netBytes, netPackets                                       *family
 	up, downInfo, mapMem, progRuns, progTime, drops, nExported *family
-	cappedDesc, evictedDesc, reads                             *family
+	cappedTotal, evicted, reads                                *family
 }
 
 // NewCollector returns the "ebpf" collector over p, which may be nil when
@@ -186,11 +186,11 @@ func NewCollector(p *Probes, opts CollectorOptions) collect.Collector {
 			"Updates the probes could not make, by reason.", "probe", "reason"),
 		nExported: own("crmon_cgroups_exported", gauge,
 			"Cgroups exported by the last update."),
-		cappedDesc: own("crmon_cgroups_series_cap_dropped_total", counter,
+		cappedTotal: own("crmon_cgroups_series_cap_dropped_total", counter,
 			"Cgroups left out of an update by the series cap, summed over updates."),
 		reads: own("crmon_bpf_map_reads_total", counter,
 			"Reads of every probe map: one per collection, plus the exact reads a test session takes at its start and stop."),
-		evictedDesc: own("crmon_cgroups_removed_evicted_total", counter,
+		evicted: own("crmon_cgroups_removed_evicted_total", counter,
 			"Removed cgroups whose final counts were forgotten before their retention was over, to keep the number held bounded."),
 	}
 }
@@ -426,7 +426,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 // families are the collector's families in the order it serves them.
 func (c *collector) families() []*family {
-	return []*family{c.up, c.downInfo, c.nExported, c.cappedDesc, c.reads, c.evictedDesc, c.mapMem,
+	return []*family{c.up, c.downInfo, c.nExported, c.cappedTotal, c.reads, c.evicted, c.mapMem,
 		c.progRuns, c.progTime, c.drops, c.cpu, c.wait, c.waitHist, c.switches, c.blockBytes, c.blockOps,
 		c.blockHist, c.netBytes, c.netPackets}
 }

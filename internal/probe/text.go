@@ -88,12 +88,12 @@ func (c *collector) series(snap *Snapshot, cgroups []exported, capped uint64, em
 		}
 	}
 	one(c.nExported, nil, float64(len(cgroups)))
-	one(c.cappedDesc, nil, float64(capped))
+	one(c.cappedTotal, nil, float64(capped))
 	one(c.reads, nil, float64(c.p.Reads()))
 	if snap == nil {
 		return
 	}
-	one(c.evictedDesc, nil, float64(snap.RemovedEvicted))
+	one(c.evicted, nil, float64(snap.RemovedEvicted))
 	for _, m := range snap.Maps {
 		one(c.mapMem, nil, float64(m.MemoryBytes), m.Name)
 	}
