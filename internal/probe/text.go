@@ -59,8 +59,9 @@ type series struct {
 }
 
 // series calls emit with every series of one update, family by family, in
-// the order of families(). Collect and AppendText both serve what it
-// gives. The series it passes is reused from one call to the next.
+// the order of families(). Collect, AppendText and AppendSeries all
+// serve what it gives. The series it passes is reused from one call to
+// the next.
 func (c *collector) series(snap *Snapshot, cgroups []exported, capped uint64, emit func(*series)) {
 	s := new(series)
 	one := func(f *family, cg *exported, v float64, lv ...string) {
