@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"path"
 	"slices"
 	"sort"
@@ -431,23 +432,39 @@ func (c *collector) families() []*family {
 		c.blockHist, c.netBytes, c.netPackets}
 }
 
-// promBuckets converts a log2 ns histogram into Prometheus buckets with
-// upper bounds 2^b ns for b in [firstBucket, NumBuckets-2]: 1.024e-06 s up
-// to 4.29 s; everything above is only in +Inf.
+// A log2 ns histogram's Prometheus buckets have upper bounds 2^b ns for b
+// in [firstBucket, NumBuckets-2]: 1.024e-06 s up to 4.29 s; everything
+// above is only in +Inf, bucket NumBuckets-1.
 const firstBucket = 10
 
-func promBuckets(h *Histogram) (count uint64, sum float64, buckets map[float64]uint64) {
-	buckets = make(map[float64]uint64, NumBuckets-1-firstBucket)
-	var cum uint64
-	for b := 0; b < NumBuckets-1; b++ {
-		// Bucket b holds values below 2^b ns, so it is within le=2^b.
-		cum += h.Buckets[b]
-		if b >= firstBucket {
-			buckets[float64(int64(1)<<b)/1e9] = cum
-		}
+// promBound is the upper bound in seconds of Prometheus bucket b.
+func promBound(b int) float64 {
+	if b == NumBuckets-1 {
+		return math.Inf(1)
 	}
-	cum += h.Buckets[NumBuckets-1]
-	return cum, h.Sum.Seconds(), buckets
+	return float64(int64(1)<<b) / 1e9
+}
+
+// promCounts returns the cumulative count of each of h's Prometheus
+// buckets, by b from firstBucket to NumBuckets-1 (+Inf: the count).
+func promCounts(h *Histogram) (cum [NumBuckets]uint64) {
+	var n uint64
+	for b, c := range h.Buckets {
+		// Bucket b holds values below 2^b ns, so it is within le=2^b.
+		n += c
+		cum[b] = n
+	}
+	return cum
+}
+
+// promBuckets converts h into client_golang's constant histogram.
+func promBuckets(h *Histogram) (count uint64, sum float64, buckets map[float64]uint64) {
+	cum := promCounts(h)
+	buckets = make(map[float64]uint64, NumBuckets-1-firstBucket)
+	for b := firstBucket; b < NumBuckets-1; b++ {
+		buckets[promBound(b)] = cum[b]
+	}
+	return cum[NumBuckets-1], h.Sum.Seconds(), buckets
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {

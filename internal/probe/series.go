@@ -4,8 +4,6 @@
 package probe
 
 import (
-	"math"
-
 	"github.com/crmon-dev/crmon/internal/collect"
 )
 
@@ -36,25 +34,20 @@ func (c *collector) AppendSeries(dst []collect.Point) []collect.Point {
 			dst = append(dst, collect.Point{Series: ss[0], Value: s.v})
 			return
 		}
-		var cum uint64
-		k := 0
-		for i, n := range s.h.Buckets {
-			cum += n
-			if i >= firstBucket && i < NumBuckets-1 {
-				dst = append(dst, collect.Point{Series: ss[k], Value: float64(cum)})
-				k++
-			}
+		cum := promCounts(s.h)
+		for i := firstBucket; i < NumBuckets; i++ {
+			dst = append(dst, collect.Point{Series: ss[i-firstBucket], Value: float64(cum[i])})
 		}
+		n := NumBuckets - firstBucket
 		dst = append(dst,
-			collect.Point{Series: ss[k], Value: float64(cum)},
-			collect.Point{Series: ss[k+1], Value: s.h.Sum.Seconds()},
-			collect.Point{Series: ss[k+2], Value: float64(cum)})
+			collect.Point{Series: ss[n], Value: s.h.Sum.Seconds()},
+			collect.Point{Series: ss[n+1], Value: float64(cum[NumBuckets-1])})
 	})
 	return dst
 }
 
-// seriesOf returns the series of s: one, or a histogram's buckets, +Inf
-// bucket, _sum and _count. c.seriesMu must be held.
+// seriesOf returns the series of s: one, or a histogram's buckets (+Inf
+// the last), _sum and _count. c.seriesMu must be held.
 func (c *collector) seriesOf(s *series) []*collect.Series {
 	m := &c.own
 	if s.cg != nil {
@@ -80,15 +73,11 @@ func (c *collector) seriesOf(s *series) []*collect.Series {
 	if s.h == nil {
 		ss = []*collect.Series{collect.NewSeries(f.name, ls)}
 	} else {
-		bucket := func(le float64) *collect.Series {
-			return collect.NewSeries(f.name+"_bucket", append(append([]collect.Label(nil), ls...),
-				collect.Label{Name: "le", Value: collect.FormatBound(le)}))
+		for b := firstBucket; b < NumBuckets; b++ {
+			ss = append(ss, collect.NewSeries(f.name+"_bucket", append(append([]collect.Label(nil), ls...),
+				collect.Label{Name: "le", Value: collect.FormatBound(promBound(b))})))
 		}
-		for b := firstBucket; b < NumBuckets-1; b++ {
-			ss = append(ss, bucket(float64(int64(1)<<b)/1e9))
-		}
-		ss = append(ss, bucket(math.Inf(1)),
-			collect.NewSeries(f.name+"_sum", append([]collect.Label(nil), ls...)),
+		ss = append(ss, collect.NewSeries(f.name+"_sum", append([]collect.Label(nil), ls...)),
 			collect.NewSeries(f.name+"_count", append([]collect.Label(nil), ls...)))
 	}
 	if *m == nil {

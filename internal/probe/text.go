@@ -165,11 +165,11 @@ func (c *collector) series(snap *Snapshot, cgroups []exported, capped uint64, em
 	}
 }
 
-// bucketLE are the histograms' upper bounds as the text format writes
-// them, by log2 bucket (see promBuckets).
-var bucketLE = func() (le [NumBuckets - 1]string) {
-	for b := firstBucket; b < NumBuckets-1; b++ {
-		le[b] = strconv.FormatFloat(float64(int64(1)<<b)/1e9, 'g', -1, 64)
+// bucketLE are the Prometheus buckets' upper bounds as the text format
+// writes them, by b (promBound).
+var bucketLE = func() (le [NumBuckets]string) {
+	for b := firstBucket; b < NumBuckets; b++ {
+		le[b] = strconv.FormatFloat(promBound(b), 'g', -1, 64)
 	}
 	return le
 }()
@@ -198,24 +198,18 @@ func (c *collector) AppendText(b []byte) []byte {
 			b = collect.AppendValue(b, s.v)
 			return
 		}
-		var cum uint64
-		for i, n := range s.h.Buckets {
-			cum += n
-			if i >= firstBucket && i < NumBuckets-1 {
-				b = append(append(b, f.name...), "_bucket"...)
-				b = appendLabels(b, s, bucketLE[i])
-				b = collect.AppendValue(b, float64(cum))
-			}
+		cum := promCounts(s.h)
+		for i := firstBucket; i < NumBuckets; i++ {
+			b = append(append(b, f.name...), "_bucket"...)
+			b = appendLabels(b, s, bucketLE[i])
+			b = collect.AppendValue(b, float64(cum[i]))
 		}
-		b = append(append(b, f.name...), "_bucket"...)
-		b = appendLabels(b, s, "+Inf")
-		b = collect.AppendValue(b, float64(cum))
 		b = append(append(b, f.name...), "_sum"...)
 		b = appendLabels(b, s, "")
 		b = collect.AppendValue(b, s.h.Sum.Seconds())
 		b = append(append(b, f.name...), "_count"...)
 		b = appendLabels(b, s, "")
-		b = collect.AppendValue(b, float64(cum))
+		b = collect.AppendValue(b, float64(cum[NumBuckets-1]))
 	})
 	return b
 }
