@@ -74,9 +74,6 @@ type readState struct {
 	// gets a copy.
 	retiredStats []CgroupStats
 	retiredDirty bool
-	// retiredChanged is set when retiredStats was rebuilt since the
-	// snapshot layout was.
-	retiredChanged bool
 
 	devices map[uint32]string
 	// userDrops are drops user space counts: lost completions, unresolved
@@ -102,7 +99,8 @@ type readState struct {
 	// building it (a map of paths, a sort of them, a merge) every tick
 	// was 5 % of the agent's CPU beside 150 idle containers, hashing
 	// their paths most of it. layoutStale is set when an acc is added or
-	// deleted; a new acc's at is -1 until the layout is built again.
+	// deleted and when retiredStats is made again; a new acc's at is -1
+	// until the layout is built again.
 	layout      []CgroupStats
 	liveAgain   []int
 	layoutStale bool
@@ -785,7 +783,7 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 	snap := &Snapshot{Time: now, Probes: p.Status(), OnCPUKnown: s.oncpuKnown}
 	snap.OnCPU = append([]string(nil), s.oncpu...)
 	retired := s.sortedRetired()
-	if s.layout == nil || s.layoutStale || s.retiredChanged {
+	if s.layout == nil || s.layoutStale {
 		s.buildLayout(retired)
 	}
 	snap.Cgroups = slices.Clone(s.layout)
@@ -855,7 +853,7 @@ func (s *readState) snapshot(now time.Time) *Snapshot {
 // buildLayout makes the layout from the accs' paths and the retired
 // cgroups (sorted by path), and gives each acc its index.
 func (s *readState) buildLayout(retired []CgroupStats) {
-	s.layoutStale, s.retiredChanged = false, false
+	s.layoutStale = false
 	s.layoutGen++
 	if s.byPath == nil {
 		s.byPath = map[string]int{}
@@ -918,7 +916,7 @@ func (s *readState) sortedRetired() []CgroupStats {
 	if !s.retiredDirty {
 		return s.retiredStats
 	}
-	s.retiredDirty, s.retiredChanged = false, true
+	s.retiredDirty, s.layoutStale = false, true
 	// A new slice: the last one's entries are in snapshots still read.
 	out := make([]CgroupStats, 0, len(s.retired))
 	for _, r := range s.retired {
