@@ -104,18 +104,17 @@ static __always_inline void *lookup_or_init(void *map, const void *key, const vo
 // cgroup id and the epoch it was last charged in. User space raises
 // name_dirty_epoch before each read and takes the ids marked in the last
 // two epochs (a program that read the epoch just before the raise marks
-// with the old one). A cgroup has two slots its id hashes to, and takes
-// the first that holds it, is empty or holds one not marked in those
-// epochs; when both hold others marked in them, it sets overflow_epoch
-// and user space reads the whole map, as it also does every minute. (With
-// ten cgroups charged on a CPU between two reads, one slot each would
-// overflow a table about every other read; two, about one read in
-// fifteen.) So
-// does a mark made while another was being made on the same CPU (a block
-// completion's interrupt during an issue, a packet's softirq during a
-// send): busy is set around each, and a mark that finds it set gives up
-// its slot for overflow_epoch, since the two could interleave their
-// stores to one slot and lose one of them.
+// with the old one). A cgroup has two slots its id hashes to: it takes
+// the one that holds it, else one that is empty or holds a cgroup not
+// marked in those epochs; when both hold others marked in them, it sets
+// overflow_epoch and user space reads the whole map, as it also does
+// every minute. (With ten cgroups charged on a CPU between two reads, one
+// slot each would overflow a table about every other read; two, about
+// one read in fifteen.) So does a mark made while another was being made
+// on the same CPU (a block completion's interrupt during an issue, a
+// packet's softirq during a send): busy is set around each, and a mark
+// that finds it set gives up its slot for overflow_epoch, since the two
+// could interleave their stores to one slot and lose one of them.
 #define DIRTY_SLOTS 64
 
 struct dirty_slot {
