@@ -102,6 +102,12 @@ func AppendValue(b []byte, v float64) []byte {
 		b = append(b, "+Inf"...)
 	case math.IsInf(v, -1):
 		b = append(b, "-Inf"...)
+	case math.Abs(v) < 1e6 && v == math.Trunc(v):
+		// What 'g' writes for an integer under 10⁶ (it switches to an
+		// exponent there), without the shortest-digits search: most of
+		// a scrape's values are counts, the probes' histogram buckets
+		// above all (TestAppendValue).
+		b = strconv.AppendInt(b, int64(v), 10)
 	default:
 		b = strconv.AppendFloat(b, v, 'g', -1, 64)
 	}

@@ -165,11 +165,11 @@ func (c *collector) series(snap *Snapshot, cgroups []exported, capped uint64, em
 	}
 }
 
-// bucketLE are the Prometheus buckets' upper bounds as the text format
-// writes them, by b (promBound).
+// bucketLE are the Prometheus buckets' upper bounds as a bucket line's
+// last label, closing its braces, by b (promBound): `le="0.001"}`.
 var bucketLE = func() (le [NumBuckets]string) {
 	for b := firstBucket; b < NumBuckets; b++ {
-		le[b] = strconv.FormatFloat(promBound(b), 'g', -1, 64)
+		le[b] = string(collect.AppendLabel(nil, "le", strconv.FormatFloat(promBound(b), 'g', -1, 64))) + "}"
 	}
 	return le
 }()
@@ -185,7 +185,10 @@ func (c *collector) AppendText(b []byte) []byte {
 	c.mu.Lock()
 	snap, cgroups, capped := c.snap, c.cgroups, c.capped
 	c.mu.Unlock()
-	var last *family
+	var (
+		last      *family
+		lbl, open []byte
+	)
 	c.series(snap, cgroups, capped, func(s *series) {
 		f := s.f
 		if f != last {
@@ -194,31 +197,36 @@ func (c *collector) AppendText(b []byte) []byte {
 		}
 		if s.h == nil {
 			b = append(b, f.name...)
-			b = appendLabels(b, s, "")
+			b = appendLabels(b, s)
 			b = collect.AppendValue(b, s.v)
 			return
 		}
+		// A histogram's lines differ only in their suffix, le and value:
+		// its labels are rendered once (a scrape beside 150 cgroups
+		// writes 3 600 bucket lines).
+		lbl = appendLabels(lbl[:0], s)
+		open = append(open[:0], '{')
+		if len(lbl) > 0 {
+			open = append(append(open[:0], lbl[:len(lbl)-1]...), ',')
+		}
 		cum := promCounts(s.h)
 		for i := firstBucket; i < NumBuckets; i++ {
-			b = append(append(b, f.name...), "_bucket"...)
-			b = appendLabels(b, s, bucketLE[i])
+			b = append(append(append(append(b, f.name...), "_bucket"...), open...), bucketLE[i]...)
 			b = collect.AppendValue(b, float64(cum[i]))
 		}
-		b = append(append(b, f.name...), "_sum"...)
-		b = appendLabels(b, s, "")
+		b = append(append(append(b, f.name...), "_sum"...), lbl...)
 		b = collect.AppendValue(b, s.h.Sum.Seconds())
-		b = append(append(b, f.name...), "_count"...)
-		b = appendLabels(b, s, "")
+		b = append(append(append(b, f.name...), "_count"...), lbl...)
 		b = collect.AppendValue(b, float64(cum[NumBuckets-1]))
 	})
 	return b
 }
 
-// appendLabels appends s's labels, in braces, with le last when it is
-// not "" (a histogram's bucket); nothing for a series without labels.
-func appendLabels(b []byte, s *series, le string) []byte {
+// appendLabels appends s's labels, in braces; nothing for a series
+// without labels.
+func appendLabels(b []byte, s *series) []byte {
 	f := s.f
-	if f.nlv == 0 && s.cg == nil && le == "" {
+	if f.nlv == 0 && s.cg == nil {
 		return b
 	}
 	b = append(b, '{')
@@ -239,10 +247,6 @@ func appendLabels(b []byte, s *series, le string) []byte {
 	for i, name := range f.after {
 		sep()
 		b = collect.AppendLabel(b, name, s.lv[len(f.before)+i])
-	}
-	if le != "" {
-		sep()
-		b = collect.AppendLabel(b, "le", le)
 	}
 	return append(b, '}')
 }
