@@ -231,6 +231,21 @@ func (r *perCPUReader[K, V]) init() error {
 	return nil
 }
 
+// perCPUValues returns *vals made one value per possible CPU, once. A
+// per-CPU look-up given the slice itself writes into it; given a pointer
+// to it, cilium/ebpf makes a new slice (by reflection) at every call:
+// two of a read's look-ups a tick, 1 % of the agent's CPU at rest.
+func perCPUValues[V any](vals *[]V) ([]V, error) {
+	if *vals == nil {
+		ncpu, err := ebpf.PossibleCPU()
+		if err != nil {
+			return nil, err
+		}
+		*vals = make([]V, ncpu)
+	}
+	return *vals, nil
+}
+
 // resize makes room for a batch of n keys. BatchLookup writes straight
 // into the buffers only when vals holds exactly one value per CPU per key.
 func (r *perCPUReader[K, V]) resize(n int) error {

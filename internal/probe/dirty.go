@@ -46,7 +46,11 @@ func (d *dirtyKeys) take(table *ebpf.Map, epoch *ebpf.Variable) (ids []uint64, o
 		d.epoch--
 		return nil, false
 	}
-	if err := table.Lookup(uint32(0), &d.vals); err != nil {
+	vals, err := perCPUValues(&d.vals)
+	if err != nil {
+		return nil, false
+	}
+	if err := table.Lookup(uint32(0), vals); err != nil {
 		return nil, false
 	}
 	// Marks made since the last read's look at the tables carry its

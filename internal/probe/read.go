@@ -378,7 +378,11 @@ func (s *readState) readSched(now time.Time) error {
 // readOnCPU reads which cgroup each CPU runs.
 func (s *readState) readOnCPU() {
 	s.oncpu, s.oncpuKnown = s.oncpu[:0], false
-	if err := s.p.sched.SchedOncpu.Lookup(uint32(0), &s.oncpuVals); err != nil {
+	vals, err := perCPUValues(&s.oncpuVals)
+	if err != nil {
+		return
+	}
+	if err := s.p.sched.SchedOncpu.Lookup(uint32(0), vals); err != nil {
 		return
 	}
 	for _, id := range s.oncpuVals {
