@@ -155,14 +155,14 @@ type ProcessStat struct {
 }
 
 // Activity is what the probes saw of each cgroup, by cgroup2 path, each
-// summed over the cgroup and its descendants. Neither map is changed
-// once returned, and callers must not change them.
+// summed over the cgroup and its descendants. Neither Counts nor OnCPU is
+// changed once returned, and callers must not change OnCPU.
 type Activity struct {
-	// Counts are the cgroup's counts of events that only happen when it
+	// Counts are the cgroups' counts of events that only happen when one
 	// does something: context switches, completed block requests,
 	// packets. A cgroup did something between two readings exactly when
 	// its count moved; one absent did nothing since the probes loaded.
-	Counts map[string]uint64
+	Counts Counts
 	// OnCPU holds the cgroups with a task on a CPU at the reading: a task
 	// that never switches out moves no count.
 	OnCPU map[string]bool

@@ -206,7 +206,7 @@ func (ct *container) activity(act collect.Activity, ok bool) activity {
 		ct.actSeen = false
 		return actUnknown
 	}
-	n := act.Counts[ct.paths.V2]
+	n := act.Counts.Of(ct.paths.V2)
 	moved := !ct.actSeen || n != ct.actCount
 	ct.actCount, ct.actSeen = n, true
 	if moved || act.OnCPU[ct.paths.V2] {

@@ -175,7 +175,7 @@ func (e *procEntry) idle(act *collect.Activity) bool {
 	}
 	// A cgroup absent from the probes' reading did nothing since they
 	// loaded (collect.Activity), as the containers collector takes it.
-	return act.Counts[e.cgroup] == e.actCount
+	return act.Counts.Of(e.cgroup) == e.actCount
 }
 
 type procSample struct {
@@ -478,7 +478,7 @@ func (c *processesCollector) Update(_ context.Context, now time.Time) error {
 			if !e.cgroupRead {
 				c.readCgroup(e, pid)
 			}
-			e.actCount, e.haveAct = act.Counts[e.cgroup], true
+			e.actCount, e.haveAct = act.Counts.Of(e.cgroup), true
 		}
 		tally(int32(pid), e, delta)
 	}

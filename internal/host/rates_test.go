@@ -521,7 +521,7 @@ func TestProcessesIdleCgroups(t *testing.T) {
 		}
 	}
 	c.cgroupNS = 1 // the fixture has no namespaces: its paths are the probes'
-	fa := &fakeActivity{act: collect.Activity{Counts: map[string]uint64{"/": 100, "/idle": 5}, OnCPU: map[string]bool{}}}
+	fa := &fakeActivity{act: collect.Activity{Counts: collect.CountsOf(map[string]uint64{"/": 100, "/idle": 5}), OnCPU: map[string]bool{}}}
 	c.SetCgroupActivity(fa)
 	usage := func() float64 {
 		t.Helper()
@@ -554,7 +554,7 @@ func TestProcessesIdleCgroups(t *testing.T) {
 	if u := usage(); u != 0 {
 		t.Errorf("idle again: usage %v, want 0", u)
 	}
-	fa.act.Counts["/idle"] = 6
+	fa.act.Counts = collect.CountsOf(map[string]uint64{"/": 100, "/idle": 6})
 	if u := usage(); u != 50 {
 		t.Errorf("its cgroup moved: usage %v, want 50", u)
 	}

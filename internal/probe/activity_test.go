@@ -167,7 +167,7 @@ func TestActivityOnCPU(t *testing.T) {
 		t.Fatal("the probes cannot tell activity with the sched probe up")
 	}
 	after := usageUsec(t, busy)
-	prevIdle := prev.Counts[idle.path]
+	prevIdle := prev.Counts.Of(idle.path)
 	// ran: ticks in which the burner was accounted CPU time; onlyOnCPU:
 	// those of them in which it switched out nothing, seen by the marker
 	// alone; notRun: ticks in which the kernel accounted it nothing.
@@ -183,10 +183,10 @@ func TestActivityOnCPU(t *testing.T) {
 		}
 		used := before > after
 		after = usageUsec(t, busy)
-		moved := act.Counts[busy.path] != prev.Counts[busy.path]
+		moved := act.Counts.Of(busy.path) != prev.Counts.Of(busy.path)
 		switch {
 		case used && !moved && !act.OnCPU[busy.path]:
-			t.Errorf("tick %d: the burner's cgroup used CPU since the last reading (cpu.stat usage_usec moved) but looks idle (count %d, not on a CPU)", i, act.Counts[busy.path])
+			t.Errorf("tick %d: the burner's cgroup used CPU since the last reading (cpu.stat usage_usec moved) but looks idle (count %d, not on a CPU)", i, act.Counts.Of(busy.path))
 		case used && !moved:
 			onlyOnCPU++
 		case !used:
@@ -202,12 +202,12 @@ func TestActivityOnCPU(t *testing.T) {
 			t.Errorf("tick %d: the sleeper's cgroup is on a CPU", i)
 		}
 		// A second ask in the same tick is the same reading.
-		if again, _ := ca.CgroupActivity(now); again.Counts[busy.path] != act.Counts[busy.path] {
+		if again, _ := ca.CgroupActivity(now); again.Counts.Of(busy.path) != act.Counts.Of(busy.path) {
 			t.Errorf("tick %d: a second ask read the maps again", i)
 		}
 		prev = act
 	}
-	if n := prev.Counts[idle.path]; n != prevIdle {
+	if n := prev.Counts.Of(idle.path); n != prevIdle {
 		t.Errorf("the sleeper's cgroup count moved from %d to %d in %d ticks", prevIdle, n, ticks)
 	}
 	// The point of the test: ticks in which the burner ran and switched
@@ -255,7 +255,7 @@ func TestActivityMovedWhileOnCPU(t *testing.T) {
 		}
 		used := before > after
 		after = usageUsec(t, to)
-		moved := act.Counts[to.path] != prev.Counts[to.path]
+		moved := act.Counts.Of(to.path) != prev.Counts.Of(to.path)
 		if used && !moved && !act.OnCPU[to.path] {
 			t.Errorf("tick %d: the moved burner's new cgroup used CPU since the last reading (cpu.stat usage_usec moved) but looks idle (not on a CPU; on a CPU by its old cgroup: %v)", i, act.OnCPU[from.path])
 		}

@@ -306,26 +306,22 @@ func (c *collector) reading(now time.Time) (*Snapshot, error) {
 	if !snap.OnCPUKnown || !c.p.Up(ProbeSched) {
 		return snap, err
 	}
-	act := collect.Activity{
-		Counts: make(map[string]uint64, len(snap.Cgroups)),
-		OnCPU:  make(map[string]bool, len(snap.OnCPU)),
-		Block:  c.p.Up(ProbeBlock),
-		Net:    c.p.Up(ProbeNet),
-	}
+	// Its removed cgroups' counts no longer move. Left out, a parent's
+	// sum drops once, when one goes: one read in full.
+	live := make([]int, 0, len(snap.Cgroups))
 	for i := range snap.Cgroups {
-		cg := &snap.Cgroups[i]
-		if cg.Removed {
-			// Its counts no longer move. Left out, its parent's sum
-			// drops once, when it goes: one read in full.
-			continue
+		if !snap.Cgroups[i].Removed {
+			live = append(live, i)
 		}
-		n := activityCount(cg)
-		for p := cg.Path; ; p = path.Dir(p) {
-			act.Counts[p] += n
-			if p == "/" || p == "." || p == "" {
-				break
-			}
-		}
+	}
+	act := collect.Activity{
+		Counts: collect.MakeCounts(len(live), func(i int) (string, uint64) {
+			cg := &snap.Cgroups[live[i]]
+			return cg.Path, activityCount(cg)
+		}),
+		OnCPU: make(map[string]bool, len(snap.OnCPU)),
+		Block: c.p.Up(ProbeBlock),
+		Net:   c.p.Up(ProbeNet),
 	}
 	for _, p := range snap.OnCPU {
 		for ; !act.OnCPU[p]; p = path.Dir(p) {
