@@ -234,7 +234,8 @@ func (r *perCPUReader[K, V]) init() error {
 // perCPUValues returns *vals made one value per possible CPU, once. A
 // per-CPU look-up given the slice itself writes into it; given a pointer
 // to it, cilium/ebpf makes a new slice (by reflection) at every call:
-// two of a read's look-ups a tick, 1 % of the agent's CPU at rest.
+// four of a read's look-ups a tick (the three marked tables and
+// sched_oncpu), 1 % of the agent's CPU at rest.
 func perCPUValues[V any](vals *[]V) ([]V, error) {
 	if *vals == nil {
 		ncpu, err := ebpf.PossibleCPU()

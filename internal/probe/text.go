@@ -206,7 +206,7 @@ func (c *collector) AppendText(b []byte) []byte {
 		// writes 3 600 bucket lines).
 		lbl = appendLabels(lbl[:0], s)
 		open = append(open[:0], '{')
-		if len(lbl) > 0 {
+		if len(lbl) > len("{}") {
 			open = append(append(open[:0], lbl[:len(lbl)-1]...), ',')
 		}
 		cum := promCounts(s.h)
