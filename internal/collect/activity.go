@@ -45,9 +45,9 @@ func CountsOf(own map[string]uint64) Counts {
 
 // Of returns the sum of the counts of the cgroup at path and of those
 // below it: the paths that are path or start with path + "/" (every one
-// for "/"). 0 when there is none.
+// for "/"). 0 when there is none, and for "" (no cgroup).
 func (c Counts) Of(path string) uint64 {
-	if len(c.paths) == 0 {
+	if len(c.paths) == 0 || path == "" {
 		return 0
 	}
 	if path == "/" {

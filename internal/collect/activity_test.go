@@ -32,6 +32,9 @@ func TestCountsOf(t *testing.T) {
 			t.Errorf("Of(%q) = %d, want %d", p, got, want(p))
 		}
 	}
+	if got := c.Of(""); got != 0 {
+		t.Errorf(`Of("") = %d, want 0: no cgroup`, got)
+	}
 	if got := (Counts{}).Of("/a"); got != 0 {
 		t.Errorf("no counts: Of = %d, want 0", got)
 	}
