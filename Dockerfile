@@ -15,7 +15,7 @@
 #   FROM golang:1.26 AS build
 #   WORKDIR /src
 #   COPY . .
-#   RUN CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o /crmon ./cmd/crmon
+#   RUN CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags '-s -w' -o /crmon ./cmd/crmon
 #   FROM scratch
 #   COPY --from=build /crmon /usr/bin/crmon
 #   COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/
