@@ -46,15 +46,7 @@ func TestAppendSeries(t *testing.T) {
 	a.lpStale = true
 	c.updateLabels(a)
 	c.mu.Unlock()
-	after := c.AppendSeries(nil)
-	if len(after) != len(before) {
-		t.Fatalf("%d points, then %d", len(before), len(after))
-	}
-	for i := range before {
-		if before[i].Series != after[i].Series {
-			t.Errorf("%s%v: a new *collect.Series after the same metadata came again", before[i].Series.Name, before[i].Series.Labels)
-		}
-	}
+	testenv.SameSeries(t, before, c.AppendSeries(nil), "after the same metadata came again")
 
 	c.mu.Lock()
 	a.name, a.lpStale = "renamed", true

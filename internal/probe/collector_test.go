@@ -118,21 +118,8 @@ func TestCollector(t *testing.T) {
 	if err := c.Update(context.Background(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(c); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	text := buf.String()
+	_, b := testenv.GatherText(t, c)
+	text := string(b)
 	checkText(t, c.(*collector))
 	for _, want := range []string{
 		`crmon_container_cpu_seconds_total{id="` + cg.path + `",image="busybox:latest",name="web"}`,

@@ -81,14 +81,20 @@ func CheckPoints(t testing.TB, sa collect.SeriesAppender, fams []*dto.MetricFami
 	t.Helper()
 	pts := sa.AppendSeries(nil)
 	ComparePoints(t, pts, fams)
-	again := sa.AppendSeries(nil)
-	if len(again) != len(pts) {
-		t.Fatalf("%d points, then %d", len(pts), len(again))
+	SameSeries(t, pts, sa.AppendSeries(nil), "when asked again")
+	return pts
+}
+
+// SameSeries checks that after gives the very *collect.Series of before,
+// point by point: a collector keeps a series while its labels stay.
+func SameSeries(t testing.TB, before, after []collect.Point, when string) {
+	t.Helper()
+	if len(after) != len(before) {
+		t.Fatalf("%d points, then %d %s", len(before), len(after), when)
 	}
-	for i := range pts {
-		if again[i].Series != pts[i].Series {
-			t.Errorf("%s%v: a new *collect.Series when asked again", pts[i].Series.Name, pts[i].Series.Labels)
+	for i := range before {
+		if after[i].Series != before[i].Series {
+			t.Errorf("%s%v: a new *collect.Series %s", before[i].Series.Name, before[i].Series.Labels, when)
 		}
 	}
-	return pts
 }
